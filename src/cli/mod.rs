@@ -1,0 +1,70 @@
+//! The command line: argument parsing and one file per subcommand. Each subcommand calls
+//! into the library and returns an [`ExitStatus`]; [`command_error`] is the one place that
+//! turns failures into exit codes.
+
+pub mod command_error;
+mod explain;
+mod schema;
+mod validate;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use command_error::{CommandError, ExitStatus};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tramontane",
+    version,
+    about = "GitOps for Mistral AI organizations: validate, plan and apply org policy kept as YAML",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// When to color output.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the policy files against the schema and the rules between them.
+    Validate(validate::Args),
+    /// Print the JSON Schema of policy files (draft 2020-12), for editors and other tools.
+    Schema(schema::Args),
+    /// Explain an error code, or list them all.
+    Explain(explain::Args),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Colors on a terminal, unless `NO_COLOR` (https://no-color.org) or a dumb terminal
+    /// says otherwise.
+    pub fn enabled(self, stream_is_terminal: bool) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                stream_is_terminal
+                    && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+                    && std::env::var_os("TERM").is_none_or(|term| term != "dumb")
+            }
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
+    match cli.command {
+        Command::Validate(args) => validate::run(&args, cli.color),
+        Command::Schema(args) => schema::run(&args),
+        Command::Explain(args) => explain::run(&args),
+    }
+}

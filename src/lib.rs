@@ -1,0 +1,10 @@
+//! tramontane: GitOps for Mistral AI organizations.
+//!
+//! The pipeline runs one way: [`policy`] loads and checks the YAML into a [`model::DesiredOrg`];
+//! later stages diff it against the live organization into a plan and apply it; [`render`]
+//! shows every result; [`cli`] is the thin command line over all of it.
+
+pub mod cli;
+pub mod model;
+pub mod policy;
+pub mod render;

@@ -1,0 +1,262 @@
+//! What validation reports: one [`Diagnostic`] per problem, each with a stable [`Code`].
+
+use super::source::Span;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+macro_rules! codes {
+    ($($variant:ident = $code:literal, $severity:ident, $title:literal, $explanation:literal;)*) => {
+        /// Every problem tramontane reports has a code, stable across releases, which
+        /// `tramontane explain` describes.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Code { $($variant),* }
+
+        impl Code {
+            pub const ALL: &'static [Code] = &[$(Code::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $code),* }
+            }
+
+            pub fn severity(self) -> Severity {
+                match self { $(Code::$variant => Severity::$severity),* }
+            }
+
+            /// A one-line summary, for the README table and `explain`.
+            pub fn title(self) -> &'static str {
+                match self { $(Code::$variant => $title),* }
+            }
+
+            pub fn explanation(self) -> &'static str {
+                match self { $(Code::$variant => $explanation),* }
+            }
+        }
+    };
+}
+
+codes! {
+    Io = "E001", Error, "a policy file or directory cannot be read",
+        "The policy directory must exist and every *.yaml / *.yml file under it must be readable. \
+         Check the path given to --policies (default: policies/) and the file permissions. \
+         An empty directory is an error too: there is nothing to validate.";
+    Encoding = "E002", Error, "a policy file is not UTF-8",
+        "Policy files are YAML 1.2 and must be encoded as UTF-8. The error points at the first byte \
+         that is not valid UTF-8; re-save the file as UTF-8 (most editors: \"Save with encoding\").";
+    Syntax = "E003", Error, "the YAML does not parse",
+        "The file is not well-formed YAML 1.2. Common causes: a tab used for indentation (YAML \
+         indents with spaces only), an unclosed quote or bracket, a missing space after `:`, or \
+         mis-aligned indentation.";
+    DuplicateKey = "E004", Error, "a key appears twice in one mapping",
+        "YAML forbids the same key twice in one mapping, and most tools silently keep the last one. \
+         tramontane refuses instead, pointing at both: remove or rename one of them.";
+    Limit = "E005", Error, "a file exceeds a safety limit",
+        "To stay fast and bounded on hostile input, tramontane limits each policy file: at most \
+         4 MiB, nesting at most 64 levels deep, at most 1,000,000 nodes after anchors and aliases \
+         are expanded, and one YAML document. Split large files, flatten deep structures, and \
+         avoid aliases that expand exponentially.";
+    UnknownProperty = "E010", Error, "a property the policy format does not have",
+        "The policy format is closed: every mapping accepts a fixed set of properties (see \
+         `tramontane schema`). A misspelt property is reported with the closest valid one.";
+    MissingProperty = "E011", Error, "a required property is missing",
+        "Some properties are required: a member's `name`, a role's `models`, a key's `owner` and \
+         `secret`. Add the property named in the message.";
+    WrongType = "E012", Error, "a value has the wrong type",
+        "The value's type does not match the format: for example a list where a mapping is \
+         expected, or text where a number is expected. Quoting turns a number into text.";
+    InvalidValue = "E013", Error, "a value is not allowed",
+        "The value has the right type but is not accepted: a role name outside the known roles, \
+         a malformed email or date, a number out of range, a duplicated list item or a name with \
+         characters that are not allowed.";
+    DuplicateName = "E020", Error, "a name is defined in two places",
+        "Members, roles, teams and workspaces are merged across all policy files, and a name may \
+         be defined only once; the `organization` section may appear in only one file. Keep one \
+         of the two definitions.";
+    UnsupportedVersion = "E021", Error, "the policy format version is not supported",
+        "This tramontane reads policy format version 1. A file with another `version` was written \
+         for another release: upgrade tramontane, or set `version: 1`.";
+    UnknownMember = "E030", Error, "a reference to a member that is not defined",
+        "Workspace admins and members, team members and key owners must be organization members \
+         defined under `members`. Add the person under `members`, or fix the email.";
+    UnknownWorkspace = "E031", Error, "a reference to a workspace that is not defined",
+        "Team workspace assignments must name workspaces defined under `workspaces`.";
+    UnknownRole = "E032", Error, "a reference to a runtime role that is not defined",
+        "A team's `role` must name an access profile defined under `roles`.";
+    UnknownModel = "E033", Error, "a model the Mistral catalog does not know",
+        "Model ids and aliases are checked against the bundled catalog of Mistral's models (what \
+         GET /v1/models returns, kept in catalog/models.json). Use an id or alias listed there, \
+         or `*` for every model.";
+    KeyModelsNotSubset = "E034", Error, "a key allows a model its workspace does not",
+        "A key's `models` must be a subset of its workspace's `models`: a key can narrow what \
+         the workspace allows, never widen it. Aliases count as the model they point to.";
+    KeyRpmAboveWorkspace = "E035", Error, "a key's rpm is above its workspace's",
+        "A key's `rpm` must not exceed its workspace's `rpm`: the workspace limit caps every key \
+         in it.";
+    ExpiryInPast = "E036", Error, "a key expires in the past",
+        "A key's `expires` date must be in the future (UTC), or the key would be created already \
+         expired. Move the date, or use `expires_after_days`.";
+    ExpiryConflict = "E037", Error, "a key sets both `expires` and `expires_after_days`",
+        "A key expires either on a date (`expires`) or a number of days after its creation \
+         (`expires_after_days`), not both. Keep one.";
+    RotationWindow = "E038", Error, "a key's rotation window does not fit its lifetime",
+        "`rotate_before_days` starts a rotation that many days before expiry. It needs an expiry \
+         to count from, and must be shorter than `expires_after_days`, or every apply would \
+         rotate the key again.";
+    WorkspaceWithoutAdmin = "E039", Error, "a workspace has no admin",
+        "Creating a workspace needs an admin (the Admin API's `admin_user_id`). Set `admin:` to a \
+         member's email; that member is given `workspace_admin`.";
+    AdminRoleConflict = "E040", Error, "a workspace admin is listed without `workspace_admin`",
+        "A workspace's `admin` is one of its members with the `workspace_admin` role. Listing \
+         the admin again under `members` is allowed, but then with `workspace_admin`.";
+    TooFewAdmins = "E041", Error, "fewer organization admins than `min_admins`",
+        "`organization.min_admins` guards against locking the organization out: the policy must \
+         give at least that many members the `organization_admin` role.";
+    DeprecatedModel = "W002", Warning, "a model the catalog marks as deprecated",
+        "Mistral retires deprecated models on the date the catalog gives; requests to them fail \
+         after it. Move to the replacement the message names.";
+    KeyNeverExpires = "W001", Warning, "a key never expires",
+        "A key without `expires` or `expires_after_days` stays valid until someone deletes it. \
+         Security teams usually want every key to expire and be rotated.";
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Code {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Code, ()> {
+        Code::ALL
+            .iter()
+            .copied()
+            .find(|code| code.as_str().eq_ignore_ascii_case(text.trim()))
+            .ok_or(())
+    }
+}
+
+/// A secondary place that explains the primary one, such as the first of two duplicates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Note {
+    pub span: Span,
+    pub label: String,
+}
+
+/// One problem found in a policy directory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnostic {
+    pub code: Code,
+    pub message: String,
+    /// Where the problem is; absent only for problems of the directory as a whole.
+    pub span: Option<Span>,
+    /// A short label under the offending text.
+    pub label: Option<String>,
+    pub help: Option<String>,
+    pub notes: Vec<Note>,
+    /// For files whose problem has no span: the file the problem is about.
+    pub path: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn new(code: Code, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            code,
+            message: message.into(),
+            span: None,
+            label: None,
+            help: None,
+            notes: Vec::new(),
+            path: None,
+        }
+    }
+
+    pub fn at(mut self, span: Span) -> Diagnostic {
+        self.span = Some(span);
+        self
+    }
+
+    pub fn label(mut self, label: impl Into<String>) -> Diagnostic {
+        self.label = Some(label.into());
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Diagnostic {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn note(mut self, span: Span, label: impl Into<String>) -> Diagnostic {
+        self.notes.push(Note {
+            span,
+            label: label.into(),
+        });
+        self
+    }
+
+    pub fn path(mut self, path: impl Into<String>) -> Diagnostic {
+        self.path = Some(path.into());
+        self
+    }
+
+    pub fn severity(&self) -> Severity {
+        self.code.severity()
+    }
+}
+
+/// "did you mean" for a misspelt name: the closest candidate, if it is close enough to be
+/// a likely typo rather than a different word.
+pub fn closest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let wrong_lower = wrong.to_lowercase();
+    candidates
+        .into_iter()
+        .map(|candidate| {
+            let distance = strsim::levenshtein(&wrong_lower, &candidate.to_lowercase());
+            (distance, candidate)
+        })
+        .filter(|(distance, candidate)| {
+            let longest = wrong.chars().count().max(candidate.chars().count());
+            *candidate != wrong && *distance <= (longest / 3).max(1)
+        })
+        .min_by_key(|(distance, candidate)| (*distance, *candidate))
+        .map(|(_, candidate)| candidate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_parse_back() {
+        let mut seen = std::collections::HashSet::new();
+        for code in Code::ALL {
+            assert!(seen.insert(code.as_str()), "{code} twice");
+            assert_eq!(code.as_str().parse::<Code>(), Ok(*code));
+        }
+        assert_eq!("e010".parse::<Code>(), Ok(Code::UnknownProperty));
+        assert!("E999".parse::<Code>().is_err());
+    }
+
+    #[test]
+    fn closest_finds_typos_but_not_strangers() {
+        let known = ["description", "admin", "members", "spend_limit"];
+        assert_eq!(closest("descripton", known), Some("description"));
+        assert_eq!(closest("spendlimit", known), Some("spend_limit"));
+        assert_eq!(closest("colour", known), None);
+        assert_eq!(closest("admin", known), None);
+        assert_eq!(closest("Admin", known), Some("admin"));
+    }
+}

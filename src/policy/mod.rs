@@ -1,0 +1,471 @@
+//! Policy files: discovery, parsing with positions, the schema pass, merging into one
+//! [`DesiredOrg`], and the semantic pass.
+
+pub mod catalog;
+pub mod diagnostic;
+pub mod schema;
+mod semantic;
+pub mod source;
+pub mod write;
+pub mod yaml;
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use jiff::civil::Date;
+use serde_json::Value as Json;
+
+use crate::model::DesiredOrg;
+use catalog::Catalog;
+use diagnostic::{Code, Diagnostic, Severity};
+use schema::{PolicySchema, Segment};
+use source::{FileId, Position, SourceFile, SourceSet, Span};
+use yaml::Node;
+
+/// Largest policy file read. Real files are a few kilobytes.
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+/// The policy format version this release reads.
+pub const SUPPORTED_VERSION: i64 = 1;
+
+/// What validation needs besides the files.
+pub struct LoadOptions<'a> {
+    /// Expiry dates are checked against this day (UTC).
+    pub today: Date,
+    pub catalog: &'a Catalog,
+}
+
+impl LoadOptions<'static> {
+    pub fn new(today: Date) -> LoadOptions<'static> {
+        LoadOptions {
+            today,
+            catalog: Catalog::bundled(),
+        }
+    }
+}
+
+/// A policy directory, loaded: the merged org and everything wrong with it.
+#[derive(Debug)]
+pub struct LoadedPolicy {
+    pub sources: SourceSet,
+    pub desired: DesiredOrg,
+    /// Sorted by file, then position.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl LoadedPolicy {
+    pub fn error_count(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity() == Severity::Error)
+            .count()
+    }
+
+    pub fn warning_count(&self) -> usize {
+        self.diagnostics.len() - self.error_count()
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.error_count() == 0
+    }
+}
+
+/// The sections that hold named entities, merged across files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Section {
+    Members,
+    Roles,
+    Teams,
+    Workspaces,
+}
+
+impl Section {
+    const ALL: [Section; 4] = [
+        Section::Members,
+        Section::Roles,
+        Section::Teams,
+        Section::Workspaces,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Section::Members => "members",
+            Section::Roles => "roles",
+            Section::Teams => "teams",
+            Section::Workspaces => "workspaces",
+        }
+    }
+
+    fn singular(self) -> &'static str {
+        match self {
+            Section::Members => "member",
+            Section::Roles => "role",
+            Section::Teams => "team",
+            Section::Workspaces => "workspace",
+        }
+    }
+}
+
+/// Where each merged entity was written, so later checks can point at its source.
+#[derive(Default)]
+pub(crate) struct Origins {
+    roots: HashMap<FileId, Node>,
+    entities: HashMap<(Section, String), FileId>,
+    organization: Option<FileId>,
+    /// Entities that exist in the files but failed the schema: references to them are not
+    /// reported again as unknown.
+    broken: HashSet<(Section, String)>,
+}
+
+impl Origins {
+    /// The span of a value inside a named entity; the entity's own key if the value is absent.
+    pub(crate) fn span(&self, section: Section, name: &str, path: &[&str]) -> Option<Span> {
+        let file = *self.entities.get(&(section, name.to_owned()))?;
+        let mut full = vec![
+            Segment::Key(section.key().to_owned()),
+            Segment::Key(name.to_owned()),
+        ];
+        // List items are addressed as `#0`, `#1`, …; everything else is a mapping key.
+        full.extend(path.iter().map(|part| match part.strip_prefix('#') {
+            Some(index) => Segment::Index(index.parse().unwrap_or(usize::MAX)),
+            None => Segment::Key((*part).to_owned()),
+        }));
+        let root = self.roots.get(&file)?;
+        schema::node_at(root, &full).map(|node| node.span)
+    }
+
+    /// The span of the key that introduces a value (for mapping entries named by their key).
+    pub(crate) fn key_span(&self, section: Section, name: &str, path: &[&str]) -> Option<Span> {
+        let file = *self.entities.get(&(section, name.to_owned()))?;
+        let mut full = vec![
+            Segment::Key(section.key().to_owned()),
+            Segment::Key(name.to_owned()),
+        ];
+        full.extend(path.iter().map(|part| Segment::Key((*part).to_owned())));
+        let root = self.roots.get(&file)?;
+        schema::key_span_of(root, &full)
+    }
+
+    pub(crate) fn organization_span(&self, property: &str) -> Option<Span> {
+        let root = self.roots.get(&self.organization?)?;
+        let path = [
+            Segment::Key("organization".into()),
+            Segment::Key(property.into()),
+        ];
+        schema::node_at(root, &path).map(|node| node.span)
+    }
+
+    pub(crate) fn is_known(&self, section: Section, name: &str) -> bool {
+        let key = (section, name.to_owned());
+        self.entities.contains_key(&key) || self.broken.contains(&key)
+    }
+
+}
+
+/// Loads, checks and merges every policy file under `dir`. Never fails: problems are
+/// diagnostics, and the returned org holds whatever parts were valid.
+pub fn load(dir: &Path, options: &LoadOptions<'_>) -> LoadedPolicy {
+    let mut sources = SourceSet::default();
+    let mut diagnostics = Vec::new();
+    let mut origins = Origins::default();
+    let mut desired = DesiredOrg::default();
+    let shown_dir = dir.to_string_lossy().replace('\\', "/");
+
+    let paths = match discover(dir) {
+        Ok(paths) => paths,
+        Err(diagnostic) => {
+            return LoadedPolicy {
+                sources,
+                desired,
+                diagnostics: vec![diagnostic.path(shown_dir)],
+            };
+        }
+    };
+    if paths.is_empty() {
+        diagnostics.push(
+            Diagnostic::new(
+                Code::Io,
+                format!("no policy files (*.yaml, *.yml) under `{shown_dir}`"),
+            )
+            .path(shown_dir)
+            .help("point --policies at the directory that holds the policy files"),
+        );
+    }
+
+    let schema = PolicySchema::bundled();
+    let mut first_definition: HashMap<(Section, String), Span> = HashMap::new();
+    let mut organization_at: Option<Span> = None;
+    for relative in paths {
+        let display = source::display_path(dir, &relative);
+        let path = dir.join(&relative);
+        let (file, text) = match read_source(&path, &display, &mut sources) {
+            Ok(read) => read,
+            Err(diagnostic) => {
+                diagnostics.push(diagnostic);
+                continue;
+            }
+        };
+        let root = match yaml::parse(file, text) {
+            Ok(root) => root,
+            Err(diagnostic) => {
+                diagnostics.push(diagnostic);
+                None
+            }
+        };
+        let Some(root) = root.filter(|root| root.value != yaml::Value::Null) else {
+            continue;
+        };
+        let mut json = root.to_json();
+        let problems = schema.check(&root, &json);
+        let mut broken_paths: Vec<Vec<Segment>> = Vec::new();
+        for problem in problems {
+            if problem.droppable {
+                drop_value(&mut json, &problem.path);
+            } else {
+                broken_paths.push(problem.path);
+            }
+            diagnostics.push(problem.diagnostic);
+        }
+        let is_broken = |path: &[Segment]| {
+            broken_paths
+                .iter()
+                .any(|bad| bad.starts_with(path) || path.starts_with(bad))
+        };
+
+        if let Some(version) = root.get("version")
+            && let yaml::Value::Int(found) = version.value.value
+            && found != SUPPORTED_VERSION
+        {
+            diagnostics.push(
+                Diagnostic::new(
+                    Code::UnsupportedVersion,
+                    format!(
+                        "policy format version {found} is not supported; this tramontane reads version {SUPPORTED_VERSION}"
+                    ),
+                )
+                .at(version.value.span)
+                .label("unsupported version")
+                .help(format!(
+                    "set `version: {SUPPORTED_VERSION}`, or upgrade tramontane to one that reads version {found}"
+                )),
+            );
+        }
+
+        if let Some(entry) = root.get("organization") {
+            if let Some(first) = organization_at {
+                diagnostics.push(duplicate("the `organization` section", entry.key_span, first));
+            } else {
+                organization_at = Some(entry.key_span);
+                origins.organization = Some(file);
+                let path = [Segment::Key("organization".into())];
+                if !is_broken(&path)
+                    && let Ok(organization) = serde_json::from_value(json["organization"].take())
+                {
+                    desired.organization = organization;
+                }
+            }
+        }
+
+        for section in Section::ALL {
+            let Some(section_entry) = root.get(section.key()) else {
+                continue;
+            };
+            let Some(Json::Object(mut entities)) = json.get_mut(section.key()).map(Json::take)
+            else {
+                continue;
+            };
+            for entry in section_entry.value.entries() {
+                let key = (section, entry.key.clone());
+                if let Some(first) = first_definition.get(&key) {
+                    diagnostics.push(duplicate(
+                        &format!("{} `{}`", section.singular(), entry.key),
+                        entry.key_span,
+                        *first,
+                    ));
+                    continue;
+                }
+                first_definition.insert(key.clone(), entry.key_span);
+                let path = [
+                    Segment::Key(section.key().to_owned()),
+                    Segment::Key(entry.key.clone()),
+                ];
+                let value = entities.remove(&entry.key).unwrap_or(Json::Null);
+                if is_broken(&path) || !decode_into(&mut desired, section, &entry.key, value) {
+                    origins.broken.insert(key);
+                    continue;
+                }
+                origins.entities.insert(key, file);
+            }
+        }
+        origins.roots.insert(file, root);
+    }
+
+    diagnostics.extend(semantic::check(&desired, &origins, options));
+    diagnostics.sort_by(|a, b| {
+        let place = |d: &Diagnostic| {
+            (
+                d.span.map(|span| span.file),
+                d.span.map(|span| span.start),
+                d.path.clone(),
+            )
+        };
+        place(a).cmp(&place(b)).then_with(|| a.code.cmp(&b.code))
+    });
+    LoadedPolicy {
+        sources,
+        desired,
+        diagnostics,
+    }
+}
+
+/// Removes the value at `path` (an unknown property) from a file's JSON.
+fn drop_value(json: &mut Json, path: &[Segment]) {
+    let Some((Segment::Key(last), parent)) = path.split_last() else {
+        return;
+    };
+    let mut node = json;
+    for segment in parent {
+        let next = match segment {
+            Segment::Key(key) => node.get_mut(key.as_str()),
+            Segment::Index(i) => node.get_mut(*i),
+        };
+        let Some(next) = next else { return };
+        node = next;
+    }
+    if let Json::Object(map) = node {
+        map.shift_remove(last);
+    }
+}
+
+fn decode_into(desired: &mut DesiredOrg, section: Section, name: &str, value: Json) -> bool {
+    let name = name.to_owned();
+    match section {
+        Section::Members => serde_json::from_value(value).map(|v| desired.members.insert(name, v)).is_ok(),
+        Section::Roles => serde_json::from_value(value).map(|v| desired.roles.insert(name, v)).is_ok(),
+        Section::Teams => serde_json::from_value(value).map(|v| desired.teams.insert(name, v)).is_ok(),
+        Section::Workspaces => serde_json::from_value(value)
+            .map(|v| desired.workspaces.insert(name, v))
+            .is_ok(),
+    }
+}
+
+fn duplicate(what: &str, again: Span, first: Span) -> Diagnostic {
+    Diagnostic::new(Code::DuplicateName, format!("{what} is defined twice"))
+        .at(again)
+        .label("defined again here")
+        .note(first, "first defined here")
+        .help("names are unique across all policy files: keep one of the two definitions")
+}
+
+/// Every `*.yaml` / `*.yml` under `dir`, relative to it, sorted. Symlinked directories are
+/// not followed, so a link cycle cannot trap the walk.
+fn discover(dir: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
+    let shown = dir.to_string_lossy();
+    let metadata = std::fs::metadata(dir).map_err(|error| {
+        Diagnostic::new(
+            Code::Io,
+            format!("cannot read the policy directory `{shown}`: {}", io_reason(&error)),
+        )
+        .help("run tramontane from the repository root, or pass --policies DIR")
+    })?;
+    if !metadata.is_dir() {
+        return Err(Diagnostic::new(
+            Code::Io,
+            format!("`{shown}` is not a directory"),
+        )
+        .help("--policies takes the directory that holds the policy files"));
+    }
+    let mut found = Vec::new();
+    let mut pending = vec![PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        let entries = std::fs::read_dir(dir.join(&relative)).map_err(|error| {
+            Diagnostic::new(
+                Code::Io,
+                format!(
+                    "cannot read the directory `{}`: {}",
+                    source::display_path(dir, &relative),
+                    io_reason(&error)
+                ),
+            )
+        })?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name_text) = name.to_str() else { continue };
+            if name_text.starts_with('.') {
+                continue;
+            }
+            let Ok(file_type) = entry.file_type() else { continue };
+            let child = relative.join(&name);
+            if file_type.is_dir() {
+                pending.push(child);
+            } else if name_text.ends_with(".yaml") || name_text.ends_with(".yml") {
+                found.push(child);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn io_reason(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::NotFound => "it does not exist".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => error.to_string(),
+    }
+}
+
+/// Reads one file within the size limit and decodes it, registering it in `sources`.
+fn read_source<'s>(
+    path: &Path,
+    display: &str,
+    sources: &'s mut SourceSet,
+) -> Result<(FileId, &'s str), Diagnostic> {
+    let unreadable = |error: std::io::Error| {
+        Diagnostic::new(
+            Code::Io,
+            format!("cannot read `{display}`: {}", io_reason(&error)),
+        )
+        .path(display)
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(Diagnostic::new(
+            Code::Limit,
+            format!(
+                "`{display}` is larger than the limit of {} MiB",
+                MAX_FILE_BYTES / 1024 / 1024
+            ),
+        )
+        .path(display)
+        .help("split the policy across several smaller files"));
+    }
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(error) => {
+            let valid = error.utf8_error().valid_up_to();
+            let bytes = error.into_bytes();
+            let prefix = std::str::from_utf8(&bytes[..valid]).unwrap_or_default();
+            let line = prefix.matches('\n').count() as u32 + 1;
+            let column = prefix.rsplit('\n').next().unwrap_or("").chars().count() as u32 + 1;
+            let lossy = String::from_utf8_lossy(&bytes).into_owned();
+            let id = sources.add(SourceFile::new(path.to_owned(), display.to_owned(), lossy));
+            return Err(Diagnostic::new(
+                Code::Encoding,
+                format!(
+                    "`{display}` is not valid UTF-8: byte 0x{:02x} at offset {valid}",
+                    bytes[valid]
+                ),
+            )
+            .at(Span::point(id, Position { line, column }))
+            .label("not UTF-8")
+            .help("policy files are UTF-8: re-save the file with that encoding"));
+        }
+    };
+    let id = sources.add(SourceFile::new(path.to_owned(), display.to_owned(), text));
+    Ok((id, &sources.get(id).text))
+}

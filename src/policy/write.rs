@@ -1,0 +1,162 @@
+//! Renders an org back into policy YAML: block style, quoting only where YAML would
+//! otherwise read the text as something else.
+
+use serde_json::Value as Json;
+
+use crate::model::DesiredOrg;
+
+/// The org as one policy file. Loading the result gives back an equal [`DesiredOrg`].
+pub fn to_yaml(desired: &DesiredOrg) -> String {
+    let mut json = serde_json::to_value(desired).expect("the model always serializes");
+    if let Json::Object(map) = &mut json {
+        let mut with_version = serde_json::Map::new();
+        with_version.insert("version".into(), Json::from(super::SUPPORTED_VERSION));
+        with_version.extend(std::mem::take(map));
+        *map = with_version;
+    }
+    let mut out = String::new();
+    emit_block(&json, 0, &mut out);
+    out
+}
+
+fn emit_block(value: &Json, indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
+    match value {
+        Json::Object(map) => {
+            for (key, value) in map {
+                out.push_str(&pad);
+                out.push_str(&scalar_text(key));
+                out.push(':');
+                emit_after_key(value, indent, out);
+            }
+        }
+        Json::Array(items) => {
+            for item in items {
+                out.push_str(&pad);
+                out.push('-');
+                match item {
+                    Json::Object(map) if !map.is_empty() => {
+                        out.push('\n');
+                        emit_block(item, indent + 2, out);
+                    }
+                    Json::Array(inner) if !inner.is_empty() => {
+                        out.push('\n');
+                        emit_block(item, indent + 2, out);
+                    }
+                    _ => {
+                        out.push(' ');
+                        out.push_str(&inline(item));
+                        out.push('\n');
+                    }
+                }
+            }
+        }
+        scalar => {
+            out.push_str(&pad);
+            out.push_str(&inline(scalar));
+            out.push('\n');
+        }
+    }
+}
+
+fn emit_after_key(value: &Json, indent: usize, out: &mut String) {
+    match value {
+        Json::Object(map) if !map.is_empty() => {
+            out.push('\n');
+            emit_block(value, indent + 2, out);
+        }
+        // Short lists of scalars read best inline, as people write model and role lists.
+        Json::Array(items) if !items.is_empty() && items.iter().all(is_scalar) => {
+            out.push(' ');
+            out.push_str(&inline(value));
+            out.push('\n');
+        }
+        Json::Array(items) if !items.is_empty() => {
+            out.push('\n');
+            emit_block(value, indent + 2, out);
+        }
+        _ => {
+            out.push(' ');
+            out.push_str(&inline(value));
+            out.push('\n');
+        }
+    }
+}
+
+fn is_scalar(value: &Json) -> bool {
+    !matches!(value, Json::Object(_) | Json::Array(_))
+}
+
+fn inline(value: &Json) -> String {
+    match value {
+        Json::Null => "null".into(),
+        Json::Bool(b) => b.to_string(),
+        Json::Number(n) => n.to_string(),
+        Json::String(text) => scalar_text(text),
+        Json::Array(items) => {
+            let items: Vec<String> = items.iter().map(inline).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Json::Object(map) => {
+            let entries: Vec<String> = map
+                .iter()
+                .map(|(key, value)| format!("{}: {}", scalar_text(key), inline(value)))
+                .collect();
+            format!("{{{}}}", entries.join(", "))
+        }
+    }
+}
+
+/// Text as a YAML scalar: plain when it would read back as the same text, in flow context
+/// too, and double-quoted (JSON escaping is valid YAML) otherwise.
+fn scalar_text(text: &str) -> String {
+    if is_plain_safe(text) {
+        text.to_owned()
+    } else {
+        serde_json::to_string(text).expect("strings always serialize")
+    }
+}
+
+fn is_plain_safe(text: &str) -> bool {
+    let Some(first) = text.chars().next() else {
+        return false;
+    };
+    if first.is_whitespace() || text.ends_with(char::is_whitespace) {
+        return false;
+    }
+    if "-?:,[]{}#&*!|>'\"%@`".contains(first) {
+        // `*` alone is common (every model) but is an alias indicator: quote it.
+        return false;
+    }
+    if text.contains(": ")
+        || text.contains(" #")
+        || text.ends_with(':')
+        || text.chars().any(|c| c.is_control() || ",[]{}".contains(c))
+    {
+        return false;
+    }
+    // Text that the core schema would resolve to null, a boolean or a number stays text
+    // only when quoted.
+    matches!(
+        super::yaml::parse(super::source::FileId(0), text).map(|node| node.map(|node| node.value)),
+        Ok(Some(super::yaml::Value::Str(ref parsed))) if parsed == text
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ambiguous_text_is_quoted() {
+        assert_eq!(scalar_text("alice@acme.example"), "alice@acme.example");
+        assert_eq!(scalar_text("*"), "\"*\"");
+        assert_eq!(scalar_text("true"), "\"true\"");
+        assert_eq!(scalar_text("2027-03-01"), "2027-03-01");
+        assert_eq!(scalar_text("12"), "\"12\"");
+        assert_eq!(scalar_text("a: b"), "\"a: b\"");
+        assert_eq!(scalar_text(""), "\"\"");
+        assert_eq!(scalar_text("line\nbreak"), "\"line\\nbreak\"");
+        assert_eq!(scalar_text("Small models, fast"), "\"Small models, fast\"");
+    }
+}

@@ -1,0 +1,3 @@
+//! Everything tramontane shows people, in every format it shows it.
+
+pub mod diagnostics;
