@@ -25,7 +25,10 @@ impl ExitStatus {
 pub enum CommandError {
     /// A mistake in how the command was invoked.
     #[error("{message}")]
-    Usage { message: String, help: Option<String> },
+    Usage {
+        message: String,
+        help: Option<String>,
+    },
     /// Output could not be written (a closed pipe, a full disk).
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),

@@ -43,9 +43,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
     let shown = args.policies.to_string_lossy();
     let stdout = std::io::stdout();
     let text = match args.format {
-        Format::Human => {
-            diagnostics::human(&loaded, &shown, color.enabled(stdout.is_terminal()))
-        }
+        Format::Human => diagnostics::human(&loaded, &shown, color.enabled(stdout.is_terminal())),
         Format::Json => diagnostics::json(&loaded),
         Format::Github => diagnostics::github(&loaded),
     };

@@ -149,7 +149,10 @@ mod tests {
             catalog.resolve("mistral-small-latest"),
             catalog.resolve("mistral-large-latest")
         );
-        assert_eq!(catalog.suggest("mistral-smal-latest"), Some("mistral-small-latest"));
+        assert_eq!(
+            catalog.suggest("mistral-smal-latest"),
+            Some("mistral-small-latest")
+        );
     }
 
     #[test]
@@ -161,9 +164,15 @@ mod tests {
                 {"id": "large-2411", "aliases": [], "deprecation": "2026-01-01T00:00:00Z"}]}"#,
         )
         .unwrap();
-        assert_eq!(catalog.resolve("small-2506"), catalog.resolve("small-latest"));
+        assert_eq!(
+            catalog.resolve("small-2506"),
+            catalog.resolve("small-latest")
+        );
         assert_ne!(catalog.resolve("small-2506"), catalog.resolve("large-2411"));
-        assert_eq!(catalog.deprecation("large-2411").unwrap().date, "2026-01-01");
+        assert_eq!(
+            catalog.deprecation("large-2411").unwrap().date,
+            "2026-01-01"
+        );
         assert_eq!(catalog.resolve("unknown"), None);
     }
 }

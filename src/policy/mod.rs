@@ -159,7 +159,6 @@ impl Origins {
         let key = (section, name.to_owned());
         self.entities.contains_key(&key) || self.broken.contains(&key)
     }
-
 }
 
 /// Loads, checks and merges every policy file under `dir`. Never fails: problems are
@@ -201,14 +200,14 @@ pub fn load(dir: &Path, options: &LoadOptions<'_>) -> LoadedPolicy {
         let (file, text) = match read_source(&path, &display, &mut sources) {
             Ok(read) => read,
             Err(diagnostic) => {
-                diagnostics.push(diagnostic);
+                diagnostics.push(*diagnostic);
                 continue;
             }
         };
         let root = match yaml::parse(file, text) {
             Ok(root) => root,
             Err(diagnostic) => {
-                diagnostics.push(diagnostic);
+                diagnostics.push(*diagnostic);
                 None
             }
         };
@@ -253,7 +252,11 @@ pub fn load(dir: &Path, options: &LoadOptions<'_>) -> LoadedPolicy {
 
         if let Some(entry) = root.get("organization") {
             if let Some(first) = organization_at {
-                diagnostics.push(duplicate("the `organization` section", entry.key_span, first));
+                diagnostics.push(duplicate(
+                    "the `organization` section",
+                    entry.key_span,
+                    first,
+                ));
             } else {
                 organization_at = Some(entry.key_span);
                 origins.organization = Some(file);
@@ -340,9 +343,15 @@ fn drop_value(json: &mut Json, path: &[Segment]) {
 fn decode_into(desired: &mut DesiredOrg, section: Section, name: &str, value: Json) -> bool {
     let name = name.to_owned();
     match section {
-        Section::Members => serde_json::from_value(value).map(|v| desired.members.insert(name, v)).is_ok(),
-        Section::Roles => serde_json::from_value(value).map(|v| desired.roles.insert(name, v)).is_ok(),
-        Section::Teams => serde_json::from_value(value).map(|v| desired.teams.insert(name, v)).is_ok(),
+        Section::Members => serde_json::from_value(value)
+            .map(|v| desired.members.insert(name, v))
+            .is_ok(),
+        Section::Roles => serde_json::from_value(value)
+            .map(|v| desired.roles.insert(name, v))
+            .is_ok(),
+        Section::Teams => serde_json::from_value(value)
+            .map(|v| desired.teams.insert(name, v))
+            .is_ok(),
         Section::Workspaces => serde_json::from_value(value)
             .map(|v| desired.workspaces.insert(name, v))
             .is_ok(),
@@ -359,42 +368,50 @@ fn duplicate(what: &str, again: Span, first: Span) -> Diagnostic {
 
 /// Every `*.yaml` / `*.yml` under `dir`, relative to it, sorted. Symlinked directories are
 /// not followed, so a link cycle cannot trap the walk.
-fn discover(dir: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
+fn discover(dir: &Path) -> Result<Vec<PathBuf>, Box<Diagnostic>> {
     let shown = dir.to_string_lossy();
     let metadata = std::fs::metadata(dir).map_err(|error| {
-        Diagnostic::new(
-            Code::Io,
-            format!("cannot read the policy directory `{shown}`: {}", io_reason(&error)),
+        Box::new(
+            Diagnostic::new(
+                Code::Io,
+                format!(
+                    "cannot read the policy directory `{shown}`: {}",
+                    io_reason(&error)
+                ),
+            )
+            .help("run tramontane from the repository root, or pass --policies DIR"),
         )
-        .help("run tramontane from the repository root, or pass --policies DIR")
     })?;
     if !metadata.is_dir() {
-        return Err(Diagnostic::new(
-            Code::Io,
-            format!("`{shown}` is not a directory"),
-        )
-        .help("--policies takes the directory that holds the policy files"));
+        return Err(Box::new(
+            Diagnostic::new(Code::Io, format!("`{shown}` is not a directory"))
+                .help("--policies takes the directory that holds the policy files"),
+        ));
     }
     let mut found = Vec::new();
     let mut pending = vec![PathBuf::new()];
     while let Some(relative) = pending.pop() {
         let entries = std::fs::read_dir(dir.join(&relative)).map_err(|error| {
-            Diagnostic::new(
+            Box::new(Diagnostic::new(
                 Code::Io,
                 format!(
                     "cannot read the directory `{}`: {}",
                     source::display_path(dir, &relative),
                     io_reason(&error)
                 ),
-            )
+            ))
         })?;
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(name_text) = name.to_str() else { continue };
+            let Some(name_text) = name.to_str() else {
+                continue;
+            };
             if name_text.starts_with('.') {
                 continue;
             }
-            let Ok(file_type) = entry.file_type() else { continue };
+            let Ok(file_type) = entry.file_type() else {
+                continue;
+            };
             let child = relative.join(&name);
             if file_type.is_dir() {
                 pending.push(child);
@@ -420,13 +437,15 @@ fn read_source<'s>(
     path: &Path,
     display: &str,
     sources: &'s mut SourceSet,
-) -> Result<(FileId, &'s str), Diagnostic> {
+) -> Result<(FileId, &'s str), Box<Diagnostic>> {
     let unreadable = |error: std::io::Error| {
-        Diagnostic::new(
-            Code::Io,
-            format!("cannot read `{display}`: {}", io_reason(&error)),
+        Box::new(
+            Diagnostic::new(
+                Code::Io,
+                format!("cannot read `{display}`: {}", io_reason(&error)),
+            )
+            .path(display),
         )
-        .path(display)
     };
     let file = std::fs::File::open(path).map_err(unreadable)?;
     let mut bytes = Vec::new();
@@ -434,15 +453,17 @@ fn read_source<'s>(
         .read_to_end(&mut bytes)
         .map_err(unreadable)?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(Diagnostic::new(
-            Code::Limit,
-            format!(
-                "`{display}` is larger than the limit of {} MiB",
-                MAX_FILE_BYTES / 1024 / 1024
-            ),
-        )
-        .path(display)
-        .help("split the policy across several smaller files"));
+        return Err(Box::new(
+            Diagnostic::new(
+                Code::Limit,
+                format!(
+                    "`{display}` is larger than the limit of {} MiB",
+                    MAX_FILE_BYTES / 1024 / 1024
+                ),
+            )
+            .path(display)
+            .help("split the policy across several smaller files"),
+        ));
     }
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
@@ -454,16 +475,18 @@ fn read_source<'s>(
             let column = prefix.rsplit('\n').next().unwrap_or("").chars().count() as u32 + 1;
             let lossy = String::from_utf8_lossy(&bytes).into_owned();
             let id = sources.add(SourceFile::new(path.to_owned(), display.to_owned(), lossy));
-            return Err(Diagnostic::new(
-                Code::Encoding,
-                format!(
-                    "`{display}` is not valid UTF-8: byte 0x{:02x} at offset {valid}",
-                    bytes[valid]
-                ),
-            )
-            .at(Span::point(id, Position { line, column }))
-            .label("not UTF-8")
-            .help("policy files are UTF-8: re-save the file with that encoding"));
+            return Err(Box::new(
+                Diagnostic::new(
+                    Code::Encoding,
+                    format!(
+                        "`{display}` is not valid UTF-8: byte 0x{:02x} at offset {valid}",
+                        bytes[valid]
+                    ),
+                )
+                .at(Span::point(id, Position { line, column }))
+                .label("not UTF-8")
+                .help("policy files are UTF-8: re-save the file with that encoding"),
+            ));
         }
     };
     let id = sources.add(SourceFile::new(path.to_owned(), display.to_owned(), text));

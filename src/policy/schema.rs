@@ -148,7 +148,10 @@ impl PolicySchema {
                 let property = property.as_str().unwrap_or_default();
                 let mut diagnostic = Diagnostic::new(
                     Code::MissingProperty,
-                    format!("{} is missing the required property `{property}`", context.describe()),
+                    format!(
+                        "{} is missing the required property `{property}`",
+                        context.describe()
+                    ),
                 )
                 .at(key_span_of(root, &path).unwrap_or(node.span))
                 .label(format!("`{property}` is required"));
@@ -217,7 +220,10 @@ impl PolicySchema {
             ValidationErrorKind::AnyOf { .. } if is_spend_limit(&path) => vec![problem(
                 Diagnostic::new(
                     Code::InvalidValue,
-                    format!("{subject} must be a non-negative amount or `unlimited`, found {}", found_name(node)),
+                    format!(
+                        "{subject} must be a non-negative amount or `unlimited`, found {}",
+                        found_name(node)
+                    ),
                 )
                 .at(node.span)
                 .help("write a monthly amount such as `500`, or `unlimited`"),

@@ -94,7 +94,10 @@ impl Checker<'_> {
                     at(i),
                     Diagnostic::new(
                         Code::DeprecatedModel,
-                        format!("`{model}` is deprecated and retired on {}", deprecation.date),
+                        format!(
+                            "`{model}` is deprecated and retired on {}",
+                            deprecation.date
+                        ),
                     )
                     .label("deprecated")
                     .help(help),
@@ -177,7 +180,9 @@ impl Checker<'_> {
                     self.desired.workspaces.keys().map(String::as_str),
                 ) {
                     Some(suggestion) => format!("did you mean `{suggestion}`?"),
-                    None => format!("define `{workspace}` under `workspaces`, or remove the assignment"),
+                    None => {
+                        format!("define `{workspace}` under `workspaces`, or remove the assignment")
+                    }
                 };
                 let span = self
                     .origins
@@ -242,7 +247,11 @@ impl Checker<'_> {
                     );
                 }
                 Some(admin) => {
-                    self.member_reference(admin, at(&["admin"]), &format!("admin of workspace `{name}`"));
+                    self.member_reference(
+                        admin,
+                        at(&["admin"]),
+                        &format!("admin of workspace `{name}`"),
+                    );
                     if let Some(roles) = workspace.members.get(admin)
                         && !roles.contains(&WorkspaceRole::WorkspaceAdmin)
                     {
@@ -290,11 +299,21 @@ impl Checker<'_> {
                 };
                 let subject = format!("key `{key_name}` of workspace `{name}`");
 
-                self.member_reference(&key.owner, key_path(&["owner"]), &format!("owner of {subject}"));
+                self.member_reference(
+                    &key.owner,
+                    key_path(&["owner"]),
+                    &format!("owner of {subject}"),
+                );
 
                 if let Some(models) = &key.models {
                     self.model_list(models, |i| key_path(&["models", &format!("#{i}")]));
-                    self.key_models_subset(name, workspace.models.as_deref(), key_name, models, &key_path);
+                    self.key_models_subset(
+                        name,
+                        workspace.models.as_deref(),
+                        key_name,
+                        models,
+                        &key_path,
+                    );
                 }
 
                 if let (Some(key_rpm), Some(workspace_rpm)) = (key.rpm, workspace.rpm)

@@ -136,6 +136,12 @@ mod tests {
         assert_eq!(file.byte_offset(Position { line: 2, column: 5 }), 10);
         assert_eq!(file.line_text(2), "ab: ü");
         // Past the end of a line clamps to its end instead of spilling into the next.
-        assert_eq!(file.byte_offset(Position { line: 1, column: 99 }), 5);
+        assert_eq!(
+            file.byte_offset(Position {
+                line: 1,
+                column: 99
+            }),
+            5
+        );
     }
 }

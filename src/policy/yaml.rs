@@ -159,7 +159,7 @@ fn position(marker: &Marker) -> Position {
 }
 
 /// Parses one file. `Ok(None)` is a file without a document (empty, or comments only).
-pub fn parse(file: FileId, text: &str) -> Result<Option<Node>, Diagnostic> {
+pub fn parse(file: FileId, text: &str) -> Result<Option<Node>, Box<Diagnostic>> {
     let mut builder = Builder {
         file,
         stack: Vec::new(),
@@ -170,7 +170,7 @@ pub fn parse(file: FileId, text: &str) -> Result<Option<Node>, Diagnostic> {
     };
     let mut parser = Parser::new_from_str(text);
     while let Some(event) = parser.next_event() {
-        let (event, span) = event.map_err(|error| scan_error(file, &error))?;
+        let (event, span) = event.map_err(|error| Box::new(scan_error(file, &error)))?;
         if builder.on_event(event, span)? {
             break;
         }
@@ -198,7 +198,8 @@ fn scan_error(file: FileId, error: &ScanError) -> Diagnostic {
             .label("unexpected `:`")
             .help("a value containing `: ` must be quoted, and a nested mapping goes on its own indented line");
     } else if info.contains("did not find expected key") || info.contains("invalid indentation") {
-        diagnostic = diagnostic.help("check the indentation of this line against the lines above it");
+        diagnostic =
+            diagnostic.help("check the indentation of this line against the lines above it");
     } else if info.contains("unclosed") || info.contains("found unexpected end of stream") {
         diagnostic = diagnostic.help("a quote or bracket opened earlier is never closed");
     } else {
@@ -216,12 +217,12 @@ impl Builder {
         }
     }
 
-    fn limit(&self, at: Span, message: String, help: &str) -> Diagnostic {
-        Diagnostic::new(Code::Limit, message).at(at).help(help)
+    fn limit(&self, at: Span, message: String, help: &str) -> Box<Diagnostic> {
+        Box::new(Diagnostic::new(Code::Limit, message).at(at).help(help))
     }
 
     /// Handles one event; `Ok(true)` once the document is complete.
-    fn on_event(&mut self, event: Event<'_>, span: YamlSpan) -> Result<bool, Diagnostic> {
+    fn on_event(&mut self, event: Event<'_>, span: YamlSpan) -> Result<bool, Box<Diagnostic>> {
         let here = self.span(&span);
         match event {
             Event::StreamStart | Event::Nothing => {}
@@ -229,35 +230,39 @@ impl Builder {
             Event::DocumentStart(_) => {
                 self.documents += 1;
                 if self.documents > 1 {
-                    return Err(Diagnostic::new(
-                        Code::Limit,
-                        "a policy file holds one YAML document, this is a second one",
-                    )
-                    .at(here)
-                    .label("second document starts here")
-                    .help("move this document into a file of its own"));
+                    return Err(Box::new(
+                        Diagnostic::new(
+                            Code::Limit,
+                            "a policy file holds one YAML document, this is a second one",
+                        )
+                        .at(here)
+                        .label("second document starts here")
+                        .help("move this document into a file of its own"),
+                    ));
                 }
             }
             Event::DocumentEnd => {}
             Event::Alias(id) => {
                 let Some((node, count, depth)) = self.anchors.get(&id) else {
-                    return Err(Diagnostic::new(Code::Syntax, "alias to an unknown anchor")
-                        .at(here)
-                        .help("define the anchor (`&name`) before the alias (`*name`)"));
+                    return Err(Box::new(
+                        Diagnostic::new(Code::Syntax, "alias to an unknown anchor")
+                            .at(here)
+                            .help("define the anchor (`&name`) before the alias (`*name`)"),
+                    ));
                 };
                 if self.nodes + count > MAX_NODES {
                     return Err(self.limit(
                         here,
-                        format!(
-                            "aliases expand this file past {MAX_NODES} nodes (an alias bomb?)"
-                        ),
+                        format!("aliases expand this file past {MAX_NODES} nodes (an alias bomb?)"),
                         "expand fewer aliases, or write the repeated values out",
                     ));
                 }
                 if self.stack.len() + depth > MAX_DEPTH {
                     return Err(self.limit(
                         here,
-                        format!("this alias nests values deeper than the limit of {MAX_DEPTH} levels"),
+                        format!(
+                            "this alias nests values deeper than the limit of {MAX_DEPTH} levels"
+                        ),
                         "policies need only a few levels; flatten the structure",
                     ));
                 }
@@ -283,12 +288,14 @@ impl Builder {
                 if self.pending_key_expected() =>
             {
                 let _ = (anchor, tag);
-                return Err(Diagnostic::new(
-                    Code::Syntax,
-                    "a mapping key must be plain text, not a list or mapping",
-                )
-                .at(here)
-                .help("use a plain name or email as the key"));
+                return Err(Box::new(
+                    Diagnostic::new(
+                        Code::Syntax,
+                        "a mapping key must be plain text, not a list or mapping",
+                    )
+                    .at(here)
+                    .help("use a plain name or email as the key"),
+                ));
             }
             Event::SequenceStart(anchor, tag) => {
                 self.open(here, tag.as_deref(), "seq")?;
@@ -353,13 +360,15 @@ impl Builder {
     }
 
     /// Checks what opening a collection would break: its tag, the depth and node limits.
-    fn open(&mut self, here: Span, tag: Option<&Tag>, kind: &str) -> Result<(), Diagnostic> {
+    fn open(&mut self, here: Span, tag: Option<&Tag>, kind: &str) -> Result<(), Box<Diagnostic>> {
         if let Some(tag) = tag
             && !(tag.is_yaml_core_schema() && tag.suffix == kind)
         {
-            return Err(Diagnostic::new(Code::Syntax, format!("unsupported YAML tag `{tag}`"))
-                .at(here)
-                .help("policies use plain YAML values: remove the tag"));
+            return Err(Box::new(
+                Diagnostic::new(Code::Syntax, format!("unsupported YAML tag `{tag}`"))
+                    .at(here)
+                    .help("policies use plain YAML values: remove the tag"),
+            ));
         }
         if self.stack.len() >= MAX_DEPTH {
             return Err(self.limit(
@@ -371,7 +380,7 @@ impl Builder {
         self.count(here)
     }
 
-    fn count(&mut self, at: Span) -> Result<(), Diagnostic> {
+    fn count(&mut self, at: Span) -> Result<(), Box<Diagnostic>> {
         self.nodes += 1;
         if self.nodes > MAX_NODES {
             return Err(self.limit(
@@ -384,7 +393,7 @@ impl Builder {
     }
 
     /// Places a finished node in its parent: as an item, a key, or the value of a key.
-    fn attach(&mut self, node: Node) -> Result<(), Diagnostic> {
+    fn attach(&mut self, node: Node) -> Result<(), Box<Diagnostic>> {
         let Some(parent) = self.stack.last_mut() else {
             self.root = Some(node);
             return Ok(());
@@ -405,12 +414,14 @@ impl Builder {
                         Value::Int(i) => i.to_string(),
                         Value::Float(f) => f.to_string(),
                         Value::Seq(_) | Value::Map(_) => {
-                            return Err(Diagnostic::new(
-                                Code::Syntax,
-                                "a mapping key must be plain text, not a list or mapping",
-                            )
-                            .at(node.span)
-                            .help("use a plain name or email as the key"));
+                            return Err(Box::new(
+                                Diagnostic::new(
+                                    Code::Syntax,
+                                    "a mapping key must be plain text, not a list or mapping",
+                                )
+                                .at(node.span)
+                                .help("use a plain name or email as the key"),
+                            ));
                         }
                     };
                     let earlier = if entries.len() < 8 {
@@ -428,14 +439,16 @@ impl Builder {
                     };
                     if let Some(earlier) = earlier {
                         let first = entries[earlier].key_span;
-                        return Err(Diagnostic::new(
-                            Code::DuplicateKey,
-                            format!("duplicate key `{key}` in this mapping"),
-                        )
-                        .at(node.span)
-                        .label("defined again here")
-                        .note(first, "first defined here")
-                        .help("remove one of the two, or merge them into one entry"));
+                        return Err(Box::new(
+                            Diagnostic::new(
+                                Code::DuplicateKey,
+                                format!("duplicate key `{key}` in this mapping"),
+                            )
+                            .at(node.span)
+                            .label("defined again here")
+                            .note(first, "first defined here")
+                            .help("remove one of the two, or merge them into one entry"),
+                        ));
                     }
                     *pending_key = Some((key, node.span));
                 }
@@ -508,10 +521,10 @@ fn resolve_plain(text: &str) -> Value {
     {
         return Value::Int(i);
     }
-    if is_core_float(bytes) {
-        if let Ok(f) = text.parse::<f64>() {
-            return Value::Float(f);
-        }
+    if is_core_float(bytes)
+        && let Ok(f) = text.parse::<f64>()
+    {
+        return Value::Float(f);
     }
     Value::Str(text.to_owned())
 }
@@ -554,7 +567,7 @@ fn is_core_float(bytes: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn load(text: &str) -> Result<Option<Node>, Diagnostic> {
+    fn load(text: &str) -> Result<Option<Node>, Box<Diagnostic>> {
         parse(FileId(0), text)
     }
 
@@ -576,7 +589,13 @@ mod tests {
         let node = load("top:\n  inner: [x, y]\n").unwrap().unwrap();
         let inner = node.get("top").unwrap().value.get("inner").unwrap();
         assert_eq!(inner.key_span.start, Position { line: 2, column: 3 });
-        assert_eq!(inner.value.items()[1].span.start, Position { line: 2, column: 14 });
+        assert_eq!(
+            inner.value.items()[1].span.start,
+            Position {
+                line: 2,
+                column: 14
+            }
+        );
     }
 
     #[test]

@@ -199,7 +199,10 @@ pub fn github(loaded: &LoadedPolicy) -> String {
             properties.push(format!("line={}", span.start.line));
             properties.push(format!("col={}", span.start.column));
         }
-        properties.push(format!("title={}", escape_property(diagnostic.code.as_str())));
+        properties.push(format!(
+            "title={}",
+            escape_property(diagnostic.code.as_str())
+        ));
         let mut message = diagnostic.message.clone();
         if let Some(help) = &diagnostic.help {
             message.push_str("\nhelp: ");
