@@ -123,12 +123,12 @@ codes! {
     TooFewAdmins = "E041", Error, "fewer organization admins than `min_admins`",
         "`organization.min_admins` guards against locking the organization out: the policy must \
          give at least that many members the `organization_admin` role.";
-    DeprecatedModel = "W002", Warning, "a model the catalog marks as deprecated",
-        "Mistral retires deprecated models on the date the catalog gives; requests to them fail \
-         after it. Move to the replacement the message names.";
     KeyNeverExpires = "W001", Warning, "a key never expires",
         "A key without `expires` or `expires_after_days` stays valid until someone deletes it. \
          Security teams usually want every key to expire and be rotated.";
+    DeprecatedModel = "W002", Warning, "a model the catalog marks as deprecated",
+        "Mistral retires deprecated models on the date the catalog gives; requests to them fail \
+         after it. Move to the replacement the message names.";
 }
 
 impl std::fmt::Display for Code {
@@ -229,7 +229,7 @@ pub fn closest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -
         })
         .filter(|(distance, candidate)| {
             let longest = wrong.chars().count().max(candidate.chars().count());
-            *candidate != wrong && *distance <= (longest / 3).max(1)
+            *candidate != wrong && *distance <= (longest / 4).max(1)
         })
         .min_by_key(|(distance, candidate)| (*distance, *candidate))
         .map(|(_, candidate)| candidate)

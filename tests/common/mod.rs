@@ -1,0 +1,68 @@
+//! The test environment: a scratch directory to write policies into and a way to run the
+//! real binary there with a controlled environment.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The day expiry checks count from in every test, so results never drift with the calendar.
+pub const TODAY: &str = "2026-06-01";
+
+pub struct TestEnv {
+    dir: tempfile::TempDir,
+}
+
+/// What one run of the binary produced.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        TestEnv {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file under the scratch directory, creating parents.
+    pub fn write(&self, relative: &str, contents: impl AsRef<[u8]>) -> &TestEnv {
+        let path = self.root().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+        self
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        run_in(self.root(), args)
+    }
+}
+
+/// A `tramontane` command with an environment that does not depend on the machine.
+pub fn command(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tramontane"));
+    command
+        .current_dir(dir)
+        .env_remove("NO_COLOR")
+        .env_remove("TRAMONTANE_POLICIES")
+        .env("TRAMONTANE_TODAY", TODAY)
+        .env("TERM", "dumb");
+    command
+}
+
+pub fn run_in(dir: &Path, args: &[&str]) -> Run {
+    let output = command(dir).args(args).output().expect("the binary runs");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}

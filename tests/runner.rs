@@ -1,0 +1,10 @@
+//! The one integration test binary: every module here runs the real `tramontane` binary
+//! or the library's public API.
+
+mod common;
+
+mod test_explain;
+mod test_fixtures;
+mod test_roundtrip;
+mod test_schema;
+mod test_validate;

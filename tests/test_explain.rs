@@ -1,0 +1,40 @@
+use tramontane::policy::diagnostic::Code;
+
+use crate::common::{repo_root, run_in};
+
+#[test]
+fn explain_describes_a_code() {
+    let run = run_in(&repo_root(), &["explain", "e034"]);
+    assert_eq!(run.code, 0);
+    insta::assert_snapshot!(run.stdout, @r"
+    E034: a key allows a model its workspace does not (error)
+
+    A key's `models` must be a subset of its workspace's `models`: a key can narrow
+    what the workspace allows, never widen it. Aliases count as the model they point
+    to.
+    ");
+}
+
+#[test]
+fn explain_refuses_an_unknown_code() {
+    let run = run_in(&repo_root(), &["explain", "E999"]);
+    assert_eq!(run.code, 1);
+    insta::assert_snapshot!(run.stderr, @r"
+    error: `E999` is not a tramontane error code
+    help: run `tramontane explain` to list every code
+    ");
+}
+
+/// The README's table of codes is part of the feature: it must list every code.
+#[test]
+fn every_code_is_listed_and_documented() {
+    let listing = run_in(&repo_root(), &["explain"]).stdout;
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    for code in Code::ALL {
+        assert!(listing.contains(code.as_str()), "{code} not listed");
+        assert!(
+            readme.contains(&format!("| {code} |")),
+            "{code} missing from the README's table of codes"
+        );
+    }
+}

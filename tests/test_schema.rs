@@ -1,0 +1,47 @@
+use serde_json::Value;
+
+use crate::common::{repo_root, run_in};
+
+#[test]
+fn schema_prints_the_bundled_schema() {
+    let run = run_in(&repo_root(), &["schema"]);
+    assert_eq!(run.code, 0);
+    let on_disk = std::fs::read_to_string(repo_root().join("schema/policy.schema.json")).unwrap();
+    assert_eq!(run.stdout, on_disk);
+    let schema: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+}
+
+/// Editors show descriptions on hover and completion: every property must have one, and
+/// every mapping must be closed so that typos are caught.
+#[test]
+fn every_property_is_described_and_every_object_closed() {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("schema/policy.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let mut missing = Vec::new();
+    let mut pending = vec![("#".to_owned(), &schema)];
+    while let Some((path, node)) = pending.pop() {
+        let Some(object) = node.as_object() else {
+            continue;
+        };
+        if let Some(Value::Object(properties)) = object.get("properties") {
+            if object.get("additionalProperties") != Some(&Value::Bool(false)) {
+                missing.push(format!("{path}: not closed (additionalProperties: false)"));
+            }
+            for (name, property) in properties {
+                if property.get("description").is_none() {
+                    missing.push(format!("{path}/properties/{name}: no description"));
+                }
+            }
+        }
+        for (key, child) in object {
+            pending.push((format!("{path}/{key}"), child));
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
