@@ -118,20 +118,33 @@ pub(crate) struct Origins {
 }
 
 impl Origins {
-    /// The span of a value inside a named entity; the entity's own key if the value is absent.
-    pub(crate) fn span(&self, section: Section, name: &str, path: &[&str]) -> Option<Span> {
+    /// The span of a value inside a named entity, found by the mapping keys leading to it.
+    pub(crate) fn span(&self, section: Section, name: &str, keys: &[&str]) -> Option<Span> {
+        self.node(section, name, keys).map(|node| node.span)
+    }
+
+    /// The span of item `index` of the list at `keys` inside a named entity.
+    pub(crate) fn item_span(
+        &self,
+        section: Section,
+        name: &str,
+        keys: &[&str],
+        index: usize,
+    ) -> Option<Span> {
+        self.node(section, name, keys)?
+            .items()
+            .get(index)
+            .map(|item| item.span)
+    }
+
+    fn node(&self, section: Section, name: &str, keys: &[&str]) -> Option<&Node> {
         let file = *self.entities.get(&(section, name.to_owned()))?;
         let mut full = vec![
             Segment::Key(section.key().to_owned()),
             Segment::Key(name.to_owned()),
         ];
-        // List items are addressed as `#0`, `#1`, …; everything else is a mapping key.
-        full.extend(path.iter().map(|part| match part.strip_prefix('#') {
-            Some(index) => Segment::Index(index.parse().unwrap_or(usize::MAX)),
-            None => Segment::Key((*part).to_owned()),
-        }));
-        let root = self.roots.get(&file)?;
-        schema::node_at(root, &full).map(|node| node.span)
+        full.extend(keys.iter().map(|key| Segment::Key((*key).to_owned())));
+        schema::node_at(self.roots.get(&file)?, &full)
     }
 
     /// The span of the key that introduces a value (for mapping entries named by their key).

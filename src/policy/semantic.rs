@@ -157,8 +157,7 @@ impl Checker<'_> {
     fn roles(&mut self) {
         for (name, role) in &self.desired.roles {
             self.model_list(&role.models, |i| {
-                self.origins
-                    .span(Section::Roles, name, &["models", &format!("#{i}")])
+                self.origins.item_span(Section::Roles, name, &["models"], i)
             });
         }
     }
@@ -168,7 +167,7 @@ impl Checker<'_> {
             for (i, email) in team.members.iter().enumerate() {
                 let span = self
                     .origins
-                    .span(Section::Teams, name, &["members", &format!("#{i}")]);
+                    .item_span(Section::Teams, name, &["members"], i);
                 self.member_reference(email, span, &format!("listed in team `{name}`"));
             }
             for workspace in team.workspaces.keys() {
@@ -283,7 +282,9 @@ impl Checker<'_> {
             }
 
             if let Some(models) = &workspace.models {
-                self.model_list(models, |i| at(&["models", &format!("#{i}")]));
+                self.model_list(models, |i| {
+                    origins.item_span(Section::Workspaces, name, &["models"], i)
+                });
             }
 
             for (key_name, key) in &workspace.keys {
@@ -291,6 +292,11 @@ impl Checker<'_> {
                     let mut path = vec!["keys", key_name.as_str()];
                     path.extend_from_slice(rest);
                     at(&path)
+                };
+                let key_item = |rest: &[&str], index: usize| {
+                    let mut path = vec!["keys", key_name.as_str()];
+                    path.extend_from_slice(rest);
+                    origins.item_span(Section::Workspaces, name, &path, index)
                 };
                 let key_key_path = |rest: &[&str]| {
                     let mut path = vec!["keys", key_name.as_str()];
@@ -306,13 +312,13 @@ impl Checker<'_> {
                 );
 
                 if let Some(models) = &key.models {
-                    self.model_list(models, |i| key_path(&["models", &format!("#{i}")]));
+                    self.model_list(models, |i| key_item(&["models"], i));
                     self.key_models_subset(
                         name,
                         workspace.models.as_deref(),
                         key_name,
                         models,
-                        &key_path,
+                        &key_item,
                     );
                 }
 
@@ -399,7 +405,7 @@ impl Checker<'_> {
         workspace_models: Option<&[String]>,
         key_name: &str,
         key_models: &[String],
-        key_path: &dyn Fn(&[&str]) -> Option<Span>,
+        key_item: &dyn Fn(&[&str], usize) -> Option<Span>,
     ) {
         let Some(workspace_models) = workspace_models else {
             return;
@@ -446,7 +452,7 @@ impl Checker<'_> {
             if let Some(span) = workspace_span {
                 diagnostic = diagnostic.note(span, "the workspace's models");
             }
-            self.push(key_path(&["models", &format!("#{i}")]), diagnostic);
+            self.push(key_item(&["models"], i), diagnostic);
         }
     }
 }
