@@ -204,40 +204,18 @@ pub fn load(dir: &Path, options: &LoadOptions<'_>) -> LoadedPolicy {
         );
     }
 
-    let schema = PolicySchema::bundled();
+    let prepared = prepare_all(dir, &paths);
     let mut first_definition: HashMap<(Section, String), Span> = HashMap::new();
     let mut organization_at: Option<Span> = None;
-    for relative in paths {
-        let display = source::display_path(dir, &relative);
-        let path = dir.join(&relative);
-        let (file, text) = match read_source(&path, &display, &mut sources) {
-            Ok(read) => read,
-            Err(diagnostic) => {
-                diagnostics.push(*diagnostic);
-                continue;
-            }
-        };
-        let root = match yaml::parse(file, text) {
-            Ok(root) => root,
-            Err(diagnostic) => {
-                diagnostics.push(*diagnostic);
-                None
-            }
-        };
-        let Some(root) = root.filter(|root| root.value != yaml::Value::Null) else {
+    for prepared in prepared {
+        let file = sources.add(prepared.source);
+
+        diagnostics.extend(prepared.diagnostics);
+        let Some(root) = prepared.root else {
             continue;
         };
-        let mut json = root.to_json();
-        let problems = schema.check(&root, &json);
-        let mut broken_paths: Vec<Vec<Segment>> = Vec::new();
-        for problem in problems {
-            if problem.droppable {
-                drop_value(&mut json, &problem.path);
-            } else {
-                broken_paths.push(problem.path);
-            }
-            diagnostics.push(problem.diagnostic);
-        }
+        let mut json = prepared.json;
+        let broken_paths = prepared.broken_paths;
         let is_broken = |path: &[Segment]| {
             broken_paths
                 .iter()
@@ -445,63 +423,161 @@ fn io_reason(error: &std::io::Error) -> String {
     }
 }
 
-/// Reads one file within the size limit and decodes it, registering it in `sources`.
-fn read_source<'s>(
+/// One file, read, parsed and checked against the schema: the part of loading that needs
+/// nothing from other files, and so runs on every core.
+struct Prepared {
+    source: SourceFile,
+    root: Option<Node>,
+    /// The file as JSON, minus unknown properties.
+    json: Json,
+    /// Paths whose values failed the schema; entities under them are not merged.
+    broken_paths: Vec<Vec<Segment>>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// Prepares every file, in parallel, returning them in the order of `paths`: a file's
+/// [`FileId`] is its index there.
+fn prepare_all(dir: &Path, paths: &[PathBuf]) -> Vec<Prepared> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, 8)
+        .min(paths.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, Prepared)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(relative) = paths.get(index) else {
+                            break mine;
+                        };
+                        mine.push((index, prepare(FileId(index as u32), dir, relative)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    done.sort_by_key(|(index, _)| *index);
+    done.into_iter().map(|(_, prepared)| prepared).collect()
+}
+
+fn prepare(id: FileId, dir: &Path, relative: &Path) -> Prepared {
+    let display = source::display_path(dir, relative);
+    let path = dir.join(relative);
+    let (source, read) = read_source(id, &path, &display);
+    let mut prepared = Prepared {
+        source,
+        root: None,
+        json: Json::Null,
+        broken_paths: Vec::new(),
+        diagnostics: Vec::new(),
+    };
+    if let Err(diagnostic) = read {
+        prepared.diagnostics.push(*diagnostic);
+        return prepared;
+    }
+    let root = match yaml::parse(id, &prepared.source.text) {
+        Ok(root) => root,
+        Err(diagnostic) => {
+            prepared.diagnostics.push(*diagnostic);
+            return prepared;
+        }
+    };
+    // An empty file, or one of comments only, contributes nothing and is fine.
+    let Some(root) = root.filter(|root| root.value != yaml::Value::Null) else {
+        return prepared;
+    };
+    let mut json = root.to_json();
+    for problem in PolicySchema::bundled().check(&root, &json) {
+        if problem.droppable {
+            drop_value(&mut json, &problem.path);
+        } else {
+            prepared.broken_paths.push(problem.path);
+        }
+        prepared.diagnostics.push(problem.diagnostic);
+    }
+    prepared.root = Some(root);
+    prepared.json = json;
+    prepared
+}
+
+/// Reads one file within the size limit and decodes it. The [`SourceFile`] exists even when
+/// reading fails, so that every path keeps its [`FileId`].
+fn read_source(
+    id: FileId,
     path: &Path,
     display: &str,
-    sources: &'s mut SourceSet,
-) -> Result<(FileId, &'s str), Box<Diagnostic>> {
+) -> (SourceFile, Result<(), Box<Diagnostic>>) {
+    let empty = || SourceFile::new(path.to_owned(), display.to_owned(), String::new());
     let unreadable = |error: std::io::Error| {
         Box::new(
             Diagnostic::new(
                 Code::Io,
                 format!("cannot read `{display}`: {}", io_reason(&error)),
             )
-            .path(display),
+            .path(display)
+            .help("check that the file exists and is readable by this user"),
         )
     };
-    let file = std::fs::File::open(path).map_err(unreadable)?;
     let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(unreadable)?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(Box::new(
-            Diagnostic::new(
-                Code::Limit,
-                format!(
-                    "`{display}` is larger than the limit of {} MiB",
-                    MAX_FILE_BYTES / 1024 / 1024
-                ),
-            )
-            .path(display)
-            .help("split the policy across several smaller files"),
-        ));
+    let read = std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes));
+    if let Err(error) = read {
+        return (empty(), Err(unreadable(error)));
     }
-    let text = match String::from_utf8(bytes) {
-        Ok(text) => text,
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return (
+            empty(),
+            Err(Box::new(
+                Diagnostic::new(
+                    Code::Limit,
+                    format!(
+                        "`{display}` is larger than the limit of {} MiB",
+                        MAX_FILE_BYTES / 1024 / 1024
+                    ),
+                )
+                .path(display)
+                .help("split the policy across several smaller files"),
+            )),
+        );
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => (
+            SourceFile::new(path.to_owned(), display.to_owned(), text),
+            Ok(()),
+        ),
         Err(error) => {
             let valid = error.utf8_error().valid_up_to();
             let bytes = error.into_bytes();
             let prefix = std::str::from_utf8(&bytes[..valid]).unwrap_or_default();
             let line = prefix.matches('\n').count() as u32 + 1;
             let column = prefix.rsplit('\n').next().unwrap_or("").chars().count() as u32 + 1;
+            // Shown with replacement characters, so the frame can still point at the line.
             let lossy = String::from_utf8_lossy(&bytes).into_owned();
-            let id = sources.add(SourceFile::new(path.to_owned(), display.to_owned(), lossy));
-            return Err(Box::new(
-                Diagnostic::new(
-                    Code::Encoding,
-                    format!(
-                        "`{display}` is not valid UTF-8: byte 0x{:02x} at offset {valid}",
-                        bytes[valid]
-                    ),
-                )
-                .at(Span::point(id, Position { line, column }))
-                .label("not UTF-8")
-                .help("policy files are UTF-8: re-save the file with that encoding"),
-            ));
+            let diagnostic = Diagnostic::new(
+                Code::Encoding,
+                format!(
+                    "`{display}` is not valid UTF-8: byte 0x{:02x} at offset {valid}",
+                    bytes[valid]
+                ),
+            )
+            .at(Span::point(id, Position { line, column }))
+            .label("not UTF-8")
+            .help("policy files are UTF-8: re-save the file with that encoding");
+            (
+                SourceFile::new(path.to_owned(), display.to_owned(), lossy),
+                Err(Box::new(diagnostic)),
+            )
         }
-    };
-    let id = sources.add(SourceFile::new(path.to_owned(), display.to_owned(), text));
-    Ok((id, &sources.get(id).text))
+    }
 }
