@@ -270,7 +270,12 @@ pub fn load(dir: &Path, options: &LoadOptions<'_>) -> LoadedPolicy {
             };
             for entry in section_entry.value.entries() {
                 let key = (section, entry.key.clone());
-                if let Some(first) = first_definition.get(&key) {
+                // Email addresses are one person whatever their case, as on the platform.
+                let identity = match section {
+                    Section::Members => (section, entry.key.to_lowercase()),
+                    _ => key.clone(),
+                };
+                if let Some(first) = first_definition.get(&identity) {
                     diagnostics.push(duplicate(
                         &format!("{} `{}`", section.singular(), entry.key),
                         entry.key_span,
@@ -278,7 +283,7 @@ pub fn load(dir: &Path, options: &LoadOptions<'_>) -> LoadedPolicy {
                     ));
                     continue;
                 }
-                first_definition.insert(key.clone(), entry.key_span);
+                first_definition.insert(identity, entry.key_span);
                 let path = [
                     Segment::Key(section.key().to_owned()),
                     Segment::Key(entry.key.clone()),
