@@ -235,6 +235,35 @@ pub fn closest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -
         .map(|(_, candidate)| candidate)
 }
 
+/// `closest` for email addresses: within one domain only the local parts are compared, so
+/// `zed@acme.example` is not "close" to `ada@acme.example` merely by sharing a long domain.
+pub fn closest_email<'a>(
+    wrong: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let Some((local, domain)) = wrong.rsplit_once('@') else {
+        return closest(wrong, candidates);
+    };
+    let candidates: Vec<&str> = candidates.into_iter().collect();
+    let same_domain: Vec<(&str, &str)> = candidates
+        .iter()
+        .filter_map(|candidate| {
+            let (candidate_local, candidate_domain) = candidate.rsplit_once('@')?;
+            candidate_domain
+                .eq_ignore_ascii_case(domain)
+                .then_some((candidate_local, *candidate))
+        })
+        .collect();
+    if same_domain.is_empty() {
+        return closest(wrong, candidates);
+    }
+    let local_match = closest(local, same_domain.iter().map(|(local, _)| *local))?;
+    same_domain
+        .iter()
+        .find(|(candidate_local, _)| *candidate_local == local_match)
+        .map(|(_, email)| *email)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +287,23 @@ mod tests {
         assert_eq!(closest("colour", known), None);
         assert_eq!(closest("admin", known), None);
         assert_eq!(closest("Admin", known), Some("admin"));
+    }
+
+    #[test]
+    fn email_suggestions_compare_the_person_not_the_domain() {
+        let known = ["ada@acme.example", "bo@acme.example", "carol@acme.example"];
+        assert_eq!(
+            closest_email("bob@acme.example", known),
+            Some("bo@acme.example")
+        );
+        assert_eq!(
+            closest_email("caroll@acme.example", known),
+            Some("carol@acme.example")
+        );
+        assert_eq!(closest_email("zed@acme.example", known), None);
+        assert_eq!(
+            closest_email("ada@acme.exmple", known),
+            Some("ada@acme.example")
+        );
     }
 }

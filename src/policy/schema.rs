@@ -189,14 +189,24 @@ impl PolicySchema {
                 let mut diagnostic = Diagnostic::new(Code::WrongType, message)
                     .at(node.span)
                     .label(format!("expected {expected}"));
-                if matches!(node.value, Value::Str(_)) && expected.contains("integer")
-                    || expected.contains("number")
+                let help = if path.is_empty() {
+                    "start the file with sections such as `members:` or `workspaces:`"
+                } else if matches!(node.value, Value::Str(_))
+                    && (expected.contains("integer") || expected.contains("number"))
                 {
-                    diagnostic = diagnostic.help("write the number without quotes");
-                } else if path.is_empty() {
-                    diagnostic = diagnostic
-                        .help("start the file with sections such as `members:` or `workspaces:`");
-                }
+                    "write the number without quotes"
+                } else if expected.contains("integer") || expected.contains("number") {
+                    "write a plain number, such as `60`"
+                } else if expected == "text" {
+                    "put the value in quotes to make it text"
+                } else if expected == "a list" {
+                    "write a list: `[a, b]`, or one `- item` per line"
+                } else if expected == "a mapping" {
+                    "write `key: value` pairs, indented under this key"
+                } else {
+                    "change the value to the expected type"
+                };
+                diagnostic = diagnostic.help(help);
                 vec![problem(diagnostic, path)]
             }
             ValidationErrorKind::PropertyNames { error: inner } => {

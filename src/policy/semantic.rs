@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use super::diagnostic::{Code, Diagnostic, closest};
+use super::diagnostic::{Code, Diagnostic, closest, closest_email};
 use super::source::Span;
 use super::{LoadOptions, Origins, Section};
 use crate::model::{ALL_MODELS, DesiredOrg, Expiry, WorkspaceRole};
@@ -47,7 +47,7 @@ impl Checker<'_> {
         if self.origins.is_known(Section::Members, email) {
             return;
         }
-        let suggestion = closest(email, self.desired.members.keys().map(String::as_str));
+        let suggestion = closest_email(email, self.desired.members.keys().map(String::as_str));
         let help = match suggestion {
             Some(suggestion) => format!("did you mean `{suggestion}`?"),
             None => format!("add `{email}` under `members`, with a `name`"),
@@ -95,8 +95,9 @@ impl Checker<'_> {
                     Diagnostic::new(
                         Code::DeprecatedModel,
                         format!(
-                            "`{model}` is deprecated and retired on {}",
-                            deprecation.date
+                            "`{model}` is deprecated; Mistral retires it on {}",
+                            // The API gives a timestamp; the day is what matters to a reader.
+                            deprecation.date.get(..10).unwrap_or(&deprecation.date)
                         ),
                     )
                     .label("deprecated")

@@ -203,7 +203,9 @@ fn scan_error(file: FileId, error: &ScanError) -> Diagnostic {
     } else if info.contains("unclosed") || info.contains("found unexpected end of stream") {
         diagnostic = diagnostic.help("a quote or bracket opened earlier is never closed");
     } else {
-        diagnostic = diagnostic.label("here");
+        diagnostic = diagnostic.label("here").help(
+            "the YAML breaks at this point; a `[`, `{` or quote left open above it is a common cause",
+        );
     }
     diagnostic
 }
