@@ -9,6 +9,10 @@ pub enum ExitStatus {
     Success,
     /// The input is invalid; the command already reported why.
     Invalid,
+    /// With `--detailed-exitcode`: the plan has changes.
+    Changes,
+    /// A safety guard refused to go on; the command already reported why.
+    Refused,
 }
 
 impl ExitStatus {
@@ -16,6 +20,8 @@ impl ExitStatus {
         match self {
             ExitStatus::Success => 0,
             ExitStatus::Invalid => 1,
+            ExitStatus::Changes => 2,
+            ExitStatus::Refused => 3,
         }
     }
 }
@@ -29,6 +35,16 @@ pub enum CommandError {
         message: String,
         help: Option<String>,
     },
+    /// The organization could not be read or changed.
+    #[error(transparent)]
+    Provider(#[from] crate::provider::ProviderError),
+    /// A file named on the command line could not be read or written.
+    #[error("cannot {action} `{}`: {source}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        action: &'static str,
+        source: std::io::Error,
+    },
     /// Output could not be written (a closed pipe, a full disk).
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
@@ -41,7 +57,10 @@ impl CommandError {
             CommandError::Output(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
                 ExitCode::SUCCESS
             }
-            CommandError::Usage { .. } | CommandError::Output(_) => ExitCode::from(1),
+            CommandError::Usage { .. }
+            | CommandError::Output(_)
+            | CommandError::Provider(_)
+            | CommandError::File { .. } => ExitCode::from(1),
         }
     }
 

@@ -4,7 +4,10 @@
 
 pub mod command_error;
 mod explain;
+pub mod org;
+mod plan;
 mod schema;
+mod show;
 mod validate;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -35,6 +38,10 @@ pub enum Command {
     Schema(schema::Args),
     /// Explain an error code, or list them all.
     Explain(explain::Args),
+    /// Read the live organization and show what applying the policies would change.
+    Plan(plan::Args),
+    /// Show a plan saved with `plan --out`, in any format.
+    Show(show::Args),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -66,5 +73,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
         Command::Validate(args) => validate::run(&args, cli.color),
         Command::Schema(args) => schema::run(&args),
         Command::Explain(args) => explain::run(&args),
+        Command::Plan(args) => plan::run(&args, cli.color),
+        Command::Show(args) => show::run(&args, cli.color),
     }
 }

@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
+pub mod live;
+pub use live::{LiveInvite, LiveKey, LiveMember, LiveOrg, LiveTeam, LiveWorkspace, RateLimits};
+
 /// The organization the policies describe.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,6 +121,32 @@ pub enum WorkspaceRole {
     WorkspaceContributor,
     WorkspaceAdmin,
     ObservabilityViewer,
+}
+
+impl OrganizationRole {
+    /// The role's name as the Admin API spells it in `role_names`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrganizationRole::Member => "member",
+            OrganizationRole::BillingManager => "billing_manager",
+            OrganizationRole::OrganizationAdmin => "organization_admin",
+        }
+    }
+}
+
+impl WorkspaceRole {
+    /// The role's name as the Admin API spells it in `role_names`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkspaceRole::User => "user",
+            WorkspaceRole::Dev => "dev",
+            WorkspaceRole::MistralCodeUser => "mistral_code_user",
+            WorkspaceRole::Billing => "billing",
+            WorkspaceRole::WorkspaceContributor => "workspace_contributor",
+            WorkspaceRole::WorkspaceAdmin => "workspace_admin",
+            WorkspaceRole::ObservabilityViewer => "observability_viewer",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

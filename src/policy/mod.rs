@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod diagnostic;
+pub mod git;
 pub mod schema;
 mod semantic;
 pub mod source;

@@ -1,3 +1,4 @@
 //! Everything tramontane shows people, in every format it shows it.
 
 pub mod diagnostics;
+pub mod plan;

@@ -1,0 +1,152 @@
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+use jiff::civil::Date;
+use sha2::{Digest, Sha256};
+
+use super::org::{Org, OrgArgs, runtime};
+use super::{ColorChoice, CommandError, ExitStatus};
+use crate::plan::{self, Plan, PlanInput, PolicyRef};
+use crate::policy::{self, LoadOptions};
+use crate::provider::Provider;
+use crate::render::{diagnostics, plan as render};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub org: OrgArgs,
+
+    /// Directory of policy files.
+    #[arg(long, short, default_value = "policies", env = "TRAMONTANE_POLICIES")]
+    pub policies: PathBuf,
+
+    /// Also save the plan as JSON here, for `tramontane apply` and `tramontane show`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    /// Exit 2 when the plan has changes, 0 when it has none (as `terraform plan` does).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+
+    /// Print nothing on stderr while reading the organization.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Count expiries and rotation windows from this day instead of today (UTC).
+    #[arg(long, env = "TRAMONTANE_TODAY", hide = true)]
+    pub today: Option<Date>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Colored `+ ~ - -/+` lines, as Terraform shows a plan.
+    Human,
+    /// A pull-request comment: summary table, destructive-change banner, details per resource.
+    Markdown,
+    /// The versioned plan contract (see the README).
+    Json,
+}
+
+pub fn today(given: Option<Date>) -> Date {
+    given.unwrap_or_else(|| {
+        jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date()
+    })
+}
+
+pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> {
+    let today = today(args.today);
+    let loaded = policy::load(&args.policies, &LoadOptions::new(today));
+    if !loaded.is_valid() {
+        let shown = args.policies.to_string_lossy();
+        let text = diagnostics::human(
+            &loaded,
+            &shown,
+            color.enabled(std::io::stderr().is_terminal()),
+        );
+        std::io::stderr().write_all(text.as_bytes())?;
+        return Ok(ExitStatus::Invalid);
+    }
+    let (org, label) = Org::open(&args.org, today)?;
+    let progress = Progress::start(args.quiet, &label);
+    let live = runtime()?.block_on(org.read());
+    progress.finish();
+    let live = live.map_err(CommandError::Provider)?;
+
+    let (commit, dirty) = policy::git::locate(&args.policies);
+    let digest = Sha256::digest(serde_json::to_vec(&loaded.desired).unwrap_or_default());
+    let policy = PolicyRef {
+        commit,
+        dirty,
+        digest: format!(
+            "sha256:{}",
+            digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ),
+    };
+    let plan = plan::diff(&PlanInput {
+        desired: &loaded.desired,
+        live: &live,
+        today,
+        org: label,
+        policy,
+    });
+
+    if let Some(out) = &args.out {
+        std::fs::write(out, render::json(&plan)).map_err(|source| CommandError::File {
+            path: out.clone(),
+            action: "write the plan to",
+            source,
+        })?;
+    }
+    print(&plan, args.format, color)?;
+    Ok(status(&plan, args.detailed_exitcode))
+}
+
+pub fn print(plan: &Plan, format: Format, color: ColorChoice) -> Result<(), CommandError> {
+    let stdout = std::io::stdout();
+    let text = match format {
+        Format::Human => render::human(plan, color.enabled(stdout.is_terminal())),
+        Format::Markdown => render::markdown(plan),
+        Format::Json => render::json(plan),
+    };
+    stdout.lock().write_all(text.as_bytes())?;
+    Ok(())
+}
+
+pub fn status(plan: &Plan, detailed: bool) -> ExitStatus {
+    if detailed && plan.has_changes() {
+        ExitStatus::Changes
+    } else {
+        ExitStatus::Success
+    }
+}
+
+/// A spinner on stderr while the organization is read, only on a terminal.
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    fn start(quiet: bool, label: &str) -> Progress {
+        if quiet || !std::io::stderr().is_terminal() {
+            return Progress(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_message(format!("reading {label}"));
+        bar.enable_steady_tick(std::time::Duration::from_millis(100));
+        Progress(Some(bar))
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}

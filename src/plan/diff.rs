@@ -1,0 +1,775 @@
+//! The diff itself: one pass per kind, in dependency order.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::civil::Date;
+use serde_json::{Map, Value, json};
+
+use super::{
+    Action, Change, Enforcement, FORMAT_VERSION, Kind, LiveRef, Plan, PolicyRef, Summary, Unmanaged,
+};
+use crate::model::{
+    ApiKey, DesiredOrg, Expiry, LiveKey, LiveOrg, SecretSink, SpendLimit, Workspace, WorkspaceRole,
+};
+
+/// Everything a plan is made from.
+pub struct PlanInput<'a> {
+    pub desired: &'a DesiredOrg,
+    pub live: &'a LiveOrg,
+    /// The day expiries and rotation windows are counted from.
+    pub today: Date,
+    /// How the organization was chosen, for the plan's `live.org`.
+    pub org: String,
+    pub policy: PolicyRef,
+}
+
+pub fn diff(input: &PlanInput<'_>) -> Plan {
+    let pending = input
+        .desired
+        .members
+        .keys()
+        .map(|email| email.to_lowercase())
+        .filter(|email| {
+            !input.live.members.contains_key(email) && input.live.invites.contains_key(email)
+        })
+        .collect();
+    let mut planner = Planner {
+        input,
+        pending,
+        creates_and_updates: Vec::new(),
+        deletes: Vec::new(),
+        manual: Vec::new(),
+        unmanaged: Vec::new(),
+        warnings: Vec::new(),
+    };
+    planner.organization();
+    planner.members();
+    planner.workspaces();
+    planner.teams();
+    planner.keys();
+
+    // Creates and updates run parents first; deletes run children first.
+    let Planner {
+        mut creates_and_updates,
+        mut deletes,
+        manual,
+        unmanaged,
+        warnings,
+        ..
+    } = planner;
+    creates_and_updates.sort_by_key(|change| rank(change.kind));
+    deletes.sort_by_key(|change| std::cmp::Reverse(rank(change.kind)));
+    let mut changes = creates_and_updates;
+    changes.append(&mut deletes);
+    changes.extend(manual);
+
+    Plan {
+        format_version: FORMAT_VERSION.into(),
+        policy: input.policy.clone(),
+        live: LiveRef {
+            org: input.org.clone(),
+            fingerprint: input.live.fingerprint(),
+            rate_limits: input.live.rate_limits.clone(),
+        },
+        summary: Summary::of(&changes),
+        changes,
+        unmanaged,
+        warnings,
+        runtime: runtime(input.desired),
+    }
+}
+
+fn rank(kind: Kind) -> u8 {
+    match kind {
+        Kind::Organization => 0,
+        Kind::Member => 1,
+        Kind::Workspace => 2,
+        Kind::Team => 3,
+        Kind::ApiKey => 4,
+    }
+}
+
+struct Planner<'a> {
+    input: &'a PlanInput<'a>,
+    /// Invited people the policy lists who have not accepted: they cannot be added to
+    /// workspaces or teams until they do.
+    pending: BTreeSet<String>,
+    creates_and_updates: Vec<Change>,
+    deletes: Vec<Change>,
+    manual: Vec<Change>,
+    unmanaged: Vec<Unmanaged>,
+    warnings: Vec<String>,
+}
+
+impl Planner<'_> {
+    fn push(&mut self, change: Change) {
+        match change.action {
+            Action::Delete => self.deletes.push(change),
+            Action::Manual => self.manual.push(change),
+            _ => self.creates_and_updates.push(change),
+        }
+    }
+
+    fn update(
+        &mut self,
+        address: String,
+        kind: Kind,
+        before: Map<String, Value>,
+        after: Map<String, Value>,
+    ) {
+        let changed: Vec<&str> = after
+            .iter()
+            .filter(|(name, value)| before.get(*name) != Some(*value))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if changed.is_empty() {
+            return;
+        }
+        let reason = format!(
+            "{} differ{} from the policy",
+            list(&changed),
+            if changed.len() == 1 { "s" } else { "" }
+        );
+        self.push(Change {
+            address,
+            kind,
+            action: Action::Update,
+            enforcement: Enforcement::Platform,
+            reason,
+            before: Some(Value::Object(before)),
+            after: Some(Value::Object(after)),
+        });
+    }
+
+    fn organization(&mut self) {
+        let Some(desired) = self.input.desired.organization.spend_limit else {
+            return;
+        };
+        let live = self.input.live.spend_limit;
+        if live.is_some_and(|live| same_limit(live, desired)) {
+            return;
+        }
+        let mut before = Map::new();
+        before.insert("spend_limit".into(), limit_value(live));
+        let mut after = Map::new();
+        after.insert("spend_limit".into(), limit_value(Some(desired)));
+        self.update("organization".into(), Kind::Organization, before, after);
+    }
+
+    fn members(&mut self) {
+        let desired = &self.input.desired;
+        let live = &self.input.live;
+        let prune = desired.organization.prune.members;
+        let wanted: BTreeMap<String, _> = desired
+            .members
+            .iter()
+            .map(|(email, member)| (email.to_lowercase(), (email, member)))
+            .collect();
+        for (lower, (email, member)) in &wanted {
+            let roles: BTreeSet<&str> = member.roles.iter().map(|role| role.as_str()).collect();
+            let address = format!("member.{email}");
+            match live.members.get(lower) {
+                Some(current) => {
+                    if current.name != member.name {
+                        self.warnings.push(format!(
+                            "`{address}`: the organization knows this person as `{}`, the policy as `{}`; \
+                             names belong to the person's own profile and the Admin API cannot change them",
+                            current.name, member.name
+                        ));
+                    }
+                    let mut before = Map::new();
+                    before.insert("roles".into(), json!(current.roles));
+                    let mut after = Map::new();
+                    after.insert("roles".into(), json!(roles));
+                    self.update(address, Kind::Member, before, after);
+                }
+                None => {
+                    if let Some(invite) = live.invites.get(lower) {
+                        self.warnings.push(if invite.expired {
+                            format!("`{address}` was invited but the invitation expired: invite them again from the console")
+                        } else {
+                            format!("`{address}` is invited and not a member until they accept; their workspaces and teams follow on the first plan after that")
+                        });
+                        continue;
+                    }
+                    self.push(Change {
+                        address,
+                        kind: Kind::Member,
+                        action: Action::Create,
+                        enforcement: Enforcement::Platform,
+                        reason: "in the policy, not in the organization".into(),
+                        before: None,
+                        after: Some(json!({"email": email, "name": member.name, "roles": roles})),
+                    });
+                }
+            }
+        }
+        for (lower, current) in &live.members {
+            if wanted.contains_key(lower) {
+                continue;
+            }
+            let address = format!("member.{}", current.email);
+            if prune {
+                self.push(Change {
+                    address,
+                    kind: Kind::Member,
+                    action: Action::Delete,
+                    enforcement: Enforcement::Platform,
+                    reason: "not in the policy, and `prune.members` is on".into(),
+                    before: Some(json!({"email": current.email, "name": current.name, "roles": current.roles})),
+                    after: None,
+                });
+            } else {
+                self.unmanaged.push(Unmanaged {
+                    address,
+                    kind: Kind::Member,
+                    note: format!(
+                        "{} ({}) is not in the policy",
+                        current.name,
+                        list_set(&current.roles)
+                    ),
+                });
+            }
+        }
+    }
+
+    fn workspaces(&mut self) {
+        let desired = &self.input.desired;
+        let live = &self.input.live;
+        for (name, workspace) in &desired.workspaces {
+            let address = format!("workspace.{name}");
+            let mut members = desired_workspace_members(workspace);
+            members.retain(|email, _| !self.pending.contains(email));
+            match live.workspaces.get(name) {
+                None => {
+                    let mut after = Map::new();
+                    after.insert("name".into(), json!(name));
+                    after.insert(
+                        "description".into(),
+                        json!(workspace.description.clone().unwrap_or_default()),
+                    );
+                    after.insert("admin".into(), json!(workspace.admin));
+                    after.insert("members".into(), json!(members));
+                    let archived = live.archived_workspaces.contains(name);
+                    self.push(Change {
+                        address: address.clone(),
+                        kind: Kind::Workspace,
+                        action: Action::Create,
+                        enforcement: Enforcement::Platform,
+                        reason: if archived {
+                            "in the policy; the organization has only an archived workspace of this name, which cannot be restored through the API".into()
+                        } else {
+                            "in the policy, not in the organization".into()
+                        },
+                        before: None,
+                        after: Some(Value::Object(after)),
+                    });
+                    if let Some(limit) = workspace.spend_limit {
+                        self.push(manual_spend_limit(&address, name, None, limit, true));
+                    }
+                }
+                Some(current) => {
+                    let mut before = Map::new();
+                    let mut after = Map::new();
+                    if let Some(description) = &workspace.description {
+                        before.insert("description".into(), json!(current.description));
+                        after.insert("description".into(), json!(description));
+                    }
+                    before.insert("members".into(), json!(current.members));
+                    after.insert("members".into(), json!(members));
+                    self.update(address.clone(), Kind::Workspace, before, after);
+                    if let Some(limit) = workspace.spend_limit
+                        && !current
+                            .spend_limit
+                            .is_some_and(|live| same_limit(live, limit))
+                    {
+                        self.push(manual_spend_limit(
+                            &address,
+                            name,
+                            current.spend_limit,
+                            limit,
+                            false,
+                        ));
+                    }
+                }
+            }
+        }
+        for (name, current) in &live.workspaces {
+            if desired.workspaces.contains_key(name) {
+                continue;
+            }
+            let address = format!("workspace.{name}");
+            if current.is_default {
+                self.unmanaged.push(Unmanaged {
+                    address,
+                    kind: Kind::Workspace,
+                    note: "the organization's default workspace, which cannot be archived".into(),
+                });
+            } else if desired.organization.prune.workspaces {
+                self.push(Change {
+                    address,
+                    kind: Kind::Workspace,
+                    action: Action::Delete,
+                    enforcement: Enforcement::Platform,
+                    reason: "not in the policy, and `prune.workspaces` is on: the workspace is archived".into(),
+                    before: Some(json!({"name": name, "description": current.description, "members": current.members})),
+                    after: None,
+                });
+            } else {
+                self.unmanaged.push(Unmanaged {
+                    address,
+                    kind: Kind::Workspace,
+                    note: format!(
+                        "{} member{} and not in the policy",
+                        current.members.len(),
+                        plural(current.members.len())
+                    ),
+                });
+            }
+        }
+    }
+
+    fn teams(&mut self) {
+        let desired = &self.input.desired;
+        let live = &self.input.live;
+        for (name, team) in &desired.teams {
+            let address = format!("team.{name}");
+            let members: BTreeSet<String> = team
+                .members
+                .iter()
+                .map(|email| email.to_lowercase())
+                .filter(|email| !self.pending.contains(email))
+                .collect();
+            let workspaces: BTreeMap<&str, BTreeSet<&str>> = team
+                .workspaces
+                .iter()
+                .map(|(workspace, roles)| {
+                    (
+                        workspace.as_str(),
+                        roles.iter().map(|role| role.as_str()).collect(),
+                    )
+                })
+                .collect();
+            let organization_role = team.organization_role.map(|role| role.as_str());
+            match live.teams.get(name) {
+                None => {
+                    let mut after = Map::new();
+                    after.insert("name".into(), json!(name));
+                    after.insert(
+                        "description".into(),
+                        json!(team.description.clone().unwrap_or_default()),
+                    );
+                    after.insert("members".into(), json!(members));
+                    after.insert("workspaces".into(), json!(workspaces));
+                    if let Some(role) = organization_role {
+                        after.insert("organization_role".into(), json!(role));
+                    }
+                    self.push(Change {
+                        address,
+                        kind: Kind::Team,
+                        action: Action::Create,
+                        enforcement: Enforcement::Platform,
+                        reason: "in the policy, not in the organization".into(),
+                        before: None,
+                        after: Some(Value::Object(after)),
+                    });
+                }
+                Some(current) => {
+                    let mut before = Map::new();
+                    let mut after = Map::new();
+                    if let Some(description) = &team.description {
+                        before.insert("description".into(), json!(current.description));
+                        after.insert("description".into(), json!(description));
+                    }
+                    before.insert("members".into(), json!(current.members));
+                    after.insert("members".into(), json!(members));
+                    before.insert("workspaces".into(), json!(current.workspaces));
+                    after.insert("workspaces".into(), json!(workspaces));
+                    if let Some(role) = organization_role {
+                        before.insert("organization_role".into(), json!(current.organization_role));
+                        after.insert("organization_role".into(), json!(role));
+                    }
+                    self.update(address, Kind::Team, before, after);
+                }
+            }
+        }
+        for (name, current) in &live.teams {
+            if desired.teams.contains_key(name) {
+                continue;
+            }
+            let address = format!("team.{name}");
+            if desired.organization.prune.teams {
+                self.push(Change {
+                    address,
+                    kind: Kind::Team,
+                    action: Action::Delete,
+                    enforcement: Enforcement::Platform,
+                    reason: "not in the policy, and `prune.teams` is on".into(),
+                    before: Some(json!({"name": name, "description": current.description, "members": current.members, "workspaces": current.workspaces})),
+                    after: None,
+                });
+            } else {
+                self.unmanaged.push(Unmanaged {
+                    address,
+                    kind: Kind::Team,
+                    note: format!(
+                        "{} member{} and not in the policy",
+                        current.members.len(),
+                        plural(current.members.len())
+                    ),
+                });
+            }
+        }
+    }
+
+    fn keys(&mut self) {
+        let desired = &self.input.desired;
+        let live = &self.input.live;
+        let today = self.input.today;
+
+        // The newest key of a name is the one the policy manages; older ones of the same
+        // name are left over, typically from a rotation.
+        let mut by_address: BTreeMap<(String, String), Vec<&LiveKey>> = BTreeMap::new();
+        let mut loose: Vec<&LiveKey> = Vec::new();
+        for key in &live.keys {
+            match (&key.workspace, &key.name) {
+                (Some(workspace), Some(name)) if live.workspaces.contains_key(workspace) => {
+                    by_address
+                        .entry((workspace.clone(), name.clone()))
+                        .or_default()
+                        .push(key)
+                }
+                (Some(workspace), _) if live.archived_workspaces.contains(workspace) => {}
+                _ => loose.push(key),
+            }
+        }
+        for keys in by_address.values_mut() {
+            keys.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        }
+
+        for (workspace_name, workspace) in &desired.workspaces {
+            for (name, key) in &workspace.keys {
+                let address = format!("workspace.{workspace_name}.key.{name}");
+                let current = by_address
+                    .get(&(workspace_name.clone(), name.clone()))
+                    .and_then(|keys| keys.first().copied());
+                match current {
+                    None => self.push(Change {
+                        address,
+                        kind: Kind::ApiKey,
+                        action: Action::Create,
+                        enforcement: Enforcement::Platform,
+                        reason: "in the policy, not in the organization".into(),
+                        before: None,
+                        after: Some(desired_key(workspace_name, name, key, None, today)),
+                    }),
+                    Some(current) => {
+                        if let Some(change) =
+                            key_change(address, workspace_name, name, key, current, today)
+                        {
+                            self.push(change);
+                        }
+                    }
+                }
+            }
+        }
+
+        for ((workspace, name), keys) in &by_address {
+            let declared = desired
+                .workspaces
+                .get(workspace)
+                .is_some_and(|w| w.keys.contains_key(name));
+            let leftovers = if declared { &keys[1..] } else { &keys[..] };
+            for key in leftovers {
+                let address = format!("workspace.{workspace}.key.{name}");
+                let note = if declared {
+                    format!(
+                        "an older key of the same name, created {}",
+                        key.created_on()
+                            .map_or("at an unknown date".into(), |d| d.to_string())
+                    )
+                } else {
+                    "not in the policy".into()
+                };
+                self.unmanaged_key(address, key, note);
+            }
+        }
+        for key in loose {
+            let address = match &key.name {
+                Some(name) => format!("key.{name}"),
+                None => "key.(unnamed)".into(),
+            };
+            self.unmanaged_key(
+                address,
+                key,
+                "outside any workspace the policy can address".into(),
+            );
+        }
+    }
+
+    fn unmanaged_key(&mut self, address: String, key: &LiveKey, note: String) {
+        if self.input.desired.organization.prune.keys && key.workspace.is_some() {
+            self.push(Change {
+                address,
+                kind: Kind::ApiKey,
+                action: Action::Delete,
+                enforcement: Enforcement::Platform,
+                reason: format!("{note}, and `prune.keys` is on"),
+                before: Some(live_key(key)),
+                after: None,
+            });
+        } else {
+            let expiry = key
+                .expires
+                .map_or("never expires".into(), |d| format!("expires {d}"));
+            self.unmanaged.push(Unmanaged {
+                address,
+                kind: Kind::ApiKey,
+                note: format!("{note}; {expiry}"),
+            });
+        }
+    }
+}
+
+/// A workspace's members as the policy wants them: the listed ones, and the admin, who must
+/// hold `workspace_admin`.
+fn desired_workspace_members(workspace: &Workspace) -> BTreeMap<String, BTreeSet<&'static str>> {
+    let mut members: BTreeMap<String, BTreeSet<&'static str>> = workspace
+        .members
+        .iter()
+        .map(|(email, roles)| {
+            (
+                email.to_lowercase(),
+                roles.iter().map(|role| role.as_str()).collect(),
+            )
+        })
+        .collect();
+    if let Some(admin) = &workspace.admin {
+        members
+            .entry(admin.to_lowercase())
+            .or_default()
+            .insert(WorkspaceRole::WorkspaceAdmin.as_str());
+    }
+    members
+}
+
+/// The expiry a key should have, given when it was (or will be) created.
+pub(crate) fn expected_expiry(key: &ApiKey, created: Date) -> Option<Date> {
+    match key.expiry()? {
+        Expiry::On(date) => Some(date),
+        Expiry::AfterDays(days) => created
+            .checked_add(jiff::Span::new().days(i64::from(days)))
+            .ok(),
+    }
+}
+
+fn desired_key(
+    workspace: &str,
+    name: &str,
+    key: &ApiKey,
+    predecessor: Option<&LiveKey>,
+    today: Date,
+) -> Value {
+    let mut after = Map::new();
+    after.insert("workspace".into(), json!(workspace));
+    after.insert("name".into(), json!(name));
+    after.insert("owner".into(), json!(key.owner));
+    after.insert(
+        "expires".into(),
+        json!(expected_expiry(key, today).map(|d| d.to_string())),
+    );
+    if let Some(days) = key.expires_after_days {
+        after.insert("expires_after_days".into(), json!(days));
+    }
+    if let Some(days) = key.rotate_before_days {
+        after.insert("rotate_before_days".into(), json!(days));
+    }
+    after.insert("secret".into(), json!(sink_summary(&key.secret)));
+    if predecessor.is_some() {
+        after.insert("created".into(), json!(today.to_string()));
+    }
+    Value::Object(after)
+}
+
+fn live_key(key: &LiveKey) -> Value {
+    json!({
+        "workspace": key.workspace,
+        "name": key.name,
+        "created": key.created_on().map(|d| d.to_string()),
+        "expires": key.expires.map(|d| d.to_string()),
+    })
+}
+
+/// Where a new key's secret goes, for showing: a command shows its program only, since its
+/// arguments may carry credentials of their own.
+pub(crate) fn sink_summary(sink: &SecretSink) -> String {
+    match sink {
+        SecretSink::File(path) => format!("file {path}"),
+        SecretSink::Command(argv) => {
+            format!("stdin of `{}`", argv.first().map_or("", String::as_str))
+        }
+    }
+}
+
+fn key_change(
+    address: String,
+    workspace: &str,
+    name: &str,
+    key: &ApiKey,
+    current: &LiveKey,
+    today: Date,
+) -> Option<Change> {
+    let created = current.created_on().unwrap_or(today);
+    let wanted = expected_expiry(key, created);
+    let show = |date: Option<Date>| date.map_or("never".to_string(), |d| d.to_string());
+    if current.expires != wanted {
+        return Some(Change {
+            address,
+            kind: Kind::ApiKey,
+            action: Action::Replace,
+            enforcement: Enforcement::Platform,
+            reason: format!(
+                "the key expires {} but the policy says {}; the API cannot change a key's expiry, so a new key replaces it",
+                show(current.expires),
+                show(wanted)
+            ),
+            before: Some(live_key(current)),
+            after: Some(desired_key(workspace, name, key, Some(current), today)),
+        });
+    }
+    let expires = current.expires?;
+    if expires <= today {
+        return Some(Change {
+            address,
+            kind: Kind::ApiKey,
+            action: Action::Replace,
+            enforcement: Enforcement::Platform,
+            reason: format!("the key expired on {expires}"),
+            before: Some(live_key(current)),
+            after: Some(desired_key(workspace, name, key, Some(current), today)),
+        });
+    }
+    let window = key.rotate_before_days?;
+    let left = today.until(expires).ok()?.get_days();
+    if i64::from(left) > i64::from(window) {
+        return None;
+    }
+    Some(Change {
+        address,
+        kind: Kind::ApiKey,
+        action: Action::Rotate,
+        enforcement: Enforcement::Platform,
+        reason: format!(
+            "the key expires on {expires}, in {left} day{}, inside its {window}-day rotation window: a successor is created and delivered, and the old key is deleted once the window ends",
+            plural(usize::try_from(left).unwrap_or(0))
+        ),
+        before: Some(live_key(current)),
+        after: Some(desired_key(workspace, name, key, Some(current), today)),
+    })
+}
+
+fn manual_spend_limit(
+    address: &str,
+    name: &str,
+    live: Option<SpendLimit>,
+    wanted: SpendLimit,
+    new: bool,
+) -> Change {
+    let what = match wanted {
+        SpendLimit::Monthly(amount) => format!("set the monthly limit to {amount}"),
+        SpendLimit::Unlimited(_) => "remove the monthly limit".into(),
+    };
+    let when = if new {
+        "once the workspace exists, "
+    } else {
+        ""
+    };
+    Change {
+        address: address.into(),
+        kind: Kind::Workspace,
+        action: Action::Manual,
+        enforcement: Enforcement::Console,
+        reason: format!(
+            "the Admin API cannot set a workspace's budget: {when}in the console open Admin → Workspaces → {name} → Limits and {what}"
+        ),
+        before: Some(json!({"spend_limit": limit_value(live)})),
+        after: Some(json!({"spend_limit": limit_value(Some(wanted))})),
+    }
+}
+
+fn same_limit(a: SpendLimit, b: SpendLimit) -> bool {
+    match (a, b) {
+        (SpendLimit::Monthly(a), SpendLimit::Monthly(b)) => (a - b).abs() < 0.005,
+        (SpendLimit::Unlimited(_), SpendLimit::Unlimited(_)) => true,
+        _ => false,
+    }
+}
+
+fn limit_value(limit: Option<SpendLimit>) -> Value {
+    match limit {
+        None => Value::Null,
+        Some(SpendLimit::Unlimited(_)) => json!("unlimited"),
+        // Budgets are whole amounts in practice: show `500`, not `500.0`.
+        Some(SpendLimit::Monthly(amount)) if amount.fract() == 0.0 && amount.abs() < 1e15 => {
+            json!(amount as i64)
+        }
+        Some(SpendLimit::Monthly(amount)) => json!(amount),
+    }
+}
+
+/// What the gateway enforces: the platform has no such settings, so the plan carries them.
+fn runtime(desired: &DesiredOrg) -> Value {
+    let teams: BTreeMap<&str, Value> = desired
+        .teams
+        .iter()
+        .filter_map(|(name, team)| {
+            Some((
+                name.as_str(),
+                json!({"role": team.role.as_ref()?, "members": team.members}),
+            ))
+        })
+        .collect();
+    let workspaces: BTreeMap<&str, Value> = desired
+        .workspaces
+        .iter()
+        .map(|(name, workspace)| {
+            let keys: BTreeMap<&str, Value> = workspace
+                .keys
+                .iter()
+                .map(|(key_name, key)| {
+                    (
+                        key_name.as_str(),
+                        json!({"models": key.models, "rpm": key.rpm}),
+                    )
+                })
+                .collect();
+            (
+                name.as_str(),
+                json!({"models": workspace.models, "rpm": workspace.rpm, "keys": keys}),
+            )
+        })
+        .collect();
+    json!({
+        "note": "the platform has no per-key or per-team model lists, request rates or token budgets; the gateway enforces these",
+        "roles": desired.roles,
+        "teams": teams,
+        "workspaces": workspaces,
+    })
+}
+
+fn list(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
+    match quoted.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+fn list_set(roles: &BTreeSet<String>) -> String {
+    roles.iter().cloned().collect::<Vec<_>>().join(", ")
+}
+
+fn plural(count: usize) -> &'static str {
+    if count == 1 { "" } else { "s" }
+}

@@ -1,0 +1,247 @@
+//! Desired against live: the ordered list of changes that would make the organization match
+//! its policy, each with its reason and its enforcement.
+//!
+//! The plan is data: renderers show it, `--out` saves it, apply executes it. Its JSON shape is
+//! a versioned contract (see the README), so field names here are part of the interface.
+
+mod diff;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use diff::{PlanInput, diff};
+
+pub const FORMAT_VERSION: &str = "1";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: String,
+    pub policy: PolicyRef,
+    pub live: LiveRef,
+    pub summary: Summary,
+    pub changes: Vec<Change>,
+    pub unmanaged: Vec<Unmanaged>,
+    pub warnings: Vec<String>,
+    pub runtime: Value,
+}
+
+/// The policy the plan was made from, so apply can refuse a plan made from other files.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PolicyRef {
+    /// `HEAD` of the repository holding the policies, when they are in one.
+    pub commit: Option<String>,
+    /// Whether the policy files differ from `commit`.
+    pub dirty: bool,
+    /// A digest of the loaded policy, which binds the plan even outside git.
+    pub digest: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LiveRef {
+    /// The organization planned against: `mistral`, `sandbox:demo` or `sandbox:PATH`.
+    pub org: String,
+    pub fingerprint: String,
+    /// The organization's inference limits, read-only through the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<crate::model::RateLimits>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub delete: usize,
+    pub replace: usize,
+    pub rotate: usize,
+    pub manual: usize,
+}
+
+impl Summary {
+    pub fn of(changes: &[Change]) -> Summary {
+        let mut summary = Summary::default();
+        for change in changes {
+            *match change.action {
+                Action::Create => &mut summary.create,
+                Action::Update => &mut summary.update,
+                Action::Delete => &mut summary.delete,
+                Action::Replace => &mut summary.replace,
+                Action::Rotate => &mut summary.rotate,
+                Action::Manual => &mut summary.manual,
+            } += 1;
+        }
+        summary
+    }
+
+    /// Changes tramontane itself would make (manual steps are for a person).
+    pub fn applicable(&self) -> usize {
+        self.create + self.update + self.delete + self.replace + self.rotate
+    }
+
+    pub fn total(&self) -> usize {
+        self.applicable() + self.manual
+    }
+
+    pub fn is_destructive(&self) -> bool {
+        self.delete + self.replace > 0
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub address: String,
+    pub kind: Kind,
+    pub action: Action,
+    pub enforcement: Enforcement,
+    pub reason: String,
+    /// The resource's managed attributes as they are, `null` for a create.
+    pub before: Option<Value>,
+    /// The resource's managed attributes as they will be, `null` for a delete.
+    pub after: Option<Value>,
+}
+
+impl Change {
+    /// The attributes whose values differ between `before` and `after`, in a stable order.
+    pub fn changed_attributes(&self) -> Vec<AttributeChange<'_>> {
+        static EMPTY: std::sync::LazyLock<serde_json::Map<String, Value>> =
+            std::sync::LazyLock::new(serde_json::Map::new);
+        let before = self
+            .before
+            .as_ref()
+            .and_then(Value::as_object)
+            .unwrap_or(&EMPTY);
+        let after = self
+            .after
+            .as_ref()
+            .and_then(Value::as_object)
+            .unwrap_or(&EMPTY);
+        let mut names: Vec<&String> = after.keys().collect();
+        for name in before.keys() {
+            if !after.contains_key(name) {
+                names.push(name);
+            }
+        }
+        names
+            .into_iter()
+            .filter_map(|name| {
+                let old = before.get(name);
+                let new = after.get(name);
+                (old != new || self.action != Action::Update).then_some(AttributeChange {
+                    name,
+                    before: old,
+                    after: new,
+                })
+            })
+            .collect()
+    }
+}
+
+pub struct AttributeChange<'a> {
+    pub name: &'a str,
+    pub before: Option<&'a Value>,
+    pub after: Option<&'a Value>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Organization,
+    Member,
+    Workspace,
+    Team,
+    ApiKey,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Organization => "organization",
+            Kind::Member => "member",
+            Kind::Workspace => "workspace",
+            Kind::Team => "team",
+            Kind::ApiKey => "api_key",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+    Replace,
+    Rotate,
+    Manual,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+            Action::Replace => "replace",
+            Action::Rotate => "rotate",
+            Action::Manual => "manual",
+        }
+    }
+
+    /// Terraform's marks, so a plan reads the way those users expect.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Delete => "-",
+            Action::Replace => "-/+",
+            Action::Rotate => "+/-",
+            Action::Manual => "!",
+        }
+    }
+}
+
+/// Who can make an attribute true (DESIGN §1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Enforcement {
+    /// Applied through the Admin API.
+    Platform,
+    /// Readable through the API but set only in the console, by a person.
+    Console,
+    /// No such setting on the platform: enforced by the gateway.
+    Runtime,
+}
+
+impl Enforcement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforcement::Platform => "platform",
+            Enforcement::Console => "console",
+            Enforcement::Runtime => "runtime",
+        }
+    }
+}
+
+/// A live object no policy declares; deleted only where the policy opts in with `prune`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Unmanaged {
+    pub address: String,
+    pub kind: Kind,
+    pub note: String,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.summary.total() > 0
+    }
+
+    /// Changes grouped by kind, for renderings that count them.
+    pub fn counts_by_kind(&self) -> BTreeMap<Kind, usize> {
+        let mut counts = BTreeMap::new();
+        for change in &self.changes {
+            *counts.entry(change.kind).or_default() += 1;
+        }
+        counts
+    }
+}

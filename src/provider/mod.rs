@@ -1,0 +1,181 @@
+//! Where the live organization comes from and where changes go: the Admin API over HTTP
+//! ([`mistral`]) or a local organization in one JSON file ([`sandbox`]).
+//!
+//! Both speak in [`Operation`]s, one per Admin API write, so the apply engine translates a
+//! plan once and every provider keeps the same semantics.
+
+pub mod mistral;
+pub mod sandbox;
+
+use jiff::civil::Date;
+use secrecy::SecretString;
+
+use crate::model::{LiveOrg, SpendLimit};
+use crate::plan::{Enforcement, Kind};
+
+/// One write to the organization, with the live ids it needs. Mirrors an Admin API call.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Operation {
+    CreateUser {
+        email: String,
+        first_name: String,
+        last_name: String,
+        roles: Vec<String>,
+    },
+    SetUserRoles {
+        user: String,
+        roles: Vec<String>,
+    },
+    DeleteUser {
+        user: String,
+    },
+    CreateWorkspace {
+        name: String,
+        description: String,
+        admin: String,
+    },
+    SetWorkspaceDescription {
+        workspace: String,
+        description: String,
+    },
+    ArchiveWorkspace {
+        workspace: String,
+    },
+    /// Adds or updates members; the API's `PATCH …/users` is an idempotent upsert.
+    UpsertWorkspaceMembers {
+        workspace: String,
+        members: Vec<(String, Vec<String>)>,
+    },
+    RemoveWorkspaceMembers {
+        workspace: String,
+        users: Vec<String>,
+    },
+    CreateGroup {
+        name: String,
+        description: String,
+    },
+    SetGroupDescription {
+        group: String,
+        description: String,
+    },
+    DeleteGroup {
+        group: String,
+    },
+    AddGroupMembers {
+        group: String,
+        users: Vec<String>,
+    },
+    RemoveGroupMembers {
+        group: String,
+        users: Vec<String>,
+    },
+    AssignGroupWorkspace {
+        group: String,
+        workspace: String,
+        roles: Vec<String>,
+    },
+    UpdateGroupWorkspace {
+        group: String,
+        workspace: String,
+        roles: Vec<String>,
+    },
+    UnassignGroupWorkspace {
+        group: String,
+        workspace: String,
+    },
+    SetGroupOrganizationRole {
+        group: String,
+        role: String,
+    },
+    CreateKey {
+        workspace: String,
+        user: String,
+        name: String,
+        expiration: Option<Date>,
+    },
+    DeleteKey {
+        key: String,
+    },
+    SetSpendLimit {
+        limit: SpendLimit,
+    },
+}
+
+/// What an operation gave back.
+#[derive(Debug)]
+pub enum Outcome {
+    Done,
+    /// The id of the object created.
+    Created(String),
+    /// A new key: its id and the plaintext, which exists only here and in the secret sink.
+    Key {
+        id: String,
+        secret: SecretString,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error(transparent)]
+    Api(#[from] mistral::error::ApiError),
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::SandboxError),
+    #[error("the Admin API answered {call} with {problem}")]
+    Unexpected { call: String, problem: String },
+}
+
+/// A source of the live organization and a sink for operations.
+pub trait Provider {
+    /// Reads the whole organization, every list to its end.
+    fn read(&self) -> impl Future<Output = Result<LiveOrg, ProviderError>>;
+    /// Performs one operation.
+    fn perform(&self, operation: Operation)
+    -> impl Future<Output = Result<Outcome, ProviderError>>;
+    /// Requests made so far (HTTP attempts, for the HTTP provider).
+    fn requests(&self) -> u64 {
+        0
+    }
+}
+
+/// Whether the platform can set an attribute (DESIGN §1): what the plan calls enforcement.
+pub fn enforcement(kind: Kind, attribute: &str) -> Enforcement {
+    match (kind, attribute) {
+        (Kind::Workspace, "spend_limit") => Enforcement::Console,
+        (Kind::Workspace, "models" | "rpm") => Enforcement::Runtime,
+        (Kind::ApiKey, "models" | "rpm") => Enforcement::Runtime,
+        (Kind::Team, "role") => Enforcement::Runtime,
+        _ => Enforcement::Platform,
+    }
+}
+
+/// Splits a policy's full name into the first and last names the API requires, at the
+/// first space; a single word is both.
+pub fn split_name(name: &str) -> (String, String) {
+    let name = name.trim();
+    match name.split_once(' ') {
+        Some((first, last)) => (first.to_owned(), last.trim().to_owned()),
+        None => (name.to_owned(), name.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_split_at_the_first_space() {
+        assert_eq!(
+            split_name("Ada Lovelace"),
+            ("Ada".into(), "Lovelace".into())
+        );
+        assert_eq!(
+            split_name("Jean Paul Sartre"),
+            ("Jean".into(), "Paul Sartre".into())
+        );
+        assert_eq!(split_name("Plato"), ("Plato".into(), "Plato".into()));
+        assert_eq!(
+            enforcement(Kind::Workspace, "spend_limit"),
+            Enforcement::Console
+        );
+    }
+}

@@ -1,0 +1,325 @@
+//! A plan for people (terminal, pull-request comment) and for machines (JSON).
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use crate::plan::{Action, Change, Plan};
+
+/// The first line of every plan comment, so CI finds and updates its own comment.
+pub const COMMENT_MARKER: &str = "<!-- tramontane:plan -->";
+
+struct Paint {
+    on: bool,
+}
+
+impl Paint {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.on {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+    fn action(&self, action: Action, text: &str) -> String {
+        let code = match action {
+            Action::Create => "32",
+            Action::Update => "33",
+            Action::Delete => "31",
+            Action::Replace | Action::Rotate => "35",
+            Action::Manual => "36",
+        };
+        self.paint(code, text)
+    }
+    fn bold(&self, text: &str) -> String {
+        self.paint("1", text)
+    }
+    fn dim(&self, text: &str) -> String {
+        self.paint("2", text)
+    }
+}
+
+pub fn json(plan: &Plan) -> String {
+    // A plan is plain data: serializing it cannot fail.
+    serde_json::to_string_pretty(plan).unwrap_or_default() + "\n"
+}
+
+pub fn human(plan: &Plan, color: bool) -> String {
+    let paint = Paint { on: color };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Planned against {} (fingerprint {}).",
+        plan.live.org,
+        short(&plan.live.fingerprint)
+    );
+    if plan.changes.is_empty() {
+        out.push('\n');
+    }
+    for change in &plan.changes {
+        out.push('\n');
+        let head = format!("{} {}", change.action.symbol(), change.address);
+        let _ = writeln!(
+            out,
+            "{}  {}",
+            paint.action(change.action, &paint.bold(&head)),
+            paint.dim(&format!(
+                "{} · {}",
+                change.action.as_str(),
+                change.enforcement.as_str()
+            ))
+        );
+        let _ = writeln!(out, "    {}", paint.dim(&format!("# {}", change.reason)));
+        for line in attribute_lines(change) {
+            let styled = match line.chars().next() {
+                Some('+') => paint.action(Action::Create, &line),
+                Some('-') => paint.action(Action::Delete, &line),
+                Some('~') => paint.action(Action::Update, &line),
+                _ => line,
+            };
+            let _ = writeln!(out, "    {styled}");
+        }
+    }
+    if !plan.unmanaged.is_empty() {
+        let _ = writeln!(out, "\n{}", paint.bold("Unmanaged: in the organization, not in the policy. Left alone; `prune` in `organization` deletes them."));
+        for item in &plan.unmanaged {
+            let _ = writeln!(out, "  ? {}  {}", item.address, paint.dim(&item.note));
+        }
+    }
+    for warning in &plan.warnings {
+        let _ = writeln!(out, "\n{} {warning}", paint.paint("33;1", "warning:"));
+    }
+    let _ = writeln!(out, "\n{}", runtime_line(plan));
+    let _ = writeln!(out, "{}", paint.bold(&summary_line(plan)));
+    out
+}
+
+pub fn markdown(plan: &Plan) -> String {
+    let mut out = String::new();
+    let s = &plan.summary;
+    let _ = writeln!(out, "{COMMENT_MARKER}");
+    let _ = writeln!(out, "### tramontane plan for `{}`\n", plan.live.org);
+    if s.is_destructive() {
+        let _ = writeln!(
+            out,
+            "> [!CAUTION]\n> This plan **deletes {} and replaces {}** resource(s). Review them before merging.\n",
+            s.delete, s.replace
+        );
+    }
+    if s.manual > 0 {
+        let _ = writeln!(
+            out,
+            "> [!NOTE]\n> {} manual step(s): the Admin API cannot make these changes; a person must, in the console.\n",
+            s.manual
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| create | update | delete | replace | rotate | manual | unmanaged |"
+    );
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} | {} | {} | {} |\n",
+        s.create,
+        s.update,
+        s.delete,
+        s.replace,
+        s.rotate,
+        s.manual,
+        plan.unmanaged.len()
+    );
+    if plan.changes.is_empty() {
+        let _ = writeln!(out, "No changes: the organization matches the policy.\n");
+    }
+    for change in &plan.changes {
+        let _ = writeln!(
+            out,
+            "<details><summary><code>{} {}</code> — {} · {}</summary>\n",
+            change.action.symbol(),
+            escape_html(&change.address),
+            change.action.as_str(),
+            change.enforcement.as_str()
+        );
+        let _ = writeln!(out, "{}\n", change.reason);
+        let lines = attribute_lines(change);
+        if !lines.is_empty() {
+            let _ = writeln!(out, "```diff");
+            for line in lines {
+                // `diff` highlighting keys on the first column; `~` is neither side.
+                let line = match line.strip_prefix('~') {
+                    Some(rest) => format!("!{rest}"),
+                    None => line,
+                };
+                let _ = writeln!(out, "{line}");
+            }
+            let _ = writeln!(out, "```");
+        }
+        let _ = writeln!(out, "</details>\n");
+    }
+    if !plan.unmanaged.is_empty() {
+        let _ = writeln!(
+            out,
+            "<details><summary>{} unmanaged resource(s), left alone</summary>\n",
+            plan.unmanaged.len()
+        );
+        for item in &plan.unmanaged {
+            let _ = writeln!(out, "- `{}`: {}", item.address, item.note);
+        }
+        let _ = writeln!(out, "\n</details>\n");
+    }
+    for warning in &plan.warnings {
+        let _ = writeln!(out, "> [!WARNING]\n> {warning}\n");
+    }
+    let _ = writeln!(out, "{}\n", runtime_line(plan));
+    let commit = plan
+        .policy
+        .commit
+        .as_deref()
+        .map_or("no commit".into(), |c| {
+            format!("`{}`", &c[..c.len().min(12)])
+        });
+    let dirty = if plan.policy.dirty {
+        " (uncommitted changes)"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "<sub>{}. Policy {commit}{dirty}; live fingerprint `{}`.</sub>",
+        summary_line(plan),
+        short(&plan.live.fingerprint)
+    );
+    out
+}
+
+fn summary_line(plan: &Plan) -> String {
+    let s = &plan.summary;
+    if s.total() == 0 {
+        return "No changes. The organization matches the policy.".into();
+    }
+    let mut line = format!(
+        "Plan: {} to create, {} to update, {} to delete, {} to replace, {} to rotate",
+        s.create, s.update, s.delete, s.replace, s.rotate
+    );
+    if s.manual > 0 {
+        let _ = write!(
+            line,
+            "; {} manual step{}",
+            s.manual,
+            if s.manual == 1 { "" } else { "s" }
+        );
+    }
+    line.push('.');
+    line
+}
+
+fn runtime_line(plan: &Plan) -> String {
+    let count = |key: &str| {
+        plan.runtime
+            .get(key)
+            .and_then(Value::as_object)
+            .map_or(0, |m| m.len())
+    };
+    format!(
+        "Runtime: {} access profile(s), {} team role(s) and the model lists and request rates of {} workspace(s) are enforced by the gateway, not the platform; they travel in the plan's `runtime` section.",
+        count("roles"),
+        count("teams"),
+        count("workspaces")
+    )
+}
+
+fn short(fingerprint: &str) -> &str {
+    let end = fingerprint
+        .char_indices()
+        .nth(19)
+        .map_or(fingerprint.len(), |(i, _)| i);
+    &fingerprint[..end]
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// One line per attribute (per entry, for maps and lists), marked `+`, `-` or `~`.
+fn attribute_lines(change: &Change) -> Vec<String> {
+    let mut lines = Vec::new();
+    for attribute in change.changed_attributes() {
+        let name = attribute.name;
+        match (attribute.before, attribute.after) {
+            (Some(Value::Object(old)), Some(Value::Object(new)))
+                if change.action == Action::Update =>
+            {
+                lines.push(format!("~ {name}:"));
+                for (key, value) in new {
+                    match old.get(key) {
+                        None => lines.push(format!("+     {key}: {}", show(value))),
+                        Some(previous) if previous != value => {
+                            lines.push(format!("~     {key}: {} → {}", show(previous), show(value)))
+                        }
+                        Some(_) => {}
+                    }
+                }
+                for (key, value) in old {
+                    if !new.contains_key(key) {
+                        lines.push(format!("-     {key}: {}", show(value)));
+                    }
+                }
+            }
+            (Some(Value::Array(old)), Some(Value::Array(new)))
+                if change.action == Action::Update =>
+            {
+                lines.push(format!("~ {name}:"));
+                for value in new.iter().filter(|v| !old.contains(v)) {
+                    lines.push(format!("+     {}", show(value)));
+                }
+                for value in old.iter().filter(|v| !new.contains(v)) {
+                    lines.push(format!("-     {}", show(value)));
+                }
+            }
+            (Some(Value::String(old)), Some(Value::String(new)))
+                if old.contains('\n') || new.contains('\n') =>
+            {
+                lines.push(format!("~ {name}:"));
+                let diff = similar::TextDiff::from_lines(old.as_str(), new.as_str());
+                for op in diff.iter_all_changes() {
+                    let sign = match op.tag() {
+                        similar::ChangeTag::Delete => '-',
+                        similar::ChangeTag::Insert => '+',
+                        similar::ChangeTag::Equal => ' ',
+                    };
+                    lines.push(format!("{sign}     {}", op.value().trim_end_matches('\n')));
+                }
+            }
+            (Some(old), Some(new)) if old != new => {
+                lines.push(format!("~ {name}: {} → {}", show(old), show(new)))
+            }
+            (Some(old), Some(_)) => lines.push(format!("  {name}: {}", show(old))),
+            (None, Some(new)) => lines.push(format!("+ {name}: {}", show(new))),
+            (Some(old), None) => lines.push(format!("- {name}: {}", show(old))),
+            (None, None) => {}
+        }
+    }
+    lines
+}
+
+fn show(value: &Value) -> String {
+    match value {
+        Value::Null => "(none)".into(),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(show).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Object(map) => {
+            let items: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", show(v)))
+                .collect();
+            format!("{{{}}}", items.join(", "))
+        }
+        Value::String(text) => format!("{text:?}"),
+        other => other.to_string(),
+    }
+}
