@@ -4,6 +4,7 @@
 
 pub mod command_error;
 mod explain;
+mod import;
 pub mod org;
 mod plan;
 mod schema;
@@ -42,6 +43,8 @@ pub enum Command {
     Plan(plan::Args),
     /// Show a plan saved with `plan --out`, in any format.
     Show(show::Args),
+    /// Write the live organization as policy files, to start a policy repository from.
+    Import(import::Args),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -75,5 +78,6 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
         Command::Explain(args) => explain::run(&args),
         Command::Plan(args) => plan::run(&args, cli.color),
         Command::Show(args) => show::run(&args, cli.color),
+        Command::Import(args) => import::run(&args),
     }
 }

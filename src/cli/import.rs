@@ -1,0 +1,106 @@
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use jiff::civil::Date;
+
+use super::org::{Org, OrgArgs, runtime};
+use super::{CommandError, ExitStatus};
+use crate::model::DesiredOrg;
+use crate::model::import::desired_from_live;
+use crate::policy::write::to_yaml;
+use crate::provider::Provider;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub org: OrgArgs,
+
+    /// Directory to write the policy files into; must not hold policy files already.
+    #[arg(long)]
+    pub out: PathBuf,
+
+    /// Count key expiry from this day instead of today (UTC).
+    #[arg(long, env = "TRAMONTANE_TODAY", hide = true)]
+    pub today: Option<Date>,
+}
+
+pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
+    let today = super::plan::today(args.today);
+    if has_policy_files(&args.out) {
+        return Err(CommandError::Usage {
+            message: format!("`{}` already holds policy files", args.out.display()),
+            help: Some("import into an empty directory, so nothing is overwritten".into()),
+        });
+    }
+    let (org, _) = Org::open(&args.org, today)?;
+    let live = runtime()?.block_on(org.read())?;
+    let (desired, notes) = desired_from_live(&live, today);
+
+    let mut files: Vec<(PathBuf, DesiredOrg)> = Vec::new();
+    let mut head = DesiredOrg { organization: desired.organization.clone(), ..DesiredOrg::default() };
+    head.members = desired.members.clone();
+    files.push((PathBuf::from("organization.yaml"), head));
+    if !desired.teams.is_empty() {
+        files.push((PathBuf::from("teams.yaml"), DesiredOrg { teams: desired.teams.clone(), ..DesiredOrg::default() }));
+    }
+    for (name, workspace) in &desired.workspaces {
+        let mut part = DesiredOrg::default();
+        part.workspaces.insert(name.clone(), workspace.clone());
+        files.push((Path::new("workspaces").join(format!("{}.yaml", file_stem(name))), part));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (relative, part) in &mut files {
+        // Two workspace names can make the same file name: number the later ones.
+        let mut candidate = relative.clone();
+        let mut n = 2;
+        while !seen.insert(candidate.clone()) {
+            candidate = relative.with_file_name(format!(
+                "{}-{n}.yaml",
+                relative.file_stem().and_then(|s| s.to_str()).unwrap_or("workspace")
+            ));
+            n += 1;
+        }
+        let path = args.out.join(&candidate);
+        let write = |source| CommandError::File { path: path.clone(), action: "write", source };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(write)?;
+        }
+        let depth = candidate.components().count() - 1;
+        let schema = format!("{}schema/policy.schema.json", "../".repeat(depth + 1));
+        let text = format!("# yaml-language-server: $schema={schema}\n# Imported by `tramontane import` on {today}.\n{}", to_yaml(part));
+        std::fs::write(&path, text).map_err(write)?;
+    }
+    let mut stderr = std::io::stderr().lock();
+    for note in &notes {
+        writeln!(stderr, "note: {note}")?;
+    }
+    writeln!(
+        stderr,
+        "imported {} members, {} workspaces, {} teams and {} keys into `{}` ({} files)",
+        desired.members.len(),
+        desired.workspaces.len(),
+        desired.teams.len(),
+        desired.workspaces.values().map(|w| w.keys.len()).sum::<usize>(),
+        args.out.display(),
+        files.len()
+    )?;
+    Ok(ExitStatus::Success)
+}
+
+fn has_policy_files(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries.filter_map(Result::ok).any(|entry| {
+        let path = entry.path();
+        path.is_dir() || path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml")
+    })
+}
+
+/// A file name for a workspace: lower case, letters, digits and dashes.
+fn file_stem(name: &str) -> String {
+    let stem: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    let stem = stem.trim_matches('-').to_owned();
+    if stem.is_empty() { "workspace".into() } else { stem }
+}
