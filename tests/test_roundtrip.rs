@@ -65,7 +65,7 @@ fn workspace_roles() -> impl Strategy<Value = Vec<WorkspaceRole>> {
     )
 }
 
-fn org() -> impl Strategy<Value = DesiredOrg> {
+pub(crate) fn org() -> impl Strategy<Value = DesiredOrg> {
     let members = proptest::collection::btree_map(
         "[a-z]{1,8}(\\.[a-z]{1,8})?@(acme|example)\\.com",
         (text(), any::<bool>()),

@@ -37,16 +37,28 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
     let (desired, notes) = desired_from_live(&live, today);
 
     let mut files: Vec<(PathBuf, DesiredOrg)> = Vec::new();
-    let mut head = DesiredOrg { organization: desired.organization.clone(), ..DesiredOrg::default() };
+    let mut head = DesiredOrg {
+        organization: desired.organization.clone(),
+        ..DesiredOrg::default()
+    };
     head.members = desired.members.clone();
     files.push((PathBuf::from("organization.yaml"), head));
     if !desired.teams.is_empty() {
-        files.push((PathBuf::from("teams.yaml"), DesiredOrg { teams: desired.teams.clone(), ..DesiredOrg::default() }));
+        files.push((
+            PathBuf::from("teams.yaml"),
+            DesiredOrg {
+                teams: desired.teams.clone(),
+                ..DesiredOrg::default()
+            },
+        ));
     }
     for (name, workspace) in &desired.workspaces {
         let mut part = DesiredOrg::default();
         part.workspaces.insert(name.clone(), workspace.clone());
-        files.push((Path::new("workspaces").join(format!("{}.yaml", file_stem(name))), part));
+        files.push((
+            Path::new("workspaces").join(format!("{}.yaml", file_stem(name))),
+            part,
+        ));
     }
     let mut seen = std::collections::HashSet::new();
     for (relative, part) in &mut files {
@@ -56,18 +68,28 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
         while !seen.insert(candidate.clone()) {
             candidate = relative.with_file_name(format!(
                 "{}-{n}.yaml",
-                relative.file_stem().and_then(|s| s.to_str()).unwrap_or("workspace")
+                relative
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("workspace")
             ));
             n += 1;
         }
         let path = args.out.join(&candidate);
-        let write = |source| CommandError::File { path: path.clone(), action: "write", source };
+        let write = |source| CommandError::File {
+            path: path.clone(),
+            action: "write",
+            source,
+        };
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(write)?;
         }
         let depth = candidate.components().count() - 1;
         let schema = format!("{}schema/policy.schema.json", "../".repeat(depth + 1));
-        let text = format!("# yaml-language-server: $schema={schema}\n# Imported by `tramontane import` on {today}.\n{}", to_yaml(part));
+        let text = format!(
+            "# yaml-language-server: $schema={schema}\n# Imported by `tramontane import` on {today}.\n{}",
+            to_yaml(part)
+        );
         std::fs::write(&path, text).map_err(write)?;
     }
     let mut stderr = std::io::stderr().lock();
@@ -80,7 +102,11 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
         desired.members.len(),
         desired.workspaces.len(),
         desired.teams.len(),
-        desired.workspaces.values().map(|w| w.keys.len()).sum::<usize>(),
+        desired
+            .workspaces
+            .values()
+            .map(|w| w.keys.len())
+            .sum::<usize>(),
         args.out.display(),
         files.len()
     )?;
@@ -88,10 +114,15 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
 }
 
 fn has_policy_files(dir: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
     entries.filter_map(Result::ok).any(|entry| {
         let path = entry.path();
-        path.is_dir() || path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml")
+        path.is_dir()
+            || path
+                .extension()
+                .is_some_and(|ext| ext == "yaml" || ext == "yml")
     })
 }
 
@@ -99,8 +130,18 @@ fn has_policy_files(dir: &Path) -> bool {
 fn file_stem(name: &str) -> String {
     let stem: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     let stem = stem.trim_matches('-').to_owned();
-    if stem.is_empty() { "workspace".into() } else { stem }
+    if stem.is_empty() {
+        "workspace".into()
+    } else {
+        stem
+    }
 }

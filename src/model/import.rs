@@ -17,21 +17,47 @@ pub fn desired_from_live(live: &LiveOrg, today: Date) -> (DesiredOrg, Vec<String
     desired.organization.spend_limit = live.spend_limit;
 
     for member in live.members.values() {
-        let roles: Vec<OrganizationRole> = member.roles.iter().filter_map(|role| organization_role(role, &mut notes)).collect();
+        let roles: Vec<OrganizationRole> = member
+            .roles
+            .iter()
+            .filter_map(|role| organization_role(role, &mut notes))
+            .collect();
         let name = if member.name.trim().is_empty() {
-            member.email.split('@').next().unwrap_or(&member.email).to_owned()
+            member
+                .email
+                .split('@')
+                .next()
+                .unwrap_or(&member.email)
+                .to_owned()
         } else {
             member.name.clone()
         };
-        desired.members.insert(member.email.clone(), Member { name, roles: if roles.is_empty() { vec![OrganizationRole::Member] } else { roles } });
+        desired.members.insert(
+            member.email.clone(),
+            Member {
+                name,
+                roles: if roles.is_empty() {
+                    vec![OrganizationRole::Member]
+                } else {
+                    roles
+                },
+            },
+        );
     }
-    let email = |lower: &str| live.members.get(lower).map_or_else(|| lower.to_owned(), |m| m.email.clone());
+    let email = |lower: &str| {
+        live.members
+            .get(lower)
+            .map_or_else(|| lower.to_owned(), |m| m.email.clone())
+    };
 
     for (name, workspace) in &live.workspaces {
         let mut members = BTreeMap::new();
         let mut admin = None;
         for (lower, roles) in &workspace.members {
-            let roles: Vec<WorkspaceRole> = roles.iter().filter_map(|role| workspace_role(role, &mut notes)).collect();
+            let roles: Vec<WorkspaceRole> = roles
+                .iter()
+                .filter_map(|role| workspace_role(role, &mut notes))
+                .collect();
             if admin.is_none() && roles.contains(&WorkspaceRole::WorkspaceAdmin) {
                 admin = Some(email(lower));
             }
@@ -42,8 +68,14 @@ pub fn desired_from_live(live: &LiveOrg, today: Date) -> (DesiredOrg, Vec<String
         }
         let mut keys = BTreeMap::new();
         let mut newest: BTreeMap<&str, &super::LiveKey> = BTreeMap::new();
-        for key in live.keys.iter().filter(|key| key.workspace.as_deref() == Some(name.as_str())) {
-            let Some(key_name) = key.name.as_deref() else { continue };
+        for key in live
+            .keys
+            .iter()
+            .filter(|key| key.workspace.as_deref() == Some(name.as_str()))
+        {
+            let Some(key_name) = key.name.as_deref() else {
+                continue;
+            };
             let slot = newest.entry(key_name).or_insert(key);
             if key.created_at > slot.created_at {
                 *slot = key;
@@ -51,7 +83,9 @@ pub fn desired_from_live(live: &LiveOrg, today: Date) -> (DesiredOrg, Vec<String
         }
         for (key_name, key) in newest {
             if key.expires.is_some_and(|expires| expires <= today) {
-                notes.push(format!("key `{key_name}` of workspace `{name}` has expired and is left out"));
+                notes.push(format!(
+                    "key `{key_name}` of workspace `{name}` has expired and is left out"
+                ));
                 continue;
             }
             let owner = key
@@ -99,10 +133,19 @@ pub fn desired_from_live(live: &LiveOrg, today: Date) -> (DesiredOrg, Vec<String
                     .workspaces
                     .iter()
                     .map(|(workspace, roles)| {
-                        (workspace.clone(), roles.iter().filter_map(|role| workspace_role(role, &mut notes)).collect())
+                        (
+                            workspace.clone(),
+                            roles
+                                .iter()
+                                .filter_map(|role| workspace_role(role, &mut notes))
+                                .collect(),
+                        )
                     })
                     .collect(),
-                organization_role: team.organization_role.as_deref().and_then(|role| organization_role(role, &mut notes)),
+                organization_role: team
+                    .organization_role
+                    .as_deref()
+                    .and_then(|role| organization_role(role, &mut notes)),
                 role: None,
             },
         );
@@ -115,7 +158,9 @@ pub fn desired_from_live(live: &LiveOrg, today: Date) -> (DesiredOrg, Vec<String
 fn organization_role(name: &str, notes: &mut Vec<String>) -> Option<OrganizationRole> {
     let role = serde_json::from_value(serde_json::Value::String(name.to_owned())).ok();
     if role.is_none() {
-        notes.push(format!("organization role `{name}` is not one the policy format knows; left out"));
+        notes.push(format!(
+            "organization role `{name}` is not one the policy format knows; left out"
+        ));
     }
     role
 }
@@ -123,7 +168,9 @@ fn organization_role(name: &str, notes: &mut Vec<String>) -> Option<Organization
 fn workspace_role(name: &str, notes: &mut Vec<String>) -> Option<WorkspaceRole> {
     let role = serde_json::from_value(serde_json::Value::String(name.to_owned())).ok();
     if role.is_none() {
-        notes.push(format!("workspace role `{name}` is not one the policy format knows; left out"));
+        notes.push(format!(
+            "workspace role `{name}` is not one the policy format knows; left out"
+        ));
     }
     role
 }

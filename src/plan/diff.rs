@@ -145,6 +145,11 @@ impl Planner<'_> {
         let Some(desired) = self.input.desired.organization.spend_limit else {
             return;
         };
+        // The API takes the organization's budget in whole units.
+        let desired = match desired {
+            SpendLimit::Monthly(amount) => SpendLimit::Monthly(amount.round()),
+            unlimited => unlimited,
+        };
         let live = self.input.live.spend_limit;
         if live.is_some_and(|live| same_limit(live, desired)) {
             return;

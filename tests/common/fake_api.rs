@@ -23,7 +23,10 @@ use tramontane::provider::{Operation, Outcome};
 #[derive(Clone, Debug)]
 pub enum Fault {
     /// Answer with this status; `retry_after` in seconds for a 429.
-    Status { status: u16, retry_after: Option<u64> },
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
     /// Answer with a body that is not JSON (an HTML error page from a proxy).
     Html,
     /// Do the work, then wait this long before answering: the client's timeout loses it.
@@ -64,19 +67,32 @@ impl FakeApi {
             log: Mutex::new(Vec::new()),
             now: noon(today.parse().expect("a date")),
         });
-        let app = axum::Router::new().fallback(handle).with_state(state.clone());
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(state.clone());
         let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))))
+            .block_on(tokio::net::TcpListener::bind(SocketAddr::from((
+                [127, 0, 0, 1],
+                0,
+            ))))
             .expect("a loopback port");
         let address = listener.local_addr().expect("an address");
         runtime.spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        FakeApi { url: format!("http://{address}"), state, _runtime: runtime }
+        FakeApi {
+            url: format!("http://{address}"),
+            state,
+            _runtime: runtime,
+        }
     }
 
     pub fn fail_next(&self, path: &str, fault: Fault) {
-        self.state.faults.lock().unwrap().push_back((path.to_owned(), fault));
+        self.state
+            .faults
+            .lock()
+            .unwrap()
+            .push_back((path.to_owned(), fault));
     }
 
     pub fn requests(&self) -> u64 {
@@ -105,7 +121,13 @@ fn query(uri: &Uri) -> BTreeMap<String, String> {
         .collect()
 }
 
-async fn handle(State(state): State<Arc<FakeState>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(state): State<Arc<FakeState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     state.requests.fetch_add(1, Ordering::SeqCst);
     let path = uri.path().to_owned();
     let shown = match uri.query() {
@@ -116,27 +138,45 @@ async fn handle(State(state): State<Arc<FakeState>>, method: Method, uri: Uri, h
     if !state.latency.is_zero() {
         tokio::time::sleep(state.latency).await;
     }
-    let authorized = headers.get("x-api-key").and_then(|v| v.to_str().ok()) == Some(state.key.as_str())
-        || headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(format!("Bearer {}", state.key).as_str());
+    let authorized = headers.get("x-api-key").and_then(|v| v.to_str().ok())
+        == Some(state.key.as_str())
+        || headers.get("authorization").and_then(|v| v.to_str().ok())
+            == Some(format!("Bearer {}", state.key).as_str());
     if !authorized {
         return error(StatusCode::UNAUTHORIZED, json!("Unauthorized"));
     }
     let fault = {
         let mut faults = state.faults.lock().unwrap();
-        let position = faults.iter().position(|(prefix, _)| path.starts_with(prefix.as_str()));
-        position.and_then(|i| faults.remove(i)).map(|(_, fault)| fault)
+        let position = faults
+            .iter()
+            .position(|(prefix, _)| path.starts_with(prefix.as_str()));
+        position
+            .and_then(|i| faults.remove(i))
+            .map(|(_, fault)| fault)
     };
     let mut stall = None;
     match fault {
-        Some(Fault::Status { status, retry_after }) => {
-            let mut response = error(StatusCode::from_u16(status).unwrap(), json!("injected fault"));
+        Some(Fault::Status {
+            status,
+            retry_after,
+        }) => {
+            let mut response = error(
+                StatusCode::from_u16(status).unwrap(),
+                json!("injected fault"),
+            );
             if let Some(seconds) = retry_after {
-                response.headers_mut().insert("retry-after", seconds.to_string().parse().unwrap());
+                response
+                    .headers_mut()
+                    .insert("retry-after", seconds.to_string().parse().unwrap());
             }
             return response;
         }
         Some(Fault::Html) => {
-            return (StatusCode::BAD_GATEWAY, [("content-type", "text/html")], "<html><body>502 Bad Gateway</body></html>")
+            return (
+                StatusCode::BAD_GATEWAY,
+                [("content-type", "text/html")],
+                "<html><body>502 Bad Gateway</body></html>",
+            )
                 .into_response();
         }
         Some(Fault::Stall(duration)) => stall = Some(duration),
@@ -147,7 +187,12 @@ async fn handle(State(state): State<Arc<FakeState>>, method: Method, uri: Uri, h
     } else {
         match serde_json::from_slice(&body) {
             Ok(value) => value,
-            Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, json!([{"loc": ["body"], "msg": e.to_string(), "type": "json_invalid"}])),
+            Err(e) => {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    json!([{"loc": ["body"], "msg": e.to_string(), "type": "json_invalid"}]),
+                );
+            }
         }
     };
     let response = route(&state, &method, &path, &query(&uri), &body);
@@ -158,9 +203,15 @@ async fn handle(State(state): State<Arc<FakeState>>, method: Method, uri: Uri, h
 }
 
 fn page(q: &BTreeMap<String, String>, max: Option<usize>) -> Result<(usize, usize), Response> {
-    let number = |name: &str, default: usize| q.get(name).map_or(Ok(default), |v| v.parse::<usize>().map_err(|_| ()));
+    let number = |name: &str, default: usize| {
+        q.get(name)
+            .map_or(Ok(default), |v| v.parse::<usize>().map_err(|_| ()))
+    };
     let (Ok(page), Ok(size)) = (number("page", 1), number("page_size", 25)) else {
-        return Err(error(StatusCode::UNPROCESSABLE_ENTITY, json!([{"loc": ["query"], "msg": "not an integer", "type": "int_parsing"}])));
+        return Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!([{"loc": ["query"], "msg": "not an integer", "type": "int_parsing"}]),
+        ));
     };
     if page == 0 || size == 0 || max.is_some_and(|max| size > max) {
         return Err(error(
@@ -172,22 +223,45 @@ fn page(q: &BTreeMap<String, String>, max: Option<usize>) -> Result<(usize, usiz
 }
 
 fn slice<T: Clone>(items: &[T], page: usize, size: usize) -> Vec<T> {
-    items.iter().skip((page - 1) * size).take(size).cloned().collect()
+    items
+        .iter()
+        .skip((page - 1) * size)
+        .take(size)
+        .cloned()
+        .collect()
 }
 
-fn role_ids(map: &BTreeMap<String, String>, names: impl IntoIterator<Item = impl AsRef<str>>) -> Vec<String> {
-    names.into_iter().filter_map(|name| map.get(name.as_ref()).cloned()).collect()
+fn role_ids(
+    map: &BTreeMap<String, String>,
+    names: impl IntoIterator<Item = impl AsRef<str>>,
+) -> Vec<String> {
+    names
+        .into_iter()
+        .filter_map(|name| map.get(name.as_ref()).cloned())
+        .collect()
 }
 
 fn strings(value: &Value) -> Vec<String> {
-    value.as_array().map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect()).unwrap_or_default()
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn workspace_json(id: &str, org: &SandboxOrg) -> Value {
     let workspace = &org.workspaces[id];
     let spend_limit = workspace.spend_limit.map(|limit| match limit {
-        SpendLimit::Monthly(value) => json!({"value": value, "currency": "EUR", "no_monthly_limit": false}),
-        SpendLimit::Unlimited(_) => json!({"value": null, "currency": "EUR", "no_monthly_limit": true}),
+        SpendLimit::Monthly(value) => {
+            json!({"value": value, "currency": "EUR", "no_monthly_limit": false})
+        }
+        SpendLimit::Unlimited(_) => {
+            json!({"value": null, "currency": "EUR", "no_monthly_limit": true})
+        }
     });
     json!({"uuid": id, "name": workspace.name, "description": workspace.description, "icon": "",
            "members_count": workspace.members.len(), "spend_limit": spend_limit, "is_default": workspace.is_default})
@@ -217,23 +291,43 @@ fn member_json(id: &str, org: &SandboxOrg) -> Value {
            "subscription_types": null, "created_at": user.created_at})
 }
 
-fn route(state: &FakeState, method: &Method, path: &str, q: &BTreeMap<String, String>, body: &Value) -> Response {
+fn route(
+    state: &FakeState,
+    method: &Method,
+    path: &str,
+    q: &BTreeMap<String, String>,
+    body: &Value,
+) -> Response {
     let segments: Vec<&str> = path.trim_start_matches("/v1/admin/").split('/').collect();
     let mut org = state.org.lock().unwrap();
     let perform = |org: &mut SandboxOrg, operation: Operation| org.perform(operation, &state.now);
-    let outcome = |result: Result<Outcome, tramontane::provider::sandbox::SandboxError>, ok: Value| -> Response {
+    let outcome = |result: Result<Outcome, tramontane::provider::sandbox::SandboxError>,
+                   ok: Value|
+     -> Response {
         match result {
             Ok(_) => (StatusCode::OK, axum::Json(ok)).into_response(),
-            Err(e) => error(StatusCode::from_u16(e.status()).unwrap(), json!(e.to_string())),
+            Err(e) => error(
+                StatusCode::from_u16(e.status()).unwrap(),
+                json!(e.to_string()),
+            ),
         }
     };
-    let no_content = |result: Result<Outcome, tramontane::provider::sandbox::SandboxError>| -> Response {
-        match result {
-            Ok(_) => StatusCode::NO_CONTENT.into_response(),
-            Err(e) => error(StatusCode::from_u16(e.status()).unwrap(), json!(e.to_string())),
-        }
+    let no_content =
+        |result: Result<Outcome, tramontane::provider::sandbox::SandboxError>| -> Response {
+            match result {
+                Ok(_) => StatusCode::NO_CONTENT.into_response(),
+                Err(e) => error(
+                    StatusCode::from_u16(e.status()).unwrap(),
+                    json!(e.to_string()),
+                ),
+            }
+        };
+    let s = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
     };
-    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
     match (method.as_str(), segments.as_slice()) {
         ("GET", ["roles"]) => {
             let list = |map: &BTreeMap<String, String>| -> Vec<Value> {
@@ -242,8 +336,12 @@ fn route(state: &FakeState, method: &Method, path: &str, q: &BTreeMap<String, St
             axum::Json(json!({"workspace_roles": list(&org.roles.workspace), "organization_roles": list(&org.roles.organization)})).into_response()
         }
         ("GET", ["users"]) => {
-            let (page, size) = match page(q, None) { Ok(p) => p, Err(r) => return r };
-            let mut items: Vec<(bool, String)> = org.users.keys().map(|id| (true, id.clone())).collect();
+            let (page, size) = match page(q, None) {
+                Ok(p) => p,
+                Err(r) => return r,
+            };
+            let mut items: Vec<(bool, String)> =
+                org.users.keys().map(|id| (true, id.clone())).collect();
             items.extend(org.invites.keys().map(|id| (false, id.clone())));
             let total = items.len();
             let mut members = Vec::new();
@@ -263,35 +361,77 @@ fn route(state: &FakeState, method: &Method, path: &str, q: &BTreeMap<String, St
         ("POST", ["users"]) => {
             let mut map = serde_json::Map::new();
             for person in body.as_array().into_iter().flatten() {
-                let result = perform(&mut org, Operation::CreateUser {
-                    email: s(person, "email"), first_name: s(person, "first_name"), last_name: s(person, "last_name"),
-                    roles: strings(&person["role_names"]),
-                });
+                let result = perform(
+                    &mut org,
+                    Operation::CreateUser {
+                        email: s(person, "email"),
+                        first_name: s(person, "first_name"),
+                        last_name: s(person, "last_name"),
+                        roles: strings(&person["role_names"]),
+                    },
+                );
                 match result {
-                    Ok(Outcome::Created(id)) => { map.insert(s(person, "email"), json!(id)); }
+                    Ok(Outcome::Created(id)) => {
+                        map.insert(s(person, "email"), json!(id));
+                    }
                     Ok(_) => {}
-                    Err(e) => return error(StatusCode::from_u16(e.status()).unwrap(), json!(e.to_string())),
+                    Err(e) => {
+                        return error(
+                            StatusCode::from_u16(e.status()).unwrap(),
+                            json!(e.to_string()),
+                        );
+                    }
                 }
             }
             axum::Json(json!({"invalid_emails": [], "email_to_user_id": map})).into_response()
         }
         ("PATCH", ["users", id]) => {
-            let result = perform(&mut org, Operation::SetUserRoles { user: (*id).into(), roles: strings(&body["role_names"]) });
+            let result = perform(
+                &mut org,
+                Operation::SetUserRoles {
+                    user: (*id).into(),
+                    roles: strings(&body["role_names"]),
+                },
+            );
             match result {
                 Ok(_) => axum::Json(member_json(id, &org)).into_response(),
-                Err(e) => error(StatusCode::from_u16(e.status()).unwrap(), json!(e.to_string())),
+                Err(e) => error(
+                    StatusCode::from_u16(e.status()).unwrap(),
+                    json!(e.to_string()),
+                ),
             }
         }
-        ("DELETE", ["users", id]) => outcome(perform(&mut org, Operation::DeleteUser { user: (*id).into() }), json!({"message": "deleted"})),
+        ("DELETE", ["users", id]) => outcome(
+            perform(&mut org, Operation::DeleteUser { user: (*id).into() }),
+            json!({"message": "deleted"}),
+        ),
         ("GET", ["workspaces"]) => {
-            let (page, size) = match page(q, None) { Ok(p) => p, Err(r) => return r };
+            let (page, size) = match page(q, None) {
+                Ok(p) => p,
+                Err(r) => return r,
+            };
             let archived = q.get("is_archived").is_some_and(|v| v == "true");
-            let ids: Vec<String> = org.workspaces.iter().filter(|(_, w)| w.archived == archived).map(|(id, _)| id.clone()).collect();
-            let items: Vec<Value> = slice(&ids, page, size).iter().map(|id| workspace_json(id, &org)).collect();
+            let ids: Vec<String> = org
+                .workspaces
+                .iter()
+                .filter(|(_, w)| w.archived == archived)
+                .map(|(id, _)| id.clone())
+                .collect();
+            let items: Vec<Value> = slice(&ids, page, size)
+                .iter()
+                .map(|id| workspace_json(id, &org))
+                .collect();
             axum::Json(json!({"total": ids.len(), "items": items, "object": "list", "page": page, "page_size": size})).into_response()
         }
         ("POST", ["workspaces"]) => {
-            match perform(&mut org, Operation::CreateWorkspace { name: s(body, "name"), description: s(body, "description"), admin: s(body, "admin_user_id") }) {
+            match perform(
+                &mut org,
+                Operation::CreateWorkspace {
+                    name: s(body, "name"),
+                    description: s(body, "description"),
+                    admin: s(body, "admin_user_id"),
+                },
+            ) {
                 Ok(Outcome::Created(id)) => {
                     let mut out = workspace_json(&id, &org);
                     out["raw_roles"] = json!([]);
@@ -299,65 +439,169 @@ fn route(state: &FakeState, method: &Method, path: &str, q: &BTreeMap<String, St
                     axum::Json(out).into_response()
                 }
                 Ok(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-                Err(e) => error(StatusCode::from_u16(e.status()).unwrap(), json!(e.to_string())),
+                Err(e) => error(
+                    StatusCode::from_u16(e.status()).unwrap(),
+                    json!(e.to_string()),
+                ),
             }
         }
         ("PATCH", ["workspaces", id]) => {
-            let result = perform(&mut org, Operation::SetWorkspaceDescription { workspace: (*id).into(), description: s(body, "description") });
+            let result = perform(
+                &mut org,
+                Operation::SetWorkspaceDescription {
+                    workspace: (*id).into(),
+                    description: s(body, "description"),
+                },
+            );
             match result {
                 Ok(_) => axum::Json(workspace_json(id, &org)).into_response(),
-                Err(e) => error(StatusCode::from_u16(e.status()).unwrap(), json!(e.to_string())),
+                Err(e) => error(
+                    StatusCode::from_u16(e.status()).unwrap(),
+                    json!(e.to_string()),
+                ),
             }
         }
-        ("DELETE", ["workspaces", id]) => no_content(perform(&mut org, Operation::ArchiveWorkspace { workspace: (*id).into() })),
+        ("DELETE", ["workspaces", id]) => no_content(perform(
+            &mut org,
+            Operation::ArchiveWorkspace {
+                workspace: (*id).into(),
+            },
+        )),
         ("PATCH", ["workspaces", id, "users"]) | ("POST", ["workspaces", id, "add-users"]) => {
-            let members: Vec<(String, Vec<String>)> = body["members"].as_array().into_iter().flatten()
-                .map(|m| (s(m, "user_uuid"), strings(&m["role_names"]))).collect();
+            let members: Vec<(String, Vec<String>)> = body["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| (s(m, "user_uuid"), strings(&m["role_names"])))
+                .collect();
             let count = members.len();
-            outcome(perform(&mut org, Operation::UpsertWorkspaceMembers { workspace: (*id).into(), members }),
-                    json!({"added_members_count": count, "updated_members_count": 0}))
+            outcome(
+                perform(
+                    &mut org,
+                    Operation::UpsertWorkspaceMembers {
+                        workspace: (*id).into(),
+                        members,
+                    },
+                ),
+                json!({"added_members_count": count, "updated_members_count": 0}),
+            )
         }
         ("DELETE", ["workspaces", id, "remove-users"]) => {
-            let users: Vec<String> = body["members"].as_array().into_iter().flatten().map(|m| s(m, "user_uuid")).collect();
+            let users: Vec<String> = body["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| s(m, "user_uuid"))
+                .collect();
             let count = users.len();
-            outcome(perform(&mut org, Operation::RemoveWorkspaceMembers { workspace: (*id).into(), users }),
-                    json!({"deleted_members_count": count, "not_deleted_members": []}))
+            outcome(
+                perform(
+                    &mut org,
+                    Operation::RemoveWorkspaceMembers {
+                        workspace: (*id).into(),
+                        users,
+                    },
+                ),
+                json!({"deleted_members_count": count, "not_deleted_members": []}),
+            )
         }
         ("GET", ["user-groups"]) => {
-            let (page, size) = match page(q, Some(100)) { Ok(p) => p, Err(r) => return r };
+            let (page, size) = match page(q, Some(100)) {
+                Ok(p) => p,
+                Err(r) => return r,
+            };
             let ids: Vec<String> = org.groups.keys().cloned().collect();
-            let items: Vec<Value> = slice(&ids, page, size).iter().map(|id| group_json(id, &org)).collect();
-            axum::Json(json!({"total": ids.len(), "items": items, "page": page, "page_size": size})).into_response()
+            let items: Vec<Value> = slice(&ids, page, size)
+                .iter()
+                .map(|id| group_json(id, &org))
+                .collect();
+            axum::Json(json!({"total": ids.len(), "items": items, "page": page, "page_size": size}))
+                .into_response()
         }
-        ("POST", ["user-groups"]) => match perform(&mut org, Operation::CreateGroup { name: s(body, "name"), description: s(body, "description") }) {
+        ("POST", ["user-groups"]) => match perform(
+            &mut org,
+            Operation::CreateGroup {
+                name: s(body, "name"),
+                description: s(body, "description"),
+            },
+        ) {
             Ok(Outcome::Created(id)) => axum::Json(group_json(&id, &org)).into_response(),
             Ok(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-            Err(e) => error(StatusCode::from_u16(e.status()).unwrap(), json!(e.to_string())),
+            Err(e) => error(
+                StatusCode::from_u16(e.status()).unwrap(),
+                json!(e.to_string()),
+            ),
         },
         ("PATCH", ["user-groups", id]) => {
-            let result = perform(&mut org, Operation::SetGroupDescription { group: (*id).into(), description: s(body, "description") });
+            let result = perform(
+                &mut org,
+                Operation::SetGroupDescription {
+                    group: (*id).into(),
+                    description: s(body, "description"),
+                },
+            );
             match result {
                 Ok(_) => axum::Json(group_json(id, &org)).into_response(),
-                Err(e) => error(StatusCode::from_u16(e.status()).unwrap(), json!(e.to_string())),
+                Err(e) => error(
+                    StatusCode::from_u16(e.status()).unwrap(),
+                    json!(e.to_string()),
+                ),
             }
         }
-        ("DELETE", ["user-groups", id]) => no_content(perform(&mut org, Operation::DeleteGroup { group: (*id).into() })),
+        ("DELETE", ["user-groups", id]) => no_content(perform(
+            &mut org,
+            Operation::DeleteGroup {
+                group: (*id).into(),
+            },
+        )),
         ("GET", ["user-groups", id, "members"]) => {
-            let (page, size) = match page(q, None) { Ok(p) => p, Err(r) => return r };
-            let Some(group) = org.groups.get(*id) else { return error(StatusCode::NOT_FOUND, json!("no such group")) };
+            let (page, size) = match page(q, None) {
+                Ok(p) => p,
+                Err(r) => return r,
+            };
+            let Some(group) = org.groups.get(*id) else {
+                return error(StatusCode::NOT_FOUND, json!("no such group"));
+            };
             let ids: Vec<String> = group.members.iter().cloned().collect();
-            let members: Vec<Value> = slice(&ids, page, size).iter().filter_map(|uid| {
-                let user = org.users.get(uid)?;
-                Some(json!({"user_uuid": uid, "name": user.name(), "email": user.email}))
-            }).collect();
-            axum::Json(json!({"total": ids.len(), "members": members, "page": page, "page_size": size})).into_response()
+            let members: Vec<Value> = slice(&ids, page, size)
+                .iter()
+                .filter_map(|uid| {
+                    let user = org.users.get(uid)?;
+                    Some(json!({"user_uuid": uid, "name": user.name(), "email": user.email}))
+                })
+                .collect();
+            axum::Json(
+                json!({"total": ids.len(), "members": members, "page": page, "page_size": size}),
+            )
+            .into_response()
         }
-        ("POST", ["user-groups", id, "members"]) => no_content(perform(&mut org, Operation::AddGroupMembers { group: (*id).into(), users: strings(&body["user_uuids"]) })),
-        ("DELETE", ["user-groups", id, "members"]) => no_content(perform(&mut org, Operation::RemoveGroupMembers { group: (*id).into(), users: strings(&body["user_uuids"]) })),
+        ("POST", ["user-groups", id, "members"]) => no_content(perform(
+            &mut org,
+            Operation::AddGroupMembers {
+                group: (*id).into(),
+                users: strings(&body["user_uuids"]),
+            },
+        )),
+        ("DELETE", ["user-groups", id, "members"]) => no_content(perform(
+            &mut org,
+            Operation::RemoveGroupMembers {
+                group: (*id).into(),
+                users: strings(&body["user_uuids"]),
+            },
+        )),
         ("GET", ["user-groups", id, "workspaces"]) => {
-            let (page, size) = match page(q, Some(100)) { Ok(p) => p, Err(r) => return r };
-            let Some(group) = org.groups.get(*id) else { return error(StatusCode::NOT_FOUND, json!("no such group")) };
-            let assignments: Vec<(String, Vec<String>)> = group.workspaces.iter().map(|(w, r)| (w.clone(), r.iter().cloned().collect())).collect();
+            let (page, size) = match page(q, Some(100)) {
+                Ok(p) => p,
+                Err(r) => return r,
+            };
+            let Some(group) = org.groups.get(*id) else {
+                return error(StatusCode::NOT_FOUND, json!("no such group"));
+            };
+            let assignments: Vec<(String, Vec<String>)> = group
+                .workspaces
+                .iter()
+                .map(|(w, r)| (w.clone(), r.iter().cloned().collect()))
+                .collect();
             let items: Vec<Value> = slice(&assignments, page, size).iter().filter_map(|(wid, roles)| {
                 let workspace = org.workspaces.get(wid)?;
                 let refs: Vec<Value> = roles.iter().map(|r| json!({"name": r, "uuid": org.roles.workspace.get(r)})).collect();
@@ -365,18 +609,56 @@ fn route(state: &FakeState, method: &Method, path: &str, q: &BTreeMap<String, St
             }).collect();
             axum::Json(json!({"total": assignments.len(), "items": items, "page": page, "page_size": size})).into_response()
         }
-        ("POST", ["user-groups", id, "workspaces"]) => match perform(&mut org, Operation::AssignGroupWorkspace { group: (*id).into(), workspace: s(body, "workspace_uuid"), roles: strings(&body["role_names"]) }) {
+        ("POST", ["user-groups", id, "workspaces"]) => match perform(
+            &mut org,
+            Operation::AssignGroupWorkspace {
+                group: (*id).into(),
+                workspace: s(body, "workspace_uuid"),
+                roles: strings(&body["role_names"]),
+            },
+        ) {
             Ok(_) => StatusCode::CREATED.into_response(),
-            Err(e) => error(StatusCode::from_u16(e.status()).unwrap(), json!(e.to_string())),
+            Err(e) => error(
+                StatusCode::from_u16(e.status()).unwrap(),
+                json!(e.to_string()),
+            ),
         },
-        ("PATCH", ["user-groups", id, "workspaces", workspace]) => no_content(perform(&mut org, Operation::UpdateGroupWorkspace { group: (*id).into(), workspace: (*workspace).into(), roles: strings(&body["role_names"]) })),
-        ("DELETE", ["user-groups", id, "workspaces", workspace]) => no_content(perform(&mut org, Operation::UnassignGroupWorkspace { group: (*id).into(), workspace: (*workspace).into() })),
+        ("PATCH", ["user-groups", id, "workspaces", workspace]) => no_content(perform(
+            &mut org,
+            Operation::UpdateGroupWorkspace {
+                group: (*id).into(),
+                workspace: (*workspace).into(),
+                roles: strings(&body["role_names"]),
+            },
+        )),
+        ("DELETE", ["user-groups", id, "workspaces", workspace]) => no_content(perform(
+            &mut org,
+            Operation::UnassignGroupWorkspace {
+                group: (*id).into(),
+                workspace: (*workspace).into(),
+            },
+        )),
         ("PATCH", ["user-groups", id, "organization-role"]) => {
             let uuid = s(body, "organization_role");
-            let Some(role) = org.roles.organization.iter().find(|(_, u)| **u == uuid).map(|(n, _)| n.clone()) else {
-                return error(StatusCode::UNPROCESSABLE_ENTITY, json!([{"loc": ["body", "organization_role"], "msg": "unknown role", "type": "value_error"}]));
+            let Some(role) = org
+                .roles
+                .organization
+                .iter()
+                .find(|(_, u)| **u == uuid)
+                .map(|(n, _)| n.clone())
+            else {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    json!([{"loc": ["body", "organization_role"], "msg": "unknown role", "type": "value_error"}]),
+                );
             };
-            no_content(perform(&mut org, Operation::SetGroupOrganizationRole { group: (*id).into(), role }))
+            no_content(perform(
+                &mut org,
+                Operation::SetGroupOrganizationRole {
+                    group: (*id).into(),
+                    role,
+                },
+            ))
         }
         ("GET", ["api-keys"]) => {
             let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(100);
@@ -391,8 +673,19 @@ fn route(state: &FakeState, method: &Method, path: &str, q: &BTreeMap<String, St
             axum::Json(json!({"keys": keys})).into_response()
         }
         ("POST", ["api-keys"]) => {
-            let expiration = body.get("expiration").and_then(Value::as_str).and_then(|d| d.parse().ok());
-            match perform(&mut org, Operation::CreateKey { workspace: s(body, "workspace_uuid"), user: s(body, "user_id"), name: s(body, "name"), expiration }) {
+            let expiration = body
+                .get("expiration")
+                .and_then(Value::as_str)
+                .and_then(|d| d.parse().ok());
+            match perform(
+                &mut org,
+                Operation::CreateKey {
+                    workspace: s(body, "workspace_uuid"),
+                    user: s(body, "user_id"),
+                    name: s(body, "name"),
+                    expiration,
+                },
+            ) {
                 Ok(Outcome::Key { id, secret }) => {
                     use secrecy::ExposeSecret;
                     let key = &org.keys[&id];
@@ -400,10 +693,16 @@ fn route(state: &FakeState, method: &Method, path: &str, q: &BTreeMap<String, St
                                       "created_at": key.created_at, "expiration_date": key.expiration.map(|d| d.to_string()), "actions": {}})).into_response()
                 }
                 Ok(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-                Err(e) => error(StatusCode::from_u16(e.status()).unwrap(), json!(e.to_string())),
+                Err(e) => error(
+                    StatusCode::from_u16(e.status()).unwrap(),
+                    json!(e.to_string()),
+                ),
             }
         }
-        ("DELETE", ["api-keys", id]) => outcome(perform(&mut org, Operation::DeleteKey { key: (*id).into() }), json!({"detail": "deleted"})),
+        ("DELETE", ["api-keys", id]) => outcome(
+            perform(&mut org, Operation::DeleteKey { key: (*id).into() }),
+            json!({"detail": "deleted"}),
+        ),
         ("GET", ["spend-limit"]) | ("POST", ["spend-limit"]) => {
             if method == Method::POST {
                 let limit = if body.get("no_monthly_limit").and_then(Value::as_bool) == Some(true) {
@@ -412,7 +711,10 @@ fn route(state: &FakeState, method: &Method, path: &str, q: &BTreeMap<String, St
                     SpendLimit::Monthly(body.get("amount").and_then(Value::as_f64).unwrap_or(0.0))
                 };
                 if let Err(e) = perform(&mut org, Operation::SetSpendLimit { limit }) {
-                    return error(StatusCode::from_u16(e.status()).unwrap(), json!(e.to_string()));
+                    return error(
+                        StatusCode::from_u16(e.status()).unwrap(),
+                        json!(e.to_string()),
+                    );
                 }
             }
             let limit = &org.spend_limit;

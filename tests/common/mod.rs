@@ -1,6 +1,8 @@
 //! The test environment: a scratch directory to write policies into and a way to run the
 //! real binary there with a controlled environment.
 
+pub mod fake_api;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
