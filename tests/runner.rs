@@ -5,6 +5,7 @@ mod common;
 
 mod test_explain;
 mod test_fixtures;
+mod test_mistral;
 mod test_plan;
 mod test_roundtrip;
 mod test_schema;

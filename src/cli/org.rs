@@ -48,6 +48,10 @@ pub struct OrgArgs {
     /// Seconds before one Admin API request is abandoned (and retried when that is safe).
     #[arg(long, env = "TRAMONTANE_TIMEOUT", default_value_t = 30)]
     pub timeout: u64,
+
+    /// First retry delay in milliseconds; later ones double, with jitter.
+    #[arg(long, env = "TRAMONTANE_BACKOFF_MS", default_value_t = 500, hide = true)]
+    pub backoff_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -94,6 +98,7 @@ impl Org {
             config.concurrency = args.concurrency.max(1);
             config.requests_per_second = args.rate_limit.max(1);
             config.timeout = Duration::from_secs(args.timeout.max(1));
+            config.backoff_base = Duration::from_millis(args.backoff_ms);
             let client = Client::new(config).map_err(ProviderError::from)?;
             return Ok((Org::Mistral(MistralProvider::new(client)), "mistral".into()));
         }

@@ -31,6 +31,8 @@ pub enum Fault {
     Html,
     /// Do the work, then wait this long before answering: the client's timeout loses it.
     Stall(Duration),
+    /// Answer 200 with a body cut off mid-way.
+    Truncated,
 }
 
 pub struct FakeState {
@@ -180,6 +182,9 @@ async fn handle(
                 .into_response();
         }
         Some(Fault::Stall(duration)) => stall = Some(duration),
+        Some(Fault::Truncated) => {
+            return (StatusCode::OK, [("content-type", "application/json")], "{\"members\": [{\"uuid\": \"0000").into_response();
+        }
         None => {}
     }
     let body: Value = if body.is_empty() {

@@ -1,49 +1,437 @@
-// TEMPORARY STUB while the client is written.
-pub mod error {
-    #[derive(Debug, thiserror::Error)]
-    #[error("stub")]
-    pub struct ApiError;
+//! The live organization through Mistral's Admin API.
+//!
+//! [`client`] speaks HTTP (pages, retries, rate limits); this module reads the whole org with
+//! it and resolves every UUID to a name, and turns each [`Operation`] into its one call.
+
+pub mod api;
+pub mod client;
+pub mod error;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use self::api::{
+    AdminOrganizationMemberOut, AdminUserGroupOut, GroupWorkspaceAssignmentOut, RolesOut,
+    WorkspaceOut,
+};
+use self::client::Client;
+use super::{Operation, Outcome, Provider, ProviderError};
+use crate::model::{
+    LiveInvite, LiveKey, LiveMember, LiveOrg, LiveTeam, LiveWorkspace, RateLimits, SpendLimit,
+    Unlimited, live::TokenLimits,
+};
+
+pub struct MistralProvider {
+    client: Client,
 }
-pub mod client {
-    #[derive(Debug)]
-    pub enum AuthScheme {
-        ApiKeyHeader,
-        Bearer,
+
+impl MistralProvider {
+    pub fn new(client: Client) -> MistralProvider {
+        MistralProvider { client }
     }
-    pub struct ClientConfig {
-        pub auth: AuthScheme,
-        pub concurrency: usize,
-        pub requests_per_second: u32,
-        pub timeout: std::time::Duration,
+
+    pub fn client(&self) -> &Client {
+        &self.client
     }
-    impl ClientConfig {
-        pub fn new(_: url::Url, _: secrecy::SecretString) -> Self {
-            ClientConfig {
-                auth: AuthScheme::ApiKeyHeader,
-                concurrency: 1,
-                requests_per_second: 1,
-                timeout: std::time::Duration::ZERO,
+}
+
+/// Role names by UUID, with the letter codes some fields use instead.
+struct RoleNames {
+    organization: HashMap<String, String>,
+    workspace: HashMap<String, String>,
+}
+
+impl RoleNames {
+    fn new(roles: &RolesOut) -> RoleNames {
+        let mut organization: HashMap<String, String> = roles
+            .organization_roles
+            .iter()
+            .map(|role| (role.uuid.clone(), role.name.clone()))
+            .collect();
+        // `UserRole` letter codes of the spec: Admin, Member, Billing.
+        for (code, name) in [("A", "organization_admin"), ("M", "member"), ("B", "billing_manager")] {
+            organization.entry(code.into()).or_insert_with(|| name.into());
+        }
+        let mut workspace: HashMap<String, String> = roles
+            .workspace_roles
+            .iter()
+            .map(|role| (role.uuid.clone(), role.name.clone()))
+            .collect();
+        for (code, name) in [("A", "workspace_admin"), ("M", "user")] {
+            workspace.entry(code.into()).or_insert_with(|| name.into());
+        }
+        RoleNames { organization, workspace }
+    }
+
+    /// Names for role ids; an id the roles list lacks is kept as it is, so a plan shows it
+    /// rather than hiding it.
+    fn names(map: &HashMap<String, String>, ids: &[String]) -> BTreeSet<String> {
+        ids.iter().map(|id| map.get(id).cloned().unwrap_or_else(|| id.clone())).collect()
+    }
+}
+
+impl Provider for MistralProvider {
+    async fn read(&self) -> Result<LiveOrg, ProviderError> {
+        let client = &self.client;
+        let (roles, users, active, archived, groups, keys, spend, rate) = tokio::try_join!(
+            client.roles(),
+            client.list_users(),
+            client.list_workspaces(false),
+            client.list_workspaces(true),
+            client.list_groups(),
+            client.list_api_keys(),
+            client.spend_limit(),
+            client.rate_limit(),
+        )?;
+        let (members, invites) = users;
+        let group_details = futures_join_all(groups.iter().map(|group| async move {
+            let (members, workspaces) =
+                tokio::try_join!(client.group_members(&group.uuid), client.group_workspaces(&group.uuid))?;
+            Ok::<_, ProviderError>((members, workspaces))
+        }))
+        .await?;
+
+        let roles = RoleNames::new(&roles);
+        let mut live = LiveOrg::default();
+        let mut email_by_id: HashMap<String, String> = HashMap::new();
+        for member in &members {
+            let Some(email) = member.email.clone() else { continue };
+            email_by_id.insert(member.uuid.clone(), email.to_lowercase());
+        }
+        let workspace_names: HashMap<&str, &str> = active
+            .iter()
+            .chain(archived.iter())
+            .map(|workspace| (workspace.uuid.as_str(), workspace.name.as_str()))
+            .collect();
+
+        for workspace in &active {
+            live.workspaces.insert(workspace.name.clone(), live_workspace(workspace));
+        }
+        for workspace in &archived {
+            if !live.workspaces.contains_key(&workspace.name) {
+                live.archived_workspaces.insert(workspace.name.clone());
             }
         }
+        for member in &members {
+            add_member(&mut live, member, &roles);
+        }
+        for invite in &invites {
+            live.invites.insert(
+                invite.email.to_lowercase(),
+                LiveInvite {
+                    id: invite.uuid.clone(),
+                    email: invite.email.clone(),
+                    roles: RoleNames::names(&roles.organization, &invite.raw_roles),
+                    expired: invite.expired,
+                },
+            );
+        }
+        for (group, (group_members, assignments)) in groups.iter().zip(group_details) {
+            live.teams.insert(group.name.clone(), live_team(group, &group_members.iter().filter_map(|m| m.email.clone()).collect::<Vec<_>>(), &assignments, &roles));
+        }
+        for key in &keys {
+            live.keys.push(LiveKey {
+                id: key.key_id.clone(),
+                name: key.name.clone(),
+                workspace: key
+                    .workspace_id
+                    .as_deref()
+                    .map(|id| workspace_names.get(id).map_or_else(|| id.to_owned(), |name| (*name).to_owned())),
+                created_by: key.created_by.clone(),
+                created_at: key.created_at.clone(),
+                expires: parse_date(key.expiration_date.as_deref(), "GET /v1/admin/api-keys", "expiration_date")?,
+                last_used: parse_date(key.last_used.as_deref(), "GET /v1/admin/api-keys", "last_used")?,
+            });
+        }
+        let completion = &spend.limits.completion;
+        live.spend_limit = Some(if completion.no_monthly_limit {
+            SpendLimit::Unlimited(Unlimited::Unlimited)
+        } else {
+            SpendLimit::Monthly(completion.usage_limit.unwrap_or(0.0))
+        });
+        live.rate_limits = Some(RateLimits {
+            requests_per_second: u64::try_from(rate.requests_per_second).unwrap_or(0),
+            tokens_by_model: rate
+                .tokens_limits_by_model
+                .iter()
+                .map(|(model, limits)| {
+                    (
+                        model.clone(),
+                        TokenLimits {
+                            tokens_per_minute: u64::try_from(limits.tokens_per_minute).unwrap_or(0),
+                            tokens_per_month: u64::try_from(limits.tokens_per_month).unwrap_or(0),
+                        },
+                    )
+                })
+                .collect(),
+        });
+        let _ = email_by_id;
+        Ok(live)
     }
-    pub struct Client;
-    impl Client {
-        pub fn new(_: ClientConfig) -> Result<Client, super::error::ApiError> {
-            Err(super::error::ApiError)
+
+    async fn perform(&self, operation: Operation) -> Result<Outcome, ProviderError> {
+        let client = &self.client;
+        use Operation::*;
+        Ok(match operation {
+            CreateUser { email, first_name, last_name, roles } => {
+                let created = client
+                    .create_users(&[body(json!({"email": email, "first_name": first_name, "last_name": last_name, "role_names": roles}))?])
+                    .await?;
+                let id = created
+                    .email_to_user_id
+                    .iter()
+                    .find(|(address, _)| address.eq_ignore_ascii_case(&email))
+                    .map(|(_, id)| id.clone());
+                match id {
+                    Some(id) => Outcome::Created(id),
+                    None => {
+                        return Err(ProviderError::Unexpected {
+                            call: "POST /v1/admin/users".into(),
+                            problem: format!("no user id for `{email}` (invalid emails: {:?})", created.invalid_emails),
+                        });
+                    }
+                }
+            }
+            SetUserRoles { user, roles } => {
+                client.update_user(&user, &body(json!({"role_names": roles}))?).await?;
+                Outcome::Done
+            }
+            DeleteUser { user } => {
+                client.delete_user(&user).await?;
+                Outcome::Done
+            }
+            CreateWorkspace { name, description, admin } => {
+                let created = client
+                    .create_workspace(&body(json!({"name": name, "description": description, "admin_user_id": admin}))?)
+                    .await?;
+                Outcome::Created(created.uuid)
+            }
+            SetWorkspaceDescription { workspace, description } => {
+                client.update_workspace(&workspace, &body(json!({"description": description}))?).await?;
+                Outcome::Done
+            }
+            ArchiveWorkspace { workspace } => {
+                client.archive_workspace(&workspace).await?;
+                Outcome::Done
+            }
+            UpsertWorkspaceMembers { workspace, members } => {
+                let members: Vec<_> = members
+                    .into_iter()
+                    .map(|(user, roles)| json!({"user_uuid": user, "role_names": roles}))
+                    .collect();
+                client.upsert_workspace_users(&workspace, &body(json!({"members": members}))?).await?;
+                Outcome::Done
+            }
+            RemoveWorkspaceMembers { workspace, users } => {
+                let members: Vec<_> = users.into_iter().map(|user| json!({"user_uuid": user})).collect();
+                client.remove_workspace_users(&workspace, &body(json!({"members": members}))?).await?;
+                Outcome::Done
+            }
+            CreateGroup { name, description } => {
+                let created = client
+                    .create_group(&body(json!({"name": name, "description": description, "parent_group_ids": []}))?)
+                    .await?;
+                Outcome::Created(created.uuid)
+            }
+            SetGroupDescription { group, description } => {
+                client.update_group(&group, &body(json!({"description": description}))?).await?;
+                Outcome::Done
+            }
+            DeleteGroup { group } => {
+                client.delete_group(&group).await?;
+                Outcome::Done
+            }
+            AddGroupMembers { group, users } => {
+                client.add_group_members(&group, &body(json!({"user_uuids": users}))?).await?;
+                Outcome::Done
+            }
+            RemoveGroupMembers { group, users } => {
+                client.remove_group_members(&group, &body(json!({"user_uuids": users}))?).await?;
+                Outcome::Done
+            }
+            AssignGroupWorkspace { group, workspace, roles } => {
+                client
+                    .assign_group_workspace(&group, &body(json!({"workspace_uuid": workspace, "role_names": roles}))?)
+                    .await?;
+                Outcome::Done
+            }
+            UpdateGroupWorkspace { group, workspace, roles } => {
+                client
+                    .update_group_workspace(&group, &workspace, &body(json!({"role_names": roles}))?)
+                    .await?;
+                Outcome::Done
+            }
+            UnassignGroupWorkspace { group, workspace } => {
+                client.unassign_group_workspace(&group, &workspace).await?;
+                Outcome::Done
+            }
+            SetGroupOrganizationRole { group, role } => {
+                // The endpoint takes a role id, not a name.
+                let roles = client.roles().await?;
+                let id = roles
+                    .organization_roles
+                    .iter()
+                    .find(|known| known.name == role)
+                    .map(|known| known.uuid.clone())
+                    .ok_or_else(|| ProviderError::Unexpected {
+                        call: "GET /v1/admin/roles".into(),
+                        problem: format!("no organization role named `{role}`"),
+                    })?;
+                client
+                    .set_group_organization_role(&group, &body(json!({"organization_role": id}))?)
+                    .await?;
+                Outcome::Done
+            }
+            CreateKey { workspace, user, name, expiration } => {
+                let created = client
+                    .create_api_key(&body(json!({
+                        "workspace_uuid": workspace,
+                        "user_id": user,
+                        "name": name,
+                        "expiration": expiration.map(|d| d.to_string()),
+                    }))?)
+                    .await?;
+                match created.key {
+                    Some(secret) => Outcome::Key { id: created.key_id, secret },
+                    None => {
+                        return Err(ProviderError::Unexpected {
+                            call: "POST /v1/admin/api-keys".into(),
+                            problem: "no `key` in the answer: the new key's secret is lost; delete it and create it again".into(),
+                        });
+                    }
+                }
+            }
+            DeleteKey { key } => {
+                client.delete_api_key(&key).await?;
+                Outcome::Done
+            }
+            SetSpendLimit { limit } => {
+                let request = match limit {
+                    SpendLimit::Monthly(amount) => json!({"amount": amount.round() as i64, "no_monthly_limit": false}),
+                    SpendLimit::Unlimited(_) => json!({"amount": 0, "no_monthly_limit": true}),
+                };
+                client.set_spend_limit(&body(request)?).await?;
+                Outcome::Done
+            }
+        })
+    }
+
+    fn requests(&self) -> u64 {
+        self.client.requests()
+    }
+}
+
+/// Builds a request body from its JSON shape, so a body reads like the API documents it.
+fn body<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ProviderError> {
+    serde_json::from_value(value).map_err(|error| ProviderError::Unexpected {
+        call: "building a request".into(),
+        problem: error.to_string(),
+    })
+}
+
+async fn futures_join_all<F, T>(futures: impl IntoIterator<Item = F>) -> Result<Vec<T>, ProviderError>
+where
+    F: Future<Output = Result<T, ProviderError>>,
+{
+    let mut set = Vec::new();
+    for future in futures {
+        set.push(future);
+    }
+    // The client's semaphore bounds how many run at once.
+    let results = join_all(set).await;
+    results.into_iter().collect()
+}
+
+/// Polls every future to completion concurrently, keeping their order.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in pinned.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+fn parse_date(text: Option<&str>, call: &str, field: &str) -> Result<Option<jiff::civil::Date>, ProviderError> {
+    let Some(text) = text else { return Ok(None) };
+    let day = text.get(..10).unwrap_or(text);
+    day.parse().map(Some).map_err(|_| ProviderError::Unexpected {
+        call: call.into(),
+        problem: format!("`{field}` is `{text}`, not a date"),
+    })
+}
+
+fn live_workspace(workspace: &WorkspaceOut) -> LiveWorkspace {
+    LiveWorkspace {
+        id: workspace.uuid.clone(),
+        name: workspace.name.clone(),
+        description: workspace.description.clone().unwrap_or_default(),
+        is_default: workspace.is_default,
+        members: BTreeMap::new(),
+        spend_limit: workspace.spend_limit.as_ref().and_then(|limit| {
+            if limit.no_monthly_limit == Some(true) {
+                Some(SpendLimit::Unlimited(Unlimited::Unlimited))
+            } else {
+                limit.value.map(SpendLimit::Monthly)
+            }
+        }),
+    }
+}
+
+fn add_member(live: &mut LiveOrg, member: &AdminOrganizationMemberOut, roles: &RoleNames) {
+    let Some(email) = member.email.clone() else { return };
+    let lower = email.to_lowercase();
+    for workspace in member.workspaces.iter().flatten() {
+        if let Some(found) = live.workspaces.get_mut(&workspace.name) {
+            found
+                .members
+                .insert(lower.clone(), RoleNames::names(&roles.workspace, &workspace.raw_roles));
         }
     }
+    live.members.insert(
+        lower,
+        LiveMember {
+            id: member.uuid.clone(),
+            name: member.name.clone().unwrap_or_default(),
+            email,
+            roles: RoleNames::names(&roles.organization, &member.raw_roles),
+        },
+    );
 }
-pub struct MistralProvider;
-impl MistralProvider {
-    pub fn new(_: client::Client) -> Self {
-        MistralProvider
-    }
-}
-impl super::Provider for MistralProvider {
-    async fn read(&self) -> Result<crate::model::LiveOrg, super::ProviderError> {
-        unimplemented!()
-    }
-    async fn perform(&self, _: super::Operation) -> Result<super::Outcome, super::ProviderError> {
-        unimplemented!()
+
+fn live_team(
+    group: &AdminUserGroupOut,
+    emails: &[String],
+    assignments: &[GroupWorkspaceAssignmentOut],
+    roles: &RoleNames,
+) -> LiveTeam {
+    LiveTeam {
+        id: group.uuid.clone(),
+        name: group.name.clone(),
+        description: group.description.clone().unwrap_or_default(),
+        members: emails.iter().map(|email| email.to_lowercase()).collect(),
+        workspaces: assignments
+            .iter()
+            .map(|assignment| {
+                let names = assignment.roles.iter().map(|role| role.name.clone()).collect();
+                (assignment.workspace_name.clone(), names)
+            })
+            .collect(),
+        organization_role: group
+            .organization_role
+            .as_ref()
+            .map(|role| roles.organization.get(role).cloned().unwrap_or_else(|| role.clone())),
     }
 }
