@@ -35,49 +35,97 @@ fn created(outcome: Outcome) -> String {
 fn big_org() -> SandboxOrg {
     let now = "2026-05-01T12:00:00Z";
     let mut org = SandboxOrg::new("root@bench.example", "Bench Root", now);
-    let mut perform = |org: &mut SandboxOrg, op| created(org.perform(op, now).expect("the bench org keeps the rules"));
+    let mut perform = |org: &mut SandboxOrg, op| {
+        created(org.perform(op, now).expect("the bench org keeps the rules"))
+    };
     let users: Vec<String> = (1..MEMBERS)
         .map(|i| {
-            perform(&mut org, Operation::CreateUser {
-                email: format!("user{i:05}@bench.example"),
-                first_name: "User".into(),
-                last_name: format!("Number{i}"),
-                roles: vec![if i < 3 { "organization_admin" } else { "member" }.into()],
-            })
+            perform(
+                &mut org,
+                Operation::CreateUser {
+                    email: format!("user{i:05}@bench.example"),
+                    first_name: "User".into(),
+                    last_name: format!("Number{i}"),
+                    roles: vec![
+                        if i < 3 {
+                            "organization_admin"
+                        } else {
+                            "member"
+                        }
+                        .into(),
+                    ],
+                },
+            )
         })
         .collect();
     let workspaces: Vec<String> = (0..WORKSPACES)
         .map(|w| {
-            let id = perform(&mut org, Operation::CreateWorkspace {
-                name: format!("ws-{w:04}"),
-                description: format!("Workspace {w}"),
-                admin: users[w % users.len()].clone(),
-            });
-            let members = (1..10).map(|m| (users[(w * 10 + m) % users.len()].clone(), vec!["dev".to_owned()])).collect();
-            perform(&mut org, Operation::UpsertWorkspaceMembers { workspace: id.clone(), members });
+            let id = perform(
+                &mut org,
+                Operation::CreateWorkspace {
+                    name: format!("ws-{w:04}"),
+                    description: format!("Workspace {w}"),
+                    admin: users[w % users.len()].clone(),
+                },
+            );
+            let members = (1..10)
+                .map(|m| {
+                    (
+                        users[(w * 10 + m) % users.len()].clone(),
+                        vec!["dev".to_owned()],
+                    )
+                })
+                .collect();
+            perform(
+                &mut org,
+                Operation::UpsertWorkspaceMembers {
+                    workspace: id.clone(),
+                    members,
+                },
+            );
             id
         })
         .collect();
     for t in 0..TEAMS {
-        let group = perform(&mut org, Operation::CreateGroup { name: format!("team-{t:03}"), description: format!("Team {t}") });
-        let members = (0..25).map(|m| users[(t * 25 + m) % users.len()].clone()).collect();
-        perform(&mut org, Operation::AddGroupMembers { group: group.clone(), users: members });
-        for w in 0..2 {
-            perform(&mut org, Operation::AssignGroupWorkspace {
+        let group = perform(
+            &mut org,
+            Operation::CreateGroup {
+                name: format!("team-{t:03}"),
+                description: format!("Team {t}"),
+            },
+        );
+        let members = (0..25)
+            .map(|m| users[(t * 25 + m) % users.len()].clone())
+            .collect();
+        perform(
+            &mut org,
+            Operation::AddGroupMembers {
                 group: group.clone(),
-                workspace: workspaces[(t * 2 + w) % WORKSPACES].clone(),
-                roles: vec!["user".into()],
-            });
+                users: members,
+            },
+        );
+        for w in 0..2 {
+            perform(
+                &mut org,
+                Operation::AssignGroupWorkspace {
+                    group: group.clone(),
+                    workspace: workspaces[(t * 2 + w) % WORKSPACES].clone(),
+                    roles: vec!["user".into()],
+                },
+            );
         }
     }
     for k in 0..KEYS {
         let w = k % WORKSPACES;
-        perform(&mut org, Operation::CreateKey {
-            workspace: workspaces[w].clone(),
-            user: users[w % users.len()].clone(),
-            name: format!("key-{k:05}"),
-            expiration: Some("2026-08-01".parse().unwrap()),
-        });
+        perform(
+            &mut org,
+            Operation::CreateKey {
+                workspace: workspaces[w].clone(),
+                user: users[w % users.len()].clone(),
+                name: format!("key-{k:05}"),
+                expiration: Some("2026-08-01".parse().unwrap()),
+            },
+        );
     }
     org
 }
@@ -85,27 +133,47 @@ fn big_org() -> SandboxOrg {
 /// The fewest requests the API's page sizes allow for this org, and how many must run one
 /// after another.
 fn lower_bound() -> (usize, usize) {
-    use tramontane::provider::mistral::client::{API_KEYS_PAGE_SIZE, GROUPS_PAGE_SIZE, GROUP_MEMBERS_PAGE_SIZE, GROUP_WORKSPACES_PAGE_SIZE, USERS_PAGE_SIZE, WORKSPACES_PAGE_SIZE};
+    use tramontane::provider::mistral::client::{
+        API_KEYS_PAGE_SIZE, GROUP_MEMBERS_PAGE_SIZE, GROUP_WORKSPACES_PAGE_SIZE, GROUPS_PAGE_SIZE,
+        USERS_PAGE_SIZE, WORKSPACES_PAGE_SIZE,
+    };
     let pages = |items: usize, size: usize| items.div_ceil(size).max(1);
     let users = pages(MEMBERS, USERS_PAGE_SIZE);
     let groups = pages(TEAMS, GROUPS_PAGE_SIZE);
     let per_group = pages(25, GROUP_MEMBERS_PAGE_SIZE) + pages(2, GROUP_WORKSPACES_PAGE_SIZE);
     // Offset paging has no total: reading to the end takes one page past the last full one.
     let keys = KEYS / API_KEYS_PAGE_SIZE + 1;
-    let requests = 1 + users + pages(WORKSPACES, WORKSPACES_PAGE_SIZE) + 1 + groups + TEAMS * per_group + keys + 2;
+    let requests = 1
+        + users
+        + pages(WORKSPACES, WORKSPACES_PAGE_SIZE)
+        + 1
+        + groups
+        + TEAMS * per_group
+        + keys
+        + 2;
     // The longest chain: keys page after page.
     (requests, keys)
 }
 
 fn main() {
-    let status = Command::new(env!("CARGO")).args(["build", "--release", "--quiet", "--bin", "tramontane"]).status().unwrap();
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "--bin", "tramontane"])
+        .status()
+        .unwrap();
     assert!(status.success());
     let binary = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/tramontane");
 
     let started = Instant::now();
     let org = big_org();
     let live = org.to_live();
-    println!("built the org in {:.1?}: {} members, {} workspaces, {} teams, {} keys", started.elapsed(), live.members.len(), live.workspaces.len(), live.teams.len(), live.keys.len());
+    println!(
+        "built the org in {:.1?}: {} members, {} workspaces, {} teams, {} keys",
+        started.elapsed(),
+        live.members.len(),
+        live.workspaces.len(),
+        live.teams.len(),
+        live.keys.len()
+    );
     let (desired, _) = desired_from_live(&live, TODAY.parse().unwrap());
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("policies")).unwrap();
@@ -116,10 +184,24 @@ fn main() {
     let time_file = dir.path().join("time");
     let started = Instant::now();
     let output = Command::new("/usr/bin/time")
-        .arg("-o").arg(&time_file).args(["-f", "%M"])
+        .arg("-o")
+        .arg(&time_file)
+        .args(["-f", "%M"])
         .arg(&binary)
-        .args(["plan", "--org", "mistral", "--quiet", "--policies", "policies"])
-        .args(["--concurrency", &CONCURRENCY.to_string(), "--rate-limit", &RATE_LIMIT.to_string()])
+        .args([
+            "plan",
+            "--org",
+            "mistral",
+            "--quiet",
+            "--policies",
+            "policies",
+        ])
+        .args([
+            "--concurrency",
+            &CONCURRENCY.to_string(),
+            "--rate-limit",
+            &RATE_LIMIT.to_string(),
+        ])
         .current_dir(dir.path())
         .env("MISTRAL_ADMIN_API_KEY", key)
         .env("MISTRAL_API_URL", &fake.url)
@@ -127,15 +209,49 @@ fn main() {
         .output()
         .unwrap();
     let wall = started.elapsed();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let peak_kb: u64 = std::fs::read_to_string(&time_file).unwrap().lines().last().unwrap().trim().parse().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let peak_kb: u64 = std::fs::read_to_string(&time_file)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let requests = fake.requests() as usize;
     let (fewest, chain) = lower_bound();
     let bound = LATENCY.mul_f64((fewest as f64 / CONCURRENCY as f64).max(chain as f64));
-    let last = String::from_utf8_lossy(&output.stdout).lines().last().unwrap_or_default().to_owned();
+    let last = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
     println!("plan: {last}");
-    println!("{:<28} {:>10} {:>10} {:>10}", "", "requests", "wall (s)", "peak (MB)");
-    println!("{:<28} {:>10} {:>10.2} {:>10}", "tramontane plan", requests, wall.as_secs_f64(), peak_kb / 1024);
-    println!("{:<28} {:>10} {:>10.2} {:>10}", "lower bound", fewest, bound.as_secs_f64(), "");
-    println!("ratio to the bound: {:.2}x (latency {} ms, concurrency {CONCURRENCY}, client rate limit {RATE_LIMIT}/s)", wall.as_secs_f64() / bound.as_secs_f64(), LATENCY.as_millis());
+    println!(
+        "{:<28} {:>10} {:>10} {:>10}",
+        "", "requests", "wall (s)", "peak (MB)"
+    );
+    println!(
+        "{:<28} {:>10} {:>10.2} {:>10}",
+        "tramontane plan",
+        requests,
+        wall.as_secs_f64(),
+        peak_kb / 1024
+    );
+    println!(
+        "{:<28} {:>10} {:>10.2} {:>10}",
+        "lower bound",
+        fewest,
+        bound.as_secs_f64(),
+        ""
+    );
+    println!(
+        "ratio to the bound: {:.2}x (latency {} ms, concurrency {CONCURRENCY}, client rate limit {RATE_LIMIT}/s)",
+        wall.as_secs_f64() / bound.as_secs_f64(),
+        LATENCY.as_millis()
+    );
 }

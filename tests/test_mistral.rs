@@ -30,7 +30,12 @@ fn plan(env: &TestEnv, api: &FakeApi, extra: &[&str]) -> Run {
         stdout: String::from_utf8(output.stdout).unwrap(),
         stderr: String::from_utf8(output.stderr).unwrap(),
     };
-    assert!(!run.stdout.contains(KEY) && !run.stderr.contains(KEY), "the key leaked:\n{}{}", run.stdout, run.stderr);
+    assert!(
+        !run.stdout.contains(KEY) && !run.stderr.contains(KEY),
+        "the key leaked:\n{}{}",
+        run.stdout,
+        run.stderr
+    );
     run
 }
 
@@ -55,7 +60,10 @@ fn the_http_provider_reads_what_the_sandbox_reads() {
         .output()
         .unwrap();
     let direct: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(over_http["live"]["fingerprint"], direct["live"]["fingerprint"], "the two providers read different orgs");
+    assert_eq!(
+        over_http["live"]["fingerprint"], direct["live"]["fingerprint"],
+        "the two providers read different orgs"
+    );
     assert_eq!(over_http["changes"], direct["changes"]);
     assert_eq!(over_http["unmanaged"], direct["unmanaged"]);
 }
@@ -64,11 +72,21 @@ fn the_http_provider_reads_what_the_sandbox_reads() {
 fn every_list_is_read_to_its_last_page() {
     let mut org = demo_org(TODAY.parse().unwrap());
     let now = "2026-05-01T12:00:00Z";
-    let workspace = org.workspaces.iter().find(|(_, w)| w.name == "ml-workspace").map(|(id, _)| id.clone()).unwrap();
+    let workspace = org
+        .workspaces
+        .iter()
+        .find(|(_, w)| w.name == "ml-workspace")
+        .map(|(id, _)| id.clone())
+        .unwrap();
     let mut someone = String::new();
     for i in 0..2_100 {
         let outcome = org.perform(
-            Operation::CreateUser { email: format!("p{i}@bulk.example"), first_name: "P".into(), last_name: format!("{i}"), roles: vec!["member".into()] },
+            Operation::CreateUser {
+                email: format!("p{i}@bulk.example"),
+                first_name: "P".into(),
+                last_name: format!("{i}"),
+                roles: vec!["member".into()],
+            },
             now,
         );
         if let Ok(Outcome::Created(id)) = outcome {
@@ -76,59 +94,137 @@ fn every_list_is_read_to_its_last_page() {
         }
     }
     for i in 0..130 {
-        org.perform(Operation::CreateGroup { name: format!("bulk-{i:03}"), description: String::new() }, now).unwrap();
+        org.perform(
+            Operation::CreateGroup {
+                name: format!("bulk-{i:03}"),
+                description: String::new(),
+            },
+            now,
+        )
+        .unwrap();
     }
     for i in 0..1_050 {
-        org.perform(Operation::CreateKey { workspace: workspace.clone(), user: someone.clone(), name: format!("bulk-{i}"), expiration: None }, now).unwrap();
+        org.perform(
+            Operation::CreateKey {
+                workspace: workspace.clone(),
+                user: someone.clone(),
+                name: format!("bulk-{i}"),
+                expiration: None,
+            },
+            now,
+        )
+        .unwrap();
     }
     let env = TestEnv::new();
     let api = fake(org);
     let plan = json_plan(&plan(&env, &api, &["--format", "json"]));
     let unmanaged = plan["unmanaged"].as_array().unwrap();
-    assert_eq!(unmanaged.iter().filter(|u| u["kind"] == "member").count(), 2_101);
-    assert_eq!(unmanaged.iter().filter(|u| u["kind"] == "team").count(), 131);
-    assert_eq!(unmanaged.iter().filter(|u| u["kind"] == "api_key").count(), 1_051);
+    assert_eq!(
+        unmanaged.iter().filter(|u| u["kind"] == "member").count(),
+        2_101
+    );
+    assert_eq!(
+        unmanaged.iter().filter(|u| u["kind"] == "team").count(),
+        131
+    );
+    assert_eq!(
+        unmanaged.iter().filter(|u| u["kind"] == "api_key").count(),
+        1_051
+    );
     let log = api.log();
-    assert!(log.iter().any(|line| line.starts_with("GET /v1/admin/users") && line.contains("page=3")), "{log:#?}");
-    assert!(log.iter().any(|line| line.starts_with("GET /v1/admin/user-groups?") && line.contains("page=2")), "{log:#?}");
-    assert!(log.iter().any(|line| line.starts_with("GET /v1/admin/api-keys") && line.contains("offset=1000")), "{log:#?}");
+    assert!(
+        log.iter()
+            .any(|line| line.starts_with("GET /v1/admin/users") && line.contains("page=3")),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|line| line.starts_with("GET /v1/admin/user-groups?") && line.contains("page=2")),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|line| line.starts_with("GET /v1/admin/api-keys") && line.contains("offset=1000")),
+        "{log:#?}"
+    );
 }
 
 #[test]
 fn a_429_waits_for_retry_after_then_succeeds() {
     let env = TestEnv::new();
     let api = fake(demo_org(TODAY.parse().unwrap()));
-    api.fail_next("/v1/admin/workspaces", Fault::Status { status: 429, retry_after: Some(1) });
+    api.fail_next(
+        "/v1/admin/workspaces",
+        Fault::Status {
+            status: 429,
+            retry_after: Some(1),
+        },
+    );
     let started = Instant::now();
     let run = plan(&env, &api, &["--format", "json"]);
     json_plan(&run);
-    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After was not honoured");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was not honoured"
+    );
 }
 
 #[test]
 fn server_errors_and_lost_responses_are_retried() {
     let env = TestEnv::new();
     let api = fake(demo_org(TODAY.parse().unwrap()));
-    api.fail_next("/v1/admin/roles", Fault::Status { status: 503, retry_after: None });
-    api.fail_next("/v1/admin/user-groups", Fault::Status { status: 500, retry_after: None });
-    api.fail_next("/v1/admin/spend-limit", Fault::Stall(Duration::from_secs(3)));
+    api.fail_next(
+        "/v1/admin/roles",
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+    );
+    api.fail_next(
+        "/v1/admin/user-groups",
+        Fault::Status {
+            status: 500,
+            retry_after: None,
+        },
+    );
+    api.fail_next(
+        "/v1/admin/spend-limit",
+        Fault::Stall(Duration::from_secs(3)),
+    );
     let run = plan(&env, &api, &["--format", "json", "--timeout", "1"]);
     let retried = json_plan(&run);
     let env2 = TestEnv::new();
-    let clean = json_plan(&plan(&env2, &fake(demo_org(TODAY.parse().unwrap())), &["--format", "json"]));
+    let clean = json_plan(&plan(
+        &env2,
+        &fake(demo_org(TODAY.parse().unwrap())),
+        &["--format", "json"],
+    ));
     assert_eq!(retried["live"]["fingerprint"], clean["live"]["fingerprint"]);
 }
 
 #[test]
 fn a_wrong_key_says_what_to_do() {
     let env = TestEnv::new();
-    let api = FakeApi::start(demo_org(TODAY.parse().unwrap()), "another-key", Duration::ZERO, TODAY);
+    let api = FakeApi::start(
+        demo_org(TODAY.parse().unwrap()),
+        "another-key",
+        Duration::ZERO,
+        TODAY,
+    );
     let run = plan(&env, &api, &[]);
     assert_eq!(run.code, 1);
     assert!(run.stdout.is_empty());
     assert!(run.stderr.contains("401"), "{}", run.stderr);
-    assert!(run.stderr.contains("MISTRAL_ADMIN_API_KEY"), "{}", run.stderr);
-    assert!(run.stderr.contains("GET /v1/admin/"), "the error names the call: {}", run.stderr);
+    assert!(
+        run.stderr.contains("MISTRAL_ADMIN_API_KEY"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("GET /v1/admin/"),
+        "the error names the call: {}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -138,14 +234,21 @@ fn a_broken_answer_is_an_error_naming_the_call() {
     api.fail_next("/v1/admin/users", Fault::Truncated);
     let run = plan(&env, &api, &[]);
     assert_eq!(run.code, 1, "{}", run.stdout);
-    assert!(run.stdout.is_empty(), "a plan was printed from half the data");
+    assert!(
+        run.stdout.is_empty(),
+        "a plan was printed from half the data"
+    );
     assert!(run.stderr.contains("GET /v1/admin/users"), "{}", run.stderr);
     for _ in 0..10 {
         api.fail_next("/v1/admin/rate-limit", Fault::Html);
     }
     let run = plan(&env, &api, &[]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("GET /v1/admin/rate-limit"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("GET /v1/admin/rate-limit"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -50,7 +50,12 @@ pub struct OrgArgs {
     pub timeout: u64,
 
     /// First retry delay in milliseconds; later ones double, with jitter.
-    #[arg(long, env = "TRAMONTANE_BACKOFF_MS", default_value_t = 500, hide = true)]
+    #[arg(
+        long,
+        env = "TRAMONTANE_BACKOFF_MS",
+        default_value_t = 500,
+        hide = true
+    )]
     pub backoff_ms: u64,
 }
 

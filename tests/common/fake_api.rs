@@ -183,7 +183,12 @@ async fn handle(
         }
         Some(Fault::Stall(duration)) => stall = Some(duration),
         Some(Fault::Truncated) => {
-            return (StatusCode::OK, [("content-type", "application/json")], "{\"members\": [{\"uuid\": \"0000").into_response();
+            return (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                "{\"members\": [{\"uuid\": \"0000",
+            )
+                .into_response();
         }
         None => {}
     }

@@ -51,8 +51,14 @@ impl RoleNames {
             .map(|role| (role.uuid.clone(), role.name.clone()))
             .collect();
         // `UserRole` letter codes of the spec: Admin, Member, Billing.
-        for (code, name) in [("A", "organization_admin"), ("M", "member"), ("B", "billing_manager")] {
-            organization.entry(code.into()).or_insert_with(|| name.into());
+        for (code, name) in [
+            ("A", "organization_admin"),
+            ("M", "member"),
+            ("B", "billing_manager"),
+        ] {
+            organization
+                .entry(code.into())
+                .or_insert_with(|| name.into());
         }
         let mut workspace: HashMap<String, String> = roles
             .workspace_roles
@@ -62,13 +68,18 @@ impl RoleNames {
         for (code, name) in [("A", "workspace_admin"), ("M", "user")] {
             workspace.entry(code.into()).or_insert_with(|| name.into());
         }
-        RoleNames { organization, workspace }
+        RoleNames {
+            organization,
+            workspace,
+        }
     }
 
     /// Names for role ids; an id the roles list lacks is kept as it is, so a plan shows it
     /// rather than hiding it.
     fn names(map: &HashMap<String, String>, ids: &[String]) -> BTreeSet<String> {
-        ids.iter().map(|id| map.get(id).cloned().unwrap_or_else(|| id.clone())).collect()
+        ids.iter()
+            .map(|id| map.get(id).cloned().unwrap_or_else(|| id.clone()))
+            .collect()
     }
 }
 
@@ -87,8 +98,10 @@ impl Provider for MistralProvider {
         )?;
         let (members, invites) = users;
         let group_details = futures_join_all(groups.iter().map(|group| async move {
-            let (members, workspaces) =
-                tokio::try_join!(client.group_members(&group.uuid), client.group_workspaces(&group.uuid))?;
+            let (members, workspaces) = tokio::try_join!(
+                client.group_members(&group.uuid),
+                client.group_workspaces(&group.uuid)
+            )?;
             Ok::<_, ProviderError>((members, workspaces))
         }))
         .await?;
@@ -97,7 +110,9 @@ impl Provider for MistralProvider {
         let mut live = LiveOrg::default();
         let mut email_by_id: HashMap<String, String> = HashMap::new();
         for member in &members {
-            let Some(email) = member.email.clone() else { continue };
+            let Some(email) = member.email.clone() else {
+                continue;
+            };
             email_by_id.insert(member.uuid.clone(), email.to_lowercase());
         }
         let workspace_names: HashMap<&str, &str> = active
@@ -107,7 +122,8 @@ impl Provider for MistralProvider {
             .collect();
 
         for workspace in &active {
-            live.workspaces.insert(workspace.name.clone(), live_workspace(workspace));
+            live.workspaces
+                .insert(workspace.name.clone(), live_workspace(workspace));
         }
         for workspace in &archived {
             if !live.workspaces.contains_key(&workspace.name) {
@@ -129,20 +145,40 @@ impl Provider for MistralProvider {
             );
         }
         for (group, (group_members, assignments)) in groups.iter().zip(group_details) {
-            live.teams.insert(group.name.clone(), live_team(group, &group_members.iter().filter_map(|m| m.email.clone()).collect::<Vec<_>>(), &assignments, &roles));
+            live.teams.insert(
+                group.name.clone(),
+                live_team(
+                    group,
+                    &group_members
+                        .iter()
+                        .filter_map(|m| m.email.clone())
+                        .collect::<Vec<_>>(),
+                    &assignments,
+                    &roles,
+                ),
+            );
         }
         for key in &keys {
             live.keys.push(LiveKey {
                 id: key.key_id.clone(),
                 name: key.name.clone(),
-                workspace: key
-                    .workspace_id
-                    .as_deref()
-                    .map(|id| workspace_names.get(id).map_or_else(|| id.to_owned(), |name| (*name).to_owned())),
+                workspace: key.workspace_id.as_deref().map(|id| {
+                    workspace_names
+                        .get(id)
+                        .map_or_else(|| id.to_owned(), |name| (*name).to_owned())
+                }),
                 created_by: key.created_by.clone(),
                 created_at: key.created_at.clone(),
-                expires: parse_date(key.expiration_date.as_deref(), "GET /v1/admin/api-keys", "expiration_date")?,
-                last_used: parse_date(key.last_used.as_deref(), "GET /v1/admin/api-keys", "last_used")?,
+                expires: parse_date(
+                    key.expiration_date.as_deref(),
+                    "GET /v1/admin/api-keys",
+                    "expiration_date",
+                )?,
+                last_used: parse_date(
+                    key.last_used.as_deref(),
+                    "GET /v1/admin/api-keys",
+                    "last_used",
+                )?,
             });
         }
         let completion = &spend.limits.completion;
@@ -175,7 +211,12 @@ impl Provider for MistralProvider {
         let client = &self.client;
         use Operation::*;
         Ok(match operation {
-            CreateUser { email, first_name, last_name, roles } => {
+            CreateUser {
+                email,
+                first_name,
+                last_name,
+                roles,
+            } => {
                 let created = client
                     .create_users(&[body(json!({"email": email, "first_name": first_name, "last_name": last_name, "role_names": roles}))?])
                     .await?;
@@ -189,27 +230,43 @@ impl Provider for MistralProvider {
                     None => {
                         return Err(ProviderError::Unexpected {
                             call: "POST /v1/admin/users".into(),
-                            problem: format!("no user id for `{email}` (invalid emails: {:?})", created.invalid_emails),
+                            problem: format!(
+                                "no user id for `{email}` (invalid emails: {:?})",
+                                created.invalid_emails
+                            ),
                         });
                     }
                 }
             }
             SetUserRoles { user, roles } => {
-                client.update_user(&user, &body(json!({"role_names": roles}))?).await?;
+                client
+                    .update_user(&user, &body(json!({"role_names": roles}))?)
+                    .await?;
                 Outcome::Done
             }
             DeleteUser { user } => {
                 client.delete_user(&user).await?;
                 Outcome::Done
             }
-            CreateWorkspace { name, description, admin } => {
+            CreateWorkspace {
+                name,
+                description,
+                admin,
+            } => {
                 let created = client
-                    .create_workspace(&body(json!({"name": name, "description": description, "admin_user_id": admin}))?)
+                    .create_workspace(&body(
+                        json!({"name": name, "description": description, "admin_user_id": admin}),
+                    )?)
                     .await?;
                 Outcome::Created(created.uuid)
             }
-            SetWorkspaceDescription { workspace, description } => {
-                client.update_workspace(&workspace, &body(json!({"description": description}))?).await?;
+            SetWorkspaceDescription {
+                workspace,
+                description,
+            } => {
+                client
+                    .update_workspace(&workspace, &body(json!({"description": description}))?)
+                    .await?;
                 Outcome::Done
             }
             ArchiveWorkspace { workspace } => {
@@ -221,22 +278,33 @@ impl Provider for MistralProvider {
                     .into_iter()
                     .map(|(user, roles)| json!({"user_uuid": user, "role_names": roles}))
                     .collect();
-                client.upsert_workspace_users(&workspace, &body(json!({"members": members}))?).await?;
+                client
+                    .upsert_workspace_users(&workspace, &body(json!({"members": members}))?)
+                    .await?;
                 Outcome::Done
             }
             RemoveWorkspaceMembers { workspace, users } => {
-                let members: Vec<_> = users.into_iter().map(|user| json!({"user_uuid": user})).collect();
-                client.remove_workspace_users(&workspace, &body(json!({"members": members}))?).await?;
+                let members: Vec<_> = users
+                    .into_iter()
+                    .map(|user| json!({"user_uuid": user}))
+                    .collect();
+                client
+                    .remove_workspace_users(&workspace, &body(json!({"members": members}))?)
+                    .await?;
                 Outcome::Done
             }
             CreateGroup { name, description } => {
                 let created = client
-                    .create_group(&body(json!({"name": name, "description": description, "parent_group_ids": []}))?)
+                    .create_group(&body(
+                        json!({"name": name, "description": description, "parent_group_ids": []}),
+                    )?)
                     .await?;
                 Outcome::Created(created.uuid)
             }
             SetGroupDescription { group, description } => {
-                client.update_group(&group, &body(json!({"description": description}))?).await?;
+                client
+                    .update_group(&group, &body(json!({"description": description}))?)
+                    .await?;
                 Outcome::Done
             }
             DeleteGroup { group } => {
@@ -244,22 +312,41 @@ impl Provider for MistralProvider {
                 Outcome::Done
             }
             AddGroupMembers { group, users } => {
-                client.add_group_members(&group, &body(json!({"user_uuids": users}))?).await?;
-                Outcome::Done
-            }
-            RemoveGroupMembers { group, users } => {
-                client.remove_group_members(&group, &body(json!({"user_uuids": users}))?).await?;
-                Outcome::Done
-            }
-            AssignGroupWorkspace { group, workspace, roles } => {
                 client
-                    .assign_group_workspace(&group, &body(json!({"workspace_uuid": workspace, "role_names": roles}))?)
+                    .add_group_members(&group, &body(json!({"user_uuids": users}))?)
                     .await?;
                 Outcome::Done
             }
-            UpdateGroupWorkspace { group, workspace, roles } => {
+            RemoveGroupMembers { group, users } => {
                 client
-                    .update_group_workspace(&group, &workspace, &body(json!({"role_names": roles}))?)
+                    .remove_group_members(&group, &body(json!({"user_uuids": users}))?)
+                    .await?;
+                Outcome::Done
+            }
+            AssignGroupWorkspace {
+                group,
+                workspace,
+                roles,
+            } => {
+                client
+                    .assign_group_workspace(
+                        &group,
+                        &body(json!({"workspace_uuid": workspace, "role_names": roles}))?,
+                    )
+                    .await?;
+                Outcome::Done
+            }
+            UpdateGroupWorkspace {
+                group,
+                workspace,
+                roles,
+            } => {
+                client
+                    .update_group_workspace(
+                        &group,
+                        &workspace,
+                        &body(json!({"role_names": roles}))?,
+                    )
                     .await?;
                 Outcome::Done
             }
@@ -284,7 +371,12 @@ impl Provider for MistralProvider {
                     .await?;
                 Outcome::Done
             }
-            CreateKey { workspace, user, name, expiration } => {
+            CreateKey {
+                workspace,
+                user,
+                name,
+                expiration,
+            } => {
                 let created = client
                     .create_api_key(&body(json!({
                         "workspace_uuid": workspace,
@@ -294,7 +386,10 @@ impl Provider for MistralProvider {
                     }))?)
                     .await?;
                 match created.key {
-                    Some(secret) => Outcome::Key { id: created.key_id, secret },
+                    Some(secret) => Outcome::Key {
+                        id: created.key_id,
+                        secret,
+                    },
                     None => {
                         return Err(ProviderError::Unexpected {
                             call: "POST /v1/admin/api-keys".into(),
@@ -309,7 +404,9 @@ impl Provider for MistralProvider {
             }
             SetSpendLimit { limit } => {
                 let request = match limit {
-                    SpendLimit::Monthly(amount) => json!({"amount": amount.round() as i64, "no_monthly_limit": false}),
+                    SpendLimit::Monthly(amount) => {
+                        json!({"amount": amount.round() as i64, "no_monthly_limit": false})
+                    }
                     SpendLimit::Unlimited(_) => json!({"amount": 0, "no_monthly_limit": true}),
                 };
                 client.set_spend_limit(&body(request)?).await?;
@@ -331,7 +428,9 @@ fn body<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ProviderErro
     })
 }
 
-async fn futures_join_all<F, T>(futures: impl IntoIterator<Item = F>) -> Result<Vec<T>, ProviderError>
+async fn futures_join_all<F, T>(
+    futures: impl IntoIterator<Item = F>,
+) -> Result<Vec<T>, ProviderError>
 where
     F: Future<Output = Result<T, ProviderError>>,
 {
@@ -345,7 +444,7 @@ where
 }
 
 /// Polls every future to completion concurrently, keeping their order.
-async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+pub(crate) async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
     let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {
@@ -358,19 +457,29 @@ async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
                 }
             }
         }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
     })
     .await;
     outputs.into_iter().flatten().collect()
 }
 
-fn parse_date(text: Option<&str>, call: &str, field: &str) -> Result<Option<jiff::civil::Date>, ProviderError> {
+fn parse_date(
+    text: Option<&str>,
+    call: &str,
+    field: &str,
+) -> Result<Option<jiff::civil::Date>, ProviderError> {
     let Some(text) = text else { return Ok(None) };
     let day = text.get(..10).unwrap_or(text);
-    day.parse().map(Some).map_err(|_| ProviderError::Unexpected {
-        call: call.into(),
-        problem: format!("`{field}` is `{text}`, not a date"),
-    })
+    day.parse()
+        .map(Some)
+        .map_err(|_| ProviderError::Unexpected {
+            call: call.into(),
+            problem: format!("`{field}` is `{text}`, not a date"),
+        })
 }
 
 fn live_workspace(workspace: &WorkspaceOut) -> LiveWorkspace {
@@ -391,13 +500,16 @@ fn live_workspace(workspace: &WorkspaceOut) -> LiveWorkspace {
 }
 
 fn add_member(live: &mut LiveOrg, member: &AdminOrganizationMemberOut, roles: &RoleNames) {
-    let Some(email) = member.email.clone() else { return };
+    let Some(email) = member.email.clone() else {
+        return;
+    };
     let lower = email.to_lowercase();
     for workspace in member.workspaces.iter().flatten() {
         if let Some(found) = live.workspaces.get_mut(&workspace.name) {
-            found
-                .members
-                .insert(lower.clone(), RoleNames::names(&roles.workspace, &workspace.raw_roles));
+            found.members.insert(
+                lower.clone(),
+                RoleNames::names(&roles.workspace, &workspace.raw_roles),
+            );
         }
     }
     live.members.insert(
@@ -425,13 +537,20 @@ fn live_team(
         workspaces: assignments
             .iter()
             .map(|assignment| {
-                let names = assignment.roles.iter().map(|role| role.name.clone()).collect();
+                let names = assignment
+                    .roles
+                    .iter()
+                    .map(|role| role.name.clone())
+                    .collect();
                 (assignment.workspace_name.clone(), names)
             })
             .collect(),
-        organization_role: group
-            .organization_role
-            .as_ref()
-            .map(|role| roles.organization.get(role).cloned().unwrap_or_else(|| role.clone())),
+        organization_role: group.organization_role.as_ref().map(|role| {
+            roles
+                .organization
+                .get(role)
+                .cloned()
+                .unwrap_or_else(|| role.clone())
+        }),
     }
 }

@@ -1,0 +1,808 @@
+//! HTTP to the Admin API: authentication, pages read to the end, a client-side request
+//! rate, bounded concurrency, and retries that are safe.
+//!
+//! Retries are hand-rolled rather than left to a retry crate because one 429 must pause
+//! every request until its `Retry-After` has passed, not only the one that got it.
+
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::Method;
+use reqwest::header::{HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+
+use super::api::*;
+use super::error::{ApiError, details, excerpt};
+
+/// Page sizes: the largest each list accepts. The spec caps user groups and a group's
+/// workspace assignments at 100 and sets no cap elsewhere, where 1,000 keeps pages fast.
+pub const USERS_PAGE_SIZE: usize = 1000;
+pub const WORKSPACES_PAGE_SIZE: usize = 1000;
+pub const GROUPS_PAGE_SIZE: usize = 100;
+pub const GROUP_MEMBERS_PAGE_SIZE: usize = 1000;
+pub const GROUP_WORKSPACES_PAGE_SIZE: usize = 100;
+pub const API_KEYS_PAGE_SIZE: usize = 1000;
+
+/// How the admin key is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// `x-api-key: KEY`, as Mistral's admin guides do.
+    ApiKeyHeader,
+    /// `Authorization: Bearer KEY`, as the OpenAPI spec says.
+    Bearer,
+}
+
+#[derive(Debug)]
+pub struct ClientConfig {
+    pub base_url: url::Url,
+    pub key: SecretString,
+    pub auth: AuthScheme,
+    pub concurrency: usize,
+    pub requests_per_second: u32,
+    pub timeout: Duration,
+    pub max_retries: usize,
+    pub backoff_base: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(base_url: url::Url, key: SecretString) -> ClientConfig {
+        ClientConfig {
+            base_url,
+            key,
+            auth: AuthScheme::ApiKeyHeader,
+            concurrency: 8,
+            requests_per_second: 20,
+            timeout: Duration::from_secs(30),
+            max_retries: 5,
+            backoff_base: Duration::from_millis(500),
+        }
+    }
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    auth: (HeaderName, HeaderValue),
+    semaphore: Semaphore,
+    limiter: DefaultDirectRateLimiter,
+    paused_until: Mutex<Option<Instant>>,
+    requests: AtomicU64,
+    retries: AtomicU64,
+    max_retries: usize,
+    backoff_base: Duration,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a request may be sent twice with the same effect.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    Safe,
+    /// A create: repeating it after the server may have acted would make a second object.
+    OnlyIfRefused,
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Seconds or an HTTP date, as `Retry-After` allows.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds.min(300)));
+    }
+    let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    let wait = jiff::Timestamp::now()
+        .until(when)
+        .ok()?
+        .total(jiff::Unit::Second)
+        .ok()?;
+    Some(Duration::from_secs_f64(wait.clamp(0.0, 300.0)))
+}
+
+impl Client {
+    pub fn new(config: ClientConfig) -> Result<Client, ApiError> {
+        let scheme = config.base_url.scheme();
+        if scheme != "https" && !(scheme == "http" && is_loopback(&config.base_url)) {
+            return Err(ApiError::InsecureUrl {
+                url: config.base_url.to_string(),
+            });
+        }
+        let (name, value) = match config.auth {
+            AuthScheme::ApiKeyHeader => (
+                HeaderName::from_static("x-api-key"),
+                config.key.expose_secret().to_owned(),
+            ),
+            AuthScheme::Bearer => (
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {}", config.key.expose_secret()),
+            ),
+        };
+        let mut value = HeaderValue::from_str(&value).map_err(|_| {
+            ApiError::Client("the admin key holds characters a header cannot carry".into())
+        })?;
+        value.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .user_agent(concat!("tramontane/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| ApiError::Client(error.to_string()))?;
+        let rate = NonZeroU32::new(config.requests_per_second).unwrap_or(NonZeroU32::MIN);
+        Ok(Client {
+            http,
+            base: config.base_url.as_str().trim_end_matches('/').to_owned(),
+            auth: (name, value),
+            semaphore: Semaphore::new(config.concurrency.max(1)),
+            limiter: RateLimiter::direct(Quota::per_second(rate)),
+            paused_until: Mutex::new(None),
+            requests: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            max_retries: config.max_retries,
+            backoff_base: config.backoff_base,
+        })
+    }
+
+    /// HTTP attempts so far, retries included.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn pause(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        if let Ok(mut paused) = self.paused_until.lock() {
+            *paused = Some(paused.map_or(until, |current| current.max(until)));
+        }
+    }
+
+    async fn wait_turn(&self) {
+        let until = self.paused_until.lock().ok().and_then(|paused| *paused);
+        if let Some(until) = until {
+            tokio::time::sleep_until(until.into()).await;
+        }
+        self.limiter.until_ready().await;
+    }
+
+    fn backoff(&self, attempt: usize) -> Duration {
+        use rand::Rng;
+        let ceiling = self
+            .backoff_base
+            .saturating_mul(1 << attempt.min(10) as u32)
+            .min(Duration::from_secs(30));
+        // Full jitter: clients that failed together do not retry together.
+        ceiling.mul_f64(rand::rng().random_range(0.5..=1.0))
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&(impl Serialize + Sync)>,
+        repeat: Repeat,
+    ) -> Result<T, ApiError> {
+        let mut call = format!("{method} {path}");
+        if !query.is_empty() {
+            let pairs: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            call = format!("{call}?{}", pairs.join("&"));
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if attempt > 1 {
+                self.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            self.wait_turn().await;
+            let permit = self.semaphore.acquire().await;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let mut url = url::Url::parse(&self.url(path))
+                .map_err(|error| ApiError::Client(format!("{call}: {error}")))?;
+            if !query.is_empty() {
+                url.query_pairs_mut()
+                    .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+            }
+            let mut request = self
+                .http
+                .request(method.clone(), url)
+                .header(self.auth.0.clone(), self.auth.1.clone());
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let outcome = match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_retry_after);
+                    match response.text().await {
+                        Ok(text) => Ok((status, retry_after, text)),
+                        Err(error) => Err(error),
+                    }
+                }
+                Err(error) => Err(error),
+            };
+            drop(permit);
+            let retries_left = attempt <= self.max_retries;
+            match outcome {
+                Err(error) => {
+                    // A connection never made means nothing was sent: safe to repeat.
+                    let unsent = error.is_connect();
+                    if retries_left && (repeat == Repeat::Safe || unsent) {
+                        tokio::time::sleep(self.backoff(attempt)).await;
+                        continue;
+                    }
+                    return Err(if error.is_timeout() {
+                        ApiError::Timeout {
+                            call,
+                            attempts: attempt,
+                        }
+                    } else {
+                        ApiError::Transport {
+                            call,
+                            message: error.without_url().to_string(),
+                        }
+                    });
+                }
+                Ok((status, retry_after, text)) => {
+                    let code = status.as_u16();
+                    if status.is_success() {
+                        let text = if text.trim().is_empty() {
+                            "null"
+                        } else {
+                            text.as_str()
+                        };
+                        return serde_json::from_str(text).map_err(|error| {
+                            ApiError::InvalidResponse {
+                                call,
+                                message: error.to_string(),
+                                body: excerpt(text),
+                            }
+                        });
+                    }
+                    if code == 429 {
+                        // Refused, so not acted on: even a create may be sent again.
+                        let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
+                        self.pause(wait);
+                        if retries_left {
+                            continue;
+                        }
+                        return Err(ApiError::RateLimited {
+                            call,
+                            attempts: attempt,
+                        });
+                    }
+                    if status.is_server_error() {
+                        if retries_left && repeat == Repeat::Safe {
+                            tokio::time::sleep(self.backoff(attempt)).await;
+                            continue;
+                        }
+                        return Err(ApiError::Server {
+                            call,
+                            status: code,
+                            attempts: attempt,
+                        });
+                    }
+                    return Err(match code {
+                        401 => ApiError::Unauthorized { call },
+                        403 => ApiError::Forbidden { call },
+                        404 => ApiError::NotFound {
+                            call,
+                            detail: details(&text).join("; "),
+                        },
+                        422 => ApiError::Unprocessable {
+                            call,
+                            details: details(&text),
+                        },
+                        _ => ApiError::Status {
+                            call,
+                            status: code,
+                            detail: details(&text).join("; "),
+                        },
+                    });
+                }
+            }
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, ApiError> {
+        self.send(Method::GET, path, query, None::<&()>, Repeat::Safe)
+            .await
+    }
+
+    /// Reads every page of a list that reports its `total`: the first page says how many
+    /// there are, the rest are fetched at once (the semaphore bounds them).
+    async fn all_pages<P, T>(
+        &self,
+        path: &str,
+        extra: &[(&str, String)],
+        size: usize,
+        split: impl Fn(P) -> (Option<u64>, Vec<T>),
+    ) -> Result<Vec<T>, ApiError>
+    where
+        P: DeserializeOwned,
+    {
+        let query = |page: usize| {
+            let mut query = extra.to_vec();
+            query.push(("page", page.to_string()));
+            query.push(("page_size", size.to_string()));
+            query
+        };
+        let (total, mut items) = split(self.get(path, &query(1)).await?);
+        let Some(total) = total else {
+            // No total: read on until a short page.
+            let mut page = 1;
+            let mut last = items.len();
+            while last == size {
+                page += 1;
+                let (_, more) = split(self.get(path, &query(page)).await?);
+                last = more.len();
+                items.extend(more);
+            }
+            return Ok(items);
+        };
+        let pages = usize::try_from(total)
+            .unwrap_or(usize::MAX)
+            .div_ceil(size)
+            .max(1);
+        let rest = super::join_all(
+            (2..=pages)
+                .map(|page| {
+                    let query = query(page);
+                    async move { self.get::<P>(path, &query).await }
+                })
+                .collect(),
+        )
+        .await;
+        for page in rest {
+            items.extend(split(page?).1);
+        }
+        Ok(items)
+    }
+
+    pub async fn roles(&self) -> Result<RolesOut, ApiError> {
+        self.get("/v1/admin/roles", &[]).await
+    }
+
+    /// Members and pending invitations; a page holds both, and `total` counts both.
+    pub async fn list_users(
+        &self,
+    ) -> Result<(Vec<AdminOrganizationMemberOut>, Vec<OrganizationInviteOut>), ApiError> {
+        let pages = self
+            .all_pages(
+                "/v1/admin/users",
+                &[],
+                USERS_PAGE_SIZE,
+                |page: OrganizationAdminUsersOut| (page.total, vec![(page.members, page.invites)]),
+            )
+            .await?;
+        let mut members = Vec::new();
+        let mut invites = Vec::new();
+        for (page_members, page_invites) in pages {
+            members.extend(page_members);
+            invites.extend(page_invites);
+        }
+        Ok((members, invites))
+    }
+
+    pub async fn list_workspaces(&self, archived: bool) -> Result<Vec<WorkspaceOut>, ApiError> {
+        let extra = [("is_archived", archived.to_string())];
+        self.all_pages(
+            "/v1/admin/workspaces",
+            &extra,
+            WORKSPACES_PAGE_SIZE,
+            |page: WorkspacesOut| (Some(page.total), page.items),
+        )
+        .await
+    }
+
+    pub async fn list_groups(&self) -> Result<Vec<AdminUserGroupOut>, ApiError> {
+        self.all_pages(
+            "/v1/admin/user-groups",
+            &[],
+            GROUPS_PAGE_SIZE,
+            |page: AdminUserGroupsOut| (Some(page.total), page.items),
+        )
+        .await
+    }
+
+    pub async fn group_members(
+        &self,
+        group: &str,
+    ) -> Result<Vec<AdminUserGroupMemberOut>, ApiError> {
+        let path = format!("/v1/admin/user-groups/{group}/members");
+        self.all_pages(
+            &path,
+            &[],
+            GROUP_MEMBERS_PAGE_SIZE,
+            |page: AdminUserGroupMembersOut| (Some(page.total), page.members),
+        )
+        .await
+    }
+
+    pub async fn group_workspaces(
+        &self,
+        group: &str,
+    ) -> Result<Vec<GroupWorkspaceAssignmentOut>, ApiError> {
+        let path = format!("/v1/admin/user-groups/{group}/workspaces");
+        self.all_pages(
+            &path,
+            &[],
+            GROUP_WORKSPACES_PAGE_SIZE,
+            |page: GroupWorkspaceAssignmentsOut| (Some(page.total), page.items),
+        )
+        .await
+    }
+
+    /// Offset paging without a total: page after page until a short one.
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyExtendedOut>, ApiError> {
+        let mut keys = Vec::new();
+        loop {
+            let query = [
+                ("limit", API_KEYS_PAGE_SIZE.to_string()),
+                ("offset", keys.len().to_string()),
+            ];
+            let page: ApiKeysExtendedOut = self.get("/v1/admin/api-keys", &query).await?;
+            let count = page.keys.len();
+            keys.extend(page.keys);
+            if count < API_KEYS_PAGE_SIZE {
+                return Ok(keys);
+            }
+        }
+    }
+
+    pub async fn spend_limit(&self) -> Result<LimitsOut, ApiError> {
+        self.get("/v1/admin/spend-limit", &[]).await
+    }
+
+    pub async fn rate_limit(&self) -> Result<RateLimitsOut, ApiError> {
+        self.get("/v1/admin/rate-limit", &[]).await
+    }
+
+    pub async fn create_users(
+        &self,
+        users: &[OrganizationMemberCreate],
+    ) -> Result<OrganizationUsersCreateOut, ApiError> {
+        self.send(
+            Method::POST,
+            "/v1/admin/users",
+            &[],
+            Some(&users),
+            Repeat::OnlyIfRefused,
+        )
+        .await
+    }
+
+    pub async fn update_user(
+        &self,
+        user: &str,
+        update: &AdminOrganizationMemberUpdate,
+    ) -> Result<AdminOrganizationMemberOut, ApiError> {
+        self.send(
+            Method::PATCH,
+            &format!("/v1/admin/users/{user}"),
+            &[],
+            Some(update),
+            Repeat::Safe,
+        )
+        .await
+    }
+
+    pub async fn delete_user(&self, user: &str) -> Result<DeleteOut, ApiError> {
+        self.send(
+            Method::DELETE,
+            &format!("/v1/admin/users/{user}"),
+            &[],
+            None::<&()>,
+            Repeat::Safe,
+        )
+        .await
+    }
+
+    pub async fn create_workspace(
+        &self,
+        workspace: &AdminWorkspaceIn,
+    ) -> Result<WorkspaceEnrichedOut, ApiError> {
+        self.send(
+            Method::POST,
+            "/v1/admin/workspaces",
+            &[],
+            Some(workspace),
+            Repeat::OnlyIfRefused,
+        )
+        .await
+    }
+
+    pub async fn update_workspace(
+        &self,
+        workspace: &str,
+        update: &UpdateWorkspaceIn,
+    ) -> Result<WorkspaceOut, ApiError> {
+        self.send(
+            Method::PATCH,
+            &format!("/v1/admin/workspaces/{workspace}"),
+            &[],
+            Some(update),
+            Repeat::Safe,
+        )
+        .await
+    }
+
+    pub async fn archive_workspace(&self, workspace: &str) -> Result<(), ApiError> {
+        self.send(
+            Method::DELETE,
+            &format!("/v1/admin/workspaces/{workspace}"),
+            &[],
+            None::<&()>,
+            Repeat::Safe,
+        )
+        .await
+    }
+
+    pub async fn upsert_workspace_users(
+        &self,
+        workspace: &str,
+        members: &WorkspaceMemberIn,
+    ) -> Result<AddOrUpdateUsersToWorkspaceOut, ApiError> {
+        self.send(
+            Method::PATCH,
+            &format!("/v1/admin/workspaces/{workspace}/users"),
+            &[],
+            Some(members),
+            Repeat::Safe,
+        )
+        .await
+    }
+
+    pub async fn remove_workspace_users(
+        &self,
+        workspace: &str,
+        members: &RemoveWorkspaceMembersIn,
+    ) -> Result<RemoveWorkspaceMembersOut, ApiError> {
+        let path = format!("/v1/admin/workspaces/{workspace}/remove-users");
+        self.send(Method::DELETE, &path, &[], Some(members), Repeat::Safe)
+            .await
+    }
+
+    pub async fn create_group(
+        &self,
+        group: &AdminUserGroupIn,
+    ) -> Result<AdminUserGroupOut, ApiError> {
+        self.send(
+            Method::POST,
+            "/v1/admin/user-groups",
+            &[],
+            Some(group),
+            Repeat::OnlyIfRefused,
+        )
+        .await
+    }
+
+    pub async fn update_group(
+        &self,
+        group: &str,
+        update: &AdminUpdateUserGroupIn,
+    ) -> Result<AdminUserGroupOut, ApiError> {
+        self.send(
+            Method::PATCH,
+            &format!("/v1/admin/user-groups/{group}"),
+            &[],
+            Some(update),
+            Repeat::Safe,
+        )
+        .await
+    }
+
+    pub async fn delete_group(&self, group: &str) -> Result<(), ApiError> {
+        self.send(
+            Method::DELETE,
+            &format!("/v1/admin/user-groups/{group}"),
+            &[],
+            None::<&()>,
+            Repeat::Safe,
+        )
+        .await
+    }
+
+    /// Adding members who are already in the group changes nothing, so this is repeatable.
+    pub async fn add_group_members(
+        &self,
+        group: &str,
+        users: &AdminAssignUsersToGroupIn,
+    ) -> Result<(), ApiError> {
+        self.send(
+            Method::POST,
+            &format!("/v1/admin/user-groups/{group}/members"),
+            &[],
+            Some(users),
+            Repeat::Safe,
+        )
+        .await
+    }
+
+    pub async fn remove_group_members(
+        &self,
+        group: &str,
+        users: &AdminAssignUsersToGroupIn,
+    ) -> Result<(), ApiError> {
+        self.send(
+            Method::DELETE,
+            &format!("/v1/admin/user-groups/{group}/members"),
+            &[],
+            Some(users),
+            Repeat::Safe,
+        )
+        .await
+    }
+
+    pub async fn assign_group_workspace(
+        &self,
+        group: &str,
+        assignment: &AssignGroupToWorkspaceIn,
+    ) -> Result<(), ApiError> {
+        let path = format!("/v1/admin/user-groups/{group}/workspaces");
+        self.send(
+            Method::POST,
+            &path,
+            &[],
+            Some(assignment),
+            Repeat::OnlyIfRefused,
+        )
+        .await
+    }
+
+    pub async fn update_group_workspace(
+        &self,
+        group: &str,
+        workspace: &str,
+        update: &UpdateGroupWorkspaceAssignmentIn,
+    ) -> Result<(), ApiError> {
+        let path = format!("/v1/admin/user-groups/{group}/workspaces/{workspace}");
+        self.send(Method::PATCH, &path, &[], Some(update), Repeat::Safe)
+            .await
+    }
+
+    pub async fn unassign_group_workspace(
+        &self,
+        group: &str,
+        workspace: &str,
+    ) -> Result<(), ApiError> {
+        let path = format!("/v1/admin/user-groups/{group}/workspaces/{workspace}");
+        self.send(Method::DELETE, &path, &[], None::<&()>, Repeat::Safe)
+            .await
+    }
+
+    pub async fn set_group_organization_role(
+        &self,
+        group: &str,
+        role: &UpdateUserGroupOrganizationRoleIn,
+    ) -> Result<(), ApiError> {
+        let path = format!("/v1/admin/user-groups/{group}/organization-role");
+        self.send(Method::PATCH, &path, &[], Some(role), Repeat::Safe)
+            .await
+    }
+
+    /// Never repeated after the server may have acted: a second key would be an orphan.
+    pub async fn create_api_key(&self, key: &AdminCreateApiKeyIn) -> Result<ApiKeyOut, ApiError> {
+        self.send(
+            Method::POST,
+            "/v1/admin/api-keys",
+            &[],
+            Some(key),
+            Repeat::OnlyIfRefused,
+        )
+        .await
+    }
+
+    pub async fn delete_api_key(&self, key: &str) -> Result<DeleteApiKeyOut, ApiError> {
+        self.send(
+            Method::DELETE,
+            &format!("/v1/admin/api-keys/{key}"),
+            &[],
+            None::<&()>,
+            Repeat::Safe,
+        )
+        .await
+    }
+
+    /// Setting the same limit twice has one effect, so this POST is repeatable.
+    pub async fn set_spend_limit(&self, limit: &NewUsageLimitIn) -> Result<LimitsOut, ApiError> {
+        self.send(
+            Method::POST,
+            "/v1/admin/spend-limit",
+            &[],
+            Some(limit),
+            Repeat::Safe,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str) -> ClientConfig {
+        ClientConfig::new(
+            url::Url::parse(url).unwrap(),
+            SecretString::from("sk-admin-very-secret"),
+        )
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let config = config("https://api.mistral.ai");
+        assert!(!format!("{config:?}").contains("very-secret"));
+        let client = Client::new(config).unwrap();
+        assert!(!format!("{client:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        assert!(matches!(
+            Client::new(config("http://api.example.com")),
+            Err(ApiError::InsecureUrl { .. })
+        ));
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://localhost:1",
+            "http://[::1]:9",
+        ] {
+            assert!(Client::new(config(url)).is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn paths_are_appended_to_the_base() {
+        let client = Client::new(config("https://gw.example/prefix/")).unwrap();
+        assert_eq!(
+            client.url("/v1/admin/users"),
+            "https://gw.example/prefix/v1/admin/users"
+        );
+        let client = Client::new(config("http://127.0.0.1:1234")).unwrap();
+        assert_eq!(
+            client.url("/v1/admin/users"),
+            "http://127.0.0.1:1234/v1/admin/users"
+        );
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_a_date() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}

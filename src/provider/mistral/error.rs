@@ -1,0 +1,113 @@
+//! What can go wrong talking to the Admin API, each naming the call and what to do.
+
+/// Every variant names the call as `METHOD /path?query` (never a header, never the key).
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(
+        "{call}: 401 Unauthorized: the key in MISTRAL_ADMIN_API_KEY is wrong, expired, or not an admin key; create an admin key in the console (Admin → API keys)"
+    )]
+    Unauthorized { call: String },
+    #[error(
+        "{call}: 403 Forbidden: the admin key may not do this; check that it belongs to an organization admin on an Enterprise plan"
+    )]
+    Forbidden { call: String },
+    #[error(
+        "{call}: 404 Not Found: {detail}; the object may have been deleted since it was read, so plan again"
+    )]
+    NotFound { call: String, detail: String },
+    #[error("{call}: 422 Unprocessable: {}; this is a bug in tramontane or a change in the API, please report it", details.join("; "))]
+    Unprocessable { call: String, details: Vec<String> },
+    #[error("{call}: {status}: {detail}")]
+    Status {
+        call: String,
+        status: u16,
+        detail: String,
+    },
+    #[error(
+        "{call}: 429 Too Many Requests after {attempts} attempts; lower --rate-limit or --concurrency, or try again later"
+    )]
+    RateLimited { call: String, attempts: usize },
+    #[error("{call}: the server failed with {status} after {attempts} attempt(s); try again later")]
+    Server {
+        call: String,
+        status: u16,
+        attempts: usize,
+    },
+    #[error(
+        "{call}: no answer within the timeout after {attempts} attempt(s); raise --timeout or try again later"
+    )]
+    Timeout { call: String, attempts: usize },
+    #[error("{call}: cannot reach the Admin API: {message}; check MISTRAL_API_URL and the network")]
+    Transport { call: String, message: String },
+    #[error("{call}: the answer is not what the API documents ({message}); body starts: {body}")]
+    InvalidResponse {
+        call: String,
+        message: String,
+        body: String,
+    },
+    #[error(
+        "`{url}` uses plain http to a host that is not this machine; use https, since the admin key would travel in clear"
+    )]
+    InsecureUrl { url: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+/// The `detail` of a FastAPI error body, as readable lines: `body.field: message`.
+pub fn details(body: &str) -> Vec<String> {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
+        return vec![excerpt(body)];
+    };
+    match value.get("detail") {
+        Some(serde_json::Value::String(text)) => vec![text.clone()],
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                let location: Vec<String> = item
+                    .get("loc")
+                    .and_then(|loc| loc.as_array())
+                    .map(|parts| {
+                        parts
+                            .iter()
+                            .map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let message = item
+                    .get("msg")
+                    .and_then(|m| m.as_str())
+                    .unwrap_or("invalid");
+                if location.is_empty() {
+                    message.to_owned()
+                } else {
+                    format!("{}: {message}", location.join("."))
+                }
+            })
+            .collect(),
+        _ => vec![excerpt(body)],
+    }
+}
+
+/// The start of a body, for an error message: enough to recognise an HTML page or a cut.
+pub fn excerpt(body: &str) -> String {
+    let cut: String = body.chars().take(200).collect();
+    let cut = cut.replace(['\n', '\r'], " ");
+    if body.chars().count() > 200 {
+        format!("{cut}…")
+    } else {
+        cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fastapi_details_read_as_field_and_message() {
+        let body = r#"{"detail": [{"loc": ["body", "workspace_uuid"], "msg": "Field required", "type": "missing"}]}"#;
+        assert_eq!(details(body), vec!["body.workspace_uuid: Field required"]);
+        assert_eq!(details(r#"{"detail": "Not Found"}"#), vec!["Not Found"]);
+        assert_eq!(details("<html>oops</html>"), vec!["<html>oops</html>"]);
+    }
+}
