@@ -35,7 +35,7 @@ fn created(outcome: Outcome) -> String {
 fn big_org() -> SandboxOrg {
     let now = "2026-05-01T12:00:00Z";
     let mut org = SandboxOrg::new("root@bench.example", "Bench Root", now);
-    let mut perform = |org: &mut SandboxOrg, op| {
+    let perform = |org: &mut SandboxOrg, op| {
         created(org.perform(op, now).expect("the bench org keeps the rules"))
     };
     let users: Vec<String> = (1..MEMBERS)

@@ -23,6 +23,7 @@ fn plan(env: &TestEnv, api: &FakeApi, extra: &[&str]) -> Run {
         .env("MISTRAL_ADMIN_API_KEY", KEY)
         .env("MISTRAL_API_URL", &api.url)
         .env("TRAMONTANE_BACKOFF_MS", "5")
+        .env("TRAMONTANE_RATE_LIMIT", "1000")
         .output()
         .unwrap();
     let run = Run {

@@ -212,22 +212,22 @@ async fn handle(
     response
 }
 
-fn page(q: &BTreeMap<String, String>, max: Option<usize>) -> Result<(usize, usize), Response> {
+fn page(q: &BTreeMap<String, String>, max: Option<usize>) -> Result<(usize, usize), Box<Response>> {
     let number = |name: &str, default: usize| {
         q.get(name)
             .map_or(Ok(default), |v| v.parse::<usize>().map_err(|_| ()))
     };
     let (Ok(page), Ok(size)) = (number("page", 1), number("page_size", 25)) else {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::UNPROCESSABLE_ENTITY,
             json!([{"loc": ["query"], "msg": "not an integer", "type": "int_parsing"}]),
-        ));
+        )));
     };
     if page == 0 || size == 0 || max.is_some_and(|max| size > max) {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::UNPROCESSABLE_ENTITY,
             json!([{"loc": ["query", "page_size"], "msg": format!("Input should be less than or equal to {}", max.unwrap_or(0)), "type": "less_than_equal"}]),
-        ));
+        )));
     }
     Ok((page, size))
 }
@@ -348,7 +348,7 @@ fn route(
         ("GET", ["users"]) => {
             let (page, size) = match page(q, None) {
                 Ok(p) => p,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             let mut items: Vec<(bool, String)> =
                 org.users.keys().map(|id| (true, id.clone())).collect();
@@ -418,7 +418,7 @@ fn route(
         ("GET", ["workspaces"]) => {
             let (page, size) = match page(q, None) {
                 Ok(p) => p,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             let archived = q.get("is_archived").is_some_and(|v| v == "true");
             let ids: Vec<String> = org
@@ -518,7 +518,7 @@ fn route(
         ("GET", ["user-groups"]) => {
             let (page, size) = match page(q, Some(100)) {
                 Ok(p) => p,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             let ids: Vec<String> = org.groups.keys().cloned().collect();
             let items: Vec<Value> = slice(&ids, page, size)
@@ -567,7 +567,7 @@ fn route(
         ("GET", ["user-groups", id, "members"]) => {
             let (page, size) = match page(q, None) {
                 Ok(p) => p,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             let Some(group) = org.groups.get(*id) else {
                 return error(StatusCode::NOT_FOUND, json!("no such group"));
@@ -602,7 +602,7 @@ fn route(
         ("GET", ["user-groups", id, "workspaces"]) => {
             let (page, size) = match page(q, Some(100)) {
                 Ok(p) => p,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             let Some(group) = org.groups.get(*id) else {
                 return error(StatusCode::NOT_FOUND, json!("no such group"));

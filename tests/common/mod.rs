@@ -51,6 +51,9 @@ pub fn command(dir: &Path) -> Command {
         .current_dir(dir)
         .env_remove("NO_COLOR")
         .env_remove("TRAMONTANE_POLICIES")
+        .env_remove("TRAMONTANE_ORG")
+        .env_remove("MISTRAL_ADMIN_API_KEY")
+        .env_remove("MISTRAL_API_URL")
         .env("TRAMONTANE_TODAY", TODAY)
         .env("TERM", "dumb");
     command

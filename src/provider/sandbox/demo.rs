@@ -158,15 +158,14 @@ pub fn demo_org(today: Date) -> SandboxOrg {
     );
 
     let group = |org: &mut SandboxOrg, name: &str, description: &str| {
-        let id = created(
+        created(
             org,
             Operation::CreateGroup {
                 name: name.into(),
                 description: description.into(),
             },
             days_ago(300),
-        );
-        id
+        )
     };
     // Drift: Hugo is missing from developers.
     let developers = group(&mut org, "developers", "All developers");
