@@ -693,7 +693,7 @@ fn manual_spend_limit(
         address: address.into(),
         kind: Kind::Workspace,
         action: Action::Manual,
-        enforcement: Enforcement::Console,
+        enforcement: crate::provider::enforcement(Kind::Workspace, "spend_limit"),
         reason: format!(
             "the Admin API cannot set a workspace's budget: {when}in the console open Admin → Workspaces → {name} → Limits and {what}"
         ),
@@ -777,4 +777,146 @@ fn list_set(roles: &BTreeSet<String>) -> String {
 
 fn plural(count: usize) -> &'static str {
     if count == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LiveTeam, LiveWorkspace, Prune};
+
+    fn today() -> Date {
+        "2026-06-01".parse().unwrap()
+    }
+
+    fn plan(desired: &DesiredOrg, live: &LiveOrg) -> Plan {
+        diff(&PlanInput {
+            desired,
+            live,
+            today: today(),
+            org: "test".into(),
+            policy: PolicyRef::default(),
+        })
+    }
+
+    fn workspace(name: &str, is_default: bool) -> LiveWorkspace {
+        LiveWorkspace {
+            id: format!("id-{name}"),
+            name: name.into(),
+            description: String::new(),
+            is_default,
+            members: BTreeMap::new(),
+            spend_limit: None,
+        }
+    }
+
+    fn key(expires: &str, created: &str) -> LiveKey {
+        LiveKey {
+            id: "k".into(),
+            name: Some("ci".into()),
+            workspace: Some("dev".into()),
+            created_by: None,
+            created_at: Some(format!("{created}T09:00:00Z")),
+            expires: Some(expires.parse().unwrap()),
+            last_used: None,
+        }
+    }
+
+    fn desired_key(days: u32, rotate: Option<u32>) -> DesiredOrg {
+        serde_json::from_value(serde_json::json!({
+            "workspaces": {"dev": {"keys": {"ci": {
+                "owner": "a@x.example", "expires_after_days": days, "rotate_before_days": rotate,
+                "secret": {"file": "ci.key"}
+            }}}}
+        }))
+        .unwrap()
+    }
+
+    fn live_with(key: LiveKey) -> LiveOrg {
+        let mut live = LiveOrg::default();
+        live.workspaces
+            .insert("dev".into(), workspace("dev", false));
+        live.keys.push(key);
+        live
+    }
+
+    #[test]
+    fn expiry_after_days_counts_from_creation() {
+        let in_sync = plan(
+            &desired_key(90, Some(14)),
+            &live_with(key("2026-08-30", "2026-06-01")),
+        );
+        assert!(in_sync.changes.is_empty(), "{:?}", in_sync.changes);
+        let replaced = plan(
+            &desired_key(30, None),
+            &live_with(key("2026-08-30", "2026-06-01")),
+        );
+        assert_eq!(replaced.changes[0].action, Action::Replace);
+        let rotated = plan(
+            &desired_key(90, Some(14)),
+            &live_with(key("2026-06-10", "2026-03-12")),
+        );
+        assert_eq!(rotated.changes[0].action, Action::Rotate);
+        let expired = plan(
+            &desired_key(90, None),
+            &live_with(key("2026-05-01", "2026-01-31")),
+        );
+        assert_eq!(expired.changes[0].action, Action::Replace);
+    }
+
+    #[test]
+    fn unmanaged_objects_are_deleted_only_when_pruned_and_never_the_default_workspace() {
+        let mut live = LiveOrg::default();
+        live.workspaces
+            .insert("old".into(), workspace("old", false));
+        live.workspaces.insert(
+            "Default Workspace".into(),
+            workspace("Default Workspace", true),
+        );
+        let mut desired = DesiredOrg::default();
+        let listed = plan(&desired, &live);
+        assert!(listed.changes.is_empty());
+        assert_eq!(listed.unmanaged.len(), 2);
+        desired.organization.prune = Prune {
+            workspaces: true,
+            ..Prune::default()
+        };
+        let pruned = plan(&desired, &live);
+        assert_eq!(pruned.changes.len(), 1);
+        assert_eq!(pruned.changes[0].address, "workspace.old");
+        assert_eq!(pruned.changes[0].action, Action::Delete);
+        assert_eq!(pruned.unmanaged.len(), 1);
+    }
+
+    #[test]
+    fn creates_run_parents_first_and_deletes_children_first() {
+        let desired: DesiredOrg = serde_json::from_value(serde_json::json!({
+            "members": {"a@x.example": {"name": "A"}},
+            "workspaces": {"dev": {"admin": "a@x.example", "keys": {"ci": {"owner": "a@x.example", "secret": {"file": "k"}}}}},
+            "organization": {"prune": {"keys": true, "teams": true}}
+        }))
+        .unwrap();
+        let mut live = LiveOrg::default();
+        live.teams.insert(
+            "t".into(),
+            LiveTeam {
+                id: "t".into(),
+                name: "t".into(),
+                description: String::new(),
+                members: BTreeSet::new(),
+                workspaces: BTreeMap::new(),
+                organization_role: None,
+            },
+        );
+        let plan = plan(&desired, &live);
+        let order: Vec<&str> = plan.changes.iter().map(|c| c.address.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                "member.a@x.example",
+                "workspace.dev",
+                "workspace.dev.key.ci",
+                "team.t"
+            ]
+        );
+    }
 }
