@@ -245,3 +245,36 @@ proptest! {
         prop_assert!(left.is_empty(), "left after apply: {:?}", left);
     }
 }
+
+#[test]
+fn a_plan_names_the_policy_commit_and_whether_the_tree_is_dirty() {
+    let env = env_with_policies();
+    let repo = git2::Repository::init(env.root()).unwrap();
+    let mut index = repo.index().unwrap();
+    index
+        .add_all(["policies"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let signature = git2::Signature::now("Test", "test@example.com").unwrap();
+    let commit = repo
+        .commit(Some("HEAD"), &signature, &signature, "policies", &tree, &[])
+        .unwrap();
+
+    let clean: serde_json::Value = serde_json::from_str(
+        &env.run(&["plan", "--org", "sandbox:demo", "--format", "json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(clean["policy"]["commit"], commit.to_string());
+    assert_eq!(clean["policy"]["dirty"], false);
+
+    env.write("policies/teams.yaml", "version: 1\n");
+    let dirty: serde_json::Value = serde_json::from_str(
+        &env.run(&["plan", "--org", "sandbox:demo", "--format", "json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(dirty["policy"]["dirty"], true);
+    assert_ne!(dirty["policy"]["digest"], clean["policy"]["digest"]);
+}
