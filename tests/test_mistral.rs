@@ -50,6 +50,8 @@ fn the_http_provider_reads_what_the_sandbox_reads() {
     let env = TestEnv::new();
     let api = fake(demo_org(TODAY.parse().unwrap()));
     let over_http = json_plan(&plan(&env, &api, &["--format", "json"]));
+    let bearer = json_plan(&plan(&env, &api, &["--format", "json", "--auth", "bearer"]));
+    assert_eq!(bearer, over_http);
 
     let sandbox = env.root().join("org.json");
     demo_org(TODAY.parse().unwrap()).save(&sandbox).unwrap();
