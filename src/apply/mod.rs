@@ -1,6 +1,7 @@
 //! Carries a plan out: each change becomes the Admin API operations that make it true, in
 //! the plan's order, and every new key's secret goes to its sink the moment it exists.
 
+pub mod guard;
 mod secret;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -28,6 +29,17 @@ pub enum ApplyError {
         "{address}: the new key could not be delivered ({problem}); it was deleted again, so no key is left without its secret"
     )]
     Delivery { address: String, problem: String },
+}
+
+impl ApplyError {
+    /// The address of the change that failed.
+    pub fn address(&self) -> &str {
+        match self {
+            ApplyError::Provider { address, .. }
+            | ApplyError::Plan { address, .. }
+            | ApplyError::Delivery { address, .. } => address,
+        }
+    }
 }
 
 /// Where relative secret-sink paths and commands are resolved.
@@ -78,6 +90,19 @@ pub async fn apply<P: Provider>(
     provider: &P,
     options: &ApplyOptions,
 ) -> Result<ApplyReport, ApplyError> {
+    apply_each(plan, desired, live, provider, options, |_, _| {}).await
+}
+
+/// Like [`apply`], calling `done` after every change attempted with its result, so the
+/// caller can keep an audit log as it goes. Stops at the first failure.
+pub async fn apply_each<P: Provider>(
+    plan: &Plan,
+    desired: &DesiredOrg,
+    live: &LiveOrg,
+    provider: &P,
+    options: &ApplyOptions,
+    mut done: impl FnMut(&Change, Result<(), &ApplyError>),
+) -> Result<ApplyReport, ApplyError> {
     let mut ids = Ids::new(live);
     let mut report = ApplyReport::default();
     for change in &plan.changes {
@@ -93,8 +118,16 @@ pub async fn apply<P: Provider>(
             desired,
             options,
         };
-        engine.run().await?;
-        report.applied.push(change.address.clone());
+        match engine.run().await {
+            Ok(()) => {
+                done(change, Ok(()));
+                report.applied.push(change.address.clone());
+            }
+            Err(error) => {
+                done(change, Err(&error));
+                return Err(error);
+            }
+        }
     }
     Ok(report)
 }

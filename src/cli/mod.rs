@@ -2,11 +2,12 @@
 //! into the library and returns an [`ExitStatus`]; [`command_error`] is the one place that
 //! turns failures into exit codes.
 
+mod apply;
 pub mod command_error;
 mod explain;
 mod import;
 pub mod org;
-mod plan;
+pub(crate) mod plan;
 mod schema;
 mod show;
 mod validate;
@@ -41,6 +42,8 @@ pub enum Command {
     Explain(explain::Args),
     /// Read the live organization and show what applying the policies would change.
     Plan(plan::Args),
+    /// Apply a saved plan, or plan afresh and apply after confirmation.
+    Apply(apply::Args),
     /// Show a plan saved with `plan --out`, in any format.
     Show(show::Args),
     /// Write the live organization as policy files, to start a policy repository from.
@@ -78,6 +81,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
         Command::Explain(args) => explain::run(&args),
         Command::Plan(args) => plan::run(&args, cli.color),
         Command::Show(args) => show::run(&args, cli.color),
+        Command::Apply(args) => apply::run(&args, cli.color),
         Command::Import(args) => import::run(&args),
     }
 }

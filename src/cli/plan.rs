@@ -60,26 +60,43 @@ pub fn today(given: Option<Date>) -> Date {
     })
 }
 
-pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> {
-    let today = today(args.today);
-    let loaded = policy::load(&args.policies, &LoadOptions::new(today));
+/// Everything a plan was made from, kept for apply.
+pub struct Planned {
+    pub desired: crate::model::DesiredOrg,
+    pub org: Org,
+    pub live: crate::model::LiveOrg,
+    pub plan: Plan,
+    pub runtime: tokio::runtime::Runtime,
+}
+
+/// Loads the policies and reads the org into a plan. `None` when the policies are invalid:
+/// their diagnostics are already on stderr.
+pub fn make_plan(
+    policies: &std::path::Path,
+    org_args: &OrgArgs,
+    today: Date,
+    quiet: bool,
+    color: ColorChoice,
+) -> Result<Option<Planned>, CommandError> {
+    let loaded = policy::load(policies, &LoadOptions::new(today));
     if !loaded.is_valid() {
-        let shown = args.policies.to_string_lossy();
+        let shown = policies.to_string_lossy();
         let text = diagnostics::human(
             &loaded,
             &shown,
             color.enabled(std::io::stderr().is_terminal()),
         );
         std::io::stderr().write_all(text.as_bytes())?;
-        return Ok(ExitStatus::Invalid);
+        return Ok(None);
     }
-    let (org, label) = Org::open(&args.org, today)?;
-    let progress = Progress::start(args.quiet, &label);
-    let live = runtime()?.block_on(org.read());
+    let (org, label) = Org::open(org_args, today)?;
+    let runtime = runtime()?;
+    let progress = Progress::start(quiet, &label);
+    let live = runtime.block_on(org.read());
     progress.finish();
     let live = live.map_err(CommandError::Provider)?;
 
-    let (commit, dirty) = policy::git::locate(&args.policies);
+    let (commit, dirty) = policy::git::locate(policies);
     let digest = Sha256::digest(serde_json::to_vec(&loaded.desired).unwrap_or_default());
     let policy = PolicyRef {
         commit,
@@ -99,7 +116,21 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         org: label,
         policy,
     });
+    Ok(Some(Planned {
+        desired: loaded.desired,
+        org,
+        live,
+        plan,
+        runtime,
+    }))
+}
 
+pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> {
+    let today = today(args.today);
+    let Some(planned) = make_plan(&args.policies, &args.org, today, args.quiet, color)? else {
+        return Ok(ExitStatus::Invalid);
+    };
+    let plan = planned.plan;
     if let Some(out) = &args.out {
         std::fs::write(out, render::json(&plan)).map_err(|source| CommandError::File {
             path: out.clone(),
