@@ -3,6 +3,7 @@
 
 mod common;
 
+mod test_apply;
 mod test_explain;
 mod test_fixtures;
 mod test_mistral;
