@@ -34,11 +34,7 @@ pub enum Format {
 }
 
 pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> {
-    let today = args.today.unwrap_or_else(|| {
-        jiff::Timestamp::now()
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .date()
-    });
+    let today = super::plan::today(args.today);
     let loaded = policy::load(&args.policies, &LoadOptions::new(today));
     let shown = args.policies.to_string_lossy();
     let stdout = std::io::stdout();

@@ -6,8 +6,6 @@
 
 mod diff;
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -234,14 +232,5 @@ pub struct Unmanaged {
 impl Plan {
     pub fn has_changes(&self) -> bool {
         self.summary.total() > 0
-    }
-
-    /// Changes grouped by kind, for renderings that count them.
-    pub fn counts_by_kind(&self) -> BTreeMap<Kind, usize> {
-        let mut counts = BTreeMap::new();
-        for change in &self.changes {
-            *counts.entry(change.kind).or_default() += 1;
-        }
-        counts
     }
 }

@@ -73,7 +73,6 @@ pub struct Client {
     limiter: DefaultDirectRateLimiter,
     paused_until: Mutex<Option<Instant>>,
     requests: AtomicU64,
-    retries: AtomicU64,
     max_retries: usize,
     backoff_base: Duration,
 }
@@ -154,7 +153,6 @@ impl Client {
             limiter: RateLimiter::direct(Quota::per_second(rate)),
             paused_until: Mutex::new(None),
             requests: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
             max_retries: config.max_retries,
             backoff_base: config.backoff_base,
         })
@@ -163,10 +161,6 @@ impl Client {
     /// HTTP attempts so far, retries included.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
-    }
-
-    pub fn retries(&self) -> u64 {
-        self.retries.load(Ordering::Relaxed)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -214,9 +208,6 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            if attempt > 1 {
-                self.retries.fetch_add(1, Ordering::Relaxed);
-            }
             self.wait_turn().await;
             let permit = self.semaphore.acquire().await;
             self.requests.fetch_add(1, Ordering::Relaxed);

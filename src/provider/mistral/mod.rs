@@ -31,10 +31,6 @@ impl MistralProvider {
     pub fn new(client: Client) -> MistralProvider {
         MistralProvider { client }
     }
-
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
 }
 
 /// Role names by UUID, with the letter codes some fields use instead.
@@ -97,24 +93,24 @@ impl Provider for MistralProvider {
             client.rate_limit(),
         )?;
         let (members, invites) = users;
-        let group_details = futures_join_all(groups.iter().map(|group| async move {
-            let (members, workspaces) = tokio::try_join!(
-                client.group_members(&group.uuid),
-                client.group_workspaces(&group.uuid)
-            )?;
-            Ok::<_, ProviderError>((members, workspaces))
-        }))
-        .await?;
+        // The client's semaphore bounds how many of these run at once.
+        let group_details = join_all(
+            groups
+                .iter()
+                .map(|group| async move {
+                    tokio::try_join!(
+                        client.group_members(&group.uuid),
+                        client.group_workspaces(&group.uuid)
+                    )
+                })
+                .collect(),
+        )
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
 
         let roles = RoleNames::new(&roles);
         let mut live = LiveOrg::default();
-        let mut email_by_id: HashMap<String, String> = HashMap::new();
-        for member in &members {
-            let Some(email) = member.email.clone() else {
-                continue;
-            };
-            email_by_id.insert(member.uuid.clone(), email.to_lowercase());
-        }
         let workspace_names: HashMap<&str, &str> = active
             .iter()
             .chain(archived.iter())
@@ -203,7 +199,6 @@ impl Provider for MistralProvider {
                 })
                 .collect(),
         });
-        let _ = email_by_id;
         Ok(live)
     }
 
@@ -426,21 +421,6 @@ fn body<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ProviderErro
         call: "building a request".into(),
         problem: error.to_string(),
     })
-}
-
-async fn futures_join_all<F, T>(
-    futures: impl IntoIterator<Item = F>,
-) -> Result<Vec<T>, ProviderError>
-where
-    F: Future<Output = Result<T, ProviderError>>,
-{
-    let mut set = Vec::new();
-    for future in futures {
-        set.push(future);
-    }
-    // The client's semaphore bounds how many run at once.
-    let results = join_all(set).await;
-    results.into_iter().collect()
 }
 
 /// Polls every future to completion concurrently, keeping their order.
