@@ -76,6 +76,7 @@ fn a_saved_plan_applies_and_converges() {
         "{}",
         applied.stdout
     );
+    insta::assert_snapshot!(applied.stdout);
 
     // Every new key's secret is in its sink, readable by its owner only, and nowhere else.
     let mut secrets = Vec::new();
@@ -170,4 +171,5 @@ fn an_empty_policy_is_refused_by_a_guard() {
     let run = env.run(&["apply", "--org", "sandbox:demo", "--auto-approve"]);
     assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("--allow-empty"), "{}", run.stderr);
+    insta::assert_snapshot!(run.stderr);
 }
