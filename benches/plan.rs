@@ -124,6 +124,7 @@ fn big_org() -> SandboxOrg {
                 user: users[w % users.len()].clone(),
                 name: format!("key-{k:05}"),
                 expiration: Some("2026-08-01".parse().unwrap()),
+                known: Vec::new(),
             },
         );
     }

@@ -113,6 +113,7 @@ fn every_list_is_read_to_its_last_page() {
                 user: someone.clone(),
                 name: format!("bulk-{i}"),
                 expiration: None,
+                known: Vec::new(),
             },
             now,
         )

@@ -155,6 +155,10 @@ fn today() -> jiff::civil::Date {
     TODAY.parse().unwrap()
 }
 
+fn noon() -> jiff::Timestamp {
+    tramontane::provider::sandbox::noon(today()).parse().unwrap()
+}
+
 /// Plans `desired` against the sandbox at `path`, applies it, and plans again.
 fn converge(desired: &DesiredOrg, path: &Path, root: &Path) -> plan::Plan {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -162,11 +166,11 @@ fn converge(desired: &DesiredOrg, path: &Path, root: &Path) -> plan::Plan {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let provider = SandboxProvider::open(path, today()).unwrap();
+        let provider = SandboxProvider::open(path, noon()).unwrap();
         let input = |live| PlanInput {
             desired,
             live,
-            today: today(),
+            now: noon(),
             org: "sandbox".into(),
             policy: PolicyRef::default(),
         };
@@ -177,9 +181,7 @@ fn converge(desired: &DesiredOrg, path: &Path, root: &Path) -> plan::Plan {
             desired,
             &live,
             &provider,
-            &ApplyOptions {
-                root: root.to_owned(),
-            },
+            &ApplyOptions::new(root.to_owned()),
         )
         .await
         .unwrap_or_else(|error| panic!("apply failed: {error}\n{first:#?}"));

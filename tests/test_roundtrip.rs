@@ -251,6 +251,7 @@ fn key(emails: Vec<String>) -> impl Strategy<Value = ApiKey> {
                 expires,
                 expires_after_days,
                 rotate_before_days: rotate,
+                rotation_overlap_hours: None,
                 models: models.map(|()| Vec::new()),
                 rpm,
                 secret,

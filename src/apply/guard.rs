@@ -172,7 +172,7 @@ mod tests {
         diff(&PlanInput {
             desired,
             live,
-            today: "2026-06-01".parse().unwrap(),
+            now: "2026-06-01T12:00:00Z".parse().unwrap(),
             org: "t".into(),
             policy: PolicyRef::default(),
         })

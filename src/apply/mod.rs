@@ -1,19 +1,28 @@
-//! Carries a plan out: each change becomes the Admin API operations that make it true, in
-//! the plan's order, and every new key's secret goes to its sink the moment it exists.
+//! Carries a plan out: each change becomes the Admin API operations that make it true, and
+//! every new key's secret goes to its sink the moment it exists.
+//!
+//! Changes run in waves that follow the plan's dependencies: the organization, members,
+//! workspaces, teams, then keys; deletes the other way round. The changes of one wave do not
+//! depend on each other, so they run concurrently, up to a bound. After a failure nothing new
+//! starts, what is in flight finishes, and the report says what became of every change.
 
+pub mod audit;
 pub mod guard;
+pub mod lock;
 mod secret;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
 
 use crate::model::{DesiredOrg, LiveOrg, SpendLimit, Unlimited};
 use crate::plan::{Action, Change, Kind, Plan};
-use crate::provider::{Operation, Outcome, Provider, ProviderError, split_name};
+use crate::provider::{Operation, Outcome, Provider, ProviderError, request_id, split_name};
 
-pub use secret::deliver;
+pub use secret::{SecretFiles, deliver};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -29,6 +38,14 @@ pub enum ApplyError {
         "{address}: the new key could not be delivered ({problem}); it was deleted again, so no key is left without its secret"
     )]
     Delivery { address: String, problem: String },
+    #[error(
+        "{address}: the new key could not be delivered ({problem}), and deleting it again failed too ({cleanup}); delete it in the console (Admin → API keys), since its secret reached nobody"
+    )]
+    Orphan {
+        address: String,
+        problem: String,
+        cleanup: String,
+    },
 }
 
 impl ApplyError {
@@ -37,21 +54,104 @@ impl ApplyError {
         match self {
             ApplyError::Provider { address, .. }
             | ApplyError::Plan { address, .. }
-            | ApplyError::Delivery { address, .. } => address,
+            | ApplyError::Delivery { address, .. }
+            | ApplyError::Orphan { address, .. } => address,
         }
     }
 }
 
-/// Where relative secret-sink paths and commands are resolved.
+/// How to apply.
 pub struct ApplyOptions {
+    /// Where relative secret-sink paths and commands are resolved.
     pub root: PathBuf,
+    /// Changes in flight at once, within one wave.
+    pub concurrency: usize,
 }
 
-/// What an apply did, change by change.
-#[derive(Debug, Default)]
+impl ApplyOptions {
+    pub fn new(root: PathBuf) -> ApplyOptions {
+        ApplyOptions {
+            root,
+            concurrency: 8,
+        }
+    }
+}
+
+/// What became of one change.
+#[derive(Debug)]
+pub enum Status {
+    Done,
+    Failed(ApplyError),
+    /// An earlier failure stopped the apply before this change started.
+    NotAttempted,
+    /// A step for a person, in the console.
+    Manual,
+}
+
+impl Status {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Done => "done",
+            Status::Failed(_) => "failed",
+            Status::NotAttempted => "not attempted",
+            Status::Manual => "manual",
+        }
+    }
+}
+
+/// One change's result, with what the audit log keeps of it.
+#[derive(Debug)]
+pub struct ChangeReport {
+    pub status: Status,
+    /// The Admin API's ids of the requests made for this change, where it gave them.
+    pub request_ids: Vec<String>,
+    /// Where a new key's secret went, as plans show a sink.
+    pub delivered_to: Option<String>,
+}
+
+/// What an apply did: one report per change of the plan, in the plan's order.
+#[derive(Debug)]
 pub struct ApplyReport {
-    pub applied: Vec<String>,
-    pub skipped_manual: Vec<String>,
+    pub changes: Vec<ChangeReport>,
+}
+
+impl ApplyReport {
+    pub fn failures(&self) -> impl Iterator<Item = &ApplyError> {
+        self.changes.iter().filter_map(|report| match &report.status {
+            Status::Failed(error) => Some(error),
+            _ => None,
+        })
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.failures().next().is_none()
+            && !self
+                .changes
+                .iter()
+                .any(|report| matches!(report.status, Status::NotAttempted))
+    }
+
+    pub fn count(&self, wanted: fn(&Status) -> bool) -> usize {
+        self.changes.iter().filter(|r| wanted(&r.status)).count()
+    }
+
+    /// The first failure, for callers that only need to know whether it worked.
+    pub fn into_result(self) -> Result<ApplyReport, ApplyError> {
+        let position = self
+            .changes
+            .iter()
+            .position(|report| matches!(report.status, Status::Failed(_)));
+        match position {
+            None => Ok(self),
+            Some(index) => {
+                let mut changes = self.changes;
+                match changes.swap_remove(index).status {
+                    Status::Failed(error) => Err(error),
+                    _ => unreachable!("the position of a failure"),
+                }
+            }
+        }
+    }
 }
 
 /// Live ids by name, kept current as objects are created.
@@ -83,6 +183,34 @@ impl Ids {
     }
 }
 
+/// The wave a change runs in; `None` for a manual step.
+fn wave(change: &Change) -> Option<u8> {
+    Some(match (change.kind, change.action) {
+        (_, Action::Manual) => return None,
+        (Kind::Organization, _) => 0,
+        // Demotions wait for promotions, so the organization never passes through a
+        // moment without an admin (the API refuses to demote the last one).
+        (Kind::Member, Action::Update) if demotes_an_admin(change) => 2,
+        (Kind::Member, Action::Delete) => 9,
+        (Kind::Member, _) => 1,
+        (Kind::Workspace, Action::Delete) => 8,
+        (Kind::Workspace, _) => 3,
+        (Kind::Team, Action::Delete) => 7,
+        (Kind::Team, _) => 4,
+        (Kind::ApiKey, Action::Delete) => 6,
+        (Kind::ApiKey, _) => 5,
+    })
+}
+
+fn demotes_an_admin(change: &Change) -> bool {
+    let is_admin = |side: Option<&Value>| {
+        strings(side.and_then(|v| v.get("roles")))
+            .iter()
+            .any(|role| role == "organization_admin")
+    };
+    is_admin(change.before.as_ref()) && !is_admin(change.after.as_ref())
+}
+
 pub async fn apply<P: Provider>(
     plan: &Plan,
     desired: &DesiredOrg,
@@ -90,55 +218,135 @@ pub async fn apply<P: Provider>(
     provider: &P,
     options: &ApplyOptions,
 ) -> Result<ApplyReport, ApplyError> {
-    apply_each(plan, desired, live, provider, options, |_, _| {}).await
+    apply_each(plan, desired, live, provider, options, &|_, _| {})
+        .await
+        .into_result()
 }
 
-/// Like [`apply`], calling `done` after every change attempted with its result, so the
-/// caller can keep an audit log as it goes. Stops at the first failure.
+/// Applies `plan`, calling `ended` as each change ends (from whichever change finishes
+/// first), so the caller can keep an audit log as it goes.
 pub async fn apply_each<P: Provider>(
     plan: &Plan,
     desired: &DesiredOrg,
     live: &LiveOrg,
     provider: &P,
     options: &ApplyOptions,
-    mut done: impl FnMut(&Change, Result<(), &ApplyError>),
-) -> Result<ApplyReport, ApplyError> {
-    let mut ids = Ids::new(live);
-    let mut report = ApplyReport::default();
-    for change in &plan.changes {
-        if change.action == Action::Manual {
-            report.skipped_manual.push(change.address.clone());
-            continue;
-        }
-        let mut engine = Engine {
-            change,
-            ids: &mut ids,
-            provider,
-            live,
-            desired,
-            options,
-        };
-        match engine.run().await {
-            Ok(()) => {
-                done(change, Ok(()));
-                report.applied.push(change.address.clone());
-            }
-            Err(error) => {
-                done(change, Err(&error));
-                return Err(error);
+    ended: &(dyn Fn(&Change, &ChangeReport) + Sync),
+) -> ApplyReport {
+    let shared = Shared {
+        ids: Mutex::new(Ids::new(live)),
+        claimed: Mutex::new(HashSet::new()),
+        files: SecretFiles::new(options.root.clone()),
+        stopped: AtomicBool::new(false),
+        permits: tokio::sync::Semaphore::new(options.concurrency.max(1)),
+    };
+    let mut reports: Vec<Option<ChangeReport>> = plan.changes.iter().map(|_| None).collect();
+    let mut waves: BTreeMap<u8, Vec<usize>> = BTreeMap::new();
+    for (index, change) in plan.changes.iter().enumerate() {
+        match wave(change) {
+            Some(wave) => waves.entry(wave).or_default().push(index),
+            None => {
+                reports[index] = Some(ChangeReport {
+                    status: Status::Manual,
+                    request_ids: Vec::new(),
+                    delivered_to: None,
+                })
             }
         }
     }
-    Ok(report)
+    for indices in waves.values() {
+        let runs = indices
+            .iter()
+            .map(|&index| {
+                let change = &plan.changes[index];
+                let shared = &shared;
+                async move {
+                    let report = run_one(change, shared, provider, live, desired).await;
+                    if !matches!(report.status, Status::NotAttempted) {
+                        ended(change, &report);
+                    }
+                    (index, report)
+                }
+            })
+            .collect();
+        for (index, report) in crate::provider::mistral::join_all(runs).await {
+            reports[index] = Some(report);
+        }
+    }
+    ApplyReport {
+        changes: reports
+            .into_iter()
+            .map(|report| {
+                report.unwrap_or(ChangeReport {
+                    status: Status::NotAttempted,
+                    request_ids: Vec::new(),
+                    delivered_to: None,
+                })
+            })
+            .collect(),
+    }
+}
+
+/// What the changes of one apply share.
+struct Shared {
+    ids: Mutex<Ids>,
+    /// Live keys already deleted or replaced by this apply, so two changes never pick one.
+    claimed: Mutex<HashSet<String>>,
+    files: SecretFiles,
+    /// Set by the first failure: nothing new starts after it.
+    stopped: AtomicBool,
+    permits: tokio::sync::Semaphore,
+}
+
+async fn run_one<P: Provider>(
+    change: &Change,
+    shared: &Shared,
+    provider: &P,
+    live: &LiveOrg,
+    desired: &DesiredOrg,
+) -> ChangeReport {
+    let not_attempted = || ChangeReport {
+        status: Status::NotAttempted,
+        request_ids: Vec::new(),
+        delivered_to: None,
+    };
+    let Ok(_permit) = shared.permits.acquire().await else {
+        return not_attempted();
+    };
+    if shared.stopped.load(Ordering::SeqCst) {
+        return not_attempted();
+    }
+    let engine = Engine {
+        change,
+        shared,
+        provider,
+        live,
+        desired,
+    };
+    let (result, request_ids) = request_id::gather(engine.run()).await;
+    match result {
+        Ok(delivered_to) => ChangeReport {
+            status: Status::Done,
+            request_ids,
+            delivered_to,
+        },
+        Err(error) => {
+            shared.stopped.store(true, Ordering::SeqCst);
+            ChangeReport {
+                status: Status::Failed(error),
+                request_ids,
+                delivered_to: None,
+            }
+        }
+    }
 }
 
 struct Engine<'a, P> {
     change: &'a Change,
-    ids: &'a mut Ids,
+    shared: &'a Shared,
     provider: &'a P,
     live: &'a LiveOrg,
     desired: &'a DesiredOrg,
-    options: &'a ApplyOptions,
 }
 
 impl<P: Provider> Engine<'_, P> {
@@ -167,8 +375,15 @@ impl<P: Provider> Engine<'_, P> {
         self.change.before.as_ref()?.get(name)
     }
 
+    fn ids(&self) -> std::sync::MutexGuard<'_, Ids> {
+        self.shared
+            .ids
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn user(&self, email: &str) -> Result<String, ApplyError> {
-        self.ids
+        self.ids()
             .users
             .get(&email.to_lowercase())
             .cloned()
@@ -176,7 +391,7 @@ impl<P: Provider> Engine<'_, P> {
     }
 
     fn workspace(&self, name: &str) -> Result<String, ApplyError> {
-        self.ids
+        self.ids()
             .workspaces
             .get(name)
             .cloned()
@@ -188,7 +403,16 @@ impl<P: Provider> Engine<'_, P> {
         address.split_once('.').map_or(address, |(_, rest)| rest)
     }
 
-    async fn run(&mut self) -> Result<(), ApplyError> {
+    fn team(&self) -> Result<String, ApplyError> {
+        self.ids()
+            .teams
+            .get(self.name())
+            .cloned()
+            .ok_or_else(|| self.fail("no such team"))
+    }
+
+    /// Makes the change; for a new key, says where its secret went.
+    async fn run(&self) -> Result<Option<String>, ApplyError> {
         match (self.change.kind, self.change.action) {
             (Kind::Organization, _) => {
                 let limit = match self.after("spend_limit") {
@@ -217,7 +441,7 @@ impl<P: Provider> Engine<'_, P> {
                     })
                     .await?
                 {
-                    self.ids.users.insert(email.to_lowercase(), id);
+                    self.ids().users.insert(email.to_lowercase(), id);
                 }
             }
             (Kind::Member, Action::Update) => {
@@ -255,7 +479,7 @@ impl<P: Provider> Engine<'_, P> {
                 else {
                     return Err(self.fail("the workspace was created without an id"));
                 };
-                self.ids.workspaces.insert(name, id.clone());
+                self.ids().workspaces.insert(name, id.clone());
                 let members = role_map(self.after("members"));
                 self.upsert_members(&id, &BTreeMap::new(), &members).await?;
             }
@@ -308,16 +532,11 @@ impl<P: Provider> Engine<'_, P> {
                 else {
                     return Err(self.fail("the team was created without an id"));
                 };
-                self.ids.teams.insert(name, id.clone());
+                self.ids().teams.insert(name, id.clone());
                 self.sync_team(&id, None).await?;
             }
             (Kind::Team, Action::Update) => {
-                let id = self
-                    .ids
-                    .teams
-                    .get(self.name())
-                    .cloned()
-                    .ok_or_else(|| self.fail("no such team"))?;
+                let id = self.team()?;
                 if let Some(description) = self.after("description").and_then(Value::as_str)
                     && self.before("description").and_then(Value::as_str) != Some(description)
                 {
@@ -331,26 +550,23 @@ impl<P: Provider> Engine<'_, P> {
                 self.sync_team(&id, self.change.before.as_ref()).await?;
             }
             (Kind::Team, Action::Delete) => {
-                let group = self
-                    .ids
-                    .teams
-                    .get(self.name())
-                    .cloned()
-                    .ok_or_else(|| self.fail("no such team"))?;
+                let group = self.team()?;
                 self.perform(Operation::DeleteGroup { group }).await?;
             }
             (Kind::ApiKey, Action::Create | Action::Replace | Action::Rotate) => {
-                self.create_key().await?;
+                let delivered = self.create_key().await?;
+                // A rotation keeps its predecessor for the overlap; a replacement does not.
                 if self.change.action == Action::Replace
-                    && let Some(old) = self.current_key()
+                    && let Some(old) = self.key_before()
                 {
                     self.perform(Operation::DeleteKey { key: old }).await?;
                 }
+                return Ok(Some(delivered));
             }
             (Kind::ApiKey, Action::Delete) => {
                 let key = self
-                    .current_key()
-                    .ok_or_else(|| self.fail("the key is gone already"))?;
+                    .key_before()
+                    .ok_or_else(|| self.fail("the key is gone already; plan again"))?;
                 self.perform(Operation::DeleteKey { key }).await?;
             }
             (kind, action) => {
@@ -361,7 +577,7 @@ impl<P: Provider> Engine<'_, P> {
                 )));
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     async fn upsert_members(
@@ -461,21 +677,35 @@ impl<P: Provider> Engine<'_, P> {
         Ok(())
     }
 
-    /// The newest live key at this address: the one the plan compared.
-    fn current_key(&self) -> Option<String> {
+    /// The live key the change's `before` shows: its workspace, name and creation time
+    /// single it out among keys of one name. Claimed, so no other change picks it too.
+    fn key_before(&self) -> Option<String> {
         let workspace = self.before("workspace").and_then(Value::as_str)?;
         let name = self.before("name").and_then(Value::as_str)?;
-        self.live
+        let created = self.before("created").and_then(Value::as_str);
+        let mut claimed = self
+            .shared
+            .claimed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let id = self
+            .live
             .keys
             .iter()
-            .filter(|key| {
-                key.workspace.as_deref() == Some(workspace) && key.name.as_deref() == Some(name)
+            .find(|key| {
+                key.workspace.as_deref() == Some(workspace)
+                    && key.name.as_deref() == Some(name)
+                    && key.created_at.as_deref() == created
+                    && !claimed.contains(&key.id)
             })
-            .max_by(|a, b| a.created_at.cmp(&b.created_at))
-            .map(|key| key.id.clone())
+            .map(|key| key.id.clone())?;
+        claimed.insert(id.clone());
+        Some(id)
     }
 
-    async fn create_key(&self) -> Result<(), ApplyError> {
+    /// Creates the key and delivers its secret; on a failed delivery the key is deleted
+    /// again. Returns where the secret went.
+    async fn create_key(&self) -> Result<String, ApplyError> {
         let workspace_name = self
             .after("workspace")
             .and_then(Value::as_str)
@@ -503,24 +733,48 @@ impl<P: Provider> Engine<'_, P> {
             .and_then(|workspace| workspace.keys.get(&name))
             .map(|key| key.secret.clone())
             .ok_or_else(|| self.fail("the policy no longer declares this key"))?;
+        // Claimed before the create, so a lost answer can tell a new key from these.
+        let known = self
+            .live
+            .keys
+            .iter()
+            .filter(|key| {
+                key.workspace.as_deref() == Some(workspace_name)
+                    && key.name.as_deref() == Some(name.as_str())
+            })
+            .map(|key| key.id.clone())
+            .collect();
         let operation = Operation::CreateKey {
             workspace: self.workspace(workspace_name)?,
             user: self.user(owner)?,
             name,
             expiration,
+            known,
         };
         let Outcome::Key { id, secret } = self.perform(operation).await? else {
             return Err(self.fail("the API returned no key"));
         };
-        if let Err(problem) = deliver(&sink, &secret, &self.options.root) {
-            // No orphan key: a key whose secret reached nobody is deleted again.
-            let _ = self.perform(Operation::DeleteKey { key: id }).await;
-            return Err(ApplyError::Delivery {
-                address: self.change.address.clone(),
-                problem,
-            });
+        match self
+            .shared
+            .files
+            .deliver(&self.change.address, &sink, &secret)
+        {
+            Ok(()) => Ok(crate::plan::sink_summary(&sink)),
+            Err(problem) => {
+                // No orphan key: a key whose secret reached nobody is deleted again.
+                match self.perform(Operation::DeleteKey { key: id }).await {
+                    Ok(_) => Err(ApplyError::Delivery {
+                        address: self.change.address.clone(),
+                        problem,
+                    }),
+                    Err(cleanup) => Err(ApplyError::Orphan {
+                        address: self.change.address.clone(),
+                        problem,
+                        cleanup: cleanup.to_string(),
+                    }),
+                }
+            }
         }
-        Ok(())
     }
 }
 

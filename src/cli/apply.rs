@@ -1,17 +1,15 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
-use jiff::civil::Date;
-use serde_json::json;
-
 use super::org::OrgArgs;
-use super::plan::{Planned, make_plan, today};
+use super::plan::{Clock, Planned, make_plan};
 use super::show::read_plan;
 use super::{ColorChoice, CommandError, ExitStatus};
+use crate::apply::audit::AuditLog;
 use crate::apply::guard::{self, GuardOptions};
-use crate::apply::{ApplyOptions, apply_each};
-use crate::plan::{Action, Plan};
-use crate::render::plan as render;
+use crate::apply::{ApplyOptions, Status, apply_each, lock};
+use crate::plan::Plan;
+use crate::render::{apply as render_apply, plan as render};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,9 +27,9 @@ pub struct Args {
     #[arg(long)]
     pub auto_approve: bool,
 
-    /// Allow deleting objects of this kind that a guard protects (`workspace`).
-    #[arg(long, value_name = "KIND")]
-    pub allow_destroy: Vec<String>,
+    /// Allow deleting objects of this kind, which a guard protects.
+    #[arg(long, value_name = "KIND", value_enum)]
+    pub allow_destroy: Vec<Destroyable>,
 
     /// The largest share of one kind's live objects the plan may delete.
     #[arg(long, default_value_t = 0.25)]
@@ -49,12 +47,26 @@ pub struct Args {
     )]
     pub audit_log: PathBuf,
 
+    /// How long to wait for another apply against the same organization to finish
+    /// (`0s` fails at once; `30s`, `5m`).
+    #[arg(long, default_value = "0s", env = "TRAMONTANE_LOCK_TIMEOUT")]
+    pub lock_timeout: jiff::SignedDuration,
+
+    /// Where apply locks live (one file per organization).
+    #[arg(long, env = "TRAMONTANE_LOCK_DIR", hide = true)]
+    pub lock_dir: Option<PathBuf>,
+
     /// Print nothing on stderr while reading the organization.
     #[arg(long, short)]
     pub quiet: bool,
 
-    #[arg(long, env = "TRAMONTANE_TODAY", hide = true)]
-    pub today: Option<Date>,
+    #[command(flatten)]
+    pub clock: Clock,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Destroyable {
+    Workspace,
 }
 
 fn refuse(message: String, help: &str) -> CommandError {
@@ -65,9 +77,26 @@ fn refuse(message: String, help: &str) -> CommandError {
 }
 
 pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> {
-    let today = today(args.today);
     let saved = match &args.plan {
         Some(path) => Some(read_plan(path)?),
+        None => None,
+    };
+    // Held from before the organization is read until the last change ends, so the plan
+    // checked for staleness is the one applied.
+    let _lock = match args.org.lock_identity() {
+        Some(identity) => {
+            let org = args.org.org.as_deref().unwrap_or_default();
+            let timeout = args.lock_timeout.unsigned_abs();
+            let dir = args.lock_dir.clone().unwrap_or_else(lock::default_dir);
+            Some(lock::acquire(&dir, org, &identity, timeout, |path, holder| {
+                eprintln!(
+                    "Waiting up to {:?} for another apply against {org} to finish ({}{})…",
+                    timeout,
+                    path.display(),
+                    holder.map(|h| format!(", held by {h}")).unwrap_or_default()
+                );
+            })?)
+        }
         None => None,
     };
     let Some(Planned {
@@ -76,7 +105,13 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         live,
         plan: fresh,
         runtime,
-    }) = make_plan(&args.policies, &args.org, today, args.quiet, color)?
+    }) = make_plan(
+        &args.policies,
+        &args.org,
+        args.clock.now(),
+        args.quiet,
+        color,
+    )?
     else {
         return Ok(ExitStatus::Invalid);
     };
@@ -108,11 +143,21 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
             }
             if saved.changes != fresh.changes {
                 return Err(refuse(
-                    "the plan file does not match what these policies and this organization give; it was edited, or made on another day".into(),
+                    "the plan file does not match what these policies and this organization give; it was edited, or a rotation's overlap or a key's expiry passed since it was made".into(),
                     &format!("make a new plan: `{replan}`"),
                 ));
             }
-            saved
+            if !args.auto_approve
+                && saved.summary.applicable() > 0
+                && !std::io::stdin().is_terminal()
+            {
+                return Err(refuse(
+                    "not on a terminal, so nothing can be confirmed".into(),
+                    "pass --auto-approve to apply the saved plan",
+                ));
+            }
+            // The fresh plan: the same changes, with where rotations stand now.
+            fresh
         }
         None => {
             let stdout = std::io::stdout();
@@ -141,19 +186,9 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
             fresh
         }
     };
-    if args.plan.is_some()
-        && !args.auto_approve
-        && plan.summary.applicable() > 0
-        && !std::io::stdin().is_terminal()
-    {
-        return Err(refuse(
-            "not on a terminal, so nothing can be confirmed".into(),
-            "pass --auto-approve to apply the saved plan",
-        ));
-    }
 
     let options = GuardOptions {
-        allow_workspace_destroy: args.allow_destroy.iter().any(|kind| kind == "workspace"),
+        allow_workspace_destroy: args.allow_destroy.contains(&Destroyable::Workspace),
         max_delete_ratio: args.max_delete_ratio,
         allow_empty: args.allow_empty,
     };
@@ -175,129 +210,35 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         return Ok(ExitStatus::Success);
     }
 
-    let actor = std::env::var("GITHUB_ACTOR")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".into());
-    let mut audit = Audit::open(&args.audit_log)?;
-    let root = std::env::current_dir()?;
-    let result = runtime.block_on(apply_each(&plan, &desired, &live, &org, &ApplyOptions { root }, |change, outcome| {
-        audit.record(json!({
-            "time": jiff::Timestamp::now().to_string(),
-            "actor": actor,
-            "org": plan.live.org,
-            "commit": plan.policy.commit,
-            "address": change.address,
-            "action": change.action.as_str(),
-            "result": match outcome { Ok(()) => "done".to_owned(), Err(error) => format!("failed: {error}") },
-        }));
-    }));
+    let audit = AuditLog::open(&args.audit_log, AuditLog::actor_from_env())?;
+    let options = ApplyOptions {
+        root: std::env::current_dir()?,
+        concurrency: args.org.concurrency.max(1),
+    };
+    let report = runtime.block_on(apply_each(
+        &plan,
+        &desired,
+        &live,
+        &org,
+        &options,
+        &|change, result| audit.record(&plan, change, result),
+    ));
+    std::io::stdout()
+        .lock()
+        .write_all(render_apply::report(&plan, &report).as_bytes())?;
     audit.finish()?;
-    let attempted: Vec<&str> = plan
-        .changes
-        .iter()
-        .filter(|c| c.action != Action::Manual)
-        .map(|c| c.address.as_str())
-        .collect();
-    match result {
-        Ok(report) => {
-            for change in plan.changes.iter().filter(|c| c.action != Action::Manual) {
-                println!("{} {}: done", change.action.symbol(), change.address);
-            }
-            for change in plan
-                .changes
-                .iter()
-                .filter(|c| matches!(c.action, Action::Create | Action::Replace | Action::Rotate))
-            {
-                if let Some(secret) = change
-                    .after
-                    .as_ref()
-                    .and_then(|a| a.get("secret"))
-                    .and_then(|s| s.as_str())
-                {
-                    println!("  secret of {} delivered to {secret}", change.address);
-                }
-            }
-            println!(
-                "\nApply complete: {} change(s) applied.",
-                report.applied.len()
-            );
-            if !report.skipped_manual.is_empty() {
-                println!("Left to a person, in the console:");
-                for change in plan.changes.iter().filter(|c| c.action == Action::Manual) {
-                    println!("  ! {}: {}", change.address, change.reason);
-                }
-            }
-            Ok(ExitStatus::Success)
-        }
-        Err(error) => {
-            let done = attempted
-                .iter()
-                .position(|address| *address == error.address())
-                .unwrap_or(0);
-            let mut stderr = std::io::stderr().lock();
-            for (i, address) in attempted.iter().enumerate() {
-                let state = if i < done {
-                    "done"
-                } else if i == done {
-                    "failed"
-                } else {
-                    "not attempted"
-                };
-                writeln!(stderr, "{address}: {state}")?;
-            }
-            writeln!(
-                stderr,
-                "error: {error}\nhelp: fix the cause and run apply again; it carries on from where the organization now is"
-            )?;
-            Ok(ExitStatus::Invalid)
+    if report.succeeded() {
+        return Ok(ExitStatus::Success);
+    }
+    let mut stderr = std::io::stderr().lock();
+    for result in &report.changes {
+        if let Status::Failed(error) = &result.status {
+            writeln!(stderr, "error: {error}")?;
         }
     }
-}
-
-/// The append-only audit log: one JSON line per change attempted.
-struct Audit {
-    path: PathBuf,
-    lines: Vec<String>,
-}
-
-impl Audit {
-    fn open(path: &std::path::Path) -> Result<Audit, CommandError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| CommandError::File {
-                path: parent.to_owned(),
-                action: "create",
-                source,
-            })?;
-        }
-        Ok(Audit {
-            path: path.to_owned(),
-            lines: Vec::new(),
-        })
-    }
-
-    fn record(&mut self, entry: serde_json::Value) {
-        self.lines.push(entry.to_string());
-        // Written as each change ends, so a crash keeps what was done.
-        let _ = self.flush();
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        for line in self.lines.drain(..) {
-            writeln!(file, "{line}")?;
-        }
-        Ok(())
-    }
-
-    fn finish(mut self) -> Result<(), CommandError> {
-        let path = self.path.clone();
-        self.flush().map_err(|source| CommandError::File {
-            path,
-            action: "append to",
-            source,
-        })
-    }
+    writeln!(
+        stderr,
+        "help: fix the cause and run apply again; it carries on from where the organization now is"
+    )?;
+    Ok(ExitStatus::Invalid)
 }

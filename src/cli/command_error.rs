@@ -45,6 +45,12 @@ pub enum CommandError {
         action: &'static str,
         source: std::io::Error,
     },
+    /// Another apply against the same organization holds the lock.
+    #[error(transparent)]
+    Lock(#[from] crate::apply::lock::LockError),
+    /// The audit log could not be written.
+    #[error(transparent)]
+    Audit(#[from] crate::apply::audit::AuditError),
     /// Output could not be written (a closed pipe, a full disk).
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
@@ -60,7 +66,9 @@ impl CommandError {
             CommandError::Usage { .. }
             | CommandError::Output(_)
             | CommandError::Provider(_)
-            | CommandError::File { .. } => ExitCode::from(1),
+            | CommandError::File { .. }
+            | CommandError::Lock(_)
+            | CommandError::Audit(_) => ExitCode::from(1),
         }
     }
 
@@ -71,6 +79,12 @@ impl CommandError {
                 message,
                 help: Some(help),
             } => format!("error: {message}\nhelp: {help}\n"),
+            CommandError::Lock(crate::apply::lock::LockError::Busy { .. }) => format!(
+                "error: {self}\nhelp: wait for it to finish and run apply again, or pass --lock-timeout 5m to wait\n"
+            ),
+            CommandError::Audit(_) => format!(
+                "error: {self}\nhelp: the changes were made; fix the log's path or permissions so the next apply can record\n"
+            ),
             other => format!("error: {other}\n"),
         }
     }

@@ -1,7 +1,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use jiff::civil::Date;
 
 use super::org::{Org, OrgArgs, runtime};
 use super::{CommandError, ExitStatus};
@@ -19,20 +18,20 @@ pub struct Args {
     #[arg(long)]
     pub out: PathBuf,
 
-    /// Count key expiry from this day instead of today (UTC).
-    #[arg(long, env = "TRAMONTANE_TODAY", hide = true)]
-    pub today: Option<Date>,
+    #[command(flatten)]
+    pub clock: super::plan::Clock,
 }
 
 pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
-    let today = super::plan::today(args.today);
+    let now = args.clock.now();
+    let today = super::plan::day_of(now);
     if has_policy_files(&args.out) {
         return Err(CommandError::Usage {
             message: format!("`{}` already holds policy files", args.out.display()),
             help: Some("import into an empty directory, so nothing is overwritten".into()),
         });
     }
-    let (org, _) = Org::open(&args.org, today)?;
+    let (org, _) = Org::open(&args.org, now)?;
     let live = runtime()?.block_on(org.read())?;
     let (desired, notes) = desired_from_live(&live, today);
 

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use jiff::civil::Date;
 use secrecy::SecretString;
 
 use super::CommandError;
@@ -65,6 +64,21 @@ pub enum Auth {
     Bearer,
 }
 
+impl OrgArgs {
+    /// What names the organization for the apply lock: the API's address, or the
+    /// sandbox's file. Never the admin key.
+    pub fn lock_identity(&self) -> Option<String> {
+        let choice = self.org.as_deref()?;
+        if choice == "mistral" {
+            return Some(format!("mistral {}", self.api_url.trim_end_matches('/')));
+        }
+        let path = choice.strip_prefix("sandbox:")?;
+        let path = if path == "demo" { DEMO_PATH } else { path };
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path));
+        Some(format!("sandbox {}", absolute.display()))
+    }
+}
+
 /// The chosen organization's provider.
 pub enum Org {
     Mistral(MistralProvider),
@@ -72,7 +86,7 @@ pub enum Org {
 }
 
 impl Org {
-    pub fn open(args: &OrgArgs, today: Date) -> Result<(Org, String), CommandError> {
+    pub fn open(args: &OrgArgs, now: jiff::Timestamp) -> Result<(Org, String), CommandError> {
         let Some(choice) = args.org.as_deref() else {
             return Err(CommandError::Usage {
                 message: "no organization chosen".into(),
@@ -109,9 +123,9 @@ impl Org {
         }
         if let Some(path) = choice.strip_prefix("sandbox:") {
             let provider = if path == "demo" {
-                SandboxProvider::open_demo(&PathBuf::from(DEMO_PATH), today)
+                SandboxProvider::open_demo(&PathBuf::from(DEMO_PATH), now)
             } else {
-                SandboxProvider::open(&PathBuf::from(path), today)
+                SandboxProvider::open(&PathBuf::from(path), now)
             }
             .map_err(ProviderError::from)?;
             return Ok((Org::Sandbox(provider), choice.to_owned()));

@@ -2,6 +2,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::ValueEnum;
+use jiff::Timestamp;
 use jiff::civil::Date;
 use sha2::{Digest, Sha256};
 
@@ -37,9 +38,36 @@ pub struct Args {
     #[arg(long, short)]
     pub quiet: bool,
 
-    /// Count expiries and rotation windows from this day instead of today (UTC).
+    #[command(flatten)]
+    pub clock: Clock,
+}
+
+/// The moment a plan is made at. Tests and demos pin it; otherwise it is the system clock.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Clock {
+    /// Count expiries, rotation windows and overlaps from this instant (RFC 3339).
+    #[arg(long, env = "TRAMONTANE_NOW", hide = true)]
+    pub now: Option<Timestamp>,
+
+    /// Count from noon (UTC) of this day instead.
     #[arg(long, env = "TRAMONTANE_TODAY", hide = true)]
     pub today: Option<Date>,
+}
+
+impl Clock {
+    pub fn now(&self) -> Timestamp {
+        if let Some(now) = self.now {
+            return now;
+        }
+        match self.today {
+            Some(day) => day
+                .at(12, 0, 0, 0)
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .map(|zoned| zoned.timestamp())
+                .unwrap_or_else(|_| Timestamp::now()),
+            None => Timestamp::now(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -52,12 +80,9 @@ pub enum Format {
     Json,
 }
 
-pub fn today(given: Option<Date>) -> Date {
-    given.unwrap_or_else(|| {
-        jiff::Timestamp::now()
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .date()
-    })
+/// The UTC day of an instant: the day policy expiry dates are checked against.
+pub fn day_of(now: Timestamp) -> Date {
+    now.to_zoned(jiff::tz::TimeZone::UTC).date()
 }
 
 /// Everything a plan was made from, kept for apply.
@@ -74,11 +99,11 @@ pub struct Planned {
 pub fn make_plan(
     policies: &std::path::Path,
     org_args: &OrgArgs,
-    today: Date,
+    now: Timestamp,
     quiet: bool,
     color: ColorChoice,
 ) -> Result<Option<Planned>, CommandError> {
-    let loaded = policy::load(policies, &LoadOptions::new(today));
+    let loaded = policy::load(policies, &LoadOptions::new(day_of(now)));
     if !loaded.is_valid() {
         let shown = policies.to_string_lossy();
         let text = diagnostics::human(
@@ -89,7 +114,7 @@ pub fn make_plan(
         std::io::stderr().write_all(text.as_bytes())?;
         return Ok(None);
     }
-    let (org, label) = Org::open(org_args, today)?;
+    let (org, label) = Org::open(org_args, now)?;
     let runtime = runtime()?;
     let progress = Progress::start(quiet, &label);
     let live = runtime.block_on(org.read());
@@ -112,7 +137,7 @@ pub fn make_plan(
     let plan = plan::diff(&PlanInput {
         desired: &loaded.desired,
         live: &live,
-        today,
+        now,
         org: label,
         policy,
     });
@@ -126,8 +151,8 @@ pub fn make_plan(
 }
 
 pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> {
-    let today = today(args.today);
-    let Some(planned) = make_plan(&args.policies, &args.org, today, args.quiet, color)? else {
+    let Some(planned) = make_plan(&args.policies, &args.org, args.clock.now(), args.quiet, color)?
+    else {
         return Ok(ExitStatus::Invalid);
     };
     let plan = planned.plan;

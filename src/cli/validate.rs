@@ -2,7 +2,6 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::ValueEnum;
-use jiff::civil::Date;
 
 use super::{ColorChoice, CommandError, ExitStatus};
 use crate::policy::{self, LoadOptions};
@@ -18,9 +17,8 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 
-    /// Check expiry dates against this day instead of today (UTC), as YYYY-MM-DD.
-    #[arg(long, env = "TRAMONTANE_TODAY", hide = true)]
-    pub today: Option<Date>,
+    #[command(flatten)]
+    pub clock: super::plan::Clock,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -34,7 +32,7 @@ pub enum Format {
 }
 
 pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> {
-    let today = super::plan::today(args.today);
+    let today = super::plan::day_of(args.clock.now());
     let loaded = policy::load(&args.policies, &LoadOptions::new(today));
     let shown = args.policies.to_string_lossy();
     let stdout = std::io::stdout();

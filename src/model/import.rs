@@ -103,6 +103,7 @@ pub fn desired_from_live(live: &LiveOrg, today: Date) -> (DesiredOrg, Vec<String
                     expires: key.expires,
                     expires_after_days: None,
                     rotate_before_days: None,
+                    rotation_overlap_hours: None,
                     models: None,
                     rpm: None,
                     secret: SecretSink::File(format!("secrets/{name}/{key_name}.key")),

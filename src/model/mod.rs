@@ -229,6 +229,9 @@ pub struct ApiKey {
     pub expires_after_days: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotate_before_days: Option<u32>,
+    /// Hours a rotated-out key stays valid beside its successor; 24 when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_overlap_hours: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub models: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -243,7 +246,18 @@ pub enum Expiry {
     AfterDays(u32),
 }
 
+/// How long a rotated-out key is kept beside its successor unless the policy says otherwise:
+/// a day lets every consumer pick up the new secret before the old one stops working.
+pub const DEFAULT_ROTATION_OVERLAP_HOURS: u32 = 24;
+
 impl ApiKey {
+    pub fn rotation_overlap(&self) -> jiff::SignedDuration {
+        let hours = self
+            .rotation_overlap_hours
+            .unwrap_or(DEFAULT_ROTATION_OVERLAP_HOURS);
+        jiff::SignedDuration::from_hours(i64::from(hours))
+    }
+
     pub fn expiry(&self) -> Option<Expiry> {
         match (self.expires, self.expires_after_days) {
             (Some(date), _) => Some(Expiry::On(date)),

@@ -2,11 +2,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use jiff::Timestamp;
 use jiff::civil::Date;
 use serde_json::{Map, Value, json};
 
 use super::{
-    Action, Change, Enforcement, FORMAT_VERSION, Kind, LiveRef, Plan, PolicyRef, Summary, Unmanaged,
+    Action, Change, Enforcement, FORMAT_VERSION, Kind, LiveRef, Plan, PolicyRef, Rotation,
+    RotationStage, Summary, Unmanaged,
 };
 use crate::model::{
     ApiKey, DesiredOrg, Expiry, LiveKey, LiveOrg, SecretSink, SpendLimit, Workspace, WorkspaceRole,
@@ -16,11 +18,18 @@ use crate::model::{
 pub struct PlanInput<'a> {
     pub desired: &'a DesiredOrg,
     pub live: &'a LiveOrg,
-    /// The day expiries and rotation windows are counted from.
-    pub today: Date,
+    /// The moment expiries, rotation windows and overlaps are counted from.
+    pub now: Timestamp,
     /// How the organization was chosen, for the plan's `live.org`.
     pub org: String,
     pub policy: PolicyRef,
+}
+
+impl PlanInput<'_> {
+    /// The day (UTC) expiries are compared with: keys expire on dates, not instants.
+    pub fn today(&self) -> Date {
+        self.now.to_zoned(jiff::tz::TimeZone::UTC).date()
+    }
 }
 
 pub fn diff(input: &PlanInput<'_>) -> Plan {
@@ -40,6 +49,7 @@ pub fn diff(input: &PlanInput<'_>) -> Plan {
         deletes: Vec::new(),
         manual: Vec::new(),
         unmanaged: Vec::new(),
+        rotations: Vec::new(),
         warnings: Vec::new(),
     };
     planner.organization();
@@ -54,6 +64,7 @@ pub fn diff(input: &PlanInput<'_>) -> Plan {
         mut deletes,
         manual,
         unmanaged,
+        rotations,
         warnings,
         ..
     } = planner;
@@ -74,6 +85,7 @@ pub fn diff(input: &PlanInput<'_>) -> Plan {
         summary: Summary::of(&changes),
         changes,
         unmanaged,
+        rotations,
         warnings,
         runtime: runtime(input.desired),
     }
@@ -98,6 +110,7 @@ struct Planner<'a> {
     deletes: Vec<Change>,
     manual: Vec<Change>,
     unmanaged: Vec<Unmanaged>,
+    rotations: Vec<Rotation>,
     warnings: Vec<String>,
 }
 
@@ -430,10 +443,10 @@ impl Planner<'_> {
     fn keys(&mut self) {
         let desired = &self.input.desired;
         let live = &self.input.live;
-        let today = self.input.today;
+        let today = self.input.today();
 
         // The newest key of a name is the one the policy manages; older ones of the same
-        // name are left over, typically from a rotation.
+        // name are its predecessors, left by a rotation or a replacement.
         let mut by_address: BTreeMap<(String, String), Vec<&LiveKey>> = BTreeMap::new();
         let mut loose: Vec<&LiveKey> = Vec::new();
         for key in &live.keys {
@@ -455,11 +468,11 @@ impl Planner<'_> {
         for (workspace_name, workspace) in &desired.workspaces {
             for (name, key) in &workspace.keys {
                 let address = format!("workspace.{workspace_name}.key.{name}");
-                let current = by_address
+                let keys = by_address
                     .get(&(workspace_name.clone(), name.clone()))
-                    .and_then(|keys| keys.first().copied());
-                match current {
-                    None => self.push(Change {
+                    .map_or(&[][..], Vec::as_slice);
+                let Some(current) = keys.first().copied() else {
+                    self.push(Change {
                         address,
                         kind: Kind::ApiKey,
                         action: Action::Create,
@@ -467,14 +480,29 @@ impl Planner<'_> {
                         reason: "in the policy, not in the organization".into(),
                         before: None,
                         after: Some(desired_key(workspace_name, name, key, None, today)),
-                    }),
-                    Some(current) => {
-                        if let Some(change) =
-                            key_change(address, workspace_name, name, key, current, today)
-                        {
-                            self.push(change);
-                        }
+                    });
+                    continue;
+                };
+                let target = KeyTarget {
+                    workspace: workspace_name,
+                    name,
+                    key,
+                    owner: self.readable_owner(current),
+                };
+                if let Some(change) = key_change(&address, &target, current, today) {
+                    if change.action == Action::Rotate {
+                        self.rotations.push(Rotation {
+                            address: address.clone(),
+                            stage: RotationStage::Starting,
+                            predecessor_created: current.created_at.clone(),
+                            successor_created: None,
+                            retire_after: Some(timestamp(self.input.now + key.rotation_overlap())),
+                        });
                     }
+                    self.push(change);
+                }
+                for pair in keys.windows(2) {
+                    self.predecessor(&address, key, pair[0], pair[1]);
                 }
             }
         }
@@ -484,19 +512,12 @@ impl Planner<'_> {
                 .workspaces
                 .get(workspace)
                 .is_some_and(|w| w.keys.contains_key(name));
-            let leftovers = if declared { &keys[1..] } else { &keys[..] };
-            for key in leftovers {
+            if declared {
+                continue;
+            }
+            for key in keys {
                 let address = format!("workspace.{workspace}.key.{name}");
-                let note = if declared {
-                    format!(
-                        "an older key of the same name, created {}",
-                        key.created_on()
-                            .map_or("at an unknown date".into(), |d| d.to_string())
-                    )
-                } else {
-                    "not in the policy".into()
-                };
-                self.unmanaged_key(address, key, note);
+                self.unmanaged_key(address, key, "not in the policy".into());
             }
         }
         for key in loose {
@@ -512,6 +533,71 @@ impl Planner<'_> {
         }
     }
 
+    /// The owner of a live key, where the API lets it be read: `created_by` naming a member.
+    /// Anything else (no creator, an id, someone who left) says nothing about the owner.
+    fn readable_owner(&self, key: &LiveKey) -> Option<String> {
+        let creator = key.created_by.as_deref()?.to_lowercase();
+        self.input
+            .live
+            .members
+            .contains_key(&creator)
+            .then_some(creator)
+    }
+
+    /// An older key of a declared name, superseded by `successor`: kept while the overlap
+    /// lets consumers move to the new secret, deleted by the first plan after it ends.
+    fn predecessor(
+        &mut self,
+        address: &str,
+        key: &ApiKey,
+        successor: &LiveKey,
+        predecessor: &LiveKey,
+    ) {
+        let succeeded = successor
+            .created_at
+            .as_deref()
+            .and_then(|text| text.parse::<Timestamp>().ok());
+        let Some(succeeded) = succeeded else {
+            // Without the successor's creation time the overlap cannot be counted: a person
+            // decides, as for any key the policy does not manage.
+            self.unmanaged.push(Unmanaged {
+                address: address.to_owned(),
+                kind: Kind::ApiKey,
+                note: "an older key of the same name; its successor has no creation time, so its overlap cannot be counted".into(),
+            });
+            return;
+        };
+        let retire_after = succeeded + key.rotation_overlap();
+        let finishing = self.input.now >= retire_after;
+        self.rotations.push(Rotation {
+            address: address.to_owned(),
+            stage: if finishing {
+                RotationStage::Finishing
+            } else {
+                RotationStage::Overlapping
+            },
+            predecessor_created: predecessor.created_at.clone(),
+            successor_created: successor.created_at.clone(),
+            retire_after: Some(timestamp(retire_after)),
+        });
+        if finishing {
+            self.push(Change {
+                address: address.to_owned(),
+                kind: Kind::ApiKey,
+                action: Action::Delete,
+                enforcement: Enforcement::Platform,
+                reason: format!(
+                    "superseded: its successor was created {} and the {}-hour overlap ended {}",
+                    timestamp(succeeded),
+                    key.rotation_overlap().as_hours(),
+                    timestamp(retire_after)
+                ),
+                before: Some(live_key(predecessor, None)),
+                after: None,
+            });
+        }
+    }
+
     fn unmanaged_key(&mut self, address: String, key: &LiveKey, note: String) {
         if self.input.desired.organization.prune.keys && key.workspace.is_some() {
             self.push(Change {
@@ -520,7 +606,7 @@ impl Planner<'_> {
                 action: Action::Delete,
                 enforcement: Enforcement::Platform,
                 reason: format!("{note}, and `prune.keys` is on"),
-                before: Some(live_key(key)),
+                before: Some(live_key(key, None)),
                 after: None,
             });
         } else {
@@ -589,6 +675,9 @@ fn desired_key(
     if let Some(days) = key.rotate_before_days {
         after.insert("rotate_before_days".into(), json!(days));
     }
+    if let Some(hours) = key.rotation_overlap_hours {
+        after.insert("rotation_overlap_hours".into(), json!(hours));
+    }
     after.insert("secret".into(), json!(sink_summary(&key.secret)));
     if predecessor.is_some() {
         after.insert("created".into(), json!(today.to_string()));
@@ -596,18 +685,31 @@ fn desired_key(
     Value::Object(after)
 }
 
-fn live_key(key: &LiveKey) -> Value {
-    json!({
-        "workspace": key.workspace,
-        "name": key.name,
-        "created": key.created_on().map(|d| d.to_string()),
-        "expires": key.expires.map(|d| d.to_string()),
-    })
+/// A live key as a plan shows it. `created` is the full creation time: with the workspace
+/// and name it tells apply which of several keys of one name a change means.
+fn live_key(key: &LiveKey, owner: Option<&str>) -> Value {
+    let mut before = Map::new();
+    before.insert("workspace".into(), json!(key.workspace));
+    before.insert("name".into(), json!(key.name));
+    if let Some(owner) = owner {
+        before.insert("owner".into(), json!(owner));
+    }
+    before.insert("created".into(), json!(key.created_at));
+    before.insert(
+        "expires".into(),
+        json!(key.expires.map(|d| d.to_string())),
+    );
+    Value::Object(before)
+}
+
+/// An instant as plans show it: UTC, to the second.
+pub fn timestamp(at: Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Where a new key's secret goes, for showing: a command shows its program only, since its
 /// arguments may carry credentials of their own.
-pub(crate) fn sink_summary(sink: &SecretSink) -> String {
+pub fn sink_summary(sink: &SecretSink) -> String {
     match sink {
         SecretSink::File(path) => format!("file {path}"),
         SecretSink::Command(argv) => {
@@ -616,61 +718,81 @@ pub(crate) fn sink_summary(sink: &SecretSink) -> String {
     }
 }
 
+/// A declared key and what can be read of its live counterpart.
+struct KeyTarget<'a> {
+    workspace: &'a str,
+    name: &'a str,
+    key: &'a ApiKey,
+    /// The live key's owner, when the API lets it be read.
+    owner: Option<String>,
+}
+
 fn key_change(
-    address: String,
-    workspace: &str,
-    name: &str,
-    key: &ApiKey,
+    address: &str,
+    target: &KeyTarget<'_>,
     current: &LiveKey,
     today: Date,
 ) -> Option<Change> {
+    let key = target.key;
     let created = current.created_on().unwrap_or(today);
     let wanted = expected_expiry(key, created);
     let show = |date: Option<Date>| date.map_or("never".to_string(), |d| d.to_string());
+    let change = |action: Action, reason: String| Change {
+        address: address.to_owned(),
+        kind: Kind::ApiKey,
+        action,
+        enforcement: Enforcement::Platform,
+        reason,
+        before: Some(live_key(current, target.owner.as_deref())),
+        after: Some(desired_key(
+            target.workspace,
+            target.name,
+            key,
+            Some(current),
+            today,
+        )),
+    };
     if current.expires != wanted {
-        return Some(Change {
-            address,
-            kind: Kind::ApiKey,
-            action: Action::Replace,
-            enforcement: Enforcement::Platform,
-            reason: format!(
+        return Some(change(
+            Action::Replace,
+            format!(
                 "the key expires {} but the policy says {}; the API cannot change a key's expiry, so a new key replaces it",
                 show(current.expires),
                 show(wanted)
             ),
-            before: Some(live_key(current)),
-            after: Some(desired_key(workspace, name, key, Some(current), today)),
-        });
+        ));
+    }
+    if let Some(owner) = &target.owner
+        && *owner != key.owner.to_lowercase()
+    {
+        return Some(change(
+            Action::Replace,
+            format!(
+                "the key belongs to {owner} but the policy says {}; the API cannot change a key's owner, so a new key replaces it",
+                key.owner
+            ),
+        ));
     }
     let expires = current.expires?;
     if expires <= today {
-        return Some(Change {
-            address,
-            kind: Kind::ApiKey,
-            action: Action::Replace,
-            enforcement: Enforcement::Platform,
-            reason: format!("the key expired on {expires}"),
-            before: Some(live_key(current)),
-            after: Some(desired_key(workspace, name, key, Some(current), today)),
-        });
+        return Some(change(
+            Action::Replace,
+            format!("the key expired on {expires}"),
+        ));
     }
     let window = key.rotate_before_days?;
     let left = today.until(expires).ok()?.get_days();
     if i64::from(left) > i64::from(window) {
         return None;
     }
-    Some(Change {
-        address,
-        kind: Kind::ApiKey,
-        action: Action::Rotate,
-        enforcement: Enforcement::Platform,
-        reason: format!(
-            "the key expires on {expires}, in {left} day{}, inside its {window}-day rotation window: a successor is created and delivered, and the old key is deleted once the window ends",
-            plural(usize::try_from(left).unwrap_or(0))
+    Some(change(
+        Action::Rotate,
+        format!(
+            "the key expires on {expires}, in {left} day{}, inside its {window}-day rotation window: a successor is created and delivered, and the old key is kept for {} hours, then deleted",
+            plural(usize::try_from(left).unwrap_or(0)),
+            key.rotation_overlap().as_hours()
         ),
-        before: Some(live_key(current)),
-        after: Some(desired_key(workspace, name, key, Some(current), today)),
-    })
+    ))
 }
 
 fn manual_spend_limit(
@@ -784,15 +906,15 @@ mod tests {
     use super::*;
     use crate::model::{LiveTeam, LiveWorkspace, Prune};
 
-    fn today() -> Date {
-        "2026-06-01".parse().unwrap()
+    fn plan(desired: &DesiredOrg, live: &LiveOrg) -> Plan {
+        plan_at(desired, live, "2026-06-01T12:00:00Z")
     }
 
-    fn plan(desired: &DesiredOrg, live: &LiveOrg) -> Plan {
+    fn plan_at(desired: &DesiredOrg, live: &LiveOrg, now: &str) -> Plan {
         diff(&PlanInput {
             desired,
             live,
-            today: today(),
+            now: now.parse().unwrap(),
             org: "test".into(),
             policy: PolicyRef::default(),
         })
@@ -861,6 +983,75 @@ mod tests {
             &live_with(key("2026-05-01", "2026-01-31")),
         );
         assert_eq!(expired.changes[0].action, Action::Replace);
+    }
+
+    #[test]
+    fn a_rotation_starts_overlaps_then_deletes_the_predecessor_after_the_overlap() {
+        let desired = desired_key(90, Some(14));
+        let old = key("2026-06-10", "2026-03-12");
+        let starting = plan(&desired, &live_with(old.clone()));
+        assert_eq!(starting.changes[0].action, Action::Rotate);
+        assert_eq!(starting.rotations[0].stage, RotationStage::Starting);
+        assert_eq!(
+            starting.rotations[0].retire_after.as_deref(),
+            Some("2026-06-02T12:00:00Z")
+        );
+
+        let mut live = live_with(old);
+        live.keys.push(LiveKey {
+            id: "k2".into(),
+            created_at: Some("2026-06-01T12:00:00Z".into()),
+            expires: Some("2026-08-30".parse().unwrap()),
+            ..live.keys[0].clone()
+        });
+        let overlapping = plan_at(&desired, &live, "2026-06-02T11:59:59Z");
+        assert!(overlapping.changes.is_empty(), "{:?}", overlapping.changes);
+        assert!(overlapping.unmanaged.is_empty(), "{:?}", overlapping.unmanaged);
+        assert_eq!(overlapping.rotations[0].stage, RotationStage::Overlapping);
+
+        let finishing = plan_at(&desired, &live, "2026-06-02T12:00:00Z");
+        assert_eq!(finishing.rotations[0].stage, RotationStage::Finishing);
+        let delete = &finishing.changes[0];
+        assert_eq!(delete.action, Action::Delete);
+        assert_eq!(delete.address, "workspace.dev.key.ci");
+        // The delete names the predecessor by its creation time, never the successor.
+        assert_eq!(
+            delete.before.as_ref().unwrap()["created"],
+            "2026-03-12T09:00:00Z"
+        );
+
+        let mut longer = desired.clone();
+        longer.workspaces.get_mut("dev").unwrap().keys.get_mut("ci").unwrap().rotation_overlap_hours = Some(48);
+        let waiting = plan_at(&longer, &live, "2026-06-02T12:00:00Z");
+        assert!(waiting.changes.is_empty(), "{:?}", waiting.changes);
+    }
+
+    #[test]
+    fn an_owner_change_replaces_the_key_only_where_the_owner_can_be_read() {
+        let desired = desired_key(90, None);
+        let mut live = live_with(key("2026-08-30", "2026-06-01"));
+        // Nobody named as creator: the owner cannot be read, so nothing to compare.
+        assert!(plan(&desired, &live).changes.is_empty());
+        for email in ["a@x.example", "b@x.example"] {
+            live.members.insert(
+                email.into(),
+                crate::model::LiveMember {
+                    id: email.into(),
+                    email: email.into(),
+                    name: "Someone".into(),
+                    roles: BTreeSet::new(),
+                },
+            );
+        }
+        live.keys[0].created_by = Some("A@x.example".into());
+        assert!(plan(&desired, &live).changes.is_empty());
+        live.keys[0].created_by = Some("b@x.example".into());
+        let replaced = plan(&desired, &live);
+        assert_eq!(replaced.changes[0].action, Action::Replace);
+        assert!(replaced.changes[0].reason.contains("belongs to b@x.example"));
+        // A creator who is not a member says nothing about the owner.
+        live.keys[0].created_by = Some("0b6d-uuid".into());
+        assert!(plan(&desired, &live).changes.is_empty());
     }
 
     #[test]

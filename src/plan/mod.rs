@@ -9,7 +9,7 @@ mod diff;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use diff::{PlanInput, diff};
+pub use diff::{PlanInput, diff, sink_summary, timestamp};
 
 pub const FORMAT_VERSION: &str = "1";
 
@@ -21,6 +21,9 @@ pub struct Plan {
     pub summary: Summary,
     pub changes: Vec<Change>,
     pub unmanaged: Vec<Unmanaged>,
+    /// Where each key rotation stands; absent when none is under way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rotations: Vec<Rotation>,
     pub warnings: Vec<String>,
     pub runtime: Value,
 }
@@ -227,6 +230,41 @@ pub struct Unmanaged {
     pub address: String,
     pub kind: Kind,
     pub note: String,
+}
+
+/// A key rotation in progress: the successor is created (or about to be) and the
+/// predecessor stays valid until its overlap ends, so consumers can move to the new secret.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rotation {
+    pub address: String,
+    pub stage: RotationStage,
+    /// When the key being rotated out was created (RFC 3339).
+    pub predecessor_created: Option<String>,
+    /// When its successor was created; `null` while this plan is the one creating it.
+    pub successor_created: Option<String>,
+    /// From when the predecessor may be deleted.
+    pub retire_after: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RotationStage {
+    /// This plan creates and delivers the successor.
+    Starting,
+    /// Both keys are live; the predecessor is kept until `retire_after`.
+    Overlapping,
+    /// The overlap is over: this plan deletes the predecessor.
+    Finishing,
+}
+
+impl RotationStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RotationStage::Starting => "starting",
+            RotationStage::Overlapping => "overlapping",
+            RotationStage::Finishing => "finishing",
+        }
+    }
 }
 
 impl Plan {

@@ -5,6 +5,7 @@
 //! plan once and every provider keeps the same semantics.
 
 pub mod mistral;
+pub mod request_id;
 pub mod sandbox;
 
 use jiff::civil::Date;
@@ -92,6 +93,9 @@ pub enum Operation {
         user: String,
         name: String,
         expiration: Option<Date>,
+        /// Keys of this name in this workspace before the call: after an answer lost on the
+        /// way back, a key not among them is the one the call made.
+        known: Vec<String>,
     },
     DeleteKey {
         key: String,

@@ -1,4 +1,5 @@
 //! Everything tramontane shows people, in every format it shows it.
 
+pub mod apply;
 pub mod diagnostics;
 pub mod plan;

@@ -35,8 +35,24 @@ pub enum Fault {
     Truncated,
 }
 
+/// Random misbehaviour on every request, from a seeded generator so a failing run can be
+/// repeated: refusals that did nothing (5xx, 429) and creates whose answer is lost after the
+/// work is done.
+#[derive(Clone, Copy, Debug)]
+pub struct Chaos {
+    pub seed: u64,
+    /// Share of requests answered 503 without acting.
+    pub server_errors: f64,
+    /// Share of requests answered 429 (`Retry-After: 0`) without acting.
+    pub rate_limited: f64,
+    /// Share of creates carried out and then answered 502, as if the answer was lost.
+    pub lost_creates: f64,
+}
+
 pub struct FakeState {
     pub org: Mutex<SandboxOrg>,
+    pub chaos: Mutex<Option<(Chaos, rand::rngs::StdRng)>>,
+    pub lost: AtomicU64,
     pub key: String,
     pub latency: Duration,
     pub faults: Mutex<VecDeque<(String, Fault)>>,
@@ -62,6 +78,8 @@ impl FakeApi {
             .expect("a runtime");
         let state = Arc::new(FakeState {
             org: Mutex::new(org),
+            chaos: Mutex::new(None),
+            lost: AtomicU64::new(0),
             key: key.to_owned(),
             latency,
             faults: Mutex::new(VecDeque::new()),
@@ -99,6 +117,18 @@ impl FakeApi {
 
     pub fn requests(&self) -> u64 {
         self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// Misbehaves at random from now on (`None`: behaves again).
+    pub fn set_chaos(&self, chaos: Option<Chaos>) {
+        use rand::SeedableRng;
+        *self.state.chaos.lock().unwrap() =
+            chaos.map(|chaos| (chaos, rand::rngs::StdRng::seed_from_u64(chaos.seed)));
+    }
+
+    /// Creates carried out whose answer the chaos dropped.
+    pub fn lost_creates(&self) -> u64 {
+        self.state.lost.load(Ordering::SeqCst)
     }
 
     pub fn log(&self) -> Vec<String> {
@@ -146,6 +176,10 @@ async fn handle(
             == Some(format!("Bearer {}", state.key).as_str());
     if !authorized {
         return error(StatusCode::UNAUTHORIZED, json!("Unauthorized"));
+    }
+    let (refusal, lose) = roll_chaos(&state, &method, &path);
+    if let Some(response) = refusal {
+        return with_request_id(&state, response);
     }
     let fault = {
         let mut faults = state.faults.lock().unwrap();
@@ -209,7 +243,49 @@ async fn handle(
     if let Some(duration) = stall {
         tokio::time::sleep(duration).await;
     }
+    if lose && response.status().is_success() {
+        state.lost.fetch_add(1, Ordering::SeqCst);
+        return with_request_id(&state, error(StatusCode::BAD_GATEWAY, json!("upstream timed out")));
+    }
+    with_request_id(&state, response)
+}
+
+/// Every answer carries an id, as the real API's do, for the audit log.
+fn with_request_id(state: &FakeState, mut response: Response) -> Response {
+    let id = format!("req-{:06}", state.requests.load(Ordering::SeqCst));
     response
+        .headers_mut()
+        .insert("x-request-id", id.parse().unwrap());
+    response
+}
+
+/// The chaos's verdict on one request: a refusal to send instead, and whether a create's
+/// answer is to be lost after the work.
+fn roll_chaos(state: &FakeState, method: &Method, path: &str) -> (Option<Response>, bool) {
+    use rand::Rng;
+    let mut chaos = state.chaos.lock().unwrap();
+    let Some((chaos, rng)) = chaos.as_mut() else {
+        return (None, false);
+    };
+    let roll: f64 = rng.random();
+    if roll < chaos.server_errors {
+        return (
+            Some(error(StatusCode::SERVICE_UNAVAILABLE, json!("injected 503"))),
+            false,
+        );
+    }
+    if roll < chaos.server_errors + chaos.rate_limited {
+        let mut response = error(StatusCode::TOO_MANY_REQUESTS, json!("injected 429"));
+        response
+            .headers_mut()
+            .insert("retry-after", "0".parse().unwrap());
+        return (Some(response), false);
+    }
+    let creates = *method == Method::POST
+        && ["/users", "/workspaces", "/user-groups", "/api-keys"]
+            .iter()
+            .any(|end| path.ends_with(end));
+    (None, creates && rng.random::<f64>() < chaos.lost_creates)
 }
 
 fn page(q: &BTreeMap<String, String>, max: Option<usize>) -> Result<(usize, usize), Box<Response>> {
@@ -673,7 +749,13 @@ fn route(
         ("GET", ["api-keys"]) => {
             let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(100);
             let offset: usize = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
-            let keys: Vec<Value> = org.keys.iter().skip(offset).take(limit).map(|(id, key)| {
+            // The API's `name` filter: a case-insensitive substring.
+            let wanted = q.get("name").map(|name| name.to_lowercase());
+            let keys: Vec<Value> = org.keys.iter()
+                .filter(|(_, key)| wanted.as_ref().is_none_or(|wanted| {
+                    key.name.as_deref().unwrap_or("").to_lowercase().contains(wanted.as_str())
+                }))
+                .skip(offset).take(limit).map(|(id, key)| {
                 let workspace_name = key.workspace.as_ref().and_then(|w| org.workspaces.get(w)).map(|w| w.name.clone());
                 json!({"key_id": id, "key": null, "name": key.name, "hidden_key": key.hidden_key, "created_at": key.created_at,
                        "expiration_date": key.expiration.map(|d| d.to_string()), "actions": {}, "workspace_id": key.workspace,
@@ -694,6 +776,7 @@ fn route(
                     user: s(body, "user_id"),
                     name: s(body, "name"),
                     expiration,
+                    known: Vec::new(),
                 },
             ) {
                 Ok(Outcome::Key { id, secret }) => {

@@ -227,6 +227,13 @@ impl Client {
             let outcome = match request.send().await {
                 Ok(response) => {
                     let status = response.status();
+                    if let Some(id) = crate::provider::request_id::HEADERS
+                        .iter()
+                        .find_map(|name| response.headers().get(*name))
+                        .and_then(|value| value.to_str().ok())
+                    {
+                        crate::provider::request_id::note(id);
+                    }
                     let retry_after = response
                         .headers()
                         .get(reqwest::header::RETRY_AFTER)
@@ -457,12 +464,24 @@ impl Client {
 
     /// Offset paging without a total: page after page until a short one.
     pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyExtendedOut>, ApiError> {
+        self.list_api_keys_matching(None).await
+    }
+
+    /// Keys whose name contains `name` (the API matches substrings, case-insensitively):
+    /// the cheap way to look for one key.
+    pub async fn list_api_keys_matching(
+        &self,
+        name: Option<&str>,
+    ) -> Result<Vec<ApiKeyExtendedOut>, ApiError> {
         let mut keys = Vec::new();
         loop {
-            let query = [
+            let mut query = vec![
                 ("limit", API_KEYS_PAGE_SIZE.to_string()),
                 ("offset", keys.len().to_string()),
             ];
+            if let Some(name) = name {
+                query.push(("name", name.to_owned()));
+            }
             let page: ApiKeysExtendedOut = self.get("/v1/admin/api-keys", &query).await?;
             let count = page.keys.len();
             keys.extend(page.keys);

@@ -53,6 +53,21 @@ pub enum ApiError {
     Client(String),
 }
 
+impl ApiError {
+    /// Whether the call may have been carried out although no answer said so: a 5xx, a
+    /// timeout, a broken connection or an unreadable success. A create that ends so must be
+    /// looked for before it is sent again.
+    pub fn is_ambiguous(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Server { .. }
+                | ApiError::Timeout { .. }
+                | ApiError::Transport { .. }
+                | ApiError::InvalidResponse { .. }
+        )
+    }
+}
+
 /// The `detail` of a FastAPI error body, as readable lines: `body.field: message`.
 pub fn details(body: &str) -> Vec<String> {
     let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {

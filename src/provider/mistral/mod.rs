@@ -203,6 +203,113 @@ impl Provider for MistralProvider {
     }
 
     async fn perform(&self, operation: Operation) -> Result<Outcome, ProviderError> {
+        let mut attempt = 1;
+        loop {
+            match self.perform_once(operation.clone()).await {
+                Err(ProviderError::Api(error))
+                    if error.is_ambiguous() && is_create(&operation) =>
+                {
+                    // The create may have happened though no answer said so: look before
+                    // sending it again, so nothing is ever created twice.
+                    if let Some(outcome) = self.find_created(&operation).await? {
+                        return Ok(outcome);
+                    }
+                    if attempt >= CREATE_ATTEMPTS {
+                        return Err(error.into());
+                    }
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn requests(&self) -> u64 {
+        self.client.requests()
+    }
+}
+
+/// How many times a create whose answer was lost is sent, each after checking that the
+/// previous one did not happen.
+const CREATE_ATTEMPTS: usize = 3;
+
+fn is_create(operation: &Operation) -> bool {
+    matches!(
+        operation,
+        Operation::CreateUser { .. }
+            | Operation::CreateWorkspace { .. }
+            | Operation::CreateGroup { .. }
+            | Operation::AssignGroupWorkspace { .. }
+            | Operation::CreateKey { .. }
+    )
+}
+
+impl MistralProvider {
+    /// After an ambiguous failure of a create: what the call made, if it made anything.
+    /// A key found this way has lost its secret with the answer, so it is deleted and
+    /// `None` returned, for the key to be created again.
+    async fn find_created(&self, operation: &Operation) -> Result<Option<Outcome>, ProviderError> {
+        let client = &self.client;
+        Ok(match operation {
+            Operation::CreateUser { email, .. } => {
+                let (members, _) = client.list_users().await?;
+                members
+                    .into_iter()
+                    .find(|member| {
+                        member
+                            .email
+                            .as_deref()
+                            .is_some_and(|found| found.eq_ignore_ascii_case(email))
+                    })
+                    .map(|member| Outcome::Created(member.uuid))
+            }
+            Operation::CreateWorkspace { name, .. } => client
+                .list_workspaces(false)
+                .await?
+                .into_iter()
+                .find(|workspace| workspace.name == *name)
+                .map(|workspace| Outcome::Created(workspace.uuid)),
+            Operation::CreateGroup { name, .. } => client
+                .list_groups()
+                .await?
+                .into_iter()
+                .find(|group| group.name == *name)
+                .map(|group| Outcome::Created(group.uuid)),
+            Operation::AssignGroupWorkspace {
+                group, workspace, ..
+            } => client
+                .group_workspaces(group)
+                .await?
+                .iter()
+                .any(|assignment| assignment.workspace_uuid == *workspace)
+                .then_some(Outcome::Done),
+            Operation::CreateKey {
+                workspace,
+                name,
+                known,
+                ..
+            } => {
+                let orphans: Vec<String> = client
+                    .list_api_keys_matching(Some(name))
+                    .await?
+                    .into_iter()
+                    .filter(|key| {
+                        key.workspace_id.as_deref() == Some(workspace.as_str())
+                            && key.name.as_deref() == Some(name.as_str())
+                            && !known.contains(&key.key_id)
+                    })
+                    .map(|key| key.key_id)
+                    .collect();
+                for orphan in orphans {
+                    client.delete_api_key(&orphan).await?;
+                }
+                None
+            }
+            _ => None,
+        })
+    }
+
+    async fn perform_once(&self, operation: Operation) -> Result<Outcome, ProviderError> {
         let client = &self.client;
         use Operation::*;
         Ok(match operation {
@@ -371,6 +478,7 @@ impl Provider for MistralProvider {
                 user,
                 name,
                 expiration,
+                ..
             } => {
                 let created = client
                     .create_api_key(&body(json!({
@@ -408,10 +516,6 @@ impl Provider for MistralProvider {
                 Outcome::Done
             }
         })
-    }
-
-    fn requests(&self) -> u64 {
-        self.client.requests()
     }
 }
 

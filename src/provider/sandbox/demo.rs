@@ -222,6 +222,7 @@ pub fn demo_org(today: Date) -> SandboxOrg {
             user: bob,
             name: "ide-completion".into(),
             expiration: plus(days_ago(80), 90),
+            known: Vec::new(),
         },
         days_ago(80),
     );
@@ -232,6 +233,7 @@ pub fn demo_org(today: Date) -> SandboxOrg {
             user: dan,
             name: "eval-harness".into(),
             expiration: plus(days_ago(20), 90),
+            known: Vec::new(),
         },
         days_ago(20),
     );
@@ -243,6 +245,7 @@ pub fn demo_org(today: Date) -> SandboxOrg {
             user: mallory,
             name: "old-notebook".into(),
             expiration: None,
+            known: Vec::new(),
         },
         days_ago(200),
     );

@@ -561,6 +561,7 @@ impl SandboxOrg {
                 user,
                 name,
                 expiration,
+                ..
             } => {
                 self.workspace_mut(&workspace)?;
                 let created_by = Some(self.user(&user)?.email.clone());
@@ -724,21 +725,21 @@ pub struct SandboxProvider {
 }
 
 impl SandboxProvider {
-    /// Opens the org at `path`. `today` is the sandbox's clock: creation times are noon of it.
-    pub fn open(path: &Path, today: Date) -> Result<SandboxProvider> {
+    /// Opens the org at `path`. `now` is the sandbox's clock: what it creates is created then.
+    pub fn open(path: &Path, now: jiff::Timestamp) -> Result<SandboxProvider> {
         Ok(SandboxProvider {
             path: path.to_owned(),
             org: Mutex::new(SandboxOrg::load(path)?),
-            now: noon(today),
+            now: crate::plan::timestamp(now),
         })
     }
 
     /// Opens the demo org at `path`, creating it first when it does not exist.
-    pub fn open_demo(path: &Path, today: Date) -> Result<SandboxProvider> {
+    pub fn open_demo(path: &Path, now: jiff::Timestamp) -> Result<SandboxProvider> {
         if !path.exists() {
-            demo_org(today).save(path)?;
+            demo_org(now.to_zoned(jiff::tz::TimeZone::UTC).date()).save(path)?;
         }
-        SandboxProvider::open(path, today)
+        SandboxProvider::open(path, now)
     }
 
     pub fn org(&self) -> SandboxOrg {
@@ -833,6 +834,7 @@ mod tests {
                     user: ada,
                     name: "ci".into(),
                     expiration: None,
+                    known: Vec::new(),
                 },
                 now,
             )

@@ -1,0 +1,128 @@
+//! The audit log: one JSON line per change attempted, appended the moment it ends, so a
+//! crash mid-apply keeps the record of what was done.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use super::{ChangeReport, Status};
+use crate::plan::{Change, Plan};
+
+/// One line of the log. Never a secret: errors name calls and statuses, sinks show their
+/// path or program only.
+#[derive(Debug, Serialize)]
+pub struct Entry<'a> {
+    pub time: String,
+    pub actor: &'a str,
+    pub org: &'a str,
+    pub commit: Option<&'a str>,
+    pub address: &'a str,
+    pub action: &'a str,
+    pub result: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_delivered_to: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub request_ids: &'a [String],
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot append to the audit log {}: {source}", path.display())]
+pub struct AuditError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+pub struct AuditLog {
+    path: PathBuf,
+    file: Mutex<std::fs::File>,
+    actor: String,
+    /// The first write that failed; the apply goes on, and the command reports it.
+    failure: Mutex<Option<std::io::Error>>,
+}
+
+impl AuditLog {
+    /// Opens (creating) the log at `path` for appending. `actor` is who applies.
+    pub fn open(path: &Path, actor: String) -> Result<AuditLog, AuditError> {
+        let error = |source| AuditError {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(error)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(error)?;
+        Ok(AuditLog {
+            path: path.to_owned(),
+            file: Mutex::new(file),
+            actor,
+            failure: Mutex::new(None),
+        })
+    }
+
+    /// The person or CI identity applying: `GITHUB_ACTOR` in GitHub Actions, else the
+    /// local user.
+    pub fn actor_from_env() -> String {
+        ["GITHUB_ACTOR", "USER", "USERNAME"]
+            .iter()
+            .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+            .unwrap_or_else(|| "unknown".into())
+    }
+
+    pub fn record(&self, plan: &Plan, change: &Change, report: &ChangeReport) {
+        let error = match &report.status {
+            Status::Failed(error) => Some(error.to_string()),
+            _ => None,
+        };
+        let entry = Entry {
+            time: crate::plan::timestamp(jiff::Timestamp::now()),
+            actor: &self.actor,
+            org: &plan.live.org,
+            commit: plan.policy.commit.as_deref(),
+            address: &change.address,
+            action: change.action.as_str(),
+            result: report.status.as_str(),
+            error,
+            secret_delivered_to: report.delivered_to.as_deref(),
+            request_ids: &report.request_ids,
+        };
+        // Serializing strings and slices cannot fail.
+        let mut line = serde_json::to_string(&entry).unwrap_or_default();
+        line.push('\n');
+        let written = self
+            .file
+            .lock()
+            .map_err(|_| std::io::Error::other("the audit log's lock was poisoned"))
+            .and_then(|mut file| file.write_all(line.as_bytes()));
+        if let Err(error) = written {
+            let mut failure = self
+                .failure
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            failure.get_or_insert(error);
+        }
+    }
+
+    /// Whether every line reached the file.
+    pub fn finish(self) -> Result<(), AuditError> {
+        let failure = self
+            .failure
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match failure {
+            Some(source) => Err(AuditError {
+                path: self.path,
+                source,
+            }),
+            None => Ok(()),
+        }
+    }
+}
