@@ -1,7 +1,12 @@
-//! `tramontane apply` on the sandbox demo: from a saved plan to nothing left but manual
-//! steps, with secrets in their sinks and nowhere else.
+//! `tramontane apply` on the sandbox demo and against the fake Admin API: from a saved plan
+//! to nothing left but manual steps, with secrets in their sinks and nowhere else, through
+//! faults, rotations, guards and a second apply holding the lock.
 
-use crate::common::{TestEnv, repo_root};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::common::fake_api::{Chaos, FakeApi};
+use crate::common::{Run, TODAY, TestEnv, command, repo_root};
 
 /// The example policies, with the Vault commands swapped for a shell that writes the secret
 /// from stdin to a file, so the command sink runs for real.
@@ -67,7 +72,7 @@ fn a_saved_plan_applies_and_converges() {
     assert!(
         applied
             .stdout
-            .contains("Apply complete: 11 change(s) applied."),
+            .contains("Apply complete: 11 changes applied."),
         "{}",
         applied.stdout
     );
@@ -147,11 +152,12 @@ fn a_failing_sink_leaves_no_key_behind() {
     let run = env.run(&["apply", "--org", "sandbox:demo", "--auto-approve"]);
     assert_eq!(run.code, 1);
     assert!(
-        run.stderr
+        run.stdout
             .contains("workspace.prod-workspace.key.support-bot: failed"),
         "{}",
-        run.stderr
+        run.stdout
     );
+    assert!(run.stdout.contains("Apply stopped:"), "{}", run.stdout);
     assert!(
         run.stderr.contains("it was deleted again"),
         "{}",
@@ -172,4 +178,416 @@ fn an_empty_policy_is_refused_by_a_guard() {
     assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("--allow-empty"), "{}", run.stderr);
     insta::assert_snapshot!(run.stderr);
+}
+
+fn run_at(env: &TestEnv, now: &str, args: &[&str]) -> Run {
+    let output = command(env.root())
+        .env("TRAMONTANE_NOW", now)
+        .args(args)
+        .output()
+        .unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// The keys of the sandbox demo org named `name`, oldest first, as (created_at, hidden key).
+fn sandbox_keys(env: &TestEnv, name: &str) -> Vec<(String, String)> {
+    let org: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env.root().join(".tramontane/sandbox/demo.json")).unwrap(),
+    )
+    .unwrap();
+    let mut keys: Vec<(String, String)> = org["keys"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|key| key["name"] == name)
+        .map(|key| {
+            (
+                key["created_at"].as_str().unwrap().to_owned(),
+                key["hidden_key"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn a_rotation_keeps_the_old_key_for_the_overlap_then_deletes_it() {
+    let env = env();
+    let start = "2026-06-01T12:00:00Z";
+    let first = run_at(
+        &env,
+        start,
+        &["apply", "--org", "sandbox:demo", "--auto-approve"],
+    );
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    let keys = sandbox_keys(&env, "ide-completion");
+    assert_eq!(keys.len(), 2, "the successor is created beside the old key");
+    let secret =
+        std::fs::read_to_string(env.root().join("secrets/dev-workspace/ide-completion.key"))
+            .unwrap();
+    let successor = &keys[1];
+    assert_eq!(successor.0, start);
+    assert!(
+        successor.1.starts_with(&secret[..4]),
+        "the file holds the successor's secret"
+    );
+
+    // Inside the overlap: both keys stay, and the plan says until when.
+    let during = run_at(
+        &env,
+        "2026-06-02T11:59:59Z",
+        &["plan", "--org", "sandbox:demo"],
+    );
+    assert!(
+        during.stdout.contains("overlapping: the successor was created 2026-06-01T12:00:00Z; the old key (created 2026-03-13T12:00:00Z) stays valid until 2026-06-02T12:00:00Z"),
+        "{}",
+        during.stdout
+    );
+    let nothing = run_at(
+        &env,
+        "2026-06-02T11:59:59Z",
+        &["apply", "--org", "sandbox:demo", "--auto-approve"],
+    );
+    assert!(
+        nothing.stdout.contains("Nothing to apply."),
+        "{}",
+        nothing.stdout
+    );
+    assert_eq!(sandbox_keys(&env, "ide-completion").len(), 2);
+
+    // After it: the first apply deletes the predecessor, never the successor.
+    let after = "2026-06-02T12:00:00Z";
+    let plan = run_at(&env, after, &["plan", "--org", "sandbox:demo"]);
+    insta::assert_snapshot!(plan.stdout.lines().filter(|line| line.contains("ide-completion") || line.contains("overlap")).collect::<Vec<_>>().join("\n"), @r#"
+    - workspace.dev-workspace.key.ide-completion  delete · platform
+        # superseded: its successor was created 2026-06-01T12:00:00Z and the 24-hour overlap ended 2026-06-02T12:00:00Z
+        - name: "ide-completion"
+      workspace.dev-workspace.key.ide-completion  finishing: the overlap ended 2026-06-02T12:00:00Z, so this plan deletes the old key (created 2026-03-13T12:00:00Z)
+    "#);
+    let last = run_at(
+        &env,
+        after,
+        &["apply", "--org", "sandbox:demo", "--auto-approve"],
+    );
+    assert_eq!(last.code, 0, "{}{}", last.stdout, last.stderr);
+    assert_eq!(
+        sandbox_keys(&env, "ide-completion"),
+        vec![successor.clone()]
+    );
+    let settled = run_at(
+        &env,
+        after,
+        &["plan", "--org", "sandbox:demo", "--format", "json"],
+    );
+    let settled: serde_json::Value = serde_json::from_str(&settled.stdout).unwrap();
+    assert_eq!(settled["summary"]["delete"], 0);
+    assert!(
+        settled.get("rotations").is_none(),
+        "{}",
+        settled["rotations"]
+    );
+}
+
+const ADMIN_KEY: &str = "admin-key-that-must-never-print";
+
+fn apply_over_http(env: &TestEnv, api: &FakeApi) -> Run {
+    let output = command(env.root())
+        .args(["apply", "--org", "mistral", "--auto-approve"])
+        .env("MISTRAL_ADMIN_API_KEY", ADMIN_KEY)
+        .env("MISTRAL_API_URL", &api.url)
+        .env("TRAMONTANE_BACKOFF_MS", "2")
+        .env("TRAMONTANE_RATE_LIMIT", "1000")
+        .env("TRAMONTANE_TIMEOUT", "2")
+        .output()
+        .unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+#[test]
+fn apply_converges_through_faults_without_duplicates_or_lost_secrets() {
+    let env = env();
+    let api = FakeApi::start(
+        tramontane::provider::sandbox::demo_org(TODAY.parse().unwrap()),
+        ADMIN_KEY,
+        Duration::ZERO,
+        TODAY,
+    );
+    api.set_chaos(Some(Chaos {
+        seed: 7,
+        server_errors: 0.10,
+        rate_limited: 0.10,
+        lost_creates: 0.35,
+    }));
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let run = apply_over_http(&env, &api);
+        let converged = run.code == 0;
+        runs.push(run);
+        if converged {
+            break;
+        }
+    }
+    let transcript: String = runs
+        .iter()
+        .map(|run| format!("{}{}", run.stdout, run.stderr))
+        .collect();
+    assert_eq!(
+        runs.last().unwrap().code,
+        0,
+        "no convergence in 3 runs:\n{transcript}"
+    );
+    assert!(
+        api.lost_creates() > 0,
+        "the chaos lost no create; the test proves nothing"
+    );
+
+    // The organization matches the policy: nothing left but the console's steps.
+    api.set_chaos(None);
+    let check = command(env.root())
+        .args(["plan", "--org", "mistral", "--format", "json"])
+        .env("MISTRAL_ADMIN_API_KEY", ADMIN_KEY)
+        .env("MISTRAL_API_URL", &api.url)
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    for action in ["create", "update", "delete", "replace", "rotate"] {
+        assert_eq!(
+            plan["summary"][action], 0,
+            "{action} left: {}",
+            plan["summary"]
+        );
+    }
+
+    // Zero duplicates: one key per name, but the rotated one beside its predecessor.
+    let org = api.org();
+    let mut by_name: BTreeMap<String, Vec<&tramontane::provider::sandbox::Key>> = BTreeMap::new();
+    for key in org.keys.values() {
+        by_name
+            .entry(key.name.clone().unwrap_or_default())
+            .or_default()
+            .push(key);
+    }
+    let counts: BTreeMap<&str, usize> =
+        by_name.iter().map(|(n, k)| (n.as_str(), k.len())).collect();
+    assert_eq!(
+        counts,
+        BTreeMap::from([
+            ("ci-deploy", 1),
+            ("eval-harness", 1),
+            ("ide-completion", 2),
+            ("old-notebook", 1),
+            ("search-indexer", 1),
+            ("support-bot", 1),
+        ]),
+        "{transcript}"
+    );
+
+    // Every secret delivered is the live key's own (its first and last four characters are
+    // what the API shows), private to its owner, and printed nowhere.
+    let audit = std::fs::read_to_string(env.root().join(".tramontane/audit.jsonl")).unwrap();
+    for (name, path) in [
+        ("ci-deploy", "secrets/prod-workspace/ci-deploy.key"),
+        ("ide-completion", "secrets/dev-workspace/ide-completion.key"),
+        ("support-bot", "piped-support-bot.key"),
+        ("search-indexer", "piped-search-indexer.key"),
+    ] {
+        let file = env.root().join(path);
+        let secret = std::fs::read_to_string(&file).unwrap();
+        let secret = secret.trim();
+        let newest = by_name[name]
+            .iter()
+            .max_by_key(|key| &key.created_at)
+            .unwrap();
+        assert_eq!(
+            newest.hidden_key,
+            format!("{}…{}", &secret[..4], &secret[secret.len() - 4..]),
+            "{name}: the sink holds another key's secret"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{path}");
+        }
+        assert!(
+            !transcript.contains(secret),
+            "{name}'s secret is in the output"
+        );
+        assert!(
+            !audit.contains(secret),
+            "{name}'s secret is in the audit log"
+        );
+    }
+    assert!(!transcript.contains(ADMIN_KEY) && !audit.contains(ADMIN_KEY));
+    assert!(audit.contains("\"request_ids\":[\"req-"), "{audit}");
+}
+
+#[test]
+fn a_second_apply_waits_for_the_lock_then_gives_up() {
+    let env = env();
+    let org = env.root().join("org.json");
+    tramontane::provider::sandbox::demo_org(TODAY.parse().unwrap())
+        .save(&org)
+        .unwrap();
+    let choice = format!("sandbox:{}", org.display());
+    let locks = env.root().join("locks");
+    let held = tramontane::apply::lock::acquire(
+        &locks,
+        &choice,
+        &tramontane::cli::org::lock_identity(&choice, "").unwrap(),
+        Duration::ZERO,
+        |_, _| {},
+    )
+    .unwrap();
+    let output = command(env.root())
+        .args([
+            "apply",
+            "--org",
+            &choice,
+            "--auto-approve",
+            "--lock-timeout",
+            "300ms",
+        ])
+        .env("TRAMONTANE_LOCK_DIR", &locks)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Waiting up to 300ms for another apply"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("holds its lock"), "{stderr}");
+    assert!(stderr.contains("help: wait for it to finish"), "{stderr}");
+    let untouched = std::fs::read_to_string(&org).unwrap();
+    assert!(
+        !untouched.contains("prod-workspace"),
+        "applied without the lock"
+    );
+
+    drop(held);
+    let output = command(env.root())
+        .args(["apply", "--org", &choice, "--auto-approve"])
+        .env("TRAMONTANE_LOCK_DIR", &locks)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn plan_files_that_are_not_this_plan_are_refused() {
+    let env = env();
+    assert_eq!(
+        env.run(&["plan", "--org", "sandbox:demo", "--out", "plan.json"])
+            .code,
+        0
+    );
+    let text = std::fs::read_to_string(env.root().join("plan.json")).unwrap();
+    let apply = |file: &str, contents: String| {
+        env.write(file, contents);
+        let run = env.run(&["apply", file, "--org", "sandbox:demo", "--auto-approve"]);
+        assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+        run.stderr
+    };
+    let edited = apply(
+        "edited.json",
+        text.replacen(
+            "in the policy, not in the organization",
+            "nothing to see here",
+            1,
+        ),
+    );
+    assert!(edited.contains("does not match"), "{edited}");
+    let foreign = apply(
+        "foreign.json",
+        text.replace("\"org\": \"sandbox:demo\"", "\"org\": \"mistral\""),
+    );
+    assert!(foreign.contains("made against `mistral`"), "{foreign}");
+    let future = apply(
+        "future.json",
+        text.replace("\"format_version\": \"1\"", "\"format_version\": \"9\""),
+    );
+    assert!(future.contains("a plan of format 9"), "{future}");
+    let other = apply("other.json", "{\"hello\": 1}".into());
+    assert!(other.contains("is not a tramontane plan"), "{other}");
+    let audit = env.root().join(".tramontane/audit.jsonl");
+    assert!(!audit.exists(), "something was applied");
+}
+
+#[test]
+fn deleting_a_workspace_needs_its_own_flag() {
+    let env = env();
+    let org_policy =
+        std::fs::read_to_string(env.root().join("policies/organization.yaml")).unwrap();
+    env.write(
+        "policies/organization.yaml",
+        org_policy.replace(
+            "  min_admins: 2",
+            "  min_admins: 2\n  prune: { workspaces: true }",
+        ),
+    );
+    let mut org = tramontane::provider::sandbox::demo_org(TODAY.parse().unwrap());
+    let admin = org
+        .users
+        .iter()
+        .find(|(_, user)| user.email == "alice.martin@acme.example")
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    org.perform(
+        tramontane::provider::Operation::CreateWorkspace {
+            name: "scratch".into(),
+            description: "made by hand".into(),
+            admin,
+        },
+        "2026-05-01T12:00:00Z",
+    )
+    .unwrap();
+    let path = env.root().join("org.json");
+    org.save(&path).unwrap();
+    let choice = format!("sandbox:{}", path.display());
+
+    let refused = env.run(&["apply", "--org", &choice, "--auto-approve"]);
+    assert_eq!(refused.code, 3, "{}{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stderr.contains("error: refused: the plan deletes (archives) workspace.scratch\nhelp: if this is intended, pass --allow-destroy workspace"),
+        "{}",
+        refused.stderr
+    );
+    let scratch_is_active = || {
+        tramontane::provider::sandbox::SandboxOrg::load(&path)
+            .unwrap()
+            .workspaces
+            .values()
+            .any(|w| w.name == "scratch" && !w.archived)
+    };
+    assert!(scratch_is_active());
+    let allowed = env.run(&[
+        "apply",
+        "--org",
+        &choice,
+        "--auto-approve",
+        "--allow-destroy",
+        "workspace",
+    ]);
+    assert_eq!(allowed.code, 0, "{}{}", allowed.stdout, allowed.stderr);
+    assert!(
+        allowed.stdout.contains("- workspace.scratch: done"),
+        "{}",
+        allowed.stdout
+    );
+    assert!(!scratch_is_active());
 }

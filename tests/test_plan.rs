@@ -156,7 +156,9 @@ fn today() -> jiff::civil::Date {
 }
 
 fn noon() -> jiff::Timestamp {
-    tramontane::provider::sandbox::noon(today()).parse().unwrap()
+    tramontane::provider::sandbox::noon(today())
+        .parse()
+        .unwrap()
 }
 
 /// Plans `desired` against the sandbox at `path`, applies it, and plans again.

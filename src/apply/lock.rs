@@ -123,7 +123,10 @@ mod tests {
         )
         .unwrap_err();
         assert!(said.unwrap().starts_with("pid "));
-        assert!(busy.to_string().starts_with("another apply against sandbox:a holds its lock"));
+        assert!(
+            busy.to_string()
+                .starts_with("another apply against sandbox:a holds its lock")
+        );
         // Another organization is not blocked.
         acquire(dir.path(), "sandbox:b", "b", Duration::ZERO, |_, _| {}).unwrap();
         drop(first);

@@ -117,10 +117,12 @@ pub struct ApplyReport {
 
 impl ApplyReport {
     pub fn failures(&self) -> impl Iterator<Item = &ApplyError> {
-        self.changes.iter().filter_map(|report| match &report.status {
-            Status::Failed(error) => Some(error),
-            _ => None,
-        })
+        self.changes
+            .iter()
+            .filter_map(|report| match &report.status {
+                Status::Failed(error) => Some(error),
+                _ => None,
+            })
     }
 
     pub fn succeeded(&self) -> bool {

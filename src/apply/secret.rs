@@ -161,12 +161,22 @@ mod tests {
             .deliver("workspace.dev.key.ci", &sink, &SecretString::from("second"))
             .unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "second\n");
-        assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1
+        );
 
         let error = files
-            .deliver("workspace.dev.key.other", &sink, &SecretString::from("third"))
+            .deliver(
+                "workspace.dev.key.other",
+                &sink,
+                &SecretString::from("third"),
+            )
             .unwrap_err();
-        assert!(error.contains("already holds the secret of workspace.dev.key.ci"), "{error}");
+        assert!(
+            error.contains("already holds the secret of workspace.dev.key.ci"),
+            "{error}"
+        );
         assert!(!error.contains("third"));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "second\n");
     }
@@ -180,12 +190,20 @@ mod tests {
             "-c".to_owned(),
             format!("cat > '{}'", out.display()),
         ];
-        deliver(&SecretSink::Command(argv), &SecretString::from("s3cret"), root.path()).unwrap();
+        deliver(
+            &SecretSink::Command(argv),
+            &SecretString::from("s3cret"),
+            root.path(),
+        )
+        .unwrap();
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "s3cret");
         let failing = vec!["sh".to_owned(), "-c".to_owned(), "exit 3".to_owned()];
-        let error =
-            deliver(&SecretSink::Command(failing), &SecretString::from("s3cret"), root.path())
-                .unwrap_err();
+        let error = deliver(
+            &SecretSink::Command(failing),
+            &SecretString::from("s3cret"),
+            root.path(),
+        )
+        .unwrap_err();
         assert!(error.contains("exited with"), "{error}");
     }
 }

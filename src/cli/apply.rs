@@ -88,14 +88,20 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
             let org = args.org.org.as_deref().unwrap_or_default();
             let timeout = args.lock_timeout.unsigned_abs();
             let dir = args.lock_dir.clone().unwrap_or_else(lock::default_dir);
-            Some(lock::acquire(&dir, org, &identity, timeout, |path, holder| {
-                eprintln!(
-                    "Waiting up to {:?} for another apply against {org} to finish ({}{})…",
-                    timeout,
-                    path.display(),
-                    holder.map(|h| format!(", held by {h}")).unwrap_or_default()
-                );
-            })?)
+            Some(lock::acquire(
+                &dir,
+                org,
+                &identity,
+                timeout,
+                |path, holder| {
+                    eprintln!(
+                        "Waiting up to {:?} for another apply against {org} to finish ({}{})…",
+                        timeout,
+                        path.display(),
+                        holder.map(|h| format!(", held by {h}")).unwrap_or_default()
+                    );
+                },
+            )?)
         }
         None => None,
     };

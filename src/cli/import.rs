@@ -1,7 +1,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-
 use super::org::{Org, OrgArgs, runtime};
 use super::{CommandError, ExitStatus};
 use crate::model::DesiredOrg;

@@ -65,18 +65,22 @@ pub enum Auth {
 }
 
 impl OrgArgs {
-    /// What names the organization for the apply lock: the API's address, or the
-    /// sandbox's file. Never the admin key.
+    /// What names the organization for the apply lock.
     pub fn lock_identity(&self) -> Option<String> {
-        let choice = self.org.as_deref()?;
-        if choice == "mistral" {
-            return Some(format!("mistral {}", self.api_url.trim_end_matches('/')));
-        }
-        let path = choice.strip_prefix("sandbox:")?;
-        let path = if path == "demo" { DEMO_PATH } else { path };
-        let absolute = std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path));
-        Some(format!("sandbox {}", absolute.display()))
+        lock_identity(self.org.as_deref()?, &self.api_url)
     }
+}
+
+/// What names an organization for the apply lock: the API's address, or the sandbox's
+/// file. Never the admin key.
+pub fn lock_identity(choice: &str, api_url: &str) -> Option<String> {
+    if choice == "mistral" {
+        return Some(format!("mistral {}", api_url.trim_end_matches('/')));
+    }
+    let path = choice.strip_prefix("sandbox:")?;
+    let path = if path == "demo" { DEMO_PATH } else { path };
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path));
+    Some(format!("sandbox {}", absolute.display()))
 }
 
 /// The chosen organization's provider.

@@ -151,7 +151,13 @@ pub fn make_plan(
 }
 
 pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> {
-    let Some(planned) = make_plan(&args.policies, &args.org, args.clock.now(), args.quiet, color)?
+    let Some(planned) = make_plan(
+        &args.policies,
+        &args.org,
+        args.clock.now(),
+        args.quiet,
+        color,
+    )?
     else {
         return Ok(ExitStatus::Invalid);
     };

@@ -40,12 +40,7 @@ pub fn read_plan(path: &PathBuf) -> Result<Plan, CommandError> {
         });
     }
     serde_json::from_str(&text).map_err(|error| CommandError::Usage {
-        message: format!(
-            "{} is not a tramontane plan: {error} (line {}, column {})",
-            path.display(),
-            error.line(),
-            error.column()
-        ),
+        message: format!("{} is not a tramontane plan: {error}", path.display()),
         help: Some("pass a file written by `tramontane plan --out`".into()),
     })
 }

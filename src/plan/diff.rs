@@ -479,7 +479,7 @@ impl Planner<'_> {
                         enforcement: Enforcement::Platform,
                         reason: "in the policy, not in the organization".into(),
                         before: None,
-                        after: Some(desired_key(workspace_name, name, key, None, today)),
+                        after: Some(desired_key(workspace_name, name, key, today)),
                     });
                     continue;
                 };
@@ -654,13 +654,7 @@ pub(crate) fn expected_expiry(key: &ApiKey, created: Date) -> Option<Date> {
     }
 }
 
-fn desired_key(
-    workspace: &str,
-    name: &str,
-    key: &ApiKey,
-    predecessor: Option<&LiveKey>,
-    today: Date,
-) -> Value {
+fn desired_key(workspace: &str, name: &str, key: &ApiKey, today: Date) -> Value {
     let mut after = Map::new();
     after.insert("workspace".into(), json!(workspace));
     after.insert("name".into(), json!(name));
@@ -679,9 +673,6 @@ fn desired_key(
         after.insert("rotation_overlap_hours".into(), json!(hours));
     }
     after.insert("secret".into(), json!(sink_summary(&key.secret)));
-    if predecessor.is_some() {
-        after.insert("created".into(), json!(today.to_string()));
-    }
     Value::Object(after)
 }
 
@@ -695,10 +686,7 @@ fn live_key(key: &LiveKey, owner: Option<&str>) -> Value {
         before.insert("owner".into(), json!(owner));
     }
     before.insert("created".into(), json!(key.created_at));
-    before.insert(
-        "expires".into(),
-        json!(key.expires.map(|d| d.to_string())),
-    );
+    before.insert("expires".into(), json!(key.expires.map(|d| d.to_string())));
     Value::Object(before)
 }
 
@@ -744,13 +732,7 @@ fn key_change(
         enforcement: Enforcement::Platform,
         reason,
         before: Some(live_key(current, target.owner.as_deref())),
-        after: Some(desired_key(
-            target.workspace,
-            target.name,
-            key,
-            Some(current),
-            today,
-        )),
+        after: Some(desired_key(target.workspace, target.name, key, today)),
     };
     if current.expires != wanted {
         return Some(change(
@@ -1006,7 +988,11 @@ mod tests {
         });
         let overlapping = plan_at(&desired, &live, "2026-06-02T11:59:59Z");
         assert!(overlapping.changes.is_empty(), "{:?}", overlapping.changes);
-        assert!(overlapping.unmanaged.is_empty(), "{:?}", overlapping.unmanaged);
+        assert!(
+            overlapping.unmanaged.is_empty(),
+            "{:?}",
+            overlapping.unmanaged
+        );
         assert_eq!(overlapping.rotations[0].stage, RotationStage::Overlapping);
 
         let finishing = plan_at(&desired, &live, "2026-06-02T12:00:00Z");
@@ -1021,7 +1007,14 @@ mod tests {
         );
 
         let mut longer = desired.clone();
-        longer.workspaces.get_mut("dev").unwrap().keys.get_mut("ci").unwrap().rotation_overlap_hours = Some(48);
+        longer
+            .workspaces
+            .get_mut("dev")
+            .unwrap()
+            .keys
+            .get_mut("ci")
+            .unwrap()
+            .rotation_overlap_hours = Some(48);
         let waiting = plan_at(&longer, &live, "2026-06-02T12:00:00Z");
         assert!(waiting.changes.is_empty(), "{:?}", waiting.changes);
     }
@@ -1048,7 +1041,11 @@ mod tests {
         live.keys[0].created_by = Some("b@x.example".into());
         let replaced = plan(&desired, &live);
         assert_eq!(replaced.changes[0].action, Action::Replace);
-        assert!(replaced.changes[0].reason.contains("belongs to b@x.example"));
+        assert!(
+            replaced.changes[0]
+                .reason
+                .contains("belongs to b@x.example")
+        );
         // A creator who is not a member says nothing about the owner.
         live.keys[0].created_by = Some("0b6d-uuid".into());
         assert!(plan(&desired, &live).changes.is_empty());

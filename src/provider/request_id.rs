@@ -8,7 +8,11 @@ tokio::task_local! {
 }
 
 /// Headers that carry a request id, the first present wins.
-pub const HEADERS: [&str; 3] = ["x-request-id", "mistral-correlation-id", "x-kong-request-id"];
+pub const HEADERS: [&str; 3] = [
+    "x-request-id",
+    "mistral-correlation-id",
+    "x-kong-request-id",
+];
 
 /// Runs `future`, returning its output with the request ids of every answer received
 /// while it ran.

@@ -47,7 +47,10 @@ pub fn report(plan: &Plan, report: &ApplyReport) -> String {
     if succeeded && !rotations.is_empty() {
         let _ = writeln!(out, "\nRotations under way:");
         for rotation in rotations {
-            let until = rotation.retire_after.as_deref().unwrap_or("its overlap ends");
+            let until = rotation
+                .retire_after
+                .as_deref()
+                .unwrap_or("its overlap ends");
             let _ = writeln!(
                 out,
                 "  {}: the old key stays valid until {until}; the first apply after that deletes it",

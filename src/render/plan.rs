@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use crate::plan::{Action, Change, Plan};
+use crate::plan::{Action, Change, Plan, Rotation, RotationStage};
 
 /// The first line of every plan comment, so CI finds and updates its own comment.
 pub const COMMENT_MARKER: &str = "<!-- tramontane:plan -->";
@@ -84,6 +84,17 @@ pub fn human(plan: &Plan, color: bool) -> String {
         let _ = writeln!(out, "\n{}", paint.bold("Unmanaged: in the organization, not in the policy. Left alone; `prune` in `organization` deletes them."));
         for item in &plan.unmanaged {
             let _ = writeln!(out, "  ? {}  {}", item.address, paint.dim(&item.note));
+        }
+    }
+    if !plan.rotations.is_empty() {
+        let _ = writeln!(out, "\n{}", paint.bold("Key rotations:"));
+        for rotation in &plan.rotations {
+            let _ = writeln!(
+                out,
+                "  {}  {}",
+                rotation.address,
+                paint.dim(&rotation_note(rotation))
+            );
         }
     }
     for warning in &plan.warnings {
@@ -168,6 +179,18 @@ pub fn markdown(plan: &Plan) -> String {
         }
         let _ = writeln!(out, "\n</details>\n");
     }
+    if !plan.rotations.is_empty() {
+        let _ = writeln!(out, "**Key rotations**\n");
+        for rotation in &plan.rotations {
+            let _ = writeln!(
+                out,
+                "- `{}`: {}",
+                rotation.address,
+                escape_html(&rotation_note(rotation))
+            );
+        }
+        out.push('\n');
+    }
     for warning in &plan.warnings {
         let _ = writeln!(out, "> [!WARNING]\n> {warning}\n");
     }
@@ -191,6 +214,29 @@ pub fn markdown(plan: &Plan) -> String {
         short(&plan.live.fingerprint)
     );
     out
+}
+
+/// Where one rotation stands, in a sentence.
+fn rotation_note(rotation: &Rotation) -> String {
+    let at = |time: &Option<String>| time.clone().unwrap_or_else(|| "an unknown time".into());
+    match rotation.stage {
+        RotationStage::Starting => format!(
+            "starting: this plan creates and delivers the successor; the old key (created {}) stays valid until {}",
+            at(&rotation.predecessor_created),
+            at(&rotation.retire_after)
+        ),
+        RotationStage::Overlapping => format!(
+            "overlapping: the successor was created {}; the old key (created {}) stays valid until {}, and the first apply after that deletes it",
+            at(&rotation.successor_created),
+            at(&rotation.predecessor_created),
+            at(&rotation.retire_after)
+        ),
+        RotationStage::Finishing => format!(
+            "finishing: the overlap ended {}, so this plan deletes the old key (created {})",
+            at(&rotation.retire_after),
+            at(&rotation.predecessor_created)
+        ),
+    }
 }
 
 fn summary_line(plan: &Plan) -> String {

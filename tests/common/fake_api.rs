@@ -245,7 +245,10 @@ async fn handle(
     }
     if lose && response.status().is_success() {
         state.lost.fetch_add(1, Ordering::SeqCst);
-        return with_request_id(&state, error(StatusCode::BAD_GATEWAY, json!("upstream timed out")));
+        return with_request_id(
+            &state,
+            error(StatusCode::BAD_GATEWAY, json!("upstream timed out")),
+        );
     }
     with_request_id(&state, response)
 }
@@ -270,7 +273,10 @@ fn roll_chaos(state: &FakeState, method: &Method, path: &str) -> (Option<Respons
     let roll: f64 = rng.random();
     if roll < chaos.server_errors {
         return (
-            Some(error(StatusCode::SERVICE_UNAVAILABLE, json!("injected 503"))),
+            Some(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!("injected 503"),
+            )),
             false,
         );
     }

@@ -206,9 +206,7 @@ impl Provider for MistralProvider {
         let mut attempt = 1;
         loop {
             match self.perform_once(operation.clone()).await {
-                Err(ProviderError::Api(error))
-                    if error.is_ambiguous() && is_create(&operation) =>
-                {
+                Err(ProviderError::Api(error)) if error.is_ambiguous() && is_create(&operation) => {
                     // The create may have happened though no answer said so: look before
                     // sending it again, so nothing is ever created twice.
                     if let Some(outcome) = self.find_created(&operation).await? {
