@@ -803,3 +803,136 @@ fn role_map(value: Option<&Value>) -> BTreeMap<String, Vec<String>> {
         })
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::plan::{Enforcement, PolicyRef};
+
+    /// Succeeds at everything but creating the member `fail@x.example`, after a pause, and
+    /// counts how many operations run at once.
+    struct Flaky {
+        running: AtomicUsize,
+        most: AtomicUsize,
+        performed: Mutex<Vec<String>>,
+    }
+
+    impl Provider for Flaky {
+        async fn read(&self) -> Result<LiveOrg, ProviderError> {
+            Ok(LiveOrg::default())
+        }
+
+        async fn perform(&self, operation: Operation) -> Result<Outcome, ProviderError> {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            let Operation::CreateUser { email, .. } = operation else {
+                return Ok(Outcome::Done);
+            };
+            self.performed.lock().unwrap().push(email.clone());
+            if email == "fail@x.example" {
+                return Err(ProviderError::Unexpected {
+                    call: "POST /v1/admin/users".into(),
+                    problem: "refused".into(),
+                });
+            }
+            Ok(Outcome::Created(email))
+        }
+    }
+
+    fn member(email: &str) -> Change {
+        Change {
+            address: format!("member.{email}"),
+            kind: Kind::Member,
+            action: Action::Create,
+            enforcement: Enforcement::Platform,
+            reason: String::new(),
+            before: None,
+            after: Some(serde_json::json!({"name": "Some One", "roles": ["member"]})),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failure_lets_running_changes_finish_and_starts_nothing_new() {
+        let mut changes: Vec<Change> = (0..6).map(|i| member(&format!("m{i}@x.example"))).collect();
+        changes.insert(1, member("fail@x.example"));
+        let mut team = member("later");
+        team.address = "team.later".into();
+        team.kind = Kind::Team;
+        team.after = Some(serde_json::json!({"description": ""}));
+        changes.push(team);
+        let plan = Plan {
+            format_version: crate::plan::FORMAT_VERSION.into(),
+            policy: PolicyRef::default(),
+            live: crate::plan::LiveRef {
+                org: "test".into(),
+                fingerprint: String::new(),
+                rate_limits: None,
+            },
+            summary: crate::plan::Summary::of(&changes),
+            changes,
+            unmanaged: Vec::new(),
+            rotations: Vec::new(),
+            warnings: Vec::new(),
+            runtime: Value::Null,
+        };
+        let provider = Flaky {
+            running: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+            performed: Mutex::new(Vec::new()),
+        };
+        let options = ApplyOptions {
+            root: std::env::temp_dir(),
+            concurrency: 3,
+        };
+        let ended = Mutex::new(Vec::new());
+        let report = apply_each(
+            &plan,
+            &DesiredOrg::default(),
+            &LiveOrg::default(),
+            &provider,
+            &options,
+            &|change, report| {
+                ended
+                    .lock()
+                    .unwrap()
+                    .push((change.address.clone(), report.status.as_str()))
+            },
+        )
+        .await;
+        let statuses: Vec<&str> = report.changes.iter().map(|r| r.status.as_str()).collect();
+        // The first three start together; the failure stops the rest of the wave and every
+        // later wave, while the two beside it finish.
+        assert_eq!(
+            statuses,
+            [
+                "done",
+                "failed",
+                "done",
+                "not attempted",
+                "not attempted",
+                "not attempted",
+                "not attempted",
+                "not attempted"
+            ]
+        );
+        assert_eq!(provider.most.load(Ordering::SeqCst), 3);
+        assert_eq!(provider.performed.lock().unwrap().len(), 3);
+        assert_eq!(
+            ended.lock().unwrap().len(),
+            3,
+            "not-attempted changes are not logged"
+        );
+        assert!(!report.succeeded());
+        assert!(
+            report
+                .into_result()
+                .unwrap_err()
+                .to_string()
+                .contains("member.fail@x.example")
+        );
+    }
+}

@@ -123,6 +123,10 @@ codes! {
     TooFewAdmins = "E041", Error, "fewer organization admins than `min_admins`",
         "`organization.min_admins` guards against locking the organization out: the policy must \
          give at least that many members the `organization_admin` role.";
+    SharedSecretFile = "E042", Error, "two keys deliver their secret to the same file",
+        "Each key's `secret: { file: … }` must be a file of its own: a second key written to the \
+         same path would overwrite the first key's secret, and its consumers would break. Give \
+         each key its own path.";
     KeyNeverExpires = "W001", Warning, "a key never expires",
         "A key without `expires` or `expires_after_days` stays valid until someone deletes it. \
          Security teams usually want every key to expire and be rotated.";

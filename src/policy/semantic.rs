@@ -220,6 +220,9 @@ impl Checker<'_> {
 
     fn workspaces(&mut self) {
         let origins = self.origins;
+        // Secret files by normalized path, with the first key that writes there.
+        let mut secret_files: std::collections::HashMap<String, String> =
+            std::collections::HashMap::new();
         for (name, workspace) in &self.desired.workspaces {
             let at = |path: &[&str]| origins.span(Section::Workspaces, name, path);
             let key_at = |path: &[&str]| origins.key_span(Section::Workspaces, name, path);
@@ -305,6 +308,28 @@ impl Checker<'_> {
                     key_at(&path)
                 };
                 let subject = format!("key `{key_name}` of workspace `{name}`");
+
+                if let crate::model::SecretSink::File(file) = &key.secret {
+                    let normalized: std::path::PathBuf = std::path::Path::new(file)
+                        .components()
+                        .filter(|part| *part != std::path::Component::CurDir)
+                        .collect();
+                    let normalized = normalized.to_string_lossy().into_owned();
+                    match secret_files.get(&normalized) {
+                        Some(first) => self.push(
+                            key_path(&["secret", "file"]),
+                            Diagnostic::new(
+                                Code::SharedSecretFile,
+                                format!("{subject} writes its secret to `{file}`, as {first} does"),
+                            )
+                            .label("already another key's file")
+                            .help("give each key a secret file of its own: one would overwrite the other's secret"),
+                        ),
+                        None => {
+                            secret_files.insert(normalized, subject.clone());
+                        }
+                    }
+                }
 
                 self.member_reference(
                     &key.owner,
