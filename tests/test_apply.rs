@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::common::fake_api::{Chaos, FakeApi};
 use crate::common::{Run, TODAY, TestEnv, command, repo_root};
 
-/// The example policies, with the Vault commands swapped for a shell that writes the secret
-/// from stdin to a file, so the command sink runs for real.
+/// The example policies, with two of the file sinks swapped for a shell that writes the
+/// secret from stdin to a file, so the command sink runs for real.
 fn env() -> TestEnv {
     let env = TestEnv::new();
     for relative in [
@@ -20,25 +20,14 @@ fn env() -> TestEnv {
         "workspaces/ml.yaml",
         "workspaces/prod.yaml",
     ] {
-        let text = std::fs::read_to_string(repo_root().join("policies").join(relative)).unwrap();
-        let text: String = text
-            .lines()
-            .map(|line| match line.find("{ command: [vault") {
-                Some(at) => {
-                    let name = line
-                        .rsplit('/')
-                        .next()
-                        .unwrap()
-                        .trim_end_matches(", key=-] }");
-                    format!(
-                        "{}{{ command: [sh, -c, \"umask 077; cat > piped-{name}.key\"] }}",
-                        &line[..at]
-                    )
-                }
-                None => line.to_owned(),
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
+        let mut text =
+            std::fs::read_to_string(repo_root().join("policies").join(relative)).unwrap();
+        for name in ["support-bot", "search-indexer"] {
+            text = text.replace(
+                &format!("secret: {{ file: secrets/prod-workspace/{name}.key }}"),
+                &format!("secret: {{ command: [sh, -c, \"umask 077; cat > piped-{name}.key\"] }}"),
+            );
+        }
         env.write(&format!("policies/{relative}"), text);
     }
     env
@@ -559,6 +548,28 @@ fn deleting_a_workspace_needs_its_own_flag() {
     let path = env.root().join("org.json");
     org.save(&path).unwrap();
     let choice = format!("sandbox:{}", path.display());
+
+    // The plan says so before apply refuses, in every rendering.
+    let plan = env.run(&["plan", "--org", &choice]);
+    let guard_lines: Vec<&str> = plan
+        .stdout
+        .lines()
+        .skip_while(|line| !line.starts_with("Apply will refuse"))
+        .take(2)
+        .collect();
+    insta::assert_snapshot!(guard_lines.join("\n"), @r"
+    Apply will refuse this plan unless told otherwise:
+      ! the plan deletes (archives) workspace.scratch  (lift with: --allow-destroy workspace)
+    ");
+    let markdown = env.run(&["plan", "--org", &choice, "--format", "markdown"]);
+    assert!(
+        markdown.stdout.contains("> - the plan deletes (archives) workspace.scratch (lift with: `--allow-destroy workspace`)"),
+        "{}",
+        markdown.stdout
+    );
+    let json = env.run(&["plan", "--org", &choice, "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(json["guards"][0]["flag"], "--allow-destroy workspace");
 
     let refused = env.run(&["apply", "--org", &choice, "--auto-approve"]);
     assert_eq!(refused.code, 3, "{}{}", refused.stdout, refused.stderr);

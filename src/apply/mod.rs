@@ -7,7 +7,6 @@
 //! starts, what is in flight finishes, and the report says what became of every change.
 
 pub mod audit;
-pub mod guard;
 pub mod lock;
 mod secret;
 
@@ -876,6 +875,7 @@ mod tests {
             changes,
             unmanaged: Vec::new(),
             rotations: Vec::new(),
+            guards: Vec::new(),
             warnings: Vec::new(),
             runtime: Value::Null,
         };

@@ -6,9 +6,9 @@ use super::plan::{Clock, Planned, make_plan};
 use super::show::read_plan;
 use super::{ColorChoice, CommandError, ExitStatus};
 use crate::apply::audit::AuditLog;
-use crate::apply::guard::{self, GuardOptions};
 use crate::apply::{ApplyOptions, Status, apply_each, lock};
 use crate::plan::Plan;
+use crate::plan::guard::{self, GuardOptions};
 use crate::render::{apply as render_apply, plan as render};
 
 #[derive(Debug, clap::Args)]

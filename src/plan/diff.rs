@@ -74,7 +74,7 @@ pub fn diff(input: &PlanInput<'_>) -> Plan {
     changes.append(&mut deletes);
     changes.extend(manual);
 
-    Plan {
+    let mut plan = Plan {
         format_version: FORMAT_VERSION.into(),
         policy: input.policy.clone(),
         live: LiveRef {
@@ -86,9 +86,17 @@ pub fn diff(input: &PlanInput<'_>) -> Plan {
         changes,
         unmanaged,
         rotations,
+        guards: Vec::new(),
         warnings,
         runtime: runtime(input.desired),
-    }
+    };
+    plan.guards = super::guard::check(
+        &plan,
+        input.desired,
+        input.live,
+        &super::guard::GuardOptions::default(),
+    );
+    plan
 }
 
 fn rank(kind: Kind) -> u8 {

@@ -5,6 +5,7 @@
 //! a versioned contract (see the README), so field names here are part of the interface.
 
 mod diff;
+pub mod guard;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -24,6 +25,9 @@ pub struct Plan {
     /// Where each key rotation stands; absent when none is under way.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rotations: Vec<Rotation>,
+    /// The safety guards apply will refuse this plan by, at their defaults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guards: Vec<guard::Tripped>,
     pub warnings: Vec<String>,
     pub runtime: Value,
 }

@@ -100,6 +100,21 @@ pub fn human(plan: &Plan, color: bool) -> String {
     for warning in &plan.warnings {
         let _ = writeln!(out, "\n{} {warning}", paint.paint("33;1", "warning:"));
     }
+    if !plan.guards.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            paint.paint("31;1", "Apply will refuse this plan unless told otherwise:")
+        );
+        for guard in &plan.guards {
+            let _ = writeln!(
+                out,
+                "  ! {}  {}",
+                guard.message,
+                paint.dim(&format!("(lift with: {})", guard.flag))
+            );
+        }
+    }
     let _ = writeln!(out, "\n{}", runtime_line(plan));
     let _ = writeln!(out, "{}", paint.bold(&summary_line(plan)));
     out
@@ -187,6 +202,21 @@ pub fn markdown(plan: &Plan) -> String {
                 "- `{}`: {}",
                 rotation.address,
                 escape_html(&rotation_note(rotation))
+            );
+        }
+        out.push('\n');
+    }
+    if !plan.guards.is_empty() {
+        let _ = writeln!(
+            out,
+            "> [!WARNING]\n> **Apply will refuse this plan** unless told otherwise:"
+        );
+        for guard in &plan.guards {
+            let _ = writeln!(
+                out,
+                "> - {} (lift with: `{}`)",
+                escape_html(&guard.message),
+                guard.flag
             );
         }
         out.push('\n');

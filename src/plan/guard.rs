@@ -1,11 +1,13 @@
 //! Safety guards: changes that need a person to say so explicitly, each with its own flag.
+//! The plan lists the guards it trips at their defaults, so a reviewer sees them before
+//! apply refuses; apply checks again with the flags it was given.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use super::{Action, Kind, Plan};
 use crate::model::{DesiredOrg, LiveOrg};
-use crate::plan::{Action, Kind, Plan};
 
 pub struct GuardOptions {
     /// `--allow-destroy workspace`: deleting (archiving) workspaces is intended.
@@ -27,7 +29,7 @@ impl Default for GuardOptions {
 }
 
 /// A guard a plan trips, with what would let it through.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Tripped {
     pub message: String,
     pub flag: String,
