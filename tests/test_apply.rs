@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::common::fake_api::{Chaos, FakeApi};
+use crate::common::fake_api::{Chaos, FakeApi, Fault};
 use crate::common::{Run, TODAY, TestEnv, command, repo_root};
 
 /// The example policies, with two of the file sinks swapped for a shell that writes the
@@ -310,11 +310,20 @@ fn apply_converges_through_faults_without_duplicates_or_lost_secrets() {
         Duration::ZERO,
         TODAY,
     );
+    // The first create of each kind has its answer lost for sure; the chaos loses more.
+    for call in [
+        "POST /v1/admin/users",
+        "POST /v1/admin/workspaces",
+        "POST /v1/admin/user-groups",
+        "POST /v1/admin/api-keys",
+    ] {
+        api.fail_next(call, Fault::Lost);
+    }
     api.set_chaos(Some(Chaos {
         seed: 7,
         server_errors: 0.10,
         rate_limited: 0.10,
-        lost_creates: 0.35,
+        lost_writes: 0.10,
     }));
     let mut runs = Vec::new();
     for _ in 0..3 {
@@ -335,8 +344,8 @@ fn apply_converges_through_faults_without_duplicates_or_lost_secrets() {
         "no convergence in 3 runs:\n{transcript}"
     );
     assert!(
-        api.lost_creates() > 0,
-        "the chaos lost no create; the test proves nothing"
+        api.lost_writes() >= 4,
+        "fewer answers lost than scripted; the test proves less than it says"
     );
 
     // The organization matches the policy: nothing left but the console's steps.
@@ -418,6 +427,48 @@ fn apply_converges_through_faults_without_duplicates_or_lost_secrets() {
     }
     assert!(!transcript.contains(ADMIN_KEY) && !audit.contains(ADMIN_KEY));
     assert!(audit.contains("\"request_ids\":[\"req-"), "{audit}");
+    // Two days on, the rotated key's predecessor goes; the delete's answer is lost (the
+    // server deletes, then stalls past the timeout), its retry finds nothing left to delete.
+    let key_deletes = || {
+        api.log()
+            .iter()
+            .filter(|line| line.starts_with("DELETE /v1/admin/api-keys/"))
+            .count()
+    };
+    let before = key_deletes();
+    api.fail_next("/v1/admin/api-keys/", Fault::Stall(Duration::from_secs(3)));
+    let output = command(env.root())
+        .args(["apply", "--org", "mistral", "--auto-approve"])
+        .env("TRAMONTANE_NOW", "2026-06-03T12:00:00Z")
+        .env("MISTRAL_ADMIN_API_KEY", ADMIN_KEY)
+        .env("MISTRAL_API_URL", &api.url)
+        .env("TRAMONTANE_BACKOFF_MS", "2")
+        .env("TRAMONTANE_TIMEOUT", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("- workspace.dev-workspace.key.ide-completion: done"),
+        "{stdout}"
+    );
+    let left = api
+        .org()
+        .keys
+        .values()
+        .filter(|key| key.name.as_deref() == Some("ide-completion"))
+        .count();
+    assert_eq!(left, 1);
+    assert_eq!(
+        key_deletes() - before,
+        2,
+        "the delete was not retried after its lost answer"
+    );
 }
 
 #[test]

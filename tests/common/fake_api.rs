@@ -33,6 +33,8 @@ pub enum Fault {
     Stall(Duration),
     /// Answer 200 with a body cut off mid-way.
     Truncated,
+    /// Do the work, then answer 502: the answer is lost on its way back.
+    Lost,
 }
 
 /// Random misbehaviour on every request, from a seeded generator so a failing run can be
@@ -45,8 +47,9 @@ pub struct Chaos {
     pub server_errors: f64,
     /// Share of requests answered 429 (`Retry-After: 0`) without acting.
     pub rate_limited: f64,
-    /// Share of creates carried out and then answered 502, as if the answer was lost.
-    pub lost_creates: f64,
+    /// Share of creates and deletes carried out and then answered 502, as if the answer
+    /// was lost.
+    pub lost_writes: f64,
 }
 
 pub struct FakeState {
@@ -126,8 +129,8 @@ impl FakeApi {
             chaos.map(|chaos| (chaos, rand::rngs::StdRng::seed_from_u64(chaos.seed)));
     }
 
-    /// Creates carried out whose answer the chaos dropped.
-    pub fn lost_creates(&self) -> u64 {
+    /// Creates and deletes carried out whose answer the chaos dropped.
+    pub fn lost_writes(&self) -> u64 {
         self.state.lost.load(Ordering::SeqCst)
     }
 
@@ -177,15 +180,21 @@ async fn handle(
     if !authorized {
         return error(StatusCode::UNAUTHORIZED, json!("Unauthorized"));
     }
-    let (refusal, lose) = roll_chaos(&state, &method, &path);
+    let (refusal, mut lose) = roll_chaos(&state, &method, &path);
     if let Some(response) = refusal {
         return with_request_id(&state, response);
     }
     let fault = {
         let mut faults = state.faults.lock().unwrap();
-        let position = faults
-            .iter()
-            .position(|(prefix, _)| path.starts_with(prefix.as_str()));
+        // `METHOD /path` matches that method only; a bare `/path` any method.
+        let call = format!("{method} {path}");
+        let position = faults.iter().position(|(prefix, _)| {
+            if prefix.starts_with('/') {
+                path.starts_with(prefix.as_str())
+            } else {
+                call.starts_with(prefix.as_str())
+            }
+        });
         position
             .and_then(|i| faults.remove(i))
             .map(|(_, fault)| fault)
@@ -216,6 +225,7 @@ async fn handle(
                 .into_response();
         }
         Some(Fault::Stall(duration)) => stall = Some(duration),
+        Some(Fault::Lost) => lose = true,
         Some(Fault::Truncated) => {
             return (
                 StatusCode::OK,
@@ -291,7 +301,11 @@ fn roll_chaos(state: &FakeState, method: &Method, path: &str) -> (Option<Respons
         && ["/users", "/workspaces", "/user-groups", "/api-keys"]
             .iter()
             .any(|end| path.ends_with(end));
-    (None, creates && rng.random::<f64>() < chaos.lost_creates)
+    let deletes = *method == Method::DELETE;
+    (
+        None,
+        (creates || deletes) && rng.random::<f64>() < chaos.lost_writes,
+    )
 }
 
 fn page(q: &BTreeMap<String, String>, max: Option<usize>) -> Result<(usize, usize), Box<Response>> {

@@ -217,6 +217,13 @@ impl Provider for MistralProvider {
                     }
                     attempt += 1;
                 }
+                // A delete answered 404 has nothing left to delete: what it asked for holds.
+                // This is how a retried delete whose first answer was lost ends.
+                Err(ProviderError::Api(error::ApiError::NotFound { .. }))
+                    if is_delete(&operation) =>
+                {
+                    return Ok(Outcome::Done);
+                }
                 other => return other,
             }
         }
@@ -230,6 +237,17 @@ impl Provider for MistralProvider {
 /// How many times a create whose answer was lost is sent, each after checking that the
 /// previous one did not happen.
 const CREATE_ATTEMPTS: usize = 3;
+
+fn is_delete(operation: &Operation) -> bool {
+    matches!(
+        operation,
+        Operation::DeleteUser { .. }
+            | Operation::ArchiveWorkspace { .. }
+            | Operation::DeleteGroup { .. }
+            | Operation::UnassignGroupWorkspace { .. }
+            | Operation::DeleteKey { .. }
+    )
+}
 
 fn is_create(operation: &Operation) -> bool {
     matches!(
