@@ -170,16 +170,12 @@ fn an_empty_policy_is_refused_by_a_guard() {
 }
 
 fn run_at(env: &TestEnv, now: &str, args: &[&str]) -> Run {
-    let output = command(env.root())
+    command(env.root())
         .env("TRAMONTANE_NOW", now)
         .args(args)
         .output()
-        .unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
+        .unwrap()
+        .into()
 }
 
 /// The keys of the sandbox demo org named `name`, oldest first, as (created_at, hidden key).
@@ -285,7 +281,7 @@ fn a_rotation_keeps_the_old_key_for_the_overlap_then_deletes_it() {
 const ADMIN_KEY: &str = "admin-key-that-must-never-print";
 
 fn apply_over_http(env: &TestEnv, api: &FakeApi) -> Run {
-    let output = command(env.root())
+    command(env.root())
         .args(["apply", "--org", "mistral", "--auto-approve"])
         .env("MISTRAL_ADMIN_API_KEY", ADMIN_KEY)
         .env("MISTRAL_API_URL", &api.url)
@@ -293,12 +289,8 @@ fn apply_over_http(env: &TestEnv, api: &FakeApi) -> Run {
         .env("TRAMONTANE_RATE_LIMIT", "1000")
         .env("TRAMONTANE_TIMEOUT", "2")
         .output()
-        .unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
+        .unwrap()
+        .into()
 }
 
 #[test]

@@ -60,11 +60,20 @@ pub fn command(dir: &Path) -> Command {
 }
 
 pub fn run_in(dir: &Path, args: &[&str]) -> Run {
-    let output = command(dir).args(args).output().expect("the binary runs");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+    command(dir)
+        .args(args)
+        .output()
+        .expect("the binary runs")
+        .into()
+}
+
+impl From<std::process::Output> for Run {
+    fn from(output: std::process::Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+        }
     }
 }
 
