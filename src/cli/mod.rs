@@ -4,6 +4,7 @@
 
 mod apply;
 pub mod command_error;
+mod diff;
 mod explain;
 mod import;
 pub mod org;
@@ -48,6 +49,8 @@ pub enum Command {
     Show(show::Args),
     /// Write the live organization as policy files, to start a policy repository from.
     Import(import::Args),
+    /// Compare the effective access of the policies at two git revisions, offline.
+    Diff(diff::Args),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -83,5 +86,6 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
         Command::Show(args) => show::run(&args, cli.color),
         Command::Apply(args) => apply::run(&args, cli.color),
         Command::Import(args) => import::run(&args),
+        Command::Diff(args) => diff::run(&args, cli.color),
     }
 }
