@@ -7,6 +7,7 @@
 pub mod access;
 pub mod apply;
 pub mod cli;
+pub mod github;
 pub mod model;
 pub mod plan;
 pub mod policy;

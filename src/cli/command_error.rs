@@ -45,6 +45,9 @@ pub enum CommandError {
         action: &'static str,
         source: std::io::Error,
     },
+    /// GitHub refused or could not be reached.
+    #[error(transparent)]
+    GitHub(#[from] crate::github::GitHubError),
     /// Output could not be written (a closed pipe, a full disk).
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
@@ -60,7 +63,8 @@ impl CommandError {
             CommandError::Usage { .. }
             | CommandError::Output(_)
             | CommandError::Provider(_)
-            | CommandError::File { .. } => ExitCode::from(1),
+            | CommandError::File { .. }
+            | CommandError::GitHub(_) => ExitCode::from(1),
         }
     }
 
