@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use axum::http::Method;
 use serde_json::{Value, json};
 use tramontane::plan::Plan;
 
@@ -347,6 +348,34 @@ fn with_an_author_someone_elses_marker_is_ignored() {
         comments[0].body,
         "<!-- tramontane:plan dir=policies -->\nNo changes, merge away!"
     );
+}
+
+#[test]
+fn transient_failures_are_retried_except_for_a_create() {
+    let env = TestEnv::new();
+    let github = FakeGitHub::start(TOKEN);
+    write_plan(&env, "plan.json", &plan(1));
+    github.fail_next(Method::GET, 502);
+    let run = comment(&env, &github, &["--plan", "plan.json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        github.log(),
+        [
+            "GET /repos/acme/policies/issues/5/comments?per_page=100",
+            "GET /repos/acme/policies/issues/5/comments?per_page=100",
+            "POST /repos/acme/policies/issues/5/comments",
+        ]
+    );
+
+    // GitHub may have stored the comment before the failure: posting again could make two,
+    // so a failed create is reported, not repeated.
+    github.state.comments.lock().unwrap().clear();
+    github.clear_log();
+    github.fail_next(Method::POST, 502);
+    let run = comment(&env, &github, &["--plan", "plan.json"]);
+    assert_eq!(run.code, 1);
+    insta::assert_snapshot!(run.stderr, @"error: POST /repos/acme/policies/issues/5/comments: GitHub failed with 502 after 1 attempt(s); try again later");
+    assert_eq!(github.log().len(), 2, "{:?}", github.log());
 }
 
 #[test]

@@ -38,6 +38,8 @@ pub struct GitHubState {
     /// When set, writes answer 403 as they do for a read-only token.
     pub read_only: AtomicBool,
     pub log: Mutex<Vec<String>>,
+    /// Statuses the next requests of a method answer with, one each, before any work is done.
+    pub failures: Mutex<Vec<(Method, u16)>>,
 }
 
 pub struct FakeGitHub {
@@ -61,6 +63,7 @@ impl FakeGitHub {
             page_size: AtomicUsize::new(100),
             read_only: AtomicBool::new(false),
             log: Mutex::new(Vec::new()),
+            failures: Mutex::new(Vec::new()),
         });
         let app = axum::Router::new()
             .fallback(handle)
@@ -106,6 +109,12 @@ impl FakeGitHub {
 
     pub fn set_read_only(&self, read_only: bool) {
         self.state.read_only.store(read_only, Ordering::SeqCst);
+    }
+
+    /// The next `method` request answers `status` (a 502 from a proxy, say) without doing
+    /// anything.
+    pub fn fail_next(&self, method: Method, status: u16) {
+        self.state.failures.lock().unwrap().push((method, status));
     }
 
     /// Every request as `METHOD /path?query`.
@@ -166,6 +175,18 @@ async fn handle(
         None => format!("{method} {}", uri.path()),
     };
     state.log.lock().unwrap().push(shown);
+    let failure = {
+        let mut failures = state.failures.lock().unwrap();
+        let at = failures.iter().position(|(m, _)| *m == method);
+        at.map(|at| failures.remove(at).1)
+    };
+    if let Some(status) = failure {
+        return (
+            StatusCode::from_u16(status).unwrap(),
+            "<html><body>Bad gateway</body></html>",
+        )
+            .into_response();
+    }
 
     let expected = format!("Bearer {}", state.token);
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
