@@ -38,6 +38,9 @@ pub enum CommandError {
     /// The organization could not be read or changed.
     #[error(transparent)]
     Provider(#[from] crate::provider::ProviderError),
+    /// GitHub refused or could not be reached.
+    #[error(transparent)]
+    GitHub(#[from] crate::github::GitHubError),
     /// A file named on the command line could not be read or written.
     #[error("cannot {action} `{}`: {source}", path.display())]
     File {
@@ -45,9 +48,6 @@ pub enum CommandError {
         action: &'static str,
         source: std::io::Error,
     },
-    /// GitHub refused or could not be reached.
-    #[error(transparent)]
-    GitHub(#[from] crate::github::GitHubError),
     /// Output could not be written (a closed pipe, a full disk).
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
@@ -61,10 +61,10 @@ impl CommandError {
                 ExitCode::SUCCESS
             }
             CommandError::Usage { .. }
+            | CommandError::GitHub(_)
             | CommandError::Output(_)
             | CommandError::Provider(_)
-            | CommandError::File { .. }
-            | CommandError::GitHub(_) => ExitCode::from(1),
+            | CommandError::File { .. } => ExitCode::from(1),
         }
     }
 

@@ -207,23 +207,25 @@ async fn handle(
             "Resource not accessible by integration",
         );
     }
-    let body_text = || -> Result<String, Response> {
+    let body_text = || -> Result<String, Box<Response>> {
         let value: Value = serde_json::from_slice(&body)
-            .map_err(|_| message(StatusCode::BAD_REQUEST, "Problems parsing JSON"))?;
+            .map_err(|_| Box::new(message(StatusCode::BAD_REQUEST, "Problems parsing JSON")))?;
         let text = value["body"]
             .as_str()
-            .ok_or_else(|| message(StatusCode::UNPROCESSABLE_ENTITY, "Invalid request"))?
+            .ok_or_else(|| Box::new(message(StatusCode::UNPROCESSABLE_ENTITY, "Invalid request")))?
             .to_owned();
         if text.chars().count() > BODY_LIMIT {
-            return Err((
-                StatusCode::UNPROCESSABLE_ENTITY,
-                axum::Json(json!({
-                    "message": "Validation Failed",
-                    "errors": [{"resource": "IssueComment", "code": "custom", "field": "body",
-                                "message": "body is too long (maximum is 65536 characters)"}]
-                })),
-            )
-                .into_response());
+            return Err(Box::new(
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    axum::Json(json!({
+                        "message": "Validation Failed",
+                        "errors": [{"resource": "IssueComment", "code": "custom", "field": "body",
+                                    "message": "body is too long (maximum is 65536 characters)"}]
+                    })),
+                )
+                    .into_response(),
+            ));
         }
         Ok(text)
     };
@@ -267,7 +269,7 @@ async fn handle(
             };
             let text = match body_text() {
                 Ok(text) => text,
-                Err(response) => return response,
+                Err(response) => return *response,
             };
             let comment = FakeComment {
                 id: next_id(&state),
@@ -282,7 +284,7 @@ async fn handle(
         (Method::PATCH, ["repos", _, _, "issues", "comments", id]) => {
             let text = match body_text() {
                 Ok(text) => text,
-                Err(response) => return response,
+                Err(response) => return *response,
             };
             let mut comments = state.comments.lock().unwrap();
             let Some(comment) = comments.iter_mut().find(|c| id.parse() == Ok(c.id)) else {
