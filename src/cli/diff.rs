@@ -58,7 +58,11 @@ struct Side {
 }
 
 pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> {
-    let today = super::plan::today(args.today);
+    let today = args.today.unwrap_or_else(|| {
+        jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date()
+    });
     let options = LoadOptions::new(today);
     let repo = PolicyRepository::open(&args.policies).map_err(git_error)?;
     let base = at_revision(&repo, &args.base, &options)?;
