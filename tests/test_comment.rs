@@ -295,6 +295,36 @@ fn a_plan_too_long_for_one_comment_is_split_and_shrinks_back() {
 }
 
 #[test]
+fn a_failed_plan_replaces_the_old_plan_with_a_line_saying_so() {
+    let env = TestEnv::new();
+    let github = FakeGitHub::start(TOKEN);
+    write_plan(&env, "plan.json", &plan(450));
+    assert_eq!(comment(&env, &github, &["--plan", "plan.json"]).code, 0);
+    assert!(ours(&github).len() > 1);
+
+    let run = comment(
+        &env,
+        &github,
+        &[
+            "--failed",
+            "--details-url",
+            "https://github.test/acme/policies/actions/runs/43",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let left = ours(&github);
+    assert_eq!(left.len(), 1);
+    insta::assert_snapshot!(left[0].body, @r"
+    <!-- tramontane:plan dir=policies -->
+    **tramontane plan** for `policies` failed on the latest push, so no plan is shown. [The run](https://github.test/acme/policies/actions/runs/43) says why.
+    ");
+
+    let run = comment(&env, &github, &[]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--plan <PLAN>"), "{}", run.stderr);
+}
+
+#[test]
 fn each_policy_directory_has_its_own_comment() {
     let env = TestEnv::new();
     let github = FakeGitHub::start(TOKEN);

@@ -20,8 +20,13 @@ pub struct Args {
     pub pr: u64,
 
     /// A plan saved with `tramontane plan --out`.
-    #[arg(long)]
-    pub plan: PathBuf,
+    #[arg(long, required_unless_present = "failed")]
+    pub plan: Option<PathBuf>,
+
+    /// Planning failed: replace the comment with a line saying so, so an out-of-date plan
+    /// does not stay on the pull request looking current.
+    #[arg(long, conflicts_with_all = ["plan", "append"])]
+    pub failed: bool,
 
     /// The policy directory the plan is of: each directory has its own comment.
     #[arg(long, short, default_value = "policies", env = "TRAMONTANE_POLICIES")]
@@ -56,7 +61,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
-    let plan = super::show::read_plan(&args.plan)?;
+    let plan = args.plan.as_ref().map(super::show::read_plan).transpose()?;
     let appendices = args
         .append
         .iter()
@@ -73,7 +78,10 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
         appendices: &appendices,
         details_url: args.details_url.as_deref(),
     };
-    let bodies = comment::bodies(&plan, &dir, &extras);
+    let bodies = match &plan {
+        Some(plan) => comment::bodies(plan, &dir, &extras),
+        None => vec![comment::failure_body(&dir, extras.details_url)],
+    };
 
     let stdout = std::io::stdout();
     if args.dry_run {
@@ -88,8 +96,10 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
     }
 
     // The run's page shows the whole plan even where the comment cannot be written (a fork).
-    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
-        let mut markdown = crate::render::plan::markdown(&plan);
+    if let Some(plan) = &plan
+        && let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty())
+    {
+        let mut markdown = crate::render::plan::markdown(plan);
         for appendix in &appendices {
             markdown.push('\n');
             markdown.push_str(appendix.trim_end());

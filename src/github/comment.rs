@@ -157,6 +157,19 @@ fn capitalize(text: &str) -> String {
     })
 }
 
+/// The comment for `dir` when planning failed: the plan shown before is out of date and must
+/// not stay on the pull request looking current.
+pub fn failure_body(dir: &str, details_url: Option<&str>) -> String {
+    let why = match details_url {
+        Some(url) => format!("[The run]({url}) says why."),
+        None => "The workflow run says why.".to_owned(),
+    };
+    format!(
+        "{}\n**tramontane plan** for `{dir}` failed on the latest push, so no plan is shown. {why}\n",
+        marker(dir, 1)
+    )
+}
+
 /// The comment bodies for `dir`, each under GitHub's limit, each starting with its marker.
 pub fn bodies(plan: &Plan, dir: &str, extras: &Extras<'_>) -> Vec<String> {
     bodies_within(
