@@ -284,7 +284,7 @@ fn a_plan_too_long_for_one_comment_is_split_and_shrinks_back() {
     assert_eq!(
         run.stdout,
         format!(
-            "Plan comment for `policies` on acme/policies#5: updated https://github.test/acme/policies/pull/5#issuecomment-{}\nDeleted {} earlier part(s) the plan no longer needs.\n",
+            "Plan comment for `policies` on acme/policies#5: updated https://github.test/acme/policies/pull/5#issuecomment-{}\nDeleted {} stale plan comment(s): parts a shorter plan no longer needs, or duplicates.\n",
             parts[0].id,
             count - 1
         )
@@ -322,6 +322,28 @@ fn a_failed_plan_replaces_the_old_plan_with_a_line_saying_so() {
     let run = comment(&env, &github, &[]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("--plan <PLAN>"), "{}", run.stderr);
+}
+
+#[test]
+fn duplicates_of_the_comment_are_folded_into_the_oldest() {
+    let env = TestEnv::new();
+    let github = FakeGitHub::start(TOKEN);
+    let marker = "<!-- tramontane:plan dir=policies -->\nan old plan";
+    let oldest = github.add_comment(5, BOT, marker);
+    github.add_comment(5, "alice", "a review");
+    github.add_comment(5, BOT, marker);
+    write_plan(&env, "plan.json", &plan(1));
+    let run = comment(&env, &github, &["--plan", "plan.json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("Deleted 1 stale plan comment(s)"),
+        "{}",
+        run.stdout
+    );
+    let left = ours(&github);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, oldest);
+    assert_eq!(github.comments(5).len(), 2);
 }
 
 #[test]

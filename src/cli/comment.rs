@@ -156,7 +156,7 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
     if report.deleted > 0 {
         writeln!(
             out,
-            "Deleted {} earlier part(s) the plan no longer needs.",
+            "Deleted {} stale plan comment(s): parts a shorter plan no longer needs, or duplicates.",
             report.deleted
         )?;
     }
