@@ -4,8 +4,10 @@
 //! later stages diff it against the live organization into a plan and apply it; [`render`]
 //! shows every result; [`cli`] is the thin command line over all of it.
 
+pub mod access;
 pub mod apply;
 pub mod cli;
+pub mod github;
 pub mod model;
 pub mod plan;
 pub mod policy;

@@ -4,6 +4,8 @@
 mod common;
 
 mod test_apply;
+mod test_comment;
+mod test_diff;
 mod test_explain;
 mod test_fixtures;
 mod test_mistral;

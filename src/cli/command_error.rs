@@ -38,6 +38,9 @@ pub enum CommandError {
     /// The organization could not be read or changed.
     #[error(transparent)]
     Provider(#[from] crate::provider::ProviderError),
+    /// GitHub refused or could not be reached.
+    #[error(transparent)]
+    GitHub(#[from] crate::github::GitHubError),
     /// A file named on the command line could not be read or written.
     #[error("cannot {action} `{}`: {source}", path.display())]
     File {
@@ -64,6 +67,7 @@ impl CommandError {
                 ExitCode::SUCCESS
             }
             CommandError::Usage { .. }
+            | CommandError::GitHub(_)
             | CommandError::Output(_)
             | CommandError::Provider(_)
             | CommandError::File { .. }

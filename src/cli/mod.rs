@@ -4,6 +4,8 @@
 
 mod apply;
 pub mod command_error;
+mod comment;
+mod diff;
 mod explain;
 mod import;
 pub mod org;
@@ -48,6 +50,10 @@ pub enum Command {
     Show(show::Args),
     /// Write the live organization as policy files, to start a policy repository from.
     Import(import::Args),
+    /// Post a saved plan as the pull request's sticky comment, updated in place on every push.
+    Comment(comment::Args),
+    /// Compare the effective access of the policies at two git revisions, offline.
+    Diff(diff::Args),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -83,5 +89,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
         Command::Show(args) => show::run(&args, cli.color),
         Command::Apply(args) => apply::run(&args, cli.color),
         Command::Import(args) => import::run(&args),
+        Command::Comment(args) => comment::run(&args),
+        Command::Diff(args) => diff::run(&args, cli.color),
     }
 }

@@ -35,3 +35,168 @@ pub fn locate(dir: &Path) -> (Option<String>, bool) {
         .unwrap_or(false);
     (commit, dirty)
 }
+
+/// Why the policies at a git revision could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("`{dir}` is not inside a git repository")]
+    NotARepository { dir: String },
+    #[error("`{dir}` is outside the work tree of the repository at `{root}`")]
+    OutsideWorkTree { dir: String, root: String },
+    #[error("`{rev}` names no commit in this repository ({message})")]
+    UnknownRevision { rev: String, message: String },
+    #[error("`{path}` at `{rev}` is a file, not a directory of policy files")]
+    NotADirectory { rev: String, path: String },
+    #[error("cannot read `{rev}`: {message}")]
+    Read { rev: String, message: String },
+}
+
+/// The repository that holds a policy directory, and where the directory is inside it.
+pub struct PolicyRepository {
+    repo: git2::Repository,
+    /// The policy directory relative to the repository's root, `/`-separated; empty for the
+    /// root itself.
+    relative: String,
+}
+
+/// The policy files of one revision.
+pub struct FilesAtRevision {
+    /// The full id of the commit the revision names.
+    pub commit: String,
+    /// `None` when the policy directory does not exist at that commit.
+    pub files: Option<Vec<crate::policy::PolicyText>>,
+}
+
+impl PolicyRepository {
+    /// Finds the repository holding `dir` (which need not exist in the work tree: it may
+    /// exist only at some revision), searching up from `dir` or from the current directory.
+    pub fn open(dir: &Path) -> Result<PolicyRepository, GitError> {
+        let shown = dir.to_string_lossy().replace('\\', "/");
+        let absolute = if dir.exists() {
+            dir.canonicalize().ok()
+        } else {
+            std::env::current_dir()
+                .and_then(|cwd| cwd.canonicalize())
+                .ok()
+                .map(|cwd| cwd.join(dir))
+        };
+        let start = absolute
+            .as_deref()
+            .and_then(|path| path.ancestors().find(|p| p.exists()))
+            .unwrap_or(Path::new("."));
+        let repo = git2::Repository::discover(start)
+            .map_err(|_| GitError::NotARepository { dir: shown.clone() })?;
+        let relative = match (repo.workdir(), absolute) {
+            (Some(workdir), Some(absolute)) => {
+                let root = workdir
+                    .canonicalize()
+                    .unwrap_or_else(|_| workdir.to_owned());
+                let inside =
+                    absolute
+                        .strip_prefix(&root)
+                        .map_err(|_| GitError::OutsideWorkTree {
+                            dir: shown.clone(),
+                            root: root.to_string_lossy().into_owned(),
+                        })?;
+                normalize(inside)
+            }
+            // A bare repository has no work tree: the directory is a path inside it.
+            _ => normalize(dir),
+        };
+        Ok(PolicyRepository { repo, relative })
+    }
+
+    /// The policy directory as a path inside the repository.
+    pub fn relative_dir(&self) -> &str {
+        &self.relative
+    }
+
+    /// Every `*.yaml` / `*.yml` under the policy directory at `rev`, skipping hidden files and
+    /// directories as a load from disk does. Symbolic links and submodules are not followed.
+    pub fn files_at(&self, rev: &str) -> Result<FilesAtRevision, GitError> {
+        let commit = self
+            .repo
+            .revparse_single(rev)
+            .and_then(|object| object.peel_to_commit())
+            .map_err(|error| GitError::UnknownRevision {
+                rev: rev.to_owned(),
+                message: error.message().to_owned(),
+            })?;
+        let read_error = |error: git2::Error| GitError::Read {
+            rev: rev.to_owned(),
+            message: error.message().to_owned(),
+        };
+        let root = commit.tree().map_err(read_error)?;
+        let tree = if self.relative.is_empty() {
+            root
+        } else {
+            let entry = match root.get_path(Path::new(&self.relative)) {
+                Ok(entry) => entry,
+                Err(error) if error.code() == git2::ErrorCode::NotFound => {
+                    return Ok(FilesAtRevision {
+                        commit: commit.id().to_string(),
+                        files: None,
+                    });
+                }
+                Err(error) => return Err(read_error(error)),
+            };
+            if entry.kind() != Some(git2::ObjectType::Tree) {
+                return Err(GitError::NotADirectory {
+                    rev: rev.to_owned(),
+                    path: self.relative.clone(),
+                });
+            }
+            self.repo.find_tree(entry.id()).map_err(read_error)?
+        };
+
+        let mut found: Vec<(std::path::PathBuf, git2::Oid)> = Vec::new();
+        tree.walk(git2::TreeWalkMode::PreOrder, |parent, entry| {
+            let Ok(name) = entry.name() else {
+                return git2::TreeWalkResult::Skip;
+            };
+            if name.starts_with('.') {
+                return git2::TreeWalkResult::Skip;
+            }
+            let is_file = matches!(entry.filemode(), 0o100644 | 0o100755);
+            if is_file && (name.ends_with(".yaml") || name.ends_with(".yml")) {
+                found.push((Path::new(parent).join(name), entry.id()));
+            }
+            git2::TreeWalkResult::Ok
+        })
+        .map_err(read_error)?;
+        // The same order as a load from disk, so the same definition counts as the first.
+        found.sort();
+
+        let prefix = if self.relative.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.relative)
+        };
+        let mut files = Vec::with_capacity(found.len());
+        for (path, id) in found {
+            let blob = self.repo.find_blob(id).map_err(read_error)?;
+            files.push(crate::policy::PolicyText {
+                display: format!(
+                    "{rev}:{prefix}{}",
+                    path.to_string_lossy().replace('\\', "/")
+                ),
+                bytes: blob.content().to_vec(),
+            });
+        }
+        Ok(FilesAtRevision {
+            commit: commit.id().to_string(),
+            files: Some(files),
+        })
+    }
+}
+
+/// A relative path as git names it: `/`-separated, without `.` parts or a trailing slash.
+fn normalize(path: &Path) -> String {
+    path.components()
+        .filter_map(|part| match part {
+            std::path::Component::Normal(name) => Some(name.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}

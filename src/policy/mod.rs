@@ -178,23 +178,59 @@ impl Origins {
 /// Loads, checks and merges every policy file under `dir`. Never fails: problems are
 /// diagnostics, and the returned org holds whatever parts were valid.
 pub fn load(dir: &Path, options: &LoadOptions<'_>) -> LoadedPolicy {
-    let mut sources = SourceSet::default();
-    let mut diagnostics = Vec::new();
-    let mut origins = Origins::default();
-    let mut desired = DesiredOrg::default();
     let shown_dir = dir.to_string_lossy().replace('\\', "/");
-
     let paths = match discover(dir) {
         Ok(paths) => paths,
         Err(diagnostic) => {
             return LoadedPolicy {
-                sources,
-                desired,
+                sources: SourceSet::default(),
+                desired: DesiredOrg::default(),
                 diagnostics: vec![diagnostic.path(shown_dir)],
             };
         }
     };
-    if paths.is_empty() {
+    let prepared = prepare_all(paths.len(), |id, index| prepare(id, dir, &paths[index]));
+    merge(&shown_dir, prepared, options)
+}
+
+/// A policy file that is not read from disk, such as one at a git commit.
+pub struct PolicyText {
+    /// The name diagnostics give the file, such as `main:policies/org.yaml`.
+    pub display: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Loads policy files already in memory, with the same checks, limits and diagnostics as
+/// [`load`]; `shown_dir` names the whole set in diagnostics about it.
+pub fn load_texts(
+    shown_dir: &str,
+    files: Vec<PolicyText>,
+    options: &LoadOptions<'_>,
+) -> LoadedPolicy {
+    let prepared = prepare_all(files.len(), |id, index| {
+        let file = &files[index];
+        let path = PathBuf::from(&file.display);
+        let (source, decoded) = if file.bytes.len() as u64 > MAX_FILE_BYTES {
+            (
+                SourceFile::new(path, file.display.clone(), String::new()),
+                Err(too_large(&file.display)),
+            )
+        } else {
+            // A copy: files at a commit are small, and decoding takes ownership.
+            decode(id, path, &file.display, file.bytes.clone())
+        };
+        prepare_source(id, source, decoded)
+    });
+    merge(shown_dir, prepared, options)
+}
+
+/// Merges prepared files into one org and runs the semantic pass.
+fn merge(shown_dir: &str, prepared: Vec<Prepared>, options: &LoadOptions<'_>) -> LoadedPolicy {
+    let mut sources = SourceSet::default();
+    let mut diagnostics = Vec::new();
+    let mut origins = Origins::default();
+    let mut desired = DesiredOrg::default();
+    if prepared.is_empty() {
         diagnostics.push(
             Diagnostic::new(
                 Code::Io,
@@ -205,7 +241,6 @@ pub fn load(dir: &Path, options: &LoadOptions<'_>) -> LoadedPolicy {
         );
     }
 
-    let prepared = prepare_all(dir, &paths);
     let mut first_definition: HashMap<(Section, String), Span> = HashMap::new();
     let mut organization_at: Option<Span> = None;
     for prepared in prepared {
@@ -441,13 +476,16 @@ struct Prepared {
     diagnostics: Vec<Diagnostic>,
 }
 
-/// Prepares every file, in parallel, returning them in the order of `paths`: a file's
-/// [`FileId`] is its index there.
-fn prepare_all(dir: &Path, paths: &[PathBuf]) -> Vec<Prepared> {
+/// Prepares `count` files with `prepare_one`, in parallel, returning them in index order: a
+/// file's [`FileId`] is its index.
+fn prepare_all(
+    count: usize,
+    prepare_one: impl Fn(FileId, usize) -> Prepared + Sync,
+) -> Vec<Prepared> {
     let workers = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .clamp(1, 8)
-        .min(paths.len().max(1));
+        .min(count.max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut done: Vec<(usize, Prepared)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
@@ -456,10 +494,10 @@ fn prepare_all(dir: &Path, paths: &[PathBuf]) -> Vec<Prepared> {
                     let mut mine = Vec::new();
                     loop {
                         let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(relative) = paths.get(index) else {
+                        if index >= count {
                             break mine;
-                        };
-                        mine.push((index, prepare(FileId(index as u32), dir, relative)));
+                        }
+                        mine.push((index, prepare_one(FileId(index as u32), index)));
                     }
                 })
             })
@@ -481,6 +519,11 @@ fn prepare(id: FileId, dir: &Path, relative: &Path) -> Prepared {
     let display = source::display_path(dir, relative);
     let path = dir.join(relative);
     let (source, read) = read_source(id, &path, &display);
+    prepare_source(id, source, read)
+}
+
+/// Parses a decoded file and checks it against the schema.
+fn prepare_source(id: FileId, source: SourceFile, read: Result<(), Box<Diagnostic>>) -> Prepared {
     let mut prepared = Prepared {
         source,
         root: None,
@@ -542,26 +585,34 @@ fn read_source(
         return (empty(), Err(unreadable(error)));
     }
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        return (
-            empty(),
-            Err(Box::new(
-                Diagnostic::new(
-                    Code::Limit,
-                    format!(
-                        "`{display}` is larger than the limit of {} MiB",
-                        MAX_FILE_BYTES / 1024 / 1024
-                    ),
-                )
-                .path(display)
-                .help("split the policy across several smaller files"),
-            )),
-        );
+        return (empty(), Err(too_large(display)));
     }
+    decode(id, path.to_owned(), display, bytes)
+}
+
+fn too_large(display: &str) -> Box<Diagnostic> {
+    Box::new(
+        Diagnostic::new(
+            Code::Limit,
+            format!(
+                "`{display}` is larger than the limit of {} MiB",
+                MAX_FILE_BYTES / 1024 / 1024
+            ),
+        )
+        .path(display)
+        .help("split the policy across several smaller files"),
+    )
+}
+
+/// Decodes a file's bytes as UTF-8, pointing at the first byte that is not.
+fn decode(
+    id: FileId,
+    path: PathBuf,
+    display: &str,
+    bytes: Vec<u8>,
+) -> (SourceFile, Result<(), Box<Diagnostic>>) {
     match String::from_utf8(bytes) {
-        Ok(text) => (
-            SourceFile::new(path.to_owned(), display.to_owned(), text),
-            Ok(()),
-        ),
+        Ok(text) => (SourceFile::new(path, display.to_owned(), text), Ok(())),
         Err(error) => {
             let valid = error.utf8_error().valid_up_to();
             let bytes = error.into_bytes();
@@ -581,7 +632,7 @@ fn read_source(
             .label("not UTF-8")
             .help("policy files are UTF-8: re-save the file with that encoding");
             (
-                SourceFile::new(path.to_owned(), display.to_owned(), lossy),
+                SourceFile::new(path, display.to_owned(), lossy),
                 Err(Box::new(diagnostic)),
             )
         }

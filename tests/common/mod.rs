@@ -2,6 +2,7 @@
 //! real binary there with a controlled environment.
 
 pub mod fake_api;
+pub mod fake_github;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

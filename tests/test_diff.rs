@@ -1,0 +1,376 @@
+//! `tramontane diff` on a temporary git repository: effective access between two commits,
+//! or a commit and the working tree, with no organization read.
+
+use crate::common::TestEnv;
+
+/// A scratch repository whose commits have fixed authors and times, so their ids, which
+/// the output shows, are the same on every run.
+struct Repo {
+    env: TestEnv,
+    repo: git2::Repository,
+}
+
+impl Repo {
+    fn new() -> Repo {
+        let env = TestEnv::new();
+        let repo = git2::Repository::init(env.root()).unwrap();
+        Repo { env, repo }
+    }
+
+    fn write(&self, relative: &str, text: &str) -> &Repo {
+        self.env.write(relative, text);
+        self
+    }
+
+    fn commit(&self, message: &str) -> String {
+        let mut index = self.repo.index().unwrap();
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        index.update_all(["*"], None).unwrap();
+        index.write().unwrap();
+        let tree = self.repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let count = self.repo.head().map_or(0, |_| 1);
+        let when = git2::Time::new(1_767_225_600 + count * 3600, 0);
+        let signature = git2::Signature::new("Test", "test@acme.example", &when).unwrap();
+        let parent = self
+            .repo
+            .head()
+            .ok()
+            .and_then(|head| head.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        self.repo
+            .commit(
+                Some("HEAD"),
+                &signature,
+                &signature,
+                message,
+                &tree,
+                &parents,
+            )
+            .unwrap()
+            .to_string()
+    }
+
+    fn run(&self, args: &[&str]) -> crate::common::Run {
+        self.env.run(args)
+    }
+}
+
+const BASE: &str = "\
+version: 1
+organization:
+  spend_limit: 1000
+members:
+  alice@acme.example: { name: Alice Martin, roles: [organization_admin] }
+  bob@acme.example: { name: Bob Stone }
+  carol@acme.example: { name: Carol Nguyen }
+  dave@acme.example: { name: Dave Old }
+roles:
+  developer:
+    models: [mistral-small-latest, codestral-latest]
+    max_tokens_per_request: 2000
+    daily_token_budget: 500000
+teams:
+  developers:
+    members: [bob@acme.example]
+    workspaces: { dev: [user] }
+    role: developer
+";
+
+const DEV: &str = "\
+version: 1
+workspaces:
+  dev:
+    admin: alice@acme.example
+    spend_limit: 100
+    rpm: 60
+    models: [mistral-small-latest, codestral-latest]
+    keys:
+      ci:
+        owner: bob@acme.example
+        expires_after_days: 90
+        models: [codestral-latest]
+        rpm: 30
+        secret: { file: secrets/ci.key }
+";
+
+const ML: &str = "\
+version: 1
+workspaces:
+  ml:
+    admin: alice@acme.example
+    members: { carol@acme.example: [dev] }
+    spend_limit: 400
+    rpm: 120
+    keys:
+      batch:
+        owner: carol@acme.example
+        expires: 2027-01-01
+        secret: { file: secrets/batch.key }
+";
+
+/// Two commits: the second opens a workspace with a key, widens a team, lifts the org's
+/// spend limit, raises a key's rate and removes a member.
+fn two_commits() -> Repo {
+    let repo = Repo::new();
+    repo.write("policies/org.yaml", BASE)
+        .write("policies/workspaces/dev.yaml", DEV);
+    repo.commit("base");
+    let head = BASE
+        .replace("spend_limit: 1000", "spend_limit: unlimited")
+        .replace("daily_token_budget: 500000", "daily_token_budget: 750000")
+        .replace(
+            "members: [bob@acme.example]",
+            "members: [bob@acme.example, carol@acme.example]",
+        )
+        .replace("  dave@acme.example: { name: Dave Old }\n", "");
+    repo.write("policies/org.yaml", &head)
+        .write(
+            "policies/workspaces/dev.yaml",
+            &DEV.replace("        rpm: 30", "        rpm: 60"),
+        )
+        .write("policies/workspaces/ml.yaml", ML);
+    repo.commit("open ml");
+    repo
+}
+
+#[test]
+fn access_changes_between_two_commits_for_people() {
+    let repo = two_commits();
+    let run = repo.run(&["diff", "--base", "HEAD~1", "--head", "HEAD"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+    insta::assert_snapshot!(run.stdout, @r"
+    Access changes in `policies` from `HEAD~1` (992266be03e1) to `HEAD` (a8c1813c01e1):
+
+    ~ organization
+        ~ spend_limit: 1000 → unlimited
+
+    + workspace ml
+        members: alice@acme.example: workspace_admin, carol@acme.example: dev
+        models: every model
+        rpm: 120
+        spend_limit: 400
+
+    ~ key dev/ci
+        ~ rpm: 30 → 60
+
+    + key ml/batch
+        owner: carol@acme.example
+        models: every model (the workspace's)
+        rpm: 120 (the workspace's)
+        expires: 2027-01-01
+
+    ~ team developers
+        ~ members:
+            + carol@acme.example
+        ~ daily_token_budget: 500000 → 750000
+
+    ~ member alice@acme.example
+        ~ workspaces:
+            + ml: workspace_admin
+
+    ~ member carol@acme.example
+        ~ teams:
+            + developers
+        ~ workspaces:
+            + dev: user (team developers)
+            + ml: dev
+
+    - member dave@acme.example
+        roles: member
+
+    Maximum monthly spend exposure: 1000 → 500 (−500)
+        before: the organization's spend limit
+        after: the sum of 2 workspace spend limits (the organization is unlimited)
+    Access: 2 added, 5 changed, 1 removed.
+    ");
+
+    let detailed = repo.run(&[
+        "diff",
+        "--base",
+        "HEAD~1",
+        "--head",
+        "HEAD",
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(detailed.code, 2);
+    assert_eq!(detailed.stdout, run.stdout);
+}
+
+#[test]
+fn access_changes_as_markdown_for_the_pull_request() {
+    let repo = two_commits();
+    let run = repo.run(&[
+        "diff", "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!(run.stdout, @r"
+    ### Access changes in `policies`: `HEAD~1` (992266be03e1) → `HEAD` (a8c1813c01e1)
+
+    > [!IMPORTANT]
+    > Maximum monthly spend exposure: **1000 → 500 (−500)**.  
+    > Before: the organization's spend limit. After: the sum of 2 workspace spend limits (the organization is unlimited).
+
+    Access: 2 added, 5 changed, 1 removed.
+
+    | | subject | attribute | change |
+    |:-:|---|---|---|
+    | ~ | organization | spend_limit | `1000` → `unlimited` |
+    | + | workspace `ml` | members | `alice@acme.example: workspace_admin`, `carol@acme.example: dev` |
+    |  |  | models | `every model` |
+    |  |  | rpm | `120` |
+    |  |  | spend_limit | `400` |
+    | ~ | key `dev/ci` | rpm | `30` → `60` |
+    | + | key `ml/batch` | owner | `carol@acme.example` |
+    |  |  | models | `every model (the workspace's)` |
+    |  |  | rpm | `120 (the workspace's)` |
+    |  |  | expires | `2027-01-01` |
+    | ~ | team `developers` | members | added `carol@acme.example` |
+    |  |  | daily_token_budget | `500000` → `750000` |
+    | ~ | member `alice@acme.example` | workspaces | added `ml: workspace_admin` |
+    | ~ | member `carol@acme.example` | teams | added `developers` |
+    |  |  | workspaces | added `dev: user (team developers)`, `ml: dev` |
+    | − | member `dave@acme.example` | roles | `member` |
+    ");
+}
+
+#[test]
+fn access_changes_as_json() {
+    let repo = two_commits();
+    let run = repo.run(&[
+        "diff", "--base", "HEAD~1", "--head", "HEAD", "--format", "json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let diff: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(diff["base"]["revision"], "HEAD~1");
+    assert_eq!(diff["head"]["commit"].as_str().unwrap().len(), 40);
+    assert_eq!(diff["exposure"]["before"]["amount"], 1000.0);
+    assert_eq!(diff["exposure"]["after"]["amount"], 500.0);
+    let key = diff["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "ml/batch")
+        .unwrap();
+    assert_eq!(key["kind"], "key");
+    assert_eq!(key["change"], "added");
+}
+
+#[test]
+fn the_working_tree_against_a_commit_includes_uncommitted_edits() {
+    let repo = two_commits();
+    let clean = repo.run(&["diff", "--base", "HEAD", "--detailed-exitcode"]);
+    assert_eq!(clean.code, 0, "{}", clean.stderr);
+    insta::assert_snapshot!(clean.stdout, @r"
+    No access changes in `policies` from `HEAD` (a8c1813c01e1) to the working tree.
+
+    Maximum monthly spend exposure: 500, unchanged (the sum of 2 workspace spend limits (the organization is unlimited)).
+    ");
+
+    repo.write(
+        "policies/workspaces/ml.yaml",
+        &ML.replace(
+            "    rpm: 120\n",
+            "    rpm: 120\n    models: [mistral-small-latest]\n",
+        )
+        .replace("spend_limit: 400", "spend_limit: unlimited"),
+    );
+    let run = repo.run(&["diff", "--base", "HEAD", "--detailed-exitcode"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    insta::assert_snapshot!(run.stdout, @r"
+    Access changes in `policies` from `HEAD` (a8c1813c01e1) to the working tree:
+
+    ~ workspace ml
+        ~ models: every model → mistral-small-latest
+        ~ spend_limit: 400 → unlimited
+
+    ~ key ml/batch
+        ~ models: every model (the workspace's) → mistral-small-latest
+
+    Maximum monthly spend exposure: 500 → unbounded
+        before: the sum of 2 workspace spend limits (the organization is unlimited)
+        after: unbounded: the organization is unlimited and workspace `ml` has no limit
+    Access: 0 added, 2 changed, 0 removed.
+    ");
+}
+
+#[test]
+fn a_revision_with_invalid_policies_is_reported_at_revision_path_line_column() {
+    let repo = two_commits();
+    repo.write(
+        "policies/workspaces/ml.yaml",
+        &ML.replace("owner: carol@acme.example", "owner: zoe@acme.example"),
+    );
+    repo.commit("a typo");
+    let run = repo.run(&["diff", "--base", "HEAD~1", "--head", "HEAD"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    insta::assert_snapshot!(run.stderr, @r"
+    error[E030]: `zoe@acme.example`, owner of key `batch` of workspace `ml`, is not a member of the organization
+      --> HEAD:policies/workspaces/ml.yaml:10:16
+       |
+    10 |         owner: zoe@acme.example
+       |                ^^^^^^^^^^^^^^^^ not under `members`
+       |
+       = help: add `zoe@acme.example` under `members`, with a `name`
+
+    error: could not validate `HEAD:policies`: 1 error in 3 files
+    ");
+}
+
+#[test]
+fn a_revision_without_the_policy_directory_grants_nothing() {
+    let repo = Repo::new();
+    repo.write("README.md", "policies to come\n");
+    repo.commit("empty");
+    repo.write("policies/org.yaml", BASE)
+        .write("policies/workspaces/dev.yaml", DEV);
+    let run = repo.run(&["diff", "--base", "HEAD", "--format", "markdown"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let first = run.stdout.lines().next().unwrap();
+    assert!(
+        first.ends_with(", which has no `policies` → the working tree"),
+        "{first}"
+    );
+    assert!(
+        run.stdout
+            .contains("Access: 7 added, 1 changed, 0 removed."),
+        "{}",
+        run.stdout
+    );
+
+    std::fs::remove_dir_all(repo.env.root().join("policies")).unwrap();
+    let run = repo.run(&["diff", "--base", "HEAD"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .starts_with("error: `policies` exists on neither side:"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_revision_the_repository_does_not_have_says_how_to_fetch_it() {
+    let repo = two_commits();
+    let run = repo.run(&["diff", "--base", "origin/main"]);
+    assert_eq!(run.code, 1);
+    insta::assert_snapshot!(run.stderr, @r"
+    error: `origin/main` names no commit in this repository (revspec 'origin/main' not found)
+    help: fetch it first; in GitHub Actions check out with `fetch-depth: 0`, or on a pull request compare with `--base HEAD^1` after checking out with `fetch-depth: 2`
+    ");
+}
+
+#[test]
+fn outside_a_repository_diff_says_where_to_run() {
+    let env = TestEnv::new();
+    env.write("policies/org.yaml", BASE);
+    let run = env.run(&["diff", "--base", "main"]);
+    assert_eq!(run.code, 1);
+    insta::assert_snapshot!(run.stderr, @r"
+    error: `policies` is not inside a git repository
+    help: run `tramontane diff` inside a clone of the policy repository
+    ");
+}
