@@ -6,30 +6,21 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::common::fake_api::{Chaos, FakeApi, Fault};
-use crate::common::{Run, TODAY, TestEnv, command, repo_root};
+use crate::common::{Run, TODAY, TestEnv, command};
 
 /// The example policies, with two of the file sinks swapped for a shell that writes the
 /// secret from stdin to a file, so the command sink runs for real.
 fn env() -> TestEnv {
-    let env = TestEnv::new();
-    for relative in [
-        "organization.yaml",
-        "members.yaml",
-        "teams.yaml",
-        "workspaces/dev.yaml",
-        "workspaces/ml.yaml",
-        "workspaces/prod.yaml",
-    ] {
-        let mut text =
-            std::fs::read_to_string(repo_root().join("policies").join(relative)).unwrap();
-        for name in ["support-bot", "search-indexer"] {
-            text = text.replace(
-                &format!("secret: {{ file: secrets/prod-workspace/{name}.key }}"),
-                &format!("secret: {{ command: [sh, -c, \"umask 077; cat > piped-{name}.key\"] }}"),
-            );
-        }
-        env.write(&format!("policies/{relative}"), text);
+    let env = TestEnv::with_example_policies();
+    let prod = env.root().join("policies/workspaces/prod.yaml");
+    let mut text = std::fs::read_to_string(&prod).unwrap();
+    for name in ["support-bot", "search-indexer"] {
+        text = text.replace(
+            &format!("secret: {{ file: secrets/prod-workspace/{name}.key }}"),
+            &format!("secret: {{ command: [sh, -c, \"umask 077; cat > piped-{name}.key\"] }}"),
+        );
     }
+    std::fs::write(prod, text).unwrap();
     env
 }
 

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tramontane::plan::Plan;
 
 use crate::common::fake_github::{BODY_LIMIT, BOT, FakeGitHub};
-use crate::common::{Run, TestEnv, command, repo_root};
+use crate::common::{Run, TestEnv, command};
 
 const TOKEN: &str = "ghs_FAKEtoken0123456789abcdefXYZ";
 const PR: &str = "5";
@@ -518,18 +518,7 @@ fn a_dry_run_prints_the_bodies_and_needs_no_token() {
 
 #[test]
 fn a_real_plan_of_the_demo_org_is_posted() {
-    let env = TestEnv::new();
-    for relative in [
-        "organization.yaml",
-        "members.yaml",
-        "teams.yaml",
-        "workspaces/dev.yaml",
-        "workspaces/ml.yaml",
-        "workspaces/prod.yaml",
-    ] {
-        let text = std::fs::read(repo_root().join("policies").join(relative)).unwrap();
-        env.write(&format!("policies/{relative}"), text);
-    }
+    let env = TestEnv::with_example_policies();
     let planned = env.run(&[
         "plan",
         "--org",

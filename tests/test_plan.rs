@@ -10,31 +10,12 @@ use tramontane::plan::{self, Action, PlanInput, PolicyRef};
 use tramontane::provider::Provider;
 use tramontane::provider::sandbox::{SandboxOrg, SandboxProvider};
 
-use crate::common::{TODAY, TestEnv, repo_root};
+use crate::common::{TODAY, TestEnv};
 
 /// A scratch directory holding a copy of the example policies, outside any git repository.
-fn env_with_policies() -> TestEnv {
-    let env = TestEnv::new();
-    copy_dir(&repo_root().join("policies"), &env.root().join("policies"));
-    env
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn the_demo_plan_for_people() {
-    let env = env_with_policies();
+    let env = TestEnv::with_example_policies();
     let run = env.run(&["plan", "--org", "sandbox:demo"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.is_empty(), "{}", run.stderr);
@@ -43,7 +24,7 @@ fn the_demo_plan_for_people() {
 
 #[test]
 fn the_demo_plan_as_a_pull_request_comment() {
-    let env = env_with_policies();
+    let env = TestEnv::with_example_policies();
     let run = env.run(&["plan", "--org", "sandbox:demo", "--format", "markdown"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.starts_with("<!-- tramontane:plan -->\n"));
@@ -52,7 +33,7 @@ fn the_demo_plan_as_a_pull_request_comment() {
 
 #[test]
 fn the_demo_plan_as_json() {
-    let env = env_with_policies();
+    let env = TestEnv::with_example_policies();
     let run = env.run(&["plan", "--org", "sandbox:demo", "--format", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
@@ -69,7 +50,7 @@ fn the_demo_plan_as_json() {
 
 #[test]
 fn no_organization_is_an_error_naming_both_choices() {
-    let env = env_with_policies();
+    let env = TestEnv::with_example_policies();
     let run = env.run(&["plan"]);
     assert_eq!(run.code, 1);
     assert!(run.stdout.is_empty());
@@ -88,14 +69,14 @@ fn no_organization_is_an_error_naming_both_choices() {
 
 #[test]
 fn detailed_exit_code_says_whether_there_are_changes() {
-    let env = env_with_policies();
+    let env = TestEnv::with_example_policies();
     let run = env.run(&["plan", "--org", "sandbox:demo", "--detailed-exitcode"]);
     assert_eq!(run.code, 2);
 }
 
 #[test]
 fn invalid_policies_are_reported_before_any_org_is_read() {
-    let env = env_with_policies();
+    let env = TestEnv::with_example_policies();
     env.write("policies/broken.yaml", "version: 1\nmembers: [\n");
     let run = env.run(&["plan", "--org", "sandbox:demo"]);
     assert_eq!(run.code, 1);
@@ -105,7 +86,7 @@ fn invalid_policies_are_reported_before_any_org_is_read() {
 
 #[test]
 fn a_saved_plan_shows_the_same_in_every_format() {
-    let env = env_with_policies();
+    let env = TestEnv::with_example_policies();
     let human = env.run(&["plan", "--org", "sandbox:demo", "--out", "plan.json"]);
     assert_eq!(human.code, 0);
     let shown = env.run(&["show", "plan.json"]);
@@ -131,7 +112,7 @@ fn a_saved_plan_shows_the_same_in_every_format() {
 
 #[test]
 fn import_then_plan_is_empty() {
-    let env = env_with_policies();
+    let env = TestEnv::with_example_policies();
     let run = env.run(&["import", "--org", "sandbox:demo", "--out", "imported"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let validate = env.run(&["validate", "--policies", "imported"]);
@@ -194,7 +175,7 @@ fn converge(desired: &DesiredOrg, path: &Path, root: &Path) -> plan::Plan {
 
 #[test]
 fn applying_the_demo_plan_converges() {
-    let env = env_with_policies();
+    let env = TestEnv::with_example_policies();
     let loaded = tramontane::policy::load(
         &env.root().join("policies"),
         &tramontane::policy::LoadOptions::new(today()),
@@ -252,7 +233,7 @@ proptest! {
 
 #[test]
 fn a_plan_names_the_policy_commit_and_whether_the_tree_is_dirty() {
-    let env = env_with_policies();
+    let env = TestEnv::with_example_policies();
     let repo = git2::Repository::init(env.root()).unwrap();
     let mut index = repo.index().unwrap();
     index

@@ -28,6 +28,13 @@ impl TestEnv {
         }
     }
 
+    /// A scratch directory holding a copy of the example organization's `policies/`.
+    pub fn with_example_policies() -> TestEnv {
+        let env = TestEnv::new();
+        copy_dir(&repo_root().join("policies"), &env.root().join("policies"));
+        env
+    }
+
     pub fn root(&self) -> &Path {
         self.dir.path()
     }
@@ -80,4 +87,17 @@ impl From<std::process::Output> for Run {
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }
