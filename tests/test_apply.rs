@@ -138,6 +138,13 @@ fn a_failing_sink_leaves_no_key_behind() {
         run.stdout
     );
     assert!(run.stdout.contains("Apply stopped:"), "{}", run.stdout);
+    insta::assert_snapshot!(run.stdout.lines().filter(|line| !line.starts_with(' ') && line.contains("key.") && line.contains(": ") || line.starts_with("Apply")).collect::<Vec<_>>().join("\n"), @r"
+    +/- workspace.dev-workspace.key.ide-completion: done; new secret delivered to file secrets/dev-workspace/ide-completion.key
+    + workspace.prod-workspace.key.ci-deploy: done; new secret delivered to file secrets/prod-workspace/ci-deploy.key
+    + workspace.prod-workspace.key.search-indexer: done; new secret delivered to stdin of `sh`
+    + workspace.prod-workspace.key.support-bot: failed
+    Apply stopped: 10 done, 1 failed, 0 not attempted.
+    ");
     assert!(
         run.stderr.contains("it was deleted again"),
         "{}",
