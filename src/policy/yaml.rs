@@ -170,7 +170,7 @@ pub fn parse(file: FileId, text: &str) -> Result<Option<Node>, Box<Diagnostic>> 
     };
     let mut parser = Parser::new_from_str(text);
     while let Some(event) = parser.next_event() {
-        let (event, span) = event.map_err(|error| Box::new(scan_error(file, &error)))?;
+        let (event, span) = event.map_err(|error| Box::new(scan_error(file, text, &error)))?;
         if builder.on_event(event, span)? {
             break;
         }
@@ -178,12 +178,14 @@ pub fn parse(file: FileId, text: &str) -> Result<Option<Node>, Box<Diagnostic>> 
     Ok(builder.root)
 }
 
-fn scan_error(file: FileId, error: &ScanError) -> Diagnostic {
+fn scan_error(file: FileId, text: &str, error: &ScanError) -> Diagnostic {
     let at = Span::point(file, position(error.marker()));
     let info = error.info();
     let mut diagnostic = Diagnostic::new(Code::Syntax, format!("invalid YAML: {info}")).at(at);
     if info.contains("tab") {
+        let tab = offending_tab(text, position(error.marker())).unwrap_or(at.start);
         diagnostic = diagnostic
+            .at(Span::point(file, tab))
             .label("tab character here")
             .help("YAML indents with spaces only: replace the tab with spaces");
     } else if info.contains("recursion limit") {
@@ -208,6 +210,50 @@ fn scan_error(file: FileId, error: &ScanError) -> Diagnostic {
         );
     }
     diagnostic
+}
+
+/// Where the tab a tab error is about actually is. The scanner reports some tab errors at
+/// the start of the token it was reading (a plain scalar spanning lines is reported where
+/// the scalar began, a line above the tab) and others just past the whitespace, so the
+/// marker alone does not point at the tab. The tab is the one at the marker, else the first
+/// one in the indentation of the marker's line before it, else the first one indenting a
+/// later line that has content (lines of blanks only may hold tabs).
+fn offending_tab(text: &str, marker: Position) -> Option<Position> {
+    let first_line = marker.line.max(1) as usize;
+    for (index, line) in text.split('\n').enumerate().skip(first_line - 1) {
+        let line_number = index as u32 + 1;
+        let indentation: Vec<char> = line
+            .chars()
+            .take_while(|c| *c == ' ' || *c == '\t')
+            .collect();
+        let has_content = line[indentation.len()..]
+            .trim_end_matches('\r')
+            .chars()
+            .next()
+            .is_some_and(|c| c != '#');
+        let tab_column = |limit: usize| {
+            indentation
+                .iter()
+                .take(limit)
+                .position(|c| *c == '\t')
+                .map(|i| Position {
+                    line: line_number,
+                    column: i as u32 + 1,
+                })
+        };
+        if line_number == marker.line {
+            let at_marker = line.chars().nth(marker.column.max(1) as usize - 1);
+            if at_marker == Some('\t') {
+                return Some(marker);
+            }
+            if let Some(tab) = tab_column(marker.column.max(1) as usize - 1) {
+                return Some(tab);
+            }
+        } else if has_content && let Some(tab) = tab_column(indentation.len()) {
+            return Some(tab);
+        }
+    }
+    None
 }
 
 impl Builder {
@@ -652,6 +698,50 @@ mod tests {
             load("a: !!str 12\n").unwrap().unwrap().to_json(),
             serde_json::json!({"a": "12"})
         );
+    }
+
+    /// The line and column of the tab a tab error reports.
+    fn tab_error_at(text: &str) -> (u32, u32) {
+        let error = load(text).unwrap_err();
+        assert_eq!(error.code, Code::Syntax, "{}", error.message);
+        assert!(error.message.contains("tab"), "{}", error.message);
+        assert_eq!(error.label.as_deref(), Some("tab character here"));
+        let at = error.span.unwrap().start;
+        let line = text.split('\n').nth(at.line as usize - 1).unwrap();
+        assert_eq!(
+            line.chars().nth(at.column as usize - 1),
+            Some('\t'),
+            "{}:{} is not a tab in {line:?}",
+            at.line,
+            at.column
+        );
+        (at.line, at.column)
+    }
+
+    #[test]
+    fn tab_errors_point_at_the_tab() {
+        // A tab indenting the line after a plain scalar: the scanner reports where the
+        // scalar began, a line above.
+        let mut policy = String::from("version: 1\nmembers:\n");
+        for i in 0..8 {
+            policy.push_str(&format!("  m{i}@acme.example: {{ name: M {i} }}\n"));
+        }
+        policy.push_str("workspaces:\n  dev:\n    description: Development\n");
+        policy.push_str("    admin: m0@acme.example\n    rpm: 60\n    models:\n");
+        policy.push_str("      - mistral-small-latest\n");
+        policy.push_str("    icon: rocket\n\tkeys: {}\n");
+        assert_eq!(policy.lines().count(), 19);
+        assert_eq!(tab_error_at(&policy), (19, 1));
+        // A tab in a block's indentation, before content.
+        assert_eq!(tab_error_at("members:\n  a: 1\n\tb: 2\n"), (3, 1));
+        assert_eq!(
+            tab_error_at("members:\n  a:\n    x: 1\n  \t  y: 2\n"),
+            (4, 3)
+        );
+        // A block scalar whose content starts with a tab.
+        assert_eq!(tab_error_at("a: |\n\ttext\n"), (2, 1));
+        // Blank lines holding tabs are allowed; the error is the later line's.
+        assert_eq!(tab_error_at("top:\n  a: one\n\t\n\tb: two\n"), (4, 1));
     }
 
     #[test]
