@@ -34,7 +34,12 @@ impl SecretFiles {
         secret: &SecretString,
     ) -> Result<(), String> {
         if let SecretSink::File(path) = sink {
-            let path = self.root.join(path);
+            // Keyed by the normalised path: `a/../k` and `k` are one file. Validation refused
+            // paths outside the repository; a saved plan is refused them here again.
+            let path = self.root.join(
+                crate::policy::secret_path::normalize(path)
+                    .map_err(|problem| format!("the secret file `{path}` {problem}"))?,
+            );
             let mut written = self
                 .written
                 .lock()
@@ -179,6 +184,29 @@ mod tests {
         );
         assert!(!error.contains("third"));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "second\n");
+
+        // Another spelling of the same file is the same file.
+        let respelled = SecretSink::File("secrets/dev/../dev//./ci.key".into());
+        let error = files
+            .deliver(
+                "workspace.dev.key.other",
+                &respelled,
+                &SecretString::from("fourth"),
+            )
+            .unwrap_err();
+        assert!(
+            error.contains("already holds the secret of workspace.dev.key.ci"),
+            "{error}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "second\n");
+
+        // A path out of the repository is never written.
+        let outside = SecretSink::File("../escaped.key".into());
+        let error = files
+            .deliver("workspace.dev.key.out", &outside, &SecretString::from("x"))
+            .unwrap_err();
+        assert!(error.contains("leaves the repository"), "{error}");
+        assert!(!root.path().parent().unwrap().join("escaped.key").exists());
     }
 
     #[test]

@@ -127,6 +127,12 @@ codes! {
         "Each key's `secret: { file: … }` must be a file of its own: a second key written to the \
          same path would overwrite the first key's secret, and its consumers would break. Give \
          each key its own path.";
+    SecretFileOutside = "E043", Error, "a secret file path does not name a file in the repository",
+        "A key's `secret: { file: … }` is written relative to the directory tramontane runs in \
+         (the repository root) and must stay inside it: an absolute path, or a `..` that climbs \
+         above the root, would let a policy change choose where on the applying machine a \
+         secret lands. Use a path inside the repository (and list it in .gitignore), or deliver \
+         the secret elsewhere with `secret: { command: [...] }`.";
     KeyNeverExpires = "W001", Warning, "a key never expires",
         "A key without `expires` or `expires_after_days` stays valid until someone deletes it. \
          Security teams usually want every key to expire and be rotated.";

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod diagnostic;
 pub mod git;
 pub mod schema;
+pub mod secret_path;
 mod semantic;
 pub mod source;
 pub mod write;

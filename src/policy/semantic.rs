@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use super::diagnostic::{Code, Diagnostic, closest, closest_email};
+use super::secret_path::SecretPathError;
 use super::source::Span;
 use super::{LoadOptions, Origins, Section};
 use crate::model::{ALL_MODELS, DesiredOrg, Expiry, WorkspaceRole};
@@ -221,7 +222,7 @@ impl Checker<'_> {
     fn workspaces(&mut self) {
         let origins = self.origins;
         // Secret files by normalized path, with the first key that writes there.
-        let mut secret_files: std::collections::HashMap<String, String> =
+        let mut secret_files: std::collections::HashMap<std::path::PathBuf, String> =
             std::collections::HashMap::new();
         for (name, workspace) in &self.desired.workspaces {
             let at = |path: &[&str]| origins.span(Section::Workspaces, name, path);
@@ -310,25 +311,12 @@ impl Checker<'_> {
                 let subject = format!("key `{key_name}` of workspace `{name}`");
 
                 if let crate::model::SecretSink::File(file) = &key.secret {
-                    let normalized: std::path::PathBuf = std::path::Path::new(file)
-                        .components()
-                        .filter(|part| *part != std::path::Component::CurDir)
-                        .collect();
-                    let normalized = normalized.to_string_lossy().into_owned();
-                    match secret_files.get(&normalized) {
-                        Some(first) => self.push(
-                            key_path(&["secret", "file"]),
-                            Diagnostic::new(
-                                Code::SharedSecretFile,
-                                format!("{subject} writes its secret to `{file}`, as {first} does"),
-                            )
-                            .label("already another key's file")
-                            .help("give each key a secret file of its own: one would overwrite the other's secret"),
-                        ),
-                        None => {
-                            secret_files.insert(normalized, subject.clone());
-                        }
-                    }
+                    self.secret_file(
+                        &mut secret_files,
+                        &subject,
+                        file,
+                        key_path(&["secret", "file"]),
+                    );
                 }
 
                 self.member_reference(
@@ -421,6 +409,50 @@ impl Checker<'_> {
                     ),
                     _ => {}
                 }
+            }
+        }
+    }
+
+    /// A key's secret file: inside the repository, and no other key's under any spelling.
+    fn secret_file(
+        &mut self,
+        secret_files: &mut std::collections::HashMap<std::path::PathBuf, String>,
+        subject: &str,
+        file: &str,
+        span: Option<Span>,
+    ) {
+        let normalized = match super::secret_path::normalize(file) {
+            Ok(normalized) => normalized,
+            Err(problem) => {
+                let label = match problem {
+                    SecretPathError::Absolute => "absolute path",
+                    SecretPathError::Escapes => "outside the repository",
+                    SecretPathError::NotAFile => "not a file",
+                };
+                self.push(
+                    span,
+                    Diagnostic::new(
+                        Code::SecretFileOutside,
+                        format!("{subject} writes its secret to `{file}`, which {problem}"),
+                    )
+                    .label(label)
+                    .help("secret files are relative to the repository root: use a path inside it, such as `secrets/<workspace>/<key>.key`, or deliver elsewhere with `secret: { command: [...] }`"),
+                );
+                return;
+            }
+        };
+        match secret_files.get(&normalized) {
+            Some(first) => self.push(
+                span,
+                Diagnostic::new(
+                    Code::SharedSecretFile,
+                    format!("{subject} writes its secret to `{file}`, as {first} does"),
+                )
+                .label("already another key's file")
+                .help("give each key a secret file of its own: one would overwrite the other's secret"),
+            ),
+            None => {
+                secret_files.insert(normalized, subject.to_owned());
             }
         }
     }

@@ -1,0 +1,86 @@
+//! Secret file paths, normalised the way people read them, so that two spellings of one file
+//! are one file and no path leaves the repository.
+
+use std::path::{Component, Path, PathBuf};
+
+/// Why a secret file path is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SecretPathError {
+    #[error("is an absolute path")]
+    Absolute,
+    #[error("leaves the repository through `..`")]
+    Escapes,
+    #[error("names the repository itself, not a file in it")]
+    NotAFile,
+}
+
+/// `path` relative to the directory tramontane runs in, with `.`, empty components (`a//b`)
+/// and `..` resolved lexically: `secrets/sub/../ci.key` is `secrets/ci.key`. Lexical on
+/// purpose: the file may not exist yet, and the same text must name the same file on every
+/// machine whatever links its checkout holds. Absolute paths, and paths whose `..` climb
+/// above the repository, are refused: a policy from a pull request must not choose where on
+/// the applying machine a secret lands.
+pub fn normalize(path: &str) -> Result<PathBuf, SecretPathError> {
+    let mut normalized = PathBuf::new();
+    let mut depth = 0usize;
+    for component in Path::new(path).components() {
+        match component {
+            Component::Prefix(_) | Component::RootDir => return Err(SecretPathError::Absolute),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if depth == 0 {
+                    return Err(SecretPathError::Escapes);
+                }
+                normalized.pop();
+                depth -= 1;
+            }
+            Component::Normal(part) => {
+                normalized.push(part);
+                depth += 1;
+            }
+        }
+    }
+    if depth == 0 {
+        return Err(SecretPathError::NotAFile);
+    }
+    Ok(normalized)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(path: &str) -> String {
+        normalize(path).unwrap().to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn spellings_of_one_file_normalise_alike() {
+        for spelling in [
+            "secrets/shared.key",
+            "./secrets/shared.key",
+            "secrets/sub/../shared.key",
+            "secrets//shared.key",
+            "secrets/./sub/./../shared.key",
+            "other/../secrets/shared.key",
+        ] {
+            assert_eq!(ok(spelling), "secrets/shared.key", "{spelling}");
+        }
+        assert_eq!(ok("k"), "k");
+    }
+
+    #[test]
+    fn paths_outside_the_repository_are_refused() {
+        assert_eq!(normalize("/etc/passwd"), Err(SecretPathError::Absolute));
+        assert_eq!(normalize("//server/k"), Err(SecretPathError::Absolute));
+        assert_eq!(normalize("../k"), Err(SecretPathError::Escapes));
+        assert_eq!(normalize("secrets/../../k"), Err(SecretPathError::Escapes));
+        // Climbing out and back in still left the repository on the way.
+        assert_eq!(
+            normalize("secrets/../../repo/k"),
+            Err(SecretPathError::Escapes)
+        );
+        assert_eq!(normalize("."), Err(SecretPathError::NotAFile));
+        assert_eq!(normalize("secrets/.."), Err(SecretPathError::NotAFile));
+    }
+}
