@@ -1,4 +1,6 @@
-use crate::common::{TestEnv, repo_root, run_in};
+use std::path::Path;
+
+use crate::common::{TestEnv, command, repo_root, run_in};
 
 const BROKEN: &str = "\
 version: 1
@@ -155,4 +157,84 @@ fn warnings_do_not_fail_validation() {
     let run = env.run(&["validate", "--format", "github"]);
     assert_eq!(run.code, 0);
     insta::assert_snapshot!(run.stdout, @"::warning file=policies/org.yaml,line=7,col=7,title=W001::key `forever` of workspace `w` never expires%0Ahelp: add `expires_after_days: 90` and `rotate_before_days: 14`, or an `expires` date");
+}
+
+#[cfg(unix)]
+#[test]
+fn symbolic_links_are_never_followed() {
+    let env = TestEnv::new();
+    env.write("policies/org.yaml", "version: 1\n");
+    // What a link could expose: a file outside the policy directory that would otherwise
+    // be quoted in a diagnostic, and the process's own environment with the admin key.
+    let canary = "canary-4f1d8e2a";
+    env.write("outside/leak.yaml", format!("{canary}: {canary}\n"));
+    env.write("outside/dir/more.yaml", format!("{canary}: 1\n"));
+    let link = |target: &Path, name: &str| {
+        std::os::unix::fs::symlink(target, env.root().join("policies").join(name)).unwrap();
+    };
+    link(&env.root().join("outside/leak.yaml"), "leak.yaml");
+    link(&env.root().join("outside/dir"), "shared");
+    link(Path::new("/proc/self/environ"), "environ.yml");
+    for format in ["human", "json", "github"] {
+        let output = command(env.root())
+            .args(["validate", "--format", format])
+            .env("MISTRAL_ADMIN_API_KEY", canary)
+            .output()
+            .unwrap();
+        let run = crate::common::Run::from(output);
+        assert_eq!(run.code, 1, "{}", run.stdout);
+        assert!(!run.stdout.contains(canary), "{}", run.stdout);
+        assert!(!run.stderr.contains(canary), "{}", run.stderr);
+        for name in ["leak.yaml", "shared", "environ.yml"] {
+            assert!(
+                run.stdout.contains(&format!("policies/{name}")),
+                "{}",
+                run.stdout
+            );
+        }
+    }
+    let run = env.run(&["validate"]);
+    insta::assert_snapshot!(run.stdout, @r"
+    error[E006]: `policies/environ.yml` is a symbolic link; tramontane does not follow links under the policy directory
+    --> policies/environ.yml
+     = help: replace the link with the file or directory it points to (a copy), or point --policies at the real directory
+
+    error[E006]: `policies/leak.yaml` is a symbolic link; tramontane does not follow links under the policy directory
+    --> policies/leak.yaml
+     = help: replace the link with the file or directory it points to (a copy), or point --policies at the real directory
+
+    error[E006]: `policies/shared` is a symbolic link; tramontane does not follow links under the policy directory
+    --> policies/shared
+     = help: replace the link with the file or directory it points to (a copy), or point --policies at the real directory
+
+    error: could not validate `policies`: 3 errors in 1 file
+    ");
+}
+
+#[test]
+fn too_many_bytes_in_total_fail_before_any_file_is_parsed() {
+    let env = TestEnv::new();
+    // Five files, each under the per-file limit, 19.5 MiB together.
+    let mut members = String::from("members:\n");
+    let mut i = 0;
+    while members.len() < 4 * 1024 * 1024 - 200 {
+        members.push_str(&format!("  m{i}@acme.example: {{ name: Member {i} }}\n"));
+        i += 1;
+    }
+    for file in 0..5 {
+        env.write(&format!("policies/part{file}.yaml"), &members);
+    }
+    let started = std::time::Instant::now();
+    let run = env.run(&["validate"]);
+    let elapsed = started.elapsed();
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    insta::assert_snapshot!(run.stdout, @r"
+    error[E005]: the policy files under `policies` hold more than 16 MiB together (limit reached at 5 files)
+    --> policies
+     = help: real policies are a few kilobytes per file: check that --policies points at the policy directory and holds no generated data
+
+    error: could not validate `policies`: 1 error in 0 files
+    ");
+    // Nothing was parsed: far below the seconds parsing 20 MiB takes.
+    assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
 }

@@ -62,11 +62,19 @@ codes! {
     DuplicateKey = "E004", Error, "a key appears twice in one mapping",
         "YAML forbids the same key twice in one mapping, and most tools silently keep the last one. \
          tramontane refuses instead, pointing at both: remove or rename one of them.";
-    Limit = "E005", Error, "a file exceeds a safety limit",
-        "To stay fast and bounded on hostile input, tramontane limits each policy file: at most \
-         4 MiB, nesting at most 64 levels deep, at most 1,000,000 nodes after anchors and aliases \
-         are expanded, and one YAML document. Split large files, flatten deep structures, and \
-         avoid aliases that expand exponentially.";
+    Limit = "E005", Error, "a policy file, or all of them together, exceeds a safety limit",
+        "To stay fast and bounded on hostile input, tramontane limits what it reads: at most \
+         2,000 policy files of at most 16 MiB together; each file at most 4 MiB, nesting at most \
+         64 levels deep, at most 1,000,000 nodes after anchors and aliases are expanded, and one \
+         YAML document. Split large files, flatten deep structures, avoid aliases that expand \
+         exponentially, and keep generated data out of the policy directory.";
+    Symlink = "E006", Error, "a symbolic link under the policy directory",
+        "tramontane reads only regular files under the policy directory and never follows a \
+         symbolic link: a policy comes from a pull request, and a link could point at any file \
+         on the machine that runs the check (its text would be quoted in a diagnostic). A link \
+         named *.yaml / *.yml, or one pointing at a directory, is an error rather than skipped, \
+         so that a plan is never made from part of the policy. Replace the link with a copy of \
+         what it points to, or point --policies at the real directory.";
     UnknownProperty = "E010", Error, "a property the policy format does not have",
         "The policy format is closed: every mapping accepts a fixed set of properties (see \
          `tramontane schema`). A misspelt property is reported with the closest valid one.";

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod diagnostic;
+pub mod discover;
 pub mod git;
 pub mod schema;
 pub mod secret_path;
@@ -14,6 +15,7 @@ pub mod yaml;
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use jiff::civil::Date;
 use serde_json::Value as Json;
@@ -180,8 +182,8 @@ impl Origins {
 /// diagnostics, and the returned org holds whatever parts were valid.
 pub fn load(dir: &Path, options: &LoadOptions<'_>) -> LoadedPolicy {
     let shown_dir = dir.to_string_lossy().replace('\\', "/");
-    let paths = match discover(dir) {
-        Ok(paths) => paths,
+    let discovered = match discover::discover(dir) {
+        Ok(discovered) => discovered,
         Err(diagnostic) => {
             return LoadedPolicy {
                 sources: SourceSet::default(),
@@ -190,8 +192,14 @@ pub fn load(dir: &Path, options: &LoadOptions<'_>) -> LoadedPolicy {
             };
         }
     };
-    let prepared = prepare_all(paths.len(), |id, index| prepare(id, dir, &paths[index]));
-    merge(&shown_dir, prepared, options)
+    let paths = discovered.files;
+    // The walk summed the sizes; this holds the total to the limit even if files grow
+    // between the walk and the reads.
+    let bytes_read = AtomicU64::new(0);
+    let prepared = prepare_all(paths.len(), |id, index| {
+        prepare(id, dir, &paths[index], &shown_dir, &bytes_read)
+    });
+    merge(&shown_dir, prepared, discovered.refused, options)
 }
 
 /// A policy file that is not read from disk, such as one at a git commit.
@@ -208,6 +216,19 @@ pub fn load_texts(
     files: Vec<PolicyText>,
     options: &LoadOptions<'_>,
 ) -> LoadedPolicy {
+    let total: u64 = files.iter().map(|file| file.bytes.len() as u64).sum();
+    if files.len() > discover::MAX_FILES || total > discover::MAX_TOTAL_BYTES {
+        let diagnostic = if total > discover::MAX_TOTAL_BYTES {
+            discover::too_many_bytes(shown_dir, files.len())
+        } else {
+            discover::too_many_files(shown_dir)
+        };
+        return LoadedPolicy {
+            sources: SourceSet::default(),
+            desired: DesiredOrg::default(),
+            diagnostics: vec![*diagnostic],
+        };
+    }
     let prepared = prepare_all(files.len(), |id, index| {
         let file = &files[index];
         let path = PathBuf::from(&file.display);
@@ -222,16 +243,22 @@ pub fn load_texts(
         };
         prepare_source(id, source, decoded)
     });
-    merge(shown_dir, prepared, options)
+    merge(shown_dir, prepared, Vec::new(), options)
 }
 
-/// Merges prepared files into one org and runs the semantic pass.
-fn merge(shown_dir: &str, prepared: Vec<Prepared>, options: &LoadOptions<'_>) -> LoadedPolicy {
+/// Merges prepared files into one org and runs the semantic pass; `refused` are problems the
+/// walk found with entries it did not read.
+fn merge(
+    shown_dir: &str,
+    prepared: Vec<Prepared>,
+    refused: Vec<Diagnostic>,
+    options: &LoadOptions<'_>,
+) -> LoadedPolicy {
     let mut sources = SourceSet::default();
-    let mut diagnostics = Vec::new();
+    let mut diagnostics = refused;
     let mut origins = Origins::default();
     let mut desired = DesiredOrg::default();
-    if prepared.is_empty() {
+    if prepared.is_empty() && diagnostics.is_empty() {
         diagnostics.push(
             Diagnostic::new(
                 Code::Io,
@@ -399,64 +426,6 @@ fn duplicate(what: &str, again: Span, first: Span) -> Diagnostic {
         .help("names are unique across all policy files: keep one of the two definitions")
 }
 
-/// Every `*.yaml` / `*.yml` under `dir`, relative to it, sorted. Symlinked directories are
-/// not followed, so a link cycle cannot trap the walk.
-fn discover(dir: &Path) -> Result<Vec<PathBuf>, Box<Diagnostic>> {
-    let shown = dir.to_string_lossy();
-    let metadata = std::fs::metadata(dir).map_err(|error| {
-        Box::new(
-            Diagnostic::new(
-                Code::Io,
-                format!(
-                    "cannot read the policy directory `{shown}`: {}",
-                    io_reason(&error)
-                ),
-            )
-            .help("run tramontane from the repository root, or pass --policies DIR"),
-        )
-    })?;
-    if !metadata.is_dir() {
-        return Err(Box::new(
-            Diagnostic::new(Code::Io, format!("`{shown}` is not a directory"))
-                .help("--policies takes the directory that holds the policy files"),
-        ));
-    }
-    let mut found = Vec::new();
-    let mut pending = vec![PathBuf::new()];
-    while let Some(relative) = pending.pop() {
-        let entries = std::fs::read_dir(dir.join(&relative)).map_err(|error| {
-            Box::new(Diagnostic::new(
-                Code::Io,
-                format!(
-                    "cannot read the directory `{}`: {}",
-                    source::display_path(dir, &relative),
-                    io_reason(&error)
-                ),
-            ))
-        })?;
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(name_text) = name.to_str() else {
-                continue;
-            };
-            if name_text.starts_with('.') {
-                continue;
-            }
-            let Ok(file_type) = entry.file_type() else {
-                continue;
-            };
-            let child = relative.join(&name);
-            if file_type.is_dir() {
-                pending.push(child);
-            } else if name_text.ends_with(".yaml") || name_text.ends_with(".yml") {
-                found.push(child);
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
-}
-
 fn io_reason(error: &std::io::Error) -> String {
     match error.kind() {
         std::io::ErrorKind::NotFound => "it does not exist".into(),
@@ -516,10 +485,23 @@ fn prepare_all(
     done.into_iter().map(|(_, prepared)| prepared).collect()
 }
 
-fn prepare(id: FileId, dir: &Path, relative: &Path) -> Prepared {
+fn prepare(
+    id: FileId,
+    dir: &Path,
+    relative: &Path,
+    shown_dir: &str,
+    bytes_read: &AtomicU64,
+) -> Prepared {
     let display = source::display_path(dir, relative);
     let path = dir.join(relative);
-    let (source, read) = read_source(id, &path, &display);
+    let (source, mut read) = read_source(id, &path, &display);
+    let length = source.text.len() as u64;
+    let total = bytes_read.fetch_add(length, Ordering::Relaxed) + length;
+    if read.is_ok() && total > discover::MAX_TOTAL_BYTES {
+        read = Err(discover::too_many_bytes(shown_dir, id.0 as usize + 1));
+        let empty = SourceFile::new(path, display, String::new());
+        return prepare_source(id, empty, read);
+    }
     prepare_source(id, source, read)
 }
 
@@ -580,7 +562,7 @@ fn read_source(
         )
     };
     let mut bytes = Vec::new();
-    let read = std::fs::File::open(path)
+    let read = open_regular_file(path)
         .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes));
     if let Err(error) = read {
         return (empty(), Err(unreadable(error)));
@@ -589,6 +571,29 @@ fn read_source(
         return (empty(), Err(too_large(display)));
     }
     decode(id, path.to_owned(), display, bytes)
+}
+
+/// Opens a file the walk found, refusing what it may have become since: a symbolic link
+/// (never followed, wherever it points) or anything but a regular file (a FIFO would block).
+fn open_regular_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(|error| {
+        #[cfg(unix)]
+        if error.raw_os_error() == Some(libc::ELOOP) {
+            return std::io::Error::other("it is a symbolic link, which is not followed");
+        }
+        error
+    })?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    Ok(file)
 }
 
 fn too_large(display: &str) -> Box<Diagnostic> {
