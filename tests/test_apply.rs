@@ -643,3 +643,56 @@ fn deleting_a_workspace_needs_its_own_flag() {
     );
     assert!(!scratch_is_active());
 }
+
+#[test]
+fn a_saved_plan_whose_summary_was_edited_is_refused() {
+    let env = env();
+    assert_eq!(
+        env.run(&["plan", "--org", "sandbox:demo", "--out", "plan.json"])
+            .code,
+        0
+    );
+    let mut plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.root().join("plan.json")).unwrap())
+            .unwrap();
+    assert!(plan["changes"].as_array().unwrap().len() > 1);
+    for action in ["create", "update", "delete", "replace", "rotate", "manual"] {
+        plan["summary"][action] = 0.into();
+    }
+    env.write("zeros.json", serde_json::to_string_pretty(&plan).unwrap());
+    let sandbox = env.root().join(".tramontane/sandbox/demo.json");
+    let before = std::fs::read_to_string(&sandbox).unwrap();
+
+    // Not on a terminal and without --auto-approve: a summary of zeros must not make the
+    // plan look like one that needs no confirmation.
+    let run = env.run(&["apply", "zeros.json", "--org", "sandbox:demo"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    insta::assert_snapshot!(run.stderr, @r"
+    error: zeros.json was edited: its summary says 0 create, 0 update, 0 delete, 0 replace, 0 rotate, 0 manual, but its changes are 6 create, 4 update, 0 delete, 0 replace, 1 rotate, 2 manual
+    help: make the plan again with `tramontane plan --out` and review it; a plan file is never edited by hand
+    ");
+    let approved = env.run(&[
+        "apply",
+        "zeros.json",
+        "--org",
+        "sandbox:demo",
+        "--auto-approve",
+    ]);
+    assert_eq!(approved.code, 1, "{}{}", approved.stdout, approved.stderr);
+    assert!(
+        approved.stderr.contains("was edited"),
+        "{}",
+        approved.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&sandbox).unwrap(),
+        before,
+        "something was applied"
+    );
+    assert!(!env.root().join(".tramontane/audit.jsonl").exists());
+
+    // Every reader of a saved plan refuses it: `show` would print the false summary.
+    let shown = env.run(&["show", "zeros.json"]);
+    assert_eq!(shown.code, 1, "{}", shown.stdout);
+    assert!(shown.stdout.is_empty(), "{}", shown.stdout);
+}

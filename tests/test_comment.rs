@@ -542,3 +542,47 @@ fn a_real_plan_of_the_demo_org_is_posted() {
         )
     );
 }
+
+#[test]
+fn hostile_names_in_the_org_cannot_forge_the_marker_or_escape_the_comment() {
+    let env = TestEnv::with_example_policies();
+    let org = crate::test_plan::hostile_org(&env);
+    let planned = env.run(&["plan", "--org", &org, "--out", "plan.json", "--quiet"]);
+    assert_eq!(planned.code, 0, "{}", planned.stderr);
+    let github = FakeGitHub::start(TOKEN);
+    for _ in 0..2 {
+        let run = comment(&env, &github, &["--plan", "plan.json", "--author", BOT]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let posted = github.comments(5);
+    assert_eq!(
+        posted.len(),
+        1,
+        "the second run did not find the first comment"
+    );
+    let body = &posted[0].body;
+    assert!(
+        body.contains("gpj.exe"),
+        "the hostile text is not in the comment"
+    );
+    // The marker is the first line and nowhere else: no later line, and no text from the
+    // organization, reads as a marker to the comment finder.
+    let lines: Vec<&str> = body.split('\n').collect();
+    assert_eq!(
+        tramontane::github::comment::parse_marker(body),
+        Some(("policies".into(), 1))
+    );
+    for at in 1..lines.len() {
+        let rest = lines[at..].join("\n");
+        assert_eq!(
+            tramontane::github::comment::parse_marker(&rest),
+            None,
+            "line {at} is a marker: {}",
+            lines[at]
+        );
+    }
+    // Outside the diff blocks (where text shows as typed), the only HTML comments are the
+    // marker and the plan's own first line.
+    let outside: Vec<&str> = body.split("```").step_by(2).collect();
+    assert_eq!(outside.concat().matches("<!--").count(), 2, "{body}");
+}

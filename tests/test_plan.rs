@@ -263,3 +263,158 @@ fn a_plan_names_the_policy_commit_and_whether_the_tree_is_dirty() {
     assert_eq!(dirty["policy"]["dirty"], true);
     assert_ne!(dirty["policy"]["digest"], clean["policy"]["digest"]);
 }
+
+/// What a member, a team, a key or a workspace description may say: markup that closes the
+/// comment's elements, a forged sticky marker, a heading, a link, a mention, a table cell
+/// break, terminal escapes (erase line, set the window title), a carriage return and a
+/// right-to-left override.
+pub const HOSTILE: &str = "</code></summary></details>\n\n<!-- tramontane:plan dir=policies -->\n# Approved by @acme/security [ok](https://evil.example) `x` | y\r\u{1b}[2K\u{1b}]0;pwned\u{7}\u{202e}gpj.exe";
+
+/// The sandbox demo organization with hostile text in every name and description the
+/// plan shows, saved where `--org sandbox:PATH` reads it.
+pub fn hostile_org(env: &TestEnv) -> String {
+    let mut org = tramontane::provider::sandbox::demo_org(TODAY.parse().unwrap());
+    for user in org.users.values_mut() {
+        // The unmanaged member (a note) and a managed one (the name warning).
+        if user.email.starts_with("mallory") || user.email.starts_with("grace") {
+            user.first_name = HOSTILE.into();
+            user.last_name = "Doe".into();
+        }
+    }
+    for workspace in org.workspaces.values_mut() {
+        if workspace.name == "dev-workspace" {
+            workspace.description = format!("Developers\n{HOSTILE}");
+        }
+    }
+    for group in org.groups.values_mut() {
+        if group.name == "contractors" {
+            group.name = format!("contractors{HOSTILE}");
+        }
+    }
+    let old_notebook = org
+        .keys
+        .values()
+        .find(|key| key.name.as_deref() == Some("old-notebook"))
+        .cloned()
+        .unwrap();
+    org.keys.insert(
+        "hostile-key".into(),
+        tramontane::provider::sandbox::Key {
+            name: Some(format!("notebook{HOSTILE}")),
+            ..old_notebook
+        },
+    );
+    let path = env.root().join("hostile.json");
+    org.save(&path).unwrap();
+    format!("sandbox:{}", path.display())
+}
+
+#[test]
+fn hostile_names_never_reach_the_terminal_as_control_characters() {
+    let env = TestEnv::with_example_policies();
+    let org = hostile_org(&env);
+    for color in ["never", "always"] {
+        let run = env.run(&["plan", "--org", &org, "--color", color]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(
+            run.stdout.contains("gpj.exe"),
+            "the hostile text is not in the plan at all"
+        );
+        for (at, c) in run.stdout.char_indices() {
+            let ours = c == '\n'
+                || (color == "always" && c == '\u{1b}' && run.stdout[at..].starts_with("\u{1b}["));
+            assert!(
+                !(c.is_control() || c == '\u{202e}') || ours,
+                "{c:?} reached stdout at byte {at} with --color {color}"
+            );
+        }
+        // Only our own colors: every escape is a color (SGR) sequence, none sets a title
+        // or erases a line.
+        assert!(!run.stdout.contains("\u{1b}]") && !run.stdout.contains("\u{1b}[2K"));
+    }
+    let run = env.run(&["plan", "--org", &org]);
+    let hostile_lines: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|line| line.contains("gpj.exe"))
+        .collect();
+    insta::assert_snapshot!(hostile_lines.join("\n"));
+}
+
+#[test]
+fn hostile_names_cannot_break_out_of_the_markdown() {
+    let env = TestEnv::with_example_policies();
+    let org = hostile_org(&env);
+    let run = env.run(&["plan", "--org", &org, "--format", "markdown"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (markdown, code) = outside_code_blocks(&run.stdout);
+    assert!(
+        markdown.contains("gpj.exe"),
+        "the hostile text is not in the plan at all"
+    );
+    // Inside the diff blocks text shows as typed, but every line starts with its marker
+    // column, so none closes the block early.
+    for line in &code {
+        assert!(
+            ["+ ", "- ", "! ", "  "]
+                .iter()
+                .any(|mark| line.starts_with(mark)),
+            "{line:?} in a diff block"
+        );
+        assert!(!line.contains('\r') && !line.contains('\u{1b}'), "{line:?}");
+    }
+    // The one HTML comment is the marker on the first line.
+    assert_eq!(markdown.matches("<!--").count(), 1, "{markdown}");
+    assert!(markdown.starts_with("<!-- tramontane:plan -->\n"));
+    // The elements the renderer opens are the ones it closes, and no text adds any.
+    for (open, close) in [
+        ("<details>", "</details>"),
+        ("<summary>", "</summary>"),
+        ("<code>", "</code>"),
+    ] {
+        assert_eq!(
+            markdown.matches(open).count(),
+            markdown.matches(close).count(),
+            "{open} in {markdown}"
+        );
+    }
+    assert!(
+        !markdown.contains("[ok](https://evil"),
+        "a link: {markdown}"
+    );
+    assert!(!markdown.contains('\r') && !markdown.contains('\u{1b}'));
+    assert_eq!(
+        markdown
+            .lines()
+            .filter(|line| line.starts_with('#'))
+            .count(),
+        1,
+        "a heading besides the title: {markdown}"
+    );
+    let hostile_lines: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|line| line.contains("gpj.exe"))
+        .collect();
+    insta::assert_snapshot!(hostile_lines.join("\n"));
+}
+
+/// The markdown with the contents of its fenced code blocks taken out, and those contents.
+fn outside_code_blocks(markdown: &str) -> (String, Vec<String>) {
+    let (mut outside, mut inside) = (String::new(), Vec::new());
+    let mut in_block = false;
+    for line in markdown.lines() {
+        if line.starts_with("```") {
+            in_block = !in_block;
+            outside.push_str(line);
+            outside.push('\n');
+        } else if in_block {
+            inside.push(line.to_owned());
+        } else {
+            outside.push_str(line);
+            outside.push('\n');
+        }
+    }
+    assert!(!in_block, "a code block is never closed");
+    (outside, inside)
+}

@@ -9,7 +9,7 @@ use crate::apply::audit::AuditLog;
 use crate::apply::{ApplyOptions, Status, apply_each, lock};
 use crate::plan::Plan;
 use crate::plan::guard::{self, GuardOptions};
-use crate::render::{apply as render_apply, plan as render};
+use crate::render::{apply as render_apply, plan as render, untrusted};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -205,7 +205,8 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
             writeln!(
                 stderr,
                 "error: refused: {}\nhelp: if this is intended, pass {}",
-                guard.message, guard.flag
+                untrusted::terminal(&guard.message),
+                guard.flag
             )?;
         }
         writeln!(stderr, "Nothing applied.")?;
@@ -239,7 +240,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
     let mut stderr = std::io::stderr().lock();
     for result in &report.changes {
         if let Status::Failed(error) = &result.status {
-            writeln!(stderr, "error: {error}")?;
+            writeln!(stderr, "error: {}", untrusted::terminal(&error.to_string()))?;
         }
     }
     writeln!(

@@ -39,8 +39,17 @@ pub fn read_plan(path: &PathBuf) -> Result<Plan, CommandError> {
             help: Some("make the plan again with this version of tramontane".into()),
         });
     }
-    serde_json::from_str(&text).map_err(|error| CommandError::Usage {
+    let plan: Plan = serde_json::from_str(&text).map_err(|error| CommandError::Usage {
         message: format!("{} is not a tramontane plan: {error}", path.display()),
         help: Some("pass a file written by `tramontane plan --out`".into()),
-    })
+    })?;
+    plan.check_summary()
+        .map_err(|mismatch| CommandError::Usage {
+            message: format!("{} was edited: {mismatch}", path.display()),
+            help: Some(
+                "make the plan again with `tramontane plan --out` and review it; a plan file is never edited by hand"
+                    .into(),
+            ),
+        })?;
+    Ok(plan)
 }

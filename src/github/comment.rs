@@ -10,6 +10,7 @@ use std::fmt::Write;
 
 use super::client::{Comment, GitHub, GitHubError, RepoName};
 use crate::plan::Plan;
+use crate::render::untrusted;
 
 /// GitHub refuses a comment body over 65,536 characters; counting bytes stays under that
 /// whatever the text.
@@ -30,18 +31,19 @@ pub fn marker(dir: &str, part: usize) -> String {
     }
 }
 
-/// The policy directory and part a comment body's marker names, if it starts with one.
+/// The policy directory and part a comment body's marker names, if its first line is
+/// exactly a marker this tool writes. Anything looser (leading space, a quoted marker, extra
+/// fields, another spelling of the same directory) could be text someone else put there.
 pub fn parse_marker(body: &str) -> Option<(String, usize)> {
-    let first = body.lines().next()?.trim();
-    let inner = first
-        .strip_prefix(MARKER_PREFIX)?
-        .strip_suffix("-->")?
-        .trim();
+    let first = body.split('\n').next()?;
+    let first = first.strip_suffix('\r').unwrap_or(first);
+    let inner = first.strip_prefix(MARKER_PREFIX)?.strip_suffix(" -->")?;
     let (dir, part) = match inner.rsplit_once(" part=") {
-        Some((dir, part)) => (dir, part.parse().ok().filter(|&n: &usize| n >= 1)?),
+        Some((dir, part)) => (dir, part.parse().ok().filter(|&n: &usize| n >= 2)?),
         None => (inner, 1),
     };
-    Some((decode_dir(dir)?, part))
+    let dir = decode_dir(dir)?;
+    (marker(&dir, part) == first).then_some((dir, part))
 }
 
 /// Percent-encodes what would end the HTML comment or the marker's fields.
@@ -112,8 +114,9 @@ pub fn content(plan: &Plan, dir: &str, extras: &Extras<'_>) -> String {
     } else {
         let _ = write!(
             out,
-            "**tramontane plan** for `{dir}` against `{}`: no changes; the organization matches the policy.",
-            plan.live.org
+            "**tramontane plan** for {} against {}: no changes; the organization matches the policy.",
+            untrusted::markdown_code(dir),
+            untrusted::markdown_code(&plan.live.org)
         );
         let mut notes = Vec::new();
         if !plan.unmanaged.is_empty() {
@@ -144,7 +147,8 @@ pub fn content(plan: &Plan, dir: &str, extras: &Extras<'_>) -> String {
     {
         let _ = write!(
             out,
-            "\n<sub>Policy directory `{dir}`. [The run]({url}) holds the plan as an artifact.</sub>\n"
+            "\n<sub>Policy directory {}. [The run]({url}) holds the plan as an artifact.</sub>\n",
+            untrusted::markdown_code(dir)
         );
     }
     out
@@ -165,8 +169,9 @@ pub fn failure_body(dir: &str, details_url: Option<&str>) -> String {
         None => "The workflow run says why.".to_owned(),
     };
     format!(
-        "{}\n**tramontane plan** for `{dir}` failed on the latest push, so no plan is shown. {why}\n",
-        marker(dir, 1)
+        "{}\n**tramontane plan** for {} failed on the latest push, so no plan is shown. {why}\n",
+        marker(dir, 1),
+        untrusted::markdown_code(dir)
     )
 }
 
@@ -201,7 +206,8 @@ fn bodies_within(content: &str, dir: &str, details_url: Option<&str>, limit: usi
             if part > 1 {
                 let _ = write!(
                     body,
-                    "<sub>tramontane plan for `{dir}`, continued (part {part} of {count}).</sub>\n\n"
+                    "<sub>tramontane plan for {}, continued (part {part} of {count}).</sub>\n\n",
+                    untrusted::markdown_code(dir)
                 );
             }
             body.push_str(&chunk);
@@ -238,8 +244,15 @@ enum Open {
     Details(String),
 }
 
+/// The fence a line opens or closes. As in CommonMark, a fence is indented by at most three
+/// spaces: a deeper line (text in a code block, such as a description line reading ```)
+/// is content, and taking it for a fence would split the comment in the wrong place.
 fn fence_of(line: &str) -> Option<&str> {
-    let trimmed = line.trim_start();
+    let indent = line.len() - line.trim_start_matches(' ').len();
+    if indent > 3 {
+        return None;
+    }
+    let trimmed = &line[indent..];
     ["```", "~~~"]
         .into_iter()
         .find(|fence| trimmed.starts_with(fence))
@@ -250,7 +263,7 @@ fn advance(stack: &[Open], line: &str) -> Vec<Open> {
     let mut stack = stack.to_vec();
     if let Some(Open::Fence(opening)) = stack.last() {
         let closes = fence_of(opening).is_some_and(|fence| {
-            line.trim().starts_with(fence) && line.trim().chars().all(|c| c == '`' || c == '~')
+            fence_of(line) == Some(fence) && line.trim().chars().all(|c| c == '`' || c == '~')
         });
         if closes {
             stack.pop();
@@ -552,6 +565,23 @@ mod tests {
             None
         );
         assert_eq!(parse_marker("<!-- tramontane:plan dir=x part=0 -->"), None);
+        // Only the exact form this tool writes.
+        for loose in [
+            " <!-- tramontane:plan dir=policies -->",
+            "<!-- tramontane:plan dir=policies -->  ",
+            "<!-- tramontane:plan dir=policies  -->",
+            "<!-- tramontane:plan dir=policies part=1 -->",
+            "<!-- tramontane:plan dir=policies part=02 -->",
+            "<!-- tramontane:plan dir=%70olicies -->",
+            "<!-- tramontane:plan dir=policies extra -->",
+            "text\n<!-- tramontane:plan dir=policies -->",
+        ] {
+            assert_eq!(parse_marker(loose), None, "{loose:?}");
+        }
+        assert_eq!(
+            parse_marker("<!-- tramontane:plan dir=policies -->\r\nbody"),
+            Some(("policies".into(), 1))
+        );
     }
 
     #[test]
@@ -559,6 +589,17 @@ mod tests {
         assert_eq!(comment_dir("./policies/"), "policies");
         assert_eq!(comment_dir("org\\prod"), "org/prod");
         assert_eq!(comment_dir("."), ".");
+    }
+
+    #[test]
+    fn a_fence_indented_past_three_spaces_is_content() {
+        let text = "```diff\n+ description:\n      ```\n      </details>\n```\n\nafter\n";
+        let stack = text
+            .split_inclusive('\n')
+            .take(4)
+            .fold(Vec::new(), |stack, line| advance(&stack, line));
+        assert!(matches!(stack.as_slice(), [Open::Fence(_)]), "{stack:?}");
+        assert_eq!(split_markdown(text, 1000), vec![text]);
     }
 
     #[test]

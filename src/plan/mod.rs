@@ -93,6 +93,25 @@ impl Summary {
     }
 }
 
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} create, {} update, {} delete, {} replace, {} rotate, {} manual",
+            self.create, self.update, self.delete, self.replace, self.rotate, self.manual
+        )
+    }
+}
+
+/// A saved plan whose summary is not what its changes count: the file was edited, and a
+/// summary that understates the changes would skip the confirmation they need.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("its summary says {stated}, but its changes are {counted}")]
+pub struct SummaryMismatch {
+    pub stated: Summary,
+    pub counted: Summary,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     pub address: String,
@@ -274,5 +293,65 @@ impl RotationStage {
 impl Plan {
     pub fn has_changes(&self) -> bool {
         self.summary.total() > 0
+    }
+
+    /// Checks that the summary is the count of the changes. Everything that decides whether
+    /// to ask, warn or refuse reads the summary, so a plan read from a file is checked first.
+    pub fn check_summary(&self) -> Result<(), SummaryMismatch> {
+        let counted = Summary::of(&self.changes);
+        if counted == self.summary {
+            Ok(())
+        } else {
+            Err(SummaryMismatch {
+                stated: self.summary,
+                counted,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(action: Action) -> Change {
+        Change {
+            address: "member.a@example.com".into(),
+            kind: Kind::Member,
+            action,
+            enforcement: Enforcement::Platform,
+            reason: String::new(),
+            before: None,
+            after: None,
+        }
+    }
+
+    #[test]
+    fn a_summary_that_is_not_the_count_of_the_changes_is_caught() {
+        let changes = vec![change(Action::Create), change(Action::Delete)];
+        let mut plan = Plan {
+            format_version: FORMAT_VERSION.into(),
+            policy: PolicyRef::default(),
+            live: LiveRef {
+                org: "sandbox:demo".into(),
+                fingerprint: String::new(),
+                rate_limits: None,
+            },
+            summary: Summary::of(&changes),
+            changes,
+            unmanaged: Vec::new(),
+            rotations: Vec::new(),
+            guards: Vec::new(),
+            warnings: Vec::new(),
+            runtime: Value::Null,
+        };
+        assert_eq!(plan.check_summary(), Ok(()));
+        plan.summary.delete = 0;
+        let mismatch = plan.check_summary().unwrap_err();
+        assert_eq!(mismatch.counted.delete, 1);
+        assert_eq!(
+            mismatch.to_string(),
+            "its summary says 1 create, 0 update, 0 delete, 0 replace, 0 rotate, 0 manual, but its changes are 1 create, 0 update, 1 delete, 0 replace, 0 rotate, 0 manual"
+        );
     }
 }

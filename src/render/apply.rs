@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use super::untrusted::terminal;
 use crate::apply::{ApplyReport, Status};
 use crate::plan::{Plan, RotationStage};
 
@@ -17,11 +18,11 @@ pub fn report(plan: &Plan, report: &ApplyReport) -> String {
             out,
             "{} {}: {}",
             change.action.symbol(),
-            change.address,
+            terminal(&change.address),
             result.status.as_str()
         );
         if let Some(sink) = &result.delivered_to {
-            let _ = write!(out, "; new secret delivered to {sink}");
+            let _ = write!(out, "; new secret delivered to {}", terminal(sink));
         }
         out.push('\n');
     }
@@ -34,7 +35,12 @@ pub fn report(plan: &Plan, report: &ApplyReport) -> String {
     if !manual.is_empty() {
         let _ = writeln!(out, "\nLeft to a person, in the console:");
         for change in manual {
-            let _ = writeln!(out, "  ! {}: {}", change.address, change.reason);
+            let _ = writeln!(
+                out,
+                "  ! {}: {}",
+                terminal(&change.address),
+                terminal(&change.reason)
+            );
         }
     }
 
@@ -53,8 +59,9 @@ pub fn report(plan: &Plan, report: &ApplyReport) -> String {
                 .unwrap_or("its overlap ends");
             let _ = writeln!(
                 out,
-                "  {}: the old key stays valid until {until}; the first apply after that deletes it",
-                rotation.address
+                "  {}: the old key stays valid until {}; the first apply after that deletes it",
+                terminal(&rotation.address),
+                terminal(until)
             );
         }
     }

@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+use super::untrusted;
 use crate::plan::{Action, Change, Plan, Rotation, RotationStage};
 
 /// The first line of every plan comment, so CI finds and updates its own comment.
@@ -50,15 +51,19 @@ pub fn human(plan: &Plan, color: bool) -> String {
     let _ = writeln!(
         out,
         "Planned against {} (fingerprint {}).",
-        plan.live.org,
-        short(&plan.live.fingerprint)
+        untrusted::terminal(&plan.live.org),
+        untrusted::terminal(short(&plan.live.fingerprint))
     );
     if plan.changes.is_empty() {
         out.push('\n');
     }
     for change in &plan.changes {
         out.push('\n');
-        let head = format!("{} {}", change.action.symbol(), change.address);
+        let head = format!(
+            "{} {}",
+            change.action.symbol(),
+            untrusted::terminal(&change.address)
+        );
         let _ = writeln!(
             out,
             "{}  {}",
@@ -69,8 +74,13 @@ pub fn human(plan: &Plan, color: bool) -> String {
                 change.enforcement.as_str()
             ))
         );
-        let _ = writeln!(out, "    {}", paint.dim(&format!("# {}", change.reason)));
+        let _ = writeln!(
+            out,
+            "    {}",
+            paint.dim(&format!("# {}", untrusted::terminal(&change.reason)))
+        );
         for line in attribute_lines(change) {
+            let line = untrusted::terminal(&line).into_owned();
             let styled = match line.chars().next() {
                 Some('+') => paint.action(Action::Create, &line),
                 Some('-') => paint.action(Action::Delete, &line),
@@ -83,7 +93,12 @@ pub fn human(plan: &Plan, color: bool) -> String {
     if !plan.unmanaged.is_empty() {
         let _ = writeln!(out, "\n{}", paint.bold("Unmanaged: in the organization, not in the policy. Left alone; `prune` in `organization` deletes them."));
         for item in &plan.unmanaged {
-            let _ = writeln!(out, "  ? {}  {}", item.address, paint.dim(&item.note));
+            let _ = writeln!(
+                out,
+                "  ? {}  {}",
+                untrusted::terminal(&item.address),
+                paint.dim(&untrusted::terminal(&item.note))
+            );
         }
     }
     if !plan.rotations.is_empty() {
@@ -92,13 +107,18 @@ pub fn human(plan: &Plan, color: bool) -> String {
             let _ = writeln!(
                 out,
                 "  {}  {}",
-                rotation.address,
-                paint.dim(&rotation_note(rotation))
+                untrusted::terminal(&rotation.address),
+                paint.dim(&untrusted::terminal(&rotation_note(rotation)))
             );
         }
     }
     for warning in &plan.warnings {
-        let _ = writeln!(out, "\n{} {warning}", paint.paint("33;1", "warning:"));
+        let _ = writeln!(
+            out,
+            "\n{} {}",
+            paint.paint("33;1", "warning:"),
+            untrusted::terminal(warning)
+        );
     }
     if !plan.guards.is_empty() {
         let _ = writeln!(
@@ -110,7 +130,7 @@ pub fn human(plan: &Plan, color: bool) -> String {
             let _ = writeln!(
                 out,
                 "  ! {}  {}",
-                guard.message,
+                untrusted::terminal(&guard.message),
                 paint.dim(&format!("(lift with: {})", guard.flag))
             );
         }
@@ -124,7 +144,11 @@ pub fn markdown(plan: &Plan) -> String {
     let mut out = String::new();
     let s = &plan.summary;
     let _ = writeln!(out, "{COMMENT_MARKER}");
-    let _ = writeln!(out, "### tramontane plan for `{}`\n", plan.live.org);
+    let _ = writeln!(
+        out,
+        "### tramontane plan for {}\n",
+        untrusted::markdown_code(&plan.live.org)
+    );
     if s.is_destructive() {
         let _ = writeln!(
             out,
@@ -163,11 +187,11 @@ pub fn markdown(plan: &Plan) -> String {
             out,
             "<details><summary><code>{} {}</code> — {} · {}</summary>\n",
             change.action.symbol(),
-            escape_html(&change.address),
+            untrusted::html(&change.address),
             change.action.as_str(),
             change.enforcement.as_str()
         );
-        let _ = writeln!(out, "{}\n", change.reason);
+        let _ = writeln!(out, "{}\n", untrusted::markdown_with_code(&change.reason));
         let lines = attribute_lines(change);
         if !lines.is_empty() {
             let _ = writeln!(out, "```diff");
@@ -177,7 +201,7 @@ pub fn markdown(plan: &Plan) -> String {
                     Some(rest) => format!("!{rest}"),
                     None => line,
                 };
-                let _ = writeln!(out, "{line}");
+                let _ = writeln!(out, "{}", untrusted::code_line(&line));
             }
             let _ = writeln!(out, "```");
         }
@@ -190,7 +214,12 @@ pub fn markdown(plan: &Plan) -> String {
             plan.unmanaged.len()
         );
         for item in &plan.unmanaged {
-            let _ = writeln!(out, "- `{}`: {}", item.address, item.note);
+            let _ = writeln!(
+                out,
+                "- {}: {}",
+                untrusted::markdown_code(&item.address),
+                untrusted::markdown_with_code(&item.note)
+            );
         }
         let _ = writeln!(out, "\n</details>\n");
     }
@@ -199,9 +228,9 @@ pub fn markdown(plan: &Plan) -> String {
         for rotation in &plan.rotations {
             let _ = writeln!(
                 out,
-                "- `{}`: {}",
-                rotation.address,
-                escape_html(&rotation_note(rotation))
+                "- {}: {}",
+                untrusted::markdown_code(&rotation.address),
+                untrusted::markdown(&rotation_note(rotation))
             );
         }
         out.push('\n');
@@ -215,14 +244,18 @@ pub fn markdown(plan: &Plan) -> String {
             let _ = writeln!(
                 out,
                 "> - {} (lift with: `{}`)",
-                escape_html(&guard.message),
+                untrusted::markdown_with_code(&guard.message),
                 guard.flag
             );
         }
         out.push('\n');
     }
     for warning in &plan.warnings {
-        let _ = writeln!(out, "> [!WARNING]\n> {warning}\n");
+        let _ = writeln!(
+            out,
+            "> [!WARNING]\n> {}\n",
+            untrusted::markdown_with_code(warning)
+        );
     }
     let _ = writeln!(out, "{}\n", runtime_line(plan));
     let commit = plan
@@ -230,7 +263,7 @@ pub fn markdown(plan: &Plan) -> String {
         .commit
         .as_deref()
         .map_or("no commit".into(), |c| {
-            format!("`{}`", &c[..c.len().min(12)])
+            untrusted::markdown_code(&c.chars().take(12).collect::<String>())
         });
     let dirty = if plan.policy.dirty {
         " (uncommitted changes)"
@@ -239,9 +272,9 @@ pub fn markdown(plan: &Plan) -> String {
     };
     let _ = writeln!(
         out,
-        "<sub>{}. Policy {commit}{dirty}; live fingerprint `{}`.</sub>",
+        "<sub>{}. Policy {commit}{dirty}; live fingerprint {}.</sub>",
         summary_line(plan),
-        short(&plan.live.fingerprint)
+        untrusted::markdown_code(short(&plan.live.fingerprint))
     );
     out
 }
@@ -311,12 +344,6 @@ fn short(fingerprint: &str) -> &str {
         .nth(19)
         .map_or(fingerprint.len(), |(i, _)| i);
     &fingerprint[..end]
-}
-
-fn escape_html(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// One line per attribute (per entry, for maps and lists), marked `+`, `-` or `~`.

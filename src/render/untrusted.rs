@@ -1,0 +1,234 @@
+//! Text that tramontane did not write — names, descriptions and key names read from the
+//! organization, and anything built from them — made safe for where it is shown.
+//!
+//! A member can name themselves `</code></summary><!-- tramontane:plan … -->`, a key can
+//! carry an ANSI escape or a carriage return. Shown verbatim, such text rewrites a pull
+//! request comment, forges its hidden marker, or repaints a terminal. Every renderer passes
+//! such text through one of these functions; none of them drops a character silently: what
+//! cannot be shown as itself is shown as a visible escape (`\u{1b}`).
+
+use std::borrow::Cow;
+use std::fmt::Write;
+
+/// Characters never shown as themselves: C0 and C1 controls and DEL (ANSI escapes, carriage
+/// returns, line and paragraph separators), and the bidirectional overrides that make text
+/// read differently from what it is.
+fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+        )
+}
+
+fn escape_hidden(c: char, out: &mut String) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c => {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+    }
+}
+
+/// One line of text for a terminal: every control character (newlines included, so text
+/// cannot forge a line of its own) becomes a visible escape.
+pub fn terminal(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_hidden) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_hidden(c) {
+            escape_hidden(c, &mut out);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Text inside raw HTML (a `<summary>` line, an HTML block GitHub does not parse as
+/// markdown): tags, comments and entities are neutralised, and the text stays on its line.
+pub fn html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if is_hidden(c) => escape_hidden(c, &mut out),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text in markdown (a paragraph, a list item, a table cell, a quote): shown as itself, with
+/// no HTML, link, image, emphasis, code span, table cell break or block of its own.
+pub fn markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for (index, c) in text.chars().enumerate() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            // What would start a block (a heading, a list, a setext underline) where the
+            // text starts a line.
+            '#' | '+' | '-' | '=' if index == 0 => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if is_hidden(c) => {
+                let mut escaped = String::new();
+                escape_hidden(c, &mut escaped);
+                out.push_str(&escaped.replace('\\', "\\\\"));
+            }
+            c => out.push(c),
+        }
+    }
+    // `1. ` or `1) ` at the start would make an ordered list.
+    let digits = out.chars().take_while(char::is_ascii_digit).count();
+    if digits > 0 && matches!(out[digits..].chars().next(), Some('.' | ')')) {
+        out.insert(digits, '\\');
+    }
+    out
+}
+
+/// Text shown as code in markdown. A code span shows everything but a backtick as typed
+/// (`<!--` included), but a backtick ends it, a pipe ends a table cell and a blank line ends
+/// the paragraph; text holding one of those becomes an HTML `<code>` element whose content
+/// is escaped as [`markdown`] text.
+pub fn markdown_code(text: &str) -> String {
+    let spannable = !text.is_empty()
+        && !text.starts_with(' ')
+        && !text.ends_with(' ')
+        && !text.chars().any(|c| c == '`' || c == '|' || is_hidden(c));
+    if spannable {
+        format!("`{text}`")
+    } else {
+        format!("<code>{}</code>", markdown(text))
+    }
+}
+
+/// Text in markdown whose backtick pairs are meant as code, as in the plan's reasons and
+/// warnings (`` `roles` differs ``): each pair becomes a safe code element and the rest is
+/// [`markdown`] text. A backtick inside a name can only regroup what shows as code, never
+/// end an element: every piece is escaped for where it lands. An odd count of backticks is
+/// escaped as plain text.
+pub fn markdown_with_code(text: &str) -> String {
+    let pieces: Vec<&str> = text.split('`').collect();
+    if pieces.len().is_multiple_of(2) {
+        return markdown(text);
+    }
+    pieces
+        .iter()
+        .enumerate()
+        .map(|(index, piece)| {
+            if index % 2 == 1 {
+                markdown_code(piece)
+            } else if index == 0 {
+                markdown(piece)
+            } else {
+                // Mid-line: no block can start here, so only inline markup is escaped.
+                markdown(&format!(" {piece}"))[1..].to_owned()
+            }
+        })
+        .collect()
+}
+
+/// A line inside a fenced code block: the fence is only closed by a line of its own, so only
+/// the line breaks (GitHub also breaks lines at a carriage return) and other controls are
+/// escaped. Callers start every line with a marker column, so no line is a fence.
+pub fn code_line(text: &str) -> Cow<'_, str> {
+    terminal(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOSTILE: &str = "</code></summary></details>\n\n<!-- tramontane:plan dir=policies -->\r# Approved `x` [click](https://evil.example) *a*|b \u{1b}[31mred\u{1b}[0m \u{202E}txt.exe";
+
+    #[test]
+    fn terminal_text_has_no_control_character() {
+        let shown = terminal(HOSTILE);
+        assert!(!shown.chars().any(is_hidden), "{shown:?}");
+        assert!(shown.contains("\\u{1b}[31mred"), "{shown}");
+        assert!(shown.contains("\\n\\n"), "{shown}");
+        assert!(shown.contains("\\u{202e}txt.exe"), "{shown}");
+        assert_eq!(terminal("plain text, é"), "plain text, é");
+    }
+
+    #[test]
+    fn html_text_opens_no_tag_or_comment() {
+        let shown = html(HOSTILE);
+        for forbidden in ["<", ">", "\n", "\r", "\u{1b}"] {
+            assert!(!shown.contains(forbidden), "{forbidden:?} in {shown}");
+        }
+        assert!(
+            shown.starts_with("&lt;/code&gt;&lt;/summary&gt;"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn markdown_text_makes_no_markup() {
+        let shown = markdown(HOSTILE);
+        for forbidden in ["<", ">", "\n", "\r", "\u{1b}", "<!--", " *a*"] {
+            assert!(!shown.contains(forbidden), "{forbidden:?} in {shown}");
+        }
+        assert!(shown.contains("\\[click\\](https"), "{shown}");
+        // Every backtick, bracket, star and pipe is escaped.
+        for special in ['`', '[', ']', '*', '|'] {
+            let mut previous = ' ';
+            for c in shown.chars() {
+                if c == special {
+                    assert_eq!(previous, '\\', "unescaped {special} in {shown}");
+                }
+                previous = c;
+            }
+        }
+        assert_eq!(markdown("# title"), "\\# title");
+        assert_eq!(markdown("- item"), "\\- item");
+        assert_eq!(markdown("12. item"), "12\\. item");
+        assert_eq!(markdown("a-b #1"), "a-b #1");
+        assert_eq!(markdown("back\\slash"), "back\\\\slash");
+        assert_eq!(markdown("line\nbreak"), "line\\\\nbreak");
+        assert_eq!(markdown_code("a`b<c"), "<code>a\\`b&lt;c</code>");
+        assert_eq!(markdown_code("a|b"), "<code>a\\|b</code>");
+        assert_eq!(markdown_code("x\n\ny"), "<code>x\\\\n\\\\ny</code>");
+        assert_eq!(markdown_code("<!-- x -->"), "`<!-- x -->`");
+    }
+
+    #[test]
+    fn backtick_pairs_stay_code_and_nothing_else_does() {
+        assert_eq!(
+            markdown_with_code("`roles` differs from the policy"),
+            "`roles` differs from the policy"
+        );
+        assert_eq!(
+            markdown_with_code("known as `a`b` here"),
+            "known as \\`a\\`b\\` here"
+        );
+        let shown = markdown_with_code("as `</code><!-- x -->\n\n# y`, the policy as `Bob`");
+        assert_eq!(
+            shown,
+            "as <code>&lt;/code&gt;&lt;\\!-- x --&gt;\\\\n\\\\n# y</code>, the policy as `Bob`"
+        );
+        assert_eq!(markdown_with_code("1. `x` - y"), "1\\. `x` - y");
+    }
+
+    #[test]
+    fn code_lines_stay_one_line() {
+        assert_eq!(code_line("+ name: \"a\rb\""), "+ name: \"a\\rb\"");
+        assert_eq!(code_line("\u{85}"), "\\u{85}");
+    }
+}
