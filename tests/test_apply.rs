@@ -950,3 +950,50 @@ fn a_successor_not_shown_to_work_never_displaces_its_predecessor() {
         api.log()
     );
 }
+
+#[test]
+fn a_replacement_not_shown_to_work_keeps_the_key_it_would_replace() {
+    let env = env();
+    // A longer expiry, which the API cannot change on a key: a replacement.
+    let dev = std::fs::read_to_string(env.root().join("policies/workspaces/dev.yaml")).unwrap();
+    env.write(
+        "policies/workspaces/dev.yaml",
+        dev.replace(
+            "        expires_after_days: 90\n        rotate_before_days: 14\n        models: [codestral-latest]",
+            "        expires_after_days: 120\n        models: [codestral-latest]",
+        ),
+    );
+    let api = fake_org();
+    let ide_keys = |api: &FakeApi| -> Vec<String> {
+        api.org()
+            .keys
+            .iter()
+            .filter(|(_, key)| key.name.as_deref() == Some("ide-completion"))
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+    let original = ide_keys(&api);
+    assert_eq!(original.len(), 1);
+    api.reject_keys_on_models(true);
+    let run = apply_over_http(&env, &api);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("-/+ workspace.dev-workspace.key.ide-completion: failed"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("the new key was not shown to work"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(ide_keys(&api), original, "the working key was let go");
+
+    api.reject_keys_on_models(false);
+    let run = apply_over_http(&env, &api);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let replaced = ide_keys(&api);
+    assert_eq!(replaced.len(), 1);
+    assert_ne!(replaced, original, "the replacement did not happen");
+}
