@@ -695,4 +695,357 @@ fn a_saved_plan_whose_summary_was_edited_is_refused() {
     let shown = env.run(&["show", "zeros.json"]);
     assert_eq!(shown.code, 1, "{}", shown.stdout);
     assert!(shown.stdout.is_empty(), "{}", shown.stdout);
+
+// ---- Secrets: never lost, never left with a key that has none -------------------------
+
+/// The example policies with `support-bot`'s sink replaced by `command`.
+fn env_with_support_bot_sink(command: &str) -> TestEnv {
+    let env = env();
+    let prod = std::fs::read_to_string(env.root().join("policies/workspaces/prod.yaml")).unwrap();
+    let replaced = prod.replace("umask 077; cat > piped-support-bot.key", command);
+    assert_ne!(prod, replaced);
+    env.write("policies/workspaces/prod.yaml", replaced);
+    env
+}
+
+fn plan_json(env: &TestEnv, org: &str) -> serde_json::Value {
+    let run = env.run(&["plan", "--org", org, "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
+fn change<'a>(plan: &'a serde_json::Value, address: &str) -> Option<&'a serde_json::Value> {
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|change| change["address"] == address)
+}
+
+const SUPPORT_BOT: &str = "workspace.prod-workspace.key.support-bot";
+
+#[test]
+fn a_hanging_sink_is_stopped_at_its_timeout_and_its_key_deleted() {
+    let env = env_with_support_bot_sink("sleep 1000");
+    let started = std::time::Instant::now();
+    let run = env.run(&[
+        "apply",
+        "--org",
+        "sandbox:demo",
+        "--auto-approve",
+        "--sink-timeout",
+        "1s",
+    ]);
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(&format!("{SUPPORT_BOT}: failed")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("`sh` did not finish within 1 s, so it was stopped"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        sandbox_keys(&env, "support-bot").is_empty(),
+        "an orphan key"
+    );
+    // Nothing is in sync that has no secret: the next plan creates the key.
+    let plan = plan_json(&env, "sandbox:demo");
+    assert_eq!(change(&plan, SUPPORT_BOT).unwrap()["action"], "create");
+}
+
+#[test]
+fn a_sink_that_ignores_its_stdin_fails_shows_its_stderr_and_sees_no_credentials() {
+    let env = env_with_support_bot_sink(
+        "env > sink-env.txt; echo first line >&2; echo 'vault: permission denied' >&2; exit 0",
+    );
+    let run = command(env.root())
+        .args(["apply", "--org", "sandbox:demo", "--auto-approve"])
+        .env("GITHUB_TOKEN", "ghs_credential")
+        .env("GH_TOKEN", "gho_credential")
+        .env("MISTRAL_ADMIN_API_KEY", "admin-credential")
+        .env("TRAMONTANE_GATEWAY_TOKEN", "gateway-credential")
+        .env("SINK_OWN_SETTING", "kept")
+        .output()
+        .unwrap();
+    let run: Run = run.into();
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("without reading the secret from its stdin"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("its stderr ended with:\n    first line\n    vault: permission denied"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        sandbox_keys(&env, "support-bot").is_empty(),
+        "an orphan key"
+    );
+    let seen = std::fs::read_to_string(env.root().join("sink-env.txt")).unwrap();
+    assert!(seen.contains("SINK_OWN_SETTING=kept"), "{seen}");
+    for name in [
+        "GITHUB_TOKEN",
+        "GH_TOKEN",
+        "MISTRAL_ADMIN_API_KEY",
+        "TRAMONTANE_GATEWAY_TOKEN",
+    ] {
+        assert!(
+            !seen.contains(&format!("{name}=")),
+            "{name} reached the sink"
+        );
+    }
+}
+
+#[test]
+fn an_apply_killed_between_create_and_delivery_is_replaced_by_the_next() {
+    // The sink kills tramontane itself: the key exists, its secret went nowhere.
+    let env = env_with_support_bot_sink("kill -9 $PPID");
+    let killed = env.run(&["apply", "--org", "sandbox:demo", "--auto-approve"]);
+    assert_eq!(
+        killed.code, -1,
+        "not killed: {}{}",
+        killed.stdout, killed.stderr
+    );
+    let orphans = sandbox_keys(&env, "support-bot");
+    assert_eq!(orphans.len(), 1, "the key was not created before the kill");
+
+    // With a working sink again, the next plan replaces the key and says why.
+    let prod = std::fs::read_to_string(env.root().join("policies/workspaces/prod.yaml")).unwrap();
+    env.write(
+        "policies/workspaces/prod.yaml",
+        prod.replace("kill -9 $PPID", "umask 077; cat > piped-support-bot.key"),
+    );
+    let plan = plan_json(&env, "sandbox:demo");
+    let replace = change(&plan, SUPPORT_BOT).expect("the undelivered key is planned");
+    assert_eq!(replace["action"], "replace", "{replace}");
+    assert!(
+        replace["reason"]
+            .as_str()
+            .unwrap()
+            .contains("stopped before its secret reached its sink"),
+        "{replace}"
+    );
+    let human = env.run(&["plan", "--org", "sandbox:demo"]);
+    assert!(
+        human
+            .stdout
+            .contains(&format!("-/+ {SUPPORT_BOT}  replace")),
+        "{}",
+        human.stdout
+    );
+
+    let applied = env.run(&["apply", "--org", "sandbox:demo", "--auto-approve"]);
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    let keys = sandbox_keys(&env, "support-bot");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_ne!(keys, orphans, "the undelivered key is still there");
+    let secret = std::fs::read_to_string(env.root().join("piped-support-bot.key")).unwrap();
+    assert_eq!(
+        keys[0].1,
+        format!("{}…{}", &secret[..4], &secret[secret.len() - 4..])
+    );
+    let settled = plan_json(&env, "sandbox:demo");
+    for action in ["create", "update", "delete", "replace", "rotate"] {
+        assert_eq!(
+            settled["summary"][action], 0,
+            "{action}: {}",
+            settled["summary"]
+        );
+    }
+    let journal = std::fs::read_to_string(env.root().join(".tramontane/journal.jsonl")).unwrap();
+    assert!(!journal.contains(secret.trim()));
+}
+
+fn fake_org() -> FakeApi {
+    FakeApi::start(
+        tramontane::provider::sandbox::demo_org(TODAY.parse().unwrap()),
+        ADMIN_KEY,
+        Duration::ZERO,
+        TODAY,
+    )
+}
+
+fn key_ids(api: &FakeApi) -> Vec<String> {
+    api.org().keys.keys().cloned().collect()
+}
+
+#[test]
+fn a_create_answer_without_the_secret_deletes_the_key_it_made() {
+    let env = env();
+    let api = fake_org();
+    let before = key_ids(&api);
+    api.answer_creates_without_key(true);
+    let run = apply_over_http(&env, &api);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("no `key` in the answer"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("the key was deleted again"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        api.log()
+            .iter()
+            .any(|line| line.starts_with("DELETE /v1/admin/api-keys/")),
+        "{:?}",
+        api.log()
+    );
+    assert_eq!(key_ids(&api), before, "a key without its secret is left");
+
+    api.answer_creates_without_key(false);
+    let run = apply_over_http(&env, &api);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}
+
+#[test]
+fn a_malformed_create_answer_never_shows_the_secret_it_carries() {
+    let env = env();
+    let api = fake_org();
+    let before = key_ids(&api);
+    api.answer_creates_malformed(true);
+    let run = apply_over_http(&env, &api);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("POST /v1/admin/api-keys"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("withheld"), "{}", run.stderr);
+    let secrets = api.secrets_handed_out();
+    assert!(!secrets.is_empty(), "no malformed answer was sent");
+    let audit_path = env.root().join(".tramontane/audit.jsonl");
+    let audit = std::fs::read_to_string(&audit_path).unwrap();
+    for secret in &secrets {
+        for (what, text) in [
+            ("stdout", &run.stdout),
+            ("stderr", &run.stderr),
+            ("audit log", &audit),
+        ] {
+            assert!(
+                !text.contains(secret.as_str()),
+                "a secret reached the {what}"
+            );
+            assert!(
+                !text.contains(&secret[..12]),
+                "part of a secret reached the {what}"
+            );
+        }
+    }
+    assert_eq!(key_ids(&api), before, "a key whose secret was lost is left");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&audit_path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the audit log is readable by others");
+    }
+}
+
+#[test]
+fn a_successor_not_shown_to_work_never_displaces_its_predecessor() {
+    let env = env();
+    let api = fake_org();
+    let ide_keys = |api: &FakeApi| {
+        api.org()
+            .keys
+            .values()
+            .filter(|key| key.name.as_deref() == Some("ide-completion"))
+            .count()
+    };
+    assert_eq!(ide_keys(&api), 1);
+    api.reject_keys_on_models(true);
+    let run = apply_over_http(&env, &api);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(
+            "workspace.dev-workspace.key.ide-completion: the new key was not shown to work (GET /v1/models with the new key answered 401"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("the key it was to succeed is kept"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(ide_keys(&api), 1, "the unproven successor was kept");
+    assert!(
+        !env.root()
+            .join("secrets/dev-workspace/ide-completion.key")
+            .exists(),
+        "the unproven successor's secret replaced the working one in its sink"
+    );
+
+    api.reject_keys_on_models(false);
+    let run = apply_over_http(&env, &api);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(ide_keys(&api), 2);
+    assert!(
+        api.log().iter().any(|line| line == "GET /v1/models"),
+        "{:?}",
+        api.log()
+    );
+}
+
+#[test]
+fn a_replacement_not_shown_to_work_keeps_the_key_it_would_replace() {
+    let env = env();
+    // A longer expiry, which the API cannot change on a key: a replacement.
+    let dev = std::fs::read_to_string(env.root().join("policies/workspaces/dev.yaml")).unwrap();
+    env.write(
+        "policies/workspaces/dev.yaml",
+        dev.replace(
+            "        expires_after_days: 90\n        rotate_before_days: 14\n        models: [codestral-latest]",
+            "        expires_after_days: 120\n        models: [codestral-latest]",
+        ),
+    );
+    let api = fake_org();
+    let ide_keys = |api: &FakeApi| -> Vec<String> {
+        api.org()
+            .keys
+            .iter()
+            .filter(|(_, key)| key.name.as_deref() == Some("ide-completion"))
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+    let original = ide_keys(&api);
+    assert_eq!(original.len(), 1);
+    api.reject_keys_on_models(true);
+    let run = apply_over_http(&env, &api);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("-/+ workspace.dev-workspace.key.ide-completion: failed"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("the new key was not shown to work"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(ide_keys(&api), original, "the working key was let go");
+
+    api.reject_keys_on_models(false);
+    let run = apply_over_http(&env, &api);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let replaced = ide_keys(&api);
+    assert_eq!(replaced.len(), 1);
+    assert_ne!(replaced, original, "the replacement did not happen");
 }

@@ -29,6 +29,36 @@ pub struct Entry<'a> {
     pub request_ids: &'a [String],
 }
 
+/// Opens `path` for appending, readable by its owner alone: the log names every key, sink
+/// and request of the organization. Missing parent directories are created 0700, and a log
+/// left readable by others is narrowed to 0600.
+pub(crate) fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let file = options.open(path)?;
+        if file.metadata()?.permissions().mode() & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    options.open(path)
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("cannot append to the audit log {}: {source}", path.display())]
 pub struct AuditError {
@@ -52,14 +82,7 @@ impl AuditLog {
             path: path.to_owned(),
             source,
         };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(error)?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(error)?;
+        let file = open_private(path).map_err(error)?;
         Ok(AuditLog {
             path: path.to_owned(),
             file: Mutex::new(file),

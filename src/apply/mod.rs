@@ -7,6 +7,7 @@
 //! starts, what is in flight finishes, and the report says what became of every change.
 
 pub mod audit;
+pub mod journal;
 pub mod lock;
 mod secret;
 
@@ -21,7 +22,9 @@ use crate::model::{DesiredOrg, LiveOrg, SpendLimit, Unlimited};
 use crate::plan::{Action, Change, Kind, Plan};
 use crate::provider::{Operation, Outcome, Provider, ProviderError, request_id, split_name};
 
-pub use secret::{SecretFiles, deliver};
+pub use secret::{DEFAULT_COMMAND_TIMEOUT, SecretFiles, deliver};
+
+use self::journal::{Journal, JournalError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -33,17 +36,44 @@ pub enum ApplyError {
     },
     #[error("{address}: {message}")]
     Plan { address: String, message: String },
+    // The problem comes last: a command's stderr may follow it on lines of their own.
     #[error(
-        "{address}: the new key could not be delivered ({problem}); it was deleted again, so no key is left without its secret"
+        "{address}: the new key could not be delivered, so it was deleted again and no key is left without its secret: {problem}"
     )]
     Delivery { address: String, problem: String },
     #[error(
-        "{address}: the new key could not be delivered ({problem}), and deleting it again failed too ({cleanup}); delete it in the console (Admin → API keys), since its secret reached nobody"
+        "{address}: the new key could not be delivered, and deleting it again failed too ({cleanup}); delete it in the console (Admin → API keys), since its secret reached nobody: {problem}"
     )]
     Orphan {
         address: String,
         problem: String,
         cleanup: String,
+    },
+    #[error(
+        "{address}: the new key was not shown to work ({problem}), so it was deleted again and the key it was to succeed is kept; check that keys of this workspace can reach the inference API, then run apply again"
+    )]
+    Unverified { address: String, problem: String },
+    #[error(
+        "{address}: the new key was not shown to work ({problem}), and deleting it again failed too ({cleanup}); the key it was to succeed is kept; delete the new one in the console (Admin → API keys)"
+    )]
+    UnverifiedOrphan {
+        address: String,
+        problem: String,
+        cleanup: String,
+    },
+    #[error("{address}: {source}; nothing was created")]
+    JournalBefore {
+        address: String,
+        #[source]
+        source: JournalError,
+    },
+    #[error(
+        "{address}: the key was created and its secret delivered, but {source}; the next plan will replace the key, since nothing says it was delivered"
+    )]
+    JournalAfter {
+        address: String,
+        #[source]
+        source: JournalError,
     },
 }
 
@@ -54,7 +84,11 @@ impl ApplyError {
             ApplyError::Provider { address, .. }
             | ApplyError::Plan { address, .. }
             | ApplyError::Delivery { address, .. }
-            | ApplyError::Orphan { address, .. } => address,
+            | ApplyError::Orphan { address, .. }
+            | ApplyError::Unverified { address, .. }
+            | ApplyError::UnverifiedOrphan { address, .. }
+            | ApplyError::JournalBefore { address, .. }
+            | ApplyError::JournalAfter { address, .. } => address,
         }
     }
 }
@@ -65,6 +99,11 @@ pub struct ApplyOptions {
     pub root: PathBuf,
     /// Changes in flight at once, within one wave.
     pub concurrency: usize,
+    /// How long a command sink may run.
+    pub sink_timeout: std::time::Duration,
+    /// Where each key's creation and delivery is recorded; `None` records nothing, for
+    /// callers that keep no state between runs.
+    pub journal: Option<Journal>,
 }
 
 impl ApplyOptions {
@@ -72,6 +111,8 @@ impl ApplyOptions {
         ApplyOptions {
             root,
             concurrency: 8,
+            sink_timeout: DEFAULT_COMMAND_TIMEOUT,
+            journal: None,
         }
     }
 }
@@ -237,7 +278,8 @@ pub async fn apply_each<P: Provider>(
     let shared = Shared {
         ids: Mutex::new(Ids::new(live)),
         claimed: Mutex::new(HashSet::new()),
-        files: SecretFiles::new(options.root.clone()),
+        files: SecretFiles::new(options.root.clone(), options.sink_timeout),
+        journal: options.journal.as_ref(),
         stopped: AtomicBool::new(false),
         permits: tokio::sync::Semaphore::new(options.concurrency.max(1)),
     };
@@ -289,7 +331,8 @@ pub async fn apply_each<P: Provider>(
 }
 
 /// What the changes of one apply share.
-struct Shared {
+struct Shared<'a> {
+    journal: Option<&'a Journal>,
     ids: Mutex<Ids>,
     /// Live keys already deleted or replaced by this apply, so two changes never pick one.
     claimed: Mutex<HashSet<String>>,
@@ -301,7 +344,7 @@ struct Shared {
 
 async fn run_one<P: Provider>(
     change: &Change,
-    shared: &Shared,
+    shared: &Shared<'_>,
     provider: &P,
     live: &LiveOrg,
     desired: &DesiredOrg,
@@ -344,7 +387,7 @@ async fn run_one<P: Provider>(
 
 struct Engine<'a, P> {
     change: &'a Change,
-    shared: &'a Shared,
+    shared: &'a Shared<'a>,
     provider: &'a P,
     live: &'a LiveOrg,
     desired: &'a DesiredOrg,
@@ -555,7 +598,10 @@ impl<P: Provider> Engine<'_, P> {
                 self.perform(Operation::DeleteGroup { group }).await?;
             }
             (Kind::ApiKey, Action::Create | Action::Replace | Action::Rotate) => {
-                let delivered = self.create_key().await?;
+                // A key that succeeds another is shown to work before it is delivered, so
+                // a broken successor never displaces a working key, in its sink or upstream.
+                let succeeds = self.change.action != Action::Create;
+                let delivered = self.create_key(succeeds).await?;
                 // A rotation keeps its predecessor for the overlap; a replacement does not.
                 if self.change.action == Action::Replace
                     && let Some(old) = self.key_before()
@@ -705,8 +751,11 @@ impl<P: Provider> Engine<'_, P> {
     }
 
     /// Creates the key and delivers its secret; on a failed delivery the key is deleted
-    /// again. Returns where the secret went.
-    async fn create_key(&self) -> Result<String, ApplyError> {
+    /// again. With `verify`, the key is first shown to work, and deleted again if it does
+    /// not. The intent is journalled before the create and the delivery after it, so a run
+    /// that dies in between leaves the next plan a key to replace. Returns where the secret
+    /// went.
+    async fn create_key(&self, verify: bool) -> Result<String, ApplyError> {
         let workspace_name = self
             .after("workspace")
             .and_then(Value::as_str)
@@ -735,7 +784,7 @@ impl<P: Provider> Engine<'_, P> {
             .map(|key| key.secret.clone())
             .ok_or_else(|| self.fail("the policy no longer declares this key"))?;
         // Claimed before the create, so a lost answer can tell a new key from these.
-        let known = self
+        let known: Vec<String> = self
             .live
             .keys
             .iter()
@@ -748,28 +797,55 @@ impl<P: Provider> Engine<'_, P> {
         let operation = Operation::CreateKey {
             workspace: self.workspace(workspace_name)?,
             user: self.user(owner)?,
-            name,
+            name: name.clone(),
             expiration,
-            known,
+            known: known.clone(),
+        };
+        let address = self.change.address.clone();
+        let intent = match self.shared.journal {
+            Some(journal) => Some(
+                journal
+                    .creating(&address, workspace_name, &name, &known)
+                    .map_err(|source| ApplyError::JournalBefore {
+                        address: address.clone(),
+                        source,
+                    })?,
+            ),
+            None => None,
         };
         let Outcome::Key { id, secret } = self.perform(operation).await? else {
             return Err(self.fail("the API returned no key"));
         };
-        match self
-            .shared
-            .files
-            .deliver(&self.change.address, &sink, &secret)
-        {
-            Ok(()) => Ok(crate::plan::sink_summary(&sink)),
+        if let (Some(journal), Some(intent)) = (self.shared.journal, &intent) {
+            // Best effort: without it, the intent still singles the key out by name.
+            let _ = journal.created(intent, &id);
+        }
+        if verify && let Err(problem) = self.provider.verify_key(&secret).await {
+            let problem = problem.to_string();
+            return Err(match self.perform(Operation::DeleteKey { key: id }).await {
+                Ok(_) => ApplyError::Unverified { address, problem },
+                Err(cleanup) => ApplyError::UnverifiedOrphan {
+                    address,
+                    problem,
+                    cleanup: cleanup.to_string(),
+                },
+            });
+        }
+        match self.shared.files.deliver(&address, &sink, &secret).await {
+            Ok(()) => {
+                if let (Some(journal), Some(intent)) = (self.shared.journal, &intent) {
+                    journal
+                        .delivered(intent, &id)
+                        .map_err(|source| ApplyError::JournalAfter { address, source })?;
+                }
+                Ok(crate::plan::sink_summary(&sink))
+            }
             Err(problem) => {
                 // No orphan key: a key whose secret reached nobody is deleted again.
                 match self.perform(Operation::DeleteKey { key: id }).await {
-                    Ok(_) => Err(ApplyError::Delivery {
-                        address: self.change.address.clone(),
-                        problem,
-                    }),
+                    Ok(_) => Err(ApplyError::Delivery { address, problem }),
                     Err(cleanup) => Err(ApplyError::Orphan {
-                        address: self.change.address.clone(),
+                        address,
                         problem,
                         cleanup: cleanup.to_string(),
                     }),
@@ -821,6 +897,10 @@ mod tests {
     impl Provider for Flaky {
         async fn read(&self) -> Result<LiveOrg, ProviderError> {
             Ok(LiveOrg::default())
+        }
+
+        async fn verify_key(&self, _: &secrecy::SecretString) -> Result<(), ProviderError> {
+            unreachable!("no key is created")
         }
 
         async fn perform(&self, operation: Operation) -> Result<Outcome, ProviderError> {
@@ -885,8 +965,8 @@ mod tests {
             performed: Mutex::new(Vec::new()),
         };
         let options = ApplyOptions {
-            root: std::env::temp_dir(),
             concurrency: 3,
+            ..ApplyOptions::new(std::env::temp_dir())
         };
         let ended = Mutex::new(Vec::new());
         let report = apply_each(

@@ -1,38 +1,53 @@
 //! Delivering a new key's secret: the one moment the plaintext exists.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::model::SecretSink;
 
+/// How long a command sink may run before it is stopped and the delivery counted failed.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The secret files one apply writes, so two keys never share one: a second key's secret
 /// written over the first's would leave the first key's consumers with the wrong secret.
 pub struct SecretFiles {
     root: PathBuf,
+    command_timeout: Duration,
     written: Mutex<HashMap<PathBuf, String>>,
 }
 
 impl SecretFiles {
-    pub fn new(root: PathBuf) -> SecretFiles {
+    pub fn new(root: PathBuf, command_timeout: Duration) -> SecretFiles {
         SecretFiles {
             root,
+            command_timeout,
             written: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Delivers the secret of the key at `address` to its sink. The error says what failed
-    /// without the secret.
-    pub fn deliver(
+    /// Delivers the secret of the key at `address` to its sink, off the async workers (a
+    /// command may run up to its timeout). The error says what failed without the secret.
+    pub async fn deliver(
         &self,
         address: &str,
         sink: &SecretSink,
         secret: &SecretString,
     ) -> Result<(), String> {
+        self.claim(address, sink)?;
+        let (sink, secret, root) = (sink.clone(), secret.clone(), self.root.clone());
+        let timeout = self.command_timeout;
+        tokio::task::spawn_blocking(move || deliver(&sink, &secret, &root, timeout))
+            .await
+            .unwrap_or_else(|error| Err(format!("the delivery stopped: {error}")))
+    }
+
+    fn claim(&self, address: &str, sink: &SecretSink) -> Result<(), String> {
         if let SecretSink::File(path) = sink {
             // Keyed by the normalised path: `a/../k` and `k` are one file. Validation refused
             // paths outside the repository; a saved plan is refused them here again.
@@ -52,17 +67,22 @@ impl SecretFiles {
             }
             written.insert(path, address.to_owned());
         }
-        deliver(sink, secret, &self.root)
+        Ok(())
     }
 }
 
 /// Writes the secret to its sink: a file replaced atomically with mode 0600 (its missing
 /// parent directories created 0700), or a command's stdin. Never through argv or the
-/// environment, where other processes could read it.
-pub fn deliver(sink: &SecretSink, secret: &SecretString, root: &Path) -> Result<(), String> {
+/// environment, where other processes could read it. A command gets `timeout` to finish.
+pub fn deliver(
+    sink: &SecretSink,
+    secret: &SecretString,
+    root: &Path,
+    timeout: Duration,
+) -> Result<(), String> {
     match sink {
         SecretSink::File(path) => write_file(&root.join(path), secret),
-        SecretSink::Command(argv) => run_command(argv, secret, root),
+        SecretSink::Command(argv) => run_command(argv, secret, root, timeout),
     }
 }
 
@@ -111,30 +131,244 @@ fn write_file(path: &Path, secret: &SecretString) -> Result<(), String> {
     })
 }
 
-fn run_command(argv: &[String], secret: &SecretString, root: &Path) -> Result<(), String> {
+/// Whether a variable of tramontane's own environment holds a credential a sink has no
+/// business with: the admin key, the GitHub tokens `comment` and CI use, and tramontane's
+/// own keys and tokens. A sink that needs a token of its own reads it under another name.
+fn is_secret_env(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy().to_ascii_uppercase();
+    matches!(
+        name.as_str(),
+        "MISTRAL_ADMIN_API_KEY" | "GITHUB_TOKEN" | "GH_TOKEN"
+    ) || (name.starts_with("TRAMONTANE_")
+        && ["KEY", "TOKEN", "SECRET", "PASSWORD"]
+            .iter()
+            .any(|word| name.contains(word)))
+}
+
+/// How much of a failed command's stderr is shown: its end, where the reason usually is.
+const STDERR_TAIL_BYTES: usize = 2048;
+const STDERR_TAIL_LINES: usize = 20;
+
+fn run_command(
+    argv: &[String],
+    secret: &SecretString,
+    root: &Path,
+    timeout: Duration,
+) -> Result<(), String> {
     let Some((program, args)) = argv.split_first() else {
         return Err("the secret command is empty".into());
     };
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(args)
         .current_dir(root)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped());
+    for (name, _) in std::env::vars_os() {
+        if is_secret_env(&name) {
+            command.env_remove(name);
+        }
+    }
+    #[cfg(unix)]
+    {
+        // A group of its own, so a timeout stops whatever the command started too.
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
+    }
+    let mut child = command
         .spawn()
         .map_err(|e| format!("cannot run `{program}`: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A command that exits without reading is judged by its exit status below.
-        let _ = stdin.write_all(secret.expose_secret().as_bytes());
+    let tail = child
+        .stderr
+        .take()
+        .map(|stderr| StderrTail::start(stderr, secret));
+    let fed = feed(&mut child, program, secret, timeout);
+    let tail = tail.map(StderrTail::finish).unwrap_or_default();
+    fed.map_err(|problem| {
+        if tail.is_empty() {
+            problem
+        } else {
+            format!("{problem}; its stderr ended with:\n{tail}")
+        }
+    })
+}
+
+/// Writes the secret to the command's stdin, closes it once every byte has been read, and
+/// waits for the command to end within `timeout`. A command that ends, even with success,
+/// before reading the whole secret has not received it.
+fn feed(
+    child: &mut std::process::Child,
+    program: &str,
+    secret: &SecretString,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let bytes = secret.expose_secret().as_bytes();
+    let mut stdin = child.stdin.take();
+    if let Some(pipe) = stdin.as_mut()
+        && let Err(error) = pipe.write_all(bytes)
+    {
+        drop(stdin);
+        stop(child);
+        return Err(if error.kind() == std::io::ErrorKind::BrokenPipe {
+            format!("`{program}` closed its stdin without reading the secret")
+        } else {
+            format!("cannot write to the stdin of `{program}`: {error}")
+        });
     }
-    let status = child
-        .wait()
-        .map_err(|e| format!("`{program}` did not finish: {e}"))?;
-    if status.success() {
-        Ok(())
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let exited = child
+            .try_wait()
+            .map_err(|e| format!("`{program}` did not finish: {e}"))?;
+        if let Some(status) = exited {
+            // Bytes still in the pipe once the command is gone were never read.
+            let unread = stdin.as_ref().and_then(unread_bytes).unwrap_or(0);
+            drop(stdin);
+            if !status.success() {
+                return Err(format!("`{program}` exited with {status}"));
+            }
+            if unread > 0 {
+                return Err(format!(
+                    "`{program}` exited with success without reading the secret from its stdin ({unread} of {} bytes unread), so it cannot have stored it",
+                    bytes.len()
+                ));
+            }
+            return Ok(());
+        }
+        // Everything read: close the pipe, so a command reading to the end sees it.
+        if stdin
+            .as_ref()
+            .is_some_and(|pipe| unread_bytes(pipe).is_none_or(|unread| unread == 0))
+        {
+            stdin = None;
+        }
+        if Instant::now() >= deadline {
+            drop(stdin);
+            stop(child);
+            return Err(format!(
+                "`{program}` did not finish within {} s, so it was stopped; raise --sink-timeout if it needs longer",
+                timeout.as_secs_f64()
+            ));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// Bytes written to a command's stdin that it has not read yet; `None` where the platform
+/// cannot tell, and the pipe is then closed at once, as a plain pipe would be.
+fn unread_bytes(pipe: &std::process::ChildStdin) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        rustix::io::ioctl_fionread(pipe).ok()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pipe;
+        None
+    }
+}
+
+/// Stops a command and everything it started, and reaps it.
+fn stop(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    {
+        let _ = rustix::process::kill_process_group(
+            rustix::process::Pid::from_child(child),
+            rustix::process::Signal::KILL,
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The end of a command's stderr, read as it runs so a chatty command never blocks on a
+/// full pipe, with the secret blotted out should the command echo it.
+struct StderrTail {
+    done: std::sync::mpsc::Receiver<String>,
+}
+
+impl StderrTail {
+    fn start(mut stderr: std::process::ChildStderr, secret: &SecretString) -> StderrTail {
+        let secret = secret.clone();
+        let (sender, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let keep = STDERR_TAIL_BYTES + secret.expose_secret().len();
+            let mut tail: Vec<u8> = Vec::new();
+            let mut cut = false;
+            let mut chunk = [0u8; 4096];
+            loop {
+                match stderr.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => {
+                        tail.extend_from_slice(&chunk[..read]);
+                        if tail.len() > keep {
+                            tail.drain(..tail.len() - keep);
+                            cut = true;
+                        }
+                    }
+                }
+            }
+            let _ = sender.send(shown_tail(&tail, cut, &secret));
+        });
+        StderrTail { done }
+    }
+
+    /// What the command wrote, once its stderr closes. A command that handed its stderr to
+    /// something still running is not waited for long.
+    fn finish(self) -> String {
+        self.done
+            .recv_timeout(Duration::from_millis(500))
+            .unwrap_or_default()
+    }
+}
+
+/// The last lines of `bytes`, indented, without control characters or the secret. When the
+/// start was `cut`, a piece of the secret may open it, so that much is dropped first.
+fn shown_tail(bytes: &[u8], cut: bool, secret: &SecretString) -> String {
+    let secret = secret.expose_secret();
+    let skip = if cut {
+        secret.len().min(bytes.len())
     } else {
-        Err(format!("`{program}` exited with {status}"))
+        0
+    };
+    let text = String::from_utf8_lossy(&bytes[skip..]);
+    let text = if secret.is_empty() {
+        text.into_owned()
+    } else {
+        text.replace(secret, "[the secret]")
+    };
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            line.chars()
+                .filter(|c| !c.is_control() || *c == '\t')
+                .collect::<String>()
+        })
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    let mut shown: Vec<String> = Vec::new();
+    let mut size = 0;
+    for line in lines.iter().rev().take(STDERR_TAIL_LINES) {
+        let line: String = if line.len() > STDERR_TAIL_BYTES {
+            let mut start = line.len() - STDERR_TAIL_BYTES;
+            while !line.is_char_boundary(start) {
+                start += 1;
+            }
+            format!("…{}", &line[start..])
+        } else {
+            line.clone()
+        };
+        size += line.len();
+        if size > STDERR_TAIL_BYTES && !shown.is_empty() {
+            break;
+        }
+        shown.push(format!("    {line}"));
     }
+    shown.reverse();
+    shown.join("\n")
 }
 
 #[cfg(all(test, unix))]
@@ -147,13 +381,14 @@ mod tests {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777
     }
 
-    #[test]
-    fn a_file_sink_is_private_atomic_and_one_key_s() {
+    #[tokio::test]
+    async fn a_file_sink_is_private_atomic_and_one_key_s() {
         let root = tempfile::tempdir().unwrap();
-        let files = SecretFiles::new(root.path().to_owned());
+        let files = SecretFiles::new(root.path().to_owned(), DEFAULT_COMMAND_TIMEOUT);
         let sink = SecretSink::File("secrets/dev/ci.key".into());
         files
             .deliver("workspace.dev.key.ci", &sink, &SecretString::from("first"))
+            .await
             .unwrap();
         let path = root.path().join("secrets/dev/ci.key");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "first\n");
@@ -164,6 +399,7 @@ mod tests {
         // The same key again (a rotation) replaces its file; no temporary file is left.
         files
             .deliver("workspace.dev.key.ci", &sink, &SecretString::from("second"))
+            .await
             .unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "second\n");
         assert_eq!(
@@ -177,6 +413,7 @@ mod tests {
                 &sink,
                 &SecretString::from("third"),
             )
+            .await
             .unwrap_err();
         assert!(
             error.contains("already holds the secret of workspace.dev.key.ci"),
@@ -222,6 +459,7 @@ mod tests {
             &SecretSink::Command(argv),
             &SecretString::from("s3cret"),
             root.path(),
+            DEFAULT_COMMAND_TIMEOUT,
         )
         .unwrap();
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "s3cret");
@@ -230,8 +468,139 @@ mod tests {
             &SecretSink::Command(failing),
             &SecretString::from("s3cret"),
             root.path(),
+            DEFAULT_COMMAND_TIMEOUT,
         )
         .unwrap_err();
         assert!(error.contains("exited with"), "{error}");
+    }
+
+    fn sh(script: &str) -> SecretSink {
+        SecretSink::Command(vec!["sh".into(), "-c".into(), script.into()])
+    }
+
+    #[test]
+    fn a_hanging_command_is_stopped_at_its_timeout_with_what_it_started() {
+        let root = tempfile::tempdir().unwrap();
+        let started = Instant::now();
+        // `sleep` is a grandchild holding stderr open: the whole group must go.
+        let error = deliver(
+            &sh("cat > /dev/null; echo waiting >&2; sleep 1000"),
+            &SecretString::from("s3cret-value"),
+            root.path(),
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(error.contains("did not finish within 0.3 s"), "{error}");
+        assert!(error.contains("    waiting"), "{error}");
+    }
+
+    #[test]
+    fn a_command_that_succeeds_without_reading_its_stdin_has_not_received_the_secret() {
+        let root = tempfile::tempdir().unwrap();
+        for script in [
+            "exit 0",
+            "sleep 0.2",
+            "dd bs=1 count=3 of=/dev/null 2>/dev/null",
+        ] {
+            let error = deliver(
+                &sh(script),
+                &SecretString::from("s3cret-value-of-some-length"),
+                root.path(),
+                DEFAULT_COMMAND_TIMEOUT,
+            )
+            .unwrap_err();
+            assert!(
+                error.contains("without reading the secret"),
+                "{script}: {error}"
+            );
+        }
+        // Reading it all and then taking a while is fine.
+        deliver(
+            &sh("cat > /dev/null; sleep 0.1"),
+            &SecretString::from("s3cret-value-of-some-length"),
+            root.path(),
+            DEFAULT_COMMAND_TIMEOUT,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_failing_command_shows_the_end_of_its_stderr_without_the_secret() {
+        let root = tempfile::tempdir().unwrap();
+        let script = "secret=$(cat); i=0; while [ $i -lt 500 ]; do echo \"noise line $i\" >&2; i=$((i+1)); done; \
+                      echo \"rejected token $secret\" >&2; printf 'bell\\007 and escape\\033[31m\\n' >&2; exit 4";
+        let error = deliver(
+            &sh(script),
+            &SecretString::from("s3cret-value"),
+            root.path(),
+            DEFAULT_COMMAND_TIMEOUT,
+        )
+        .unwrap_err();
+        assert!(error.contains("exited with exit status: 4"), "{error}");
+        assert!(error.contains("    rejected token [the secret]"), "{error}");
+        assert!(error.contains("noise line 499"), "{error}");
+        assert!(!error.contains("noise line 100\n"), "{error}");
+        assert!(!error.contains("s3cret"), "{error}");
+        assert!(
+            !error.contains('\u{7}') && !error.contains('\u{1b}'),
+            "{error}"
+        );
+        let shown = error.split_once(":\n").unwrap().1;
+        assert!(shown.lines().count() <= STDERR_TAIL_LINES, "{shown}");
+        assert!(
+            shown.len() <= STDERR_TAIL_BYTES + 4 * STDERR_TAIL_LINES,
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_command_never_sees_tramontane_s_credentials() {
+        const CREDENTIALS: [&str; 4] = [
+            "MISTRAL_ADMIN_API_KEY",
+            "GITHUB_TOKEN",
+            "GH_TOKEN",
+            "TRAMONTANE_GATEWAY_KEY",
+        ];
+        // The credentials are set on a copy of this test in a child process, never on this
+        // process, where other tests run beside it.
+        let Some(dir) = std::env::var_os("TRAMONTANE_SCRUB_TEST_DIR") else {
+            let root = tempfile::tempdir().unwrap();
+            let mut command = Command::new(std::env::current_exe().unwrap());
+            command
+                .args([
+                    "--exact",
+                    "apply::secret::tests::a_command_never_sees_tramontane_s_credentials",
+                ])
+                .env("TRAMONTANE_SCRUB_TEST_DIR", root.path())
+                .stdout(Stdio::null())
+                .env("KEEP_ME", "visible");
+            for name in CREDENTIALS {
+                command.env(name, "credential-value");
+            }
+            assert!(command.status().unwrap().success());
+            let seen = std::fs::read_to_string(root.path().join("env")).unwrap();
+            assert!(seen.contains("KEEP_ME=visible"), "{seen}");
+            for name in CREDENTIALS {
+                assert!(
+                    !seen.contains(&format!("{name}=")),
+                    "{name} reached the sink"
+                );
+            }
+            return;
+        };
+        let dir = PathBuf::from(dir);
+        let script = format!("cat > /dev/null; env > '{}'", dir.join("env").display());
+        deliver(
+            &sh(&script),
+            &SecretString::from("s3cret"),
+            &dir,
+            DEFAULT_COMMAND_TIMEOUT,
+        )
+        .unwrap();
     }
 }

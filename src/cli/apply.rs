@@ -6,6 +6,7 @@ use super::plan::{Clock, Planned, make_plan};
 use super::show::read_plan;
 use super::{ColorChoice, CommandError, ExitStatus};
 use crate::apply::audit::AuditLog;
+use crate::apply::journal::Journal;
 use crate::apply::{ApplyOptions, Status, apply_each, lock};
 use crate::plan::Plan;
 use crate::plan::guard::{self, GuardOptions};
@@ -51,6 +52,11 @@ pub struct Args {
     /// (`0s` fails at once; `30s`, `5m`).
     #[arg(long, default_value = "0s", env = "TRAMONTANE_LOCK_TIMEOUT")]
     pub lock_timeout: jiff::SignedDuration,
+
+    /// How long a secret sink's command may run before it is stopped (and the key deleted
+    /// again, since its secret reached nobody).
+    #[arg(long, default_value = "60s", env = "TRAMONTANE_SINK_TIMEOUT")]
+    pub sink_timeout: jiff::SignedDuration,
 
     /// Where apply locks live (one file per organization).
     #[arg(long, env = "TRAMONTANE_LOCK_DIR", hide = true)]
@@ -218,9 +224,16 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
     }
 
     let audit = AuditLog::open(&args.audit_log, AuditLog::actor_from_env())?;
+    let journal = Journal::open(
+        &args.org.journal,
+        &args.org.lock_identity().unwrap_or_default(),
+        &live,
+    )?;
     let options = ApplyOptions {
         root: std::env::current_dir()?,
         concurrency: args.org.concurrency.max(1),
+        sink_timeout: args.sink_timeout.unsigned_abs(),
+        journal: Some(journal),
     };
     let report = runtime.block_on(apply_each(
         &plan,

@@ -54,6 +54,9 @@ pub enum CommandError {
     /// The audit log could not be written.
     #[error(transparent)]
     Audit(#[from] crate::apply::audit::AuditError),
+    /// The key journal could not be read or written.
+    #[error(transparent)]
+    Journal(#[from] crate::apply::journal::JournalError),
     /// Output could not be written (a closed pipe, a full disk).
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
@@ -72,7 +75,8 @@ impl CommandError {
             | CommandError::Provider(_)
             | CommandError::File { .. }
             | CommandError::Lock(_)
-            | CommandError::Audit(_) => ExitCode::from(1),
+            | CommandError::Audit(_)
+            | CommandError::Journal(_) => ExitCode::from(1),
         }
     }
 

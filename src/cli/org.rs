@@ -9,7 +9,8 @@ use secrecy::SecretString;
 use super::CommandError;
 use crate::model::LiveOrg;
 use crate::provider::mistral::MistralProvider;
-use crate::provider::mistral::client::{AuthScheme, Client, ClientConfig};
+use crate::provider::mistral::client::{AuthScheme, Client, ClientConfig, is_loopback};
+use crate::provider::mistral::error::ApiError;
 use crate::provider::sandbox::SandboxProvider;
 use crate::provider::{Operation, Outcome, Provider, ProviderError};
 
@@ -48,6 +49,21 @@ pub struct OrgArgs {
     #[arg(long, env = "TRAMONTANE_TIMEOUT", default_value_t = 30)]
     pub timeout: u64,
 
+    /// The inference API's root, where each new key is shown to work (`GET /v1/models`)
+    /// before the key it replaces is let go; the Admin API's root when not given.
+    #[arg(long, env = "MISTRAL_INFERENCE_URL")]
+    pub inference_url: Option<String>,
+
+    /// Where apply records each key it creates until its secret is delivered; plan and apply
+    /// read it to find keys an interrupted apply left without their secret. Keep it between
+    /// CI runs (a cache) for that to reach across them.
+    #[arg(
+        long,
+        env = "TRAMONTANE_JOURNAL",
+        default_value = ".tramontane/journal.jsonl"
+    )]
+    pub journal: PathBuf,
+
     /// First retry delay in milliseconds; later ones double, with jitter.
     #[arg(
         long,
@@ -68,6 +84,14 @@ impl OrgArgs {
     /// What names the organization for the apply lock.
     pub fn lock_identity(&self) -> Option<String> {
         lock_identity(self.org.as_deref()?, &self.api_url)
+    }
+
+    /// The keys the journal shows undelivered, marked on `live`.
+    pub fn mark_undelivered(&self, live: &mut LiveOrg) -> Result<(), CommandError> {
+        if let Some(identity) = self.lock_identity() {
+            live.undelivered = crate::apply::journal::undelivered(&self.journal, &identity, live)?;
+        }
+        Ok(())
     }
 }
 
@@ -113,6 +137,7 @@ impl Org {
                 message: format!("MISTRAL_API_URL `{}` is not a URL: {error}", args.api_url),
                 help: Some("use a URL such as https://api.mistral.ai".into()),
             })?;
+            let admin_root = base_url.clone();
             let mut config = ClientConfig::new(base_url, SecretString::from(key));
             config.auth = match args.auth {
                 Auth::ApiKey => AuthScheme::ApiKeyHeader,
@@ -123,7 +148,27 @@ impl Org {
             config.timeout = Duration::from_secs(args.timeout.max(1));
             config.backoff_base = Duration::from_millis(args.backoff_ms);
             let client = Client::new(config).map_err(ProviderError::from)?;
-            return Ok((Org::Mistral(MistralProvider::new(client)), "mistral".into()));
+            // New keys are shown to work against the inference API, which shares the Admin
+            // API's root unless told otherwise; new keys travel to it, so the same rule holds.
+            let inference = match &args.inference_url {
+                Some(text) => {
+                    let url = url::Url::parse(text).map_err(|error| CommandError::Usage {
+                        message: format!("MISTRAL_INFERENCE_URL `{text}` is not a URL: {error}"),
+                        help: Some("use a URL such as https://api.mistral.ai".into()),
+                    })?;
+                    if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback(&url)) {
+                        return Err(ProviderError::from(ApiError::InsecureUrl {
+                            url: url.to_string(),
+                        })
+                        .into());
+                    }
+                    url
+                }
+                None => admin_root,
+            };
+            let provider = MistralProvider::new(client)
+                .verifying_at(inference, Duration::from_millis(args.backoff_ms));
+            return Ok((Org::Mistral(provider), "mistral".into()));
         }
         if let Some(path) = choice.strip_prefix("sandbox:") {
             let provider = if path == "demo" {
@@ -153,6 +198,13 @@ impl Provider for Org {
         match self {
             Org::Mistral(provider) => provider.perform(operation).await,
             Org::Sandbox(provider) => provider.perform(operation).await,
+        }
+    }
+
+    async fn verify_key(&self, secret: &SecretString) -> Result<(), ProviderError> {
+        match self {
+            Org::Mistral(provider) => provider.verify_key(secret).await,
+            Org::Sandbox(provider) => provider.verify_key(secret).await,
         }
     }
 

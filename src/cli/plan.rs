@@ -119,7 +119,8 @@ pub fn make_plan(
     let progress = Progress::start(quiet, &label);
     let live = runtime.block_on(org.read());
     progress.finish();
-    let live = live.map_err(CommandError::Provider)?;
+    let mut live = live.map_err(CommandError::Provider)?;
+    org_args.mark_undelivered(&mut live)?;
 
     let (commit, dirty) = policy::git::locate(policies);
     let digest = Sha256::digest(serde_json::to_vec(&loaded.desired).unwrap_or_default());

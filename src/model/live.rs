@@ -26,6 +26,10 @@ pub struct LiveOrg {
     pub keys: Vec<LiveKey>,
     pub spend_limit: Option<SpendLimit>,
     pub rate_limits: Option<RateLimits>,
+    /// Ids of keys an apply created whose secret it never delivered (it stopped in between),
+    /// as the key journal tells: not the API's knowledge, so absent from what it reports.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub undelivered: BTreeSet<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

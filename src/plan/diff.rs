@@ -497,7 +497,20 @@ impl Planner<'_> {
                     key,
                     owner: self.readable_owner(current),
                 };
-                if let Some(change) = key_change(&address, &target, current, today) {
+                let change = if live.undelivered.contains(&current.id) {
+                    Some(Change {
+                        address: address.clone(),
+                        kind: Kind::ApiKey,
+                        action: Action::Replace,
+                        enforcement: Enforcement::Platform,
+                        reason: format!("{UNDELIVERED_KEY}; a new key, delivered, replaces it"),
+                        before: Some(live_key(current, target.owner.as_deref())),
+                        after: Some(desired_key(workspace_name, name, key, today)),
+                    })
+                } else {
+                    key_change(&address, &target, current, today)
+                };
+                if let Some(change) = change {
                     if change.action == Action::Rotate {
                         self.rotations.push(Rotation {
                             address: address.clone(),
@@ -509,8 +522,20 @@ impl Planner<'_> {
                     }
                     self.push(change);
                 }
-                for pair in keys.windows(2) {
-                    self.predecessor(&address, key, pair[0], pair[1]);
+                // An older key whose secret reached nobody goes now; the others are
+                // superseded by the next newer key whose secret was delivered.
+                let mut successor = current;
+                for older in &keys[1..] {
+                    if live.undelivered.contains(&older.id) {
+                        self.delete_undelivered(&address, older);
+                        continue;
+                    }
+                    // A successor never delivered supersedes nothing: the key that replaces
+                    // it starts the overlap afresh.
+                    if !live.undelivered.contains(&successor.id) {
+                        self.predecessor(&address, key, successor, older);
+                    }
+                    successor = older;
                 }
             }
         }
@@ -606,7 +631,22 @@ impl Planner<'_> {
         }
     }
 
+    fn delete_undelivered(&mut self, address: &str, key: &LiveKey) {
+        self.push(Change {
+            address: address.to_owned(),
+            kind: Kind::ApiKey,
+            action: Action::Delete,
+            enforcement: Enforcement::Platform,
+            reason: format!("{UNDELIVERED_KEY}; nobody can be using it, so it is deleted"),
+            before: Some(live_key(key, None)),
+            after: None,
+        });
+    }
+
     fn unmanaged_key(&mut self, address: String, key: &LiveKey, note: String) {
+        if self.input.live.undelivered.contains(&key.id) && key.workspace.is_some() {
+            return self.delete_undelivered(&address, key);
+        }
         if self.input.desired.organization.prune.keys && key.workspace.is_some() {
             self.push(Change {
                 address,
@@ -629,6 +669,9 @@ impl Planner<'_> {
         }
     }
 }
+
+/// Why a key the journal shows undelivered is replaced.
+const UNDELIVERED_KEY: &str = "an apply created this key and stopped before its secret reached its sink (the key journal has no delivery)";
 
 /// A workspace's members as the policy wants them: the listed ones, and the admin, who must
 /// hold `workspace_admin`.
@@ -1025,6 +1068,70 @@ mod tests {
             .rotation_overlap_hours = Some(48);
         let waiting = plan_at(&longer, &live, "2026-06-02T12:00:00Z");
         assert!(waiting.changes.is_empty(), "{:?}", waiting.changes);
+    }
+
+    #[test]
+    fn a_key_whose_secret_was_never_delivered_is_never_in_sync() {
+        let desired = desired_key(90, Some(14));
+        let mut live = live_with(key("2026-08-30", "2026-06-01"));
+        assert!(plan(&desired, &live).changes.is_empty());
+        live.undelivered.insert("k".into());
+        let replaced = plan(&desired, &live);
+        assert_eq!(replaced.changes.len(), 1, "{:?}", replaced.changes);
+        assert_eq!(replaced.changes[0].action, Action::Replace);
+        assert!(
+            replaced.changes[0]
+                .reason
+                .contains("stopped before its secret reached its sink"),
+            "{}",
+            replaced.changes[0].reason
+        );
+
+        // An interrupted rotation: the delivered predecessor stays (no overlap has begun),
+        // and the undelivered successor is replaced.
+        let mut live = live_with(key("2026-06-10", "2026-03-12"));
+        live.keys.push(LiveKey {
+            id: "k2".into(),
+            created_at: Some("2026-05-01T12:00:00Z".into()),
+            expires: Some("2026-07-30".parse().unwrap()),
+            ..live.keys[0].clone()
+        });
+        live.undelivered.insert("k2".into());
+        let resumed = plan(&desired, &live);
+        let actions: Vec<Action> = resumed.changes.iter().map(|c| c.action).collect();
+        assert_eq!(actions, [Action::Replace], "{:?}", resumed.changes);
+        assert_eq!(
+            resumed.changes[0].before.as_ref().unwrap()["created"],
+            "2026-05-01T12:00:00Z"
+        );
+
+        // An older key never delivered goes at once; so does one the policy no longer names.
+        let mut live = live_with(key("2026-08-30", "2026-06-01"));
+        live.keys.push(LiveKey {
+            id: "stray".into(),
+            created_at: Some("2026-05-01T12:00:00Z".into()),
+            ..live.keys[0].clone()
+        });
+        live.keys.push(LiveKey {
+            id: "gone".into(),
+            name: Some("removed".into()),
+            ..live.keys[0].clone()
+        });
+        live.undelivered
+            .extend(["stray".to_owned(), "gone".to_owned()]);
+        let cleaned = plan(&desired, &live);
+        let deletes: Vec<&str> = cleaned
+            .changes
+            .iter()
+            .filter(|c| c.action == Action::Delete)
+            .map(|c| c.address.as_str())
+            .collect();
+        assert_eq!(
+            deletes,
+            ["workspace.dev.key.ci", "workspace.dev.key.removed"],
+            "{:?}",
+            cleaned.changes
+        );
     }
 
     #[test]

@@ -126,6 +126,14 @@ pub enum ProviderError {
     Sandbox(#[from] sandbox::SandboxError),
     #[error("the Admin API answered {call} with {problem}")]
     Unexpected { call: String, problem: String },
+    #[error(
+        "{call} with the new key answered {status} after {attempts} attempt(s): the key does not work"
+    )]
+    KeyRejected {
+        call: String,
+        status: u16,
+        attempts: usize,
+    },
 }
 
 /// A source of the live organization and a sink for operations.
@@ -135,6 +143,9 @@ pub trait Provider {
     /// Performs one operation.
     fn perform(&self, operation: Operation)
     -> impl Future<Output = Result<Outcome, ProviderError>>;
+    /// Shows that a new key works (`GET /v1/models` with it, against the inference API),
+    /// before the key it succeeds is let go.
+    fn verify_key(&self, secret: &SecretString) -> impl Future<Output = Result<(), ProviderError>>;
     /// Requests made so far (HTTP attempts, for the HTTP provider).
     fn requests(&self) -> u64 {
         0

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -62,6 +62,21 @@ pub struct FakeState {
     pub requests: AtomicU64,
     pub log: Mutex<Vec<String>>,
     pub now: String,
+    pub secrets: SecretKnobs,
+}
+
+/// Knobs for the moments a key's secret is in play: the create's answer, and the inference
+/// API's `GET /v1/models`, which answers 200 for a live key's secret and 401 otherwise.
+#[derive(Default)]
+pub struct SecretKnobs {
+    /// Creates answer without `key`: the key is made, its secret never shown.
+    pub without_key: AtomicBool,
+    /// Creates answer with a `key_id` of the wrong type beside the real `key`.
+    pub malformed: AtomicBool,
+    /// The secrets handed out in malformed answers, for tests to look for.
+    pub handed_out: Mutex<Vec<String>>,
+    /// `GET /v1/models` refuses every key, live or not.
+    pub reject_all: AtomicBool,
 }
 
 pub struct FakeApi {
@@ -89,6 +104,7 @@ impl FakeApi {
             requests: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
             now: noon(today.parse().expect("a date")),
+            secrets: SecretKnobs::default(),
         });
         let app = axum::Router::new()
             .fallback(handle)
@@ -141,6 +157,43 @@ impl FakeApi {
     pub fn org(&self) -> SandboxOrg {
         self.state.org.lock().unwrap().clone()
     }
+
+    /// Key creates answer without `key` from now on (`false`: with it again).
+    pub fn answer_creates_without_key(&self, on: bool) {
+        self.state.secrets.without_key.store(on, Ordering::SeqCst);
+    }
+
+    /// Key creates answer with a body that does not parse, the secret inside.
+    pub fn answer_creates_malformed(&self, on: bool) {
+        self.state.secrets.malformed.store(on, Ordering::SeqCst);
+    }
+
+    /// The secrets the malformed answers carried.
+    pub fn secrets_handed_out(&self) -> Vec<String> {
+        self.state.secrets.handed_out.lock().unwrap().clone()
+    }
+
+    /// `GET /v1/models` refuses every key from now on: no new key can be shown to work.
+    pub fn reject_keys_on_models(&self, on: bool) {
+        self.state.secrets.reject_all.store(on, Ordering::SeqCst);
+    }
+}
+
+/// The inference API's `GET /v1/models`: open to live keys, by their bearer secret.
+fn models(state: &FakeState, headers: &HeaderMap) -> Response {
+    let secret = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let accepted = !state.secrets.reject_all.load(Ordering::SeqCst)
+        && secret.is_some_and(|secret| state.org.lock().unwrap().accepts(secret));
+    if !accepted {
+        return error(StatusCode::UNAUTHORIZED, json!("Unauthorized"));
+    }
+    axum::Json(
+        json!({"object": "list", "data": [{"id": "mistral-small-latest", "object": "model"}]}),
+    )
+    .into_response()
 }
 
 fn error(status: StatusCode, detail: Value) -> Response {
@@ -172,6 +225,9 @@ async fn handle(
     state.log.lock().unwrap().push(shown);
     if !state.latency.is_zero() {
         tokio::time::sleep(state.latency).await;
+    }
+    if path == "/v1/models" {
+        return with_request_id(&state, models(&state, &headers));
     }
     let authorized = headers.get("x-api-key").and_then(|v| v.to_str().ok())
         == Some(state.key.as_str())
@@ -802,6 +858,22 @@ fn route(
                 Ok(Outcome::Key { id, secret }) => {
                     use secrecy::ExposeSecret;
                     let key = &org.keys[&id];
+                    if state.secrets.malformed.load(Ordering::SeqCst) {
+                        let plaintext = secret.expose_secret().to_owned();
+                        state
+                            .secrets
+                            .handed_out
+                            .lock()
+                            .unwrap()
+                            .push(plaintext.clone());
+                        return axum::Json(json!({"key_id": 12345, "key": plaintext, "hidden_key": key.hidden_key}))
+                            .into_response();
+                    }
+                    if state.secrets.without_key.load(Ordering::SeqCst) {
+                        return axum::Json(json!({"key_id": id, "key": null, "name": key.name, "hidden_key": key.hidden_key,
+                                                 "created_at": key.created_at, "actions": {}}))
+                            .into_response();
+                    }
                     axum::Json(json!({"key_id": id, "key": secret.expose_secret(), "name": key.name, "hidden_key": key.hidden_key,
                                       "created_at": key.created_at, "expiration_date": key.expiration.map(|d| d.to_string()), "actions": {}})).into_response()
                 }

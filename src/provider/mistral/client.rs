@@ -93,7 +93,7 @@ enum Repeat {
     OnlyIfRefused,
 }
 
-fn is_loopback(url: &url::Url) -> bool {
+pub fn is_loopback(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -723,6 +723,7 @@ impl Client {
     }
 
     /// Never repeated after the server may have acted: a second key would be an orphan.
+    /// The answer carries the new secret, so no error quotes its body.
     pub async fn create_api_key(&self, key: &AdminCreateApiKeyIn) -> Result<ApiKeyOut, ApiError> {
         self.send(
             Method::POST,
@@ -732,6 +733,36 @@ impl Client {
             Repeat::OnlyIfRefused,
         )
         .await
+        .map_err(ApiError::withholding_body)
+    }
+
+    /// `GET {base}/v1/models` with `key`, a key of the inference API, as a bearer token:
+    /// the status it answers. The body is never read; only whether the key is let in counts.
+    pub async fn models_status(
+        &self,
+        base: &url::Url,
+        key: &SecretString,
+    ) -> Result<u16, ApiError> {
+        let call = "GET /v1/models (with the new key)".to_owned();
+        let url = format!("{}/v1/models", base.as_str().trim_end_matches('/'));
+        let mut token = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
+            .map_err(|_| ApiError::Client(format!("{call}: the key cannot travel in a header")))?;
+        token.set_sensitive(true);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        match self
+            .http
+            .get(url)
+            .header(reqwest::header::AUTHORIZATION, token)
+            .send()
+            .await
+        {
+            Ok(response) => Ok(response.status().as_u16()),
+            Err(error) if error.is_timeout() => Err(ApiError::Timeout { call, attempts: 1 }),
+            Err(error) => Err(ApiError::Transport {
+                call,
+                message: error.without_url().to_string(),
+            }),
+        }
     }
 
     pub async fn delete_api_key(&self, key: &str) -> Result<DeleteApiKeyOut, ApiError> {

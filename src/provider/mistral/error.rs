@@ -68,6 +68,31 @@ impl ApiError {
     }
 }
 
+/// What stands in for the body of an answer that carries a key's secret.
+pub const WITHHELD: &str = "(withheld: this answer carries a key's secret)";
+
+impl ApiError {
+    /// The same error with nothing of the answer's body left in it, for calls whose answer
+    /// carries a secret: a malformed answer may still hold the plaintext, and an error ends
+    /// up on stderr and in the audit log. The parser's message is cut before its first
+    /// quoted value, since it may quote the body.
+    pub fn withholding_body(self) -> ApiError {
+        match self {
+            ApiError::InvalidResponse { call, message, .. } => {
+                let cut = message
+                    .find(['`', '"', '\'', ':'])
+                    .map_or(message.as_str(), |at| &message[..at]);
+                ApiError::InvalidResponse {
+                    call,
+                    message: cut.trim().to_owned(),
+                    body: WITHHELD.to_owned(),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
 /// The `detail` of a FastAPI error body, as readable lines: `body.field: message`.
 pub fn details(body: &str) -> Vec<String> {
     let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
@@ -124,5 +149,25 @@ mod tests {
         assert_eq!(details(body), vec!["body.workspace_uuid: Field required"]);
         assert_eq!(details(r#"{"detail": "Not Found"}"#), vec!["Not Found"]);
         assert_eq!(details("<html>oops</html>"), vec!["<html>oops</html>"]);
+    }
+
+    #[test]
+    fn a_secret_bearing_answer_leaves_nothing_of_its_body_in_the_error() {
+        let body = r#"{"key_id": 7, "key": "sk-live-0123456789abcdef"}"#;
+        let parsed = serde_json::from_str::<super::super::api::ApiKeyOut>(body).unwrap_err();
+        let error = ApiError::InvalidResponse {
+            call: "POST /v1/admin/api-keys".into(),
+            message: parsed.to_string(),
+            body: excerpt(body),
+        };
+        assert!(
+            error.to_string().contains("sk-live"),
+            "the test proves nothing"
+        );
+        let shown = error.withholding_body().to_string();
+        assert!(!shown.contains("sk-live"), "{shown}");
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+        assert!(shown.contains("POST /v1/admin/api-keys"), "{shown}");
+        assert!(shown.contains(WITHHELD), "{shown}");
     }
 }

@@ -8,6 +8,9 @@ pub mod client;
 pub mod error;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use secrecy::SecretString;
 
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -25,13 +28,33 @@ use crate::model::{
 
 pub struct MistralProvider {
     client: Client,
+    /// Where new keys are shown to work: the inference API's root; the Admin API's when
+    /// `None`.
+    inference_url: Option<url::Url>,
+    /// The first pause between attempts to show a new key works; later ones double.
+    verify_backoff: Duration,
 }
 
 impl MistralProvider {
     pub fn new(client: Client) -> MistralProvider {
-        MistralProvider { client }
+        MistralProvider {
+            client,
+            inference_url: None,
+            verify_backoff: Duration::from_millis(500),
+        }
+    }
+
+    /// Verifies new keys against `url` (the inference API's root), pausing `backoff`, then
+    /// twice that, and so on, between attempts: a key may take a moment to be accepted.
+    pub fn verifying_at(mut self, url: url::Url, backoff: Duration) -> MistralProvider {
+        self.inference_url = Some(url);
+        self.verify_backoff = backoff;
+        self
     }
 }
+
+/// How many times a new key is tried against `GET /v1/models` before it is judged broken.
+const VERIFY_ATTEMPTS: usize = 4;
 
 /// Role names by UUID, with the letter codes some fields use instead.
 struct RoleNames {
@@ -226,6 +249,43 @@ impl Provider for MistralProvider {
                 }
                 other => return other,
             }
+        }
+    }
+
+    async fn verify_key(&self, secret: &SecretString) -> Result<(), ProviderError> {
+        // The inference API shares the Admin API's root unless told otherwise.
+        let base = match &self.inference_url {
+            Some(url) => url.clone(),
+            None => url::Url::parse(&self.client.url("")).map_err(|error| {
+                ProviderError::Unexpected {
+                    call: "GET /v1/models".into(),
+                    problem: format!("the API root is not a URL: {error}"),
+                }
+            })?,
+        };
+        let mut pause = self.verify_backoff;
+        let mut attempt = 1;
+        loop {
+            let answer = self.client.models_status(&base, secret).await;
+            let last = attempt >= VERIFY_ATTEMPTS;
+            match answer {
+                Ok(200..=299) => return Ok(()),
+                // A key just made may not be accepted yet, and refusals and server errors
+                // pass: each is asked again, up to the last attempt.
+                Ok(401 | 403 | 429 | 500..=599) if !last => {}
+                Ok(status) => {
+                    return Err(ProviderError::KeyRejected {
+                        call: "GET /v1/models".into(),
+                        status,
+                        attempts: attempt,
+                    });
+                }
+                Err(_) if !last => {}
+                Err(error) => return Err(error.into()),
+            }
+            tokio::time::sleep(pause).await;
+            pause = pause.saturating_mul(2);
+            attempt += 1;
         }
     }
 
@@ -510,9 +570,17 @@ impl MistralProvider {
                         secret,
                     },
                     None => {
+                        // A key whose secret nobody will ever see must not stay.
+                        let problem = match client.delete_api_key(&created.key_id).await {
+                            Ok(_) | Err(error::ApiError::NotFound { .. }) => "no `key` in the answer, so the new key's secret is lost; the key was deleted again, so run apply again".to_owned(),
+                            Err(cleanup) => format!(
+                                "no `key` in the answer, so the new key's secret is lost, and deleting the key failed too ({cleanup}); delete key {} in the console (Admin → API keys)",
+                                created.key_id
+                            ),
+                        };
                         return Err(ProviderError::Unexpected {
                             call: "POST /v1/admin/api-keys".into(),
-                            problem: "no `key` in the answer: the new key's secret is lost; delete it and create it again".into(),
+                            problem,
                         });
                     }
                 }

@@ -151,6 +151,10 @@ pub struct Key {
     pub last_used: Option<Date>,
     /// The masked form the API shows; the plaintext is never stored.
     pub hidden_key: String,
+    /// SHA-256 of the plaintext, so the sandbox can tell a live key's secret as the
+    /// inference API does (`GET /v1/models`); absent in files from before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_sha256: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -586,6 +590,7 @@ impl SandboxOrg {
                         expiration,
                         last_used: None,
                         hidden_key,
+                        secret_sha256: Some(secret_digest(&plaintext)),
                     },
                 );
                 Ok(Outcome::Key {
@@ -754,9 +759,46 @@ pub fn noon(day: Date) -> String {
     format!("{day}T12:00:00Z")
 }
 
+/// How the sandbox recognises a key's secret without keeping it.
+pub fn secret_digest(secret: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+impl SandboxOrg {
+    /// Whether `secret` is a live key's, as the inference API would accept it.
+    pub fn accepts(&self, secret: &str) -> bool {
+        let digest = secret_digest(secret);
+        self.keys
+            .values()
+            .any(|key| key.secret_sha256.as_deref() == Some(digest.as_str()))
+    }
+}
+
 impl Provider for SandboxProvider {
     async fn read(&self) -> Result<LiveOrg, ProviderError> {
         Ok(self.org().to_live())
+    }
+
+    async fn verify_key(&self, secret: &SecretString) -> Result<(), ProviderError> {
+        use secrecy::ExposeSecret;
+        let accepted = self
+            .org
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .accepts(secret.expose_secret());
+        if accepted {
+            Ok(())
+        } else {
+            Err(ProviderError::KeyRejected {
+                call: "GET /v1/models".into(),
+                status: 401,
+                attempts: 1,
+            })
+        }
     }
 
     async fn perform(&self, operation: Operation) -> Result<Outcome, ProviderError> {
