@@ -10,6 +10,7 @@ use super::CommandError;
 use crate::model::LiveOrg;
 use crate::provider::mistral::MistralProvider;
 use crate::provider::mistral::client::{AuthScheme, Client, ClientConfig};
+use crate::provider::mistral::transport::redact_userinfo;
 use crate::provider::sandbox::SandboxProvider;
 use crate::provider::{Operation, Outcome, Provider, ProviderError};
 
@@ -47,6 +48,11 @@ pub struct OrgArgs {
     /// Seconds before one Admin API request is abandoned (and retried when that is safe).
     #[arg(long, env = "TRAMONTANE_TIMEOUT", default_value_t = 30)]
     pub timeout: u64,
+
+    /// Most time one command spends on the Admin API, waits and retries included (`10m`,
+    /// `90s`); a prompt or a secret's delivery does not count.
+    #[arg(long, env = "TRAMONTANE_DEADLINE", default_value = "10m")]
+    pub deadline: jiff::SignedDuration,
 
     /// First retry delay in milliseconds; later ones double, with jitter.
     #[arg(
@@ -110,7 +116,10 @@ impl Org {
                 });
             };
             let base_url = url::Url::parse(&args.api_url).map_err(|error| CommandError::Usage {
-                message: format!("MISTRAL_API_URL `{}` is not a URL: {error}", args.api_url),
+                message: format!(
+                    "MISTRAL_API_URL `{}` is not a URL: {error}",
+                    redact_userinfo(&args.api_url)
+                ),
                 help: Some("use a URL such as https://api.mistral.ai".into()),
             })?;
             let mut config = ClientConfig::new(base_url, SecretString::from(key));
@@ -122,6 +131,7 @@ impl Org {
             config.requests_per_second = args.rate_limit.max(1);
             config.timeout = Duration::from_secs(args.timeout.max(1));
             config.backoff_base = Duration::from_millis(args.backoff_ms);
+            config.deadline = args.deadline.unsigned_abs();
             let client = Client::new(config).map_err(ProviderError::from)?;
             return Ok((Org::Mistral(MistralProvider::new(client)), "mistral".into()));
         }

@@ -62,6 +62,9 @@ pub struct FakeState {
     pub requests: AtomicU64,
     pub log: Mutex<Vec<String>>,
     pub now: String,
+    /// Paging as a server may do it: the most items served on one page, whatever
+    /// `page_size` or `limit` asked (the echoed `page_size` says what was served).
+    pub page_clamp: Mutex<Option<usize>>,
 }
 
 pub struct FakeApi {
@@ -89,6 +92,7 @@ impl FakeApi {
             requests: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
             now: noon(today.parse().expect("a date")),
+            page_clamp: Mutex::new(None),
         });
         let app = axum::Router::new()
             .fallback(handle)
@@ -141,6 +145,25 @@ impl FakeApi {
     pub fn org(&self) -> SandboxOrg {
         self.state.org.lock().unwrap().clone()
     }
+
+    // ---- paging knobs
+
+    /// Serves at most `max` items a page from now on (`None`: as many as asked).
+    pub fn clamp_pages(&self, max: Option<usize>) {
+        *self.state.page_clamp.lock().unwrap() = max;
+    }
+}
+
+/// The query as the server takes it: `page_size` and `limit` cut to the page clamp.
+fn clamped(state: &FakeState, mut q: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    if let Some(max) = *state.page_clamp.lock().unwrap() {
+        for name in ["page_size", "limit"] {
+            if let Some(asked) = q.get(name).and_then(|v| v.parse::<usize>().ok()) {
+                q.insert(name.to_owned(), asked.min(max).to_string());
+            }
+        }
+    }
+    q
 }
 
 fn error(status: StatusCode, detail: Value) -> Response {
@@ -249,7 +272,7 @@ async fn handle(
             }
         }
     };
-    let response = route(&state, &method, &path, &query(&uri), &body);
+    let response = route(&state, &method, &path, &clamped(&state, query(&uri)), &body);
     if let Some(duration) = stall {
         tokio::time::sleep(duration).await;
     }
