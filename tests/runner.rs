@@ -8,6 +8,7 @@ mod test_comment;
 mod test_diff;
 mod test_explain;
 mod test_fixtures;
+mod test_hostile;
 mod test_mistral;
 mod test_plan;
 mod test_roundtrip;

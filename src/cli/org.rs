@@ -11,6 +11,7 @@ use crate::model::LiveOrg;
 use crate::provider::mistral::MistralProvider;
 use crate::provider::mistral::client::{AuthScheme, Client, ClientConfig, is_loopback};
 use crate::provider::mistral::error::ApiError;
+use crate::provider::mistral::transport::redact_userinfo;
 use crate::provider::sandbox::SandboxProvider;
 use crate::provider::{Operation, Outcome, Provider, ProviderError};
 
@@ -63,6 +64,11 @@ pub struct OrgArgs {
         default_value = ".tramontane/journal.jsonl"
     )]
     pub journal: PathBuf,
+
+    /// Most time one command spends on the Admin API, waits and retries included (`10m`,
+    /// `90s`); a prompt or a secret's delivery does not count.
+    #[arg(long, env = "TRAMONTANE_DEADLINE", default_value = "10m")]
+    pub deadline: jiff::SignedDuration,
 
     /// First retry delay in milliseconds; later ones double, with jitter.
     #[arg(
@@ -134,7 +140,10 @@ impl Org {
                 });
             };
             let base_url = url::Url::parse(&args.api_url).map_err(|error| CommandError::Usage {
-                message: format!("MISTRAL_API_URL `{}` is not a URL: {error}", args.api_url),
+                message: format!(
+                    "MISTRAL_API_URL `{}` is not a URL: {error}",
+                    redact_userinfo(&args.api_url)
+                ),
                 help: Some("use a URL such as https://api.mistral.ai".into()),
             })?;
             let admin_root = base_url.clone();
@@ -147,13 +156,17 @@ impl Org {
             config.requests_per_second = args.rate_limit.max(1);
             config.timeout = Duration::from_secs(args.timeout.max(1));
             config.backoff_base = Duration::from_millis(args.backoff_ms);
+            config.deadline = args.deadline.unsigned_abs();
             let client = Client::new(config).map_err(ProviderError::from)?;
             // New keys are shown to work against the inference API, which shares the Admin
             // API's root unless told otherwise; new keys travel to it, so the same rule holds.
             let inference = match &args.inference_url {
                 Some(text) => {
                     let url = url::Url::parse(text).map_err(|error| CommandError::Usage {
-                        message: format!("MISTRAL_INFERENCE_URL `{text}` is not a URL: {error}"),
+                        message: format!(
+                            "MISTRAL_INFERENCE_URL `{}` is not a URL: {error}",
+                            redact_userinfo(text)
+                        ),
                         help: Some("use a URL such as https://api.mistral.ai".into()),
                     })?;
                     if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback(&url)) {

@@ -63,6 +63,9 @@ pub struct FakeState {
     pub log: Mutex<Vec<String>>,
     pub now: String,
     pub secrets: SecretKnobs,
+    /// Paging as a server may do it: the most items served on one page, whatever
+    /// `page_size` or `limit` asked (the echoed `page_size` says what was served).
+    pub page_clamp: Mutex<Option<usize>>,
 }
 
 /// Knobs for the moments a key's secret is in play: the create's answer, and the inference
@@ -105,6 +108,7 @@ impl FakeApi {
             log: Mutex::new(Vec::new()),
             now: noon(today.parse().expect("a date")),
             secrets: SecretKnobs::default(),
+            page_clamp: Mutex::new(None),
         });
         let app = axum::Router::new()
             .fallback(handle)
@@ -177,6 +181,13 @@ impl FakeApi {
     pub fn reject_keys_on_models(&self, on: bool) {
         self.state.secrets.reject_all.store(on, Ordering::SeqCst);
     }
+
+    // ---- paging knobs
+
+    /// Serves at most `max` items a page from now on (`None`: as many as asked).
+    pub fn clamp_pages(&self, max: Option<usize>) {
+        *self.state.page_clamp.lock().unwrap() = max;
+    }
 }
 
 /// The inference API's `GET /v1/models`: open to live keys, by their bearer secret.
@@ -194,6 +205,18 @@ fn models(state: &FakeState, headers: &HeaderMap) -> Response {
         json!({"object": "list", "data": [{"id": "mistral-small-latest", "object": "model"}]}),
     )
     .into_response()
+}
+
+/// The query as the server takes it: `page_size` and `limit` cut to the page clamp.
+fn clamped(state: &FakeState, mut q: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    if let Some(max) = *state.page_clamp.lock().unwrap() {
+        for name in ["page_size", "limit"] {
+            if let Some(asked) = q.get(name).and_then(|v| v.parse::<usize>().ok()) {
+                q.insert(name.to_owned(), asked.min(max).to_string());
+            }
+        }
+    }
+    q
 }
 
 fn error(status: StatusCode, detail: Value) -> Response {
@@ -305,7 +328,7 @@ async fn handle(
             }
         }
     };
-    let response = route(&state, &method, &path, &query(&uri), &body);
+    let response = route(&state, &method, &path, &clamped(&state, query(&uri)), &body);
     if let Some(duration) = stall {
         tokio::time::sleep(duration).await;
     }

@@ -19,6 +19,11 @@ use tokio::sync::Semaphore;
 
 use super::api::*;
 use super::error::{ApiError, details, excerpt};
+use super::paging::{Collected, Listed, PAGES_PER_BATCH, Page, UserEntry};
+use super::transport::{
+    BodyError, DEFAULT_DEADLINE, Deadline, MAX_BODY_BYTES, human, read_body, redact_url,
+    redirect_target, transport_cause,
+};
 
 /// Page sizes: the largest each list accepts. The spec caps user groups and a group's
 /// workspace assignments at 100 and sets no cap elsewhere, where 1,000 keeps pages fast.
@@ -38,7 +43,6 @@ pub enum AuthScheme {
     Bearer,
 }
 
-#[derive(Debug)]
 pub struct ClientConfig {
     pub base_url: url::Url,
     pub key: SecretString,
@@ -48,6 +52,21 @@ pub struct ClientConfig {
     pub timeout: Duration,
     pub max_retries: usize,
     pub backoff_base: Duration,
+    /// The most time one command spends on the Admin API (see [`Deadline`]).
+    pub deadline: Duration,
+}
+
+/// By hand, so the URL shows without the password it may carry.
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("base_url", &redact_url(&self.base_url))
+            .field("auth", &self.auth)
+            .field("concurrency", &self.concurrency)
+            .field("timeout", &self.timeout)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientConfig {
@@ -61,6 +80,7 @@ impl ClientConfig {
             timeout: Duration::from_secs(30),
             max_retries: 5,
             backoff_base: Duration::from_millis(500),
+            deadline: DEFAULT_DEADLINE,
         }
     }
 }
@@ -75,12 +95,16 @@ pub struct Client {
     requests: AtomicU64,
     max_retries: usize,
     backoff_base: Duration,
+    timeout: Duration,
+    deadline: Deadline,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let base =
+            url::Url::parse(&self.base).map_or_else(|_| String::new(), |url| redact_url(&url));
         f.debug_struct("Client")
-            .field("base", &self.base)
+            .field("base", &base)
             .finish_non_exhaustive()
     }
 }
@@ -102,11 +126,15 @@ pub fn is_loopback(url: &url::Url) -> bool {
     }
 }
 
+/// The longest `Retry-After` taken as asked; one beyond the command's deadline fails the
+/// call at once, saying what the server asked.
+const MAX_RETRY_AFTER_SECONDS: u64 = 24 * 60 * 60;
+
 /// Seconds or an HTTP date, as `Retry-After` allows.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds.min(300)));
+        return Some(Duration::from_secs(seconds.min(MAX_RETRY_AFTER_SECONDS)));
     }
     let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
     let wait = jiff::Timestamp::now()
@@ -114,7 +142,9 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
         .ok()?
         .total(jiff::Unit::Second)
         .ok()?;
-    Some(Duration::from_secs_f64(wait.clamp(0.0, 300.0)))
+    Some(Duration::from_secs_f64(
+        wait.clamp(0.0, MAX_RETRY_AFTER_SECONDS as f64),
+    ))
 }
 
 impl Client {
@@ -122,7 +152,7 @@ impl Client {
         let scheme = config.base_url.scheme();
         if scheme != "https" && !(scheme == "http" && is_loopback(&config.base_url)) {
             return Err(ApiError::InsecureUrl {
-                url: config.base_url.to_string(),
+                url: redact_url(&config.base_url),
             });
         }
         let (name, value) = match config.auth {
@@ -141,6 +171,10 @@ impl Client {
         value.set_sensitive(true);
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            // A redirect would carry the admin key wherever it points (reqwest drops only
+            // the standard credential headers, not `x-api-key`): none is followed.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("tramontane/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|error| ApiError::Client(error.to_string()))?;
@@ -155,6 +189,8 @@ impl Client {
             requests: AtomicU64::new(0),
             max_retries: config.max_retries,
             backoff_base: config.backoff_base,
+            timeout: config.timeout,
+            deadline: Deadline::new(config.deadline),
         })
     }
 
@@ -192,6 +228,49 @@ impl Client {
         ceiling.mul_f64(rand::rng().random_range(0.5..=1.0))
     }
 
+    fn deadline_exceeded(&self, call: &str) -> ApiError {
+        ApiError::DeadlineExceeded {
+            call: call.to_owned(),
+            deadline: human(self.deadline.limit()),
+        }
+    }
+
+    /// What is left of the deadline, or the error saying it has passed.
+    fn time_left(&self, call: &str) -> Result<Duration, ApiError> {
+        let left = self.deadline.left();
+        if left.is_zero() {
+            return Err(self.deadline_exceeded(call));
+        }
+        Ok(left)
+    }
+
+    async fn within_deadline<F: Future>(&self, call: &str, wait: F) -> Result<F::Output, ApiError> {
+        tokio::time::timeout(self.time_left(call)?, wait)
+            .await
+            .map_err(|_| self.deadline_exceeded(call))
+    }
+
+    async fn sleep_within_deadline(&self, call: &str, wait: Duration) -> Result<(), ApiError> {
+        if wait >= self.time_left(call)? {
+            return Err(self.deadline_exceeded(call));
+        }
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
+    /// A wait the server asks for that the deadline cannot hold fails now, not after it.
+    fn retry_after_fits(&self, call: &str, asked: Option<Duration>) -> Result<(), ApiError> {
+        let left = self.time_left(call)?;
+        match asked {
+            Some(asked) if asked >= left => Err(ApiError::WaitBeyondDeadline {
+                call: call.to_owned(),
+                asked: human(asked),
+                left: human(left),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -205,10 +284,12 @@ impl Client {
             let pairs: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
             call = format!("{call}?{}", pairs.join("&"));
         }
+        // The deadline's clock runs while this call is under way, waits included.
+        let _busy = self.deadline.start();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            self.wait_turn().await;
+            self.within_deadline(&call, self.wait_turn()).await?;
             let permit = self.semaphore.acquire().await;
             self.requests.fetch_add(1, Ordering::Relaxed);
             let mut url = url::Url::parse(&self.url(path))
@@ -223,6 +304,11 @@ impl Client {
                 .header(self.auth.0.clone(), self.auth.1.clone());
             if let Some(body) = body {
                 request = request.json(body);
+            }
+            if repeat == Repeat::Safe {
+                // A repeatable call may be cut at the deadline; a create is left its own
+                // timeout, so whether it happened is known rather than cut off.
+                request = request.timeout(self.timeout.min(self.time_left(&call)?));
             }
             let outcome = match request.send().await {
                 Ok(response) => {
@@ -239,9 +325,30 @@ impl Client {
                         .get(reqwest::header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(parse_retry_after);
-                    match response.text().await {
-                        Ok(text) => Ok((status, retry_after, text)),
-                        Err(error) => Err(error),
+                    if status.is_redirection() {
+                        let location = response
+                            .headers()
+                            .get(reqwest::header::LOCATION)
+                            .and_then(|v| v.to_str().ok());
+                        return Err(ApiError::Redirected {
+                            call,
+                            status: status.as_u16(),
+                            location: redirect_target(response.url(), location),
+                        });
+                    }
+                    match read_body(response, MAX_BODY_BYTES).await {
+                        Ok(body) => Ok((
+                            status,
+                            retry_after,
+                            String::from_utf8_lossy(&body).into_owned(),
+                        )),
+                        Err(BodyError::TooLarge) => {
+                            return Err(ApiError::BodyTooLarge {
+                                call,
+                                limit_mib: MAX_BODY_BYTES / (1024 * 1024),
+                            });
+                        }
+                        Err(BodyError::Http(error)) => Err(error),
                     }
                 }
                 Err(error) => Err(error),
@@ -250,10 +357,18 @@ impl Client {
             let retries_left = attempt <= self.max_retries;
             match outcome {
                 Err(error) => {
+                    if repeat == Repeat::Safe
+                        && error.is_timeout()
+                        && self.deadline.left().is_zero()
+                    {
+                        // Cut short by the deadline, not by the request's own timeout.
+                        return Err(self.deadline_exceeded(&call));
+                    }
                     // A connection never made means nothing was sent: safe to repeat.
                     let unsent = error.is_connect();
                     if retries_left && (repeat == Repeat::Safe || unsent) {
-                        tokio::time::sleep(self.backoff(attempt)).await;
+                        self.sleep_within_deadline(&call, self.backoff(attempt))
+                            .await?;
                         continue;
                     }
                     return Err(if error.is_timeout() {
@@ -262,9 +377,11 @@ impl Client {
                             attempts: attempt,
                         }
                     } else {
+                        let (cause, detail) = transport_cause(&error.without_url());
                         ApiError::Transport {
                             call,
-                            message: error.without_url().to_string(),
+                            cause,
+                            detail,
                         }
                     });
                 }
@@ -287,6 +404,7 @@ impl Client {
                     if code == 429 {
                         // Refused, so not acted on: even a create may be sent again.
                         let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
+                        self.retry_after_fits(&call, retry_after)?;
                         self.pause(wait);
                         if retries_left {
                             continue;
@@ -298,7 +416,8 @@ impl Client {
                     }
                     if status.is_server_error() {
                         if retries_left && repeat == Repeat::Safe {
-                            tokio::time::sleep(self.backoff(attempt)).await;
+                            self.sleep_within_deadline(&call, self.backoff(attempt))
+                                .await?;
                             continue;
                         }
                         return Err(ApiError::Server {
@@ -338,54 +457,80 @@ impl Client {
             .await
     }
 
-    /// Reads every page of a list that reports its `total`: the first page says how many
-    /// there are, the rest are fetched at once (the semaphore bounds them).
+    /// Reads every page of a list. The first page shows how many items the server puts on
+    /// a page, which may be fewer than asked: the rest are asked at that size, at once (the
+    /// semaphore bounds them), as many as the `total` needs. Without a total, pages are read
+    /// until an empty one. The list is accepted only whole: as many items as the total, and
+    /// none twice.
     async fn all_pages<P, T>(
         &self,
         path: &str,
         extra: &[(&str, String)],
         size: usize,
-        split: impl Fn(P) -> (Option<u64>, Vec<T>),
+        split: impl Fn(P) -> Page<T>,
     ) -> Result<Vec<T>, ApiError>
     where
         P: DeserializeOwned,
+        T: Listed,
     {
-        let query = |page: usize| {
+        let query = |page: usize, size: usize| {
             let mut query = extra.to_vec();
             query.push(("page", page.to_string()));
             query.push(("page_size", size.to_string()));
             query
         };
-        let (total, mut items) = split(self.get(path, &query(1)).await?);
-        let Some(total) = total else {
-            // No total: read on until a short page.
+        let mut list = Collected::new(format!("GET {path}"));
+        let first = split(self.get(path, &query(1, size)).await?);
+        let served = first.items.len();
+        list.add(first.items)?;
+        let Some(total) = first.total else {
+            // A short page may be only the server's cap, so only an empty one ends the list.
             let mut page = 1;
-            let mut last = items.len();
-            while last == size {
+            let mut last = served;
+            while last > 0 {
                 page += 1;
-                let (_, more) = split(self.get(path, &query(page)).await?);
-                last = more.len();
-                items.extend(more);
+                let more = split(self.get(path, &query(page, served)).await?);
+                last = more.items.len();
+                list.add(more.items)?;
             }
-            return Ok(items);
+            return list.finish(None);
         };
-        let pages = usize::try_from(total)
-            .unwrap_or(usize::MAX)
-            .div_ceil(size)
-            .max(1);
-        let rest = super::join_all(
-            (2..=pages)
-                .map(|page| {
-                    let query = query(page);
-                    async move { self.get::<P>(path, &query).await }
-                })
-                .collect(),
-        )
-        .await;
-        for page in rest {
-            items.extend(split(page?).1);
+        if total > super::paging::MAX_LIST_ITEMS as u64 {
+            return Err(list.too_long(total));
         }
-        Ok(items)
+        if served as u64 >= total {
+            return list.finish(Some(total));
+        }
+        if served == 0 {
+            return Err(list.changed(format!(
+                "the first page is empty where the total is {total}"
+            )));
+        }
+        // More items remain, so the first page was full: its size is the server's.
+        let pages = (total as usize).div_ceil(served);
+        let numbers: Vec<usize> = (2..=pages).collect();
+        for batch in numbers.chunks(PAGES_PER_BATCH) {
+            let answers = super::join_all(
+                batch
+                    .iter()
+                    .map(|&page| {
+                        let query = query(page, served);
+                        async move { self.get::<P>(path, &query).await }
+                    })
+                    .collect(),
+            )
+            .await;
+            for answer in answers {
+                let page = split(answer?);
+                if let Some(now) = page.total
+                    && now != total
+                {
+                    return Err(list.changed(format!("the total went from {total} to {now}")));
+                }
+                list.add(page.items)?;
+            }
+        }
+        list.finish(Some(total))
     }
 
     pub async fn roles(&self) -> Result<RolesOut, ApiError> {
@@ -396,19 +541,26 @@ impl Client {
     pub async fn list_users(
         &self,
     ) -> Result<(Vec<AdminOrganizationMemberOut>, Vec<OrganizationInviteOut>), ApiError> {
-        let pages = self
+        let entries = self
             .all_pages(
                 "/v1/admin/users",
                 &[],
                 USERS_PAGE_SIZE,
-                |page: OrganizationAdminUsersOut| (page.total, vec![(page.members, page.invites)]),
+                |page: OrganizationAdminUsersOut| Page {
+                    total: page.total,
+                    items: (page.members.into_iter().map(UserEntry::Member))
+                        .chain(page.invites.into_iter().map(UserEntry::Invite))
+                        .collect(),
+                },
             )
             .await?;
         let mut members = Vec::new();
         let mut invites = Vec::new();
-        for (page_members, page_invites) in pages {
-            members.extend(page_members);
-            invites.extend(page_invites);
+        for entry in entries {
+            match entry {
+                UserEntry::Member(member) => members.push(member),
+                UserEntry::Invite(invite) => invites.push(invite),
+            }
         }
         Ok((members, invites))
     }
@@ -419,7 +571,10 @@ impl Client {
             "/v1/admin/workspaces",
             &extra,
             WORKSPACES_PAGE_SIZE,
-            |page: WorkspacesOut| (Some(page.total), page.items),
+            |page: WorkspacesOut| Page {
+                total: Some(page.total),
+                items: page.items,
+            },
         )
         .await
     }
@@ -429,7 +584,10 @@ impl Client {
             "/v1/admin/user-groups",
             &[],
             GROUPS_PAGE_SIZE,
-            |page: AdminUserGroupsOut| (Some(page.total), page.items),
+            |page: AdminUserGroupsOut| Page {
+                total: Some(page.total),
+                items: page.items,
+            },
         )
         .await
     }
@@ -443,7 +601,10 @@ impl Client {
             &path,
             &[],
             GROUP_MEMBERS_PAGE_SIZE,
-            |page: AdminUserGroupMembersOut| (Some(page.total), page.members),
+            |page: AdminUserGroupMembersOut| Page {
+                total: Some(page.total),
+                items: page.members,
+            },
         )
         .await
     }
@@ -457,12 +618,16 @@ impl Client {
             &path,
             &[],
             GROUP_WORKSPACES_PAGE_SIZE,
-            |page: GroupWorkspaceAssignmentsOut| (Some(page.total), page.items),
+            |page: GroupWorkspaceAssignmentsOut| Page {
+                total: Some(page.total),
+                items: page.items,
+            },
         )
         .await
     }
 
-    /// Offset paging without a total: page after page until a short one.
+    /// Offset paging without a total: page after page until an empty one, since the server
+    /// may serve fewer than the `limit` asked.
     pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyExtendedOut>, ApiError> {
         self.list_api_keys_matching(None).await
     }
@@ -473,7 +638,7 @@ impl Client {
         &self,
         name: Option<&str>,
     ) -> Result<Vec<ApiKeyExtendedOut>, ApiError> {
-        let mut keys = Vec::new();
+        let mut keys = Collected::new("GET /v1/admin/api-keys".to_owned());
         loop {
             let mut query = vec![
                 ("limit", API_KEYS_PAGE_SIZE.to_string()),
@@ -483,11 +648,11 @@ impl Client {
                 query.push(("name", name.to_owned()));
             }
             let page: ApiKeysExtendedOut = self.get("/v1/admin/api-keys", &query).await?;
-            let count = page.keys.len();
-            keys.extend(page.keys);
-            if count < API_KEYS_PAGE_SIZE {
-                return Ok(keys);
+            if page.keys.is_empty() {
+                return keys.finish(None);
             }
+            // A page served again (or forever) repeats its ids, and ends the read there.
+            keys.add(page.keys)?;
         }
     }
 
@@ -809,6 +974,17 @@ mod tests {
     }
 
     #[test]
+    fn a_password_in_the_url_is_never_shown() {
+        let config_with_password = config("http://admin:hunter2@api.example.com");
+        assert!(!format!("{config_with_password:?}").contains("hunter2"));
+        let refused = Client::new(config_with_password).unwrap_err().to_string();
+        assert!(refused.contains("`http://api.example.com/`"), "{refused}");
+        assert!(!refused.contains("hunter2"), "{refused}");
+        let client = Client::new(config("http://admin:hunter2@127.0.0.1:1")).unwrap();
+        assert!(!format!("{client:?}").contains("hunter2"));
+    }
+
+    #[test]
     fn plain_http_only_to_loopback() {
         assert!(matches!(
             Client::new(config("http://api.example.com")),
@@ -845,5 +1021,7 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+        // Taken as asked, for the deadline to judge, not cut to a few minutes unseen.
+        assert_eq!(parse_retry_after("3600"), Some(Duration::from_secs(3600)));
     }
 }

@@ -37,14 +37,57 @@ pub enum ApiError {
         "{call}: no answer within the timeout after {attempts} attempt(s); raise --timeout or try again later"
     )]
     Timeout { call: String, attempts: usize },
-    #[error("{call}: cannot reach the Admin API: {message}; check MISTRAL_API_URL and the network")]
-    Transport { call: String, message: String },
+    /// `cause` is what went wrong in a few words (connection refused, DNS lookup, TLS);
+    /// `detail` the error chain it was read from.
+    #[error(
+        "{call}: cannot reach the Admin API: {cause} ({detail}); check MISTRAL_API_URL and the network"
+    )]
+    Transport {
+        call: String,
+        cause: String,
+        detail: String,
+    },
+    #[error(
+        "{call}: the server redirected ({status}) to {location}; tramontane does not follow redirects with the admin key: set MISTRAL_API_URL to the final URL if you trust it"
+    )]
+    Redirected {
+        call: String,
+        status: u16,
+        location: String,
+    },
+    #[error(
+        "{call}: the answer is larger than {limit_mib} MiB, far more than the Admin API sends; check that MISTRAL_API_URL points at the Admin API"
+    )]
+    BodyTooLarge { call: String, limit_mib: usize },
+    #[error("{call}: {problem}: the list changed while it was read: re-run")]
+    ListChanged { call: String, problem: String },
+    #[error(
+        "{call}: the list holds {count} items or more, beyond the {max} tramontane reads from one list; check that MISTRAL_API_URL points at the Admin API"
+    )]
+    ListTooLong {
+        call: String,
+        count: u64,
+        max: usize,
+    },
+    #[error(
+        "{call}: the command's deadline of {deadline} passed before it finished; raise --deadline (TRAMONTANE_DEADLINE) or try again when the API answers faster"
+    )]
+    DeadlineExceeded { call: String, deadline: String },
+    #[error(
+        "{call}: the server asked to wait {asked} before trying again (429 Retry-After), more than the {left} left before the command's deadline; try again later or raise --deadline"
+    )]
+    WaitBeyondDeadline {
+        call: String,
+        asked: String,
+        left: String,
+    },
     #[error("{call}: the answer is not what the API documents ({message}); body starts: {body}")]
     InvalidResponse {
         call: String,
         message: String,
         body: String,
     },
+    /// `url` is shown without its userinfo: a password in the URL is never echoed.
     #[error(
         "`{url}` uses plain http to a host that is not this machine; use https, since the admin key would travel in clear"
     )]
@@ -64,6 +107,7 @@ impl ApiError {
                 | ApiError::Timeout { .. }
                 | ApiError::Transport { .. }
                 | ApiError::InvalidResponse { .. }
+                | ApiError::BodyTooLarge { .. }
         )
     }
 }

@@ -1,11 +1,15 @@
 //! The live organization through Mistral's Admin API.
 //!
-//! [`client`] speaks HTTP (pages, retries, rate limits); this module reads the whole org with
-//! it and resolves every UUID to a name, and turns each [`Operation`] into its one call.
+//! [`client`] speaks HTTP (pages, retries, rate limits), [`paging`] accepts a list only
+//! whole and [`transport`] bounds what the client trusts of a server; this module reads the
+//! whole org with them, resolves every UUID to a name, and turns each [`Operation`] into its
+//! one call.
 
 pub mod api;
 pub mod client;
 pub mod error;
+mod paging;
+pub mod transport;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
