@@ -9,6 +9,7 @@ mod test_diff;
 mod test_explain;
 mod test_fixtures;
 mod test_mistral;
+mod test_pacing;
 mod test_plan;
 mod test_roundtrip;
 mod test_schema;

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod client;
 pub mod error;
+pub mod pacing;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
