@@ -1,12 +1,16 @@
-//! Benchmark: `tramontane apply --org mistral` creating 1,000 keys across 100 workspaces in
-//! the fake Admin API, with 50 ms of latency on every request. Reports requests and wall
-//! time beside the bound the concurrency sets: the creates, `--concurrency` at a time, each
-//! one round trip, after the organization has been read.
+//! Benchmark: `tramontane apply --org mistral` with its default flags, creating 1,000 keys
+//! across 100 workspaces in the fake Admin API, with 50 ms of latency on every request.
+//! Reports requests and wall time beside the bound the concurrency sets: the creates, the
+//! default `--concurrency` at a time, each one round trip, after the organization has been
+//! read. Then the same apply against a server that limits requests to 100 per second and
+//! answers 429 beyond, beside what that limit allows.
 //!
 //! Run with `cargo bench --bench apply` (it builds and times the release binary).
 
 #[path = "../tests/common/fake_api.rs"]
 mod fake_api;
+
+use fake_api::{FakeApi, RetryAfter, ServerLimit};
 
 use std::fmt::Write;
 use std::process::Command;
@@ -18,8 +22,10 @@ use tramontane::provider::{Operation, Outcome};
 const WORKSPACES: usize = 100;
 const KEYS_PER_WORKSPACE: usize = 10;
 const LATENCY: Duration = Duration::from_millis(50);
+/// The default `--concurrency`.
 const CONCURRENCY: usize = 8;
-const RATE_LIMIT: u32 = 1_000;
+/// The server-side limit of the second run, in requests per second.
+const SERVER_LIMIT: f64 = 100.0;
 const TODAY: &str = "2026-06-01";
 
 /// An organization with the workspaces and no keys, and the policy that wants the keys.
@@ -70,9 +76,9 @@ fn run(binary: &std::path::Path, dir: &std::path::Path, url: &str, args: &[&str]
     let output = Command::new(binary)
         .args(args)
         .args(["--org", "mistral", "--quiet"])
-        .args(["--concurrency", &CONCURRENCY.to_string()])
-        .args(["--rate-limit", &RATE_LIMIT.to_string()])
         .current_dir(dir)
+        .env_remove("TRAMONTANE_RATE_LIMIT")
+        .env_remove("TRAMONTANE_CONCURRENCY")
         .env("MISTRAL_ADMIN_API_KEY", "bench-admin-key")
         .env("MISTRAL_API_URL", url)
         .env("TRAMONTANE_TODAY", TODAY)
@@ -96,56 +102,99 @@ fn main() {
     assert!(status.success());
     let binary = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/tramontane");
 
+    let free = apply(&binary, None);
+    let limit = ServerLimit::per_second(SERVER_LIMIT, RetryAfter::Absent);
+    let limited = apply(&binary, Some(limit));
+
+    let creates = WORKSPACES * KEYS_PER_WORKSPACE;
+    let write_bound = LATENCY.mul_f64(creates.div_ceil(CONCURRENCY) as f64);
+    let allowed = Duration::from_secs_f64((creates as f64 - limit.burst) / limit.per_second);
+    println!("apply: {creates} keys across {WORKSPACES} workspaces, every secret delivered");
+    println!(
+        "{:<34} {:>9} {:>6} {:>9} {:>9} {:>7}",
+        "", "requests", "429s", "wall (s)", "bound (s)", "ratio"
+    );
+    for (name, run, bound) in [
+        ("default flags", &free, write_bound),
+        (
+            "server limit 100/s, 429s",
+            &limited,
+            write_bound.max(allowed),
+        ),
+    ] {
+        let writes = run.applied.saturating_sub(run.read);
+        println!("{name}");
+        println!(
+            "{:<34} {:>9} {:>6} {:>9.2}",
+            "  read (tramontane plan)",
+            run.read_requests,
+            "",
+            run.read.as_secs_f64()
+        );
+        println!(
+            "{:<34} {:>9} {:>6} {:>9.2}",
+            "  tramontane apply",
+            run.apply_requests,
+            run.throttled,
+            run.applied.as_secs_f64()
+        );
+        println!(
+            "{:<34} {:>9} {:>6} {:>9.2} {:>9.2} {:>6.2}x",
+            "    of which writes (apply - read)",
+            run.apply_requests.saturating_sub(run.read_requests),
+            "",
+            writes.as_secs_f64(),
+            bound.as_secs_f64(),
+            writes.as_secs_f64() / bound.as_secs_f64()
+        );
+    }
+    println!(
+        "default flags (concurrency {CONCURRENCY}, no rate limit), latency {} ms; the write bound is the creates, {CONCURRENCY} at a time, one round trip each, or (creates - burst) / limit under the limit",
+        LATENCY.as_millis()
+    );
+}
+
+/// What one plan and one apply of the whole policy took, on a fresh organization.
+struct Measured {
+    read: Duration,
+    read_requests: usize,
+    applied: Duration,
+    apply_requests: usize,
+    throttled: u64,
+}
+
+fn apply(binary: &std::path::Path, limit: Option<ServerLimit>) -> Measured {
     let (org, policy) = org_and_policy();
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("policies")).unwrap();
     std::fs::write(dir.path().join("policies/org.yaml"), policy).unwrap();
-    let fake = fake_api::FakeApi::start(org, "bench-admin-key", LATENCY, TODAY);
+    let fake = FakeApi::start(org, "bench-admin-key", LATENCY, TODAY);
+    fake.set_server_limit(limit);
 
     // The read alone, to separate it from the writes.
-    let read = run(&binary, dir.path(), &fake.url, &["plan"]);
+    let read = run(binary, dir.path(), &fake.url, &["plan"]);
     let read_requests = fake.requests() as usize;
-    let applied = run(&binary, dir.path(), &fake.url, &["apply", "--auto-approve"]);
+    let read_throttled = fake.throttled();
+    let applied = run(binary, dir.path(), &fake.url, &["apply", "--auto-approve"]);
     let apply_requests = fake.requests() as usize - read_requests;
     let creates = WORKSPACES * KEYS_PER_WORKSPACE;
-    let keys = fake.org().keys.len();
-    assert_eq!(keys, creates, "every key created exactly once");
-    let delivered = walk(&dir.path().join("secrets"));
-    assert_eq!(delivered, creates, "every secret delivered");
-
-    let write_bound = LATENCY.mul_f64(creates.div_ceil(CONCURRENCY) as f64);
-    let writes = applied.saturating_sub(read);
-    println!("apply: {creates} keys across {WORKSPACES} workspaces, {delivered} secrets delivered");
-    println!("{:<30} {:>10} {:>10}", "", "requests", "wall (s)");
-    println!(
-        "{:<30} {:>10} {:>10.2}",
-        "read (tramontane plan)",
-        read_requests,
-        read.as_secs_f64()
-    );
-    println!(
-        "{:<30} {:>10} {:>10.2}",
-        "tramontane apply",
-        apply_requests,
-        applied.as_secs_f64()
-    );
-    println!(
-        "{:<30} {:>10} {:>10.2}",
-        "  of which writes (apply - read)",
-        apply_requests - read_requests,
-        writes.as_secs_f64()
-    );
-    println!(
-        "{:<30} {:>10} {:>10.2}",
-        "  bound for the writes",
+    assert_eq!(
+        fake.org().keys.len(),
         creates,
-        write_bound.as_secs_f64()
+        "every key created exactly once"
     );
-    println!(
-        "ratio to the bound: {:.2}x (latency {} ms, concurrency {CONCURRENCY}, client rate limit {RATE_LIMIT}/s)",
-        writes.as_secs_f64() / write_bound.as_secs_f64(),
-        LATENCY.as_millis()
+    assert_eq!(
+        walk(&dir.path().join("secrets")),
+        creates,
+        "every secret delivered"
     );
+    Measured {
+        read,
+        read_requests,
+        applied,
+        apply_requests,
+        throttled: fake.throttled() - read_throttled,
+    }
 }
 
 fn walk(dir: &std::path::Path) -> usize {

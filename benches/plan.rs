@@ -1,12 +1,16 @@
-//! Benchmark: `tramontane plan --org mistral` against the fake Admin API with 50 ms of
-//! latency per request, on an organization of 500 workspaces, 5,000 members, 200 teams and
-//! 10,000 keys. Reports requests, wall time and peak memory beside the lower bound: the
-//! fewest requests the API's page sizes allow, at the concurrency used, times the latency.
+//! Benchmark: `tramontane plan --org mistral` with its default flags against the fake Admin
+//! API with 50 ms of latency per request, on an organization of 500 workspaces, 5,000
+//! members, 200 teams and 10,000 keys. Reports requests, wall time and peak memory beside
+//! the lower bound: the fewest requests the API's page sizes allow, at the default
+//! concurrency, times the latency. Then the same plan against a server that limits
+//! requests to 100 per second and answers 429 beyond, beside what that limit allows.
 //!
 //! Run with `cargo bench --bench plan` (it builds and times the release binary).
 
 #[path = "../tests/common/fake_api.rs"]
 mod fake_api;
+
+use fake_api::{FakeApi, RetryAfter, ServerLimit};
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -21,8 +25,10 @@ const MEMBERS: usize = 5_000;
 const TEAMS: usize = 200;
 const KEYS: usize = 10_000;
 const LATENCY: Duration = Duration::from_millis(50);
+/// The default `--concurrency`.
 const CONCURRENCY: usize = 8;
-const RATE_LIMIT: u32 = 1_000;
+/// The server-side limit of the second run, in requests per second.
+const SERVER_LIMIT: f64 = 100.0;
 const TODAY: &str = "2026-06-01";
 
 fn created(outcome: Outcome) -> String {
@@ -180,15 +186,72 @@ fn main() {
     std::fs::create_dir_all(dir.path().join("policies")).unwrap();
     std::fs::write(dir.path().join("policies/org.yaml"), to_yaml(&desired)).unwrap();
 
-    let key = "bench-admin-key";
-    let fake = fake_api::FakeApi::start(org, key, LATENCY, TODAY);
-    let time_file = dir.path().join("time");
+    let fake = FakeApi::start(org, KEY, LATENCY, TODAY);
+    let (fewest, chain) = lower_bound();
+    let bound = LATENCY.mul_f64((fewest as f64 / CONCURRENCY as f64).max(chain as f64));
+    let free = plan(&binary, dir.path(), &fake);
+    println!("plan: {}", free.last_line);
+
+    let limit = ServerLimit::per_second(SERVER_LIMIT, RetryAfter::Absent);
+    fake.set_server_limit(Some(limit));
+    let limited = plan(&binary, dir.path(), &fake);
+    let allowed = Duration::from_secs_f64((fewest as f64 - limit.burst) / limit.per_second);
+
+    println!(
+        "{:<30} {:>9} {:>6} {:>9} {:>9} {:>7} {:>10}",
+        "", "requests", "429s", "wall (s)", "bound (s)", "ratio", "peak (MB)"
+    );
+    println!(
+        "{:<30} {:>9} {:>6} {:>9} {:>9} {:>7} {:>10}",
+        "lower bound",
+        fewest,
+        "",
+        "",
+        format!("{:.2}", bound.as_secs_f64()),
+        "",
+        ""
+    );
+    for (name, run, ideal) in [
+        ("tramontane plan", &free, bound),
+        ("  server limit 100/s, 429s", &limited, bound.max(allowed)),
+    ] {
+        println!(
+            "{:<30} {:>9} {:>6} {:>9.2} {:>9.2} {:>6.2}x {:>10}",
+            name,
+            run.requests,
+            run.throttled,
+            run.wall.as_secs_f64(),
+            ideal.as_secs_f64(),
+            run.wall.as_secs_f64() / ideal.as_secs_f64(),
+            run.peak_kb / 1024
+        );
+    }
+    println!(
+        "default flags (concurrency {CONCURRENCY}, no rate limit), latency {} ms; the limited run's bound is the larger of the lower bound and (requests - burst) / limit",
+        LATENCY.as_millis()
+    );
+}
+
+const KEY: &str = "bench-admin-key";
+
+/// What one `tramontane plan` run took.
+struct Measured {
+    wall: Duration,
+    peak_kb: u64,
+    requests: u64,
+    throttled: u64,
+    last_line: String,
+}
+
+fn plan(binary: &std::path::Path, dir: &std::path::Path, fake: &FakeApi) -> Measured {
+    let (requests, throttled) = (fake.requests(), fake.throttled());
+    let time_file = dir.join("time");
     let started = Instant::now();
     let output = Command::new("/usr/bin/time")
         .arg("-o")
         .arg(&time_file)
         .args(["-f", "%M"])
-        .arg(&binary)
+        .arg(binary)
         .args([
             "plan",
             "--org",
@@ -197,16 +260,12 @@ fn main() {
             "--policies",
             "policies",
         ])
-        .args([
-            "--concurrency",
-            &CONCURRENCY.to_string(),
-            "--rate-limit",
-            &RATE_LIMIT.to_string(),
-        ])
-        .current_dir(dir.path())
-        .env("MISTRAL_ADMIN_API_KEY", key)
+        .current_dir(dir)
+        .env("MISTRAL_ADMIN_API_KEY", KEY)
         .env("MISTRAL_API_URL", &fake.url)
         .env("TRAMONTANE_TODAY", TODAY)
+        .env_remove("TRAMONTANE_RATE_LIMIT")
+        .env_remove("TRAMONTANE_CONCURRENCY")
         .output()
         .unwrap();
     let wall = started.elapsed();
@@ -223,36 +282,15 @@ fn main() {
         .trim()
         .parse()
         .unwrap();
-    let requests = fake.requests() as usize;
-    let (fewest, chain) = lower_bound();
-    let bound = LATENCY.mul_f64((fewest as f64 / CONCURRENCY as f64).max(chain as f64));
-    let last = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_owned();
-    println!("plan: {last}");
-    println!(
-        "{:<28} {:>10} {:>10} {:>10}",
-        "", "requests", "wall (s)", "peak (MB)"
-    );
-    println!(
-        "{:<28} {:>10} {:>10.2} {:>10}",
-        "tramontane plan",
-        requests,
-        wall.as_secs_f64(),
-        peak_kb / 1024
-    );
-    println!(
-        "{:<28} {:>10} {:>10.2} {:>10}",
-        "lower bound",
-        fewest,
-        bound.as_secs_f64(),
-        ""
-    );
-    println!(
-        "ratio to the bound: {:.2}x (latency {} ms, concurrency {CONCURRENCY}, client rate limit {RATE_LIMIT}/s)",
-        wall.as_secs_f64() / bound.as_secs_f64(),
-        LATENCY.as_millis()
-    );
+    Measured {
+        wall,
+        peak_kb,
+        requests: fake.requests() - requests,
+        throttled: fake.throttled() - throttled,
+        last_line: String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_owned(),
+    }
 }

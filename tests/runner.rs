@@ -10,6 +10,7 @@ mod test_explain;
 mod test_fixtures;
 mod test_hostile;
 mod test_mistral;
+mod test_pacing;
 mod test_plan;
 mod test_roundtrip;
 mod test_schema;

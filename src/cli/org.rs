@@ -38,13 +38,15 @@ pub struct OrgArgs {
     #[arg(long, env = "TRAMONTANE_AUTH", value_enum, default_value_t = Auth::ApiKey)]
     pub auth: Auth,
 
-    /// Most Admin API requests in flight at once.
+    /// Most Admin API requests in flight at once. tramontane starts here and, when the server
+    /// answers 429, pauses, halves its pace and ramps back up, settling under the server's limit.
     #[arg(long, env = "TRAMONTANE_CONCURRENCY", default_value_t = 8)]
     pub concurrency: usize,
 
-    /// Most Admin API requests per second, client-side.
-    #[arg(long, env = "TRAMONTANE_RATE_LIMIT", default_value_t = 20)]
-    pub rate_limit: u32,
+    /// A ceiling on Admin API requests per second, client-side (for a key shared with other
+    /// tools). None by default: the pace adapts to the server's 429s.
+    #[arg(long, env = "TRAMONTANE_RATE_LIMIT", value_name = "PER_SECOND")]
+    pub rate_limit: Option<std::num::NonZeroU32>,
 
     /// Seconds before one Admin API request is abandoned (and retried when that is safe).
     #[arg(long, env = "TRAMONTANE_TIMEOUT", default_value_t = 30)]
@@ -153,7 +155,7 @@ impl Org {
                 Auth::Bearer => AuthScheme::Bearer,
             };
             config.concurrency = args.concurrency.max(1);
-            config.requests_per_second = args.rate_limit.max(1);
+            config.max_requests_per_second = args.rate_limit;
             config.timeout = Duration::from_secs(args.timeout.max(1));
             config.backoff_base = Duration::from_millis(args.backoff_ms);
             config.deadline = args.deadline.unsigned_abs();

@@ -6,9 +6,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -52,7 +52,53 @@ pub struct Chaos {
     pub lost_writes: f64,
 }
 
+/// A server-side request limit, enforced the way a real API's gateway does: a request over
+/// it is answered 429 without being acted on (so even a create may be sent again).
+#[derive(Clone, Copy, Debug)]
+pub struct ServerLimit {
+    /// Requests accepted per second on average: a token bucket refilled at this rate.
+    pub per_second: f64,
+    /// What the bucket holds: how many requests may come at once after a quiet spell.
+    pub burst: f64,
+    /// Most requests being served at once; `None` for no such limit.
+    pub max_in_flight: Option<usize>,
+    pub retry_after: RetryAfter,
+}
+
+/// What a 429 of the [`ServerLimit`] says about when to come back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryAfter {
+    /// No `Retry-After`: the client must guess.
+    Absent,
+    /// `Retry-After: N` seconds.
+    Seconds(u64),
+    /// `Retry-After: N` on every other 429, none on the rest.
+    Alternating(u64),
+}
+
+impl ServerLimit {
+    pub fn per_second(per_second: f64, retry_after: RetryAfter) -> ServerLimit {
+        ServerLimit {
+            per_second,
+            burst: per_second / 5.0,
+            max_in_flight: None,
+            retry_after,
+        }
+    }
+}
+
+/// The limit's state: the bucket's tokens, when it was last refilled, and the 429s sent.
+struct ServerLimiter {
+    limit: ServerLimit,
+    tokens: f64,
+    refilled: Instant,
+}
+
 pub struct FakeState {
+    /// The server-side limit, if one is set, and how many requests it refused.
+    server_limit: Mutex<Option<ServerLimiter>>,
+    pub throttled: AtomicU64,
+    in_flight: AtomicUsize,
     pub org: Mutex<SandboxOrg>,
     pub chaos: Mutex<Option<(Chaos, rand::rngs::StdRng)>>,
     pub lost: AtomicU64,
@@ -98,6 +144,9 @@ impl FakeApi {
             .build()
             .expect("a runtime");
         let state = Arc::new(FakeState {
+            server_limit: Mutex::new(None),
+            throttled: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
             org: Mutex::new(org),
             chaos: Mutex::new(None),
             lost: AtomicU64::new(0),
@@ -140,6 +189,20 @@ impl FakeApi {
 
     pub fn requests(&self) -> u64 {
         self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// Enforces a server-side request limit from now on (`None`: no limit), its bucket full.
+    pub fn set_server_limit(&self, limit: Option<ServerLimit>) {
+        *self.state.server_limit.lock().unwrap() = limit.map(|limit| ServerLimiter {
+            limit,
+            tokens: limit.burst.max(1.0),
+            refilled: Instant::now(),
+        });
+    }
+
+    /// Requests the server-side limit refused with a 429.
+    pub fn throttled(&self) -> u64 {
+        self.state.throttled.load(Ordering::SeqCst)
     }
 
     /// Misbehaves at random from now on (`None`: behaves again).
@@ -246,8 +309,14 @@ async fn handle(
         None => format!("{method} {path}"),
     };
     state.log.lock().unwrap().push(shown);
+    let _serving = Serving::enter(&state);
+    // The limit is judged on arrival, and its 429 comes back after the same latency.
+    let over_limit = judge_server_limit(&state);
     if !state.latency.is_zero() {
         tokio::time::sleep(state.latency).await;
+    }
+    if let Some(response) = over_limit {
+        return response;
     }
     if path == "/v1/models" {
         return with_request_id(&state, models(&state, &headers));
@@ -340,6 +409,54 @@ async fn handle(
         );
     }
     with_request_id(&state, response)
+}
+
+/// Counts a request as being served until it is answered.
+struct Serving<'a>(&'a FakeState);
+
+impl<'a> Serving<'a> {
+    fn enter(state: &'a FakeState) -> Serving<'a> {
+        state.in_flight.fetch_add(1, Ordering::SeqCst);
+        Serving(state)
+    }
+}
+
+impl Drop for Serving<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The server-side limit's verdict on a request arriving now: a 429 if it is over.
+fn judge_server_limit(state: &FakeState) -> Option<Response> {
+    let mut limiter = state.server_limit.lock().unwrap();
+    let limiter = limiter.as_mut()?;
+    let now = Instant::now();
+    let limit = limiter.limit;
+    limiter.tokens = (limiter.tokens
+        + now.duration_since(limiter.refilled).as_secs_f64() * limit.per_second)
+        .min(limit.burst.max(1.0));
+    limiter.refilled = now;
+    let crowded = limit
+        .max_in_flight
+        .is_some_and(|max| state.in_flight.load(Ordering::SeqCst) > max);
+    if !crowded && limiter.tokens >= 1.0 {
+        limiter.tokens -= 1.0;
+        return None;
+    }
+    let refused = state.throttled.fetch_add(1, Ordering::SeqCst);
+    let mut response = error(StatusCode::TOO_MANY_REQUESTS, json!("Rate limit exceeded"));
+    let seconds = match limit.retry_after {
+        RetryAfter::Absent => None,
+        RetryAfter::Seconds(seconds) => Some(seconds),
+        RetryAfter::Alternating(seconds) => refused.is_multiple_of(2).then_some(seconds),
+    };
+    if let Some(seconds) = seconds {
+        response
+            .headers_mut()
+            .insert("retry-after", seconds.to_string().parse().unwrap());
+    }
+    Some(response)
 }
 
 /// Every answer carries an id, as the real API's do, for the audit log.

@@ -1,24 +1,22 @@
-//! HTTP to the Admin API: authentication, pages read to the end, a client-side request
-//! rate, bounded concurrency, and retries that are safe.
+//! HTTP to the Admin API: authentication, pages read to the end, a pace that adapts to the
+//! server's limit ([`super::pacing`]), and retries that are safe.
 //!
 //! Retries are hand-rolled rather than left to a retry crate because one 429 must pause
 //! every request until its `Retry-After` has passed, not only the one that got it.
 
 use std::num::NonZeroU32;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::Semaphore;
 
 use super::api::*;
 use super::error::{ApiError, details, excerpt};
+use super::pacing::{Answer, Pacer};
 use super::paging::{Collected, Listed, PAGES_PER_BATCH, Page, UserEntry};
 use super::transport::{
     BodyError, DEFAULT_DEADLINE, Deadline, MAX_BODY_BYTES, human, read_body, redact_url,
@@ -47,8 +45,10 @@ pub struct ClientConfig {
     pub base_url: url::Url,
     pub key: SecretString,
     pub auth: AuthScheme,
+    /// Most requests in flight; the pacer starts here and narrows on 429s.
     pub concurrency: usize,
-    pub requests_per_second: u32,
+    /// A ceiling on requests per second, whatever the server allows; none by default.
+    pub max_requests_per_second: Option<NonZeroU32>,
     pub timeout: Duration,
     pub max_retries: usize,
     pub backoff_base: Duration,
@@ -76,7 +76,7 @@ impl ClientConfig {
             key,
             auth: AuthScheme::ApiKeyHeader,
             concurrency: 8,
-            requests_per_second: 20,
+            max_requests_per_second: None,
             timeout: Duration::from_secs(30),
             max_retries: 5,
             backoff_base: Duration::from_millis(500),
@@ -89,9 +89,7 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     auth: (HeaderName, HeaderValue),
-    semaphore: Semaphore,
-    limiter: DefaultDirectRateLimiter,
-    paused_until: Mutex<Option<Instant>>,
+    pacer: Pacer,
     requests: AtomicU64,
     max_retries: usize,
     backoff_base: Duration,
@@ -178,14 +176,11 @@ impl Client {
             .user_agent(concat!("tramontane/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|error| ApiError::Client(error.to_string()))?;
-        let rate = NonZeroU32::new(config.requests_per_second).unwrap_or(NonZeroU32::MIN);
         Ok(Client {
             http,
             base: config.base_url.as_str().trim_end_matches('/').to_owned(),
             auth: (name, value),
-            semaphore: Semaphore::new(config.concurrency.max(1)),
-            limiter: RateLimiter::direct(Quota::per_second(rate)),
-            paused_until: Mutex::new(None),
+            pacer: Pacer::new(config.concurrency, config.max_requests_per_second),
             requests: AtomicU64::new(0),
             max_retries: config.max_retries,
             backoff_base: config.backoff_base,
@@ -203,26 +198,17 @@ impl Client {
         format!("{}{path}", self.base)
     }
 
-    fn pause(&self, wait: Duration) {
-        let until = Instant::now() + wait;
-        if let Ok(mut paused) = self.paused_until.lock() {
-            *paused = Some(paused.map_or(until, |current| current.max(until)));
-        }
+    /// Requests that may be in flight now, as the pacer has learnt from the server.
+    pub fn window(&self) -> usize {
+        self.pacer.window()
     }
 
-    async fn wait_turn(&self) {
-        let until = self.paused_until.lock().ok().and_then(|paused| *paused);
-        if let Some(until) = until {
-            tokio::time::sleep_until(until.into()).await;
-        }
-        self.limiter.until_ready().await;
-    }
-
+    /// The wait before retry `attempt` (from 1): the base, then doubling.
     fn backoff(&self, attempt: usize) -> Duration {
         use rand::Rng;
         let ceiling = self
             .backoff_base
-            .saturating_mul(1 << attempt.min(10) as u32)
+            .saturating_mul(1 << attempt.saturating_sub(1).min(10) as u32)
             .min(Duration::from_secs(30));
         // Full jitter: clients that failed together do not retry together.
         ceiling.mul_f64(rand::rng().random_range(0.5..=1.0))
@@ -289,8 +275,8 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            self.within_deadline(&call, self.wait_turn()).await?;
-            let permit = self.semaphore.acquire().await;
+            // The pause a 429 set, and a free slot, are waited for within the deadline.
+            let ticket = self.within_deadline(&call, self.pacer.start()).await?;
             self.requests.fetch_add(1, Ordering::Relaxed);
             let mut url = url::Url::parse(&self.url(path))
                 .map_err(|error| ApiError::Client(format!("{call}: {error}")))?;
@@ -353,7 +339,17 @@ impl Client {
                 }
                 Err(error) => Err(error),
             };
-            drop(permit);
+            match &outcome {
+                // Refused, so not acted on: every request waits, and the pace comes down.
+                Ok((status, retry_after, _)) if status.as_u16() == 429 => {
+                    let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
+                    ticket.answered(Answer::Throttled { wait });
+                }
+                Ok((status, _, _)) if !status.is_server_error() => {
+                    ticket.answered(Answer::Accepted);
+                }
+                _ => ticket.answered(Answer::Unanswered),
+            }
             let retries_left = attempt <= self.max_retries;
             match outcome {
                 Err(error) => {
@@ -402,10 +398,9 @@ impl Client {
                         });
                     }
                     if code == 429 {
-                        // Refused, so not acted on: even a create may be sent again.
-                        let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
+                        // Refused, so not acted on: even a create may be sent again, once
+                        // the pause the ticket set is over, if the deadline can hold it.
                         self.retry_after_fits(&call, retry_after)?;
-                        self.pause(wait);
                         if retries_left {
                             continue;
                         }

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod client;
 pub mod error;
+pub mod pacing;
 mod paging;
 pub mod transport;
 

@@ -1,0 +1,213 @@
+//! Pacing against a server that enforces a request limit, as a real one does: tramontane
+//! starts fast, and on 429s slows every request and settles under the limit, making few
+//! refused requests and never acting twice.
+
+use std::fmt::Write;
+use std::time::{Duration, Instant};
+
+use tramontane::provider::sandbox::{SandboxOrg, demo_org};
+use tramontane::provider::{Operation, Outcome};
+
+use crate::common::fake_api::{FakeApi, RetryAfter, ServerLimit};
+use crate::common::{Run, TODAY, TestEnv, command, repo_root};
+
+const KEY: &str = "pacing-admin-key";
+
+/// The demo org with 60 more teams: each team is two more requests, so a plan makes about
+/// 130, several seconds' worth at 50 per second.
+fn org_with_teams() -> SandboxOrg {
+    let mut org = demo_org(TODAY.parse().unwrap());
+    for i in 0..60 {
+        org.perform(
+            Operation::CreateGroup {
+                name: format!("team-{i:02}"),
+                description: String::new(),
+            },
+            "2026-05-01T12:00:00Z",
+        )
+        .unwrap();
+    }
+    org
+}
+
+/// `tramontane plan` with the default pace (no `--rate-limit`, default backoff).
+fn plan(env: &TestEnv, api: &FakeApi) -> (serde_json::Value, Duration) {
+    let started = Instant::now();
+    let run: Run = command(env.root())
+        .args(["plan", "--org", "mistral", "--format", "json", "--policies"])
+        .arg(repo_root().join("policies"))
+        .env("MISTRAL_ADMIN_API_KEY", KEY)
+        .env("MISTRAL_API_URL", &api.url)
+        .output()
+        .unwrap()
+        .into();
+    let took = started.elapsed();
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    (serde_json::from_str(&run.stdout).unwrap(), took)
+}
+
+/// Plans once without a limit (the fewest requests) and once under `limit`, and checks the
+/// limited plan is the same plan, made with each call answered once and few 429s.
+/// Returns the fewest requests, the 429s and the time taken under the limit.
+fn plan_under(limit: ServerLimit) -> (u64, u64, Duration) {
+    let env = TestEnv::new();
+    let api = FakeApi::start(org_with_teams(), KEY, Duration::ZERO, TODAY);
+    let (free, _) = plan(&env, &api);
+    let fewest = api.requests();
+    assert!(
+        fewest > 120,
+        "the org is too small to prove anything: {fewest}"
+    );
+
+    api.set_server_limit(Some(limit));
+    let (limited, took) = plan(&env, &api);
+    assert_eq!(limited["live"]["fingerprint"], free["live"]["fingerprint"]);
+    assert_eq!(limited["changes"], free["changes"]);
+    assert_eq!(limited["unmanaged"], free["unmanaged"]);
+    let throttled = api.throttled();
+    let answered = api.requests() - fewest - throttled;
+    eprintln!("{fewest} calls answered, {throttled} refused, in {took:.2?}");
+    assert_eq!(answered, fewest, "every call answered exactly once");
+    assert!(
+        throttled > 0,
+        "the limit was never reached; the test proves nothing"
+    );
+    // The pace comes down at the first 429s and stays under the limit: a few 429s per
+    // decrease, not one per request.
+    assert!(
+        throttled <= fewest / 8,
+        "{throttled} requests refused for {fewest} answered"
+    );
+    (fewest, throttled, took)
+}
+
+#[test]
+fn a_plan_settles_under_a_server_limit_without_retry_after() {
+    let limit = ServerLimit::per_second(50.0, RetryAfter::Absent);
+    let (fewest, _, took) = plan_under(limit);
+    // The server allows `fewest` requests in about this long; a fixed 20 per second took
+    // 2.5 times as long, a client that never slowed down would not be done yet.
+    let ideal = Duration::from_secs_f64((fewest as f64 - limit.burst) / limit.per_second);
+    assert!(
+        took < ideal * 2,
+        "{took:?} where the server allows {ideal:?}"
+    );
+}
+
+#[test]
+fn a_plan_settles_under_a_server_limit_with_retry_after() {
+    let limit = ServerLimit::per_second(50.0, RetryAfter::Seconds(1));
+    let (fewest, throttled, took) = plan_under(limit);
+    // Each 429 costs the second the server asked for, and no more.
+    let ideal = Duration::from_secs_f64((fewest as f64 - limit.burst) / limit.per_second);
+    assert!(
+        took < ideal * 2 + Duration::from_secs(throttled.min(4)),
+        "{took:?} where the server allows {ideal:?}"
+    );
+}
+
+/// An org of `workspaces` workspaces and no keys, and a policy that wants `keys` in each.
+fn workspaces_wanting_keys(workspaces: usize, keys: usize) -> (SandboxOrg, String) {
+    let now = "2026-05-01T12:00:00Z";
+    let mut org = SandboxOrg::new("root@pace.example", "Pace Root", now);
+    let root = org.users.keys().next().cloned().unwrap();
+    org.perform(
+        Operation::CreateUser {
+            email: "second@pace.example".into(),
+            first_name: "Second".into(),
+            last_name: "Admin".into(),
+            roles: vec!["organization_admin".into()],
+        },
+        now,
+    )
+    .unwrap();
+    let mut policy = String::from(
+        "version: 1\norganization: { min_admins: 2 }\nmembers:\n  root@pace.example: { name: Pace Root, roles: [organization_admin] }\n  second@pace.example: { name: Second Admin, roles: [organization_admin] }\nworkspaces:\n",
+    );
+    for w in 0..workspaces {
+        let name = format!("ws-{w:02}");
+        let created = org.perform(
+            Operation::CreateWorkspace {
+                name: name.clone(),
+                description: String::new(),
+                admin: root.clone(),
+            },
+            now,
+        );
+        assert!(matches!(created, Ok(Outcome::Created(_))));
+        let _ = writeln!(policy, "  {name}:\n    admin: root@pace.example\n    keys:");
+        for k in 0..keys {
+            let _ = writeln!(
+                policy,
+                "      key-{k}: {{ owner: root@pace.example, secret: {{ file: secrets/{name}/key-{k}.key }} }}"
+            );
+        }
+    }
+    (org, policy)
+}
+
+#[test]
+fn an_apply_of_many_creates_under_a_server_limit_converges_without_duplicates() {
+    let (org, policy) = workspaces_wanting_keys(20, 6);
+    let env = TestEnv::new();
+    env.write("policies/org.yaml", policy);
+    let api = FakeApi::start(org, KEY, Duration::ZERO, TODAY);
+    api.set_server_limit(Some(ServerLimit::per_second(
+        50.0,
+        RetryAfter::Alternating(1),
+    )));
+    let apply = |args: &[&str]| -> Run {
+        command(env.root())
+            .args(args)
+            .args(["--org", "mistral"])
+            .env("MISTRAL_ADMIN_API_KEY", KEY)
+            .env("MISTRAL_API_URL", &api.url)
+            .output()
+            .unwrap()
+            .into()
+    };
+    let run = apply(&["apply", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let throttled = api.throttled();
+    eprintln!("{} requests, {throttled} refused", api.requests());
+    assert!(
+        throttled > 0,
+        "the limit was never reached; the test proves nothing"
+    );
+
+    // Every key once, each secret delivered: the creates refused by 429 were sent again,
+    // and none twice.
+    let org = api.org();
+    assert_eq!(org.keys.len(), 120);
+    let mut names: Vec<(Option<String>, Option<String>)> = org
+        .keys
+        .values()
+        .map(|key| (key.workspace.clone(), key.name.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 120, "a key was created twice");
+    let creates = api
+        .log()
+        .iter()
+        .filter(|line| line.starts_with("POST /v1/admin/api-keys"))
+        .count() as u64;
+    assert!(
+        creates <= 120 + throttled,
+        "{creates} creates for 120 keys and {throttled} 429s"
+    );
+    for w in 0..20 {
+        for k in 0..6 {
+            let secret = env.root().join(format!("secrets/ws-{w:02}/key-{k}.key"));
+            assert!(secret.is_file(), "{} missing", secret.display());
+        }
+    }
+    assert!(
+        throttled <= 40,
+        "{throttled} requests refused for 120 creates: the pace did not come down"
+    );
+
+    let run = apply(&["plan", "--format", "json"]);
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(plan["summary"]["create"], 0, "{}", plan["summary"]);
+}
