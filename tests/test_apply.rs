@@ -695,6 +695,7 @@ fn a_saved_plan_whose_summary_was_edited_is_refused() {
     let shown = env.run(&["show", "zeros.json"]);
     assert_eq!(shown.code, 1, "{}", shown.stdout);
     assert!(shown.stdout.is_empty(), "{}", shown.stdout);
+}
 
 // ---- Secrets: never lost, never left with a key that has none -------------------------
 

@@ -430,6 +430,7 @@ mod tests {
                 &respelled,
                 &SecretString::from("fourth"),
             )
+            .await
             .unwrap_err();
         assert!(
             error.contains("already holds the secret of workspace.dev.key.ci"),
@@ -441,6 +442,7 @@ mod tests {
         let outside = SecretSink::File("../escaped.key".into());
         let error = files
             .deliver("workspace.dev.key.out", &outside, &SecretString::from("x"))
+            .await
             .unwrap_err();
         assert!(error.contains("leaves the repository"), "{error}");
         assert!(!root.path().parent().unwrap().join("escaped.key").exists());

@@ -918,10 +918,14 @@ impl Client {
         {
             Ok(response) => Ok(response.status().as_u16()),
             Err(error) if error.is_timeout() => Err(ApiError::Timeout { call, attempts: 1 }),
-            Err(error) => Err(ApiError::Transport {
-                call,
-                message: error.without_url().to_string(),
-            }),
+            Err(error) => {
+                let (cause, detail) = transport_cause(&error.without_url());
+                Err(ApiError::Transport {
+                    call,
+                    cause,
+                    detail,
+                })
+            }
         }
     }
 
