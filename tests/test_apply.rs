@@ -518,6 +518,45 @@ fn a_second_apply_waits_for_the_lock_then_gives_up() {
     );
 }
 
+/// `http://127.0.0.1:P` and `http://localhost:P/` are one server: an apply through one
+/// spelling holds off an apply through the other, rather than both creating the same keys.
+#[test]
+fn two_spellings_of_one_server_share_the_lock() {
+    let env = env();
+    let api = FakeApi::start(
+        tramontane::provider::sandbox::demo_org(TODAY.parse().unwrap()),
+        ADMIN_KEY,
+        Duration::ZERO,
+        TODAY,
+    );
+    let port = api.url.rsplit(':').next().unwrap().trim_end_matches('/');
+    let locks = env.root().join("locks");
+    let held = tramontane::apply::lock::acquire(
+        &locks,
+        "mistral",
+        &tramontane::cli::org::lock_identity("mistral", &format!("http://localhost:{port}/"))
+            .unwrap(),
+        Duration::ZERO,
+        |_, _| {},
+    )
+    .unwrap();
+    let output = command(env.root())
+        .args(["apply", "--org", "mistral", "--auto-approve"])
+        .env("MISTRAL_ADMIN_API_KEY", ADMIN_KEY)
+        .env("MISTRAL_API_URL", format!("http://127.0.0.1:{port}"))
+        .env("TRAMONTANE_LOCK_DIR", &locks)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("another apply against mistral holds its lock"),
+        "{stderr}"
+    );
+    assert_eq!(api.requests(), 0, "read the org without the lock");
+    drop(held);
+}
+
 #[test]
 fn plan_files_that_are_not_this_plan_are_refused() {
     let env = env();

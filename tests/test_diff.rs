@@ -353,6 +353,23 @@ fn a_revision_without_the_policy_directory_grants_nothing() {
 }
 
 #[test]
+fn a_revision_whose_policies_are_too_large_together_is_refused_before_reading_them() {
+    let repo = Repo::new();
+    // Five files under the per-file limit, over the total one.
+    let padding = format!("version: 1\n{}", "# padding\n".repeat(370_000));
+    for file in 0..5 {
+        repo.write(&format!("policies/part{file}.yaml"), &padding);
+    }
+    repo.commit("huge");
+    let run = repo.run(&["diff", "--base", "HEAD"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    insta::assert_snapshot!(run.stderr, @r"
+    error: the policy files of `policies` at `HEAD` exceed the limit of 16 MiB together
+    help: real policies are a few kilobytes per file: keep generated data out of the policy directory
+    ");
+}
+
+#[test]
 fn a_revision_the_repository_does_not_have_says_how_to_fetch_it() {
     let repo = two_commits();
     let run = repo.run(&["diff", "--base", "origin/main"]);

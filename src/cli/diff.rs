@@ -171,6 +171,7 @@ fn git_error(error: GitError) -> CommandError {
             "pass --policies with the directory that holds the policy files".to_owned()
         }
         GitError::Read { .. } => "check the repository with `git fsck`".to_owned(),
+        GitError::TooLarge { .. } => "real policies are a few kilobytes per file: keep generated data out of the policy directory".to_owned(),
     };
     CommandError::Usage {
         message: error.to_string(),

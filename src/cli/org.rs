@@ -107,7 +107,10 @@ impl OrgArgs {
 /// file. Never the admin key.
 pub fn lock_identity(choice: &str, api_url: &str) -> Option<String> {
     if choice == "mistral" {
-        return Some(format!("mistral {}", api_url.trim_end_matches('/')));
+        return Some(format!(
+            "mistral {}",
+            crate::apply::lock::api_identity(api_url)
+        ));
     }
     let path = choice.strip_prefix("sandbox:")?;
     let path = if path == "demo" { DEMO_PATH } else { path };

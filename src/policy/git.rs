@@ -49,6 +49,12 @@ pub enum GitError {
     NotADirectory { rev: String, path: String },
     #[error("cannot read `{rev}`: {message}")]
     Read { rev: String, message: String },
+    #[error("the policy files of `{path}` at `{rev}` exceed the limit of {limit}")]
+    TooLarge {
+        rev: String,
+        path: String,
+        limit: String,
+    },
 }
 
 /// The repository that holds a policy directory, and where the directory is inside it.
@@ -166,6 +172,39 @@ impl PolicyRepository {
         .map_err(read_error)?;
         // The same order as a load from disk, so the same definition counts as the first.
         found.sort();
+
+        // Sized from the object headers before any blob is loaded: a revision is as hostile
+        // as a work tree, and a load from disk is held to the same totals.
+        let shown_path = || {
+            if self.relative.is_empty() {
+                ".".to_owned()
+            } else {
+                self.relative.clone()
+            }
+        };
+        if found.len() > crate::policy::discover::MAX_FILES {
+            return Err(GitError::TooLarge {
+                rev: rev.to_owned(),
+                path: shown_path(),
+                limit: format!("{} files", crate::policy::discover::MAX_FILES),
+            });
+        }
+        let odb = self.repo.odb().map_err(read_error)?;
+        let mut total: u64 = 0;
+        for (_, id) in &found {
+            let (size, _) = odb.read_header(*id).map_err(read_error)?;
+            total += size as u64;
+        }
+        if total > crate::policy::discover::MAX_TOTAL_BYTES {
+            return Err(GitError::TooLarge {
+                rev: rev.to_owned(),
+                path: shown_path(),
+                limit: format!(
+                    "{} MiB together",
+                    crate::policy::discover::MAX_TOTAL_BYTES / 1024 / 1024
+                ),
+            });
+        }
 
         let prefix = if self.relative.is_empty() {
             String::new()
