@@ -15,3 +15,4 @@ mod test_plan;
 mod test_roundtrip;
 mod test_schema;
 mod test_validate;
+mod test_workflows;

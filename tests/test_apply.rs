@@ -1089,3 +1089,194 @@ fn a_replacement_not_shown_to_work_keeps_the_key_it_would_replace() {
     assert_eq!(replaced.len(), 1);
     assert_ne!(replaced, original, "the replacement did not happen");
 }
+
+/// The markdown plan's digest of its reviewed changes.
+fn review_digest(markdown: &str) -> String {
+    let at = markdown
+        .find("reviewed changes `")
+        .expect("the digest is in the comment");
+    markdown[at..].split('`').nth(1).unwrap().to_owned()
+}
+
+#[test]
+fn apply_stops_when_the_plan_is_not_the_one_reviewed() {
+    let env = env();
+    let reviewed = env.run(&["plan", "--org", "sandbox:demo", "--out", "reviewed.json"]);
+    assert_eq!(reviewed.code, 0, "{}", reviewed.stderr);
+    let sandbox = env.root().join(".tramontane/sandbox/demo.json");
+    let untouched = std::fs::read_to_string(&sandbox).unwrap();
+
+    // After the review: the base branch gained a member, a description changed, and a role
+    // change the review showed is no longer needed.
+    let edit = |file: &str, from: &str, to: &str| {
+        let path = format!("policies/{file}");
+        let text = std::fs::read_to_string(env.root().join(&path)).unwrap();
+        assert!(text.contains(from), "{from} not in {file}");
+        env.write(&path, text.replacen(from, to, 1));
+    };
+    edit(
+        "members.yaml",
+        "  jon.berg@acme.example:      { name: Jon Berg }",
+        "  jon.berg@acme.example:      { name: Jon Berg }\n  zoe.new@acme.example:       { name: Zoe New }",
+    );
+    edit(
+        "workspaces/dev.yaml",
+        "small and code models only",
+        "small models only",
+    );
+    edit(
+        "members.yaml",
+        "roles: [billing_manager]",
+        "roles: [member]",
+    );
+    let refused = env.run(&[
+        "apply",
+        "--org",
+        "sandbox:demo",
+        "--auto-approve",
+        "--reviewed-plan",
+        "reviewed.json",
+    ]);
+    assert_eq!(refused.code, 3, "{}{}", refused.stdout, refused.stderr);
+    insta::assert_snapshot!(refused.stderr, @r"
+    error: refused: the plan made now is not the plan reviewed in reviewed.json
+      added since the review: member.zoe.new@acme.example (create)
+      no longer in the plan: member.grace.okafor@acme.example (update)
+      changed since the review: workspace.dev-workspace (update reviewed, update now, with other values)
+    help: the policies or the organization changed after the review: plan again on the pull request (or a new one), review it, and merge that
+    Nothing applied.
+    ");
+    assert_eq!(std::fs::read_to_string(&sandbox).unwrap(), untouched);
+    assert!(!env.root().join(".tramontane/audit.jsonl").exists());
+
+    // The policies as reviewed, planned and applied a day later: new keys expire a day
+    // later and the rotation is a day nearer, yet the changes are the ones reviewed.
+    edit(
+        "members.yaml",
+        "\n  zoe.new@acme.example:       { name: Zoe New }",
+        "",
+    );
+    edit(
+        "workspaces/dev.yaml",
+        "small models only",
+        "small and code models only",
+    );
+    edit(
+        "members.yaml",
+        "{ name: Grace Okafor, roles: [member] }",
+        "{ name: Grace Okafor, roles: [billing_manager] }",
+    );
+    let next_day = |args: &[&str]| -> Run {
+        command(env.root())
+            .env("TRAMONTANE_TODAY", "2026-06-02")
+            .args(args)
+            .output()
+            .unwrap()
+            .into()
+    };
+    let markdown = |run: Run| {
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        review_digest(&run.stdout)
+    };
+    assert_eq!(
+        markdown(env.run(&["show", "reviewed.json", "--format", "markdown"])),
+        markdown(next_day(&[
+            "plan",
+            "--org",
+            "sandbox:demo",
+            "--format",
+            "markdown"
+        ])),
+        "the comment's digest moved with the calendar"
+    );
+    let applied = next_day(&[
+        "apply",
+        "--org",
+        "sandbox:demo",
+        "--auto-approve",
+        "--reviewed-plan",
+        "reviewed.json",
+    ]);
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    assert!(
+        applied
+            .stderr
+            .contains("The plan made now is the plan reviewed in reviewed.json (changes sha256:"),
+        "{}",
+        applied.stderr
+    );
+    assert!(
+        applied.stdout.contains("Apply complete"),
+        "{}",
+        applied.stdout
+    );
+}
+
+#[test]
+fn only_rotations_applies_what_the_calendar_made_due_and_nothing_else() {
+    let env = env();
+    let run = env.run(&[
+        "apply",
+        "--org",
+        "sandbox:demo",
+        "--auto-approve",
+        "--only",
+        "rotations",
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    insta::assert_snapshot!(run.stderr, @"--only rotations: 1 change the calendar made due; 10 other changes wait for a reviewed apply.");
+    assert!(
+        run.stdout.ends_with(
+            "+/- workspace.dev-workspace.key.ide-completion: done; new secret delivered to file secrets/dev-workspace/ide-completion.key\n\nRotations under way:\n  workspace.dev-workspace.key.ide-completion: the old key stays valid until 2026-06-02T12:00:00Z; the first apply after that deletes it\n\nApply complete: 1 change applied.\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        sandbox_keys(&env, "ide-completion").len(),
+        2,
+        "the rotation started"
+    );
+    let org = std::fs::read_to_string(env.root().join(".tramontane/sandbox/demo.json")).unwrap();
+    assert!(
+        !org.contains("prod-workspace"),
+        "drift was applied by a rotations-only run"
+    );
+    assert!(
+        !org.contains("jon.berg"),
+        "drift was applied by a rotations-only run"
+    );
+
+    // What was left is still planned, for a reviewed apply.
+    let plan = env.run(&["plan", "--org", "sandbox:demo", "--format", "json"]);
+    let plan: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    assert_eq!(plan["summary"]["create"], 6, "{}", plan["summary"]);
+    assert_eq!(plan["summary"]["rotate"], 0, "{}", plan["summary"]);
+
+    // Once the overlap ends, retiring the old key is due too.
+    let finishing = run_at(
+        &env,
+        "2026-06-02T12:00:00Z",
+        &[
+            "apply",
+            "--org",
+            "sandbox:demo",
+            "--auto-approve",
+            "--only",
+            "rotations",
+        ],
+    );
+    assert_eq!(
+        finishing.code, 0,
+        "{}{}",
+        finishing.stdout, finishing.stderr
+    );
+    assert!(
+        finishing
+            .stdout
+            .contains("- workspace.dev-workspace.key.ide-completion: done"),
+        "{}",
+        finishing.stdout
+    );
+    assert_eq!(sandbox_keys(&env, "ide-completion").len(), 1);
+}

@@ -8,8 +8,8 @@ use super::{ColorChoice, CommandError, ExitStatus};
 use crate::apply::audit::AuditLog;
 use crate::apply::journal::Journal;
 use crate::apply::{ApplyOptions, Status, apply_each, lock};
-use crate::plan::Plan;
 use crate::plan::guard::{self, GuardOptions};
+use crate::plan::{Plan, review};
 use crate::render::{apply as render_apply, plan as render, untrusted};
 
 #[derive(Debug, clap::Args)]
@@ -27,6 +27,18 @@ pub struct Args {
     /// Apply without asking (required when not on a terminal).
     #[arg(long)]
     pub auto_approve: bool,
+
+    /// The plan a reviewer approved (the pull request's `plan --out`): apply stops, with
+    /// exit code 3, when the plan made now would change anything else. Changes the calendar
+    /// alone made due are not compared.
+    #[arg(long, value_name = "FILE")]
+    pub reviewed_plan: Option<PathBuf>,
+
+    /// Apply only these changes and leave the rest for a reviewed apply: `rotations` is
+    /// what the calendar made due (rotations, retiring a rotated key's predecessor,
+    /// replacing an expired key), for a scheduled run.
+    #[arg(long, value_name = "CHANGES", value_enum)]
+    pub only: Option<Only>,
 
     /// Allow deleting objects of this kind, which a guard protects.
     #[arg(long, value_name = "KIND", value_enum)]
@@ -75,6 +87,32 @@ pub enum Destroyable {
     Workspace,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    /// Key rotations and expiries: what the calendar made due.
+    Rotations,
+}
+
+/// Keeps only the changes `--only` selects, and says on stderr what waits.
+fn narrow(plan: &mut Plan, only: Option<Only>) {
+    let Some(Only::Rotations) = only else {
+        return;
+    };
+    let before = plan.summary.applicable();
+    plan.retain_changes(|plan, change| plan.is_due_to_calendar(change));
+    let left = before - plan.summary.applicable();
+    eprintln!(
+        "--only rotations: {} change{} the calendar made due; {left} other change{} wait for a reviewed apply.",
+        plan.summary.applicable(),
+        if plan.summary.applicable() == 1 {
+            ""
+        } else {
+            "s"
+        },
+        if left == 1 { "" } else { "s" }
+    );
+}
+
 fn refuse(message: String, help: &str) -> CommandError {
     CommandError::Usage {
         message,
@@ -84,6 +122,10 @@ fn refuse(message: String, help: &str) -> CommandError {
 
 pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> {
     let saved = match &args.plan {
+        Some(path) => Some(read_plan(path)?),
+        None => None,
+    };
+    let reviewed = match &args.reviewed_plan {
         Some(path) => Some(read_plan(path)?),
         None => None,
     };
@@ -115,7 +157,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         desired,
         org,
         live,
-        plan: fresh,
+        plan: mut fresh,
         runtime,
     }) = make_plan(
         &args.policies,
@@ -128,6 +170,46 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         return Ok(ExitStatus::Invalid);
     };
     let replan = format!("tramontane plan --org {} --out plan.json", fresh.live.org);
+    if let (Some(reviewed), Some(path)) = (&reviewed, &args.reviewed_plan) {
+        if reviewed.live.org != fresh.live.org {
+            return Err(refuse(
+                format!(
+                    "the reviewed plan was made against `{}`, not `{}`",
+                    reviewed.live.org, fresh.live.org
+                ),
+                "pass the plan reviewed for this organization",
+            ));
+        }
+        let difference = review::compare(reviewed, &fresh);
+        if !difference.is_empty() {
+            let mut stderr = std::io::stderr().lock();
+            writeln!(
+                stderr,
+                "error: refused: the plan made now is not the plan reviewed in {}",
+                path.display()
+            )?;
+            for (label, addresses) in [
+                ("added since the review", &difference.added),
+                ("no longer in the plan", &difference.removed),
+                ("changed since the review", &difference.altered),
+            ] {
+                for address in addresses {
+                    writeln!(stderr, "  {label}: {}", untrusted::terminal(address))?;
+                }
+            }
+            writeln!(
+                stderr,
+                "help: the policies or the organization changed after the review: plan again on the pull request (or a new one), review it, and merge that"
+            )?;
+            writeln!(stderr, "Nothing applied.")?;
+            return Ok(ExitStatus::Refused);
+        }
+        eprintln!(
+            "The plan made now is the plan reviewed in {} (changes {}).",
+            path.display(),
+            fresh.review_digest()
+        );
+    }
     let plan: Plan = match saved {
         Some(saved) => {
             if saved.live.org != fresh.live.org {
@@ -169,9 +251,11 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
                 ));
             }
             // The fresh plan: the same changes, with where rotations stand now.
+            narrow(&mut fresh, args.only);
             fresh
         }
         None => {
+            narrow(&mut fresh, args.only);
             let stdout = std::io::stdout();
             stdout
                 .lock()

@@ -6,6 +6,7 @@
 
 mod diff;
 pub mod guard;
+pub mod review;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

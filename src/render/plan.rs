@@ -272,9 +272,10 @@ pub fn markdown(plan: &Plan) -> String {
     };
     let _ = writeln!(
         out,
-        "<sub>{}. Policy {commit}{dirty}; live fingerprint {}.</sub>",
+        "<sub>{}. Policy {commit}{dirty}; live fingerprint {}; reviewed changes {}.</sub>",
         summary_line(plan),
-        untrusted::markdown_code(short(&plan.live.fingerprint))
+        untrusted::markdown_code(short(&plan.live.fingerprint)),
+        untrusted::markdown_code(short(&plan.review_digest()))
     );
     out
 }

@@ -1,0 +1,268 @@
+//! What a reviewer approved, compared with what apply is about to do.
+//!
+//! A pull request's plan is reviewed; the plan made when it merges is applied. The two can
+//! differ (the base branch moved, someone changed the organization in the console), so
+//! apply compares them and stops on any difference. The comparison covers what the plan
+//! would do to each address, not the wording or the clock: reasons are prose that counts
+//! days, and a new key's expiry date follows from the day it is created, while the policy's
+//! `expires_after_days` it is computed from is compared. Changes the calendar alone makes
+//! due (a rotation window reached, an overlap ended, a key expired) are left out: the
+//! scheduled apply makes them without a review, so a merge does not stop for them either.
+
+use std::collections::BTreeMap;
+
+use jiff::civil::Date;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::{Action, Change, Kind, Plan, RotationStage};
+
+impl Plan {
+    /// Whether the calendar alone made `change` due: a rotation, the deletion of a rotated
+    /// key's predecessor once its overlap ended, or the replacement of a key that expired.
+    /// Everything else (policy changes, drift) needs a reviewed plan. Read from the plan
+    /// alone, so a saved plan is classified the same on any day.
+    pub fn is_due_to_calendar(&self, change: &Change) -> bool {
+        if change.kind != Kind::ApiKey {
+            return false;
+        }
+        match change.action {
+            Action::Rotate => true,
+            Action::Delete => self.rotations.iter().any(|rotation| {
+                rotation.address == change.address && rotation.stage == RotationStage::Finishing
+            }),
+            Action::Replace => replaces_an_expired_key(change),
+            Action::Create | Action::Update | Action::Manual => false,
+        }
+    }
+
+    /// The plan with only the changes `keep` selects, its summary counted again.
+    pub fn retain_changes(&mut self, mut keep: impl FnMut(&Plan, &Change) -> bool) {
+        let changes = std::mem::take(&mut self.changes);
+        let kept: Vec<Change> = changes
+            .into_iter()
+            .filter(|change| keep(self, change))
+            .collect();
+        self.summary = super::Summary::of(&kept);
+        self.changes = kept;
+    }
+
+    /// What the plan does to each address, as a reviewer approves it (see the module).
+    pub fn reviewed_changes(&self) -> BTreeMap<String, Vec<Value>> {
+        let mut by_address: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for change in &self.changes {
+            if self.is_due_to_calendar(change) {
+                continue;
+            }
+            by_address
+                .entry(change.address.clone())
+                .or_default()
+                .push(reviewed_form(change));
+        }
+        by_address
+    }
+
+    /// A digest of [`Plan::reviewed_changes`], shown in the pull request comment and by
+    /// apply, so a person can see that what is applied is what was reviewed.
+    pub fn review_digest(&self) -> String {
+        // Maps of strings and JSON values serialize infallibly.
+        let bytes = serde_json::to_vec(&self.reviewed_changes()).unwrap_or_default();
+        let digest = Sha256::digest(bytes);
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+}
+
+/// Whether a key is replaced only because it expired: its expiry is the one the policy
+/// wants and its owner (where readable) is the policy's, so neither a policy change nor
+/// drift explains the replacement. Mirrors the order in which the plan decides it.
+fn replaces_an_expired_key(change: &Change) -> bool {
+    let (Some(before), Some(after)) = (&change.before, &change.after) else {
+        return false;
+    };
+    let text =
+        |value: &Value, field: &str| value.get(field).and_then(Value::as_str).map(str::to_owned);
+    let Some(expires) = text(before, "expires") else {
+        return false;
+    };
+    let wanted = match after.get("expires_after_days").and_then(Value::as_i64) {
+        Some(days) => text(before, "created")
+            .and_then(|created| created.get(..10)?.parse::<Date>().ok())
+            .and_then(|created| created.checked_add(jiff::Span::new().days(days)).ok())
+            .map(|date| date.to_string()),
+        None => text(after, "expires"),
+    };
+    let owner_kept = match (text(before, "owner"), text(after, "owner")) {
+        (Some(live), Some(wanted)) => live.eq_ignore_ascii_case(&wanted),
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    wanted.as_deref() == Some(expires.as_str()) && owner_kept
+}
+
+/// A change without its prose, and without the expiry date a new key gets from the day it
+/// is created when the policy gives its lifetime in days instead.
+fn reviewed_form(change: &Change) -> Value {
+    let mut after = change.after.clone();
+    if let Some(Value::Object(fields)) = &mut after
+        && fields.contains_key("expires_after_days")
+    {
+        fields.remove("expires");
+    }
+    serde_json::json!({
+        "kind": change.kind,
+        "action": change.action,
+        "enforcement": change.enforcement,
+        "before": change.before,
+        "after": after,
+    })
+}
+
+/// How a plan made now differs from the one reviewed, by address.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReviewDifference {
+    /// Changes to addresses the reviewed plan did not touch.
+    pub added: Vec<String>,
+    /// Addresses the reviewed plan changed and this one no longer does.
+    pub removed: Vec<String>,
+    /// Addresses both change, differently: `address: reviewed → now` by action.
+    pub altered: Vec<String>,
+}
+
+impl ReviewDifference {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.altered.is_empty()
+    }
+}
+
+/// The differences between the reviewed plan and the plan made now, ignoring what the
+/// calendar alone made due.
+pub fn compare(reviewed: &Plan, now: &Plan) -> ReviewDifference {
+    let before = reviewed.reviewed_changes();
+    let after = now.reviewed_changes();
+    let mut difference = ReviewDifference::default();
+    for (address, changes) in &after {
+        match before.get(address) {
+            None => difference
+                .added
+                .push(format!("{address} ({})", actions(changes))),
+            Some(reviewed) if reviewed != changes => difference.altered.push(format!(
+                "{address} ({} reviewed, {} now{})",
+                actions(reviewed),
+                actions(changes),
+                if actions(reviewed) == actions(changes) {
+                    ", with other values"
+                } else {
+                    ""
+                }
+            )),
+            Some(_) => {}
+        }
+    }
+    for (address, changes) in &before {
+        if !after.contains_key(address) {
+            difference
+                .removed
+                .push(format!("{address} ({})", actions(changes)));
+        }
+    }
+    difference
+}
+
+fn actions(changes: &[Value]) -> String {
+    changes
+        .iter()
+        .filter_map(|change| change.get("action")?.as_str())
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::plan::{Enforcement, LiveRef, PolicyRef, Summary};
+
+    fn replace(before: Value, after: Value) -> Change {
+        Change {
+            address: "workspace.w.key.k".into(),
+            kind: Kind::ApiKey,
+            action: Action::Replace,
+            enforcement: Enforcement::Platform,
+            reason: String::new(),
+            before: Some(before),
+            after: Some(after),
+        }
+    }
+
+    fn plan(changes: Vec<Change>) -> Plan {
+        Plan {
+            format_version: crate::plan::FORMAT_VERSION.into(),
+            policy: PolicyRef::default(),
+            live: LiveRef {
+                org: "sandbox:demo".into(),
+                fingerprint: String::new(),
+                rate_limits: None,
+            },
+            summary: Summary::of(&changes),
+            changes,
+            unmanaged: Vec::new(),
+            rotations: Vec::new(),
+            guards: Vec::new(),
+            warnings: Vec::new(),
+            runtime: Value::Null,
+        }
+    }
+
+    #[test]
+    fn only_an_expired_key_in_sync_with_its_policy_is_replaced_by_the_calendar() {
+        let live =
+            json!({"created": "2026-03-01T12:00:00Z", "expires": "2026-03-31", "owner": "bob@x"});
+        let expired = replace(
+            live.clone(),
+            json!({"expires_after_days": 30, "owner": "Bob@x", "expires": "2026-07-01"}),
+        );
+        let lifetime_changed = replace(
+            live.clone(),
+            json!({"expires_after_days": 90, "owner": "bob@x"}),
+        );
+        let owner_changed = replace(live, json!({"expires_after_days": 30, "owner": "carol@x"}));
+        let fixed_date = replace(
+            json!({"created": "2026-01-01T00:00:00Z", "expires": "2026-05-01"}),
+            json!({"expires": "2026-05-01", "owner": "bob@x"}),
+        );
+        let plan = plan(vec![expired, lifetime_changed, owner_changed, fixed_date]);
+        let due: Vec<bool> = plan
+            .changes
+            .iter()
+            .map(|change| plan.is_due_to_calendar(change))
+            .collect();
+        assert_eq!(due, [true, false, false, true]);
+    }
+
+    #[test]
+    fn the_reviewed_form_ignores_prose_and_the_day_a_new_key_is_made() {
+        let key = |day: &str, reason: &str| Change {
+            address: "workspace.w.key.k".into(),
+            kind: Kind::ApiKey,
+            action: Action::Create,
+            enforcement: Enforcement::Platform,
+            reason: reason.into(),
+            before: None,
+            after: Some(json!({"expires": day, "expires_after_days": 30})),
+        };
+        let monday = plan(vec![key("2026-07-01", "a")]);
+        let tuesday = plan(vec![key("2026-07-02", "b")]);
+        assert_eq!(compare(&monday, &tuesday), ReviewDifference::default());
+        assert_eq!(monday.review_digest(), tuesday.review_digest());
+        let mut longer = key("2026-07-01", "a");
+        longer.after = Some(json!({"expires": "2026-07-01", "expires_after_days": 60}));
+        let changed = plan(vec![longer]);
+        assert_ne!(monday.review_digest(), changed.review_digest());
+        assert_eq!(
+            compare(&monday, &changed).altered,
+            ["workspace.w.key.k (create reviewed, create now, with other values)"]
+        );
+    }
+}
