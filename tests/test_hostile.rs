@@ -250,6 +250,17 @@ fn a_server_serving_pages_of_100_still_reads_the_whole_org() {
                 && line.ends_with("/members?page=2&page_size=100")),
         "the team of 150 was not read past its first page"
     );
+
+    // Pages of 10: the users list takes more pages than are asked at once.
+    fake.clamp_pages(Some(10));
+    let run = plan_against(&fake.url, &imported, &[], Duration::from_secs(120));
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("No changes"), "{}", run.stdout);
+    assert!(
+        fake.log()
+            .iter()
+            .any(|line| line == "GET /v1/admin/users?page=200&page_size=10")
+    );
 }
 
 static SPACES: [u8; 16 * 1024] = [b' '; 16 * 1024];
