@@ -502,7 +502,7 @@ fn a_redirect_is_not_followed_with_the_admin_key() {
 }
 
 #[test]
-fn a_refused_connection_says_so_and_never_shows_the_password() {
+fn a_failed_connection_names_its_cause_and_never_shows_the_password() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
@@ -512,6 +512,19 @@ fn a_refused_connection_says_so_and_never_shows_the_password() {
     assert!(
         run.stderr
             .contains("cannot reach the Admin API: connection refused ("),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+
+    // https to a server that speaks plain http.
+    let fake = demo_fake();
+    let url = fake.url.replace("http://", "https://admin:hunter2@");
+    let run = plan_against(&url, &example_policies(), &[], Duration::from_secs(60));
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("cannot reach the Admin API: TLS handshake failed"),
         "{}",
         run.stderr
     );
