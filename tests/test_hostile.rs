@@ -250,6 +250,17 @@ fn a_server_serving_pages_of_100_still_reads_the_whole_org() {
                 && line.ends_with("/members?page=2&page_size=100")),
         "the team of 150 was not read past its first page"
     );
+
+    // Pages of 10: the users list takes more pages than are asked at once.
+    fake.clamp_pages(Some(10));
+    let run = plan_against(&fake.url, &imported, &[], Duration::from_secs(120));
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("No changes"), "{}", run.stdout);
+    assert!(
+        fake.log()
+            .iter()
+            .any(|line| line == "GET /v1/admin/users?page=200&page_size=10")
+    );
 }
 
 static SPACES: [u8; 16 * 1024] = [b' '; 16 * 1024];
@@ -491,7 +502,7 @@ fn a_redirect_is_not_followed_with_the_admin_key() {
 }
 
 #[test]
-fn a_refused_connection_says_so_and_never_shows_the_password() {
+fn a_failed_connection_names_its_cause_and_never_shows_the_password() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
@@ -501,6 +512,19 @@ fn a_refused_connection_says_so_and_never_shows_the_password() {
     assert!(
         run.stderr
             .contains("cannot reach the Admin API: connection refused ("),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+
+    // https to a server that speaks plain http.
+    let fake = demo_fake();
+    let url = fake.url.replace("http://", "https://admin:hunter2@");
+    let run = plan_against(&url, &example_policies(), &[], Duration::from_secs(60));
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("cannot reach the Admin API: TLS handshake failed"),
         "{}",
         run.stderr
     );

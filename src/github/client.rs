@@ -160,15 +160,15 @@ impl GitHub {
         token: SecretString,
         backoff: Duration,
     ) -> Result<GitHub, GitHubError> {
+        // Shown without the userinfo a URL may carry: a password is never echoed.
+        let shown = crate::provider::mistral::transport::redact_userinfo(api_url);
         let url = url::Url::parse(api_url).map_err(|error| GitHubError::InvalidUrl {
-            url: api_url.to_owned(),
+            url: shown.clone(),
             reason: error.to_string(),
         })?;
         let scheme = url.scheme();
         if scheme != "https" && !(scheme == "http" && is_loopback(&url)) {
-            return Err(GitHubError::InsecureUrl {
-                url: api_url.to_owned(),
-            });
+            return Err(GitHubError::InsecureUrl { url: shown });
         }
         if token.expose_secret().trim().is_empty() {
             return Err(GitHubError::MissingToken);
@@ -463,6 +463,15 @@ mod tests {
             GitHub::new("https://api.github.com", SecretString::from(" "), backoff),
             Err(GitHubError::MissingToken)
         ));
+        for url in [
+            "http://me:hunter2@github.example",
+            "http://me:hunter2@git hub",
+        ] {
+            let Err(error) = GitHub::new(url, token(), backoff) else {
+                panic!("{url} accepted");
+            };
+            assert!(!error.to_string().contains("hunter2"), "{error}");
+        }
     }
 
     #[test]

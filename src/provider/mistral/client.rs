@@ -503,12 +503,11 @@ impl Client {
         }
         // More items remain, so the first page was full: its size is the server's.
         let pages = (total as usize).div_ceil(served);
-        let numbers: Vec<usize> = (2..=pages).collect();
-        for batch in numbers.chunks(PAGES_PER_BATCH) {
+        for first_of_batch in (2..=pages).step_by(PAGES_PER_BATCH) {
+            let batch = first_of_batch..=pages.min(first_of_batch + PAGES_PER_BATCH - 1);
             let answers = super::join_all(
                 batch
-                    .iter()
-                    .map(|&page| {
+                    .map(|page| {
                         let query = query(page, served);
                         async move { self.get::<P>(path, &query).await }
                     })

@@ -143,7 +143,11 @@ fn text_cause(text: &str) -> Option<&'static str> {
         Some("DNS lookup failed: no such host, or no resolver")
     } else if lower.contains("certificate") {
         Some("TLS: the server's certificate was not accepted")
-    } else if lower.contains("tls") || lower.contains("handshake") {
+    } else if ["tls", "handshake", "corrupt message", "alert"]
+        .iter()
+        .any(|word| lower.contains(word))
+    {
+        // rustls's words for a peer that does not speak TLS, or refuses to.
         Some("TLS handshake failed")
     } else if lower.contains("connection closed before message completed") {
         Some("the server closed the connection")
