@@ -218,10 +218,12 @@ pub struct Journal {
     path: PathBuf,
     org: String,
     file: Arc<std::fs::File>,
-    /// Whole lines, one writer at a time. The forcing to disk that follows runs outside it,
-    /// on a blocking thread, so the concurrent changes of a wave share their flushes and the
-    /// async workers never wait on the disk.
-    writing: Mutex<()>,
+    /// The lines written, counted, and how many of them are known to be on disk. Lines are
+    /// written one writer at a time; the flush that follows runs on a blocking thread, and
+    /// one flush covers every line written before it began, so the concurrent changes of a
+    /// wave share flushes instead of queueing for one each.
+    written: Mutex<u64>,
+    flushed: Arc<Mutex<u64>>,
 }
 
 /// A recorded intent to create one key.
@@ -267,7 +269,8 @@ impl Journal {
             path: path.to_owned(),
             org: org.to_owned(),
             file: Arc::new(file),
-            writing: Mutex::new(()),
+            written: Mutex::new(0),
+            flushed: Arc::new(Mutex::new(0)),
         })
     }
 
@@ -278,24 +281,45 @@ impl Journal {
             action: "write to",
             source,
         };
-        {
-            let _one_writer = self
-                .writing
+        let line_number = {
+            let mut written = self
+                .written
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             (&*self.file)
                 .write_all(line(event).as_bytes())
                 .map_err(error)?;
+            *written += 1;
+            *written
+        };
+        if !durable {
+            return Ok(());
         }
-        if durable {
-            let file = self.file.clone();
-            tokio::task::spawn_blocking(move || file.sync_data())
-                .await
-                .map_err(std::io::Error::other)
-                .and_then(|synced| synced)
-                .map_err(error)?;
-        }
-        Ok(())
+        let (file, flushed) = (self.file.clone(), self.flushed.clone());
+        let written_so_far = self.written_so_far();
+        tokio::task::spawn_blocking(move || {
+            let mut flushed = flushed
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            // Another flush, begun after this line was written, covered it.
+            if *flushed >= line_number {
+                return Ok(());
+            }
+            file.sync_data()?;
+            *flushed = written_so_far.max(line_number);
+            Ok(())
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|flushed| flushed)
+        .map_err(error)
+    }
+
+    fn written_so_far(&self) -> u64 {
+        *self
+            .written
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records, on disk, that a key is about to be created. Nothing is created unless this
