@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -217,7 +217,13 @@ pub fn undelivered(
 pub struct Journal {
     path: PathBuf,
     org: String,
-    file: Mutex<std::fs::File>,
+    file: Arc<std::fs::File>,
+    /// The lines written, counted, and how many of them are known to be on disk. Lines are
+    /// written one writer at a time; the flush that follows runs on a blocking thread, and
+    /// one flush covers every line written before it began, so the concurrent changes of a
+    /// wave share flushes instead of queueing for one each.
+    written: Mutex<u64>,
+    flushed: Arc<Mutex<u64>>,
 }
 
 /// A recorded intent to create one key.
@@ -262,27 +268,63 @@ impl Journal {
         Ok(Journal {
             path: path.to_owned(),
             org: org.to_owned(),
-            file: Mutex::new(file),
+            file: Arc::new(file),
+            written: Mutex::new(0),
+            flushed: Arc::new(Mutex::new(0)),
         })
     }
 
-    fn append(&self, event: &Event) -> Result<(), JournalError> {
-        let mut file = self
-            .file
+    /// Appends one line; with `durable`, returns once it is on disk.
+    async fn append(&self, event: &Event, durable: bool) -> Result<(), JournalError> {
+        let error = |source| JournalError::Io {
+            path: self.path.clone(),
+            action: "write to",
+            source,
+        };
+        let line_number = {
+            let mut written = self
+                .written
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            (&*self.file)
+                .write_all(line(event).as_bytes())
+                .map_err(error)?;
+            *written += 1;
+            *written
+        };
+        if !durable {
+            return Ok(());
+        }
+        let (file, flushed) = (self.file.clone(), self.flushed.clone());
+        let written_so_far = self.written_so_far();
+        tokio::task::spawn_blocking(move || {
+            let mut flushed = flushed
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            // Another flush, begun after this line was written, covered it.
+            if *flushed >= line_number {
+                return Ok(());
+            }
+            file.sync_data()?;
+            *flushed = written_so_far.max(line_number);
+            Ok(())
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|flushed| flushed)
+        .map_err(error)
+    }
+
+    fn written_so_far(&self) -> u64 {
+        *self
+            .written
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        file.write_all(line(event).as_bytes())
-            .and_then(|()| file.sync_data())
-            .map_err(|source| JournalError::Io {
-                path: self.path.clone(),
-                action: "write to",
-                source,
-            })
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records, on disk, that a key is about to be created. Nothing is created unless this
     /// succeeds.
-    pub fn creating(
+    pub async fn creating(
         &self,
         address: &str,
         workspace: &str,
@@ -290,32 +332,45 @@ impl Journal {
         known: &[String],
     ) -> Result<Intent, JournalError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        self.append(&Event::Creating {
-            intent: id.clone(),
-            time: crate::plan::timestamp(jiff::Timestamp::now()),
-            org: self.org.clone(),
-            address: address.to_owned(),
-            workspace: workspace.to_owned(),
-            name: name.to_owned(),
-            known: known.to_vec(),
-        })?;
+        self.append(
+            &Event::Creating {
+                intent: id.clone(),
+                time: crate::plan::timestamp(jiff::Timestamp::now()),
+                org: self.org.clone(),
+                address: address.to_owned(),
+                workspace: workspace.to_owned(),
+                name: name.to_owned(),
+                known: known.to_vec(),
+            },
+            true,
+        )
+        .await?;
         Ok(Intent { id })
     }
 
-    /// Records which key the create made.
-    pub fn created(&self, intent: &Intent, key: &str) -> Result<(), JournalError> {
-        self.append(&Event::Created {
-            intent: intent.id.clone(),
-            key: key.to_owned(),
-        })
+    /// Records which key the create made. Not forced to disk: lost, the intent still
+    /// singles the key out by its name and the keys that were there before.
+    pub async fn created(&self, intent: &Intent, key: &str) -> Result<(), JournalError> {
+        self.append(
+            &Event::Created {
+                intent: intent.id.clone(),
+                key: key.to_owned(),
+            },
+            false,
+        )
+        .await
     }
 
     /// Records that the key's secret is in its sink.
-    pub fn delivered(&self, intent: &Intent, key: &str) -> Result<(), JournalError> {
-        self.append(&Event::Delivered {
-            intent: intent.id.clone(),
-            key: key.to_owned(),
-        })
+    pub async fn delivered(&self, intent: &Intent, key: &str) -> Result<(), JournalError> {
+        self.append(
+            &Event::Delivered {
+                intent: intent.id.clone(),
+                key: key.to_owned(),
+            },
+            true,
+        )
+        .await
     }
 }
 
@@ -372,8 +427,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_intent_without_its_delivery_marks_the_key_it_made() {
+    #[tokio::test]
+    async fn an_intent_without_its_delivery_marks_the_key_it_made() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state/journal.jsonl");
         let before = live(&[("old", "ci")]);
@@ -381,17 +436,20 @@ mod tests {
         // Delivered: settled.
         let first = journal
             .creating("workspace.dev.key.ci", "dev", "ci", &["old".into()])
+            .await
             .unwrap();
-        journal.created(&first, "k1").unwrap();
-        journal.delivered(&first, "k1").unwrap();
+        journal.created(&first, "k1").await.unwrap();
+        journal.delivered(&first, "k1").await.unwrap();
         // Created, never delivered.
         let second = journal
             .creating("workspace.dev.key.bot", "dev", "bot", &[])
+            .await
             .unwrap();
-        journal.created(&second, "k2").unwrap();
+        journal.created(&second, "k2").await.unwrap();
         // Sent, its answer never read.
         journal
             .creating("workspace.dev.key.lost", "dev", "lost", &["l0".into()])
+            .await
             .unwrap();
         drop(journal);
 

@@ -806,6 +806,7 @@ impl<P: Provider> Engine<'_, P> {
             Some(journal) => Some(
                 journal
                     .creating(&address, workspace_name, &name, &known)
+                    .await
                     .map_err(|source| ApplyError::JournalBefore {
                         address: address.clone(),
                         source,
@@ -818,7 +819,7 @@ impl<P: Provider> Engine<'_, P> {
         };
         if let (Some(journal), Some(intent)) = (self.shared.journal, &intent) {
             // Best effort: without it, the intent still singles the key out by name.
-            let _ = journal.created(intent, &id);
+            let _ = journal.created(intent, &id).await;
         }
         if verify && let Err(problem) = self.provider.verify_key(&secret).await {
             let problem = problem.to_string();
@@ -836,6 +837,7 @@ impl<P: Provider> Engine<'_, P> {
                 if let (Some(journal), Some(intent)) = (self.shared.journal, &intent) {
                     journal
                         .delivered(intent, &id)
+                        .await
                         .map_err(|source| ApplyError::JournalAfter { address, source })?;
                 }
                 Ok(crate::plan::sink_summary(&sink))

@@ -58,8 +58,11 @@ impl MistralProvider {
     }
 }
 
-/// How many times a new key is tried against `GET /v1/models` before it is judged broken.
-const VERIFY_ATTEMPTS: usize = 4;
+/// How many times a new key is tried against `GET /v1/models` before it is judged broken,
+/// and the longest pause between two tries: with the default first pause of 0.5 s, a new
+/// key has about 45 s to be accepted, since one may take a moment to reach every server.
+const VERIFY_ATTEMPTS: usize = 8;
+const VERIFY_LONGEST_PAUSE: Duration = Duration::from_secs(15);
 
 /// Role names by UUID, with the letter codes some fields use instead.
 struct RoleNames {
@@ -289,7 +292,7 @@ impl Provider for MistralProvider {
                 Err(error) => return Err(error.into()),
             }
             tokio::time::sleep(pause).await;
-            pause = pause.saturating_mul(2);
+            pause = pause.saturating_mul(2).min(VERIFY_LONGEST_PAUSE);
             attempt += 1;
         }
     }
