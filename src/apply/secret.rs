@@ -210,11 +210,20 @@ fn feed(
         && let Err(error) = pipe.write_all(bytes)
     {
         drop(stdin);
+        // A broken pipe means the command is gone or going: its exit status, when it has
+        // one, says more than the pipe does.
+        let exited = (error.kind() == std::io::ErrorKind::BrokenPipe)
+            .then(|| exit_status_soon(child, Duration::from_millis(500)))
+            .flatten();
         stop(child);
-        return Err(if error.kind() == std::io::ErrorKind::BrokenPipe {
-            format!("`{program}` closed its stdin without reading the secret")
-        } else {
-            format!("cannot write to the stdin of `{program}`: {error}")
+        return Err(match exited {
+            Some(status) if !status.success() => {
+                format!("`{program}` exited with {status} without reading the secret")
+            }
+            _ if error.kind() == std::io::ErrorKind::BrokenPipe => {
+                format!("`{program}` closed its stdin without reading the secret")
+            }
+            _ => format!("cannot write to the stdin of `{program}`: {error}"),
         });
     }
     let mut pause = Duration::from_millis(1);
@@ -254,6 +263,21 @@ fn feed(
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// The command's exit status if it ends within `wait`.
+fn exit_status_soon(
+    child: &mut std::process::Child,
+    wait: Duration,
+) -> Option<std::process::ExitStatus> {
+    let until = Instant::now() + wait;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(5)),
+            _ => return None,
+        }
     }
 }
 

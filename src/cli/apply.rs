@@ -337,7 +337,11 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
     let mut stderr = std::io::stderr().lock();
     for result in &report.changes {
         if let Status::Failed(error) = &result.status {
-            writeln!(stderr, "error: {}", untrusted::terminal(&error.to_string()))?;
+            writeln!(
+                stderr,
+                "error: {}",
+                untrusted::terminal_lines(&error.to_string())
+            )?;
         }
     }
     writeln!(

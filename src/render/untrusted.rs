@@ -49,6 +49,15 @@ pub fn terminal(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Several lines for a terminal, such as an error that ends with a command's own stderr:
+/// each line as [`terminal`] shows it, the line breaks kept.
+pub fn terminal_lines(text: &str) -> String {
+    text.split('\n')
+        .map(terminal)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Text inside raw HTML (a `<summary>` line, an HTML block GitHub does not parse as
 /// markdown): tags, comments and entities are neutralised, and the text stays on its line.
 pub fn html(text: &str) -> String {
