@@ -119,6 +119,8 @@ pub fn lock_identity(choice: &str, api_url: &str) -> Option<String> {
 }
 
 /// The chosen organization's provider.
+// One `Org` lives per command, so the variants' sizes cost nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum Org {
     Mistral(MistralProvider),
     Sandbox(SandboxProvider),
