@@ -886,7 +886,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use super::*;
-    use crate::plan::{Enforcement, PolicyRef};
+    use crate::plan::Enforcement;
 
     /// Succeeds at everything but creating the member `fail@x.example`, after a pause, and
     /// counts how many operations run at once.
@@ -945,22 +945,7 @@ mod tests {
         team.kind = Kind::Team;
         team.after = Some(serde_json::json!({"description": ""}));
         changes.push(team);
-        let plan = Plan {
-            format_version: crate::plan::FORMAT_VERSION.into(),
-            policy: PolicyRef::default(),
-            live: crate::plan::LiveRef {
-                org: "test".into(),
-                fingerprint: String::new(),
-                rate_limits: None,
-            },
-            summary: crate::plan::Summary::of(&changes),
-            changes,
-            unmanaged: Vec::new(),
-            rotations: Vec::new(),
-            guards: Vec::new(),
-            warnings: Vec::new(),
-            runtime: Value::Null,
-        };
+        let plan = Plan::of_changes("test", changes);
         let provider = Flaky {
             running: AtomicUsize::new(0),
             most: AtomicUsize::new(0),

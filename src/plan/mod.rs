@@ -292,6 +292,27 @@ impl RotationStage {
 }
 
 impl Plan {
+    /// A plan of just these changes against the org named `org`, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn of_changes(org: &str, changes: Vec<Change>) -> Plan {
+        Plan {
+            format_version: FORMAT_VERSION.into(),
+            policy: PolicyRef::default(),
+            live: LiveRef {
+                org: org.into(),
+                fingerprint: String::new(),
+                rate_limits: None,
+            },
+            summary: Summary::of(&changes),
+            changes,
+            unmanaged: Vec::new(),
+            rotations: Vec::new(),
+            guards: Vec::new(),
+            warnings: Vec::new(),
+            runtime: Value::Null,
+        }
+    }
+
     pub fn has_changes(&self) -> bool {
         self.summary.total() > 0
     }
@@ -330,22 +351,7 @@ mod tests {
     #[test]
     fn a_summary_that_is_not_the_count_of_the_changes_is_caught() {
         let changes = vec![change(Action::Create), change(Action::Delete)];
-        let mut plan = Plan {
-            format_version: FORMAT_VERSION.into(),
-            policy: PolicyRef::default(),
-            live: LiveRef {
-                org: "sandbox:demo".into(),
-                fingerprint: String::new(),
-                rate_limits: None,
-            },
-            summary: Summary::of(&changes),
-            changes,
-            unmanaged: Vec::new(),
-            rotations: Vec::new(),
-            guards: Vec::new(),
-            warnings: Vec::new(),
-            runtime: Value::Null,
-        };
+        let mut plan = Plan::of_changes("sandbox:demo", changes);
         assert_eq!(plan.check_summary(), Ok(()));
         plan.summary.delete = 0;
         let mismatch = plan.check_summary().unwrap_err();

@@ -182,7 +182,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::plan::{Enforcement, LiveRef, PolicyRef, Summary};
+    use crate::plan::Enforcement;
 
     fn replace(before: Value, after: Value) -> Change {
         Change {
@@ -197,22 +197,7 @@ mod tests {
     }
 
     fn plan(changes: Vec<Change>) -> Plan {
-        Plan {
-            format_version: crate::plan::FORMAT_VERSION.into(),
-            policy: PolicyRef::default(),
-            live: LiveRef {
-                org: "sandbox:demo".into(),
-                fingerprint: String::new(),
-                rate_limits: None,
-            },
-            summary: Summary::of(&changes),
-            changes,
-            unmanaged: Vec::new(),
-            rotations: Vec::new(),
-            guards: Vec::new(),
-            warnings: Vec::new(),
-            runtime: Value::Null,
-        }
+        Plan::of_changes("sandbox:demo", changes)
     }
 
     #[test]
