@@ -24,7 +24,7 @@ pub enum ApiError {
         detail: String,
     },
     #[error(
-        "{call}: 429 Too Many Requests after {attempts} attempts; lower --rate-limit or --concurrency, or try again later"
+        "{call}: 429 Too Many Requests after {attempts} attempts, the pace already lowered after each; set a --rate-limit below what the server allows, or try again later"
     )]
     RateLimited { call: String, attempts: usize },
     #[error("{call}: the server failed with {status} after {attempts} attempt(s); try again later")]
