@@ -13,6 +13,7 @@ mod test_mistral;
 mod test_pacing;
 mod test_plan;
 mod test_roundtrip;
+mod test_sandbox;
 mod test_schema;
 mod test_validate;
 mod test_workflows;

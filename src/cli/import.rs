@@ -30,7 +30,7 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
             help: Some("import into an empty directory, so nothing is overwritten".into()),
         });
     }
-    let (org, _) = Org::open(&args.org, now)?;
+    let (org, _) = Org::open(&args.org, now, None)?;
     let live = runtime()?.block_on(org.read())?;
     let (desired, notes) = desired_from_live(&live, today);
 

@@ -7,13 +7,14 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::CommandError;
-use crate::model::LiveOrg;
+use crate::model::{DesiredOrg, LiveOrg};
 use crate::provider::mistral::MistralProvider;
 use crate::provider::mistral::client::{AuthScheme, Client, ClientConfig, is_loopback};
 use crate::provider::mistral::error::ApiError;
 use crate::provider::mistral::transport::redact_userinfo;
-use crate::provider::sandbox::SandboxProvider;
+use crate::provider::sandbox::{SandboxAdmin, SandboxProvider};
 use crate::provider::{Operation, Outcome, Provider, ProviderError};
+use crate::render::untrusted;
 
 /// Where the demo org lives, relative to the directory tramontane runs in.
 pub const DEMO_PATH: &str = ".tramontane/sandbox/demo.json";
@@ -24,6 +25,11 @@ pub struct OrgArgs {
     /// `sandbox:demo` (a demo org created on first use), or `sandbox:PATH` (a local org file).
     #[arg(long, env = "TRAMONTANE_ORG")]
     pub org: Option<String>,
+
+    /// The organization admin a new `sandbox:PATH` org is created with, when PATH is missing
+    /// or empty. Without it, the policy's first `organization_admin` member (by email).
+    #[arg(long, env = "TRAMONTANE_SANDBOX_ADMIN", value_name = "EMAIL")]
+    pub sandbox_admin: Option<String>,
 
     /// Admin API base URL; the spec's paths are appended. Plain http only to loopback.
     #[arg(
@@ -126,8 +132,40 @@ pub enum Org {
     Sandbox(SandboxProvider),
 }
 
+/// Who a new sandbox org's admin is: `--sandbox-admin`, named as the policy names them, or
+/// else the policy's first organization admin by email, so the first apply keeps them.
+fn sandbox_admin(flag: Option<&str>, policy: Option<&DesiredOrg>) -> Option<SandboxAdmin> {
+    let members = policy.map(|policy| &policy.members);
+    if let Some(email) = flag.map(str::trim) {
+        let named = members.and_then(|members| {
+            members
+                .iter()
+                .find(|(listed, _)| listed.eq_ignore_ascii_case(email))
+                .map(|(_, member)| member.name.clone())
+        });
+        let name = named.unwrap_or_else(|| email.split('@').next().unwrap_or(email).to_owned());
+        return Some(SandboxAdmin {
+            email: email.to_owned(),
+            name,
+        });
+    }
+    members?
+        .iter()
+        .find(|(_, member)| member.is_admin())
+        .map(|(email, member)| SandboxAdmin {
+            email: email.clone(),
+            name: member.name.clone(),
+        })
+}
+
 impl Org {
-    pub fn open(args: &OrgArgs, now: jiff::Timestamp) -> Result<(Org, String), CommandError> {
+    /// Opens the organization `args` name. `policy`, when the command has one, says who a
+    /// new sandbox org's admin is.
+    pub fn open(
+        args: &OrgArgs,
+        now: jiff::Timestamp,
+        policy: Option<&DesiredOrg>,
+    ) -> Result<(Org, String), CommandError> {
         let Some(choice) = args.org.as_deref() else {
             return Err(CommandError::Usage {
                 message: "no organization chosen".into(),
@@ -193,10 +231,21 @@ impl Org {
         if let Some(path) = choice.strip_prefix("sandbox:") {
             let provider = if path == "demo" {
                 SandboxProvider::open_demo(&PathBuf::from(DEMO_PATH), now)
+                    .map_err(ProviderError::from)?
             } else {
-                SandboxProvider::open(&PathBuf::from(path), now)
-            }
-            .map_err(ProviderError::from)?;
+                let admin = sandbox_admin(args.sandbox_admin.as_deref(), policy);
+                let (provider, created) =
+                    SandboxProvider::open_or_create(&PathBuf::from(path), now, admin.as_ref())
+                        .map_err(ProviderError::from)?;
+                if let (true, Some(admin)) = (created, admin) {
+                    eprintln!(
+                        "Created a sandbox organization at {path} with admin {} ({}), the default workspace and the platform's roles.",
+                        untrusted::terminal(&admin.email),
+                        untrusted::terminal(&admin.name)
+                    );
+                }
+                provider
+            };
             return Ok((Org::Sandbox(provider), choice.to_owned()));
         }
         Err(CommandError::Usage {

@@ -114,7 +114,7 @@ pub fn make_plan(
         std::io::stderr().write_all(text.as_bytes())?;
         return Ok(None);
     }
-    let (org, label) = Org::open(org_args, now)?;
+    let (org, label) = Org::open(org_args, now, Some(&loaded.desired))?;
     let runtime = runtime()?;
     let progress = Progress::start(quiet, &label);
     let live = runtime.block_on(org.read());

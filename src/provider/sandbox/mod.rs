@@ -33,13 +33,21 @@ pub enum SandboxError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the sandbox org `{path}` is not a sandbox file: {source}; delete it to start over")]
+    #[error(
+        "`{path}` is not a sandbox organization file ({source}); name a new file with `--org sandbox:NEW.json` (it is created on first use), or move this one away to start a fresh sandbox here"
+    )]
     Parse {
         path: PathBuf,
         source: serde_json::Error,
     },
     #[error("the sandbox org `{path}` has format {found}, this tramontane reads {FORMAT}")]
     Format { path: PathBuf, found: u32 },
+    #[error(
+        "the sandbox org `{path}` does not exist yet, and it needs one organization admin to be created with: give a member `roles: [organization_admin]` in the policy, or pass `--sandbox-admin EMAIL`"
+    )]
+    NeedsAdmin { path: PathBuf },
+    #[error("`--sandbox-admin {email}` is not an email")]
+    AdminNotEmail { email: String },
     #[error("cannot write the sandbox org `{path}`: {source}")]
     Write {
         path: PathBuf,
@@ -241,11 +249,15 @@ impl SandboxOrg {
             path: path.to_owned(),
             source,
         })?;
-        let org: SandboxOrg =
-            serde_json::from_str(&text).map_err(|source| SandboxError::Parse {
-                path: path.to_owned(),
-                source,
-            })?;
+        SandboxOrg::parse(path, &text)
+    }
+
+    /// An org from the text of the file at `path`, which names it in errors.
+    fn parse(path: &Path, text: &str) -> Result<SandboxOrg> {
+        let org: SandboxOrg = serde_json::from_str(text).map_err(|source| SandboxError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
         if org.format != FORMAT {
             return Err(SandboxError::Format {
                 path: path.to_owned(),
@@ -721,6 +733,14 @@ impl SandboxOrg {
     }
 }
 
+/// The one organization admin a new sandbox org starts with, as a new Mistral org starts
+/// with the person who made it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SandboxAdmin {
+    pub email: String,
+    pub name: String,
+}
+
 /// The sandbox as a provider: every operation is saved to the file at once, so an
 /// interrupted apply leaves the org as far as it got, like the real API would.
 pub struct SandboxProvider {
@@ -737,6 +757,51 @@ impl SandboxProvider {
             org: Mutex::new(SandboxOrg::load(path)?),
             now: crate::plan::timestamp(now),
         })
+    }
+
+    /// Opens the org at `path`, first creating it, with `admin` as its one organization
+    /// admin, when the file is missing or empty: an empty file is what `touch` or an editor
+    /// leaves, not an org. Says whether it created the org.
+    pub fn open_or_create(
+        path: &Path,
+        now: jiff::Timestamp,
+        admin: Option<&SandboxAdmin>,
+    ) -> Result<(SandboxProvider, bool)> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => Some(text),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(SandboxError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        if let Some(text) = text.filter(|text| !text.trim().is_empty()) {
+            let provider = SandboxProvider {
+                path: path.to_owned(),
+                org: Mutex::new(SandboxOrg::parse(path, &text)?),
+                now: crate::plan::timestamp(now),
+            };
+            return Ok((provider, false));
+        }
+        let admin = admin.ok_or_else(|| SandboxError::NeedsAdmin {
+            path: path.to_owned(),
+        })?;
+        if !admin.email.contains('@') {
+            return Err(SandboxError::AdminNotEmail {
+                email: admin.email.clone(),
+            });
+        }
+        let now_text = crate::plan::timestamp(now);
+        let org = SandboxOrg::new(&admin.email, &admin.name, &now_text);
+        org.save(path)?;
+        let provider = SandboxProvider {
+            path: path.to_owned(),
+            org: Mutex::new(org),
+            now: now_text,
+        };
+        Ok((provider, true))
     }
 
     /// Opens the demo org at `path`, creating it first when it does not exist.
