@@ -11,6 +11,7 @@ mod test_fixtures;
 mod test_hostile;
 mod test_mistral;
 mod test_pacing;
+mod test_paths;
 mod test_plan;
 mod test_roundtrip;
 mod test_sandbox;

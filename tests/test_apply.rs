@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use tramontane::cli::root::RepositoryRoot;
+
 use crate::common::fake_api::{Chaos, FakeApi, Fault};
 use crate::common::{Run, TODAY, TestEnv, command};
 
@@ -473,7 +475,7 @@ fn a_second_apply_waits_for_the_lock_then_gives_up() {
     let held = tramontane::apply::lock::acquire(
         &locks,
         &choice,
-        &tramontane::cli::org::lock_identity(&choice, "").unwrap(),
+        &tramontane::cli::org::lock_identity(&choice, "", &RepositoryRoot::current()).unwrap(),
         Duration::ZERO,
         |_, _| {},
     )
@@ -534,8 +536,12 @@ fn two_spellings_of_one_server_share_the_lock() {
     let held = tramontane::apply::lock::acquire(
         &locks,
         "mistral",
-        &tramontane::cli::org::lock_identity("mistral", &format!("http://localhost:{port}/"))
-            .unwrap(),
+        &tramontane::cli::org::lock_identity(
+            "mistral",
+            &format!("http://localhost:{port}/"),
+            &RepositoryRoot::current(),
+        )
+        .unwrap(),
         Duration::ZERO,
         |_, _| {},
     )

@@ -6,7 +6,7 @@ use crate::common::{Run, TestEnv};
 
 /// The example policies, with the one command sink (`vault`, not installed here) turned
 /// into a file sink so apply can deliver every secret.
-fn env() -> TestEnv {
+pub fn env() -> TestEnv {
     let env = TestEnv::with_example_policies();
     let ml = env.root().join("policies/workspaces/ml.yaml");
     let text = std::fs::read_to_string(&ml).unwrap().replace(

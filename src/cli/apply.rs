@@ -3,6 +3,7 @@ use std::path::PathBuf;
 
 use super::org::OrgArgs;
 use super::plan::{Clock, Planned, make_plan};
+use super::root::RepositoryRoot;
 use super::show::read_plan;
 use super::{ColorChoice, CommandError, ExitStatus};
 use crate::apply::audit::AuditLog;
@@ -52,7 +53,8 @@ pub struct Args {
     #[arg(long)]
     pub allow_empty: bool,
 
-    /// Where every change attempted is appended, one JSON line each.
+    /// Where every change attempted is appended, one JSON line each. Relative to the policy
+    /// repository.
     #[arg(
         long,
         default_value = ".tramontane/audit.jsonl",
@@ -129,9 +131,10 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         Some(path) => Some(read_plan(path)?),
         None => None,
     };
+    let root = RepositoryRoot::of_policies(&args.policies);
     // Held from before the organization is read until the last change ends, so the plan
     // checked for staleness is the one applied.
-    let _lock = match args.org.lock_identity() {
+    let _lock = match args.org.lock_identity(&root) {
         Some(identity) => {
             let org = args.org.org.as_deref().unwrap_or_default();
             let timeout = args.lock_timeout.unsigned_abs();
@@ -307,14 +310,14 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         return Ok(ExitStatus::Success);
     }
 
-    let audit = AuditLog::open(&args.audit_log, AuditLog::actor_from_env())?;
+    let audit = AuditLog::open(&root.resolve(&args.audit_log), AuditLog::actor_from_env())?;
     let journal = Journal::open(
-        &args.org.journal,
-        &args.org.lock_identity().unwrap_or_default(),
+        &args.org.journal_path(&root),
+        &args.org.lock_identity(&root).unwrap_or_default(),
         &live,
     )?;
     let options = ApplyOptions {
-        root: std::env::current_dir()?,
+        root: root.path().to_owned(),
         concurrency: args.org.concurrency.max(1),
         sink_timeout: args.sink_timeout.unsigned_abs(),
         journal: Some(journal),

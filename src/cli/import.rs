@@ -2,6 +2,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::org::{Org, OrgArgs, runtime};
+use super::root::RepositoryRoot;
 use super::{CommandError, ExitStatus};
 use crate::model::DesiredOrg;
 use crate::model::import::desired_from_live;
@@ -30,7 +31,7 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
             help: Some("import into an empty directory, so nothing is overwritten".into()),
         });
     }
-    let (org, _) = Org::open(&args.org, now, None)?;
+    let (org, _) = Org::open(&args.org, now, None, &RepositoryRoot::current())?;
     let live = runtime()?.block_on(org.read())?;
     let (desired, notes) = desired_from_live(&live, today);
 

@@ -10,6 +10,7 @@ mod explain;
 mod import;
 pub mod org;
 pub(crate) mod plan;
+pub mod root;
 mod schema;
 mod show;
 mod validate;

@@ -1,12 +1,13 @@
 //! `--org`: which organization a command reads and changes. Always explicit: there is no
 //! silent fallback to the sandbox.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::SecretString;
 
 use super::CommandError;
+use super::root::RepositoryRoot;
 use crate::model::{DesiredOrg, LiveOrg};
 use crate::provider::mistral::MistralProvider;
 use crate::provider::mistral::client::{AuthScheme, Client, ClientConfig, is_loopback};
@@ -16,13 +17,14 @@ use crate::provider::sandbox::{SandboxAdmin, SandboxProvider};
 use crate::provider::{Operation, Outcome, Provider, ProviderError};
 use crate::render::untrusted;
 
-/// Where the demo org lives, relative to the directory tramontane runs in.
+/// Where the demo org lives, relative to the policy repository's root.
 pub const DEMO_PATH: &str = ".tramontane/sandbox/demo.json";
 
 #[derive(Debug, clap::Args)]
 pub struct OrgArgs {
     /// The organization: `mistral` (the Admin API; needs MISTRAL_ADMIN_API_KEY),
-    /// `sandbox:demo` (a demo org created on first use), or `sandbox:PATH` (a local org file).
+    /// `sandbox:demo` (a demo org created on first use), or `sandbox:PATH` (a local org file,
+    /// created on first use when missing or empty).
     #[arg(long, env = "TRAMONTANE_ORG")]
     pub org: Option<String>,
 
@@ -65,7 +67,7 @@ pub struct OrgArgs {
 
     /// Where apply records each key it creates until its secret is delivered; plan and apply
     /// read it to find keys an interrupted apply left without their secret. Keep it between
-    /// CI runs (a cache) for that to reach across them.
+    /// CI runs (a cache) for that to reach across them. Relative to the policy repository.
     #[arg(
         long,
         env = "TRAMONTANE_JOURNAL",
@@ -96,14 +98,24 @@ pub enum Auth {
 
 impl OrgArgs {
     /// What names the organization for the apply lock.
-    pub fn lock_identity(&self) -> Option<String> {
-        lock_identity(self.org.as_deref()?, &self.api_url)
+    pub fn lock_identity(&self, root: &RepositoryRoot) -> Option<String> {
+        lock_identity(self.org.as_deref()?, &self.api_url, root)
+    }
+
+    /// The journal's file, under the policy repository unless absolute.
+    pub fn journal_path(&self, root: &RepositoryRoot) -> PathBuf {
+        root.resolve(&self.journal)
     }
 
     /// The keys the journal shows undelivered, marked on `live`.
-    pub fn mark_undelivered(&self, live: &mut LiveOrg) -> Result<(), CommandError> {
-        if let Some(identity) = self.lock_identity() {
-            live.undelivered = crate::apply::journal::undelivered(&self.journal, &identity, live)?;
+    pub fn mark_undelivered(
+        &self,
+        live: &mut LiveOrg,
+        root: &RepositoryRoot,
+    ) -> Result<(), CommandError> {
+        if let Some(identity) = self.lock_identity(root) {
+            live.undelivered =
+                crate::apply::journal::undelivered(&self.journal_path(root), &identity, live)?;
         }
         Ok(())
     }
@@ -111,7 +123,7 @@ impl OrgArgs {
 
 /// What names an organization for the apply lock: the API's address, or the sandbox's
 /// file. Never the admin key.
-pub fn lock_identity(choice: &str, api_url: &str) -> Option<String> {
+pub fn lock_identity(choice: &str, api_url: &str, root: &RepositoryRoot) -> Option<String> {
     if choice == "mistral" {
         return Some(format!(
             "mistral {}",
@@ -119,8 +131,12 @@ pub fn lock_identity(choice: &str, api_url: &str) -> Option<String> {
         ));
     }
     let path = choice.strip_prefix("sandbox:")?;
-    let path = if path == "demo" { DEMO_PATH } else { path };
-    let absolute = std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path));
+    let path = if path == "demo" {
+        root.resolve(Path::new(DEMO_PATH))
+    } else {
+        PathBuf::from(path)
+    };
+    let absolute = std::path::absolute(&path).unwrap_or(path);
     Some(format!("sandbox {}", absolute.display()))
 }
 
@@ -160,11 +176,12 @@ fn sandbox_admin(flag: Option<&str>, policy: Option<&DesiredOrg>) -> Option<Sand
 
 impl Org {
     /// Opens the organization `args` name. `policy`, when the command has one, says who a
-    /// new sandbox org's admin is.
+    /// new sandbox org's admin is; the demo org lives under `root`.
     pub fn open(
         args: &OrgArgs,
         now: jiff::Timestamp,
         policy: Option<&DesiredOrg>,
+        root: &RepositoryRoot,
     ) -> Result<(Org, String), CommandError> {
         let Some(choice) = args.org.as_deref() else {
             return Err(CommandError::Usage {
@@ -230,7 +247,7 @@ impl Org {
         }
         if let Some(path) = choice.strip_prefix("sandbox:") {
             let provider = if path == "demo" {
-                SandboxProvider::open_demo(&PathBuf::from(DEMO_PATH), now)
+                SandboxProvider::open_demo(&root.resolve(Path::new(DEMO_PATH)), now)
                     .map_err(ProviderError::from)?
             } else {
                 let admin = sandbox_admin(args.sandbox_admin.as_deref(), policy);

@@ -7,6 +7,7 @@ use jiff::civil::Date;
 use sha2::{Digest, Sha256};
 
 use super::org::{Org, OrgArgs, runtime};
+use super::root::RepositoryRoot;
 use super::{ColorChoice, CommandError, ExitStatus};
 use crate::plan::{self, Plan, PlanInput, PolicyRef};
 use crate::policy::{self, LoadOptions};
@@ -114,13 +115,14 @@ pub fn make_plan(
         std::io::stderr().write_all(text.as_bytes())?;
         return Ok(None);
     }
-    let (org, label) = Org::open(org_args, now, Some(&loaded.desired))?;
+    let root = RepositoryRoot::of_policies(policies);
+    let (org, label) = Org::open(org_args, now, Some(&loaded.desired), &root)?;
     let runtime = runtime()?;
     let progress = Progress::start(quiet, &label);
     let live = runtime.block_on(org.read());
     progress.finish();
     let mut live = live.map_err(CommandError::Provider)?;
-    org_args.mark_undelivered(&mut live)?;
+    org_args.mark_undelivered(&mut live, &root)?;
 
     let (commit, dirty) = policy::git::locate(policies);
     let digest = Sha256::digest(serde_json::to_vec(&loaded.desired).unwrap_or_default());
