@@ -6,6 +6,7 @@ mod common;
 mod test_apply;
 mod test_comment;
 mod test_diff;
+mod test_exit_codes;
 mod test_explain;
 mod test_fixtures;
 mod test_hostile;

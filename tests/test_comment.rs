@@ -319,8 +319,9 @@ fn a_failed_plan_replaces_the_old_plan_with_a_line_saying_so() {
     **tramontane plan** for `policies` failed on the latest push, so no plan is shown. [The run](https://github.test/acme/policies/actions/runs/43) says why.
     ");
 
+    // A usage error: 1, never the 2 that means "changes".
     let run = comment(&env, &github, &[]);
-    assert_eq!(run.code, 2);
+    assert_eq!(run.code, 1);
     assert!(run.stderr.contains("--plan <PLAN>"), "{}", run.stderr);
 }
 
