@@ -4,8 +4,10 @@
 mod common;
 
 mod test_apply;
+mod test_audit;
 mod test_comment;
 mod test_diff;
+mod test_exit_codes;
 mod test_explain;
 mod test_fixtures;
 mod test_hostile;

@@ -179,7 +179,7 @@ fn a_plan_without_changes_turns_the_comment_into_a_short_line() {
     assert_eq!(posted.len(), 1);
     insta::assert_snapshot!(posted[0].body, @r"
     <!-- tramontane:plan dir=policies -->
-    **tramontane plan** for `policies` against `mistral`: no changes; the organization matches the policy. 1 unmanaged resource(s) left alone. [Details](https://github.test/acme/policies/actions/runs/42).
+    **tramontane plan** for `policies` against `mistral`: no changes. 1 unmanaged resource(s) left alone. [Details](https://github.test/acme/policies/actions/runs/42).
     ");
 }
 
@@ -319,8 +319,9 @@ fn a_failed_plan_replaces_the_old_plan_with_a_line_saying_so() {
     **tramontane plan** for `policies` failed on the latest push, so no plan is shown. [The run](https://github.test/acme/policies/actions/runs/43) says why.
     ");
 
+    // A usage error: 1, never the 2 that means "changes".
     let run = comment(&env, &github, &[]);
-    assert_eq!(run.code, 2);
+    assert_eq!(run.code, 1);
     assert!(run.stderr.contains("--plan <PLAN>"), "{}", run.stderr);
 }
 
@@ -512,7 +513,7 @@ fn a_dry_run_prints_the_bodies_and_needs_no_token() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     insta::assert_snapshot!(run.stdout, @r"
     <!-- tramontane:plan dir=policies -->
-    **tramontane plan** for `policies` against `mistral`: no changes; the organization matches the policy. 1 unmanaged resource(s) left alone.
+    **tramontane plan** for `policies` against `mistral`: no changes. 1 unmanaged resource(s) left alone.
     ");
 }
 

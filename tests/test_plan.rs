@@ -418,3 +418,34 @@ fn outside_code_blocks(markdown: &str) -> (String, Vec<String>) {
     assert!(!in_block, "a code block is never closed");
     (outside, inside)
 }
+
+#[test]
+fn no_changes_with_unmanaged_objects_does_not_claim_a_match() {
+    let env = TestEnv::with_example_policies();
+    let run = env.run(&["import", "--org", "sandbox:demo", "--out", "imported"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let teams = env.root().join("imported/teams.yaml");
+    let text = std::fs::read_to_string(&teams).unwrap();
+    let contractors = "  contractors:\n    description: External contractors\n    members: [mallory.contractor@acme.example]\n    workspaces:\n      dev-workspace: [user]\n";
+    assert!(text.contains(contractors), "{text}");
+    std::fs::write(&teams, text.replace(contractors, "")).unwrap();
+    let run = env.run(&[
+        "plan",
+        "--org",
+        "sandbox:demo",
+        "--policies",
+        "imported",
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!(run.stdout, @r"
+    Planned against sandbox:demo (fingerprint sha256:11b817f21a07).
+
+
+    Unmanaged: in the organization, not in the policy. Left alone; `prune` in `organization` deletes them.
+      ? team.contractors  1 member and not in the policy
+
+    Runtime: 0 access profile(s), 0 team role(s) and the model lists and request rates of 3 workspace(s) are enforced by the gateway, not the platform; they travel in the plan's `runtime` section.
+    No changes to apply, but see 1 unmanaged object.
+    ");
+}

@@ -165,3 +165,97 @@ fn the_merge_applies_only_the_reviewed_plan_and_the_schedule_only_rotations() {
     let plan = std::fs::read_to_string(repo_root().join(".github/workflows/plan.yml")).unwrap();
     assert!(plan.contains("name: plan-${{ github.event.pull_request.number }}"));
 }
+
+/// The lines of the `run: |` block of the step named `step`, unindented.
+fn run_block(text: &str, step: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let named = lines
+        .iter()
+        .position(|line| line.trim() == format!("- name: {step}"))
+        .unwrap_or_else(|| panic!("no step named {step}"));
+    let run = named
+        + lines[named..]
+            .iter()
+            .position(|line| line.trim() == "run: |")
+            .unwrap_or_else(|| panic!("step {step} has no `run: |` block"));
+    let leading = |line: &str| line.len() - line.trim_start_matches(' ').len();
+    let depth = leading(lines[run + 1]);
+    lines[run + 1..]
+        .iter()
+        .take_while(|line| line.trim().is_empty() || leading(line) >= depth)
+        .map(|line| line.get(depth..).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Each workflow's Plan step run as GitHub runs it (`bash -eo pipefail`), with a
+/// `tramontane` that exits as told: 0 and 2 are a plan made, anything else (a usage error
+/// included) fails the step, so the run fails and plan.yml marks its comment failed.
+#[cfg(unix)]
+#[test]
+fn the_plan_steps_fail_on_any_status_but_0_and_2() {
+    use std::os::unix::fs::PermissionsExt;
+    for (workflow, output) in [
+        ("plan.yml", None),
+        ("apply.yml", Some("changes")),
+        ("drift.yml", Some("drift")),
+    ] {
+        let text =
+            std::fs::read_to_string(repo_root().join(".github/workflows").join(workflow)).unwrap();
+        let script = run_block(&text, "Plan");
+        for status in [0, 1, 2, 3, 64] {
+            let dir = tempfile::tempdir().unwrap();
+            let fake = dir.path().join("bin/tramontane");
+            std::fs::create_dir_all(fake.parent().unwrap()).unwrap();
+            std::fs::write(
+                &fake,
+                "#!/bin/sh\nif [ \"$1\" = plan ]; then echo \"$*\" >> calls; exit \"$PLAN_STATUS\"; fi\n",
+            )
+            .unwrap();
+            std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let path = format!(
+                "{}:{}",
+                fake.parent().unwrap().display(),
+                std::env::var("PATH").unwrap_or_default()
+            );
+            let ran = std::process::Command::new("bash")
+                .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", &script])
+                .current_dir(dir.path())
+                .env("PATH", path)
+                .env("PLAN_STATUS", status.to_string())
+                .env("GITHUB_OUTPUT", dir.path().join("output"))
+                .env("GITHUB_STEP_SUMMARY", dir.path().join("summary"))
+                .output()
+                .unwrap();
+            let code = ran.status.code();
+            let expected = if status == 0 || status == 2 {
+                0
+            } else {
+                status
+            };
+            assert_eq!(
+                code,
+                Some(expected),
+                "{workflow} with plan exiting {status}: {}",
+                String::from_utf8_lossy(&ran.stderr)
+            );
+            if let (Some(name), 0 | 2) = (output, status) {
+                let written = std::fs::read_to_string(dir.path().join("output")).unwrap();
+                assert_eq!(written, format!("{name}={}\n", status == 2), "{workflow}");
+            }
+            let calls = std::fs::read_to_string(dir.path().join("calls")).unwrap();
+            assert!(calls.contains("--detailed-exitcode"), "{workflow}: {calls}");
+            // Drift includes console steps; apply has nothing to do for them.
+            assert_eq!(
+                calls.contains("--count-manual"),
+                workflow == "drift.yml",
+                "{workflow}: {calls}"
+            );
+        }
+    }
+    let plan = std::fs::read_to_string(repo_root().join(".github/workflows/plan.yml")).unwrap();
+    let failed = plan
+        .find("if: failure() && steps.plan.outcome == 'failure'")
+        .expect("plan.yml marks the comment failed when planning fails");
+    assert!(plan[failed..].contains("--failed"));
+}

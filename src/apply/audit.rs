@@ -92,11 +92,13 @@ impl AuditLog {
     }
 
     /// The person or CI identity applying: `GITHUB_ACTOR` in GitHub Actions, else the
-    /// local user.
+    /// local user as the environment names it, else as the operating system knows it (a
+    /// container or a cron job often has no `USER`).
     pub fn actor_from_env() -> String {
         ["GITHUB_ACTOR", "USER", "USERNAME"]
             .iter()
             .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+            .or_else(os_user)
             .unwrap_or_else(|| "unknown".into())
     }
 
@@ -148,4 +150,50 @@ impl AuditLog {
             None => Ok(()),
         }
     }
+}
+
+/// The login name of the user this process runs as, from the password database; `uid N`
+/// when the user has no entry there (an arbitrary uid in a container).
+#[cfg(unix)]
+fn os_user() -> Option<String> {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let uid = unsafe { libc::geteuid() };
+    let mut buffer: Vec<libc::c_char> = vec![0; 1024];
+    loop {
+        // SAFETY: `entry` and `found` are written by getpwuid_r only; `buffer` outlives
+        // every use of the strings it points `entry` into, and its length is passed along.
+        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let status = unsafe {
+            libc::getpwuid_r(
+                uid,
+                &mut entry,
+                buffer.as_mut_ptr(),
+                buffer.len(),
+                &mut found,
+            )
+        };
+        // A name longer than the buffer: grow it, within reason.
+        if status == libc::ERANGE && buffer.len() < 1 << 20 {
+            buffer.resize(buffer.len() * 4, 0);
+            continue;
+        }
+        if status != 0 || found.is_null() || entry.pw_name.is_null() {
+            return Some(format!("uid {uid}"));
+        }
+        // SAFETY: pw_name is a NUL-terminated string inside `buffer`, which is still alive.
+        let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) }
+            .to_string_lossy()
+            .into_owned();
+        return Some(if name.is_empty() {
+            format!("uid {uid}")
+        } else {
+            name
+        });
+    }
+}
+
+#[cfg(not(unix))]
+fn os_user() -> Option<String> {
+    None
 }

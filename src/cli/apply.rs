@@ -115,6 +115,13 @@ fn narrow(plan: &mut Plan, only: Option<Only>) {
     );
 }
 
+/// How a run ends when the answer at the confirmation prompt is not `yes`: declined, a
+/// failure as in `terraform apply`, so `tramontane apply && next-step` never goes on.
+/// `None` when the answer confirms.
+fn declined(answer: &str) -> Option<ExitStatus> {
+    (answer.trim() != "yes").then_some(ExitStatus::Declined)
+}
+
 fn refuse(message: String, help: &str) -> CommandError {
     CommandError::Usage {
         message,
@@ -277,9 +284,9 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
                 std::io::stdout().flush()?;
                 let mut answer = String::new();
                 std::io::stdin().lock().read_line(&mut answer)?;
-                if answer.trim() != "yes" {
-                    println!("Nothing applied.");
-                    return Ok(ExitStatus::Success);
+                if let Some(declined) = declined(&answer) {
+                    eprintln!("Apply cancelled: only `yes` confirms. Nothing applied.");
+                    return Ok(declined);
                 }
             }
             fresh
@@ -352,4 +359,22 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         "help: fix the cause and run apply again; it carries on from where the organization now is"
     )?;
     Ok(ExitStatus::Invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_yes_confirms_and_anything_else_exits_1() {
+        assert_eq!(declined("yes\n"), None);
+        assert_eq!(declined("  yes \r\n"), None);
+        for answer in ["no\n", "\n", "", "y\n", "YES\n", "yes please\n"] {
+            assert_eq!(
+                declined(answer).map(ExitStatus::code),
+                Some(1),
+                "{answer:?}"
+            );
+        }
+    }
 }

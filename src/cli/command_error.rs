@@ -13,6 +13,9 @@ pub enum ExitStatus {
     Changes,
     /// A safety guard refused to go on; the command already reported why.
     Refused,
+    /// The person at the prompt did not confirm; nothing was done. A failure, as
+    /// `terraform apply` makes it, so a script never mistakes it for an apply.
+    Declined,
 }
 
 impl ExitStatus {
@@ -22,7 +25,19 @@ impl ExitStatus {
             ExitStatus::Invalid => 1,
             ExitStatus::Changes => 2,
             ExitStatus::Refused => 3,
+            ExitStatus::Declined => 1,
         }
+    }
+}
+
+/// The exit code of a command line clap could not parse, once clap has printed its message.
+/// `--help` and `--version` are successes; every usage error is 1, never clap's 2, which
+/// `plan --detailed-exitcode` reserves for "the plan has changes".
+pub fn usage_exit_code(error: &clap::Error) -> ExitCode {
+    if error.use_stderr() {
+        ExitCode::from(ExitStatus::Invalid.code())
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -31,9 +31,15 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 
-    /// Exit 2 when the plan has changes, 0 when it has none (as `terraform plan` does).
+    /// Exit 2 when the plan has changes to apply, 0 when it has none (as `terraform plan`
+    /// does). Manual console steps alone exit 0: apply has nothing to do for them.
     #[arg(long)]
     pub detailed_exitcode: bool,
+
+    /// With --detailed-exitcode, exit 2 also when the only entries are manual console steps
+    /// (for a drift check that must see them).
+    #[arg(long, requires = "detailed_exitcode")]
+    pub count_manual: bool,
 
     /// Print nothing on stderr while reading the organization.
     #[arg(long, short)]
@@ -173,7 +179,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         })?;
     }
     print(&plan, args.format, color)?;
-    Ok(status(&plan, args.detailed_exitcode))
+    Ok(status(&plan, args.detailed_exitcode, args.count_manual))
 }
 
 pub fn print(plan: &Plan, format: Format, color: ColorChoice) -> Result<(), CommandError> {
@@ -187,8 +193,15 @@ pub fn print(plan: &Plan, format: Format, color: ColorChoice) -> Result<(), Comm
     Ok(())
 }
 
-pub fn status(plan: &Plan, detailed: bool) -> ExitStatus {
-    if detailed && plan.has_changes() {
+/// The exit code of a plan: with `detailed`, 2 when apply has something to do, and, with
+/// `count_manual`, also when a person has a console step to take.
+pub fn status(plan: &Plan, detailed: bool, count_manual: bool) -> ExitStatus {
+    let counted = if count_manual {
+        plan.summary.total()
+    } else {
+        plan.summary.applicable()
+    };
+    if detailed && counted > 0 {
         ExitStatus::Changes
     } else {
         ExitStatus::Success

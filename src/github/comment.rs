@@ -114,7 +114,7 @@ pub fn content(plan: &Plan, dir: &str, extras: &Extras<'_>) -> String {
     } else {
         let _ = write!(
             out,
-            "**tramontane plan** for {} against {}: no changes; the organization matches the policy.",
+            "**tramontane plan** for {} against {}: no changes",
             untrusted::markdown_code(dir),
             untrusted::markdown_code(&plan.live.org)
         );
@@ -128,8 +128,12 @@ pub fn content(plan: &Plan, dir: &str, extras: &Extras<'_>) -> String {
         if !plan.warnings.is_empty() {
             notes.push(format!("{} warning(s)", plan.warnings.len()));
         }
-        if !notes.is_empty() {
-            let _ = write!(out, " {}.", capitalize(&notes.join(", ")));
+        // It matches only if nothing is left over: objects the policy does not name, or a
+        // warning, are not a match.
+        if notes.is_empty() {
+            out.push_str("; the organization matches the policy.");
+        } else {
+            let _ = write!(out, ". {}.", capitalize(&notes.join(", ")));
         }
         if let Some(url) = extras.details_url {
             let _ = write!(out, " [Details]({url}).");
@@ -688,5 +692,23 @@ mod tests {
             "{last}"
         );
         assert!(bodies.iter().all(|b| b.len() <= 1_400));
+    }
+
+    #[test]
+    fn no_changes_claims_a_match_only_with_nothing_left_over() {
+        let extras = Extras {
+            appendices: &[],
+            details_url: None,
+        };
+        let mut plan = Plan::of_changes("mistral", Vec::new());
+        assert_eq!(
+            content(&plan, "policies", &extras),
+            "**tramontane plan** for `policies` against `mistral`: no changes; the organization matches the policy.\n"
+        );
+        plan.warnings.push("a warning".into());
+        assert_eq!(
+            content(&plan, "policies", &extras),
+            "**tramontane plan** for `policies` against `mistral`: no changes. 1 warning(s).\n"
+        );
     }
 }

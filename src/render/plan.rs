@@ -180,7 +180,7 @@ pub fn markdown(plan: &Plan) -> String {
         plan.unmanaged.len()
     );
     if plan.changes.is_empty() {
-        let _ = writeln!(out, "No changes: the organization matches the policy.\n");
+        let _ = writeln!(out, "{}\n", no_changes_line(plan));
     }
     for change in &plan.changes {
         let _ = writeln!(
@@ -303,10 +303,29 @@ fn rotation_note(rotation: &Rotation) -> String {
     }
 }
 
+/// A plan with nothing to change. It says the organization matches the policy only when it
+/// does: objects the policy does not name, or a warning, are not a match.
+fn no_changes_line(plan: &Plan) -> String {
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let mut left = Vec::new();
+    if !plan.unmanaged.is_empty() {
+        left.push(count(plan.unmanaged.len(), "unmanaged object"));
+    }
+    let warnings = plan.warnings.len() + plan.guards.len();
+    if warnings > 0 {
+        left.push(count(warnings, "warning"));
+    }
+    if left.is_empty() {
+        "No changes. The organization matches the policy.".into()
+    } else {
+        format!("No changes to apply, but see {}.", left.join(" and "))
+    }
+}
+
 fn summary_line(plan: &Plan) -> String {
     let s = &plan.summary;
     if s.total() == 0 {
-        return "No changes. The organization matches the policy.".into();
+        return no_changes_line(plan);
     }
     let mut line = format!(
         "Plan: {} to create, {} to update, {} to delete, {} to replace, {} to rotate",
@@ -425,5 +444,43 @@ fn show(value: &Value) -> String {
         }
         Value::String(text) => format!("{text:?}"),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Kind, Unmanaged};
+
+    fn member(email: &str) -> Unmanaged {
+        Unmanaged {
+            address: format!("member.{email}"),
+            kind: Kind::Member,
+            note: "not in the policy".into(),
+        }
+    }
+
+    #[test]
+    fn no_changes_says_the_org_matches_only_when_it_does() {
+        let mut plan = Plan::of_changes("sandbox:demo", Vec::new());
+        let matches = "No changes. The organization matches the policy.";
+        assert!(human(&plan, false).ends_with(&format!("{matches}\n")));
+        assert!(markdown(&plan).contains(matches));
+
+        plan.unmanaged = vec![member("a@x.example"), member("b@x.example")];
+        plan.warnings = vec!["`prune` is off for members".into()];
+        for text in [human(&plan, false), markdown(&plan)] {
+            assert!(!text.contains("matches the policy"), "{text}");
+            assert!(
+                text.contains("No changes to apply, but see 2 unmanaged objects and 1 warning."),
+                "{text}"
+            );
+        }
+
+        plan.warnings.clear();
+        plan.unmanaged.truncate(1);
+        assert!(
+            human(&plan, false).ends_with("No changes to apply, but see 1 unmanaged object.\n")
+        );
     }
 }

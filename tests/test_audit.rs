@@ -1,0 +1,56 @@
+//! Who the audit log says applied.
+
+use crate::common::{Run, TestEnv, command};
+
+/// The user `id -un` names, or `uid N` when the password database has no entry.
+#[cfg(unix)]
+fn os_user() -> String {
+    let named = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    if named.status.success() {
+        return String::from_utf8(named.stdout).unwrap().trim().to_owned();
+    }
+    let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+    format!("uid {}", String::from_utf8(uid.stdout).unwrap().trim())
+}
+
+#[cfg(unix)]
+#[test]
+fn without_user_in_the_environment_the_actor_is_the_os_user() {
+    let env = TestEnv::with_example_policies();
+    let run: Run = command(env.root())
+        .args(["apply", "--org", "sandbox:demo", "--auto-approve"])
+        .env_remove("GITHUB_ACTOR")
+        .env_remove("USER")
+        .env_remove("USERNAME")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let audit = std::fs::read_to_string(env.root().join(".tramontane/audit.jsonl")).unwrap();
+    let expected = os_user();
+    assert_ne!(expected, "");
+    for line in audit.lines() {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(entry["actor"], expected.as_str(), "{line}");
+    }
+    assert!(audit.lines().count() > 0);
+}
+
+#[test]
+fn github_actor_comes_first() {
+    let env = TestEnv::with_example_policies();
+    let run: Run = command(env.root())
+        .args(["apply", "--org", "sandbox:demo", "--auto-approve"])
+        .env("GITHUB_ACTOR", "octocat")
+        .env("USER", "someone-else")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let audit = std::fs::read_to_string(env.root().join(".tramontane/audit.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(audit.lines().next().unwrap()).unwrap();
+    assert_eq!(first["actor"], "octocat");
+}
