@@ -13,3 +13,4 @@ pub mod plan;
 pub mod policy;
 pub mod provider;
 pub mod render;
+pub mod scaffold;

@@ -8,6 +8,7 @@ mod comment;
 mod diff;
 mod explain;
 mod import;
+mod init;
 pub mod org;
 pub(crate) mod plan;
 pub mod root;
@@ -49,6 +50,8 @@ pub enum Command {
     Apply(apply::Args),
     /// Show a plan saved with `plan --out`, in any format.
     Show(show::Args),
+    /// Start a policy repository: starter policies, .gitignore, editor schema and README.
+    Init(init::Args),
     /// Write the live organization as policy files, to start a policy repository from.
     Import(import::Args),
     /// Post a saved plan as the pull request's sticky comment, updated in place on every push.
@@ -89,6 +92,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
         Command::Plan(args) => plan::run(&args, cli.color),
         Command::Show(args) => show::run(&args, cli.color),
         Command::Apply(args) => apply::run(&args, cli.color),
+        Command::Init(args) => init::run(&args),
         Command::Import(args) => import::run(&args),
         Command::Comment(args) => comment::run(&args),
         Command::Diff(args) => diff::run(&args, cli.color),

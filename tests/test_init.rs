@@ -1,0 +1,110 @@
+//! `tramontane init`: from an empty directory to an applied sandbox with no other step, and
+//! nothing secret left for git to pick up.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::TestEnv;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .output()
+        .expect("git runs");
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn init_then_validate_plan_apply_works_and_leaves_no_secret_for_git() {
+    let env = TestEnv::new();
+    let init = env.run(&["init"]);
+    assert_eq!(init.code, 0, "{}{}", init.stdout, init.stderr);
+    insta::assert_snapshot!(init.stdout);
+
+    let validated = env.run(&["validate"]);
+    assert_eq!(
+        validated.code, 0,
+        "{}{}",
+        validated.stdout, validated.stderr
+    );
+    let planned = env.run(&["plan", "--org", "sandbox:org.json", "--detailed-exitcode"]);
+    assert_eq!(planned.code, 2, "{}{}", planned.stdout, planned.stderr);
+    assert!(
+        planned.stdout.contains("Plan: 3 to create"),
+        "{}",
+        planned.stdout
+    );
+    let applied = env.run(&["apply", "--org", "sandbox:org.json", "--auto-approve"]);
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    let secret_file = env.root().join("secrets/starter/starter-key.key");
+    assert!(secret_file.is_file());
+    assert!(
+        !applied.stderr.contains("not ignored"),
+        "the starter's own sink is ignored: {}",
+        applied.stderr
+    );
+
+    let converged = env.run(&["plan", "--org", "sandbox:org.json", "--detailed-exitcode"]);
+    assert_eq!(
+        converged.code, 0,
+        "{}{}",
+        converged.stdout, converged.stderr
+    );
+
+    git(env.root(), &["init", "-q"]);
+    git(env.root(), &["add", "-A"]);
+    let status = git(env.root(), &["status", "--porcelain", "--ignored"]);
+    let ignored: Vec<&str> = status
+        .lines()
+        .filter_map(|line| line.strip_prefix("!! "))
+        .collect();
+    assert_eq!(ignored, [".tramontane/", "secrets/"], "{status}");
+    let tracked = git(env.root(), &["ls-files"]);
+    let secret = std::fs::read_to_string(&secret_file).unwrap();
+    for path in tracked.lines() {
+        assert!(!path.starts_with("secrets/") && !path.starts_with(".tramontane/"));
+        let content = std::fs::read_to_string(env.root().join(path)).unwrap();
+        assert!(!content.contains(secret.trim()), "{path} holds the secret");
+    }
+    // The editor schema association points at a file the repository tracks.
+    let settings = std::fs::read_to_string(env.root().join(".vscode/settings.json")).unwrap();
+    assert!(settings.contains("\"./schema/policy.schema.json\": \"policies/**/*.yaml\""));
+    assert!(
+        tracked
+            .lines()
+            .any(|path| path == "schema/policy.schema.json")
+    );
+}
+
+#[test]
+fn init_refuses_to_overwrite_existing_policies() {
+    let env = TestEnv::new();
+    let first = env.run(&["init", "repo", "--admin", "ops@acme.example"]);
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    let members = env.root().join("repo/policies/members.yaml");
+    assert!(
+        std::fs::read_to_string(&members).unwrap().contains(
+            "ops@acme.example: { name: Organization Admin, roles: [organization_admin] }"
+        )
+    );
+    std::fs::write(&members, "edited").unwrap();
+
+    let second = env.run(&["init", "repo"]);
+    assert_eq!(second.code, 1, "{}{}", second.stdout, second.stderr);
+    assert!(
+        second.stderr.contains("already exists"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(second.stdout, "");
+    assert_eq!(std::fs::read_to_string(&members).unwrap(), "edited");
+}
