@@ -50,7 +50,63 @@ pub fn scaffold(options: &ScaffoldOptions) -> Vec<ScaffoldFile> {
         file(".vscode/settings.json", VSCODE_SETTINGS.to_owned()),
         file(".gitignore", GITIGNORE.to_owned()),
         file("README.md", README.to_owned()),
+        file(".github/workflows/plan.yml", pin_action(PLAN_WORKFLOW)),
+        file(".github/workflows/apply.yml", pin_action(APPLY_WORKFLOW)),
+        file(".github/workflows/drift.yml", pin_action(DRIFT_WORKFLOW)),
     ]
+}
+
+/// The workflows this project keeps for policy repositories. Here they install the action
+/// from their own checkout (`uses: ./`); a policy repository must name this one instead.
+const PLAN_WORKFLOW: &str = include_str!("../.github/workflows/plan.yml");
+const APPLY_WORKFLOW: &str = include_str!("../.github/workflows/apply.yml");
+const DRIFT_WORKFLOW: &str = include_str!("../.github/workflows/drift.yml");
+
+/// The line in each workflow that installs tramontane from this repository's checkout.
+const LOCAL_ACTION: &str = "uses: ./\n";
+
+/// The instruction the workflows' headers give to whoever copies them by hand.
+const COPY_INSTRUCTION: &str =
+    "# Copy this file to your policy repository and replace `uses: ./` with";
+
+/// The GitHub `owner/name` of this release's repository, from Cargo.toml's `repository`.
+fn release_repository() -> Option<&'static str> {
+    let url = env!("CARGO_PKG_REPOSITORY").trim_end_matches('/');
+    let path = url.strip_prefix("https://github.com/")?;
+    let path = path.strip_suffix(".git").unwrap_or(path);
+    (path.split('/').count() == 2).then_some(path)
+}
+
+/// The action reference the workflows are written with: pinned to this release's tag when
+/// the package names its repository, else `None` and the lines are marked for the user.
+pub fn action_reference() -> Option<String> {
+    release_repository().map(|repo| format!("{repo}@v{}", env!("CARGO_PKG_VERSION")))
+}
+
+/// The marker on a `uses:` line the user must edit before the workflow can run.
+pub const EDIT_MARKER: &str = "EDIT: pin the tramontane action";
+
+fn pin_action(workflow: &str) -> String {
+    match action_reference() {
+        Some(reference) => workflow
+            .replace(
+                COPY_INSTRUCTION,
+                "# Written by `tramontane init` with the action pinned to this release's tag; a tag can move,\n# so prefer",
+            )
+            .replace(LOCAL_ACTION, &format!("uses: {reference}\n")),
+        None => workflow
+            .replace(
+                COPY_INSTRUCTION,
+                &format!("# Written by `tramontane init`. Before it can run, replace each `uses:` line marked\n# `{EDIT_MARKER}` with"),
+            )
+            .replace(
+                LOCAL_ACTION,
+                &format!(
+                    "uses: OWNER/tramontane@v{} # {EDIT_MARKER}: OWNER/tramontane@<full commit SHA> # <tag>\n",
+                    env!("CARGO_PKG_VERSION")
+                ),
+            ),
+    }
 }
 
 const ORGANIZATION: &str = r#"# yaml-language-server: $schema=../schema/policy.schema.json
@@ -165,5 +221,35 @@ mod tests {
             .collect();
         assert!(!policies.contains("{admin}"));
         assert_eq!(policies.matches("ops@acme.example").count(), 5);
+    }
+
+    #[test]
+    fn every_workflow_names_the_action_instead_of_a_local_checkout() {
+        let files = scaffold(&ScaffoldOptions {
+            admin: DEFAULT_ADMIN.into(),
+        });
+        let workflows: Vec<&ScaffoldFile> = files
+            .iter()
+            .filter(|file| file.path.starts_with(".github/workflows"))
+            .collect();
+        assert_eq!(workflows.len(), 3);
+        for workflow in workflows {
+            assert!(
+                !workflow.content.contains("uses: ./"),
+                "{:?}",
+                workflow.path
+            );
+            assert!(!workflow.content.contains(COPY_INSTRUCTION));
+            let pinned = workflow
+                .content
+                .lines()
+                .filter(|line| line.trim_start().starts_with("uses: "))
+                .filter(|line| line.contains("tramontane@"))
+                .count();
+            assert!(pinned >= 1, "{:?}", workflow.path);
+            if action_reference().is_none() {
+                assert!(workflow.content.contains(EDIT_MARKER));
+            }
+        }
     }
 }

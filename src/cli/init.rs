@@ -2,7 +2,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::{CommandError, ExitStatus};
-use crate::scaffold::{self, DEFAULT_ADMIN, POLICIES_DIR, ScaffoldOptions};
+use crate::scaffold::{self, DEFAULT_ADMIN, EDIT_MARKER, POLICIES_DIR, ScaffoldOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -73,5 +73,15 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
         stdout,
         "\nNext, try it against a sandbox organization (created on first use):\n{cd}  tramontane validate\n  tramontane plan --org sandbox:org.json\n  tramontane apply --org sandbox:org.json\n"
     )?;
+    match scaffold::action_reference() {
+        Some(reference) => writeln!(
+            stdout,
+            "\nThe workflows in .github/workflows/ install tramontane with `uses: {reference}`; they run once the secret MISTRAL_ADMIN_API_KEY exists."
+        )?,
+        None => writeln!(
+            stdout,
+            "\nBefore pushing: the workflows in .github/workflows/ name the action as OWNER/tramontane; edit each `uses:` line marked `{EDIT_MARKER}` to pin it, then add the secret MISTRAL_ADMIN_API_KEY."
+        )?,
+    }
     Ok(ExitStatus::Success)
 }
