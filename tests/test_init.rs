@@ -29,6 +29,8 @@ fn init_then_validate_plan_apply_works_and_leaves_no_secret_for_git() {
     let init = env.run(&["init"]);
     assert_eq!(init.code, 0, "{}{}", init.stdout, init.stderr);
     insta::assert_snapshot!(init.stdout);
+    // A repository from the start, as a policy repository is: apply checks its ignore rules.
+    git(env.root(), &["init", "-q"]);
 
     let validated = env.run(&["validate"]);
     assert_eq!(
@@ -48,7 +50,7 @@ fn init_then_validate_plan_apply_works_and_leaves_no_secret_for_git() {
     let secret_file = env.root().join("secrets/starter/starter-key.key");
     assert!(secret_file.is_file());
     assert!(
-        !applied.stderr.contains("not ignored"),
+        !applied.stderr.contains("warning:"),
         "the starter's own sink is ignored: {}",
         applied.stderr
     );
@@ -60,7 +62,6 @@ fn init_then_validate_plan_apply_works_and_leaves_no_secret_for_git() {
         converged.stdout, converged.stderr
     );
 
-    git(env.root(), &["init", "-q"]);
     git(env.root(), &["add", "-A"]);
     let status = git(env.root(), &["status", "--porcelain", "--ignored"]);
     let ignored: Vec<&str> = status
@@ -107,4 +108,36 @@ fn init_refuses_to_overwrite_existing_policies() {
     );
     assert_eq!(second.stdout, "");
     assert_eq!(std::fs::read_to_string(&members).unwrap(), "edited");
+}
+
+#[test]
+fn apply_warns_about_a_secret_file_git_would_commit() {
+    let env = TestEnv::new();
+    let init = env.run(&["init"]);
+    assert_eq!(init.code, 0, "{}{}", init.stdout, init.stderr);
+    // A repository whose .gitignore lacks the secrets/ line.
+    std::fs::write(env.root().join(".gitignore"), ".tramontane/\n").unwrap();
+    git(env.root(), &["init", "-q"]);
+
+    let applied = env.run(&["apply", "--org", "sandbox:org.json", "--auto-approve"]);
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    let warnings: Vec<&str> = applied
+        .stderr
+        .lines()
+        .filter(|line| line.starts_with("warning:"))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: the secret file `secrets/starter/starter-key.key` is inside a git work tree and not ignored; add `secrets/` to .gitignore so it is never committed"
+        ],
+        "{}",
+        applied.stderr
+    );
+
+    // Once ignored, the warning goes.
+    std::fs::write(env.root().join(".gitignore"), ".tramontane/\nsecrets/\n").unwrap();
+    let again = env.run(&["apply", "--org", "sandbox:org.json", "--auto-approve"]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert!(!again.stderr.contains("warning:"), "{}", again.stderr);
 }

@@ -7,6 +7,7 @@
 //! starts, what is in flight finishes, and the report says what became of every change.
 
 pub mod audit;
+pub mod git_ignore;
 pub mod journal;
 pub mod lock;
 mod secret;

@@ -8,7 +8,7 @@ use super::show::read_plan;
 use super::{ColorChoice, CommandError, ExitStatus};
 use crate::apply::audit::AuditLog;
 use crate::apply::journal::Journal;
-use crate::apply::{ApplyOptions, Status, apply_each, lock};
+use crate::apply::{ApplyOptions, Status, apply_each, git_ignore, lock};
 use crate::plan::guard::{self, GuardOptions};
 use crate::plan::{Plan, review};
 use crate::render::{apply as render_apply, plan as render, untrusted};
@@ -311,6 +311,13 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         }
         writeln!(stderr, "Nothing applied.")?;
         return Ok(ExitStatus::Refused);
+    }
+    for file in git_ignore::unignored_secret_files(&desired, root.path()) {
+        eprintln!(
+            "warning: the secret file `{}` is inside a git work tree and not ignored; add `{}` to .gitignore so it is never committed",
+            untrusted::terminal(&file.path),
+            untrusted::terminal(&file.ignore_line)
+        );
     }
     if plan.summary.applicable() == 0 {
         println!("Nothing to apply.");
