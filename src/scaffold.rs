@@ -56,6 +56,31 @@ pub fn scaffold(options: &ScaffoldOptions) -> Vec<ScaffoldFile> {
     ]
 }
 
+/// What `.gitignore` must cover for secrets and state never to be committed.
+pub const GITIGNORE_ENTRIES: [&str; 4] = ["secrets/", ".tramontane/", "plan.json", ".env*"];
+
+/// The lines to append to an existing `.gitignore` so it covers [`GITIGNORE_ENTRIES`], or
+/// `None` when it already lists them all.
+pub fn gitignore_additions(existing: &str) -> Option<String> {
+    let listed: Vec<&str> = existing.lines().map(str::trim).collect();
+    let missing: Vec<&str> = GITIGNORE_ENTRIES
+        .into_iter()
+        .filter(|entry| !listed.contains(entry))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let separator = if existing.is_empty() || existing.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    Some(format!(
+        "{separator}# Added by `tramontane init`: secrets and tramontane's state stay out of git.\n{}\n",
+        missing.join("\n")
+    ))
+}
+
 /// The workflows this project keeps for policy repositories. Here they install the action
 /// from their own checkout (`uses: ./`); a policy repository must name this one instead.
 const PLAN_WORKFLOW: &str = include_str!("../.github/workflows/plan.yml");
@@ -221,6 +246,17 @@ mod tests {
             .collect();
         assert!(!policies.contains("{admin}"));
         assert_eq!(policies.matches("ops@acme.example").count(), 5);
+    }
+
+    #[test]
+    fn an_existing_gitignore_gains_only_the_entries_it_lacks() {
+        assert_eq!(
+            gitignore_additions("target/\nsecrets/").as_deref(),
+            Some(
+                "\n# Added by `tramontane init`: secrets and tramontane's state stay out of git.\n.tramontane/\nplan.json\n.env*\n"
+            )
+        );
+        assert_eq!(gitignore_additions(GITIGNORE), None);
     }
 
     #[test]

@@ -141,3 +141,30 @@ fn apply_warns_about_a_secret_file_git_would_commit() {
     assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
     assert!(!again.stderr.contains("warning:"), "{}", again.stderr);
 }
+
+#[test]
+fn init_in_an_existing_repository_keeps_its_files_and_completes_its_gitignore() {
+    let env = TestEnv::new();
+    env.write("README.md", "ours\n")
+        .write(".gitignore", "target/\nsecrets/");
+    let init = env.run(&["init"]);
+    assert_eq!(init.code, 0, "{}{}", init.stdout, init.stderr);
+    assert!(
+        init.stdout.contains("  README.md (exists, kept as it was)"),
+        "{}",
+        init.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.root().join("README.md")).unwrap(),
+        "ours\n"
+    );
+    let gitignore = std::fs::read_to_string(env.root().join(".gitignore")).unwrap();
+    let lines: Vec<&str> = gitignore
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .collect();
+    assert_eq!(
+        lines,
+        ["target/", "secrets/", ".tramontane/", "plan.json", ".env*"]
+    );
+}

@@ -1,5 +1,5 @@
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{CommandError, ExitStatus};
 use crate::scaffold::{self, DEFAULT_ADMIN, EDIT_MARKER, POLICIES_DIR, ScaffoldOptions};
@@ -33,12 +33,25 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
         admin: args.admin.clone(),
     });
     // Files beside `policies/` that the user already has (a README, a .gitignore) are kept:
-    // init adds to a repository, it never replaces what is there.
+    // init adds to a repository, it never replaces what is there. A .gitignore gains the
+    // entries that keep secrets out of git, which a repository must not start without.
     let mut created = Vec::new();
     let mut kept = Vec::new();
+    let mut extended = Vec::new();
     for file in &files {
         let path = args.dir.join(&file.path);
         if path.symlink_metadata().is_ok() {
+            if file.path == Path::new(".gitignore") {
+                let existing = std::fs::read_to_string(&path)?;
+                if let Some(additions) = scaffold::gitignore_additions(&existing) {
+                    std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&path)?
+                        .write_all(additions.as_bytes())?;
+                    extended.push(&file.path);
+                    continue;
+                }
+            }
             kept.push(&file.path);
             continue;
         }
@@ -61,10 +74,18 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
     for path in created {
         writeln!(stdout, "  {}", path.display())?;
     }
+    for path in extended {
+        writeln!(
+            stdout,
+            "  {} (exists, added what it lacked of: {})",
+            path.display(),
+            scaffold::GITIGNORE_ENTRIES.join(" ")
+        )?;
+    }
     for path in kept {
         writeln!(stdout, "  {} (exists, kept as it was)", path.display())?;
     }
-    let cd = if args.dir == std::path::Path::new(".") {
+    let cd = if args.dir == Path::new(".") {
         String::new()
     } else {
         format!("  cd {}\n", args.dir.display())
