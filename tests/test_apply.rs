@@ -162,7 +162,7 @@ fn a_failing_sink_leaves_no_key_behind() {
 #[test]
 fn an_empty_policy_is_refused_by_a_guard() {
     let env = TestEnv::new();
-    env.write("policies/empty.yaml", "# nothing yet\n");
+    env.write("policies/empty.yaml", "version: 1\n# nothing yet\n");
     let run = env.run(&["apply", "--org", "sandbox:demo", "--auto-approve"]);
     assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("--allow-empty"), "{}", run.stderr);

@@ -97,7 +97,7 @@ fn write_plan(env: &TestEnv, name: &str, plan: &Value) -> Plan {
 }
 
 fn markdown(plan: &Plan) -> String {
-    tramontane::render::plan::markdown(plan)
+    tramontane::render::plan::markdown_body(plan)
 }
 
 fn ours(github: &FakeGitHub) -> Vec<crate::common::fake_github::FakeComment> {
@@ -128,6 +128,8 @@ fn the_first_run_creates_the_comment_and_later_runs_update_it_in_place() {
         )
     );
     assert!(!posted[0].body.contains(TOKEN));
+    // One marker, naming the directory: a second, generic one was noise in every comment.
+    assert_eq!(posted[0].body.matches("<!-- tramontane:plan").count(), 1);
 
     // The next push: one more key. The same comment changes; nothing new is posted.
     let second = write_plan(&env, "plan.json", &plan(3));
@@ -582,8 +584,8 @@ fn hostile_names_in_the_org_cannot_forge_the_marker_or_escape_the_comment() {
             lines[at]
         );
     }
-    // Outside the diff blocks (where text shows as typed), the only HTML comments are the
-    // marker and the plan's own first line.
+    // Outside the diff blocks (where text shows as typed), the only HTML comment is the
+    // marker.
     let outside: Vec<&str> = body.split("```").step_by(2).collect();
-    assert_eq!(outside.concat().matches("<!--").count(), 2, "{body}");
+    assert_eq!(outside.concat().matches("<!--").count(), 1, "{body}");
 }

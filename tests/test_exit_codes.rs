@@ -77,10 +77,10 @@ fn manual_only() -> TestEnv {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let path = env.root().join("imported/workspaces/dev-workspace.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains("spend_limit: 50.0"), "{text}");
+    assert!(text.contains("spend_limit: 50\n"), "{text}");
     std::fs::write(
         &path,
-        text.replace("spend_limit: 50.0", "spend_limit: 75.0"),
+        text.replace("spend_limit: 50\n", "spend_limit: 75\n"),
     )
     .unwrap();
     env

@@ -449,3 +449,46 @@ fn no_changes_with_unmanaged_objects_does_not_claim_a_match() {
     No changes to apply, but see 1 unmanaged object.
     ");
 }
+
+/// Imported files point the editor at a schema only where one exists, and write whole
+/// budgets as people do (`800`, not `800.0`).
+#[test]
+fn import_writes_a_modeline_only_to_a_schema_that_exists() {
+    let env = TestEnv::new();
+    let run = env.run(&["import", "--org", "sandbox:demo", "--out", "bare"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let read = |relative: &str| std::fs::read_to_string(env.root().join(relative)).unwrap();
+    let organization = read("bare/organization.yaml");
+    assert!(
+        !organization.contains("yaml-language-server"),
+        "{organization}"
+    );
+    assert!(
+        organization.contains("spend_limit: 2500\n"),
+        "{organization}"
+    );
+    let workspace = read("bare/workspaces/ml-workspace.yaml");
+    assert!(!workspace.contains("yaml-language-server"), "{workspace}");
+    assert!(workspace.contains("spend_limit: 800\n"), "{workspace}");
+    assert!(!workspace.contains(".0\n"), "{workspace}");
+
+    // With the schema written where the README says, every file names a path that resolves.
+    let schema = env.run(&["schema"]);
+    assert_eq!(schema.code, 0, "{}", schema.stderr);
+    env.write("repo/policy.schema.json", &schema.stdout);
+    let run = env.run(&["import", "--org", "sandbox:demo", "--out", "repo/policies"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for (file, expected) in [
+        ("repo/policies/organization.yaml", "../policy.schema.json"),
+        (
+            "repo/policies/workspaces/ml-workspace.yaml",
+            "../../policy.schema.json",
+        ),
+    ] {
+        let text = read(file);
+        let first = text.lines().next().unwrap();
+        assert_eq!(first, format!("# yaml-language-server: $schema={expected}"));
+        let written = env.root().join(file);
+        assert!(written.parent().unwrap().join(expected).is_file());
+    }
+}

@@ -152,7 +152,7 @@ fn warnings_do_not_fail_validation() {
     let env = TestEnv::new();
     env.write(
         "policies/org.yaml",
-        "members:\n  a@acme.example: { name: A }\nworkspaces:\n  w:\n    admin: a@acme.example\n    keys:\n      forever:\n        owner: a@acme.example\n        secret: { file: k }\n",
+        "members:\n  a@acme.example: { name: A }\nworkspaces:\n  w:\n    admin: a@acme.example\n    keys:\n      forever:\n        owner: a@acme.example\n        secret: { file: k }\nversion: 1\n",
     );
     let run = env.run(&["validate", "--format", "github"]);
     assert_eq!(run.code, 0);

@@ -99,7 +99,7 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
     if let Some(plan) = &plan
         && let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty())
     {
-        let mut markdown = crate::render::plan::markdown(plan);
+        let mut markdown = crate::render::plan::markdown_body(plan);
         for appendix in &appendices {
             markdown.push('\n');
             markdown.push_str(appendix.trim_end());

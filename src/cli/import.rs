@@ -83,10 +83,11 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(write)?;
         }
-        let depth = candidate.components().count() - 1;
-        let schema = format!("{}schema/policy.schema.json", "../".repeat(depth + 1));
+        let modeline = schema_relative_to(&path)
+            .map(|schema| format!("# yaml-language-server: $schema={schema}\n"))
+            .unwrap_or_default();
         let text = format!(
-            "# yaml-language-server: $schema={schema}\n# Imported by `tramontane import` on {today}.\n{}",
+            "{modeline}# Imported by `tramontane import` on {today}.\n{}",
             to_yaml(part)
         );
         std::fs::write(&path, text).map_err(write)?;
@@ -111,6 +112,30 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
     )?;
     Ok(ExitStatus::Success)
 }
+
+/// Where the schema sits, as an editor resolves it from `file`: the nearest
+/// `policy.schema.json` or `schema/policy.schema.json` in the file's directory or above, up
+/// to the repository root. None when there is none, since a modeline naming a missing file
+/// only makes the editor complain (`tramontane schema > policy.schema.json` adds one).
+fn schema_relative_to(file: &Path) -> Option<String> {
+    let dir = std::path::absolute(file.parent()?).ok()?;
+    for (levels_up, ancestor) in dir.ancestors().enumerate() {
+        if let Some(schema) = SCHEMA_PATHS
+            .iter()
+            .find(|schema| ancestor.join(schema).is_file())
+        {
+            return Some(format!("{}{schema}", "../".repeat(levels_up)));
+        }
+        if ancestor.join(".git").exists() {
+            break;
+        }
+    }
+    None
+}
+
+/// Where a policy repository keeps the schema, as the README suggests, and as this project
+/// keeps it.
+const SCHEMA_PATHS: [&str; 2] = ["policy.schema.json", "schema/policy.schema.json"];
 
 fn has_policy_files(dir: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else {

@@ -219,6 +219,13 @@ impl Org {
             config.timeout = Duration::from_secs(args.timeout.max(1));
             config.backoff_base = Duration::from_millis(args.backoff_ms);
             config.deadline = args.deadline.unsigned_abs();
+            // On a terminal each retry shows as it happens, so a slow failure is not silent;
+            // in CI the final error says it all and the log stays short.
+            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                config.on_retry = Some(std::sync::Arc::new(|notice| {
+                    eprintln!("{notice}");
+                }));
+            }
             let client = Client::new(config).map_err(ProviderError::from)?;
             // New keys are shown to work against the inference API, which shares the Admin
             // API's root unless told otherwise; new keys travel to it, so the same rule holds.

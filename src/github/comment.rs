@@ -110,7 +110,7 @@ pub struct Extras<'a> {
 pub fn content(plan: &Plan, dir: &str, extras: &Extras<'_>) -> String {
     let mut out = String::new();
     if plan.has_changes() {
-        out.push_str(&crate::render::plan::markdown(plan));
+        out.push_str(&crate::render::plan::markdown_body(plan));
     } else {
         let _ = write!(
             out,

@@ -271,13 +271,25 @@ fn merge(
 
     let mut first_definition: HashMap<(Section, String), Span> = HashMap::new();
     let mut organization_at: Option<Span> = None;
+    let any_files = !prepared.is_empty();
+    // Whether every file could be read and parsed, so that a missing `version` is not
+    // reported when it may sit in a file that is broken.
+    let mut all_parsed = true;
+    let mut version_declared = false;
     for prepared in prepared {
         let file = sources.add(prepared.source);
 
+        // A file without a root is either empty (no diagnostics) or broken; one whose root
+        // is not a mapping is broken (and reported) too.
+        all_parsed &= match &prepared.root {
+            Some(root) => matches!(root.value, yaml::Value::Map(_)),
+            None => prepared.diagnostics.is_empty(),
+        };
         diagnostics.extend(prepared.diagnostics);
         let Some(root) = prepared.root else {
             continue;
         };
+        version_declared |= root.get("version").is_some();
         let mut json = prepared.json;
         let broken_paths = prepared.broken_paths;
         let is_broken = |path: &[Segment]| {
@@ -361,6 +373,23 @@ fn merge(
             }
         }
         origins.roots.insert(file, root);
+    }
+
+    // An empty file among others contributes nothing, but a directory where no file says
+    // which format it is written in (all of it empty, or files of comments only) is a
+    // mistake, not a policy that manages nothing: `apply` would then plan to delete
+    // whatever `prune` allows.
+    if any_files && all_parsed && !version_declared {
+        diagnostics.push(
+            Diagnostic::new(
+                Code::MissingProperty,
+                format!("no policy file under `{shown_dir}` declares `version`"),
+            )
+            .path(shown_dir)
+            .help(format!(
+                "add `version: {SUPPORTED_VERSION}` to one of the files (organization.yaml by convention); a directory of empty files is not a policy"
+            )),
+        );
     }
 
     diagnostics.extend(semantic::check(&desired, &origins, options));

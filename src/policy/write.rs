@@ -91,7 +91,7 @@ fn inline(value: &Json) -> String {
     match value {
         Json::Null => "null".into(),
         Json::Bool(b) => b.to_string(),
-        Json::Number(n) => n.to_string(),
+        Json::Number(n) => number_text(n),
         Json::String(text) => scalar_text(text),
         Json::Array(items) => {
             let items: Vec<String> = items.iter().map(inline).collect();
@@ -104,6 +104,25 @@ fn inline(value: &Json) -> String {
                 .collect();
             format!("{{{}}}", entries.join(", "))
         }
+    }
+}
+
+/// A number as people write it: amounts held as floating point (spend limits) read `3000`
+/// when whole, not `3000.0`, and keep their fraction (`12.5`) otherwise.
+fn number_text(number: &serde_json::Number) -> String {
+    // Beyond 2^53 a float no longer holds every whole number exactly; leave such values as
+    // serde_json writes them rather than print digits the value does not have.
+    const EXACT_INTEGER_LIMIT: f64 = 9_007_199_254_740_992.0;
+    match number.as_f64() {
+        Some(value)
+            if !number.is_i64()
+                && !number.is_u64()
+                && value.fract() == 0.0
+                && value.abs() < EXACT_INTEGER_LIMIT =>
+        {
+            format!("{}", value as i64)
+        }
+        _ => number.to_string(),
     }
 }
 
@@ -158,5 +177,16 @@ mod tests {
         assert_eq!(scalar_text(""), "\"\"");
         assert_eq!(scalar_text("line\nbreak"), "\"line\\nbreak\"");
         assert_eq!(scalar_text("Small models, fast"), "\"Small models, fast\"");
+    }
+
+    #[test]
+    fn whole_amounts_are_written_without_a_fraction() {
+        let number = |value: f64| serde_json::Number::from_f64(value).expect("finite");
+        assert_eq!(number_text(&number(3000.0)), "3000");
+        assert_eq!(number_text(&number(-20.0)), "-20");
+        assert_eq!(number_text(&number(0.0)), "0");
+        assert_eq!(number_text(&number(12.5)), "12.5");
+        assert_eq!(number_text(&serde_json::Number::from(60_u64)), "60");
+        assert_eq!(number_text(&number(1e300)), number(1e300).to_string());
     }
 }

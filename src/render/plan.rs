@@ -140,10 +140,17 @@ pub fn human(plan: &Plan, color: bool) -> String {
     out
 }
 
+/// The plan as a pull-request comment of its own (`plan --format markdown`): the marker line,
+/// then [`markdown_body`].
 pub fn markdown(plan: &Plan) -> String {
+    format!("{COMMENT_MARKER}\n{}", markdown_body(plan))
+}
+
+/// The plan in Markdown without a marker, for text that carries its own (the sticky comment
+/// names its policy directory in one) or needs none (the job summary).
+pub fn markdown_body(plan: &Plan) -> String {
     let mut out = String::new();
     let s = &plan.summary;
-    let _ = writeln!(out, "{COMMENT_MARKER}");
     let _ = writeln!(
         out,
         "### tramontane plan for {}\n",

@@ -5,6 +5,7 @@
 //! every request until its `Retry-After` has passed, not only the one that got it.
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -54,6 +55,39 @@ pub struct ClientConfig {
     pub backoff_base: Duration,
     /// The most time one command spends on the Admin API (see [`Deadline`]).
     pub deadline: Duration,
+    /// Told of each retry before its wait, so a caller on a terminal can show progress; the
+    /// client itself prints nothing.
+    pub on_retry: Option<RetryObserver>,
+}
+
+/// Receives a [`RetryNotice`] before each retry's wait.
+pub type RetryObserver = Arc<dyn Fn(&RetryNotice) + Send + Sync>;
+
+/// A call that failed and is about to be sent again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryNotice {
+    /// The call, as errors name it: `GET /v1/admin/users`.
+    pub call: String,
+    /// What went wrong, in words: `connection refused`, `503 Service Unavailable`.
+    pub cause: String,
+    pub wait: Duration,
+    /// Which retry this is, from 1, and the most there will be.
+    pub retry: usize,
+    pub max_retries: usize,
+}
+
+impl std::fmt::Display for RetryNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {}; retrying in {} (retry {} of {})",
+            self.call,
+            self.cause,
+            human(self.wait),
+            self.retry,
+            self.max_retries
+        )
+    }
 }
 
 /// By hand, so the URL shows without the password it may carry.
@@ -81,6 +115,7 @@ impl ClientConfig {
             max_retries: 5,
             backoff_base: Duration::from_millis(500),
             deadline: DEFAULT_DEADLINE,
+            on_retry: None,
         }
     }
 }
@@ -95,6 +130,7 @@ pub struct Client {
     backoff_base: Duration,
     timeout: Duration,
     deadline: Deadline,
+    on_retry: Option<RetryObserver>,
 }
 
 impl std::fmt::Debug for Client {
@@ -186,6 +222,7 @@ impl Client {
             backoff_base: config.backoff_base,
             timeout: config.timeout,
             deadline: Deadline::new(config.deadline),
+            on_retry: config.on_retry,
         })
     }
 
@@ -201,6 +238,25 @@ impl Client {
     /// Requests that may be in flight now, as the pacer has learnt from the server.
     pub fn window(&self) -> usize {
         self.pacer.window()
+    }
+
+    /// Tells the observer, if any, that `call` failed on `attempt` and is retried after `wait`.
+    fn notify_retry(
+        &self,
+        call: &str,
+        attempt: usize,
+        wait: Duration,
+        cause: impl FnOnce() -> String,
+    ) {
+        if let Some(observer) = &self.on_retry {
+            observer(&RetryNotice {
+                call: call.to_owned(),
+                cause: cause(),
+                wait,
+                retry: attempt,
+                max_retries: self.max_retries,
+            });
+        }
     }
 
     /// The wait before retry `attempt` (from 1): the base, then doubling.
@@ -363,8 +419,15 @@ impl Client {
                     // A connection never made means nothing was sent: safe to repeat.
                     let unsent = error.is_connect();
                     if retries_left && (repeat == Repeat::Safe || unsent) {
-                        self.sleep_within_deadline(&call, self.backoff(attempt))
-                            .await?;
+                        let wait = self.backoff(attempt);
+                        self.notify_retry(&call, attempt, wait, || {
+                            if error.is_timeout() {
+                                "timed out".to_owned()
+                            } else {
+                                transport_cause(&error).0
+                            }
+                        });
+                        self.sleep_within_deadline(&call, wait).await?;
                         continue;
                     }
                     return Err(if error.is_timeout() {
@@ -411,8 +474,9 @@ impl Client {
                     }
                     if status.is_server_error() {
                         if retries_left && repeat == Repeat::Safe {
-                            self.sleep_within_deadline(&call, self.backoff(attempt))
-                                .await?;
+                            let wait = self.backoff(attempt);
+                            self.notify_retry(&call, attempt, wait, || status.to_string());
+                            self.sleep_within_deadline(&call, wait).await?;
                             continue;
                         }
                         return Err(ApiError::Server {
@@ -1008,6 +1072,55 @@ mod tests {
         assert_eq!(
             client.url("/v1/admin/users"),
             "http://127.0.0.1:1234/v1/admin/users"
+        );
+    }
+
+    #[test]
+    fn each_retry_is_told_to_the_observer_as_it_happens() {
+        // A port nothing listens on: every attempt is refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let notices = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut config = config(&format!("http://127.0.0.1:{port}"));
+        config.max_retries = 2;
+        config.backoff_base = Duration::from_millis(1);
+        let seen = Arc::clone(&notices);
+        config.on_retry = Some(Arc::new(move |notice: &RetryNotice| {
+            seen.lock().unwrap().push(notice.clone());
+        }));
+        let client = Client::new(config).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcome = runtime.block_on(client.send::<serde_json::Value>(
+            Method::GET,
+            "/v1/admin/users",
+            &[],
+            None::<&()>,
+            Repeat::Safe,
+        ));
+        assert!(
+            matches!(&outcome, Err(ApiError::Transport { cause, .. }) if cause == "connection refused"),
+            "{outcome:?}"
+        );
+        let notices = notices.lock().unwrap().clone();
+        assert_eq!(notices.len(), 2, "{notices:?}");
+        for (index, notice) in notices.iter().enumerate() {
+            assert_eq!(notice.call, "GET /v1/admin/users");
+            assert_eq!(notice.cause, "connection refused");
+            assert_eq!((notice.retry, notice.max_retries), (index + 1, 2));
+        }
+        let shown = RetryNotice {
+            wait: Duration::from_millis(1200),
+            ..notices[1].clone()
+        };
+        assert_eq!(
+            shown.to_string(),
+            "GET /v1/admin/users: connection refused; retrying in 1.2s (retry 2 of 2)"
         );
     }
 
