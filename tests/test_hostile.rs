@@ -18,8 +18,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
-use tramontane::provider::sandbox::{SandboxOrg, demo_org};
-use tramontane::provider::{Operation, Outcome};
+use tramontane::provider::sandbox::demo_org;
 
 use crate::common::fake_api::FakeApi;
 use crate::common::{Run, TODAY, TestEnv, command, repo_root};
@@ -153,72 +152,14 @@ fn example_policies() -> std::path::PathBuf {
     repo_root().join("policies")
 }
 
-/// The demo org grown past every page size: 2,100 more members (150 of them in one team),
-/// 130 more teams and 1,050 keys.
-fn big_org() -> SandboxOrg {
-    let mut org = demo_org(TODAY.parse().unwrap());
-    let now = "2026-05-01T12:00:00Z";
-    let workspace = org
-        .workspaces
-        .iter()
-        .find(|(_, w)| w.name == "ml-workspace")
-        .map(|(id, _)| id.clone())
-        .unwrap();
-    let mut people = Vec::new();
-    for i in 0..2_100 {
-        let outcome = org.perform(
-            Operation::CreateUser {
-                email: format!("p{i}@bulk.example"),
-                first_name: "P".into(),
-                last_name: format!("{i}"),
-                roles: vec!["member".into()],
-            },
-            now,
-        );
-        if let Ok(Outcome::Created(id)) = outcome {
-            people.push(id);
-        }
-    }
-    let mut first_team = String::new();
-    for i in 0..130 {
-        if let Ok(Outcome::Created(id)) = org.perform(
-            Operation::CreateGroup {
-                name: format!("bulk-{i:03}"),
-                description: String::new(),
-            },
-            now,
-        ) && first_team.is_empty()
-        {
-            first_team = id;
-        }
-    }
-    org.perform(
-        Operation::AddGroupMembers {
-            group: first_team,
-            users: people[..150].to_vec(),
-        },
-        now,
-    )
-    .unwrap();
-    for i in 0..1_050 {
-        org.perform(
-            Operation::CreateKey {
-                workspace: workspace.clone(),
-                user: people[0].clone(),
-                name: format!("bulk-{i}"),
-                expiration: None,
-                known: Vec::new(),
-            },
-            now,
-        )
-        .unwrap();
-    }
-    org
-}
-
 #[test]
 fn a_server_serving_pages_of_100_still_reads_the_whole_org() {
-    let fake = FakeApi::start(big_org(), KEY, Duration::ZERO, TODAY);
+    let fake = FakeApi::start(
+        crate::common::demo_org_past_every_page_size(),
+        KEY,
+        Duration::ZERO,
+        TODAY,
+    );
     let env = TestEnv::new();
     let imported = env.root().join("imported");
     let output = command(env.root())

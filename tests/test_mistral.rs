@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use tramontane::provider::sandbox::{SandboxOrg, demo_org};
-use tramontane::provider::{Operation, Outcome};
 
 use crate::common::fake_api::{FakeApi, Fault};
 use crate::common::{Run, TODAY, TestEnv, command, repo_root};
@@ -73,52 +72,7 @@ fn the_http_provider_reads_what_the_sandbox_reads() {
 
 #[test]
 fn every_list_is_read_to_its_last_page() {
-    let mut org = demo_org(TODAY.parse().unwrap());
-    let now = "2026-05-01T12:00:00Z";
-    let workspace = org
-        .workspaces
-        .iter()
-        .find(|(_, w)| w.name == "ml-workspace")
-        .map(|(id, _)| id.clone())
-        .unwrap();
-    let mut someone = String::new();
-    for i in 0..2_100 {
-        let outcome = org.perform(
-            Operation::CreateUser {
-                email: format!("p{i}@bulk.example"),
-                first_name: "P".into(),
-                last_name: format!("{i}"),
-                roles: vec!["member".into()],
-            },
-            now,
-        );
-        if let Ok(Outcome::Created(id)) = outcome {
-            someone = id;
-        }
-    }
-    for i in 0..130 {
-        org.perform(
-            Operation::CreateGroup {
-                name: format!("bulk-{i:03}"),
-                description: String::new(),
-            },
-            now,
-        )
-        .unwrap();
-    }
-    for i in 0..1_050 {
-        org.perform(
-            Operation::CreateKey {
-                workspace: workspace.clone(),
-                user: someone.clone(),
-                name: format!("bulk-{i}"),
-                expiration: None,
-                known: Vec::new(),
-            },
-            now,
-        )
-        .unwrap();
-    }
+    let org = crate::common::demo_org_past_every_page_size();
     let env = TestEnv::new();
     let api = fake(org);
     let plan = json_plan(&plan(&env, &api, &["--format", "json"]));
