@@ -168,3 +168,98 @@ fn init_in_an_existing_repository_keeps_its_files_and_completes_its_gitignore() 
         ["target/", "secrets/", ".tramontane/", "plan.json", ".env*"]
     );
 }
+
+#[test]
+fn init_from_org_imports_the_live_org_and_writes_the_same_scaffold() {
+    let env = TestEnv::new();
+    let starter = env.run(&["init", "starter"]);
+    assert_eq!(starter.code, 0, "{}{}", starter.stdout, starter.stderr);
+    let imported = env.run(&["init", "repo", "--from-org", "sandbox:demo"]);
+    assert_eq!(imported.code, 0, "{}{}", imported.stdout, imported.stderr);
+    assert!(
+        imported
+            .stdout
+            .contains("policies/ (imported from sandbox:demo: 10 members, 3 workspaces, 3 teams)"),
+        "{}",
+        imported.stdout
+    );
+    let repo = env.root().join("repo");
+    assert!(
+        !repo.join("policies/workspaces/starter.yaml").exists(),
+        "the starter is not written beside an import"
+    );
+    // Everything but the policies is what a plain `init` writes, byte for byte.
+    for file in [
+        ".gitignore",
+        "README.md",
+        "schema/policy.schema.json",
+        ".vscode/settings.json",
+        ".github/workflows/plan.yml",
+        ".github/workflows/apply.yml",
+        ".github/workflows/drift.yml",
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(repo.join(file)).unwrap(),
+            std::fs::read_to_string(env.root().join("starter").join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    // The modelines point at the schema init wrote.
+    let organization = std::fs::read_to_string(repo.join("policies/organization.yaml")).unwrap();
+    assert!(
+        organization.starts_with("# yaml-language-server: $schema=../schema/policy.schema.json\n"),
+        "{organization}"
+    );
+
+    let validated = env.run(&["validate", "--policies", "repo/policies"]);
+    assert_eq!(
+        validated.code, 0,
+        "{}{}",
+        validated.stdout, validated.stderr
+    );
+    let planned = env.run(&[
+        "plan",
+        "--org",
+        "sandbox:demo",
+        "--policies",
+        "repo/policies",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(planned.code, 0, "{}{}", planned.stdout, planned.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&planned.stdout).unwrap();
+    for change in ["create", "update", "delete", "replace", "rotate"] {
+        assert_eq!(plan["summary"][change], 0, "{change}: {}", plan["summary"]);
+    }
+}
+
+#[test]
+fn init_from_mistral_without_an_admin_key_fails_and_writes_nothing() {
+    let env = TestEnv::new();
+    let run = env.run(&["init", "repo", "--from-org", "mistral"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("needs an admin API key in MISTRAL_ADMIN_API_KEY"),
+        "{}",
+        run.stderr
+    );
+    assert!(!env.root().join("repo").exists(), "nothing is written");
+}
+
+#[test]
+fn init_reads_no_organization_from_the_environment() {
+    // TRAMONTANE_ORG names the org for plan and apply; it must not turn init into an import.
+    let env = TestEnv::new();
+    let run = crate::common::command(env.root())
+        .args(["init", "repo"])
+        .env("TRAMONTANE_ORG", "mistral")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    assert!(
+        env.root()
+            .join("repo/policies/workspaces/starter.yaml")
+            .is_file()
+    );
+}

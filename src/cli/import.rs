@@ -31,10 +31,47 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
             help: Some("import into an empty directory, so nothing is overwritten".into()),
         });
     }
-    let (org, _) = Org::open(&args.org, now, None, &RepositoryRoot::current())?;
-    let live = runtime()?.block_on(org.read())?;
-    let (desired, notes) = desired_from_live(&live, today);
+    let (desired, notes) = read_live_as_policy(&args.org, now, &RepositoryRoot::current())?;
+    let files = write_policy_files(&args.out, &desired, &notes, today)?;
+    writeln!(
+        std::io::stderr().lock(),
+        "imported {} members, {} workspaces, {} teams and {} keys into `{}` ({} files)",
+        desired.members.len(),
+        desired.workspaces.len(),
+        desired.teams.len(),
+        desired
+            .workspaces
+            .values()
+            .map(|w| w.keys.len())
+            .sum::<usize>(),
+        args.out.display(),
+        files
+    )?;
+    Ok(ExitStatus::Success)
+}
 
+/// Reads the organization `args` name, whole, and turns it into the policy that describes
+/// it, with notes on what a policy cannot say. `root` is where `sandbox:demo` lives.
+pub fn read_live_as_policy(
+    args: &OrgArgs,
+    now: jiff::Timestamp,
+    root: &RepositoryRoot,
+) -> Result<(DesiredOrg, Vec<String>), CommandError> {
+    let (org, _) = Org::open(args, now, None, root)?;
+    let live = runtime()?.block_on(org.read())?;
+    let (desired, notes) = desired_from_live(&live, super::plan::day_of(now));
+    Ok((desired, notes))
+}
+
+/// Writes `desired` into `out` as policy files (the organization and its members, the
+/// teams, one file per workspace), prints the notes on stderr and returns how many files
+/// were written.
+pub fn write_policy_files(
+    out: &Path,
+    desired: &DesiredOrg,
+    notes: &[String],
+    today: jiff::civil::Date,
+) -> Result<usize, CommandError> {
     let mut files: Vec<(PathBuf, DesiredOrg)> = Vec::new();
     let mut head = DesiredOrg {
         organization: desired.organization.clone(),
@@ -74,7 +111,7 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
             ));
             n += 1;
         }
-        let path = args.out.join(&candidate);
+        let path = out.join(&candidate);
         let write = |source| CommandError::File {
             path: path.clone(),
             action: "write",
@@ -93,24 +130,10 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
         std::fs::write(&path, text).map_err(write)?;
     }
     let mut stderr = std::io::stderr().lock();
-    for note in &notes {
+    for note in notes {
         writeln!(stderr, "note: {note}")?;
     }
-    writeln!(
-        stderr,
-        "imported {} members, {} workspaces, {} teams and {} keys into `{}` ({} files)",
-        desired.members.len(),
-        desired.workspaces.len(),
-        desired.teams.len(),
-        desired
-            .workspaces
-            .values()
-            .map(|w| w.keys.len())
-            .sum::<usize>(),
-        args.out.display(),
-        files.len()
-    )?;
-    Ok(ExitStatus::Success)
+    Ok(files.len())
 }
 
 /// Where the schema sits, as an editor resolves it from `file`: the nearest

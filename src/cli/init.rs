@@ -1,18 +1,35 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::import;
+use super::org::OrgArgs;
+use super::root::RepositoryRoot;
 use super::{CommandError, ExitStatus};
 use crate::scaffold::{self, DEFAULT_ADMIN, EDIT_MARKER, POLICIES_DIR, ScaffoldOptions};
 
 #[derive(Debug, clap::Args)]
+// The organization flags are `import`'s, but the one naming the org is `--from-org` here
+// (and not read from TRAMONTANE_ORG): init writes the starter unless asked otherwise.
+#[command(mut_arg("journal", |arg| arg.hide(true)))]
+#[command(mut_arg("org", |arg| arg
+    .long("from-org")
+    .env(None::<&str>)
+    .value_name("ORG")
+    .help("Import this organization (`mistral`, `sandbox:demo` or `sandbox:PATH`) as the policies instead of writing the starter")))]
 pub struct Args {
     /// The directory of the new policy repository (created if missing).
     #[arg(default_value = ".")]
     pub dir: PathBuf,
 
     /// The email of the starter's organization admin.
-    #[arg(long, value_name = "EMAIL", default_value = DEFAULT_ADMIN)]
+    #[arg(long, value_name = "EMAIL", default_value = DEFAULT_ADMIN, conflicts_with = "org")]
     pub admin: String,
+
+    #[command(flatten)]
+    pub from_org: OrgArgs,
+
+    #[command(flatten)]
+    pub clock: super::plan::Clock,
 }
 
 pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
@@ -29,9 +46,23 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
             ),
         });
     }
-    let files = scaffold::scaffold(&ScaffoldOptions {
+    // The live org is read whole before anything is written, so a missing key or an
+    // unreachable API leaves the directory as it was.
+    let now = args.clock.now();
+    let imported = match args.from_org.org {
+        Some(_) => Some(import::read_live_as_policy(
+            &args.from_org,
+            now,
+            &RepositoryRoot::of_policies(&policies),
+        )?),
+        None => None,
+    };
+    let mut files = scaffold::scaffold(&ScaffoldOptions {
         admin: args.admin.clone(),
     });
+    if imported.is_some() {
+        files.retain(|file| !file.path.starts_with(POLICIES_DIR));
+    }
     // Files beside `policies/` that the user already has (a README, a .gitignore) are kept:
     // init adds to a repository, it never replaces what is there. A .gitignore gains the
     // entries that keep secrets out of git, which a repository must not start without.
@@ -65,12 +96,26 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
             .write_all(file.content.as_bytes())?;
         created.push(&file.path);
     }
+    // Written after the schema, so the policy files' modelines find it.
+    if let Some((desired, notes)) = &imported {
+        import::write_policy_files(&policies, desired, notes, super::plan::day_of(now))?;
+    }
     let mut stdout = std::io::stdout().lock();
     writeln!(
         stdout,
         "Created a policy repository in {}:",
         args.dir.display()
     )?;
+    if let Some((desired, _)) = &imported {
+        writeln!(
+            stdout,
+            "  {POLICIES_DIR}/ (imported from {}: {} members, {} workspaces, {} teams)",
+            args.from_org.org.as_deref().unwrap_or_default(),
+            desired.members.len(),
+            desired.workspaces.len(),
+            desired.teams.len()
+        )?;
+    }
     for path in created {
         writeln!(stdout, "  {}", path.display())?;
     }
@@ -90,10 +135,17 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
     } else {
         format!("  cd {}\n", args.dir.display())
     };
-    write!(
-        stdout,
-        "\nNext, try it against a sandbox organization (created on first use):\n{cd}  tramontane validate\n  tramontane plan --org sandbox:org.json\n  tramontane apply --org sandbox:org.json\n"
-    )?;
+    match args.from_org.org.as_deref() {
+        // Planned against the org it came from, the imported policy should show no change.
+        Some(org) => write!(
+            stdout,
+            "\nNext, check the import against the organization it came from:\n{cd}  tramontane validate\n  tramontane plan --org {org}\n"
+        )?,
+        None => write!(
+            stdout,
+            "\nNext, try it against a sandbox organization (created on first use):\n{cd}  tramontane validate\n  tramontane plan --org sandbox:org.json\n  tramontane apply --org sandbox:org.json\n"
+        )?,
+    }
     match scaffold::action_reference() {
         Some(reference) => writeln!(
             stdout,
