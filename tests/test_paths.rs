@@ -105,3 +105,96 @@ fn in_git_state_and_secrets_land_at_the_work_tree_root() {
     assert_eq!(entries(&deeper), ["org.json"]);
     assert_eq!(entries(&infra), ["deeper", "policies"]);
 }
+
+/// Commits everything in the work tree at `root`, as a user's `git add -A && git commit`.
+fn commit_all(repo: &git2::Repository, message: &str) {
+    let mut index = repo.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let signature = git2::Signature::now("Test", "test@acme.example").unwrap();
+    let parent = repo.head().ok().and_then(|head| head.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    repo.commit(
+        Some("HEAD"),
+        &signature,
+        &signature,
+        message,
+        &tree,
+        &parents,
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_plan_made_in_one_directory_applies_from_another_after_an_unrelated_commit() {
+    let env = env();
+    let repo = git2::Repository::init(env.root()).unwrap();
+    commit_all(&repo, "policies");
+    let elsewhere = env.root().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+
+    let planned = run_in(
+        env.root(),
+        &["plan", "--org", "sandbox:demo", "--out", "plan.json"],
+    );
+    assert_eq!(planned.code, 0, "{}{}", planned.stdout, planned.stderr);
+    // HEAD moves without touching the policies, as committing a README (or the plan) does.
+    env.write("README.md", "# policies\n");
+    commit_all(&repo, "readme");
+
+    let applied = run_in(
+        &elsewhere,
+        &[
+            "apply",
+            "../plan.json",
+            "--org",
+            "sandbox:demo",
+            "--policies",
+            "../policies",
+            "--auto-approve",
+        ],
+    );
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    assert!(
+        applied.stderr.contains("with the same content"),
+        "{}",
+        applied.stderr
+    );
+}
+
+#[test]
+fn a_plan_is_still_refused_once_a_policy_changes_naming_what_changed() {
+    let env = env();
+    let elsewhere = env.root().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let planned = run_in(
+        env.root(),
+        &["plan", "--org", "sandbox:demo", "--out", "plan.json"],
+    );
+    assert_eq!(planned.code, 0, "{}{}", planned.stdout, planned.stderr);
+
+    let ml = env.root().join("policies/workspaces/ml.yaml");
+    let text = std::fs::read_to_string(&ml).unwrap();
+    let edited = text.replace("spend_limit: 500", "spend_limit: 750");
+    assert_ne!(text, edited);
+    std::fs::write(&ml, edited).unwrap();
+
+    let applied = run_in(
+        &elsewhere,
+        &[
+            "apply",
+            "../plan.json",
+            "--org",
+            "sandbox:demo",
+            "--policies",
+            "../policies",
+            "--auto-approve",
+        ],
+    );
+    assert_eq!(applied.code, 1, "{}{}", applied.stdout, applied.stderr);
+    insta::assert_snapshot!(applied.stderr);
+    assert!(!env.root().join("secrets").exists(), "nothing was applied");
+}

@@ -10,7 +10,7 @@ use crate::apply::audit::AuditLog;
 use crate::apply::journal::Journal;
 use crate::apply::{ApplyOptions, Status, apply_each, git_ignore, lock};
 use crate::plan::guard::{self, GuardOptions};
-use crate::plan::{Plan, review};
+use crate::plan::{Plan, PolicyRef, review};
 use crate::render::{apply as render_apply, plan as render, untrusted};
 
 #[derive(Debug, clap::Args)]
@@ -129,6 +129,59 @@ fn refuse(message: String, help: &str) -> CommandError {
     }
 }
 
+/// Where a plan's policies came from, for a message: `commit 1a2b3c4d5e6f`, with uncommitted
+/// edits when there were any, or `outside git`.
+fn describe_commit(policy: &PolicyRef) -> String {
+    match &policy.commit {
+        Some(commit) => format!(
+            "commit {}{}",
+            commit.get(..12).unwrap_or(commit),
+            if policy.dirty {
+                " with uncommitted edits"
+            } else {
+                ""
+            }
+        ),
+        None => "outside git".into(),
+    }
+}
+
+/// Why a saved plan no longer matches the policies: where each came from, and which
+/// addresses the plan made now changes differently.
+fn stale_policy_message(saved: &Plan, fresh: &Plan) -> String {
+    let mut message = "stale plan: the policies changed since the plan was made".to_owned();
+    if saved.policy.commit.is_some() || fresh.policy.commit.is_some() {
+        message.push_str(&format!(
+            " (made from {}, now {})",
+            describe_commit(&saved.policy),
+            describe_commit(&fresh.policy)
+        ));
+    }
+    let difference = review::compare(saved, fresh);
+    // `altered` words its detail for a review (`update reviewed, update now`): the address
+    // alone says what a stale plan needs to.
+    let altered: Vec<String> = difference
+        .altered
+        .iter()
+        .map(|entry| {
+            entry
+                .split_once(" (")
+                .map_or(entry.as_str(), |(address, _)| address)
+                .to_owned()
+        })
+        .collect();
+    for (label, addresses) in [
+        ("added since the plan", &difference.added),
+        ("no longer in the plan", &difference.removed),
+        ("changed since the plan", &altered),
+    ] {
+        for address in addresses {
+            message.push_str(&format!("\n  {label}: {}", untrusted::terminal(address)));
+        }
+    }
+    message
+}
+
 pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> {
     let saved = match &args.plan {
         Some(path) => Some(read_plan(path)?),
@@ -237,13 +290,21 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
                     &format!("make a new plan and review it: `{replan}`"),
                 ));
             }
-            if saved.policy.digest != fresh.policy.digest
-                || (saved.policy.commit.is_some() && saved.policy.commit != fresh.policy.commit)
-            {
+            // The plan binds the policy's content, not where it was read from: a plan made
+            // from another directory, another clone or before an unrelated commit applies
+            // when the policies it was made from are the ones loaded now.
+            if saved.policy.digest != fresh.policy.digest {
                 return Err(refuse(
-                    "stale plan: the policies changed since the plan was made".into(),
+                    stale_policy_message(&saved, &fresh),
                     &format!("make a new plan and review it: `{replan}`"),
                 ));
+            }
+            if saved.policy.commit != fresh.policy.commit {
+                eprintln!(
+                    "The plan was made from {}; the policies are now {}, with the same content.",
+                    describe_commit(&saved.policy),
+                    describe_commit(&fresh.policy)
+                );
             }
             if saved.changes != fresh.changes {
                 return Err(refuse(
