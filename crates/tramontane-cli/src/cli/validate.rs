@@ -1,0 +1,50 @@
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+
+use super::{ColorChoice, CommandError, ExitStatus};
+use tramontane::policy::{self, LoadOptions};
+use tramontane::render::diagnostics;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Directory of policy files; every *.yaml and *.yml under it is read.
+    #[arg(long, short, default_value = "policies", env = "TRAMONTANE_POLICIES")]
+    pub policies: PathBuf,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    #[command(flatten)]
+    pub clock: super::plan::Clock,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// rustc-style frames with the offending source lines.
+    Human,
+    /// A JSON array of {file, line, column, code, severity, message, help}.
+    Json,
+    /// GitHub Actions workflow commands, shown as annotations on the pull request.
+    Github,
+}
+
+pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> {
+    let today = super::plan::day_of(args.clock.now());
+    let loaded = policy::load(&args.policies, &LoadOptions::new(today));
+    let shown = args.policies.to_string_lossy();
+    let stdout = std::io::stdout();
+    let text = match args.format {
+        Format::Human => diagnostics::human(&loaded, &shown, color.enabled(stdout.is_terminal())),
+        Format::Json => diagnostics::json(&loaded),
+        Format::Github => diagnostics::github(&loaded),
+    };
+    stdout.lock().write_all(text.as_bytes())?;
+    Ok(if loaded.is_valid() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Invalid
+    })
+}

@@ -1,0 +1,178 @@
+//! Mistral's model catalog, bundled as `GET /v1/models` returns it.
+//!
+//! Policies name models by id or alias; both resolve to one model so that
+//! `mistral-small-latest` and the dated id it points to count as the same model.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use super::diagnostic::closest;
+
+const BUNDLED: &str = include_str!("../../../../catalog/models.json");
+
+#[derive(Deserialize)]
+struct ModelList {
+    data: Vec<ModelCard>,
+}
+
+#[derive(Deserialize)]
+struct ModelCard {
+    id: String,
+    #[serde(default)]
+    aliases: Vec<String>,
+    #[serde(default)]
+    deprecation: Option<String>,
+    #[serde(default)]
+    deprecation_replacement_model: Option<String>,
+}
+
+/// One model of the catalog, whatever name it is called by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModelId(u32);
+
+#[derive(Debug)]
+pub struct Deprecation {
+    pub date: String,
+    pub replacement: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Catalog {
+    by_name: HashMap<String, ModelId>,
+    names: Vec<String>,
+    deprecations: HashMap<String, Deprecation>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the model catalog is not a `GET /v1/models` response: {0}")]
+pub struct CatalogError(#[from] serde_json::Error);
+
+impl Catalog {
+    /// The catalog compiled into this binary.
+    pub fn bundled() -> &'static Catalog {
+        static CATALOG: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
+        CATALOG.get_or_init(|| {
+            Catalog::from_json(BUNDLED).expect("the bundled catalog is checked by a unit test")
+        })
+    }
+
+    pub fn from_json(text: &str) -> Result<Catalog, CatalogError> {
+        let list: ModelList = serde_json::from_str(text)?;
+        // Union the cards that name each other: every name in one alias group is one model.
+        let mut parent: Vec<usize> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut names = Vec::new();
+        fn find(parent: &mut [usize], mut i: usize) -> usize {
+            while parent[i] != i {
+                parent[i] = parent[parent[i]];
+                i = parent[i];
+            }
+            i
+        }
+        let mut intern = |name: &str, parent: &mut Vec<usize>, names: &mut Vec<String>| {
+            *index.entry(name.to_owned()).or_insert_with(|| {
+                parent.push(parent.len());
+                names.push(name.to_owned());
+                parent.len() - 1
+            })
+        };
+        let mut deprecations = HashMap::new();
+        for card in &list.data {
+            let id = intern(&card.id, &mut parent, &mut names);
+            for alias in &card.aliases {
+                let other = intern(alias, &mut parent, &mut names);
+                let (a, b) = (find(&mut parent, id), find(&mut parent, other));
+                parent[a.max(b)] = a.min(b);
+            }
+            if let Some(date) = &card.deprecation {
+                deprecations.insert(
+                    card.id.clone(),
+                    Deprecation {
+                        date: date.get(..10).unwrap_or(date).to_owned(),
+                        replacement: card.deprecation_replacement_model.clone(),
+                    },
+                );
+            }
+        }
+        let by_name = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.clone(), ModelId(find(&mut parent, i) as u32)))
+            .collect();
+        names.sort();
+        Ok(Catalog {
+            by_name,
+            names,
+            deprecations,
+        })
+    }
+
+    pub fn resolve(&self, name: &str) -> Option<ModelId> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The known name closest to a misspelt one.
+    pub fn suggest(&self, wrong: &str) -> Option<&str> {
+        closest(wrong, self.names.iter().map(String::as_str))
+    }
+
+    pub fn deprecation(&self, name: &str) -> Option<&Deprecation> {
+        self.deprecations.get(name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bundled_catalog_loads_and_resolves_aliases() {
+        let catalog = Catalog::from_json(BUNDLED).unwrap();
+        for name in [
+            "mistral-small-latest",
+            "mistral-large-latest",
+            "codestral-latest",
+            "mistral-embed",
+        ] {
+            assert!(catalog.resolve(name).is_some(), "{name} missing");
+        }
+        assert_ne!(
+            catalog.resolve("mistral-small-latest"),
+            catalog.resolve("mistral-large-latest")
+        );
+        assert_eq!(
+            catalog.suggest("mistral-smal-latest"),
+            Some("mistral-small-latest")
+        );
+    }
+
+    #[test]
+    fn aliases_are_one_model() {
+        let catalog = Catalog::from_json(
+            r#"{"object": "list", "data": [
+                {"id": "small-2506", "aliases": ["small-latest"]},
+                {"id": "small-latest", "aliases": ["small-2506"]},
+                {"id": "large-2411", "aliases": [], "deprecation": "2026-01-01T00:00:00Z"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            catalog.resolve("small-2506"),
+            catalog.resolve("small-latest")
+        );
+        assert_ne!(catalog.resolve("small-2506"), catalog.resolve("large-2411"));
+        assert_eq!(
+            catalog.deprecation("large-2411").unwrap().date,
+            "2026-01-01"
+        );
+        assert_eq!(catalog.resolve("unknown"), None);
+    }
+}
