@@ -16,6 +16,7 @@ mod test_mistral;
 mod test_pacing;
 mod test_paths;
 mod test_plan;
+mod test_readme;
 mod test_roundtrip;
 mod test_sandbox;
 mod test_schema;
