@@ -5,7 +5,7 @@
 #
 # usage: crates/tramontane-cli/benches/validate/run.sh
 set -euo pipefail
-cd "$(dirname "$0")/../../../.."   // the workspace root
+cd "$(dirname "$0")/../../../.."  # the workspace root
 
 work=target/bench-validate
 rm -rf "$work/policies"
