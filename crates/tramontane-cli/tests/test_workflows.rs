@@ -167,7 +167,7 @@ fn the_merge_applies_only_the_reviewed_plan_and_the_schedule_only_rotations() {
 }
 
 /// The lines of the `run: |` block of the step named `step`, unindented.
-fn run_block(text: &str, step: &str) -> String {
+pub(crate) fn run_block(text: &str, step: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let named = lines
         .iter()
@@ -258,4 +258,128 @@ fn the_plan_steps_fail_on_any_status_but_0_and_2() {
         .find("if: failure() && steps.plan.outcome == 'failure'")
         .expect("plan.yml marks the comment failed when planning fails");
     assert!(plan[failed..].contains("--failed"));
+}
+
+/// The lines of job `job` of a workflow, from its key to the next job's.
+fn job_block(text: &str, job: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let key = format!("  {job}:");
+    let start = lines
+        .iter()
+        .position(|line| *line == key)
+        .unwrap_or_else(|| panic!("no job {job}"));
+    let next_key = |line: &&str| {
+        let content = line.trim_start();
+        let depth = line.len() - content.len();
+        depth <= 2 && !content.is_empty() && !content.starts_with('#')
+    };
+    let end = lines[start + 1..]
+        .iter()
+        .position(next_key)
+        .map_or(lines.len(), |at| start + 1 + at);
+    lines[start..end].join("\n") + "\n"
+}
+
+/// The release workflow's Version step, run as GitHub runs it: a pushed tag is published
+/// only if it is `v` and the version in Cargo.toml (the version the action installs); a run
+/// by hand is a dry run.
+#[test]
+fn a_release_publishes_only_a_tag_of_the_version_in_cargo_toml() {
+    let release =
+        std::fs::read_to_string(repo_root().join(".github/workflows/release.yml")).unwrap();
+    let script = run_block(&release, "Version");
+    let version = env!("CARGO_PKG_VERSION");
+    let tag = format!("v{version}");
+    for (event, reference, publish) in [
+        ("push", tag.as_str(), Some(true)),
+        ("push", "v0.0.0-not-this", None),
+        ("push", version, None),
+        ("workflow_dispatch", tag.as_str(), Some(false)),
+        ("workflow_dispatch", "main", Some(false)),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let ran = std::process::Command::new("bash")
+            .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", &script])
+            .current_dir(repo_root())
+            .env("EVENT", event)
+            .env("REF_NAME", reference)
+            .env("GITHUB_OUTPUT", dir.path().join("output"))
+            .output()
+            .unwrap();
+        let output = std::fs::read_to_string(dir.path().join("output")).unwrap_or_default();
+        match publish {
+            Some(publish) => {
+                assert!(
+                    ran.status.success(),
+                    "{event} {reference}: {}",
+                    String::from_utf8_lossy(&ran.stdout)
+                );
+                let prerelease = version.contains('-');
+                assert_eq!(
+                    output,
+                    format!("version={version}\npublish={publish}\nprerelease={prerelease}\n"),
+                    "{event} {reference}"
+                );
+            }
+            None => {
+                assert_eq!(ran.status.code(), Some(1), "{event} {reference}");
+                let said = String::from_utf8_lossy(&ran.stdout);
+                assert!(
+                    said.contains(&format!("::error::The tag {reference} does not match")),
+                    "{said}"
+                );
+                assert_eq!(output, "", "{event} {reference}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_release_builds_every_target_the_action_installs() {
+    let release =
+        std::fs::read_to_string(repo_root().join(".github/workflows/release.yml")).unwrap();
+    let built: std::collections::BTreeSet<&str> = release
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("- target: "))
+        .collect();
+    let installer = std::fs::read_to_string(repo_root().join("action/install.sh")).unwrap();
+    let installed: std::collections::BTreeSet<&str> = installer
+        .lines()
+        .filter_map(|line| line.split_once(") echo ").map(|(_, rest)| rest))
+        .map(|target| target.trim_end_matches(";;").trim())
+        .collect();
+    assert_eq!(built.len(), 4, "{built:?}");
+    assert_eq!(built, installed);
+}
+
+/// Publishing (the release, its checksums' pull request, the image push) happens only for a
+/// pushed tag, never in a dry run; and only those jobs can write.
+#[test]
+fn only_a_pushed_tag_publishes_anything() {
+    let release =
+        std::fs::read_to_string(repo_root().join(".github/workflows/release.yml")).unwrap();
+    let publish = job_block(&release, "publish");
+    assert!(publish.contains("    if: needs.version.outputs.publish == 'true'\n"));
+    assert!(publish.contains("gh release create"));
+    assert_eq!(release.matches("gh release create").count(), 1);
+
+    let pin = job_block(&release, "pin-checksums");
+    assert!(pin.contains("    needs: [version, publish]\n"), "{pin}");
+
+    let image = job_block(&release, "image");
+    let guard = image
+        .find("if [ \"$PUBLISH\" = true ]; then")
+        .expect("the image job pushes only when publishing");
+    for publishing in ["docker login", "--push"] {
+        assert_eq!(image.matches(publishing).count(), 1, "{publishing}");
+        assert!(image.find(publishing).unwrap() > guard, "{publishing}");
+    }
+    assert!(release.contains("      PUBLISH: ${{ needs.version.outputs.publish }}\n"));
+
+    for job in ["version", "build", "checksums"] {
+        assert!(
+            !job_block(&release, job).contains(": write"),
+            "the {job} job runs in dry runs too: it must not be able to write"
+        );
+    }
 }
