@@ -618,3 +618,21 @@ fn what_the_release_workflow_packs_the_installer_installs() {
         assert!(job.path()[0].ends_with(&format!("tramontane-{VERSION}-{target}")));
     }
 }
+
+/// action.yml runs the installer's steps in the order these tests do, and the build steps
+/// only when the download step handed over to them.
+#[test]
+fn the_action_runs_the_installer_steps_in_order() {
+    let action = std::fs::read_to_string(repo_root().join("action.yml")).unwrap();
+    let steps: Vec<&str> = action
+        .lines()
+        .filter_map(|line| {
+            line.trim()
+                .strip_prefix("run: bash \"$GITHUB_ACTION_PATH/action/install.sh\" ")
+        })
+        .collect();
+    assert_eq!(steps, ["download", "build", "activate"]);
+    let handed_over = "if: steps.release.outputs.source == 'build'";
+    assert_eq!(action.matches(handed_over).count(), 3, "{action}");
+    assert!(action.contains("uses: actions/cache@"));
+}

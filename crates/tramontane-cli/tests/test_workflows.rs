@@ -383,3 +383,115 @@ fn only_a_pushed_tag_publishes_anything() {
         );
     }
 }
+
+/// The release's Propose the checksums step, run as GitHub runs it in a clone of the
+/// default branch: a released version's lines replace its old ones, other versions' stay,
+/// and the change goes to a branch and a pull request; a second run changes nothing.
+#[cfg(unix)]
+#[test]
+fn the_checksums_pull_request_replaces_a_versions_lines_and_keeps_the_others() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+
+    let release =
+        std::fs::read_to_string(repo_root().join(".github/workflows/release.yml")).unwrap();
+    let script = run_block(&release, "Propose the checksums");
+    let dir = tempfile::tempdir().unwrap();
+    let git = |cwd: &std::path::Path, args: &[&str]| {
+        let ran = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(cwd)
+            .env("HOME", dir.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .unwrap();
+        assert!(ran.status.success(), "git {args:?}: {ran:?}");
+        String::from_utf8_lossy(&ran.stdout).into_owned()
+    };
+    git(dir.path(), &["init", "--quiet", "--bare", "remote.git"]);
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("action")).unwrap();
+    git(&work, &["init", "--quiet"]);
+    std::fs::write(
+        work.join("action/checksums.txt"),
+        "# the header\n\
+         1111  tramontane-9.9.8-x86_64-unknown-linux-gnu.tar.gz\n\
+         2222  tramontane-9.9.9-x86_64-unknown-linux-gnu.tar.gz\n",
+    )
+    .unwrap();
+    git(&work, &["add", "action/checksums.txt"]);
+    git(&work, &["commit", "--quiet", "-m", "init"]);
+    git(&work, &["checkout", "--quiet", "-B", "main"]);
+    git(&work, &["remote", "add", "origin", "../remote.git"]);
+    git(&work, &["push", "--quiet", "origin", "main"]);
+    std::fs::create_dir_all(work.join("dist")).unwrap();
+    std::fs::write(
+        work.join("dist/SHA256SUMS"),
+        "3333  tramontane-9.9.9-x86_64-unknown-linux-gnu.tar.gz\n\
+         4444  tramontane-9.9.9-aarch64-apple-darwin.tar.gz\n",
+    )
+    .unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("gh"), "#!/bin/sh\necho \"$*\" >> \"$GH_CALLS\"\n").unwrap();
+    std::fs::set_permissions(bin.join("gh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let calls = dir.path().join("gh-calls");
+    let run = || {
+        Command::new("bash")
+            .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", &script])
+            .current_dir(&work)
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    bin.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .env("HOME", dir.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GH_CALLS", &calls)
+            .env("VERSION", "9.9.9")
+            .env("BASE", "main")
+            .env("RELEASE_URL", "https://example.com/releases/tag/v9.9.9")
+            .output()
+            .unwrap()
+    };
+
+    let ran = run();
+    assert!(ran.status.success(), "{ran:?}");
+    let pinned = git(
+        dir.path(),
+        &[
+            "--git-dir",
+            "remote.git",
+            "show",
+            "checksums/v9.9.9:action/checksums.txt",
+        ],
+    );
+    assert_eq!(
+        pinned,
+        "# the header\n\
+         1111  tramontane-9.9.8-x86_64-unknown-linux-gnu.tar.gz\n\
+         3333  tramontane-9.9.9-x86_64-unknown-linux-gnu.tar.gz\n\
+         4444  tramontane-9.9.9-aarch64-apple-darwin.tar.gz\n"
+    );
+    let gh = std::fs::read_to_string(&calls).unwrap();
+    assert!(
+        gh.starts_with("pr create --base main --head checksums/v9.9.9 "),
+        "{gh}"
+    );
+
+    // Once merged, the same release proposes nothing more.
+    git(&work, &["checkout", "--quiet", "main"]);
+    git(
+        &work,
+        &["merge", "--quiet", "--ff-only", "checksums/v9.9.9"],
+    );
+    std::fs::remove_file(&calls).unwrap();
+    let again = run();
+    assert!(again.status.success(), "{again:?}");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already lists"));
+    assert!(!calls.exists());
+}
