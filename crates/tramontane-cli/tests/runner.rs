@@ -3,6 +3,7 @@
 
 mod common;
 
+mod test_action;
 mod test_apply;
 mod test_audit;
 mod test_comment;
