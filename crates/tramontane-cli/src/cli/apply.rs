@@ -426,7 +426,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         stderr,
         "help: fix the cause and run apply again; it carries on from where the organization now is"
     )?;
-    Ok(ExitStatus::Invalid)
+    Ok(ExitStatus::Failed)
 }
 
 #[cfg(test)]

@@ -17,11 +17,13 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde_json::Value;
-
-use crate::model::{DesiredOrg, LiveOrg, SpendLimit, Unlimited};
-use crate::plan::{Action, Change, Kind, Plan};
-use crate::provider::{Operation, Outcome, Provider, ProviderError, request_id, split_name};
+use crate::model::{Budget, DesiredOrg, LiveOrg};
+use crate::plan::{
+    Change, ChangeSpec, KeySpec, LiveKeyRef, Plan, TeamWorkspaces, WorkspaceMembers,
+};
+use crate::provider::{
+    Operation, OrganizationLimit, Outcome, Provider, ProviderError, request_id, split_name,
+};
 
 pub use secret::{DEFAULT_COMMAND_TIMEOUT, SecretFiles, deliver};
 
@@ -228,30 +230,26 @@ impl Ids {
 
 /// The wave a change runs in; `None` for a manual step.
 fn wave(change: &Change) -> Option<u8> {
-    Some(match (change.kind, change.action) {
-        (_, Action::Manual) => return None,
-        (Kind::Organization, _) => 0,
+    Some(match &change.spec {
+        ChangeSpec::WorkspaceSpendLimit { .. } => return None,
+        ChangeSpec::OrganizationSpendLimit { .. } => 0,
+        ChangeSpec::MemberCreate(_) => 1,
         // Demotions wait for promotions, so the organization never passes through a
         // moment without an admin (the API refuses to demote the last one).
-        (Kind::Member, Action::Update) if demotes_an_admin(change) => 2,
-        (Kind::Member, Action::Delete) => 9,
-        (Kind::Member, _) => 1,
-        (Kind::Workspace, Action::Delete) => 8,
-        (Kind::Workspace, _) => 3,
-        (Kind::Team, Action::Delete) => 7,
-        (Kind::Team, _) => 4,
-        (Kind::ApiKey, Action::Delete) => 6,
-        (Kind::ApiKey, _) => 5,
+        ChangeSpec::MemberRoles { before, after, .. } => {
+            let admin = |roles: &BTreeSet<String>| roles.contains("organization_admin");
+            if admin(before) && !admin(after) { 2 } else { 1 }
+        }
+        ChangeSpec::MemberDelete(_) => 9,
+        ChangeSpec::WorkspaceCreate(_) | ChangeSpec::WorkspaceUpdate { .. } => 3,
+        ChangeSpec::WorkspaceArchive(_) => 8,
+        ChangeSpec::TeamCreate(_) | ChangeSpec::TeamUpdate { .. } => 4,
+        ChangeSpec::TeamDelete(_) => 7,
+        ChangeSpec::KeyCreate(_) | ChangeSpec::KeyReplace { .. } | ChangeSpec::KeyRotate { .. } => {
+            5
+        }
+        ChangeSpec::KeyDelete(_) => 6,
     })
-}
-
-fn demotes_an_admin(change: &Change) -> bool {
-    let is_admin = |side: Option<&Value>| {
-        strings(side.and_then(|v| v.get("roles")))
-            .iter()
-            .any(|role| role == "organization_admin")
-    };
-    is_admin(change.before.as_ref()) && !is_admin(change.after.as_ref())
 }
 
 pub async fn apply<P: Provider>(
@@ -412,14 +410,6 @@ impl<P: Provider> Engine<'_, P> {
             })
     }
 
-    fn after(&self, name: &str) -> Option<&Value> {
-        self.change.after.as_ref()?.get(name)
-    }
-
-    fn before(&self, name: &str) -> Option<&Value> {
-        self.change.before.as_ref()?.get(name)
-    }
-
     fn ids(&self) -> std::sync::MutexGuard<'_, Ids> {
         self.shared
             .ids
@@ -443,109 +433,95 @@ impl<P: Provider> Engine<'_, P> {
             .ok_or_else(|| self.fail(format!("no workspace `{name}`")))
     }
 
-    fn name(&self) -> &str {
-        let address = self.change.address.as_str();
-        address.split_once('.').map_or(address, |(_, rest)| rest)
-    }
-
-    fn team(&self) -> Result<String, ApplyError> {
+    fn team(&self, name: &str) -> Result<String, ApplyError> {
         self.ids()
             .teams
-            .get(self.name())
+            .get(name)
             .cloned()
             .ok_or_else(|| self.fail("no such team"))
     }
 
     /// Makes the change; for a new key, says where its secret went.
     async fn run(&self) -> Result<Option<String>, ApplyError> {
-        match (self.change.kind, self.change.action) {
-            (Kind::Organization, _) => {
-                let limit = match self.after("spend_limit") {
-                    Some(Value::Number(amount)) => {
-                        SpendLimit::Monthly(amount.as_f64().unwrap_or(0.0))
-                    }
-                    _ => SpendLimit::Unlimited(Unlimited::Unlimited),
+        match &self.change.spec {
+            ChangeSpec::OrganizationSpendLimit { after, .. } => {
+                let limit = match after {
+                    Budget::Monthly(amount) => OrganizationLimit::Monthly {
+                        units: amount.whole_units().ok_or_else(|| {
+                            self.fail(format!(
+                                "the organization's limit {amount} is not a whole amount, which the Admin API requires; plan again"
+                            ))
+                        })?,
+                    },
+                    Budget::Unlimited(_) => OrganizationLimit::Unlimited,
                 };
                 self.perform(Operation::SetSpendLimit { limit }).await?;
             }
-            (Kind::Member, Action::Create) => {
-                let email = self.name().to_owned();
-                let name = self
-                    .after("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or(&email)
-                    .to_owned();
-                let (first_name, last_name) = split_name(&name);
-                let roles = strings(self.after("roles"));
+            ChangeSpec::MemberCreate(member) => {
+                let (first_name, last_name) = split_name(&member.name);
                 if let Outcome::Created(id) = self
                     .perform(Operation::CreateUser {
-                        email: email.clone(),
+                        email: member.email.clone(),
                         first_name,
                         last_name,
-                        roles,
+                        roles: member.roles.iter().cloned().collect(),
                     })
                     .await?
                 {
-                    self.ids().users.insert(email.to_lowercase(), id);
+                    self.ids().users.insert(member.email.to_lowercase(), id);
                 }
             }
-            (Kind::Member, Action::Update) => {
-                let user = self.user(self.name())?;
+            ChangeSpec::MemberRoles { email, after, .. } => {
+                let user = self.user(email)?;
                 self.perform(Operation::SetUserRoles {
                     user,
-                    roles: strings(self.after("roles")),
+                    roles: after.iter().cloned().collect(),
                 })
                 .await?;
             }
-            (Kind::Member, Action::Delete) => {
-                let user = self.user(self.name())?;
+            ChangeSpec::MemberDelete(member) => {
+                let user = self.user(&member.email)?;
                 self.perform(Operation::DeleteUser { user }).await?;
             }
-            (Kind::Workspace, Action::Create) => {
-                let name = self.name().to_owned();
-                let admin_email = self
-                    .after("admin")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                let admin = self.user(&admin_email)?;
-                let description = self
-                    .after("description")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
+            ChangeSpec::WorkspaceCreate(workspace) => {
+                let admin = self.user(workspace.admin.as_deref().unwrap_or_default())?;
                 let Outcome::Created(id) = self
                     .perform(Operation::CreateWorkspace {
-                        name: name.clone(),
-                        description,
+                        name: workspace.name.clone(),
+                        description: workspace.description.clone(),
                         admin,
                     })
                     .await?
                 else {
                     return Err(self.fail("the workspace was created without an id"));
                 };
-                self.ids().workspaces.insert(name, id.clone());
-                let members = role_map(self.after("members"));
-                self.upsert_members(&id, &BTreeMap::new(), &members).await?;
+                self.ids()
+                    .workspaces
+                    .insert(workspace.name.clone(), id.clone());
+                self.upsert_members(&id, &BTreeMap::new(), &workspace.members)
+                    .await?;
             }
-            (Kind::Workspace, Action::Update) => {
-                let id = self.workspace(self.name())?;
-                if let Some(description) = self.after("description").and_then(Value::as_str)
-                    && self.before("description").and_then(Value::as_str) != Some(description)
+            ChangeSpec::WorkspaceUpdate {
+                name,
+                before,
+                after,
+            } => {
+                let id = self.workspace(name)?;
+                if let Some(description) = &after.description
+                    && before.description.as_ref() != Some(description)
                 {
-                    let description = description.to_owned();
                     self.perform(Operation::SetWorkspaceDescription {
                         workspace: id.clone(),
-                        description,
+                        description: description.clone(),
                     })
                     .await?;
                 }
-                let old = role_map(self.before("members"));
-                let new = role_map(self.after("members"));
-                self.upsert_members(&id, &old, &new).await?;
-                let gone: Vec<String> = old
+                self.upsert_members(&id, &before.members, &after.members)
+                    .await?;
+                let gone: Vec<String> = before
+                    .members
                     .keys()
-                    .filter(|email| !new.contains_key(*email))
+                    .filter(|email| !after.members.contains_key(*email))
                     .map(|email| self.user(email))
                     .collect::<Result<_, _>>()?;
                 if !gone.is_empty() {
@@ -556,73 +532,92 @@ impl<P: Provider> Engine<'_, P> {
                     .await?;
                 }
             }
-            (Kind::Workspace, Action::Delete) => {
-                let workspace = self.workspace(self.name())?;
+            ChangeSpec::WorkspaceArchive(workspace) => {
+                let workspace = self.workspace(&workspace.name)?;
                 self.perform(Operation::ArchiveWorkspace { workspace })
                     .await?;
             }
-            (Kind::Team, Action::Create) => {
-                let name = self.name().to_owned();
-                let description = self
-                    .after("description")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
+            ChangeSpec::WorkspaceSpendLimit { .. } => {
+                // `wave` never schedules a manual step; a person takes it in the console.
+                return Err(self.fail("a manual step is for a person, in the console"));
+            }
+            ChangeSpec::TeamCreate(team) => {
                 let Outcome::Created(id) = self
                     .perform(Operation::CreateGroup {
-                        name: name.clone(),
-                        description,
+                        name: team.name.clone(),
+                        description: team.description.clone(),
                     })
                     .await?
                 else {
                     return Err(self.fail("the team was created without an id"));
                 };
-                self.ids().teams.insert(name, id.clone());
-                self.sync_team(&id, None).await?;
+                self.ids().teams.insert(team.name.clone(), id.clone());
+                let empty = (BTreeSet::new(), TeamWorkspaces::new());
+                let old = TeamSide {
+                    members: &empty.0,
+                    workspaces: &empty.1,
+                    organization_role: None,
+                };
+                let new = TeamSide {
+                    members: &team.members,
+                    workspaces: &team.workspaces,
+                    organization_role: team.organization_role.as_deref(),
+                };
+                self.sync_team(&id, old, new).await?;
             }
-            (Kind::Team, Action::Update) => {
-                let id = self.team()?;
-                if let Some(description) = self.after("description").and_then(Value::as_str)
-                    && self.before("description").and_then(Value::as_str) != Some(description)
+            ChangeSpec::TeamUpdate {
+                name,
+                before,
+                after,
+            } => {
+                let id = self.team(name)?;
+                if let Some(description) = &after.description
+                    && before.description.as_ref() != Some(description)
                 {
-                    let description = description.to_owned();
                     self.perform(Operation::SetGroupDescription {
                         group: id.clone(),
-                        description,
+                        description: description.clone(),
                     })
                     .await?;
                 }
-                self.sync_team(&id, self.change.before.as_ref()).await?;
+                let old = TeamSide {
+                    members: &before.members,
+                    workspaces: &before.workspaces,
+                    organization_role: before.organization_role.as_ref().and_then(Option::as_deref),
+                };
+                let new = TeamSide {
+                    members: &after.members,
+                    workspaces: &after.workspaces,
+                    organization_role: after.organization_role.as_ref().and_then(Option::as_deref),
+                };
+                self.sync_team(&id, old, new).await?;
             }
-            (Kind::Team, Action::Delete) => {
-                let group = self.team()?;
+            ChangeSpec::TeamDelete(team) => {
+                let group = self.team(&team.name)?;
                 self.perform(Operation::DeleteGroup { group }).await?;
             }
-            (Kind::ApiKey, Action::Create | Action::Replace | Action::Rotate) => {
-                // A key that succeeds another is shown to work before it is delivered, so
-                // a broken successor never displaces a working key, in its sink or upstream.
-                let succeeds = self.change.action != Action::Create;
-                let delivered = self.create_key(succeeds).await?;
-                // A rotation keeps its predecessor for the overlap; a replacement does not.
-                if self.change.action == Action::Replace
-                    && let Some(old) = self.key_before()
-                {
+            ChangeSpec::KeyCreate(key) => {
+                return Ok(Some(self.create_key(key, false).await?));
+            }
+            // A key that succeeds another is shown to work before it is delivered, so a
+            // broken successor never displaces a working key, in its sink or upstream.
+            ChangeSpec::KeyReplace { before, after } => {
+                let delivered = self.create_key(after, true).await?;
+                // A replacement lets its predecessor go at once; a rotation keeps it for the
+                // overlap.
+                if let Some(old) = self.key_before(before) {
                     self.perform(Operation::DeleteKey { key: old }).await?;
                 }
                 return Ok(Some(delivered));
             }
-            (Kind::ApiKey, Action::Delete) => {
+            ChangeSpec::KeyRotate { after, .. } => {
+                return Ok(Some(self.create_key(after, true).await?));
+            }
+            ChangeSpec::KeyDelete(before) => {
                 let key = self
-                    .key_before()
+                    .key_before(before)
                     .ok_or_else(|| self.fail("the key is gone already; plan again"))?;
                 self.perform(Operation::DeleteKey { key }).await?;
-            }
-            (kind, action) => {
-                return Err(self.fail(format!(
-                    "no way to {} a {}",
-                    action.as_str(),
-                    kind.as_str()
-                )));
             }
         }
         Ok(None)
@@ -631,13 +626,13 @@ impl<P: Provider> Engine<'_, P> {
     async fn upsert_members(
         &self,
         workspace: &str,
-        old: &BTreeMap<String, Vec<String>>,
-        new: &BTreeMap<String, Vec<String>>,
+        old: &WorkspaceMembers,
+        new: &WorkspaceMembers,
     ) -> Result<(), ApplyError> {
         let mut members = Vec::new();
         for (email, roles) in new {
             if old.get(email) != Some(roles) {
-                members.push((self.user(email)?, roles.clone()));
+                members.push((self.user(email)?, roles.iter().cloned().collect()));
             }
         }
         if !members.is_empty() {
@@ -650,14 +645,15 @@ impl<P: Provider> Engine<'_, P> {
         Ok(())
     }
 
-    async fn sync_team(&self, group: &str, before: Option<&Value>) -> Result<(), ApplyError> {
-        let field = |value: Option<&Value>, name: &str| value.and_then(|v| v.get(name)).cloned();
-        let old_members: BTreeSet<String> = strings(field(before, "members").as_ref())
-            .into_iter()
-            .collect();
-        let new_members: BTreeSet<String> = strings(self.after("members")).into_iter().collect();
-        let added: Vec<String> = new_members
-            .difference(&old_members)
+    async fn sync_team(
+        &self,
+        group: &str,
+        old: TeamSide<'_>,
+        new: TeamSide<'_>,
+    ) -> Result<(), ApplyError> {
+        let added: Vec<String> = new
+            .members
+            .difference(old.members)
             .map(|email| self.user(email))
             .collect::<Result<_, _>>()?;
         if !added.is_empty() {
@@ -667,8 +663,9 @@ impl<P: Provider> Engine<'_, P> {
             })
             .await?;
         }
-        let removed: Vec<String> = old_members
-            .difference(&new_members)
+        let removed: Vec<String> = old
+            .members
+            .difference(new.members)
             .map(|email| self.user(email))
             .collect::<Result<_, _>>()?;
         if !removed.is_empty() {
@@ -678,16 +675,15 @@ impl<P: Provider> Engine<'_, P> {
             })
             .await?;
         }
-        let old = role_map(field(before, "workspaces").as_ref());
-        let new = role_map(self.after("workspaces"));
-        for (name, roles) in &new {
+        for (name, roles) in new.workspaces {
             let workspace = self.workspace(name)?;
-            match old.get(name) {
+            let roles_now: Vec<String> = roles.iter().cloned().collect();
+            match old.workspaces.get(name) {
                 None => {
                     let operation = Operation::AssignGroupWorkspace {
                         group: group.into(),
                         workspace,
-                        roles: roles.clone(),
+                        roles: roles_now,
                     };
                     self.perform(operation).await?;
                 }
@@ -695,14 +691,18 @@ impl<P: Provider> Engine<'_, P> {
                     let operation = Operation::UpdateGroupWorkspace {
                         group: group.into(),
                         workspace,
-                        roles: roles.clone(),
+                        roles: roles_now,
                     };
                     self.perform(operation).await?;
                 }
                 Some(_) => {}
             }
         }
-        for name in old.keys().filter(|name| !new.contains_key(*name)) {
+        for name in old
+            .workspaces
+            .keys()
+            .filter(|name| !new.workspaces.contains_key(*name))
+        {
             let workspace = self.workspace(name)?;
             self.perform(Operation::UnassignGroupWorkspace {
                 group: group.into(),
@@ -710,11 +710,8 @@ impl<P: Provider> Engine<'_, P> {
             })
             .await?;
         }
-        if let Some(role) = self.after("organization_role").and_then(Value::as_str)
-            && field(before, "organization_role")
-                .as_ref()
-                .and_then(Value::as_str)
-                != Some(role)
+        if let Some(role) = new.organization_role
+            && old.organization_role != Some(role)
         {
             self.perform(Operation::SetGroupOrganizationRole {
                 group: group.into(),
@@ -725,12 +722,12 @@ impl<P: Provider> Engine<'_, P> {
         Ok(())
     }
 
-    /// The live key the change's `before` shows: its workspace, name and creation time
-    /// single it out among keys of one name. Claimed, so no other change picks it too.
-    fn key_before(&self) -> Option<String> {
-        let workspace = self.before("workspace").and_then(Value::as_str)?;
-        let name = self.before("name").and_then(Value::as_str)?;
-        let created = self.before("created").and_then(Value::as_str);
+    /// The live key a change names: its workspace, name and creation time single it out
+    /// among keys of one name. Claimed, so no other change picks it too.
+    fn key_before(&self, before: &LiveKeyRef) -> Option<String> {
+        let workspace = before.workspace.as_deref()?;
+        let name = before.name.as_deref()?;
+        let created = before.created.as_deref();
         let mut claimed = self
             .shared
             .claimed
@@ -756,27 +753,11 @@ impl<P: Provider> Engine<'_, P> {
     /// not. The intent is journalled before the create and the delivery after it, so a run
     /// that dies in between leaves the next plan a key to replace. Returns where the secret
     /// went.
-    async fn create_key(&self, verify: bool) -> Result<String, ApplyError> {
-        let workspace_name = self
-            .after("workspace")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let name = self
-            .after("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let owner = self
-            .after("owner")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let expiration = match self.after("expires").and_then(Value::as_str) {
-            Some(date) => Some(
-                date.parse()
-                    .map_err(|_| self.fail(format!("`{date}` is not a date")))?,
-            ),
-            None => None,
-        };
+    async fn create_key(&self, key: &KeySpec, verify: bool) -> Result<String, ApplyError> {
+        let workspace_name = key.workspace.as_str();
+        let name = key.name.clone();
+        let owner = key.owner.as_str();
+        let expiration = key.expires;
         let sink = self
             .desired
             .workspaces
@@ -858,28 +839,11 @@ impl<P: Provider> Engine<'_, P> {
     }
 }
 
-fn strings(value: Option<&Value>) -> Vec<String> {
-    value
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn role_map(value: Option<&Value>) -> BTreeMap<String, Vec<String>> {
-    value
-        .and_then(Value::as_object)
-        .map(|map| {
-            map.iter()
-                .map(|(key, roles)| (key.clone(), strings(Some(roles))))
-                .collect()
-        })
-        .unwrap_or_default()
+/// One side of a team change, as `sync_team` compares them.
+struct TeamSide<'a> {
+    members: &'a BTreeSet<String>,
+    workspaces: &'a TeamWorkspaces,
+    organization_role: Option<&'a str>,
 }
 
 #[cfg(test)]
@@ -887,7 +851,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use super::*;
-    use crate::plan::Enforcement;
+    use crate::plan::{MemberSpec, NewTeam};
 
     /// Succeeds at everything but creating the member `fail@x.example`, after a pause, and
     /// counts how many operations run at once.
@@ -926,26 +890,26 @@ mod tests {
     }
 
     fn member(email: &str) -> Change {
-        Change {
-            address: format!("member.{email}"),
-            kind: Kind::Member,
-            action: Action::Create,
-            enforcement: Enforcement::Platform,
-            reason: String::new(),
-            before: None,
-            after: Some(serde_json::json!({"name": "Some One", "roles": ["member"]})),
-        }
+        let spec = ChangeSpec::MemberCreate(MemberSpec {
+            email: email.into(),
+            name: "Some One".into(),
+            roles: ["member".to_owned()].into(),
+        });
+        Change::new(format!("member.{email}"), "", spec)
     }
 
     #[tokio::test]
     async fn a_failure_lets_running_changes_finish_and_starts_nothing_new() {
         let mut changes: Vec<Change> = (0..6).map(|i| member(&format!("m{i}@x.example"))).collect();
         changes.insert(1, member("fail@x.example"));
-        let mut team = member("later");
-        team.address = "team.later".into();
-        team.kind = Kind::Team;
-        team.after = Some(serde_json::json!({"description": ""}));
-        changes.push(team);
+        let team = ChangeSpec::TeamCreate(NewTeam {
+            name: "later".into(),
+            description: String::new(),
+            members: BTreeSet::new(),
+            workspaces: TeamWorkspaces::new(),
+            organization_role: None,
+        });
+        changes.push(Change::new("team.later", "", team));
         let plan = Plan::of_changes("test", changes);
         let provider = Flaky {
             running: AtomicUsize::new(0),
