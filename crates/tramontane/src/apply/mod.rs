@@ -1,3 +1,5 @@
+//! Stage: apply, the last of the pipeline (after `plan`), through a `provider`.
+//!
 //! Carries a plan out: each change becomes the Admin API operations that make it true, and
 //! every new key's secret goes to its sink the moment it exists.
 //!

@@ -1,4 +1,7 @@
-//! The organization as the reconciler sees it, shared by every stage of the pipeline.
+//! The organization as the reconciler sees it, shared by every stage of the pipeline: the
+//! lowest layer, which imports no other stage. What a change is about ([`Kind`]), who
+//! enforces it ([`Enforcement`]) and amounts of money ([`Money`], [`Budget`]) live here so
+//! that the planner, apply and the providers share them without importing each other.
 //!
 //! Names and emails address everything: a live UUID never appears here. The serde shape is
 //! the policy format itself, so the policy loader decodes straight into these types and the

@@ -1,3 +1,5 @@
+//! Stage: plan (checked again by apply).
+//!
 //! Safety guards: changes that need a person to say so explicitly, each with its own flag.
 //! The plan lists the guards it trips at their defaults, so a reviewer sees them before
 //! apply refuses; apply checks again with the flags it was given.

@@ -1,3 +1,5 @@
+//! Stage: plan, read by apply before it runs.
+//!
 //! What a reviewer approved, compared with what apply is about to do.
 //!
 //! A pull request's plan is reviewed; the plan made when it merges is applied. The two can

@@ -1,3 +1,5 @@
+//! Stage: the live side, read before `plan` and written by `apply`; it imports neither.
+//!
 //! Where the live organization comes from and where changes go: the Admin API over HTTP
 //! ([`mistral`]) or a local organization in one JSON file ([`sandbox`]).
 //!

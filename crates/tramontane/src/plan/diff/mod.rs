@@ -20,7 +20,7 @@ use super::{
     Action, Change, ChangeSpec, FORMAT_VERSION, Kind, LiveRef, Plan, PolicyRef, Rotation, Summary,
     Unmanaged,
 };
-use crate::model::{DesiredOrg, LiveOrg, SecretSink};
+use crate::model::{DesiredOrg, LiveOrg, SecretSink, timestamp};
 use crate::policy::catalog::Catalog;
 use crate::runtime::Runtime;
 
@@ -196,11 +196,6 @@ pub fn sink_summary(sink: &SecretSink) -> String {
             format!("stdin of `{}`", argv.first().map_or("", String::as_str))
         }
     }
-}
-
-/// An instant as plans show it.
-fn timestamp(at: Timestamp) -> String {
-    crate::model::timestamp(at)
 }
 
 #[cfg(test)]
