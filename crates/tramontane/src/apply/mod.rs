@@ -12,6 +12,7 @@ pub mod audit;
 pub mod git_ignore;
 pub mod journal;
 pub mod lock;
+pub mod runtime_record;
 mod secret;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -251,6 +252,9 @@ fn wave(change: &Change) -> Option<u8> {
             5
         }
         ChangeSpec::KeyDelete(_) => 6,
+        // After every platform change, so a caller's limits are put in force only by an
+        // apply that got that far.
+        ChangeSpec::Runtime { .. } => 10,
     })
 }
 
@@ -621,6 +625,10 @@ impl<P: Provider> Engine<'_, P> {
                     .ok_or_else(|| self.fail("the key is gone already; plan again"))?;
                 self.perform(Operation::DeleteKey { key }).await?;
             }
+            // No platform call: the gateway enforces it. What puts it in force is the runtime
+            // record the caller writes once the whole apply has succeeded (see
+            // `runtime_record`).
+            ChangeSpec::Runtime { .. } => {}
         }
         Ok(None)
     }
@@ -898,6 +906,64 @@ mod tests {
             roles: ["member".to_owned()].into(),
         });
         Change::new(format!("member.{email}"), "", spec)
+    }
+
+    /// Refuses every operation: a change that reaches the organization fails.
+    struct Untouchable;
+
+    impl Provider for Untouchable {
+        async fn read(&self) -> Result<LiveOrg, ProviderError> {
+            Ok(LiveOrg::default())
+        }
+
+        async fn verify_key(&self, _: &secrecy::SecretString) -> Result<(), ProviderError> {
+            unreachable!("no key is created")
+        }
+
+        async fn perform(&self, operation: Operation) -> Result<Outcome, ProviderError> {
+            Err(ProviderError::Unexpected {
+                call: format!("{operation:?}"),
+                problem: "no call was expected".into(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_runtime_change_makes_no_platform_call_and_runs_last() {
+        let limits = crate::runtime::Limits {
+            models: crate::runtime::Models::Every,
+            rpm: Some(30),
+            workspace_rpm: None,
+            max_tokens_per_request: None,
+            daily_token_budget: None,
+            spend_limit: None,
+        };
+        let caller = crate::runtime::Caller::Key {
+            workspace: "dev".into(),
+            key: "ci".into(),
+        };
+        let runtime = Change::new(
+            caller.address(),
+            "",
+            ChangeSpec::Runtime {
+                caller,
+                before: None,
+                after: Some(limits),
+            },
+        );
+        assert_eq!(wave(&runtime), Some(10));
+        assert!(wave(&member("a@x.example")) < wave(&runtime));
+        let plan = Plan::of_changes("test", vec![runtime]);
+        let report = apply(
+            &plan,
+            &DesiredOrg::default(),
+            &LiveOrg::default(),
+            &Untouchable,
+            &ApplyOptions::new(std::env::temp_dir()),
+        )
+        .await
+        .unwrap();
+        assert!(report.succeeded());
     }
 
     #[tokio::test]

@@ -12,6 +12,8 @@ pub enum Kind {
     Workspace,
     Team,
     ApiKey,
+    /// What the gateway enforces for one caller: no object on the platform.
+    Runtime,
 }
 
 impl Kind {
@@ -22,6 +24,7 @@ impl Kind {
             Kind::Workspace => "workspace",
             Kind::Team => "team",
             Kind::ApiKey => "api_key",
+            Kind::Runtime => "runtime",
         }
     }
 }

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::Action;
 use crate::model::{Budget, Enforcement, Kind};
+use crate::runtime::{Caller, Limits};
 
 /// One change: where it applies, why, and what it does.
 ///
@@ -132,6 +133,13 @@ pub enum ChangeSpec {
         after: KeySpec,
     },
     KeyDelete(LiveKeyRef),
+    /// What the gateway enforces for one caller, against what the last apply put in force:
+    /// `None` before for a new caller, `None` after for one that goes.
+    Runtime {
+        caller: Caller,
+        before: Option<Limits>,
+        after: Option<Limits>,
+    },
 }
 
 impl ChangeSpec {
@@ -152,6 +160,7 @@ impl ChangeSpec {
             | ChangeSpec::KeyReplace { .. }
             | ChangeSpec::KeyRotate { .. }
             | ChangeSpec::KeyDelete(_) => Kind::ApiKey,
+            ChangeSpec::Runtime { .. } => Kind::Runtime,
         }
     }
 
@@ -172,14 +181,21 @@ impl ChangeSpec {
             ChangeSpec::KeyReplace { .. } => Action::Replace,
             ChangeSpec::KeyRotate { .. } => Action::Rotate,
             ChangeSpec::WorkspaceSpendLimit { .. } => Action::Manual,
+            ChangeSpec::Runtime { before, after, .. } => match (before, after) {
+                (None, _) => Action::Create,
+                (Some(_), None) => Action::Delete,
+                (Some(_), Some(_)) => Action::Update,
+            },
         }
     }
 
     /// Who makes the change true: the Admin API, except a workspace's budget, which the
-    /// API can read but only the console can set.
+    /// API can read but only the console can set, and a caller's limits, which the gateway
+    /// enforces.
     pub fn enforcement(&self) -> Enforcement {
         match self {
             ChangeSpec::WorkspaceSpendLimit { .. } => Enforcement::Console,
+            ChangeSpec::Runtime { .. } => Enforcement::Runtime,
             _ => Enforcement::Platform,
         }
     }
@@ -219,8 +235,31 @@ impl ChangeSpec {
                 (value(before), value(after))
             }
             ChangeSpec::KeyDelete(key) => (value(key), None),
+            ChangeSpec::Runtime {
+                caller,
+                before,
+                after,
+            } => {
+                let side = |limits: &Option<Limits>| {
+                    let limits = limits.clone()?;
+                    value(&CallerSide {
+                        caller: caller.clone(),
+                        limits,
+                    })
+                };
+                (side(before), side(after))
+            }
         }
     }
+}
+
+/// A caller and its limits: one side of a runtime change.
+#[derive(Serialize, Deserialize)]
+pub(super) struct CallerSide {
+    #[serde(flatten)]
+    pub caller: Caller,
+    #[serde(flatten)]
+    pub limits: Limits,
 }
 
 /// `{"spend_limit": …}`: the one attribute of an organization or workspace budget change.

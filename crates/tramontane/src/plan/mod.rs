@@ -23,7 +23,7 @@ pub use change::{
     ArchivedWorkspace, AttributeChange, Change, ChangeSpec, DeletedTeam, KeySpec, LiveKeyRef,
     MemberSpec, NewTeam, NewWorkspace, TeamState, TeamWorkspaces, WorkspaceMembers, WorkspaceState,
 };
-pub use diff::{PlanInput, diff, expected_expiry, sink_summary};
+pub use diff::{PlanInput, diff, diff_against, expected_expiry, sink_summary};
 pub use runtime_section::RuntimeSection;
 
 pub const FORMAT_VERSION: &str = "1";

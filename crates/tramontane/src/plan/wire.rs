@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::Action;
 use super::change::{
-    ArchivedWorkspace, Change, ChangeSpec, DeletedTeam, KeySpec, LiveKeyRef, MemberSpec, NewTeam,
-    NewWorkspace, RolesSide, SpendLimitSide, TeamState, WorkspaceState,
+    ArchivedWorkspace, CallerSide, Change, ChangeSpec, DeletedTeam, KeySpec, LiveKeyRef,
+    MemberSpec, NewTeam, NewWorkspace, RolesSide, SpendLimitSide, TeamState, WorkspaceState,
 };
 use crate::model::{Budget, Enforcement, Kind};
 
@@ -149,6 +149,22 @@ fn decode(wire: &WireChange) -> Result<ChangeSpec, String> {
         (Kind::ApiKey, Action::Delete) => {
             ChangeSpec::KeyDelete(side::<LiveKeyRef>(&wire.before, "before")?)
         }
+        (Kind::Runtime, action @ (Action::Create | Action::Update | Action::Delete)) => {
+            let before = runtime_side(&wire.before, "before", action != Action::Create)?;
+            let after = runtime_side(&wire.after, "after", action != Action::Delete)?;
+            let caller = match (&before, &after) {
+                (Some(old), Some(new)) if old.caller != new.caller => {
+                    return Err("has a `before` and an `after` of different callers".into());
+                }
+                (Some(side), _) | (_, Some(side)) => side.caller.clone(),
+                (None, None) => return Err("has neither `before` nor `after`".into()),
+            };
+            ChangeSpec::Runtime {
+                caller,
+                before: before.map(|side| side.limits),
+                after: after.map(|side| side.limits),
+            }
+        }
         (kind, action) => {
             return Err(format!(
                 "is not a change tramontane makes: no {} {} a {}",
@@ -167,6 +183,20 @@ fn decode(wire: &WireChange) -> Result<ChangeSpec, String> {
 fn side<T: DeserializeOwned>(value: &Option<Value>, which: &str) -> Result<T, String> {
     let value = value.clone().ok_or_else(|| format!("has no `{which}`"))?;
     serde_json::from_value(value).map_err(|error| format!("has an unreadable `{which}`: {error}"))
+}
+
+/// One side of a runtime change: present exactly where the action says.
+fn runtime_side(
+    value: &Option<Value>,
+    which: &str,
+    wanted: bool,
+) -> Result<Option<CallerSide>, String> {
+    match (value, wanted) {
+        (Some(_), true) => side::<CallerSide>(value, which).map(Some),
+        (None, false) => Ok(None),
+        (None, true) => Err(format!("has no `{which}`")),
+        (Some(_), false) => Err(format!("has a `{which}`, which its action has none of")),
+    }
 }
 
 fn required(limit: Option<Budget>) -> Result<Budget, String> {

@@ -14,12 +14,14 @@
 //! member's access in a workspace is the most generous of the teams that bring them there,
 //! or the workspace's own when no team with a role does.
 
+mod callers;
 mod models;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+pub use callers::Caller;
 pub use models::Models;
 
 use crate::model::{

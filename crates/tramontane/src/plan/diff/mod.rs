@@ -5,6 +5,7 @@
 mod keys;
 mod members;
 mod organization;
+mod runtime;
 mod teams;
 mod workspaces;
 
@@ -44,7 +45,14 @@ impl PlanInput<'_> {
     }
 }
 
+/// The plan for `input`, without runtime changes: see [`diff_against`].
 pub fn diff(input: &PlanInput<'_>) -> Plan {
+    diff_against(input, None)
+}
+
+/// The plan for `input`, with a runtime change for each caller whose limits differ from
+/// `recorded`, the runtime the last apply put in force (none without a record).
+pub fn diff_against(input: &PlanInput<'_>, recorded: Option<&Runtime>) -> Plan {
     let pending = input
         .desired
         .members
@@ -82,11 +90,21 @@ pub fn diff(input: &PlanInput<'_>) -> Plan {
     } = planner;
     creates_and_updates.sort_by_key(|change| rank(change.kind));
     deletes.sort_by_key(|change| std::cmp::Reverse(rank(change.kind)));
+    let effective = Runtime::of(input.desired, Catalog::bundled());
+    // Runtime changes come last among creates and updates and first among deletes, as
+    // their rank says; the kinds above are in place already.
+    if let Some(recorded) = recorded {
+        let (gone, rest): (Vec<Change>, Vec<Change>) =
+            runtime::runtime_changes(recorded, &effective)
+                .into_iter()
+                .partition(|change| change.action == Action::Delete);
+        creates_and_updates.extend(rest);
+        deletes.splice(0..0, gone);
+    }
     let mut changes = creates_and_updates;
     changes.append(&mut deletes);
     changes.extend(manual);
 
-    let effective = Runtime::of(input.desired, Catalog::bundled());
     let mut plan = Plan {
         format_version: FORMAT_VERSION.into(),
         policy: input.policy.clone(),
@@ -119,6 +137,7 @@ fn rank(kind: Kind) -> u8 {
         Kind::Workspace => 2,
         Kind::Team => 3,
         Kind::ApiKey => 4,
+        Kind::Runtime => 5,
     }
 }
 

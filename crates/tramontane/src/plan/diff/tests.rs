@@ -286,3 +286,67 @@ fn creates_run_parents_first_and_deletes_children_first() {
         ]
     );
 }
+
+#[test]
+fn runtime_changes_come_only_against_a_record_last_among_updates_and_first_among_deletes() {
+    let desired: DesiredOrg = serde_json::from_value(serde_json::json!({
+        "members": {"a@x.example": {"name": "A"}},
+        "workspaces": {"dev": {"rpm": 60, "admin": "a@x.example", "keys": {
+            "ci": {"owner": "a@x.example", "rpm": 30, "secret": {"file": "k"}}
+        }}},
+        "organization": {"prune": {"teams": true}}
+    }))
+    .unwrap();
+    let mut live = LiveOrg::default();
+    live.teams.insert(
+        "t".into(),
+        LiveTeam {
+            id: "t".into(),
+            name: "t".into(),
+            description: String::new(),
+            members: BTreeSet::new(),
+            workspaces: BTreeMap::new(),
+            organization_role: None,
+        },
+    );
+    let input = PlanInput {
+        desired: &desired,
+        live: &live,
+        now: "2026-06-01T12:00:00Z".parse().unwrap(),
+        org: "test".into(),
+        policy: PolicyRef::default(),
+    };
+    let without = diff(&input);
+    assert!(without.changes.iter().all(|c| c.kind != Kind::Runtime));
+
+    let recorded: DesiredOrg = serde_json::from_value(serde_json::json!({
+        "workspaces": {"old": {"keys": {"gone": {"owner": "a@x.example", "secret": {"file": "k"}}}}}
+    }))
+    .unwrap();
+    let recorded = Runtime::of(&recorded, Catalog::bundled());
+    let plan = diff_against(&input, Some(&recorded));
+    let order: Vec<(&str, Action)> = plan
+        .changes
+        .iter()
+        .map(|c| (c.address.as_str(), c.action))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("member.a@x.example", Action::Create),
+            ("workspace.dev", Action::Create),
+            ("workspace.dev.key.ci", Action::Create),
+            ("runtime.workspace.dev.key.ci", Action::Create),
+            ("runtime.member.a@x.example.workspace.dev", Action::Create),
+            ("runtime.workspace.old.key.gone", Action::Delete),
+            ("team.t", Action::Delete),
+        ]
+    );
+    assert_eq!(plan.summary.create, 5);
+    assert!(
+        plan.changes
+            .iter()
+            .filter(|c| c.kind == Kind::Runtime)
+            .all(|c| c.enforcement == crate::model::Enforcement::Runtime)
+    );
+}
