@@ -14,4 +14,5 @@ pub mod policy;
 pub mod provider;
 pub mod render;
 pub mod repository;
+pub mod runtime;
 pub mod scaffold;

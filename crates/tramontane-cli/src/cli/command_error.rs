@@ -16,6 +16,9 @@ pub enum ExitStatus {
     /// The person at the prompt did not confirm; nothing was done. A failure, as
     /// `terraform apply` makes it, so a script never mistakes it for an apply.
     Declined,
+    /// The command ran on valid input and failed part-way (an apply whose change failed);
+    /// the command already reported what was done and what was not.
+    Failed,
 }
 
 impl ExitStatus {
@@ -26,6 +29,8 @@ impl ExitStatus {
             ExitStatus::Changes => 2,
             ExitStatus::Refused => 3,
             ExitStatus::Declined => 1,
+            // Terraform's code for an apply that failed, as for any error.
+            ExitStatus::Failed => 1,
         }
     }
 }
