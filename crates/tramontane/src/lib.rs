@@ -15,3 +15,4 @@ pub mod provider;
 pub mod render;
 pub mod repository;
 pub mod scaffold;
+pub mod scan;
