@@ -1005,3 +1005,76 @@ fn verify_marks_keys_live_revoked_or_unknown_and_only_when_asked() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("only over https"), "{}", run.stderr);
 }
+
+#[test]
+fn refs_of_every_kind_are_read() {
+    let mut repo = Repo::new();
+    let mut files = Files::new();
+    files.insert("README.md".into(), "# app\n".into());
+    let first = repo.commit("refs/heads/main", &files, &[], "start");
+    // A pull request's ref, fetched but not a branch.
+    let pulled = mistral_key(20);
+    let mut pull = files.clone();
+    pull.insert("pr.env".into(), format!("MISTRAL_API_KEY={pulled}\n"));
+    let pr = repo.commit("refs/pull/1/head", &pull, &[first], "pull request");
+    // A tag naming a blob directly.
+    let tagged = gateway_key(21);
+    let blob = repo.repo.blob(format!("{tagged}\n").as_bytes()).unwrap();
+    repo.repo
+        .reference("refs/tags/raw-blob", blob, false, "tag a blob")
+        .unwrap();
+    repo.check_out_main();
+
+    let run = repo.scan(&["--history", "--format", "json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let found: Vec<(String, String, String)> = findings(&run)
+        .iter()
+        .map(|finding| {
+            (
+                finding["path"].as_str().unwrap().to_owned(),
+                finding["commit"]["id"].as_str().unwrap().to_owned(),
+                finding["commit"]["ref"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (
+                "pr.env".to_owned(),
+                pr.to_string(),
+                "refs/pull/1/head".to_owned()
+            ),
+            (
+                "refs/tags/raw-blob".to_owned(),
+                blob.to_string(),
+                "refs/tags/raw-blob".to_owned()
+            ),
+        ]
+    );
+    assert_no_secret_in(&run, &[pulled, tagged]);
+}
+
+#[test]
+fn a_missing_object_stops_the_scan_rather_than_passing_it() {
+    let mut repo = Repo::new();
+    let mut files = Files::new();
+    files.insert("app.env".into(), "DEBUG=1\n".into());
+    repo.commit("refs/heads/main", &files, &[], "start");
+    repo.check_out_main();
+    let blob = repo.repo.blob(b"DEBUG=1\n").unwrap().to_string();
+    let loose = repo
+        .root()
+        .join(".git/objects")
+        .join(&blob[..2])
+        .join(&blob[2..]);
+    std::fs::remove_file(loose).unwrap();
+    let run = repo.scan(&["--history"]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .starts_with(&format!("error: cannot read blob {blob} (app.env)")),
+        "{}",
+        run.stderr
+    );
+}

@@ -65,7 +65,7 @@ impl ScanError {
                 "pass --history to scan every ref of a bare repository, or scan a clone with a working tree"
             }
             ScanError::Git { .. } => {
-                "check that the repository is not corrupt (`git fsck`) and that a shallow clone is not missing objects; `git fetch --unshallow` fetches them"
+                "check the repository with `git fsck`; a partial clone (`--filter`) lacks blobs the history scan must read: scan a full clone"
             }
             ScanError::Read { .. } => {
                 "make the file readable to this user, or remove it; scan does not report a tree clean that it could not read"
