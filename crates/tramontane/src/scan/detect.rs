@@ -133,17 +133,24 @@ pub const MISTRAL_KEY_LEN: usize = 32;
 /// A gateway key's shape, `tmt_<public id>_<secret>`, in one place.
 ///
 /// - prefix: `tmt_`, case-sensitive;
-/// - public id: 4 to 32 ASCII letters and digits (not secret: it names the key);
-/// - secret: 43 to 128 ASCII letters and digits. 43 base-62 characters carry 256 bits, the
-///   least the design allows; a hex secret of 32 bytes is 64 characters, within the range.
+/// - public id: 4 to 40 ASCII letters, digits and `-`, not starting or ending with `-` (not
+///   secret: it names the policy entry; minted ones are 12 lowercase letters and digits, and
+///   people may choose their own such as `ci-deploy`);
+/// - secret: 43 to 128 ASCII letters and digits. Keys are minted with 43 base-62 characters,
+///   256 bits; the range also takes any longer secret a later format may use.
 ///
 /// The key must not continue into more letters, digits or `_` on either side.
 pub mod gateway_format {
     use std::ops::RangeInclusive;
 
     pub const PREFIX: &str = "tmt_";
-    pub const PUBLIC_ID_LEN: RangeInclusive<usize> = 4..=32;
+    pub const PUBLIC_ID_LEN: RangeInclusive<usize> = 4..=40;
     pub const SECRET_LEN: RangeInclusive<usize> = 43..=128;
+
+    /// Whether `byte` may be in a public id (`-` only inside it).
+    pub fn is_public_id_byte(byte: u8) -> bool {
+        byte.is_ascii_alphanumeric() || byte == b'-'
+    }
 }
 
 /// How many lines either side of a candidate a mention of Mistral may be, for a candidate
@@ -391,8 +398,14 @@ fn gateway_keys(line: &str) -> Vec<(usize, usize)> {
             continue;
         }
         let id_start = start + gateway_format::PREFIX.len();
-        let id_end = run_end(id_start);
-        if !gateway_format::PUBLIC_ID_LEN.contains(&(id_end - id_start))
+        let mut id_end = id_start;
+        while id_end < bytes.len() && gateway_format::is_public_id_byte(bytes[id_end]) {
+            id_end += 1;
+        }
+        let id = &bytes[id_start..id_end];
+        if !gateway_format::PUBLIC_ID_LEN.contains(&id.len())
+            || id.first() == Some(&b'-')
+            || id.last() == Some(&b'-')
             || bytes.get(id_end) != Some(&b'_')
         {
             continue;

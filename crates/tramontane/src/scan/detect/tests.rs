@@ -239,6 +239,12 @@ fn gateway_keys_are_matched_by_their_format_anywhere() {
         random_base62(4, *gateway_format::SECRET_LEN.end())
     );
     assert_eq!(found("x", &longest).len(), 1);
+    let chosen_id = format!("tmt_ci-deploy_{}", random_base62(6, 43));
+    assert_eq!(found("x", &chosen_id).len(), 1);
+    for bad_id in ["-cideploy", "cideploy-", "abc", &"a".repeat(41)] {
+        let key = format!("tmt_{bad_id}_{}", random_base62(6, 43));
+        assert!(found("x", &key).is_empty(), "{bad_id}");
+    }
     let hex_secret = format!("tmt_k1a2b3c4_{}", "0123456789abcdef".repeat(4));
     assert_eq!(found("x", &hex_secret).len(), 1);
     let too_long = format!(
