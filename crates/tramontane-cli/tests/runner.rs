@@ -20,6 +20,7 @@ mod test_plan;
 mod test_readme;
 mod test_roundtrip;
 mod test_sandbox;
+mod test_scan;
 mod test_schema;
 mod test_validate;
 mod test_workflows;

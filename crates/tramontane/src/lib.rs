@@ -16,3 +16,4 @@ pub mod render;
 pub mod repository;
 pub mod runtime;
 pub mod scaffold;
+pub mod scan;

@@ -11,6 +11,7 @@ mod import;
 mod init;
 pub mod org;
 pub(crate) mod plan;
+mod scan;
 mod schema;
 mod show;
 mod validate;
@@ -57,6 +58,9 @@ pub enum Command {
     Comment(comment::Args),
     /// Compare the effective access of the policies at two git revisions, offline.
     Diff(diff::Args),
+    /// Find leaked Mistral and gateway keys, and secret or .env files git would commit.
+    /// Exits 0 when clean, 1 on findings, 2 when the scan could not run.
+    Scan(scan::Args),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -95,5 +99,6 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
         Command::Import(args) => import::run(&args),
         Command::Comment(args) => comment::run(&args),
         Command::Diff(args) => diff::run(&args, cli.color),
+        Command::Scan(args) => scan::run(&args, cli.color),
     }
 }
