@@ -74,7 +74,7 @@ pub struct Access {
     pub exposure: Exposure,
 }
 
-/// The most the organization can spend in a month under a policy (see the README).
+/// The most the organization can spend in a month under a policy (see docs/diff-and-comment.md).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Exposure {
     /// `None`: nothing in the policy bounds it.

@@ -5,7 +5,7 @@
 //! `provider::read`, before `apply` and `render`).
 //!
 //! The plan is data: renderers show it, `--out` saves it, apply executes it. Its changes are
-//! typed ([`ChangeSpec`]); its JSON shape is a versioned contract (see the README and
+//! typed ([`ChangeSpec`]); its JSON shape is a versioned contract (see docs/plan-and-apply.md and
 //! `docs/plan-format-changes.md`), so field names here and in [`wire`] are part of the
 //! interface.
 
