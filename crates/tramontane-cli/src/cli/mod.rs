@@ -7,6 +7,7 @@ pub mod command_error;
 mod comment;
 mod diff;
 mod explain;
+mod gateway_keys;
 mod import;
 mod init;
 pub mod org;
@@ -57,6 +58,9 @@ pub enum Command {
     Comment(comment::Args),
     /// Compare the effective access of the policies at two git revisions, offline.
     Diff(diff::Args),
+    /// The runtime gateway: issue and revoke the keys callers present to it.
+    #[command(subcommand)]
+    Gateway(gateway_keys::GatewayCommand),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -95,5 +99,6 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
         Command::Import(args) => import::run(&args),
         Command::Comment(args) => comment::run(&args),
         Command::Diff(args) => diff::run(&args, cli.color),
+        Command::Gateway(command) => gateway_keys::run(&command, cli.color),
     }
 }
