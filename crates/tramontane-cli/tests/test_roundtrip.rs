@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use jiff::civil::Date;
 use proptest::prelude::*;
 use tramontane::model::{
-    AccessProfile, ApiKey, DesiredOrg, Member, Organization, OrganizationRole, Prune, SecretSink,
-    SpendLimit, Team, Unlimited, Workspace, WorkspaceRole,
+    AccessProfile, ApiKey, DesiredOrg, GatewayKey, GatewayKeyId, Holder, KeyDigest, Member, Money,
+    Organization, OrganizationRole, Prune, SecretSink, SpendGuard, SpendLimit, StoreFailure, Team,
+    Unlimited, Workspace, WorkspaceGateway, WorkspaceRole,
 };
 use tramontane::policy::{self, LoadOptions};
 
@@ -45,6 +46,16 @@ fn spend_limit() -> impl Strategy<Value = SpendLimit> {
     ]
 }
 
+/// Amounts of every precision the format accepts, from a millionth up.
+fn spend_guard() -> impl Strategy<Value = SpendGuard> {
+    let amount = || proptest::option::of((0u64..=10_000_000_000_000).prop_map(Money::from_micros));
+    (amount(), amount(), amount())
+        .prop_filter("a spend guard sets a window", |(hour, day, month)| {
+            hour.is_some() || day.is_some() || month.is_some()
+        })
+        .prop_map(|(hour, day, month)| SpendGuard { hour, day, month })
+}
+
 fn model_subset() -> impl Strategy<Value = Vec<String>> {
     prop_oneof![
         Just(vec!["*".to_owned()]),
@@ -78,6 +89,7 @@ pub(crate) fn org() -> impl Strategy<Value = DesiredOrg> {
             model_subset(),
             proptest::option::of(1u64..100_000),
             proptest::option::of(1u64..10_000_000),
+            proptest::option::of(1u32..10_000),
         ),
         0..4,
     );
@@ -136,6 +148,7 @@ pub(crate) fn org() -> impl Strategy<Value = DesiredOrg> {
                     if let Some(first) = members.values_mut().next() {
                         first.roles = vec![OrganizationRole::OrganizationAdmin];
                     }
+                    let gateway_keys = gateway_keys(&workspaces);
                     DesiredOrg {
                         organization: Organization {
                             spend_limit: Some(org_limit),
@@ -148,7 +161,7 @@ pub(crate) fn org() -> impl Strategy<Value = DesiredOrg> {
                         members,
                         roles: roles
                             .into_iter()
-                            .map(|(name, (description, models, max_tokens, budget))| {
+                            .map(|(name, (description, models, max_tokens, budget, rpm))| {
                                 (
                                     name,
                                     AccessProfile {
@@ -156,15 +169,49 @@ pub(crate) fn org() -> impl Strategy<Value = DesiredOrg> {
                                         models,
                                         max_tokens_per_request: max_tokens,
                                         daily_token_budget: budget,
+                                        rpm,
                                     },
                                 )
                             })
                             .collect(),
                         teams,
                         workspaces,
+                        gateway_keys,
                     }
                 })
         })
+}
+
+/// Valid gateway keys for the generated workspaces: the admin's where the workspace names an
+/// upstream key, and one held by the workspace's first key.
+fn gateway_keys(workspaces: &BTreeMap<String, Workspace>) -> BTreeMap<GatewayKeyId, GatewayKey> {
+    let mut keys = BTreeMap::new();
+    for (i, (name, workspace)) in workspaces.iter().enumerate() {
+        let entry = |holder: Holder, description: Option<String>| GatewayKey {
+            digest: KeyDigest::of(&format!("{name}/{holder}")),
+            holder,
+            workspace: name.clone(),
+            expires: Date::constant(2027, 1, 1),
+            description,
+        };
+        let has_upstream = workspace
+            .gateway
+            .as_ref()
+            .is_some_and(|gateway| gateway.upstream_key.is_some());
+        if let (true, Some(admin)) = (has_upstream, &workspace.admin) {
+            keys.insert(
+                GatewayKeyId::parse(&format!("member-{i}")).unwrap(),
+                entry(Holder::Member(admin.clone()), workspace.description.clone()),
+            );
+        }
+        if let Some(key) = workspace.keys.keys().next() {
+            keys.insert(
+                GatewayKeyId::parse(&format!("service-{i}")).unwrap(),
+                entry(Holder::service_key(name, key), None),
+            );
+        }
+    }
+    keys
 }
 
 fn workspace(emails: Vec<String>, seeds: Vec<u64>) -> impl Strategy<Value = Workspace> {
@@ -183,9 +230,21 @@ fn workspace(emails: Vec<String>, seeds: Vec<u64>) -> impl Strategy<Value = Work
         proptest::option::of(100u32..1000),
         model_subset(),
         keys,
+        proptest::option::of(spend_guard()),
+        proptest::option::of((any::<bool>(), any::<bool>())),
     )
         .prop_map(
-            move |(description, admin, mut members, spend_limit, rpm, models, keys)| {
+            move |(
+                description,
+                admin,
+                mut members,
+                spend_limit,
+                rpm,
+                models,
+                keys,
+                spend_guard,
+                gateway,
+            )| {
                 let _ = &seeds;
                 // The admin may be listed again, but then with workspace_admin.
                 if let Some(roles) = members.get_mut(&admin) {
@@ -206,7 +265,17 @@ fn workspace(emails: Vec<String>, seeds: Vec<u64>) -> impl Strategy<Value = Work
                         };
                         (name, key)
                     })
-                    .collect();
+                    .collect::<BTreeMap<_, _>>();
+                let gateway = gateway.map(|(with_upstream, fail_open)| WorkspaceGateway {
+                    upstream_key: keys.keys().next().filter(|_| with_upstream).cloned(),
+                    agents: vec!["ag_0195d3c4".to_owned()],
+                    paths: vec!["/v1/ocr".to_owned()],
+                    store_failure: if fail_open {
+                        StoreFailure::FailOpen
+                    } else {
+                        StoreFailure::FailClosed
+                    },
+                });
                 Workspace {
                     description,
                     admin: Some(admin),
@@ -215,6 +284,8 @@ fn workspace(emails: Vec<String>, seeds: Vec<u64>) -> impl Strategy<Value = Work
                     rpm,
                     models: Some(models),
                     keys,
+                    spend_guard,
+                    gateway,
                 }
             },
         )
@@ -244,17 +315,24 @@ fn key(emails: Vec<String>) -> impl Strategy<Value = ApiKey> {
         proptest::option::of(Just(())),
         proptest::option::of(1u32..100),
         secret,
+        proptest::option::of((1u64..100_000, 1u64..10_000_000)),
+        proptest::option::of(spend_guard()),
     )
         .prop_map(
-            |(owner, (expires, expires_after_days, rotate), models, rpm, secret)| ApiKey {
-                owner,
-                expires,
-                expires_after_days,
-                rotate_before_days: rotate,
-                rotation_overlap_hours: None,
-                models: models.map(|()| Vec::new()),
-                rpm,
-                secret,
+            |(owner, (expires, expires_after_days, rotate), models, rpm, secret, tokens, guard)| {
+                ApiKey {
+                    owner,
+                    expires,
+                    expires_after_days,
+                    rotate_before_days: rotate,
+                    rotation_overlap_hours: None,
+                    models: models.map(|()| Vec::new()),
+                    rpm,
+                    max_tokens_per_request: tokens.map(|(max, _)| max),
+                    daily_token_budget: tokens.map(|(_, budget)| budget),
+                    spend_guard: guard,
+                    secret,
+                }
             },
         )
 }
@@ -285,14 +363,16 @@ fn team(
         assignments,
         proptest::option::of(Just(OrganizationRole::Member)),
         role,
+        proptest::option::of(spend_guard()),
     )
         .prop_map(
-            |(description, members, workspaces, organization_role, role)| Team {
+            |(description, members, workspaces, organization_role, role, spend_guard)| Team {
                 description,
                 members,
                 workspaces,
                 organization_role,
                 role,
+                spend_guard,
             },
         )
 }

@@ -7,6 +7,7 @@ pub mod command_error;
 mod comment;
 mod diff;
 mod explain;
+mod gateway_keys;
 mod import;
 mod init;
 pub mod org;
@@ -61,6 +62,9 @@ pub enum Command {
     /// Find leaked Mistral and gateway keys, and secret or .env files git would commit.
     /// Exits 0 when clean, 1 on findings, 2 when the scan could not run.
     Scan(scan::Args),
+    /// The runtime gateway: issue and revoke the keys callers present to it.
+    #[command(subcommand)]
+    Gateway(gateway_keys::GatewayCommand),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -100,5 +104,6 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
         Command::Comment(args) => comment::run(&args),
         Command::Diff(args) => diff::run(&args, cli.color),
         Command::Scan(args) => scan::run(&args, cli.color),
+        Command::Gateway(command) => gateway_keys::run(&command, cli.color),
     }
 }

@@ -1,6 +1,6 @@
 //! The organization as the reconciler sees it, shared by every stage of the pipeline: the
 //! lowest layer, which imports no other stage. What a change is about ([`Kind`]), who
-//! enforces it ([`Enforcement`]) and amounts of money ([`Money`], [`Budget`]) live here so
+//! enforces it ([`Enforcement`]) and amounts of money ([`Cents`], [`Budget`], [`Money`]) live here so
 //! that the planner, apply and the providers share them without importing each other.
 //!
 //! Names and emails address everything: a live UUID never appears here. The serde shape is
@@ -12,13 +12,17 @@ use std::collections::BTreeMap;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
+mod budget;
+pub mod gateway;
 pub mod import;
 mod kind;
 pub mod live;
-mod money;
+pub mod money;
+pub use budget::{Budget, Cents};
+pub use gateway::{GatewayKey, GatewayKeyId, Holder, KeyDigest, StoreFailure, WorkspaceGateway};
 pub use kind::{Enforcement, Kind};
 pub use live::{LiveInvite, LiveKey, LiveMember, LiveOrg, LiveTeam, LiveWorkspace, RateLimits};
-pub use money::{Budget, Money};
+pub use money::{Money, SpendGuard};
 
 /// An instant as plans, journals and the sandbox show it: UTC, to the second.
 pub fn timestamp(at: jiff::Timestamp) -> String {
@@ -39,6 +43,9 @@ pub struct DesiredOrg {
     pub teams: BTreeMap<String, Team>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub workspaces: BTreeMap<String, Workspace>,
+    /// Keys callers present to the gateway, by public id: only their digests are here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gateway_keys: BTreeMap<GatewayKeyId, GatewayKey>,
 }
 
 impl DesiredOrg {
@@ -47,6 +54,7 @@ impl DesiredOrg {
             && self.roles.is_empty()
             && self.teams.is_empty()
             && self.workspaces.is_empty()
+            && self.gateway_keys.is_empty()
             && self.organization.is_default()
     }
 }
@@ -191,6 +199,9 @@ pub struct AccessProfile {
     pub max_tokens_per_request: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_token_budget: Option<u64>,
+    /// Requests per minute for each member with this profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpm: Option<u32>,
 }
 
 /// The model-list entry that allows every model.
@@ -210,6 +221,9 @@ pub struct Team {
     /// The runtime access profile of the team's members, a key of [`DesiredOrg::roles`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// Spend through the gateway by all the team's members together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend_guard: Option<SpendGuard>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -229,6 +243,11 @@ pub struct Workspace {
     pub models: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub keys: BTreeMap<String, ApiKey>,
+    /// Spend through the gateway by every caller of the workspace together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend_guard: Option<SpendGuard>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<WorkspaceGateway>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -248,6 +267,14 @@ pub struct ApiKey {
     pub models: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpm: Option<u32>,
+    /// Largest `max_tokens` one request through the gateway may ask for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens_per_request: Option<u64>,
+    /// Tokens a day through the gateway with this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_token_budget: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend_guard: Option<SpendGuard>,
     pub secret: SecretSink,
 }
 

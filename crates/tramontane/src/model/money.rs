@@ -1,196 +1,293 @@
-//! Amounts of the organization's billing currency, exact to the cent.
+//! Currency amounts for spend guards, held exactly as integer micro-units.
 //!
-//! Policies and the Admin API speak in floating-point amounts; everything downstream of
-//! them (the plan, apply, the providers' writes, effective access) speaks in [`Money`].
-//! Floats become money in exactly one place, [`Money::from_amount`] and its whole-unit
-//! sibling, so an amount is rounded once and compared exactly ever after.
+//! Budgets are added up over thousands of requests: floats would drift and compare wrongly at
+//! the limit, so an amount is parsed from its decimal text straight into millionths of the
+//! billing currency and never passes through binary floating point on the way.
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
-use super::{SpendLimit, Unlimited};
+/// Micro-units in one unit of the billing currency.
+pub const MICROS_PER_UNIT: u64 = 1_000_000;
+/// Decimals an amount may have: the precision of [`Money`].
+pub const MAX_DECIMALS: usize = 6;
+/// Largest amount accepted, in whole units. Keeps every valid amount at 15 significant digits
+/// or fewer, so that a YAML number read through `f64` is still the exact decimal written.
+pub const MAX_UNITS: u64 = 1_000_000_000;
 
-/// An amount in hundredths of the billing currency's unit.
+/// An amount of the billing currency, in millionths. Never negative.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Money {
-    cents: i64,
+pub struct Money(u64);
+
+/// Why a decimal text is not an amount.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    #[error("`{0}` is not a decimal amount")]
+    NotDecimal(String),
+    #[error("`{text}` has {decimals} decimals; amounts are exact to {MAX_DECIMALS} (a millionth)")]
+    TooPrecise { text: String, decimals: usize },
+    #[error("`{0}` is above the largest amount accepted, {MAX_UNITS}")]
+    TooLarge(String),
 }
 
-/// The largest amount a float turns into: far beyond any budget, and exact in an `f64`.
-const MAX_CENTS: f64 = 9.0e15;
+impl MoneyError {
+    pub fn help(&self) -> &'static str {
+        match self {
+            MoneyError::NotDecimal(_) => {
+                "write the amount as digits with an optional decimal point, such as `25` or `12.50`"
+            }
+            MoneyError::TooPrecise { .. } => {
+                "round the amount to at most 6 decimals, such as `0.000125`"
+            }
+            MoneyError::TooLarge(_) => "use an amount of at most 1000000000",
+        }
+    }
+}
 
 impl Money {
-    pub const ZERO: Money = Money { cents: 0 };
+    pub const ZERO: Money = Money(0);
 
-    /// A whole number of units.
-    pub const fn units(units: i64) -> Money {
-        Money {
-            cents: units.saturating_mul(100),
+    pub const fn from_micros(micros: u64) -> Money {
+        Money(micros)
+    }
+
+    pub const fn micros(self) -> u64 {
+        self.0
+    }
+
+    pub fn checked_add(self, other: Money) -> Option<Money> {
+        self.0.checked_add(other.0).map(Money)
+    }
+
+    pub fn saturating_sub(self, other: Money) -> Money {
+        Money(self.0.saturating_sub(other.0))
+    }
+
+    /// Reads a plain decimal such as `12`, `12.5` or `0.000125`: digits, at most one point,
+    /// at most [`MAX_DECIMALS`] decimals. No sign, exponent, separators or spaces.
+    pub fn parse(text: &str) -> Result<Money, MoneyError> {
+        let not_decimal = || MoneyError::NotDecimal(text.to_owned());
+        let (whole, fraction) = match text.split_once('.') {
+            Some((whole, fraction)) => (whole, Some(fraction)),
+            None => (text, None),
+        };
+        let all_digits = |part: &str| part.bytes().all(|byte| byte.is_ascii_digit());
+        if whole.is_empty() || !all_digits(whole) {
+            return Err(not_decimal());
         }
-    }
-
-    /// An amount as policies and the API write it, rounded to the cent (half away from
-    /// zero). Not-a-number is zero; amounts beyond any budget saturate.
-    pub fn from_amount(amount: f64) -> Money {
-        Money {
-            cents: round_to(amount, 100.0),
+        let fraction = fraction.unwrap_or("");
+        if !all_digits(fraction) || (text.ends_with('.')) {
+            return Err(not_decimal());
         }
-    }
-
-    /// An amount rounded to whole units, for what the Admin API takes in whole units only
-    /// (the organization's monthly limit).
-    pub fn from_amount_in_units(amount: f64) -> Money {
-        Money {
-            cents: round_to(amount, 1.0).saturating_mul(100),
+        if fraction.len() > MAX_DECIMALS {
+            // Trailing zeros add no precision: `1.5000000` is exactly `1.5`.
+            let significant = fraction.trim_end_matches('0');
+            if significant.len() > MAX_DECIMALS {
+                return Err(MoneyError::TooPrecise {
+                    text: text.to_owned(),
+                    decimals: significant.len(),
+                });
+            }
         }
-    }
-
-    /// The amount in whole units, when it is one.
-    pub fn whole_units(self) -> Option<i64> {
-        (self.cents % 100 == 0).then_some(self.cents / 100)
-    }
-
-    /// The amount as a float, for sums shown to people and JSON that has always been one.
-    pub fn as_f64(self) -> f64 {
-        self.cents as f64 / 100.0
+        let whole_digits = whole.trim_start_matches('0');
+        if whole_digits.len() > 10 {
+            return Err(MoneyError::TooLarge(text.to_owned()));
+        }
+        let units: u64 = if whole_digits.is_empty() {
+            0
+        } else {
+            whole_digits.parse().map_err(|_| not_decimal())?
+        };
+        let fraction = fraction.trim_end_matches('0');
+        let mut micros_part: u64 = 0;
+        for (i, digit) in fraction.bytes().enumerate() {
+            micros_part += u64::from(digit - b'0') * 10u64.pow((MAX_DECIMALS - 1 - i) as u32);
+        }
+        let micros = units * MICROS_PER_UNIT + micros_part;
+        if micros > MAX_UNITS * MICROS_PER_UNIT {
+            return Err(MoneyError::TooLarge(text.to_owned()));
+        }
+        Ok(Money(micros))
     }
 }
 
-/// The one rounding of a float into a multiple of `1 / per_unit` units, in that many parts.
-fn round_to(amount: f64, per_unit: f64) -> i64 {
-    if amount.is_nan() {
-        return 0;
-    }
-    let scaled = (amount * per_unit).round();
-    scaled.clamp(-MAX_CENTS, MAX_CENTS) as i64
-}
+impl std::str::FromStr for Money {
+    type Err = MoneyError;
 
-impl std::ops::Add for Money {
-    type Output = Money;
-    fn add(self, other: Money) -> Money {
-        Money {
-            cents: self.cents.saturating_add(other.cents),
-        }
-    }
-}
-
-impl std::iter::Sum for Money {
-    fn sum<I: Iterator<Item = Money>>(iter: I) -> Money {
-        iter.fold(Money::ZERO, |sum, amount| sum + amount)
+    fn from_str(text: &str) -> Result<Money, MoneyError> {
+        Money::parse(text)
     }
 }
 
 impl std::fmt::Display for Money {
-    /// `500`, `25.5`, `19.99`: whole amounts without decimals, others without trailing zeros.
+    /// The shortest exact decimal: `25`, `12.5`, `0.000125`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let sign = if self.cents < 0 { "-" } else { "" };
-        let cents = self.cents.unsigned_abs();
-        let (units, hundredths) = (cents / 100, cents % 100);
-        match hundredths {
-            0 => write!(f, "{sign}{units}"),
-            h if h % 10 == 0 => write!(f, "{sign}{units}.{}", h / 10),
-            h => write!(f, "{sign}{units}.{h:02}"),
+        let units = self.0 / MICROS_PER_UNIT;
+        let fraction = self.0 % MICROS_PER_UNIT;
+        if fraction == 0 {
+            return write!(f, "{units}");
         }
+        let digits = format!("{fraction:06}");
+        write!(f, "{units}.{}", digits.trim_end_matches('0'))
     }
 }
 
 impl Serialize for Money {
-    /// A whole amount as an integer (`500`, not `500.0`), any other as a decimal number.
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.whole_units() {
-            Some(units) => serializer.serialize_i64(units),
-            None => serializer.serialize_f64(self.as_f64()),
+    // A JSON number, as the policy writes it. Every valid amount has at most 15 significant
+    // digits, which an f64 carries exactly from decimal and back.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.0.is_multiple_of(MICROS_PER_UNIT) {
+            serializer.serialize_u64(self.0 / MICROS_PER_UNIT)
+        } else {
+            let shown = self.to_string();
+            serializer.serialize_f64(shown.parse().map_err(serde::ser::Error::custom)?)
         }
     }
 }
 
 impl<'de> Deserialize<'de> for Money {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Money, D::Error> {
-        f64::deserialize(deserializer).map(Money::from_amount)
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Money, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Money;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a non-negative currency amount with at most 6 decimals")
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, units: u64) -> Result<Money, E> {
+                Money::parse(&units.to_string()).map_err(E::custom)
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, units: i64) -> Result<Money, E> {
+                u64::try_from(units)
+                    .map_err(|_| E::custom("an amount cannot be negative"))
+                    .and_then(|units| self.visit_u64(units))
+            }
+
+            // A YAML number arrives as f64. Rust prints an f64 as the shortest decimal that
+            // reads back as the same f64, which for amounts within MAX_UNITS and 6 decimals is
+            // the decimal that was written. A longer literal cannot be told apart from its
+            // rounding here: the policy loader checks the source text for that.
+            fn visit_f64<E: serde::de::Error>(self, amount: f64) -> Result<Money, E> {
+                if !amount.is_finite() || amount < 0.0 {
+                    return Err(E::custom("an amount must be a non-negative number"));
+                }
+                let text = format!("{amount}");
+                match Money::parse(&text) {
+                    Err(MoneyError::TooPrecise { .. }) => {
+                        // Kept so the rest of the entity still loads; the source-text check
+                        // reports it with its position.
+                        let micros = (amount * MICROS_PER_UNIT as f64).round();
+                        Ok(Money(micros as u64))
+                    }
+                    other => other.map_err(E::custom),
+                }
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Money, E> {
+                Money::parse(text).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
 }
 
-/// A monthly spend limit as the plan, apply and effective access use it: an exact amount,
-/// or none at all.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Budget {
-    Monthly(Money),
-    Unlimited(Unlimited),
+/// Most a key, team or workspace may spend through the gateway per hour, day and calendar
+/// month (UTC). Each window is optional; the schema requires at least one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpendGuard {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hour: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub day: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub month: Option<Money>,
 }
 
-impl Budget {
-    pub const UNLIMITED: Budget = Budget::Unlimited(Unlimited::Unlimited);
-
-    /// A limit as a policy or the API states it, to the cent.
-    pub fn of(limit: SpendLimit) -> Budget {
-        match limit {
-            SpendLimit::Monthly(amount) => Budget::Monthly(Money::from_amount(amount)),
-            SpendLimit::Unlimited(_) => Budget::UNLIMITED,
-        }
-    }
-
-    /// A limit the Admin API takes in whole units only: the organization's.
-    pub fn of_organization(limit: SpendLimit) -> Budget {
-        match limit {
-            SpendLimit::Monthly(amount) => Budget::Monthly(Money::from_amount_in_units(amount)),
-            SpendLimit::Unlimited(_) => Budget::UNLIMITED,
-        }
-    }
-
-    pub fn monthly(self) -> Option<Money> {
-        match self {
-            Budget::Monthly(amount) => Some(amount),
-            Budget::Unlimited(_) => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Budget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Budget::Monthly(amount) => amount.fmt(f),
-            Budget::Unlimited(_) => f.write_str("unlimited"),
-        }
+impl SpendGuard {
+    /// The windows that are set, by their policy name.
+    pub fn windows(&self) -> impl Iterator<Item = (&'static str, Money)> {
+        [
+            ("hour", self.hour),
+            ("day", self.day),
+            ("month", self.month),
+        ]
+        .into_iter()
+        .filter_map(|(name, amount)| amount.map(|amount| (name, amount)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
-    fn floats_are_rounded_once_to_the_cent_and_compared_exactly() {
-        assert_eq!(Money::from_amount(25.5), Money::from_amount(25.499_999_9));
-        assert_eq!(Money::from_amount(0.1 + 0.2), Money::from_amount(0.3));
-        assert_eq!(Money::from_amount(19.994).to_string(), "19.99");
-        assert_eq!(Money::from_amount(25.5).to_string(), "25.5");
-        assert_eq!(Money::from_amount(500.0).to_string(), "500");
-        assert_eq!(Money::from_amount(-2.5).to_string(), "-2.5");
-        assert_eq!(Money::from_amount(f64::NAN), Money::ZERO);
+    fn decimals_parse_exactly() {
+        assert_eq!(Money::parse("25").unwrap().micros(), 25_000_000);
+        assert_eq!(Money::parse("12.5").unwrap().micros(), 12_500_000);
+        assert_eq!(Money::parse("0.000125").unwrap().micros(), 125);
+        assert_eq!(Money::parse("0.1").unwrap().micros(), 100_000);
+        assert_eq!(Money::parse("1.5000000").unwrap().micros(), 1_500_000);
+        assert_eq!(Money::parse("007").unwrap().micros(), 7_000_000);
         assert_eq!(
-            Money::from_amount_in_units(2499.5).whole_units(),
-            Some(2500)
+            Money::parse("1000000000").unwrap().micros(),
+            MAX_UNITS * MICROS_PER_UNIT
         );
-        assert_eq!(Money::from_amount(2499.5).whole_units(), None);
     }
 
     #[test]
-    fn a_budget_reads_and_writes_as_plans_show_it() {
-        let whole = serde_json::to_value(Budget::Monthly(Money::units(500))).unwrap();
-        assert_eq!(whole.to_string(), "500");
-        let part = serde_json::to_value(Budget::Monthly(Money::from_amount(25.5))).unwrap();
-        assert_eq!(part.to_string(), "25.5");
+    fn anything_but_a_plain_decimal_is_refused() {
+        for text in [
+            "", ".5", "5.", "-1", "+1", "1e3", "1,5", " 1", "1 ", "1.2.3", "ten",
+        ] {
+            assert!(
+                matches!(Money::parse(text), Err(MoneyError::NotDecimal(_))),
+                "{text:?}"
+            );
+        }
         assert_eq!(
-            serde_json::to_value(Budget::UNLIMITED).unwrap(),
-            "unlimited"
+            Money::parse("0.0000001"),
+            Err(MoneyError::TooPrecise {
+                text: "0.0000001".into(),
+                decimals: 7
+            })
         );
-        let read: Budget = serde_json::from_str("25.50").unwrap();
-        assert_eq!(read, Budget::Monthly(Money::from_amount(25.5)));
-        let read: Budget = serde_json::from_str("\"unlimited\"").unwrap();
-        assert_eq!(read, Budget::UNLIMITED);
+        assert!(matches!(
+            Money::parse("1000000000.000001"),
+            Err(MoneyError::TooLarge(_))
+        ));
+        assert!(matches!(
+            Money::parse("99999999999999999999999"),
+            Err(MoneyError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn yaml_numbers_decode_to_the_decimal_written() {
+        let guard: SpendGuard =
+            serde_json::from_value(serde_json::json!({"hour": 0.1, "day": 2, "month": 1234.56}))
+                .unwrap();
+        assert_eq!(guard.hour, Some(Money::from_micros(100_000)));
+        assert_eq!(guard.day, Some(Money::from_micros(2_000_000)));
+        assert_eq!(guard.month, Some(Money::from_micros(1_234_560_000)));
         assert_eq!(
-            Budget::of_organization(SpendLimit::Monthly(1999.6)),
-            Budget::Monthly(Money::units(2000))
+            serde_json::to_value(guard).unwrap(),
+            serde_json::json!({"hour": 0.1, "day": 2, "month": 1234.56})
         );
+        assert!(serde_json::from_value::<Money>(serde_json::json!(-1)).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn display_and_parse_round_trip(micros in 0..=MAX_UNITS * MICROS_PER_UNIT) {
+            let money = Money::from_micros(micros);
+            prop_assert_eq!(Money::parse(&money.to_string()), Ok(money));
+            // And through the f64 a YAML number becomes.
+            let through_float: Money =
+                serde_json::from_value(serde_json::to_value(money).unwrap()).unwrap();
+            prop_assert_eq!(through_float, money);
+        }
     }
 }

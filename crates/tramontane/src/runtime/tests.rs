@@ -47,7 +47,7 @@ fn a_service_key_has_its_own_rate_under_the_shared_one_and_models_within_the_wor
     assert!(own.limits.rpm_is_the_workspace_s());
     assert_eq!(
         own.limits.spend_limit,
-        Some(Budget::Monthly(crate::model::Money::from_amount(25.5)))
+        Some(Budget::Monthly(crate::model::Cents::from_amount(25.5)))
     );
     assert_eq!(keys["star"].limits.models, only(&["embed", "small-latest"]));
     assert!(!keys["star"].inherits_models);
