@@ -158,6 +158,9 @@ fn a_broken_answer_is_an_error_naming_the_call() {
         .expect_code(1)
         .expect_stdout("")
         .expect_stderr_contains("GET /v1/admin/users")
+        .expect_stderr_contains(
+            "\nhelp: check that MISTRAL_API_URL points at the Admin API, not at a proxy",
+        )
         .run();
     for _ in 0..10 {
         api.fail_next("/v1/admin/rate-limit", Fault::Html);

@@ -2,9 +2,9 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use super::org::OrgArgs;
-use super::plan::{Clock, Planned, make_plan};
+use super::planning::{Planned, make_plan};
 use super::show::read_plan;
-use super::{ColorChoice, CommandError, ExitStatus};
+use super::{ClockArgs, ColorChoice, CommandError, ExitStatus};
 use tramontane::apply::audit::AuditLog;
 use tramontane::apply::journal::Journal;
 use tramontane::apply::{ApplyOptions, Status, apply_each, git_ignore, lock};
@@ -81,7 +81,7 @@ pub struct Args {
     pub quiet: bool,
 
     #[command(flatten)]
-    pub clock: Clock,
+    pub clock: ClockArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -226,7 +226,8 @@ impl Action {
     }
 }
 
-/// Who can make an attribute true (DESIGN §1).
+/// Who can make an attribute true: the Admin API, a person in the console (the API can only
+/// read it), or the project's gateway at runtime (the platform has no such setting).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Enforcement {

@@ -126,6 +126,10 @@ pub enum ProviderError {
     Sandbox(#[from] sandbox::SandboxError),
     #[error("the Admin API answered {call} with {problem}")]
     Unexpected { call: String, problem: String },
+    /// A new key's answer lacked its secret; `problem` says what became of the key and
+    /// what to do.
+    #[error("the Admin API answered {call} with {problem}")]
+    SecretLost { call: String, problem: String },
     #[error(
         "{call} with the new key answered {status} after {attempts} attempt(s): the key does not work"
     )]
@@ -134,6 +138,23 @@ pub enum ProviderError {
         status: u16,
         attempts: usize,
     },
+}
+
+impl ProviderError {
+    /// What to do, for the line under the error; `None` where the message already says.
+    pub fn help(&self) -> Option<&'static str> {
+        match self {
+            ProviderError::Api(error) => error.help(),
+            ProviderError::Sandbox(error) => error.help(),
+            ProviderError::Unexpected { .. } => Some(
+                "tramontane did not expect this answer: check that MISTRAL_API_URL points at the Admin API, and report it if it does",
+            ),
+            ProviderError::KeyRejected { .. } => Some(
+                "check that keys of this workspace can reach the inference API (MISTRAL_INFERENCE_URL), then run apply again",
+            ),
+            ProviderError::SecretLost { .. } => None,
+        }
+    }
 }
 
 /// A source of the live organization and a sink for operations.
@@ -152,7 +173,9 @@ pub trait Provider {
     }
 }
 
-/// Whether the platform can set an attribute (DESIGN §1): what the plan calls enforcement.
+/// Whether the platform can set an attribute, as the Admin API allows it (a workspace's spend
+/// limit is read-only; model lists, request rates and team roles have no API at all): what
+/// the plan calls enforcement.
 pub fn enforcement(kind: Kind, attribute: &str) -> Enforcement {
     match (kind, attribute) {
         (Kind::Workspace, "spend_limit") => Enforcement::Console,

@@ -61,6 +61,32 @@ pub enum SandboxError {
 }
 
 impl SandboxError {
+    /// What to do, for the line under the error; `None` where the message already says.
+    pub fn help(&self) -> Option<&'static str> {
+        match self {
+            SandboxError::Read { .. } => Some("check that the file exists and is readable"),
+            SandboxError::Write { .. } => {
+                Some("check that its directory exists and that you may write there")
+            }
+            SandboxError::Format { .. } => Some(
+                "use the tramontane that wrote the file, or start a fresh sandbox with `--org sandbox:NEW.json`",
+            ),
+            SandboxError::AdminNotEmail { .. } => {
+                Some("pass the admin's email, such as `--sandbox-admin ada@example.com`")
+            }
+            SandboxError::NotFound { .. } => {
+                Some("the object may have been deleted since it was read: plan again")
+            }
+            SandboxError::Conflict(_) => Some(
+                "the sandbox keeps the platform's rules: change the policy so the plan no longer asks for this",
+            ),
+            SandboxError::Unprocessable(_) => Some(
+                "the policy passed validation but the platform would refuse it: please report it",
+            ),
+            SandboxError::Parse { .. } | SandboxError::NeedsAdmin { .. } => None,
+        }
+    }
+
     /// The HTTP status the real API would answer with, for the fake server.
     pub fn status(&self) -> u16 {
         match self {

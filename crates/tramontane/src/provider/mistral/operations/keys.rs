@@ -38,7 +38,7 @@ pub(super) async fn create(
             created.key_id
         ),
     };
-    Err(ProviderError::Unexpected {
+    Err(ProviderError::SecretLost {
         call: "POST /v1/admin/api-keys".into(),
         problem,
     })
