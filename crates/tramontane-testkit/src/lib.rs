@@ -6,8 +6,12 @@
 pub mod fake_api;
 pub mod fake_github;
 pub mod orgs;
+pub mod output;
+mod process;
 pub mod test;
 pub mod test_dir;
 
-pub use test::{Output, TODAY, Test};
+pub use output::Output;
+pub use process::binary;
+pub use test::{TODAY, Test};
 pub use test_dir::{TestDir, repo_root};

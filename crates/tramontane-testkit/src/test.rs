@@ -16,14 +16,14 @@
 //! GitHub reads is removed, the day is pinned to [`TODAY`], and the terminal is dumb.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use crate::fake_api::FakeApi;
 use crate::fake_github::FakeGitHub;
+use crate::output::Output;
+use crate::process::{binary, spawn_and_wait};
 use crate::test_dir::TestDir;
 
 /// The day expiry checks count from in every test, so results never drift with the calendar.
@@ -53,16 +53,6 @@ pub struct Test {
     stdout_contains: Vec<String>,
     stderr_contains: Vec<String>,
     secrets: Vec<String>,
-}
-
-/// What one run produced, and the directory it ran in.
-#[derive(Debug)]
-pub struct Output {
-    /// The exit code; -1 when a signal ended the process.
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-    pub dir: TestDir,
 }
 
 impl Test {
@@ -312,242 +302,5 @@ impl Test {
 impl Default for Test {
     fn default() -> Test {
         Test::new()
-    }
-}
-
-impl Output {
-    /// Stdout as JSON, failing the test when it is not.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|error| {
-            panic!(
-                "stdout is not JSON ({error}):\n{}\n--- stderr\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-
-    /// Stdout then stderr, for a failure message.
-    pub fn transcript(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-
-    /// A run of the binary in the same directory, after this one.
-    pub fn then(&self) -> Test {
-        Test::in_dir(&self.dir)
-    }
-
-    /// Fails the test if `secret` appears in stdout, stderr, or a file tramontane reports
-    /// into: anything under `.tramontane/` (the audit log, the key journal, the demo
-    /// sandbox) and every `*.json`, `*.jsonl` or `*.md` in the scratch directory (saved
-    /// plans, sandbox orgs, step summaries). A secret's own sink is none of these.
-    pub fn assert_no_secret(&self, secret: &str) {
-        assert!(!secret.is_empty(), "an empty secret proves nothing");
-        assert!(
-            !self.stdout.contains(secret),
-            "a secret is on stdout:\n{}",
-            self.stdout
-        );
-        assert!(
-            !self.stderr.contains(secret),
-            "a secret is on stderr:\n{}",
-            self.stderr
-        );
-        for file in reported_files(self.dir.path()) {
-            let Ok(bytes) = std::fs::read(&file) else {
-                continue;
-            };
-            assert!(
-                !bytes
-                    .windows(secret.len())
-                    .any(|window| window == secret.as_bytes()),
-                "a secret is in {}",
-                file.display()
-            );
-        }
-    }
-}
-
-/// The files under `root` tramontane writes reports, logs and state into.
-fn reported_files(root: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut pending = vec![(root.to_owned(), false)];
-    while let Some((dir, inside_state)) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            if kind.is_dir() {
-                let state = inside_state || entry.file_name() == ".tramontane";
-                pending.push((path, state));
-            } else if kind.is_file() {
-                let reported = path
-                    .extension()
-                    .is_some_and(|ext| ext == "json" || ext == "jsonl" || ext == "md");
-                if inside_state || reported {
-                    found.push(path);
-                }
-            }
-        }
-    }
-    found
-}
-
-/// The `tramontane` binary Cargo built beside the running test: test executables live in
-/// `target/<profile>/deps/`, binaries one level up (as assert_cmd's `cargo_bin` finds them).
-/// `CARGO_BIN_EXE_tramontane`, when set at run time, wins.
-pub fn binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        if let Some(path) = std::env::var_os("CARGO_BIN_EXE_tramontane") {
-            return PathBuf::from(path);
-        }
-        let mut dir = std::env::current_exe().expect("the test executable's path");
-        dir.pop();
-        if dir.ends_with("deps") {
-            dir.pop();
-        }
-        let path = dir.join(format!("tramontane{}", std::env::consts::EXE_SUFFIX));
-        assert!(
-            path.is_file(),
-            "no tramontane binary at {}: build it first (`cargo build -p tramontane-cli`)",
-            path.display()
-        );
-        path
-    })
-}
-
-/// Runs `command` to its end or the timeout, feeding it `stdin`; the exit code (-1 for a
-/// signal), stdout and stderr. Both streams are read as the process writes them, so a
-/// chatty run never blocks on a full pipe.
-fn spawn_and_wait(
-    mut command: Command,
-    stdin: Option<&[u8]>,
-    timeout: Duration,
-) -> Result<(i32, Vec<u8>, Vec<u8>), String> {
-    command
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .map_err(|error| format!("cannot start the binary: {error}"))?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        let input = input.to_vec();
-        // A process that exits without reading all of it closes the pipe: not our failure.
-        std::thread::spawn(move || {
-            let _ = pipe.write_all(&input);
-        });
-    }
-    let stdout = collect(child.stdout.take());
-    let stderr = collect(child.stderr.take());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child
-            .try_wait()
-            .map_err(|error| format!("cannot wait for the binary: {error}"))?
-        {
-            break status;
-        }
-        if started.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            // A grandchild (a secret sink) may still hold the pipes: take what is there
-            // rather than wait for it.
-            return Err(format!(
-                "still running after {timeout:?}, so it was killed; stderr so far:\n{}",
-                String::from_utf8_lossy(&stderr.0.lock().unwrap())
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    Ok((
-        status.code().unwrap_or(-1),
-        stdout.finish(),
-        stderr.finish(),
-    ))
-}
-
-/// A stream read to its end on a thread of its own, into a buffer shared with the caller.
-struct Collected(Arc<Mutex<Vec<u8>>>, Option<std::thread::JoinHandle<()>>);
-
-fn collect(stream: Option<impl Read + Send + 'static>) -> Collected {
-    let buffer = Arc::new(Mutex::new(Vec::new()));
-    let handle = stream.map(|mut stream| {
-        let buffer = buffer.clone();
-        std::thread::spawn(move || {
-            let mut chunk = [0u8; 8192];
-            while let Ok(read) = stream.read(&mut chunk) {
-                if read == 0 {
-                    break;
-                }
-                buffer.lock().unwrap().extend_from_slice(&chunk[..read]);
-            }
-        })
-    });
-    Collected(buffer, handle)
-}
-
-impl Collected {
-    fn finish(self) -> Vec<u8> {
-        if let Some(handle) = self.1 {
-            let _ = handle.join();
-        }
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn output(dir: &TestDir, stdout: &str, stderr: &str) -> Output {
-        Output {
-            code: 0,
-            stdout: stdout.into(),
-            stderr: stderr.into(),
-            dir: dir.clone(),
-        }
-    }
-
-    fn leaks(output: &Output, secret: &str) -> bool {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            output.assert_no_secret(secret)
-        }))
-        .is_err()
-    }
-
-    #[test]
-    fn a_secret_is_found_on_either_stream_and_in_every_reported_file() {
-        let dir = TestDir::new();
-        assert!(!leaks(&output(&dir, "plan", "done"), "sk-123"));
-        assert!(leaks(&output(&dir, "key sk-123", ""), "sk-123"));
-        assert!(leaks(&output(&dir, "", "key sk-123"), "sk-123"));
-        for file in [
-            ".tramontane/audit.jsonl",
-            ".tramontane/sandbox/demo.json",
-            ".tramontane/lock/anything",
-            "plan.json",
-            "nested/summary.md",
-        ] {
-            let dir = TestDir::new();
-            dir.write(file, "x sk-123 y");
-            assert!(leaks(&output(&dir, "", ""), "sk-123"), "{file}");
-        }
-    }
-
-    #[test]
-    fn a_secret_in_its_own_sink_is_where_it_belongs() {
-        let dir = TestDir::new();
-        dir.write("secrets/ci.key", "sk-123")
-            .write("policies/org.yaml", "sk-123");
-        assert!(!leaks(&output(&dir, "", ""), "sk-123"));
     }
 }

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::test::{Output, Test};
+use crate::output::Output;
+use crate::test::Test;
 
 /// A temporary directory, removed when the last handle to it goes. Cloning shares it, so an
 /// [`Output`] carries the directory its run left behind and the next run can go on there.
