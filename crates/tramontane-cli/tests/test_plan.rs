@@ -247,9 +247,11 @@ proptest! {
     fn any_valid_policy_applied_to_the_sandbox_converges(mut desired in crate::test_roundtrip::org()) {
         let admins = desired.members.values().filter(|m| m.is_admin()).count();
         prop_assume!(admins > 0 || !desired.organization.prune.members);
-        for workspace in desired.workspaces.values_mut() {
+        // One file per key: two workspaces may each have a key of the same name, and apply
+        // rightly refuses to write two secrets to one file.
+        for (workspace_name, workspace) in desired.workspaces.iter_mut() {
             for (name, key) in workspace.keys.iter_mut() {
-                key.secret = SecretSink::File(format!("secrets/{name}.key"));
+                key.secret = SecretSink::File(format!("secrets/{workspace_name}/{name}.key"));
             }
         }
         let dir = tempfile::tempdir().unwrap();

@@ -113,3 +113,37 @@ impl Collected {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stdin_is_fed_and_a_large_output_never_blocks_the_run() {
+        let input = "x".repeat(1 << 20);
+        let (code, stdout, stderr) = spawn_and_wait(
+            Command::new("cat"),
+            Some(input.as_bytes()),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        assert_eq!((code, stdout.len(), stderr.len()), (0, input.len(), 0));
+    }
+
+    #[test]
+    fn without_stdin_the_process_reads_nothing() {
+        let (code, stdout, _) =
+            spawn_and_wait(Command::new("cat"), None, Duration::from_secs(60)).unwrap();
+        assert_eq!((code, stdout.len()), (0, 0));
+    }
+
+    #[test]
+    fn a_run_past_its_timeout_is_killed_and_reported() {
+        let mut sleep = Command::new("sleep");
+        sleep.arg("30");
+        let started = Instant::now();
+        let error = spawn_and_wait(sleep, None, Duration::from_millis(200)).unwrap_err();
+        assert!(error.starts_with("still running after 200ms"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+}

@@ -171,3 +171,18 @@ impl Provider for Org {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_neither_the_key_nor_a_password() {
+        let mut config = OrgConfig::new(Some("mistral".into()));
+        config.admin_key = Some(SecretString::from("sk-admin-very-secret"));
+        config.api_url = "https://admin:hunter2@api.example.com".into();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("very-secret"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+}
