@@ -1,7 +1,5 @@
 //! The one integration test binary: every module here runs the real `tramontane` binary
-//! or the library's public API.
-
-mod common;
+//! (through `tramontane_testkit::Test`) or the library's public API.
 
 mod test_action;
 mod test_apply;

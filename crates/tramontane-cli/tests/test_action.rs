@@ -17,8 +17,8 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use crate::common::repo_root;
 use crate::test_workflows::run_block;
+use tramontane_testkit::repo_root;
 
 /// The version the fake action is at, and the asset a Linux x64 runner asks for.
 const VERSION: &str = "9.8.7";

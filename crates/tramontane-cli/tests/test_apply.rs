@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use tramontane::repository::RepositoryRoot;
 
-use crate::common::fake_api::{Chaos, FakeApi, Fault};
-use crate::common::{Run, TODAY, TestEnv, command};
+use tramontane_testkit::fake_api::{Chaos, FakeApi, Fault};
+use tramontane_testkit::{Output, Test, TestDir, orgs};
 
 /// The example policies, with two of the file sinks swapped for a shell that writes the
 /// secret from stdin to a file, so the command sink runs for real.
-fn env() -> TestEnv {
-    let env = TestEnv::with_example_policies();
-    let prod = env.root().join("policies/workspaces/prod.yaml");
+fn env() -> TestDir {
+    let env = TestDir::with_example_policies();
+    let prod = env.path().join("policies/workspaces/prod.yaml");
     let mut text = std::fs::read_to_string(&prod).unwrap();
     for name in ["support-bot", "search-indexer"] {
         text = text.replace(
@@ -35,22 +35,28 @@ fn a_saved_plan_applies_and_converges() {
         0
     );
 
-    let unconfirmed = env.run(&["apply", "plan.json", "--org", "sandbox:demo"]);
-    assert_eq!(unconfirmed.code, 1);
+    let unconfirmed = env
+        .test()
+        .args(["apply", "plan.json", "--org", "sandbox:demo"])
+        .expect_code(1)
+        .run();
     assert!(
         unconfirmed.stderr.contains("not on a terminal"),
         "{}",
         unconfirmed.stderr
     );
 
-    let applied = env.run(&[
-        "apply",
-        "plan.json",
-        "--org",
-        "sandbox:demo",
-        "--auto-approve",
-    ]);
-    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    let applied = env
+        .test()
+        .args([
+            "apply",
+            "plan.json",
+            "--org",
+            "sandbox:demo",
+            "--auto-approve",
+        ])
+        .expect_code(0)
+        .run();
     assert!(
         applied
             .stdout
@@ -73,7 +79,7 @@ fn a_saved_plan_applies_and_converges() {
         "piped-support-bot.key",
         "piped-search-indexer.key",
     ] {
-        let file = env.root().join(path);
+        let file = env.path().join(path);
         let secret = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{path}: {e}"));
         #[cfg(unix)]
         {
@@ -86,22 +92,12 @@ fn a_saved_plan_applies_and_converges() {
         }
         secrets.push(secret.trim().to_owned());
     }
-    let audit = std::fs::read_to_string(env.root().join(".tramontane/audit.jsonl")).unwrap();
+    let audit = env.read(".tramontane/audit.jsonl");
     assert_eq!(audit.lines().count(), 11);
-    let org = std::fs::read_to_string(env.root().join(".tramontane/sandbox/demo.json")).unwrap();
+    // Not in the output, the audit log, the journal, the sandbox or the saved plan.
     for secret in &secrets {
         assert!(secret.len() >= 16);
-        for (what, text) in [
-            ("stdout", &applied.stdout),
-            ("stderr", &applied.stderr),
-            ("audit log", &audit),
-            ("sandbox", &org),
-        ] {
-            assert!(
-                !text.contains(secret.as_str()),
-                "a secret leaked into the {what}"
-            );
-        }
+        applied.assert_no_secret(secret);
     }
 
     let again = env.run(&["plan", "--org", "sandbox:demo", "--format", "json"]);
@@ -112,27 +108,33 @@ fn a_saved_plan_applies_and_converges() {
     }
     assert_eq!(summary["manual"], 2);
 
-    let stale = env.run(&[
-        "apply",
-        "plan.json",
-        "--org",
-        "sandbox:demo",
-        "--auto-approve",
-    ]);
-    assert_eq!(stale.code, 1);
+    let stale = env
+        .test()
+        .args([
+            "apply",
+            "plan.json",
+            "--org",
+            "sandbox:demo",
+            "--auto-approve",
+        ])
+        .expect_code(1)
+        .run();
     assert!(stale.stderr.contains("stale plan"), "{}", stale.stderr);
 }
 
 #[test]
 fn a_failing_sink_leaves_no_key_behind() {
     let env = env();
-    let prod = std::fs::read_to_string(env.root().join("policies/workspaces/prod.yaml")).unwrap();
+    let prod = std::fs::read_to_string(env.path().join("policies/workspaces/prod.yaml")).unwrap();
     env.write(
         "policies/workspaces/prod.yaml",
         prod.replace("umask 077; cat > piped-support-bot.key", "exit 7"),
     );
-    let run = env.run(&["apply", "--org", "sandbox:demo", "--auto-approve"]);
-    assert_eq!(run.code, 1);
+    let run = env
+        .test()
+        .args(["apply", "--org", "sandbox:demo", "--auto-approve"])
+        .expect_code(1)
+        .run();
     assert!(
         run.stdout
             .contains("workspace.prod-workspace.key.support-bot: failed"),
@@ -152,7 +154,7 @@ fn a_failing_sink_leaves_no_key_behind() {
         "{}",
         run.stderr
     );
-    let org = std::fs::read_to_string(env.root().join(".tramontane/sandbox/demo.json")).unwrap();
+    let org = std::fs::read_to_string(env.path().join(".tramontane/sandbox/demo.json")).unwrap();
     assert!(
         !org.contains("support-bot"),
         "the undelivered key is still there"
@@ -161,27 +163,25 @@ fn a_failing_sink_leaves_no_key_behind() {
 
 #[test]
 fn an_empty_policy_is_refused_by_a_guard() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     env.write("policies/empty.yaml", "version: 1\n# nothing yet\n");
-    let run = env.run(&["apply", "--org", "sandbox:demo", "--auto-approve"]);
-    assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
+    let run = env
+        .test()
+        .args(["apply", "--org", "sandbox:demo", "--auto-approve"])
+        .expect_code(3)
+        .run();
     assert!(run.stderr.contains("--allow-empty"), "{}", run.stderr);
     insta::assert_snapshot!(run.stderr);
 }
 
-fn run_at(env: &TestEnv, now: &str, args: &[&str]) -> Run {
-    command(env.root())
-        .env("TRAMONTANE_NOW", now)
-        .args(args)
-        .output()
-        .unwrap()
-        .into()
+fn run_at(env: &TestDir, now: &str, args: &[&str]) -> Output {
+    env.test().now(now).args(args).run()
 }
 
 /// The keys of the sandbox demo org named `name`, oldest first, as (created_at, hidden key).
-fn sandbox_keys(env: &TestEnv, name: &str) -> Vec<(String, String)> {
+fn sandbox_keys(env: &TestDir, name: &str) -> Vec<(String, String)> {
     let org: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(env.root().join(".tramontane/sandbox/demo.json")).unwrap(),
+        &std::fs::read_to_string(env.path().join(".tramontane/sandbox/demo.json")).unwrap(),
     )
     .unwrap();
     let mut keys: Vec<(String, String)> = org["keys"]
@@ -213,7 +213,7 @@ fn a_rotation_keeps_the_old_key_for_the_overlap_then_deletes_it() {
     let keys = sandbox_keys(&env, "ide-completion");
     assert_eq!(keys.len(), 2, "the successor is created beside the old key");
     let secret =
-        std::fs::read_to_string(env.root().join("secrets/dev-workspace/ide-completion.key"))
+        std::fs::read_to_string(env.path().join("secrets/dev-workspace/ide-completion.key"))
             .unwrap();
     let successor = &keys[1];
     assert_eq!(successor.0, start);
@@ -280,28 +280,28 @@ fn a_rotation_keeps_the_old_key_for_the_overlap_then_deletes_it() {
 
 const ADMIN_KEY: &str = "admin-key-that-must-never-print";
 
-fn apply_over_http(env: &TestEnv, api: &FakeApi) -> Run {
-    command(env.root())
-        .args(["apply", "--org", "mistral", "--auto-approve"])
-        .env("MISTRAL_ADMIN_API_KEY", ADMIN_KEY)
-        .env("MISTRAL_API_URL", &api.url)
-        .env("TRAMONTANE_BACKOFF_MS", "2")
+/// `tramontane apply --org mistral` against `api`, quick to retry and time out.
+fn apply_over_http(env: &TestDir, api: &FakeApi) -> Output {
+    over_http(env, api)
+        .args(["apply", "--auto-approve"])
         .env("TRAMONTANE_RATE_LIMIT", "1000")
         .env("TRAMONTANE_TIMEOUT", "2")
-        .output()
-        .unwrap()
-        .into()
+        .run()
+}
+
+/// `tramontane --org mistral` against `api` (the subcommand comes from the caller), with a
+/// short first retry; the admin key never shows.
+fn over_http(env: &TestDir, api: &FakeApi) -> Test {
+    env.test()
+        .env("TRAMONTANE_ORG", "mistral")
+        .env("TRAMONTANE_BACKOFF_MS", "2")
+        .fake_api(api)
 }
 
 #[test]
 fn apply_converges_through_faults_without_duplicates_or_lost_secrets() {
     let env = env();
-    let api = FakeApi::start(
-        tramontane::provider::sandbox::demo_org(TODAY.parse().unwrap()),
-        ADMIN_KEY,
-        Duration::ZERO,
-        TODAY,
-    );
+    let api = FakeApi::serving(orgs::demo(), ADMIN_KEY);
     // The first create of each kind has its answer lost for sure; the chaos loses more.
     for call in [
         "POST /v1/admin/users",
@@ -342,13 +342,13 @@ fn apply_converges_through_faults_without_duplicates_or_lost_secrets() {
 
     // The organization matches the policy: nothing left but the console's steps.
     api.set_chaos(None);
-    let check = command(env.root())
+    let plan = env
+        .test()
         .args(["plan", "--org", "mistral", "--format", "json"])
-        .env("MISTRAL_ADMIN_API_KEY", ADMIN_KEY)
-        .env("MISTRAL_API_URL", &api.url)
-        .output()
-        .unwrap();
-    let plan: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+        .fake_api(&api)
+        .expect_code(0)
+        .run()
+        .json();
     for action in ["create", "update", "delete", "replace", "rotate"] {
         assert_eq!(
             plan["summary"][action], 0,
@@ -383,14 +383,14 @@ fn apply_converges_through_faults_without_duplicates_or_lost_secrets() {
 
     // Every secret delivered is the live key's own (its first and last four characters are
     // what the API shows), private to its owner, and printed nowhere.
-    let audit = std::fs::read_to_string(env.root().join(".tramontane/audit.jsonl")).unwrap();
+    let audit = std::fs::read_to_string(env.path().join(".tramontane/audit.jsonl")).unwrap();
     for (name, path) in [
         ("ci-deploy", "secrets/prod-workspace/ci-deploy.key"),
         ("ide-completion", "secrets/dev-workspace/ide-completion.key"),
         ("support-bot", "piped-support-bot.key"),
         ("search-indexer", "piped-search-indexer.key"),
     ] {
-        let file = env.root().join(path);
+        let file = env.path().join(path);
         let secret = std::fs::read_to_string(&file).unwrap();
         let secret = secret.trim();
         let newest = by_name[name]
@@ -429,26 +429,13 @@ fn apply_converges_through_faults_without_duplicates_or_lost_secrets() {
     };
     let before = key_deletes();
     api.fail_next("/v1/admin/api-keys/", Fault::Stall(Duration::from_secs(3)));
-    let output = command(env.root())
-        .args(["apply", "--org", "mistral", "--auto-approve"])
-        .env("TRAMONTANE_NOW", "2026-06-03T12:00:00Z")
-        .env("MISTRAL_ADMIN_API_KEY", ADMIN_KEY)
-        .env("MISTRAL_API_URL", &api.url)
-        .env("TRAMONTANE_BACKOFF_MS", "2")
+    over_http(&env, &api)
+        .args(["apply", "--auto-approve"])
+        .now("2026-06-03T12:00:00Z")
         .env("TRAMONTANE_TIMEOUT", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        stdout.contains("- workspace.dev-workspace.key.ide-completion: done"),
-        "{stdout}"
-    );
+        .expect_code(0)
+        .expect_stdout_contains("- workspace.dev-workspace.key.ide-completion: done")
+        .run();
     let left = api
         .org()
         .keys
@@ -466,12 +453,10 @@ fn apply_converges_through_faults_without_duplicates_or_lost_secrets() {
 #[test]
 fn a_second_apply_waits_for_the_lock_then_gives_up() {
     let env = env();
-    let org = env.root().join("org.json");
-    tramontane::provider::sandbox::demo_org(TODAY.parse().unwrap())
-        .save(&org)
-        .unwrap();
+    let org = env.path().join("org.json");
+    orgs::demo().save(&org).unwrap();
     let choice = format!("sandbox:{}", org.display());
-    let locks = env.root().join("locks");
+    let locks = env.path().join("locks");
     let held = tramontane::apply::lock::acquire(
         &locks,
         &choice,
@@ -480,26 +465,15 @@ fn a_second_apply_waits_for_the_lock_then_gives_up() {
         |_, _| {},
     )
     .unwrap();
-    let output = command(env.root())
-        .args([
-            "apply",
-            "--org",
-            &choice,
-            "--auto-approve",
-            "--lock-timeout",
-            "300ms",
-        ])
+    env.test()
+        .args(["apply", "--org", &choice, "--auto-approve"])
+        .args(["--lock-timeout", "300ms"])
         .env("TRAMONTANE_LOCK_DIR", &locks)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("Waiting up to 300ms for another apply"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("holds its lock"), "{stderr}");
-    assert!(stderr.contains("help: wait for it to finish"), "{stderr}");
+        .expect_code(1)
+        .expect_stderr_contains("Waiting up to 300ms for another apply")
+        .expect_stderr_contains("holds its lock")
+        .expect_stderr_contains("help: wait for it to finish")
+        .run();
     let untouched = std::fs::read_to_string(&org).unwrap();
     assert!(
         !untouched.contains("prod-workspace"),
@@ -507,17 +481,11 @@ fn a_second_apply_waits_for_the_lock_then_gives_up() {
     );
 
     drop(held);
-    let output = command(env.root())
+    env.test()
         .args(["apply", "--org", &choice, "--auto-approve"])
         .env("TRAMONTANE_LOCK_DIR", &locks)
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .expect_code(0)
+        .run();
 }
 
 /// `http://127.0.0.1:P` and `http://localhost:P/` are one server: an apply through one
@@ -525,14 +493,9 @@ fn a_second_apply_waits_for_the_lock_then_gives_up() {
 #[test]
 fn two_spellings_of_one_server_share_the_lock() {
     let env = env();
-    let api = FakeApi::start(
-        tramontane::provider::sandbox::demo_org(TODAY.parse().unwrap()),
-        ADMIN_KEY,
-        Duration::ZERO,
-        TODAY,
-    );
+    let api = FakeApi::serving(orgs::demo(), ADMIN_KEY);
     let port = api.url.rsplit(':').next().unwrap().trim_end_matches('/');
-    let locks = env.root().join("locks");
+    let locks = env.path().join("locks");
     let held = tramontane::apply::lock::acquire(
         &locks,
         "mistral",
@@ -546,19 +509,14 @@ fn two_spellings_of_one_server_share_the_lock() {
         |_, _| {},
     )
     .unwrap();
-    let output = command(env.root())
+    env.test()
         .args(["apply", "--org", "mistral", "--auto-approve"])
-        .env("MISTRAL_ADMIN_API_KEY", ADMIN_KEY)
+        .fake_api(&api)
         .env("MISTRAL_API_URL", format!("http://127.0.0.1:{port}"))
         .env("TRAMONTANE_LOCK_DIR", &locks)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("another apply against mistral holds its lock"),
-        "{stderr}"
-    );
+        .expect_code(1)
+        .expect_stderr_contains("another apply against mistral holds its lock")
+        .run();
     assert_eq!(api.requests(), 0, "read the org without the lock");
     drop(held);
 }
@@ -571,11 +529,14 @@ fn plan_files_that_are_not_this_plan_are_refused() {
             .code,
         0
     );
-    let text = std::fs::read_to_string(env.root().join("plan.json")).unwrap();
+    let text = std::fs::read_to_string(env.path().join("plan.json")).unwrap();
     let apply = |file: &str, contents: String| {
         env.write(file, contents);
-        let run = env.run(&["apply", file, "--org", "sandbox:demo", "--auto-approve"]);
-        assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+        let run = env
+            .test()
+            .args(["apply", file, "--org", "sandbox:demo", "--auto-approve"])
+            .expect_code(1)
+            .run();
         run.stderr
     };
     let edited = apply(
@@ -599,7 +560,7 @@ fn plan_files_that_are_not_this_plan_are_refused() {
     assert!(future.contains("a plan of format 9"), "{future}");
     let other = apply("other.json", "{\"hello\": 1}".into());
     assert!(other.contains("is not a tramontane plan"), "{other}");
-    let audit = env.root().join(".tramontane/audit.jsonl");
+    let audit = env.path().join(".tramontane/audit.jsonl");
     assert!(!audit.exists(), "something was applied");
 }
 
@@ -607,7 +568,7 @@ fn plan_files_that_are_not_this_plan_are_refused() {
 fn deleting_a_workspace_needs_its_own_flag() {
     let env = env();
     let org_policy =
-        std::fs::read_to_string(env.root().join("policies/organization.yaml")).unwrap();
+        std::fs::read_to_string(env.path().join("policies/organization.yaml")).unwrap();
     env.write(
         "policies/organization.yaml",
         org_policy.replace(
@@ -615,7 +576,7 @@ fn deleting_a_workspace_needs_its_own_flag() {
             "  min_admins: 2\n  prune: { workspaces: true }",
         ),
     );
-    let mut org = tramontane::provider::sandbox::demo_org(TODAY.parse().unwrap());
+    let mut org = orgs::demo();
     let admin = org
         .users
         .iter()
@@ -631,7 +592,7 @@ fn deleting_a_workspace_needs_its_own_flag() {
         "2026-05-01T12:00:00Z",
     )
     .unwrap();
-    let path = env.root().join("org.json");
+    let path = env.path().join("org.json");
     org.save(&path).unwrap();
     let choice = format!("sandbox:{}", path.display());
 
@@ -657,8 +618,11 @@ fn deleting_a_workspace_needs_its_own_flag() {
     let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(json["guards"][0]["flag"], "--allow-destroy workspace");
 
-    let refused = env.run(&["apply", "--org", &choice, "--auto-approve"]);
-    assert_eq!(refused.code, 3, "{}{}", refused.stdout, refused.stderr);
+    let refused = env
+        .test()
+        .args(["apply", "--org", &choice, "--auto-approve"])
+        .expect_code(3)
+        .run();
     assert!(
         refused.stderr.contains("error: refused: the plan deletes (archives) workspace.scratch\nhelp: if this is intended, pass --allow-destroy workspace"),
         "{}",
@@ -672,15 +636,18 @@ fn deleting_a_workspace_needs_its_own_flag() {
             .any(|w| w.name == "scratch" && !w.archived)
     };
     assert!(scratch_is_active());
-    let allowed = env.run(&[
-        "apply",
-        "--org",
-        &choice,
-        "--auto-approve",
-        "--allow-destroy",
-        "workspace",
-    ]);
-    assert_eq!(allowed.code, 0, "{}{}", allowed.stdout, allowed.stderr);
+    let allowed = env
+        .test()
+        .args([
+            "apply",
+            "--org",
+            &choice,
+            "--auto-approve",
+            "--allow-destroy",
+            "workspace",
+        ])
+        .expect_code(0)
+        .run();
     assert!(
         allowed.stdout.contains("- workspace.scratch: done"),
         "{}",
@@ -698,32 +665,38 @@ fn a_saved_plan_whose_summary_was_edited_is_refused() {
         0
     );
     let mut plan: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(env.root().join("plan.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(env.path().join("plan.json")).unwrap())
             .unwrap();
     assert!(plan["changes"].as_array().unwrap().len() > 1);
     for action in ["create", "update", "delete", "replace", "rotate", "manual"] {
         plan["summary"][action] = 0.into();
     }
     env.write("zeros.json", serde_json::to_string_pretty(&plan).unwrap());
-    let sandbox = env.root().join(".tramontane/sandbox/demo.json");
+    let sandbox = env.path().join(".tramontane/sandbox/demo.json");
     let before = std::fs::read_to_string(&sandbox).unwrap();
 
     // Not on a terminal and without --auto-approve: a summary of zeros must not make the
     // plan look like one that needs no confirmation.
-    let run = env.run(&["apply", "zeros.json", "--org", "sandbox:demo"]);
-    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let run = env
+        .test()
+        .args(["apply", "zeros.json", "--org", "sandbox:demo"])
+        .expect_code(1)
+        .run();
     insta::assert_snapshot!(run.stderr, @r"
     error: zeros.json was edited: its summary says 0 create, 0 update, 0 delete, 0 replace, 0 rotate, 0 manual, but its changes are 6 create, 4 update, 0 delete, 0 replace, 1 rotate, 2 manual
     help: make the plan again with `tramontane plan --out` and review it; a plan file is never edited by hand
     ");
-    let approved = env.run(&[
-        "apply",
-        "zeros.json",
-        "--org",
-        "sandbox:demo",
-        "--auto-approve",
-    ]);
-    assert_eq!(approved.code, 1, "{}{}", approved.stdout, approved.stderr);
+    let approved = env
+        .test()
+        .args([
+            "apply",
+            "zeros.json",
+            "--org",
+            "sandbox:demo",
+            "--auto-approve",
+        ])
+        .expect_code(1)
+        .run();
     assert!(
         approved.stderr.contains("was edited"),
         "{}",
@@ -734,29 +707,31 @@ fn a_saved_plan_whose_summary_was_edited_is_refused() {
         before,
         "something was applied"
     );
-    assert!(!env.root().join(".tramontane/audit.jsonl").exists());
+    assert!(!env.path().join(".tramontane/audit.jsonl").exists());
 
     // Every reader of a saved plan refuses it: `show` would print the false summary.
-    let shown = env.run(&["show", "zeros.json"]);
-    assert_eq!(shown.code, 1, "{}", shown.stdout);
+    let shown = env.test().args(["show", "zeros.json"]).expect_code(1).run();
     assert!(shown.stdout.is_empty(), "{}", shown.stdout);
 }
 
 // ---- Secrets: never lost, never left with a key that has none -------------------------
 
 /// The example policies with `support-bot`'s sink replaced by `command`.
-fn env_with_support_bot_sink(command: &str) -> TestEnv {
+fn env_with_support_bot_sink(command: &str) -> TestDir {
     let env = env();
-    let prod = std::fs::read_to_string(env.root().join("policies/workspaces/prod.yaml")).unwrap();
+    let prod = std::fs::read_to_string(env.path().join("policies/workspaces/prod.yaml")).unwrap();
     let replaced = prod.replace("umask 077; cat > piped-support-bot.key", command);
     assert_ne!(prod, replaced);
     env.write("policies/workspaces/prod.yaml", replaced);
     env
 }
 
-fn plan_json(env: &TestEnv, org: &str) -> serde_json::Value {
-    let run = env.run(&["plan", "--org", org, "--format", "json"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+fn plan_json(env: &TestDir, org: &str) -> serde_json::Value {
+    let run = env
+        .test()
+        .args(["plan", "--org", org, "--format", "json"])
+        .expect_code(0)
+        .run();
     serde_json::from_str(&run.stdout).unwrap()
 }
 
@@ -813,17 +788,16 @@ fn a_sink_that_ignores_its_stdin_fails_shows_its_stderr_and_sees_no_credentials(
     let env = env_with_support_bot_sink(
         "env > sink-env.txt; echo first line >&2; echo 'vault: permission denied' >&2; exit 0",
     );
-    let run = command(env.root())
+    let run = env
+        .test()
         .args(["apply", "--org", "sandbox:demo", "--auto-approve"])
         .env("GITHUB_TOKEN", "ghs_credential")
         .env("GH_TOKEN", "gho_credential")
         .env("MISTRAL_ADMIN_API_KEY", "admin-credential")
         .env("TRAMONTANE_GATEWAY_TOKEN", "gateway-credential")
         .env("SINK_OWN_SETTING", "kept")
-        .output()
-        .unwrap();
-    let run: Run = run.into();
-    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+        .expect_code(1)
+        .run();
     assert!(
         run.stderr
             .contains("without reading the secret from its stdin"),
@@ -840,7 +814,7 @@ fn a_sink_that_ignores_its_stdin_fails_shows_its_stderr_and_sees_no_credentials(
         sandbox_keys(&env, "support-bot").is_empty(),
         "an orphan key"
     );
-    let seen = std::fs::read_to_string(env.root().join("sink-env.txt")).unwrap();
+    let seen = std::fs::read_to_string(env.path().join("sink-env.txt")).unwrap();
     assert!(seen.contains("SINK_OWN_SETTING=kept"), "{seen}");
     for name in [
         "GITHUB_TOKEN",
@@ -869,7 +843,7 @@ fn an_apply_killed_between_create_and_delivery_is_replaced_by_the_next() {
     assert_eq!(orphans.len(), 1, "the key was not created before the kill");
 
     // With a working sink again, the next plan replaces the key and says why.
-    let prod = std::fs::read_to_string(env.root().join("policies/workspaces/prod.yaml")).unwrap();
+    let prod = std::fs::read_to_string(env.path().join("policies/workspaces/prod.yaml")).unwrap();
     env.write(
         "policies/workspaces/prod.yaml",
         prod.replace("kill -9 $PPID", "umask 077; cat > piped-support-bot.key"),
@@ -893,12 +867,14 @@ fn an_apply_killed_between_create_and_delivery_is_replaced_by_the_next() {
         human.stdout
     );
 
-    let applied = env.run(&["apply", "--org", "sandbox:demo", "--auto-approve"]);
-    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    env.test()
+        .args(["apply", "--org", "sandbox:demo", "--auto-approve"])
+        .expect_code(0)
+        .run();
     let keys = sandbox_keys(&env, "support-bot");
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert_ne!(keys, orphans, "the undelivered key is still there");
-    let secret = std::fs::read_to_string(env.root().join("piped-support-bot.key")).unwrap();
+    let secret = std::fs::read_to_string(env.path().join("piped-support-bot.key")).unwrap();
     assert_eq!(
         keys[0].1,
         format!("{}…{}", &secret[..4], &secret[secret.len() - 4..])
@@ -911,17 +887,12 @@ fn an_apply_killed_between_create_and_delivery_is_replaced_by_the_next() {
             settled["summary"]
         );
     }
-    let journal = std::fs::read_to_string(env.root().join(".tramontane/journal.jsonl")).unwrap();
+    let journal = std::fs::read_to_string(env.path().join(".tramontane/journal.jsonl")).unwrap();
     assert!(!journal.contains(secret.trim()));
 }
 
 fn fake_org() -> FakeApi {
-    FakeApi::start(
-        tramontane::provider::sandbox::demo_org(TODAY.parse().unwrap()),
-        ADMIN_KEY,
-        Duration::ZERO,
-        TODAY,
-    )
+    FakeApi::serving(orgs::demo(), ADMIN_KEY)
 }
 
 fn key_ids(api: &FakeApi) -> Vec<String> {
@@ -976,7 +947,7 @@ fn a_malformed_create_answer_never_shows_the_secret_it_carries() {
     assert!(run.stderr.contains("withheld"), "{}", run.stderr);
     let secrets = api.secrets_handed_out();
     assert!(!secrets.is_empty(), "no malformed answer was sent");
-    let audit_path = env.root().join(".tramontane/audit.jsonl");
+    let audit_path = env.path().join(".tramontane/audit.jsonl");
     let audit = std::fs::read_to_string(&audit_path).unwrap();
     for secret in &secrets {
         for (what, text) in [
@@ -1032,7 +1003,7 @@ fn a_successor_not_shown_to_work_never_displaces_its_predecessor() {
     );
     assert_eq!(ide_keys(&api), 1, "the unproven successor was kept");
     assert!(
-        !env.root()
+        !env.path()
             .join("secrets/dev-workspace/ide-completion.key")
             .exists(),
         "the unproven successor's secret replaced the working one in its sink"
@@ -1053,7 +1024,7 @@ fn a_successor_not_shown_to_work_never_displaces_its_predecessor() {
 fn a_replacement_not_shown_to_work_keeps_the_key_it_would_replace() {
     let env = env();
     // A longer expiry, which the API cannot change on a key: a replacement.
-    let dev = std::fs::read_to_string(env.root().join("policies/workspaces/dev.yaml")).unwrap();
+    let dev = std::fs::read_to_string(env.path().join("policies/workspaces/dev.yaml")).unwrap();
     env.write(
         "policies/workspaces/dev.yaml",
         dev.replace(
@@ -1107,16 +1078,18 @@ fn review_digest(markdown: &str) -> String {
 #[test]
 fn apply_stops_when_the_plan_is_not_the_one_reviewed() {
     let env = env();
-    let reviewed = env.run(&["plan", "--org", "sandbox:demo", "--out", "reviewed.json"]);
-    assert_eq!(reviewed.code, 0, "{}", reviewed.stderr);
-    let sandbox = env.root().join(".tramontane/sandbox/demo.json");
+    env.test()
+        .args(["plan", "--org", "sandbox:demo", "--out", "reviewed.json"])
+        .expect_code(0)
+        .run();
+    let sandbox = env.path().join(".tramontane/sandbox/demo.json");
     let untouched = std::fs::read_to_string(&sandbox).unwrap();
 
     // After the review: the base branch gained a member, a description changed, and a role
     // change the review showed is no longer needed.
     let edit = |file: &str, from: &str, to: &str| {
         let path = format!("policies/{file}");
-        let text = std::fs::read_to_string(env.root().join(&path)).unwrap();
+        let text = std::fs::read_to_string(env.path().join(&path)).unwrap();
         assert!(text.contains(from), "{from} not in {file}");
         env.write(&path, text.replacen(from, to, 1));
     };
@@ -1135,15 +1108,18 @@ fn apply_stops_when_the_plan_is_not_the_one_reviewed() {
         "roles: [billing_manager]",
         "roles: [member]",
     );
-    let refused = env.run(&[
-        "apply",
-        "--org",
-        "sandbox:demo",
-        "--auto-approve",
-        "--reviewed-plan",
-        "reviewed.json",
-    ]);
-    assert_eq!(refused.code, 3, "{}{}", refused.stdout, refused.stderr);
+    let refused = env
+        .test()
+        .args([
+            "apply",
+            "--org",
+            "sandbox:demo",
+            "--auto-approve",
+            "--reviewed-plan",
+            "reviewed.json",
+        ])
+        .expect_code(3)
+        .run();
     insta::assert_snapshot!(refused.stderr, @r"
     error: refused: the plan made now is not the plan reviewed in reviewed.json
       added since the review: member.zoe.new@acme.example (create)
@@ -1153,7 +1129,7 @@ fn apply_stops_when_the_plan_is_not_the_one_reviewed() {
     Nothing applied.
     ");
     assert_eq!(std::fs::read_to_string(&sandbox).unwrap(), untouched);
-    assert!(!env.root().join(".tramontane/audit.jsonl").exists());
+    assert!(!env.path().join(".tramontane/audit.jsonl").exists());
 
     // The policies as reviewed, planned and applied a day later: new keys expire a day
     // later and the rotation is a day nearer, yet the changes are the ones reviewed.
@@ -1172,15 +1148,8 @@ fn apply_stops_when_the_plan_is_not_the_one_reviewed() {
         "{ name: Grace Okafor, roles: [member] }",
         "{ name: Grace Okafor, roles: [billing_manager] }",
     );
-    let next_day = |args: &[&str]| -> Run {
-        command(env.root())
-            .env("TRAMONTANE_TODAY", "2026-06-02")
-            .args(args)
-            .output()
-            .unwrap()
-            .into()
-    };
-    let markdown = |run: Run| {
+    let next_day = |args: &[&str]| env.test().today("2026-06-02").args(args).run();
+    let markdown = |run: Output| {
         assert_eq!(run.code, 0, "{}", run.stderr);
         review_digest(&run.stdout)
     };
@@ -1221,15 +1190,18 @@ fn apply_stops_when_the_plan_is_not_the_one_reviewed() {
 #[test]
 fn only_rotations_applies_what_the_calendar_made_due_and_nothing_else() {
     let env = env();
-    let run = env.run(&[
-        "apply",
-        "--org",
-        "sandbox:demo",
-        "--auto-approve",
-        "--only",
-        "rotations",
-    ]);
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let run = env
+        .test()
+        .args([
+            "apply",
+            "--org",
+            "sandbox:demo",
+            "--auto-approve",
+            "--only",
+            "rotations",
+        ])
+        .expect_code(0)
+        .run();
     insta::assert_snapshot!(run.stderr, @"--only rotations: 1 change the calendar made due; 10 other changes wait for a reviewed apply.");
     assert!(
         run.stdout.ends_with(
@@ -1243,7 +1215,7 @@ fn only_rotations_applies_what_the_calendar_made_due_and_nothing_else() {
         2,
         "the rotation started"
     );
-    let org = std::fs::read_to_string(env.root().join(".tramontane/sandbox/demo.json")).unwrap();
+    let org = std::fs::read_to_string(env.path().join(".tramontane/sandbox/demo.json")).unwrap();
     assert!(
         !org.contains("prod-workspace"),
         "drift was applied by a rotations-only run"

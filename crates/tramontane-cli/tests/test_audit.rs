@@ -1,6 +1,6 @@
 //! Who the audit log says applied.
 
-use crate::common::{Run, TestEnv, command};
+use tramontane_testkit::Test;
 
 /// The user `id -un` names, or `uid N` when the password database has no entry.
 #[cfg(unix)]
@@ -19,17 +19,15 @@ fn os_user() -> String {
 #[cfg(unix)]
 #[test]
 fn without_user_in_the_environment_the_actor_is_the_os_user() {
-    let env = TestEnv::with_example_policies();
-    let run: Run = command(env.root())
+    let run = Test::new()
+        .example_policies()
         .args(["apply", "--org", "sandbox:demo", "--auto-approve"])
         .env_remove("GITHUB_ACTOR")
         .env_remove("USER")
         .env_remove("USERNAME")
-        .output()
-        .unwrap()
-        .into();
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let audit = std::fs::read_to_string(env.root().join(".tramontane/audit.jsonl")).unwrap();
+        .expect_code(0)
+        .run();
+    let audit = run.dir.read(".tramontane/audit.jsonl");
     let expected = os_user();
     assert_ne!(expected, "");
     for line in audit.lines() {
@@ -41,16 +39,14 @@ fn without_user_in_the_environment_the_actor_is_the_os_user() {
 
 #[test]
 fn github_actor_comes_first() {
-    let env = TestEnv::with_example_policies();
-    let run: Run = command(env.root())
+    let run = Test::new()
+        .example_policies()
         .args(["apply", "--org", "sandbox:demo", "--auto-approve"])
         .env("GITHUB_ACTOR", "octocat")
         .env("USER", "someone-else")
-        .output()
-        .unwrap()
-        .into();
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let audit = std::fs::read_to_string(env.root().join(".tramontane/audit.jsonl")).unwrap();
+        .expect_code(0)
+        .run();
+    let audit = run.dir.read(".tramontane/audit.jsonl");
     let first: serde_json::Value = serde_json::from_str(audit.lines().next().unwrap()).unwrap();
     assert_eq!(first["actor"], "octocat");
 }

@@ -2,66 +2,32 @@
 //! found again and updated, split when long, shrunk again, and every failure named without
 //! the token.
 
-use std::path::Path;
-use std::process::Command;
-
 use axum::http::Method;
 use serde_json::{Value, json};
 use tramontane::plan::Plan;
 
-use crate::common::fake_github::{BODY_LIMIT, BOT, FakeGitHub};
-use crate::common::{Run, TestEnv, command};
+use tramontane_testkit::fake_github::{BODY_LIMIT, BOT, FakeComment, FakeGitHub};
+use tramontane_testkit::{Output, Test, TestDir};
 
 const TOKEN: &str = "ghs_FAKEtoken0123456789abcdefXYZ";
 const PR: &str = "5";
 
-/// A `tramontane comment` run against `github`, with none of the runner's own GitHub
-/// variables leaking in.
-fn comment(env: &TestEnv, github: &FakeGitHub, args: &[&str]) -> Run {
-    let mut cmd = base_command(env.root());
-    cmd.env("GITHUB_TOKEN", TOKEN)
-        .env("GITHUB_API_URL", &github.url);
-    run_comment(cmd, args)
-}
-
-fn base_command(dir: &Path) -> Command {
-    let mut cmd = command(dir);
-    for name in [
-        "GITHUB_TOKEN",
-        "GITHUB_API_URL",
-        "GITHUB_STEP_SUMMARY",
-        "GITHUB_REPOSITORY",
-        "TRAMONTANE_POLICIES",
-    ] {
-        cmd.env_remove(name);
-    }
-    cmd.env("TRAMONTANE_BACKOFF_MS", "1");
-    cmd
-}
-
-fn run_comment(mut cmd: Command, args: &[&str]) -> Run {
-    let output = cmd
-        .arg("comment")
-        .args(["--repo", "acme/policies", "--pr", PR])
+/// A `tramontane comment` run against `github`, sending `TOKEN`.
+fn comment(env: &TestDir, github: &FakeGitHub, args: &[&str]) -> Output {
+    comment_on_the_pr(env)
+        .env("GITHUB_TOKEN", TOKEN)
+        .env("GITHUB_API_URL", &github.url)
         .args(args)
-        .output()
-        .expect("the binary runs");
-    let run = Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(output.stdout).expect("UTF-8"),
-        stderr: String::from_utf8(output.stderr).expect("UTF-8"),
-    };
-    assert!(
-        !run.stdout.contains(TOKEN),
-        "token on stdout: {}",
-        run.stdout
-    );
-    assert!(
-        !run.stderr.contains(TOKEN),
-        "token on stderr: {}",
-        run.stderr
-    );
-    run
+        .run()
+}
+
+/// `tramontane comment` on pull request 5 of acme/policies, with no GitHub settings (the
+/// runner's own never leak in) and quick retries; the token never shows.
+fn comment_on_the_pr(env: &TestDir) -> Test {
+    env.test()
+        .args(["comment", "--repo", "acme/policies", "--pr", PR])
+        .env("TRAMONTANE_BACKOFF_MS", "1")
+        .no_secret_in_output(TOKEN)
 }
 
 /// A plan with `creates` new keys in one workspace, and one unmanaged member.
@@ -91,7 +57,7 @@ fn plan(creates: usize) -> Value {
     })
 }
 
-fn write_plan(env: &TestEnv, name: &str, plan: &Value) -> Plan {
+fn write_plan(env: &TestDir, name: &str, plan: &Value) -> Plan {
     env.write(name, serde_json::to_string_pretty(plan).unwrap());
     serde_json::from_value(plan.clone()).unwrap()
 }
@@ -100,7 +66,7 @@ fn markdown(plan: &Plan) -> String {
     tramontane::render::plan::markdown_body(plan)
 }
 
-fn ours(github: &FakeGitHub) -> Vec<crate::common::fake_github::FakeComment> {
+fn ours(github: &FakeGitHub) -> Vec<FakeComment> {
     github
         .comments(5)
         .into_iter()
@@ -110,7 +76,7 @@ fn ours(github: &FakeGitHub) -> Vec<crate::common::fake_github::FakeComment> {
 
 #[test]
 fn the_first_run_creates_the_comment_and_later_runs_update_it_in_place() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     let github = FakeGitHub::start(TOKEN);
     github.add_comment(5, "alice", "Looks good to me");
 
@@ -160,7 +126,7 @@ fn the_first_run_creates_the_comment_and_later_runs_update_it_in_place() {
 
 #[test]
 fn a_plan_without_changes_turns_the_comment_into_a_short_line() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     let github = FakeGitHub::start(TOKEN);
     write_plan(&env, "plan.json", &plan(4));
     assert_eq!(comment(&env, &github, &["--plan", "plan.json"]).code, 0);
@@ -187,7 +153,7 @@ fn a_plan_without_changes_turns_the_comment_into_a_short_line() {
 
 #[test]
 fn the_comment_is_found_on_any_page_of_a_long_conversation() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     let github = FakeGitHub::start(TOKEN);
     github.set_page_size(2);
     write_plan(&env, "plan.json", &plan(1));
@@ -217,7 +183,7 @@ fn the_comment_is_found_on_any_page_of_a_long_conversation() {
 
 #[test]
 fn a_plan_too_long_for_one_comment_is_split_and_shrinks_back() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     let github = FakeGitHub::start(TOKEN);
     let long = write_plan(&env, "plan.json", &plan(450));
     let full = markdown(&long);
@@ -298,7 +264,7 @@ fn a_plan_too_long_for_one_comment_is_split_and_shrinks_back() {
 
 #[test]
 fn a_failed_plan_replaces_the_old_plan_with_a_line_saying_so() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     let github = FakeGitHub::start(TOKEN);
     write_plan(&env, "plan.json", &plan(450));
     assert_eq!(comment(&env, &github, &["--plan", "plan.json"]).code, 0);
@@ -329,7 +295,7 @@ fn a_failed_plan_replaces_the_old_plan_with_a_line_saying_so() {
 
 #[test]
 fn duplicates_of_the_comment_are_folded_into_the_oldest() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     let github = FakeGitHub::start(TOKEN);
     let marker = "<!-- tramontane:plan dir=policies -->\nan old plan";
     let oldest = github.add_comment(5, BOT, marker);
@@ -351,7 +317,7 @@ fn duplicates_of_the_comment_are_folded_into_the_oldest() {
 
 #[test]
 fn each_policy_directory_has_its_own_comment() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     let github = FakeGitHub::start(TOKEN);
     write_plan(&env, "plan.json", &plan(1));
     for dir in ["policies", "./staging/policies/"] {
@@ -379,7 +345,7 @@ fn each_policy_directory_has_its_own_comment() {
 
 #[test]
 fn with_an_author_someone_elses_marker_is_ignored() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     let github = FakeGitHub::start(TOKEN);
     write_plan(&env, "plan.json", &plan(1));
     let planted = github.add_comment(
@@ -407,7 +373,7 @@ fn with_an_author_someone_elses_marker_is_ignored() {
 
 #[test]
 fn transient_failures_are_retried_except_for_a_create() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     let github = FakeGitHub::start(TOKEN);
     write_plan(&env, "plan.json", &plan(1));
     github.fail_next(Method::GET, 502);
@@ -435,7 +401,7 @@ fn transient_failures_are_retried_except_for_a_create() {
 
 #[test]
 fn a_read_only_token_fails_naming_the_permission() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     let github = FakeGitHub::start(TOKEN);
     github.set_read_only(true);
     write_plan(&env, "plan.json", &plan(1));
@@ -448,46 +414,48 @@ fn a_read_only_token_fails_naming_the_permission() {
 
 #[test]
 fn a_wrong_or_missing_token_is_named_without_being_shown() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     let github = FakeGitHub::start("another-token");
     write_plan(&env, "plan.json", &plan(1));
     let run = comment(&env, &github, &["--plan", "plan.json"]);
     assert_eq!(run.code, 1);
     insta::assert_snapshot!(run.stderr, @"error: GET /repos/acme/policies/issues/5/comments?per_page=100: 401 Unauthorized: GitHub rejected GITHUB_TOKEN as wrong or expired; pass the workflow's `github.token`, or a token that has not expired");
 
-    let mut cmd = base_command(env.root());
-    cmd.env("GITHUB_API_URL", &github.url);
-    let run = run_comment(cmd, &["--plan", "plan.json"]);
-    assert_eq!(run.code, 1);
+    let run = comment_on_the_pr(&env)
+        .env("GITHUB_API_URL", &github.url)
+        .args(["--plan", "plan.json"])
+        .expect_code(1)
+        .run();
     insta::assert_snapshot!(run.stderr, @"error: GITHUB_TOKEN is not set; in a workflow step add `env: { GITHUB_TOKEN: ${{ github.token }} }`, elsewhere export a token allowed to write pull-request comments");
 }
 
 #[test]
 fn the_token_never_travels_in_clear_to_another_machine() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     write_plan(&env, "plan.json", &plan(1));
-    let mut cmd = base_command(env.root());
-    cmd.env("GITHUB_TOKEN", TOKEN)
-        .env("GITHUB_API_URL", "http://github.example/api/v3");
-    let run = run_comment(cmd, &["--plan", "plan.json"]);
-    assert_eq!(run.code, 1);
+    let run = comment_on_the_pr(&env)
+        .env("GITHUB_TOKEN", TOKEN)
+        .env("GITHUB_API_URL", "http://github.example/api/v3")
+        .args(["--plan", "plan.json"])
+        .expect_code(1)
+        .run();
     insta::assert_snapshot!(run.stderr, @"error: GITHUB_API_URL `http://github.example/api/v3` uses plain http to a host that is not this machine; use https, since the token would travel in clear");
 }
 
 #[test]
 fn the_plan_and_appended_markdown_go_to_the_job_summary_and_the_comment() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     let github = FakeGitHub::start(TOKEN);
     let plan = write_plan(&env, "plan.json", &plan(1));
     env.write("access.md", "### Access changes\n\nNone.\n");
     env.write("summary.md", "earlier step\n");
-    let mut cmd = base_command(env.root());
-    cmd.env("GITHUB_TOKEN", TOKEN)
-        .env("GITHUB_API_URL", &github.url)
-        .env("GITHUB_STEP_SUMMARY", env.root().join("summary.md"));
-    let run = run_comment(cmd, &["--plan", "plan.json", "--append", "access.md"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let summary = std::fs::read_to_string(env.root().join("summary.md")).unwrap();
+    comment_on_the_pr(&env)
+        .fake_github(&github)
+        .env("GITHUB_STEP_SUMMARY", env.join("summary.md"))
+        .args(["--plan", "plan.json", "--append", "access.md"])
+        .expect_code(0)
+        .run();
+    let summary = std::fs::read_to_string(env.path().join("summary.md")).unwrap();
     assert_eq!(
         summary,
         format!(
@@ -506,13 +474,12 @@ fn the_plan_and_appended_markdown_go_to_the_job_summary_and_the_comment() {
 
 #[test]
 fn a_dry_run_prints_the_bodies_and_needs_no_token() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     write_plan(&env, "plan.json", &plan(0));
-    let run = run_comment(
-        base_command(env.root()),
-        &["--plan", "plan.json", "--dry-run"],
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = comment_on_the_pr(&env)
+        .args(["--plan", "plan.json", "--dry-run"])
+        .expect_code(0)
+        .run();
     insta::assert_snapshot!(run.stdout, @r"
     <!-- tramontane:plan dir=policies -->
     **tramontane plan** for `policies` against `mistral`: no changes. 1 unmanaged resource(s) left alone.
@@ -521,21 +488,23 @@ fn a_dry_run_prints_the_bodies_and_needs_no_token() {
 
 #[test]
 fn a_real_plan_of_the_demo_org_is_posted() {
-    let env = TestEnv::with_example_policies();
-    let planned = env.run(&[
-        "plan",
-        "--org",
-        "sandbox:demo",
-        "--out",
-        "plan.json",
-        "--quiet",
-    ]);
-    assert_eq!(planned.code, 0, "{}", planned.stderr);
+    let env = TestDir::with_example_policies();
+    env.test()
+        .args([
+            "plan",
+            "--org",
+            "sandbox:demo",
+            "--out",
+            "plan.json",
+            "--quiet",
+        ])
+        .expect_code(0)
+        .run();
     let github = FakeGitHub::start(TOKEN);
     let run = comment(&env, &github, &["--plan", "plan.json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let saved: Plan =
-        serde_json::from_str(&std::fs::read_to_string(env.root().join("plan.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(env.path().join("plan.json")).unwrap())
             .unwrap();
     assert_eq!(
         ours(&github)[0].body,
@@ -548,10 +517,12 @@ fn a_real_plan_of_the_demo_org_is_posted() {
 
 #[test]
 fn hostile_names_in_the_org_cannot_forge_the_marker_or_escape_the_comment() {
-    let env = TestEnv::with_example_policies();
+    let env = TestDir::with_example_policies();
     let org = crate::test_plan::hostile_org(&env);
-    let planned = env.run(&["plan", "--org", &org, "--out", "plan.json", "--quiet"]);
-    assert_eq!(planned.code, 0, "{}", planned.stderr);
+    env.test()
+        .args(["plan", "--org", &org, "--out", "plan.json", "--quiet"])
+        .expect_code(0)
+        .run();
     let github = FakeGitHub::start(TOKEN);
     for _ in 0..2 {
         let run = comment(&env, &github, &["--plan", "plan.json", "--author", BOT]);

@@ -1,19 +1,19 @@
 //! `tramontane diff` on a temporary git repository: effective access between two commits,
 //! or a commit and the working tree, with no organization read.
 
-use crate::common::TestEnv;
+use tramontane_testkit::{Test, TestDir};
 
 /// A scratch repository whose commits have fixed authors and times, so their ids, which
 /// the output shows, are the same on every run.
 struct Repo {
-    env: TestEnv,
+    env: TestDir,
     repo: git2::Repository,
 }
 
 impl Repo {
     fn new() -> Repo {
-        let env = TestEnv::new();
-        let repo = git2::Repository::init(env.root()).unwrap();
+        let env = TestDir::new();
+        let repo = git2::Repository::init(env.path()).unwrap();
         Repo { env, repo }
     }
 
@@ -52,8 +52,8 @@ impl Repo {
             .to_string()
     }
 
-    fn run(&self, args: &[&str]) -> crate::common::Run {
-        self.env.run(args)
+    fn test(&self) -> Test {
+        self.env.test()
     }
 }
 
@@ -138,8 +138,11 @@ fn two_commits() -> Repo {
 #[test]
 fn access_changes_between_two_commits_for_people() {
     let repo = two_commits();
-    let run = repo.run(&["diff", "--base", "HEAD~1", "--head", "HEAD"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = repo
+        .test()
+        .args(["diff", "--base", "HEAD~1", "--head", "HEAD"])
+        .expect_code(0)
+        .run();
     assert!(run.stderr.is_empty(), "{}", run.stderr);
     insta::assert_snapshot!(run.stdout, @r"
     Access changes in `policies` from `HEAD~1` (992266be03e1) to `HEAD` (a8c1813c01e1):
@@ -187,25 +190,31 @@ fn access_changes_between_two_commits_for_people() {
     Access: 2 added, 5 changed, 1 removed.
     ");
 
-    let detailed = repo.run(&[
-        "diff",
-        "--base",
-        "HEAD~1",
-        "--head",
-        "HEAD",
-        "--detailed-exitcode",
-    ]);
-    assert_eq!(detailed.code, 2);
+    let detailed = repo
+        .test()
+        .args([
+            "diff",
+            "--base",
+            "HEAD~1",
+            "--head",
+            "HEAD",
+            "--detailed-exitcode",
+        ])
+        .expect_code(2)
+        .run();
     assert_eq!(detailed.stdout, run.stdout);
 }
 
 #[test]
 fn access_changes_as_markdown_for_the_pull_request() {
     let repo = two_commits();
-    let run = repo.run(&[
-        "diff", "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = repo
+        .test()
+        .args([
+            "diff", "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown",
+        ])
+        .expect_code(0)
+        .run();
     insta::assert_snapshot!(run.stdout, @r"
     ### Access changes in `policies`: `HEAD~1` (992266be03e1) → `HEAD` (a8c1813c01e1)
 
@@ -239,10 +248,13 @@ fn access_changes_as_markdown_for_the_pull_request() {
 #[test]
 fn access_changes_as_json() {
     let repo = two_commits();
-    let run = repo.run(&[
-        "diff", "--base", "HEAD~1", "--head", "HEAD", "--format", "json",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = repo
+        .test()
+        .args([
+            "diff", "--base", "HEAD~1", "--head", "HEAD", "--format", "json",
+        ])
+        .expect_code(0)
+        .run();
     let diff: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(diff["base"]["revision"], "HEAD~1");
     assert_eq!(diff["head"]["commit"].as_str().unwrap().len(), 40);
@@ -261,8 +273,11 @@ fn access_changes_as_json() {
 #[test]
 fn the_working_tree_against_a_commit_includes_uncommitted_edits() {
     let repo = two_commits();
-    let clean = repo.run(&["diff", "--base", "HEAD", "--detailed-exitcode"]);
-    assert_eq!(clean.code, 0, "{}", clean.stderr);
+    let clean = repo
+        .test()
+        .args(["diff", "--base", "HEAD", "--detailed-exitcode"])
+        .expect_code(0)
+        .run();
     insta::assert_snapshot!(clean.stdout, @r"
     No access changes in `policies` from `HEAD` (a8c1813c01e1) to the working tree.
 
@@ -277,8 +292,11 @@ fn the_working_tree_against_a_commit_includes_uncommitted_edits() {
         )
         .replace("spend_limit: 400", "spend_limit: unlimited"),
     );
-    let run = repo.run(&["diff", "--base", "HEAD", "--detailed-exitcode"]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
+    let run = repo
+        .test()
+        .args(["diff", "--base", "HEAD", "--detailed-exitcode"])
+        .expect_code(2)
+        .run();
     insta::assert_snapshot!(run.stdout, @r"
     Access changes in `policies` from `HEAD` (a8c1813c01e1) to the working tree:
 
@@ -304,8 +322,11 @@ fn a_revision_with_invalid_policies_is_reported_at_revision_path_line_column() {
         &ML.replace("owner: carol@acme.example", "owner: zoe@acme.example"),
     );
     repo.commit("a typo");
-    let run = repo.run(&["diff", "--base", "HEAD~1", "--head", "HEAD"]);
-    assert_eq!(run.code, 1);
+    let run = repo
+        .test()
+        .args(["diff", "--base", "HEAD~1", "--head", "HEAD"])
+        .expect_code(1)
+        .run();
     assert!(run.stdout.is_empty(), "{}", run.stdout);
     insta::assert_snapshot!(run.stderr, @r"
     error[E030]: `zoe@acme.example`, owner of key `batch` of workspace `ml`, is not a member of the organization
@@ -327,8 +348,11 @@ fn a_revision_without_the_policy_directory_grants_nothing() {
     repo.commit("empty");
     repo.write("policies/org.yaml", BASE)
         .write("policies/workspaces/dev.yaml", DEV);
-    let run = repo.run(&["diff", "--base", "HEAD", "--format", "markdown"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = repo
+        .test()
+        .args(["diff", "--base", "HEAD", "--format", "markdown"])
+        .expect_code(0)
+        .run();
     let first = run.stdout.lines().next().unwrap();
     assert!(
         first.ends_with(", which has no `policies` → the working tree"),
@@ -341,9 +365,12 @@ fn a_revision_without_the_policy_directory_grants_nothing() {
         run.stdout
     );
 
-    std::fs::remove_dir_all(repo.env.root().join("policies")).unwrap();
-    let run = repo.run(&["diff", "--base", "HEAD"]);
-    assert_eq!(run.code, 1);
+    std::fs::remove_dir_all(repo.env.path().join("policies")).unwrap();
+    let run = repo
+        .test()
+        .args(["diff", "--base", "HEAD"])
+        .expect_code(1)
+        .run();
     assert!(
         run.stderr
             .starts_with("error: `policies` exists on neither side:"),
@@ -361,8 +388,11 @@ fn a_revision_whose_policies_are_too_large_together_is_refused_before_reading_th
         repo.write(&format!("policies/part{file}.yaml"), &padding);
     }
     repo.commit("huge");
-    let run = repo.run(&["diff", "--base", "HEAD"]);
-    assert_eq!(run.code, 1, "{}", run.stdout);
+    let run = repo
+        .test()
+        .args(["diff", "--base", "HEAD"])
+        .expect_code(1)
+        .run();
     insta::assert_snapshot!(run.stderr, @r"
     error: the policy files of `policies` at `HEAD` exceed the limit of 16 MiB together
     help: real policies are a few kilobytes per file: keep generated data out of the policy directory
@@ -372,8 +402,11 @@ fn a_revision_whose_policies_are_too_large_together_is_refused_before_reading_th
 #[test]
 fn a_revision_the_repository_does_not_have_says_how_to_fetch_it() {
     let repo = two_commits();
-    let run = repo.run(&["diff", "--base", "origin/main"]);
-    assert_eq!(run.code, 1);
+    let run = repo
+        .test()
+        .args(["diff", "--base", "origin/main"])
+        .expect_code(1)
+        .run();
     insta::assert_snapshot!(run.stderr, @r"
     error: `origin/main` names no commit in this repository (revspec 'origin/main' not found)
     help: fetch it first; in GitHub Actions check out with `fetch-depth: 0`, or on a pull request compare with `--base HEAD^1` after checking out with `fetch-depth: 2`
@@ -382,10 +415,13 @@ fn a_revision_the_repository_does_not_have_says_how_to_fetch_it() {
 
 #[test]
 fn outside_a_repository_diff_says_where_to_run() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     env.write("policies/org.yaml", BASE);
-    let run = env.run(&["diff", "--base", "main"]);
-    assert_eq!(run.code, 1);
+    let run = env
+        .test()
+        .args(["diff", "--base", "main"])
+        .expect_code(1)
+        .run();
     insta::assert_snapshot!(run.stderr, @r"
     error: `policies` is not inside a git repository
     help: run `tramontane diff` inside a clone of the policy repository

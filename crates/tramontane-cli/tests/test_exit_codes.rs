@@ -2,13 +2,16 @@
 //! changes with `--detailed-exitcode`, 3 refused by a guard. A usage error must never look
 //! like "changes": `plan.yml` would post a plan that was never made.
 
-use crate::common::TestEnv;
+use tramontane_testkit::TestDir;
 
 #[test]
 fn a_mistyped_flag_exits_1_with_claps_message() {
-    let env = TestEnv::with_example_policies();
-    let run = env.run(&["plan", "--org", "sandbox:demo", "--detailed-exitcod"]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    let env = TestDir::with_example_policies();
+    let run = env
+        .test()
+        .args(["plan", "--org", "sandbox:demo", "--detailed-exitcod"])
+        .expect_code(1)
+        .run();
     assert!(
         run.stderr
             .contains("error: unexpected argument '--detailed-exitcod' found"),
@@ -26,7 +29,7 @@ fn a_mistyped_flag_exits_1_with_claps_message() {
 
 #[test]
 fn every_kind_of_usage_error_exits_1() {
-    let env = TestEnv::with_example_policies();
+    let env = TestDir::with_example_policies();
     for args in [
         &["plna"][..],
         &[][..],
@@ -44,7 +47,7 @@ fn every_kind_of_usage_error_exits_1() {
 
 #[test]
 fn help_and_version_exit_0_on_stdout() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     for args in [
         &["--help"][..],
         &["-h"][..],
@@ -61,8 +64,7 @@ fn help_and_version_exit_0_on_stdout() {
         );
         assert_eq!(run.stderr, "", "{args:?}");
     }
-    let run = env.run(&["--version"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = env.test().arg("--version").expect_code(0).run();
     assert_eq!(
         run.stdout,
         format!("tramontane {}\n", env!("CARGO_PKG_VERSION"))
@@ -71,11 +73,13 @@ fn help_and_version_exit_0_on_stdout() {
 
 /// The demo org imported as policies, with one workspace's budget changed: a plan whose
 /// only entry is a console step apply cannot take.
-fn manual_only() -> TestEnv {
-    let env = TestEnv::with_example_policies();
-    let run = env.run(&["import", "--org", "sandbox:demo", "--out", "imported"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let path = env.root().join("imported/workspaces/dev-workspace.yaml");
+fn manual_only() -> TestDir {
+    let env = TestDir::with_example_policies();
+    env.test()
+        .args(["import", "--org", "sandbox:demo", "--out", "imported"])
+        .expect_code(0)
+        .run();
+    let path = env.path().join("imported/workspaces/dev-workspace.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("spend_limit: 50\n"), "{text}");
     std::fs::write(
@@ -115,7 +119,7 @@ fn manual_steps_alone_are_no_changes_unless_counted() {
 #[test]
 fn a_plan_with_changes_and_manual_steps_exits_2_either_way() {
     let env = manual_only();
-    let path = env.root().join("imported/teams.yaml");
+    let path = env.path().join("imported/teams.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("External contractors"), "{text}");
     std::fs::write(

@@ -1,11 +1,18 @@
 use tramontane::policy::diagnostic::Code;
 
-use crate::common::{repo_root, run_in};
+use tramontane_testkit::{Test, repo_root};
+
+/// `tramontane explain ARGS`, run from the repository's root.
+fn explain(args: &[&str]) -> Test {
+    Test::new()
+        .current_dir(repo_root())
+        .arg("explain")
+        .args(args)
+}
 
 #[test]
 fn explain_describes_a_code() {
-    let run = run_in(&repo_root(), &["explain", "e034"]);
-    assert_eq!(run.code, 0);
+    let run = explain(&["e034"]).expect_code(0).run();
     insta::assert_snapshot!(run.stdout, @r"
     E034: a key allows a model its workspace does not (error)
 
@@ -17,8 +24,7 @@ fn explain_describes_a_code() {
 
 #[test]
 fn explain_refuses_an_unknown_code() {
-    let run = run_in(&repo_root(), &["explain", "E999"]);
-    assert_eq!(run.code, 1);
+    let run = explain(&["E999"]).expect_code(1).run();
     insta::assert_snapshot!(run.stderr, @r"
     error: `E999` is not a tramontane error code
     help: run `tramontane explain` to list every code
@@ -28,7 +34,7 @@ fn explain_refuses_an_unknown_code() {
 /// The table of codes in docs/policy.md is part of the feature: it must list every code.
 #[test]
 fn every_code_is_listed_and_documented() {
-    let listing = run_in(&repo_root(), &["explain"]).stdout;
+    let listing = explain(&[]).expect_code(0).run().stdout;
     let docs = std::fs::read_to_string(repo_root().join("docs/policy.md")).unwrap();
     for code in Code::ALL {
         assert!(listing.contains(code.as_str()), "{code} not listed");

@@ -3,7 +3,16 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::run_in;
+use tramontane_testkit::{Output, Test};
+
+/// `tramontane validate --policies NAME ARGS` in `base`.
+fn validate(base: &Path, name: &str, args: &[&str]) -> Output {
+    Test::new()
+        .current_dir(base)
+        .args(["validate", "--policies", name])
+        .args(args)
+        .run()
+}
 
 fn cases(kind: &str) -> Vec<String> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -52,7 +61,7 @@ fn check_cases(kind: &str, expected_code: i32) {
 }
 
 fn check_case(base: &Path, name: &str, expected_code: i32) {
-    let human = run_in(base, &["validate", "--policies", name]);
+    let human = validate(base, name, &[]);
     assert_eq!(
         human.code, expected_code,
         "exit code {} (expected {expected_code})\n{}{}",
@@ -61,7 +70,7 @@ fn check_case(base: &Path, name: &str, expected_code: i32) {
     assert!(human.stderr.is_empty(), "stderr: {}", human.stderr);
 
     // Every problem names its file, and a line wherever the file could be read.
-    let json = run_in(base, &["validate", "--policies", name, "--format", "json"]);
+    let json = validate(base, name, &["--format", "json"]);
     let problems: Vec<serde_json::Value> = serde_json::from_str(&json.stdout).unwrap();
     for problem in &problems {
         assert!(problem["file"].is_string(), "no file in {problem}");

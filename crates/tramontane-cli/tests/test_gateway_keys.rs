@@ -8,7 +8,7 @@ use tramontane::gateway_key::{self, VerifyError};
 use tramontane::model::{GatewayKeyId, Holder};
 use tramontane::policy::{self, LoadOptions, LoadedPolicy};
 
-use crate::common::{Run, TODAY, TestEnv};
+use tramontane_testkit::{Output, TODAY, TestDir};
 
 const KEYS_FILE: &str = "policies/gateway-keys.yaml";
 
@@ -16,21 +16,21 @@ fn today() -> Date {
     TODAY.parse().unwrap()
 }
 
-fn load(env: &TestEnv) -> LoadedPolicy {
-    policy::load(&env.root().join("policies"), &LoadOptions::new(today()))
+fn load(env: &TestDir) -> LoadedPolicy {
+    policy::load(&env.path().join("policies"), &LoadOptions::new(today()))
 }
 
-fn read(env: &TestEnv, relative: &str) -> String {
-    std::fs::read_to_string(env.root().join(relative)).unwrap()
+fn read(env: &TestDir, relative: &str) -> String {
+    std::fs::read_to_string(env.path().join(relative)).unwrap()
 }
 
 /// The key a file sink received, without the line break the sink adds.
-fn delivered(env: &TestEnv, relative: &str) -> String {
+fn delivered(env: &TestDir, relative: &str) -> String {
     read(env, relative).trim_end().to_owned()
 }
 
 /// Neither stream of a run shows the key, nor any long stretch of its secret.
-fn assert_secret_absent(run: &Run, key: &str) {
+fn assert_secret_absent(run: &Output, key: &str) {
     let (_, secret) = gateway_key::parse(key).unwrap();
     for stream in [&run.stdout, &run.stderr] {
         assert!(!stream.contains(key), "the key leaked: {stream}");
@@ -42,7 +42,7 @@ fn assert_secret_absent(run: &Run, key: &str) {
 }
 
 /// The public id in `Issued gateway key `<id>` ...`.
-fn issued_id(run: &Run) -> GatewayKeyId {
+fn issued_id(run: &Output) -> GatewayKeyId {
     let rest = run
         .stdout
         .strip_prefix("Issued gateway key `")
@@ -52,7 +52,7 @@ fn issued_id(run: &Run) -> GatewayKeyId {
 
 #[test]
 fn issue_validate_match_revoke_validate() {
-    let env = TestEnv::with_example_policies();
+    let env = TestDir::with_example_policies();
     let original = read(&env, KEYS_FILE);
 
     let run = env.run(&[
@@ -76,7 +76,7 @@ fn issue_validate_match_revoke_validate() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(env.root().join("secrets/gateway/erin.key"))
+        let mode = std::fs::metadata(env.path().join("secrets/gateway/erin.key"))
             .unwrap()
             .permissions()
             .mode();
@@ -134,7 +134,7 @@ fn issue_validate_match_revoke_validate() {
 
 #[test]
 fn a_service_key_is_issued_through_a_command_sink() {
-    let env = TestEnv::with_example_policies();
+    let env = TestDir::with_example_policies();
     let run = env.run(&[
         "gateway",
         "issue",
@@ -163,8 +163,8 @@ fn a_service_key_is_issued_through_a_command_sink() {
 
 #[test]
 fn a_policy_without_the_section_gets_a_new_file_and_an_empty_section_takes_entries() {
-    let env = TestEnv::with_example_policies();
-    std::fs::remove_file(env.root().join(KEYS_FILE)).unwrap();
+    let env = TestDir::with_example_policies();
+    std::fs::remove_file(env.path().join(KEYS_FILE)).unwrap();
     let run = env.run(&[
         "gateway",
         "issue",
@@ -201,7 +201,7 @@ fn a_policy_without_the_section_gets_a_new_file_and_an_empty_section_takes_entri
 }
 
 /// Runs a refused issue and checks that nothing happened: no key delivered, policy untouched.
-fn refused_issue(env: &TestEnv, args: &[&str]) -> Run {
+fn refused_issue(env: &TestDir, args: &[&str]) -> Output {
     let before = read(env, KEYS_FILE);
     let mut full = vec!["gateway", "issue"];
     full.extend_from_slice(args);
@@ -209,13 +209,13 @@ fn refused_issue(env: &TestEnv, args: &[&str]) -> Run {
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.is_empty(), "{}", run.stdout);
     assert_eq!(read(env, KEYS_FILE), before);
-    assert!(!env.root().join("refused.key").exists());
+    assert!(!env.path().join("refused.key").exists());
     run
 }
 
 #[test]
 fn without_a_sink_the_key_is_shown_only_to_a_terminal() {
-    let env = TestEnv::with_example_policies();
+    let env = TestDir::with_example_policies();
     let run = refused_issue(
         &env,
         &[
@@ -233,7 +233,7 @@ fn without_a_sink_the_key_is_shown_only_to_a_terminal() {
 
 #[test]
 fn a_key_the_policy_would_refuse_is_never_issued() {
-    let env = TestEnv::with_example_policies();
+    let env = TestDir::with_example_policies();
     let sink = ["--sink", "file:refused.key"];
 
     // A member outside the workspace.
@@ -286,7 +286,7 @@ fn a_key_the_policy_would_refuse_is_never_issued() {
 
 #[test]
 fn arguments_are_checked_before_a_key_exists() {
-    let env = TestEnv::with_example_policies();
+    let env = TestDir::with_example_policies();
     let member = [
         "--member",
         "bob.stone@acme.example",
@@ -341,7 +341,7 @@ fn arguments_are_checked_before_a_key_exists() {
 
 #[test]
 fn an_invalid_policy_is_fixed_before_keys_are_issued() {
-    let env = TestEnv::with_example_policies();
+    let env = TestDir::with_example_policies();
     env.write(
         "policies/broken.yaml",
         "version: 1\nteams:\n  ops:\n    members: [nobody@acme.example]\n",
@@ -365,7 +365,7 @@ fn an_invalid_policy_is_fixed_before_keys_are_issued() {
 
 #[test]
 fn a_failed_delivery_writes_no_entry() {
-    let env = TestEnv::with_example_policies();
+    let env = TestDir::with_example_policies();
     let run = refused_issue(
         &env,
         &[
@@ -391,7 +391,7 @@ fn a_failed_delivery_writes_no_entry() {
 
 #[test]
 fn revoking_an_unknown_id_suggests_the_closest() {
-    let env = TestEnv::with_example_policies();
+    let env = TestDir::with_example_policies();
     let before = read(&env, KEYS_FILE);
     let run = env.run(&["gateway", "revoke", "b7k2m9q4x1zb"]);
     assert_eq!(run.code, 1);
@@ -410,7 +410,7 @@ fn revoking_an_unknown_id_suggests_the_closest() {
 
 #[test]
 fn revoking_keeps_the_rest_of_the_file_and_works_on_a_broken_policy() {
-    let env = TestEnv::with_example_policies();
+    let env = TestDir::with_example_policies();
     // Unrelated errors elsewhere must not keep access from being taken away.
     env.write(
         "policies/broken.yaml",
@@ -430,7 +430,7 @@ fn revoking_keeps_the_rest_of_the_file_and_works_on_a_broken_policy() {
 
 #[test]
 fn a_flow_style_section_is_refused_rather_than_rewritten() {
-    let env = TestEnv::with_example_policies();
+    let env = TestDir::with_example_policies();
     let digest = format!("sha256:{}", "ab".repeat(32));
     let flow = format!(
         "version: 1\ngateway_keys: {{ bo-laptop: {{ digest: \"{digest}\", holder: bob.stone@acme.example, workspace: dev-workspace, expires: 2027-01-01 }} }}\n"
@@ -455,16 +455,16 @@ fn a_flow_style_section_is_refused_rather_than_rewritten() {
         "file:refused.key",
     ]);
     assert_eq!(issue.code, 1);
-    assert!(!Path::new(&env.root().join("refused.key")).exists());
+    assert!(!Path::new(&env.path().join("refused.key")).exists());
     assert_eq!(read(&env, KEYS_FILE), flow);
 }
 
 #[test]
 fn the_entry_goes_to_whichever_file_holds_the_section() {
-    let env = TestEnv::with_example_policies();
+    let env = TestDir::with_example_policies();
     let moved = "policies/access/keys.yaml";
-    std::fs::create_dir_all(env.root().join("policies/access")).unwrap();
-    std::fs::rename(env.root().join(KEYS_FILE), env.root().join(moved)).unwrap();
+    std::fs::create_dir_all(env.path().join("policies/access")).unwrap();
+    std::fs::rename(env.path().join(KEYS_FILE), env.path().join(moved)).unwrap();
     let run = env.run(&[
         "gateway",
         "issue",
@@ -479,6 +479,6 @@ fn the_entry_goes_to_whichever_file_holds_the_section() {
     let id = issued_id(&run);
     assert!(run.stdout.contains("  git add policies/access/keys.yaml\n"));
     assert!(read(&env, moved).contains(&format!("  {id}:\n")));
-    assert!(!env.root().join(KEYS_FILE).exists());
+    assert!(!env.path().join(KEYS_FILE).exists());
     assert_eq!(env.run(&["validate"]).code, 0);
 }

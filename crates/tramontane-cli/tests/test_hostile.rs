@@ -6,7 +6,6 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -18,10 +17,9 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
-use tramontane::provider::sandbox::demo_org;
 
-use crate::common::fake_api::FakeApi;
-use crate::common::{Run, TODAY, TestEnv, command, repo_root};
+use tramontane_testkit::fake_api::FakeApi;
+use tramontane_testkit::{Output, TestDir, orgs, repo_root};
 
 const KEY: &str = "test-admin-key-do-not-print";
 
@@ -107,45 +105,24 @@ async fn forward(
 }
 
 fn demo_fake() -> FakeApi {
-    FakeApi::start(demo_org(TODAY.parse().unwrap()), KEY, Duration::ZERO, TODAY)
+    FakeApi::serving(orgs::demo(), KEY)
 }
 
 /// Runs `tramontane plan --org mistral` against `url`, killed if it outlives `limit` (a
 /// hang is a failure, not a stuck test run).
-fn plan_against(url: &str, policies: &std::path::Path, extra: &[&str], limit: Duration) -> Run {
-    let env = TestEnv::new();
-    let mut child = command(env.root())
-        .args(["plan", "--org", "mistral", "--policies"])
-        .arg(policies)
+fn plan_against(url: &str, policies: &std::path::Path, extra: &[&str], limit: Duration) -> Output {
+    TestDir::new()
+        .test()
+        .args(["plan", "--org", "mistral"])
         .args(extra)
+        .policies(policies)
         .env("MISTRAL_ADMIN_API_KEY", KEY)
         .env("MISTRAL_API_URL", url)
         .env("TRAMONTANE_BACKOFF_MS", "5")
         .env("TRAMONTANE_RATE_LIMIT", "1000")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > limit {
-            child.kill().unwrap();
-            let output = child.wait_with_output().unwrap();
-            panic!(
-                "still running after {limit:?}; stderr so far:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let run: Run = child.wait_with_output().unwrap().into();
-    assert!(
-        !run.stdout.contains(KEY) && !run.stderr.contains(KEY),
-        "the key leaked:\n{}{}",
-        run.stdout,
-        run.stderr
-    );
-    run
+        .timeout(limit)
+        .no_secret_in_output(KEY)
+        .run()
 }
 
 fn example_policies() -> std::path::PathBuf {
@@ -154,23 +131,15 @@ fn example_policies() -> std::path::PathBuf {
 
 #[test]
 fn a_server_serving_pages_of_100_still_reads_the_whole_org() {
-    let fake = FakeApi::start(
-        crate::common::demo_org_past_every_page_size(),
-        KEY,
-        Duration::ZERO,
-        TODAY,
-    );
-    let env = TestEnv::new();
-    let imported = env.root().join("imported");
-    let output = command(env.root())
-        .args(["import", "--org", "mistral", "--out"])
-        .arg(&imported)
-        .env("MISTRAL_ADMIN_API_KEY", KEY)
-        .env("MISTRAL_API_URL", &fake.url)
+    let fake = FakeApi::serving(orgs::demo_past_every_page_size(), KEY);
+    let env = TestDir::new();
+    let imported = env.join("imported");
+    env.test()
+        .args(["import", "--org", "mistral", "--out", "imported"])
+        .fake_api(&fake)
         .env("TRAMONTANE_RATE_LIMIT", "1000")
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
+        .expect_code(0)
+        .run();
 
     // The same org, now served 100 items a page whatever the page size or limit asked.
     fake.clamp_pages(Some(100));

@@ -3,65 +3,49 @@
 
 use std::time::{Duration, Instant};
 
-use tramontane::provider::sandbox::{SandboxOrg, demo_org};
-
-use crate::common::fake_api::{FakeApi, Fault};
-use crate::common::{Run, TODAY, TestEnv, command, repo_root};
+use tramontane::provider::sandbox::SandboxOrg;
+use tramontane_testkit::fake_api::{FakeApi, Fault};
+use tramontane_testkit::{Test, TestDir, orgs, repo_root};
 
 const KEY: &str = "test-admin-key-do-not-print";
 
 fn fake(org: SandboxOrg) -> FakeApi {
-    FakeApi::start(org, KEY, Duration::ZERO, TODAY)
+    FakeApi::serving(org, KEY)
 }
 
-fn plan(env: &TestEnv, api: &FakeApi, extra: &[&str]) -> Run {
-    let output = command(env.root())
-        .args(["plan", "--org", "mistral", "--policies"])
-        .arg(repo_root().join("policies"))
-        .args(extra)
-        .env("MISTRAL_ADMIN_API_KEY", KEY)
-        .env("MISTRAL_API_URL", &api.url)
+/// `tramontane plan --org mistral` of the example policies against `api`, quick to retry,
+/// failing the test if the admin key shows anywhere.
+fn plan(env: &TestDir, api: &FakeApi) -> Test {
+    env.test()
+        .args(["plan", "--org", "mistral"])
+        .policies(repo_root().join("policies"))
+        .fake_api(api)
         .env("TRAMONTANE_BACKOFF_MS", "5")
         .env("TRAMONTANE_RATE_LIMIT", "1000")
-        .output()
-        .unwrap();
-    let run = Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    };
-    assert!(
-        !run.stdout.contains(KEY) && !run.stderr.contains(KEY),
-        "the key leaked:\n{}{}",
-        run.stdout,
-        run.stderr
-    );
-    run
+        .no_secret_in_output(KEY)
 }
 
-fn json_plan(run: &Run) -> serde_json::Value {
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    serde_json::from_str(&run.stdout).unwrap()
+/// The plan as JSON, from a run that succeeded.
+fn json_plan(test: Test) -> serde_json::Value {
+    test.args(["--format", "json"]).expect_code(0).run().json()
 }
 
 #[test]
 fn the_http_provider_reads_what_the_sandbox_reads() {
-    let env = TestEnv::new();
-    let api = fake(demo_org(TODAY.parse().unwrap()));
-    let over_http = json_plan(&plan(&env, &api, &["--format", "json"]));
-    let bearer = json_plan(&plan(&env, &api, &["--format", "json", "--auth", "bearer"]));
+    let env = TestDir::new();
+    let api = fake(orgs::demo());
+    let over_http = json_plan(plan(&env, &api));
+    let bearer = json_plan(plan(&env, &api).args(["--auth", "bearer"]));
     assert_eq!(bearer, over_http);
 
-    let sandbox = env.root().join("org.json");
-    demo_org(TODAY.parse().unwrap()).save(&sandbox).unwrap();
-    let output = command(env.root())
-        .args(["plan", "--format", "json", "--policies"])
-        .arg(repo_root().join("policies"))
-        .arg("--org")
-        .arg(format!("sandbox:{}", sandbox.display()))
-        .output()
-        .unwrap();
-    let direct: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    orgs::demo().save(&env.join("org.json")).unwrap();
+    let direct = env
+        .test()
+        .args(["plan", "--format", "json", "--org", "sandbox:org.json"])
+        .policies(repo_root().join("policies"))
+        .expect_code(0)
+        .run()
+        .json();
     assert_eq!(
         over_http["live"]["fingerprint"], direct["live"]["fingerprint"],
         "the two providers read different orgs"
@@ -72,10 +56,8 @@ fn the_http_provider_reads_what_the_sandbox_reads() {
 
 #[test]
 fn every_list_is_read_to_its_last_page() {
-    let org = crate::common::demo_org_past_every_page_size();
-    let env = TestEnv::new();
-    let api = fake(org);
-    let plan = json_plan(&plan(&env, &api, &["--format", "json"]));
+    let api = fake(orgs::demo_past_every_page_size());
+    let plan = json_plan(plan(&TestDir::new(), &api));
     let unmanaged = plan["unmanaged"].as_array().unwrap();
     assert_eq!(
         unmanaged.iter().filter(|u| u["kind"] == "member").count(),
@@ -109,8 +91,7 @@ fn every_list_is_read_to_its_last_page() {
 
 #[test]
 fn a_429_waits_for_retry_after_then_succeeds() {
-    let env = TestEnv::new();
-    let api = fake(demo_org(TODAY.parse().unwrap()));
+    let api = fake(orgs::demo());
     api.fail_next(
         "/v1/admin/workspaces",
         Fault::Status {
@@ -119,8 +100,7 @@ fn a_429_waits_for_retry_after_then_succeeds() {
         },
     );
     let started = Instant::now();
-    let run = plan(&env, &api, &["--format", "json"]);
-    json_plan(&run);
+    json_plan(plan(&TestDir::new(), &api));
     assert!(
         started.elapsed() >= Duration::from_secs(1),
         "Retry-After was not honoured"
@@ -129,8 +109,7 @@ fn a_429_waits_for_retry_after_then_succeeds() {
 
 #[test]
 fn server_errors_and_lost_responses_are_retried() {
-    let env = TestEnv::new();
-    let api = fake(demo_org(TODAY.parse().unwrap()));
+    let api = fake(orgs::demo());
     api.fail_next(
         "/v1/admin/roles",
         Fault::Status {
@@ -149,78 +128,58 @@ fn server_errors_and_lost_responses_are_retried() {
         "/v1/admin/spend-limit",
         Fault::Stall(Duration::from_secs(3)),
     );
-    let run = plan(&env, &api, &["--format", "json", "--timeout", "1"]);
-    let retried = json_plan(&run);
-    let env2 = TestEnv::new();
-    let clean = json_plan(&plan(
-        &env2,
-        &fake(demo_org(TODAY.parse().unwrap())),
-        &["--format", "json"],
-    ));
+    let retried = json_plan(plan(&TestDir::new(), &api).args(["--timeout", "1"]));
+    let clean = json_plan(plan(&TestDir::new(), &fake(orgs::demo())));
     assert_eq!(retried["live"]["fingerprint"], clean["live"]["fingerprint"]);
 }
 
 #[test]
 fn a_wrong_key_says_what_to_do() {
-    let env = TestEnv::new();
-    let api = FakeApi::start(
-        demo_org(TODAY.parse().unwrap()),
-        "another-key",
-        Duration::ZERO,
-        TODAY,
-    );
-    let run = plan(&env, &api, &[]);
-    assert_eq!(run.code, 1);
-    assert!(run.stdout.is_empty());
-    assert!(run.stderr.contains("401"), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("MISTRAL_ADMIN_API_KEY"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("GET /v1/admin/"),
-        "the error names the call: {}",
-        run.stderr
-    );
+    let api = FakeApi::serving(orgs::demo(), "another-key");
+    // The server expects another key than the one sent.
+    plan(&TestDir::new(), &api)
+        .env("MISTRAL_ADMIN_API_KEY", KEY)
+        .expect_code(1)
+        .expect_stdout("")
+        .expect_stderr_contains("401")
+        .expect_stderr_contains("MISTRAL_ADMIN_API_KEY")
+        // The error names the call.
+        .expect_stderr_contains("GET /v1/admin/")
+        .run();
 }
 
 #[test]
 fn a_broken_answer_is_an_error_naming_the_call() {
-    let env = TestEnv::new();
-    let api = fake(demo_org(TODAY.parse().unwrap()));
+    let env = TestDir::new();
+    let api = fake(orgs::demo());
     api.fail_next("/v1/admin/users", Fault::Truncated);
-    let run = plan(&env, &api, &[]);
-    assert_eq!(run.code, 1, "{}", run.stdout);
-    assert!(
-        run.stdout.is_empty(),
-        "a plan was printed from half the data"
-    );
-    assert!(run.stderr.contains("GET /v1/admin/users"), "{}", run.stderr);
+    // No plan printed from half the data.
+    plan(&env, &api)
+        .expect_code(1)
+        .expect_stdout("")
+        .expect_stderr_contains("GET /v1/admin/users")
+        .expect_stderr_contains(
+            "\nhelp: check that MISTRAL_API_URL points at the Admin API, not at a proxy",
+        )
+        .run();
     for _ in 0..10 {
         api.fail_next("/v1/admin/rate-limit", Fault::Html);
     }
-    let run = plan(&env, &api, &[]);
-    assert_eq!(run.code, 1);
-    assert!(
-        run.stderr.contains("GET /v1/admin/rate-limit"),
-        "{}",
-        run.stderr
-    );
+    plan(&env, &api)
+        .expect_code(1)
+        .expect_stderr_contains("GET /v1/admin/rate-limit")
+        .run();
 }
 
 #[test]
 fn plain_http_is_refused_beyond_loopback() {
-    let env = TestEnv::new();
-    let output = command(env.root())
-        .args(["plan", "--org", "mistral", "--policies"])
-        .arg(repo_root().join("policies"))
+    Test::new()
+        .args(["plan", "--org", "mistral"])
+        .policies(repo_root().join("policies"))
         .env("MISTRAL_ADMIN_API_KEY", KEY)
         .env("MISTRAL_API_URL", "http://api.example.com")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains("http://api.example.com"), "{stderr}");
-    assert!(!stderr.contains(KEY));
+        .expect_code(1)
+        .expect_stderr_contains("http://api.example.com")
+        .no_secret_in_output(KEY)
+        .run();
 }

@@ -5,18 +5,17 @@
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
-use tramontane::provider::sandbox::{SandboxOrg, demo_org};
+use tramontane::provider::sandbox::SandboxOrg;
 use tramontane::provider::{Operation, Outcome};
-
-use crate::common::fake_api::{FakeApi, RetryAfter, ServerLimit};
-use crate::common::{Run, TODAY, TestEnv, command, repo_root};
+use tramontane_testkit::fake_api::{FakeApi, RetryAfter, ServerLimit};
+use tramontane_testkit::{TestDir, orgs, repo_root};
 
 const KEY: &str = "pacing-admin-key";
 
 /// The demo org with 60 more teams: each team is two more requests, so a plan makes about
 /// 130, several seconds' worth at 50 per second.
 fn org_with_teams() -> SandboxOrg {
-    let mut org = demo_org(TODAY.parse().unwrap());
+    let mut org = orgs::demo();
     for i in 0..60 {
         org.perform(
             Operation::CreateGroup {
@@ -31,27 +30,25 @@ fn org_with_teams() -> SandboxOrg {
 }
 
 /// `tramontane plan` with the default pace (no `--rate-limit`, default backoff).
-fn plan(env: &TestEnv, api: &FakeApi) -> (serde_json::Value, Duration) {
+fn plan(env: &TestDir, api: &FakeApi) -> (serde_json::Value, Duration) {
     let started = Instant::now();
-    let run: Run = command(env.root())
-        .args(["plan", "--org", "mistral", "--format", "json", "--policies"])
-        .arg(repo_root().join("policies"))
-        .env("MISTRAL_ADMIN_API_KEY", KEY)
-        .env("MISTRAL_API_URL", &api.url)
-        .output()
-        .unwrap()
-        .into();
+    let run = env
+        .test()
+        .args(["plan", "--org", "mistral", "--format", "json"])
+        .policies(repo_root().join("policies"))
+        .fake_api(api)
+        .expect_code(0)
+        .run();
     let took = started.elapsed();
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    (serde_json::from_str(&run.stdout).unwrap(), took)
+    (run.json(), took)
 }
 
 /// Plans once without a limit (the fewest requests) and once under `limit`, and checks the
 /// limited plan is the same plan, made with each call answered once and few 429s.
 /// Returns the fewest requests, the 429s and the time taken under the limit.
 fn plan_under(limit: ServerLimit) -> (u64, u64, Duration) {
-    let env = TestEnv::new();
-    let api = FakeApi::start(org_with_teams(), KEY, Duration::ZERO, TODAY);
+    let env = TestDir::new();
+    let api = FakeApi::serving(org_with_teams(), KEY);
     let (free, _) = plan(&env, &api);
     let fewest = api.requests();
     assert!(
@@ -149,25 +146,22 @@ fn workspaces_wanting_keys(workspaces: usize, keys: usize) -> (SandboxOrg, Strin
 #[test]
 fn an_apply_of_many_creates_under_a_server_limit_converges_without_duplicates() {
     let (org, policy) = workspaces_wanting_keys(20, 6);
-    let env = TestEnv::new();
+    let env = TestDir::new();
     env.write("policies/org.yaml", policy);
-    let api = FakeApi::start(org, KEY, Duration::ZERO, TODAY);
+    let api = FakeApi::serving(org, KEY);
     api.set_server_limit(Some(ServerLimit::per_second(
         50.0,
         RetryAfter::Alternating(1),
     )));
-    let apply = |args: &[&str]| -> Run {
-        command(env.root())
+    let against_the_api = |args: &[&str]| {
+        env.test()
             .args(args)
             .args(["--org", "mistral"])
-            .env("MISTRAL_ADMIN_API_KEY", KEY)
-            .env("MISTRAL_API_URL", &api.url)
-            .output()
-            .unwrap()
-            .into()
+            .fake_api(&api)
     };
-    let run = apply(&["apply", "--auto-approve"]);
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    against_the_api(&["apply", "--auto-approve"])
+        .expect_code(0)
+        .run();
     let throttled = api.throttled();
     eprintln!("{} requests, {throttled} refused", api.requests());
     assert!(
@@ -198,7 +192,7 @@ fn an_apply_of_many_creates_under_a_server_limit_converges_without_duplicates() 
     );
     for w in 0..20 {
         for k in 0..6 {
-            let secret = env.root().join(format!("secrets/ws-{w:02}/key-{k}.key"));
+            let secret = env.path().join(format!("secrets/ws-{w:02}/key-{k}.key"));
             assert!(secret.is_file(), "{} missing", secret.display());
         }
     }
@@ -207,7 +201,9 @@ fn an_apply_of_many_creates_under_a_server_limit_converges_without_duplicates() 
         "{throttled} requests refused for 120 creates: the pace did not come down"
     );
 
-    let run = apply(&["plan", "--format", "json"]);
-    let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let plan = against_the_api(&["plan", "--format", "json"])
+        .expect_code(0)
+        .run()
+        .json();
     assert_eq!(plan["summary"]["create"], 0, "{}", plan["summary"]);
 }

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use crate::common::run_in;
 use crate::test_sandbox::env;
 
 /// The names in `dir`, sorted.
@@ -20,21 +19,23 @@ fn entries(dir: &Path) -> Vec<String> {
 #[test]
 fn outside_git_state_and_secrets_land_beside_the_policies() {
     let env = env();
-    let elsewhere = env.root().join("elsewhere");
+    let elsewhere = env.path().join("elsewhere");
     std::fs::create_dir(&elsewhere).unwrap();
     let org = ["--org", "sandbox:demo", "--policies", "../policies"];
 
-    let planned = run_in(
-        &elsewhere,
-        &[&["plan", "--out", "plan.json"][..], &org].concat(),
-    );
+    let planned = env
+        .test()
+        .current_dir(&elsewhere)
+        .args([&["plan", "--out", "plan.json"][..], &org].concat())
+        .run();
     assert_eq!(planned.code, 0, "{}{}", planned.stdout, planned.stderr);
-    assert!(env.root().join(".tramontane/sandbox/demo.json").exists());
+    assert!(env.path().join(".tramontane/sandbox/demo.json").exists());
 
-    let applied = run_in(
-        &elsewhere,
-        &[&["apply", "plan.json", "--auto-approve"][..], &org].concat(),
-    );
+    let applied = env
+        .test()
+        .current_dir(&elsewhere)
+        .args([&["apply", "plan.json", "--auto-approve"][..], &org].concat())
+        .run();
     assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
     // Said as the policy wrote it, written under the repository.
     assert!(
@@ -51,14 +52,14 @@ fn outside_git_state_and_secrets_land_beside_the_policies() {
         ".tramontane/journal.jsonl",
     ] {
         assert!(
-            env.root().join(path).is_file(),
+            env.path().join(path).is_file(),
             "{path} is not in the repository"
         );
     }
     assert_eq!(entries(&elsewhere), ["plan.json"]);
 
     // The next plan from the root sees the same demo org, converged.
-    let again = crate::common::run_in(env.root(), &["plan", "--org", "sandbox:demo"]);
+    let again = env.test().args(["plan", "--org", "sandbox:demo"]).run();
     assert!(
         again.stdout.contains("Plan: 0 to create"),
         "{}",
@@ -69,16 +70,17 @@ fn outside_git_state_and_secrets_land_beside_the_policies() {
 #[test]
 fn in_git_state_and_secrets_land_at_the_work_tree_root() {
     let env = env();
-    git2::Repository::init(env.root()).unwrap();
-    let infra = env.root().join("infra");
+    git2::Repository::init(env.path()).unwrap();
+    let infra = env.path().join("infra");
     std::fs::create_dir(&infra).unwrap();
-    std::fs::rename(env.root().join("policies"), infra.join("policies")).unwrap();
+    std::fs::rename(env.path().join("policies"), infra.join("policies")).unwrap();
     let deeper = infra.join("deeper");
     std::fs::create_dir(&deeper).unwrap();
 
-    let applied = run_in(
-        &deeper,
-        &[
+    let applied = env
+        .test()
+        .current_dir(&deeper)
+        .args([
             "apply",
             "--org",
             "sandbox:org.json",
@@ -87,8 +89,8 @@ fn in_git_state_and_secrets_land_at_the_work_tree_root() {
             "--audit-log",
             "logs/audit.jsonl",
             "--auto-approve",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
     for path in [
         "secrets/prod-workspace/ci-deploy.key",
@@ -97,7 +99,7 @@ fn in_git_state_and_secrets_land_at_the_work_tree_root() {
         ".tramontane/journal.jsonl",
     ] {
         assert!(
-            env.root().join(path).is_file(),
+            env.path().join(path).is_file(),
             "{path} is not at the work tree's root"
         );
     }
@@ -131,23 +133,24 @@ fn commit_all(repo: &git2::Repository, message: &str) {
 #[test]
 fn a_plan_made_in_one_directory_applies_from_another_after_an_unrelated_commit() {
     let env = env();
-    let repo = git2::Repository::init(env.root()).unwrap();
+    let repo = git2::Repository::init(env.path()).unwrap();
     commit_all(&repo, "policies");
-    let elsewhere = env.root().join("elsewhere");
+    let elsewhere = env.path().join("elsewhere");
     std::fs::create_dir(&elsewhere).unwrap();
 
-    let planned = run_in(
-        env.root(),
-        &["plan", "--org", "sandbox:demo", "--out", "plan.json"],
-    );
+    let planned = env
+        .test()
+        .args(["plan", "--org", "sandbox:demo", "--out", "plan.json"])
+        .run();
     assert_eq!(planned.code, 0, "{}{}", planned.stdout, planned.stderr);
     // HEAD moves without touching the policies, as committing a README (or the plan) does.
     env.write("README.md", "# policies\n");
     commit_all(&repo, "readme");
 
-    let applied = run_in(
-        &elsewhere,
-        &[
+    let applied = env
+        .test()
+        .current_dir(&elsewhere)
+        .args([
             "apply",
             "../plan.json",
             "--org",
@@ -155,8 +158,8 @@ fn a_plan_made_in_one_directory_applies_from_another_after_an_unrelated_commit()
             "--policies",
             "../policies",
             "--auto-approve",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
     assert!(
         applied.stderr.contains("with the same content"),
@@ -168,23 +171,24 @@ fn a_plan_made_in_one_directory_applies_from_another_after_an_unrelated_commit()
 #[test]
 fn a_plan_is_still_refused_once_a_policy_changes_naming_what_changed() {
     let env = env();
-    let elsewhere = env.root().join("elsewhere");
+    let elsewhere = env.path().join("elsewhere");
     std::fs::create_dir(&elsewhere).unwrap();
-    let planned = run_in(
-        env.root(),
-        &["plan", "--org", "sandbox:demo", "--out", "plan.json"],
-    );
+    let planned = env
+        .test()
+        .args(["plan", "--org", "sandbox:demo", "--out", "plan.json"])
+        .run();
     assert_eq!(planned.code, 0, "{}{}", planned.stdout, planned.stderr);
 
-    let ml = env.root().join("policies/workspaces/ml.yaml");
+    let ml = env.path().join("policies/workspaces/ml.yaml");
     let text = std::fs::read_to_string(&ml).unwrap();
     let edited = text.replace("spend_limit: 500", "spend_limit: 750");
     assert_ne!(text, edited);
     std::fs::write(&ml, edited).unwrap();
 
-    let applied = run_in(
-        &elsewhere,
-        &[
+    let applied = env
+        .test()
+        .current_dir(&elsewhere)
+        .args([
             "apply",
             "../plan.json",
             "--org",
@@ -192,9 +196,9 @@ fn a_plan_is_still_refused_once_a_policy_changes_naming_what_changed() {
             "--policies",
             "../policies",
             "--auto-approve",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(applied.code, 1, "{}{}", applied.stdout, applied.stderr);
     insta::assert_snapshot!(applied.stderr);
-    assert!(!env.root().join("secrets").exists(), "nothing was applied");
+    assert!(!env.path().join("secrets").exists(), "nothing was applied");
 }

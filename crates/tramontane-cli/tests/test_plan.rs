@@ -10,32 +10,41 @@ use tramontane::plan::{self, Action, PlanInput, PolicyRef};
 use tramontane::provider::Provider;
 use tramontane::provider::sandbox::{SandboxOrg, SandboxProvider};
 
-use crate::common::{TODAY, TestEnv};
+use tramontane_testkit::{TODAY, TestDir};
 
 /// A scratch directory holding a copy of the example policies, outside any git repository.
 #[test]
 fn the_demo_plan_for_people() {
-    let env = TestEnv::with_example_policies();
-    let run = env.run(&["plan", "--org", "sandbox:demo"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let env = TestDir::with_example_policies();
+    let run = env
+        .test()
+        .args(["plan", "--org", "sandbox:demo"])
+        .expect_code(0)
+        .run();
     assert!(run.stderr.is_empty(), "{}", run.stderr);
     insta::assert_snapshot!(run.stdout);
 }
 
 #[test]
 fn the_demo_plan_as_a_pull_request_comment() {
-    let env = TestEnv::with_example_policies();
-    let run = env.run(&["plan", "--org", "sandbox:demo", "--format", "markdown"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let env = TestDir::with_example_policies();
+    let run = env
+        .test()
+        .args(["plan", "--org", "sandbox:demo", "--format", "markdown"])
+        .expect_code(0)
+        .run();
     assert!(run.stdout.starts_with("<!-- tramontane:plan -->\n"));
     insta::assert_snapshot!(run.stdout);
 }
 
 #[test]
 fn the_demo_plan_as_json() {
-    let env = TestEnv::with_example_policies();
-    let run = env.run(&["plan", "--org", "sandbox:demo", "--format", "json"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let env = TestDir::with_example_policies();
+    let run = env
+        .test()
+        .args(["plan", "--org", "sandbox:demo", "--format", "json"])
+        .expect_code(0)
+        .run();
     let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(plan["format_version"], "1");
     assert_eq!(plan["policy"]["commit"], serde_json::Value::Null);
@@ -50,16 +59,18 @@ fn the_demo_plan_as_json() {
 
 #[test]
 fn no_organization_is_an_error_naming_both_choices() {
-    let env = TestEnv::with_example_policies();
-    let run = env.run(&["plan"]);
-    assert_eq!(run.code, 1);
+    let env = TestDir::with_example_policies();
+    let run = env.test().arg("plan").expect_code(1).run();
     assert!(run.stdout.is_empty());
     insta::assert_snapshot!(run.stderr, @r"
     error: no organization chosen
     help: pass `--org mistral` for the live org (with MISTRAL_ADMIN_API_KEY set), or `--org sandbox:demo` to try tramontane on a demo org
     ");
-    let run = env.run(&["plan", "--org", "staging"]);
-    assert_eq!(run.code, 1);
+    let run = env
+        .test()
+        .args(["plan", "--org", "staging"])
+        .expect_code(1)
+        .run();
     assert!(
         run.stderr.contains("`staging` is not an organization"),
         "{}",
@@ -69,28 +80,35 @@ fn no_organization_is_an_error_naming_both_choices() {
 
 #[test]
 fn detailed_exit_code_says_whether_there_are_changes() {
-    let env = TestEnv::with_example_policies();
-    let run = env.run(&["plan", "--org", "sandbox:demo", "--detailed-exitcode"]);
-    assert_eq!(run.code, 2);
+    let env = TestDir::with_example_policies();
+    env.test()
+        .args(["plan", "--org", "sandbox:demo", "--detailed-exitcode"])
+        .expect_code(2)
+        .run();
 }
 
 #[test]
 fn invalid_policies_are_reported_before_any_org_is_read() {
-    let env = TestEnv::with_example_policies();
+    let env = TestDir::with_example_policies();
     env.write("policies/broken.yaml", "version: 1\nmembers: [\n");
-    let run = env.run(&["plan", "--org", "sandbox:demo"]);
-    assert_eq!(run.code, 1);
+    let run = env
+        .test()
+        .args(["plan", "--org", "sandbox:demo"])
+        .expect_code(1)
+        .run();
     assert!(run.stderr.contains("broken.yaml:"), "{}", run.stderr);
-    assert!(!env.root().join(".tramontane").exists(), "the org was read");
+    assert!(!env.path().join(".tramontane").exists(), "the org was read");
 }
 
 #[test]
 fn a_saved_plan_shows_the_same_in_every_format() {
-    let env = TestEnv::with_example_policies();
-    let human = env.run(&["plan", "--org", "sandbox:demo", "--out", "plan.json"]);
-    assert_eq!(human.code, 0);
-    let shown = env.run(&["show", "plan.json"]);
-    assert_eq!(shown.code, 0);
+    let env = TestDir::with_example_policies();
+    let human = env
+        .test()
+        .args(["plan", "--org", "sandbox:demo", "--out", "plan.json"])
+        .expect_code(0)
+        .run();
+    let shown = env.test().args(["show", "plan.json"]).expect_code(0).run();
     assert_eq!(shown.stdout, human.stdout);
     let markdown = env.run(&["plan", "--org", "sandbox:demo", "--format", "markdown"]);
     assert_eq!(
@@ -100,8 +118,11 @@ fn a_saved_plan_shows_the_same_in_every_format() {
     );
 
     env.write("not-a-plan.json", "{\"format_version\": \"1\"}");
-    let bad = env.run(&["show", "not-a-plan.json"]);
-    assert_eq!(bad.code, 1);
+    let bad = env
+        .test()
+        .args(["show", "not-a-plan.json"])
+        .expect_code(1)
+        .run();
     assert!(
         bad.stderr
             .contains("not-a-plan.json is not a tramontane plan"),
@@ -112,24 +133,33 @@ fn a_saved_plan_shows_the_same_in_every_format() {
 
 #[test]
 fn import_then_plan_is_empty() {
-    let env = TestEnv::with_example_policies();
-    let run = env.run(&["import", "--org", "sandbox:demo", "--out", "imported"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let validate = env.run(&["validate", "--policies", "imported"]);
-    assert_eq!(validate.code, 0, "{}", validate.stdout);
-    let plan = env.run(&[
-        "plan",
-        "--org",
-        "sandbox:demo",
-        "--policies",
-        "imported",
-        "--detailed-exitcode",
-    ]);
-    assert_eq!(plan.code, 0, "{}", plan.stdout);
+    let env = TestDir::with_example_policies();
+    env.test()
+        .args(["import", "--org", "sandbox:demo", "--out", "imported"])
+        .expect_code(0)
+        .run();
+    env.test()
+        .args(["validate", "--policies", "imported"])
+        .expect_code(0)
+        .run();
+    let plan = env
+        .test()
+        .args([
+            "plan",
+            "--org",
+            "sandbox:demo",
+            "--policies",
+            "imported",
+            "--detailed-exitcode",
+        ])
+        .expect_code(0)
+        .run();
     assert!(plan.stdout.contains("No changes."), "{}", plan.stdout);
     // Importing over existing policy files is refused, not merged.
-    let again = env.run(&["import", "--org", "sandbox:demo", "--out", "imported"]);
-    assert_eq!(again.code, 1);
+    env.test()
+        .args(["import", "--org", "sandbox:demo", "--out", "imported"])
+        .expect_code(1)
+        .run();
 }
 
 fn today() -> jiff::civil::Date {
@@ -175,13 +205,13 @@ fn converge(desired: &DesiredOrg, path: &Path, root: &Path) -> plan::Plan {
 
 #[test]
 fn applying_the_demo_plan_converges() {
-    let env = TestEnv::with_example_policies();
+    let env = TestDir::with_example_policies();
     let loaded = tramontane::policy::load(
-        &env.root().join("policies"),
+        &env.path().join("policies"),
         &tramontane::policy::LoadOptions::new(today()),
     );
     assert!(loaded.is_valid());
-    let path = env.root().join("demo.json");
+    let path = env.path().join("demo.json");
     tramontane::provider::sandbox::demo_org(today())
         .save(&path)
         .unwrap();
@@ -191,7 +221,7 @@ fn applying_the_demo_plan_converges() {
             key.secret = SecretSink::File(format!("secrets/{name}.key"));
         }
     }
-    let second = converge(&desired, &path, env.root());
+    let second = converge(&desired, &path, env.path());
     let left: Vec<_> = second
         .changes
         .iter()
@@ -200,7 +230,7 @@ fn applying_the_demo_plan_converges() {
         .collect();
     assert!(left.is_empty(), "left after apply: {left:?}");
     // The secrets went to their sinks, readable by the owner only.
-    let secret = env.root().join("secrets/ci-deploy.key");
+    let secret = env.path().join("secrets/ci-deploy.key");
     let metadata = std::fs::metadata(&secret).unwrap();
     #[cfg(unix)]
     {
@@ -217,9 +247,11 @@ proptest! {
     fn any_valid_policy_applied_to_the_sandbox_converges(mut desired in crate::test_roundtrip::org()) {
         let admins = desired.members.values().filter(|m| m.is_admin()).count();
         prop_assume!(admins > 0 || !desired.organization.prune.members);
-        for workspace in desired.workspaces.values_mut() {
+        // One file per key: two workspaces may each have a key of the same name, and apply
+        // rightly refuses to write two secrets to one file.
+        for (workspace_name, workspace) in desired.workspaces.iter_mut() {
             for (name, key) in workspace.keys.iter_mut() {
-                key.secret = SecretSink::File(format!("secrets/{name}.key"));
+                key.secret = SecretSink::File(format!("secrets/{workspace_name}/{name}.key"));
             }
         }
         let dir = tempfile::tempdir().unwrap();
@@ -233,8 +265,8 @@ proptest! {
 
 #[test]
 fn a_plan_names_the_policy_commit_and_whether_the_tree_is_dirty() {
-    let env = TestEnv::with_example_policies();
-    let repo = git2::Repository::init(env.root()).unwrap();
+    let env = TestDir::with_example_policies();
+    let repo = git2::Repository::init(env.path()).unwrap();
     let mut index = repo.index().unwrap();
     index
         .add_all(["policies"], git2::IndexAddOption::DEFAULT, None)
@@ -272,7 +304,7 @@ pub const HOSTILE: &str = "</code></summary></details>\n\n<!-- tramontane:plan d
 
 /// The sandbox demo organization with hostile text in every name and description the
 /// plan shows, saved where `--org sandbox:PATH` reads it.
-pub fn hostile_org(env: &TestEnv) -> String {
+pub fn hostile_org(env: &TestDir) -> String {
     let mut org = tramontane::provider::sandbox::demo_org(TODAY.parse().unwrap());
     for user in org.users.values_mut() {
         // The unmanaged member (a note) and a managed one (the name warning).
@@ -304,18 +336,21 @@ pub fn hostile_org(env: &TestEnv) -> String {
             ..old_notebook
         },
     );
-    let path = env.root().join("hostile.json");
+    let path = env.path().join("hostile.json");
     org.save(&path).unwrap();
     format!("sandbox:{}", path.display())
 }
 
 #[test]
 fn hostile_names_never_reach_the_terminal_as_control_characters() {
-    let env = TestEnv::with_example_policies();
+    let env = TestDir::with_example_policies();
     let org = hostile_org(&env);
     for color in ["never", "always"] {
-        let run = env.run(&["plan", "--org", &org, "--color", color]);
-        assert_eq!(run.code, 0, "{}", run.stderr);
+        let run = env
+            .test()
+            .args(["plan", "--org", &org, "--color", color])
+            .expect_code(0)
+            .run();
         assert!(
             run.stdout.contains("gpj.exe"),
             "the hostile text is not in the plan at all"
@@ -343,10 +378,13 @@ fn hostile_names_never_reach_the_terminal_as_control_characters() {
 
 #[test]
 fn hostile_names_cannot_break_out_of_the_markdown() {
-    let env = TestEnv::with_example_policies();
+    let env = TestDir::with_example_policies();
     let org = hostile_org(&env);
-    let run = env.run(&["plan", "--org", &org, "--format", "markdown"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = env
+        .test()
+        .args(["plan", "--org", &org, "--format", "markdown"])
+        .expect_code(0)
+        .run();
     let (markdown, code) = outside_code_blocks(&run.stdout);
     assert!(
         markdown.contains("gpj.exe"),
@@ -421,23 +459,28 @@ fn outside_code_blocks(markdown: &str) -> (String, Vec<String>) {
 
 #[test]
 fn no_changes_with_unmanaged_objects_does_not_claim_a_match() {
-    let env = TestEnv::with_example_policies();
-    let run = env.run(&["import", "--org", "sandbox:demo", "--out", "imported"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let teams = env.root().join("imported/teams.yaml");
+    let env = TestDir::with_example_policies();
+    env.test()
+        .args(["import", "--org", "sandbox:demo", "--out", "imported"])
+        .expect_code(0)
+        .run();
+    let teams = env.path().join("imported/teams.yaml");
     let text = std::fs::read_to_string(&teams).unwrap();
     let contractors = "  contractors:\n    description: External contractors\n    members: [mallory.contractor@acme.example]\n    workspaces:\n      dev-workspace: [user]\n";
     assert!(text.contains(contractors), "{text}");
     std::fs::write(&teams, text.replace(contractors, "")).unwrap();
-    let run = env.run(&[
-        "plan",
-        "--org",
-        "sandbox:demo",
-        "--policies",
-        "imported",
-        "--detailed-exitcode",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = env
+        .test()
+        .args([
+            "plan",
+            "--org",
+            "sandbox:demo",
+            "--policies",
+            "imported",
+            "--detailed-exitcode",
+        ])
+        .expect_code(0)
+        .run();
     insta::assert_snapshot!(run.stdout, @r"
     Planned against sandbox:demo (fingerprint sha256:11b817f21a07).
 
@@ -454,10 +497,12 @@ fn no_changes_with_unmanaged_objects_does_not_claim_a_match() {
 /// budgets as people do (`800`, not `800.0`).
 #[test]
 fn import_writes_a_modeline_only_to_a_schema_that_exists() {
-    let env = TestEnv::new();
-    let run = env.run(&["import", "--org", "sandbox:demo", "--out", "bare"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let read = |relative: &str| std::fs::read_to_string(env.root().join(relative)).unwrap();
+    let env = TestDir::new();
+    env.test()
+        .args(["import", "--org", "sandbox:demo", "--out", "bare"])
+        .expect_code(0)
+        .run();
+    let read = |relative: &str| std::fs::read_to_string(env.path().join(relative)).unwrap();
     let organization = read("bare/organization.yaml");
     assert!(
         !organization.contains("yaml-language-server"),
@@ -473,11 +518,12 @@ fn import_writes_a_modeline_only_to_a_schema_that_exists() {
     assert!(!workspace.contains(".0\n"), "{workspace}");
 
     // With the schema written where the README says, every file names a path that resolves.
-    let schema = env.run(&["schema"]);
-    assert_eq!(schema.code, 0, "{}", schema.stderr);
+    let schema = env.test().arg("schema").expect_code(0).run();
     env.write("repo/policy.schema.json", &schema.stdout);
-    let run = env.run(&["import", "--org", "sandbox:demo", "--out", "repo/policies"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    env.test()
+        .args(["import", "--org", "sandbox:demo", "--out", "repo/policies"])
+        .expect_code(0)
+        .run();
     for (file, expected) in [
         ("repo/policies/organization.yaml", "../policy.schema.json"),
         (
@@ -488,7 +534,7 @@ fn import_writes_a_modeline_only_to_a_schema_that_exists() {
         let text = read(file);
         let first = text.lines().next().unwrap();
         assert_eq!(first, format!("# yaml-language-server: $schema={expected}"));
-        let written = env.root().join(file);
+        let written = env.path().join(file);
         assert!(written.parent().unwrap().join(expected).is_file());
     }
 }

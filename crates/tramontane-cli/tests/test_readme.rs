@@ -24,22 +24,22 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::common::{TestEnv, command, repo_root};
+use tramontane_testkit::{Test, TestDir, repo_root};
 
 /// A scratch copy of the example policy repository, for one scenario.
 struct Scratch {
-    env: TestEnv,
+    env: TestDir,
 }
 
 impl Scratch {
-    fn root(&self) -> &Path {
-        self.env.root()
+    fn path(&self) -> &Path {
+        self.env.path()
     }
 
     /// Replaces `from` with `to` in a file of the scratch copy; `from` must occur exactly once,
     /// so a change to the example that moves the text fails here rather than silently.
     fn edit(&self, file: &str, from: &str, to: &str) {
-        let path = self.root().join(file);
+        let path = self.path().join(file);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(
             text.matches(from).count(),
@@ -51,7 +51,12 @@ impl Scratch {
 
     /// A step the sample builds on, which must succeed.
     fn tramontane(&self, args: &[&str]) {
-        let output = command(self.root()).args(args).output().unwrap();
+        let output = Test::new()
+            .current_dir(self.path())
+            .command()
+            .args(args)
+            .output()
+            .unwrap();
         assert!(
             output.status.success(),
             "tramontane {}: {}{}",
@@ -64,7 +69,7 @@ impl Scratch {
     /// Makes the scratch copy a git repository and commits everything in it. Author, time and
     /// content are fixed, so the commit id the output shows is the same on every run.
     fn commit_all(&self, message: &str) {
-        let repo = git2::Repository::init(self.root()).unwrap();
+        let repo = git2::Repository::init(self.path()).unwrap();
         let mut index = repo.index().unwrap();
         index
             .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
@@ -277,7 +282,9 @@ fn samples_in(document: &Path, text: &str) -> Result<Vec<Sample>, String> {
 /// terminal, and returns its exit status and everything it printed.
 fn run_together(dir: &Path, args: &[String]) -> (i32, String) {
     let mut file = tempfile::tempfile().unwrap();
-    let status = command(dir)
+    let status = Test::new()
+        .current_dir(dir)
+        .command()
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(file.try_clone().unwrap())
@@ -323,7 +330,7 @@ fn words(line: &str) -> Result<Vec<String>, String> {
 /// The transcript a console sample should hold: each command of the sample, run in turn,
 /// followed by what it printed.
 fn transcript(sample: &Sample, scenario: &Scenario, scratch: &Scratch) -> Result<String, String> {
-    let mut dir = scratch.root().to_owned();
+    let mut dir = scratch.path().to_owned();
     let mut exits = Vec::new();
     let mut shown = String::new();
     for line in sample.content.lines().filter(|line| line.starts_with("$ ")) {
@@ -344,7 +351,7 @@ fn transcript(sample: &Sample, scenario: &Scenario, scratch: &Scratch) -> Result
                 exits.push(code);
             }
             Some((program, [to])) if program == "cd" => {
-                let root = scratch.root().canonicalize().unwrap();
+                let root = scratch.path().canonicalize().unwrap();
                 match dir.join(to).canonicalize() {
                     Ok(to) if to.starts_with(&root) && to.is_dir() => dir = to,
                     _ => return Err(format!("`{line}`: no such directory in the scratch copy")),
@@ -374,7 +381,12 @@ fn abridged(sample: &Sample, scenario: &Scenario, scratch: &Scratch) -> Result<S
     let args = scenario
         .json_of
         .ok_or("a json sample's scenario must name its command")?;
-    let output = command(scratch.root()).args(args).output().unwrap();
+    let output = Test::new()
+        .current_dir(scratch.path())
+        .command()
+        .args(args)
+        .output()
+        .unwrap();
     if output.status.code() != Some(scenario.exits[0]) {
         return Err(format!(
             "`tramontane {}` exited {:?}: {}",
@@ -448,9 +460,9 @@ fn cut_to_shape(shape: &Value, real: &Value, at: &str, problems: &mut Vec<String
 
 /// A policy sample is what `validate` accepts; it stays as the document shows it.
 fn validated_policy(sample: &Sample, scenario: &Scenario) -> Result<String, String> {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     env.write("policies/sample.yaml", &sample.content);
-    let (code, printed) = run_together(env.root(), &["validate".to_owned()]);
+    let (code, printed) = run_together(env.path(), &["validate".to_owned()]);
     if code != scenario.exits[0] {
         return Err(format!(
             "`tramontane validate` exited {code}, the scenario expects {}:\n{printed}",
@@ -547,7 +559,7 @@ fn the_samples_in_the_docs_are_what_the_binary_prints() {
             };
             let prepared = || {
                 let scratch = Scratch {
-                    env: TestEnv::with_example_policies(),
+                    env: TestDir::with_example_policies(),
                 };
                 (scenario.setup)(&scratch);
                 scratch

@@ -2,13 +2,13 @@
 //! with one admin, the default workspace and the roles table; anything else that is not a
 //! sandbox file is refused, untouched.
 
-use crate::common::{Run, TestEnv};
+use tramontane_testkit::{Output, TestDir};
 
 /// The example policies, with the one command sink (`vault`, not installed here) turned
 /// into a file sink so apply can deliver every secret.
-pub fn env() -> TestEnv {
-    let env = TestEnv::with_example_policies();
-    let ml = env.root().join("policies/workspaces/ml.yaml");
+pub fn env() -> TestDir {
+    let env = TestDir::with_example_policies();
+    let ml = env.path().join("policies/workspaces/ml.yaml");
     let text = std::fs::read_to_string(&ml).unwrap().replace(
         "secret: { command: [vault, kv, put, secret/ml/eval-harness, key=-] }",
         "secret: { file: secrets/ml-workspace/eval-harness.key }",
@@ -18,7 +18,7 @@ pub fn env() -> TestEnv {
 }
 
 /// The number in `Plan: N to create`.
-fn creates(run: &Run) -> usize {
+fn creates(run: &Output) -> usize {
     let line = run
         .stdout
         .lines()
@@ -33,9 +33,12 @@ fn creates(run: &Run) -> usize {
 
 /// Plans against `org.json` as it is, then applies and plans again: the first plan creates
 /// the org and everything the policy lists, the second has nothing left to create.
-fn plan_apply_converge(env: &TestEnv) {
-    let planned = env.run(&["plan", "--org", "sandbox:org.json"]);
-    assert_eq!(planned.code, 0, "{}{}", planned.stdout, planned.stderr);
+fn plan_apply_converge(env: &TestDir) {
+    let planned = env
+        .test()
+        .args(["plan", "--org", "sandbox:org.json"])
+        .expect_code(0)
+        .run();
     assert!(
         planned.stderr.contains(
             "Created a sandbox organization at org.json with admin alice.martin@acme.example (Alice Martin)"
@@ -59,7 +62,7 @@ fn plan_apply_converge(env: &TestEnv) {
     );
 
     let stored: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(env.root().join("org.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(env.path().join("org.json")).unwrap())
             .unwrap();
     assert_eq!(stored["format"], 1);
     assert_eq!(
@@ -72,21 +75,27 @@ fn plan_apply_converge(env: &TestEnv) {
     assert_eq!(workspaces.len(), 1);
     assert!(workspaces.values().all(|w| w["is_default"] == true));
 
-    let applied = env.run(&["apply", "--org", "sandbox:org.json", "--auto-approve"]);
-    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    let applied = env
+        .test()
+        .args(["apply", "--org", "sandbox:org.json", "--auto-approve"])
+        .expect_code(0)
+        .run();
     assert!(
         !applied.stderr.contains("Created a sandbox"),
         "the org exists now: {}",
         applied.stderr
     );
     assert!(
-        env.root()
+        env.path()
             .join("secrets/ml-workspace/eval-harness.key")
             .exists()
     );
 
-    let again = env.run(&["plan", "--org", "sandbox:org.json"]);
-    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    let again = env
+        .test()
+        .args(["plan", "--org", "sandbox:org.json"])
+        .expect_code(0)
+        .run();
     assert_eq!(creates(&again), 0, "{}", again.stdout);
 }
 
@@ -108,36 +117,45 @@ fn a_file_that_is_not_a_sandbox_is_refused_and_left_alone() {
     let env = env();
     let foreign = "{\"name\": \"not an org\"}\n";
     env.write("org.json", foreign);
-    let refused = env.run(&["plan", "--org", "sandbox:org.json"]);
-    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    let refused = env
+        .test()
+        .args(["plan", "--org", "sandbox:org.json"])
+        .expect_code(1)
+        .run();
     assert_eq!(refused.stdout, "");
     insta::assert_snapshot!(refused.stderr);
     assert_eq!(
-        std::fs::read_to_string(env.root().join("org.json")).unwrap(),
+        std::fs::read_to_string(env.path().join("org.json")).unwrap(),
         foreign
     );
 }
 
 #[test]
 fn a_policy_without_an_admin_needs_one_named() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     env.write(
         "policies/members.yaml",
         "version: 1\nmembers:\n  bob@x.example: { name: Bob Stone }\n",
     );
-    let refused = env.run(&["plan", "--org", "sandbox:org.json"]);
-    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    let refused = env
+        .test()
+        .args(["plan", "--org", "sandbox:org.json"])
+        .expect_code(1)
+        .run();
     insta::assert_snapshot!(refused.stderr);
-    assert!(!env.root().join("org.json").exists());
+    assert!(!env.path().join("org.json").exists());
 
-    let named = env.run(&[
-        "plan",
-        "--org",
-        "sandbox:org.json",
-        "--sandbox-admin",
-        "ada@x.example",
-    ]);
-    assert_eq!(named.code, 0, "{}{}", named.stdout, named.stderr);
+    let named = env
+        .test()
+        .args([
+            "plan",
+            "--org",
+            "sandbox:org.json",
+            "--sandbox-admin",
+            "ada@x.example",
+        ])
+        .expect_code(0)
+        .run();
     assert!(
         named
             .stderr
@@ -151,19 +169,22 @@ fn a_policy_without_an_admin_needs_one_named() {
         named.stdout
     );
 
-    let not_an_email = TestEnv::new();
+    let not_an_email = TestDir::new();
     not_an_email.write(
         "policies/members.yaml",
         "version: 1\nmembers:\n  bob@x.example: { name: Bob Stone }\n",
     );
-    let refused = not_an_email.run(&[
-        "plan",
-        "--org",
-        "sandbox:org.json",
-        "--sandbox-admin",
-        "ada",
-    ]);
-    assert_eq!(refused.code, 1);
+    let refused = not_an_email
+        .test()
+        .args([
+            "plan",
+            "--org",
+            "sandbox:org.json",
+            "--sandbox-admin",
+            "ada",
+        ])
+        .expect_code(1)
+        .run();
     assert!(
         refused
             .stderr

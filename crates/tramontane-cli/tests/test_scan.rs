@@ -15,7 +15,7 @@ use git2::Oid;
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
-use crate::common::{Run, TestEnv, command};
+use tramontane_testkit::{Output, Test, TestDir};
 
 // ---------------------------------------------------------------------------------------
 // Keys, made at run time so this file holds no literal that looks like one.
@@ -154,22 +154,22 @@ fn content(scenario: Scenario, format: usize) -> String {
 type Files = BTreeMap<String, String>;
 
 struct Repo {
-    env: TestEnv,
+    env: TestDir,
     repo: git2::Repository,
     tick: i64,
 }
 
 impl Repo {
     fn new() -> Repo {
-        let env = TestEnv::new();
+        let env = TestDir::new();
         let mut options = git2::RepositoryInitOptions::new();
         options.initial_head("main");
-        let repo = git2::Repository::init_opts(env.root(), &options).unwrap();
+        let repo = git2::Repository::init_opts(env.path(), &options).unwrap();
         Repo { env, repo, tick: 0 }
     }
 
-    fn root(&self) -> &Path {
-        self.env.root()
+    fn path(&self) -> &Path {
+        self.env.path()
     }
 
     /// A commit of exactly `files`, on `reference` (which must point at `parents[0]`).
@@ -218,24 +218,23 @@ impl Repo {
         self.env.write(path, text);
     }
 
-    fn scan(&self, args: &[&str]) -> Run {
-        scan_in(self.root(), args)
+    fn scan(&self, args: &[&str]) -> Output {
+        scan_in(self.path(), args)
     }
 }
 
 /// `tramontane scan ARGS` in `dir`, with git's user-wide configuration (a global excludes
 /// file) kept out of it.
-fn scan_in(dir: &Path, args: &[&str]) -> Run {
+fn scan_in(dir: &Path, args: &[&str]) -> Output {
     let mut full = vec!["scan"];
     full.extend_from_slice(args);
-    command(dir)
+    Test::new()
+        .current_dir(dir)
         .env("HOME", dir)
         .env("XDG_CONFIG_HOME", dir)
         .env_remove("MISTRAL_API_URL")
         .args(&full)
-        .output()
-        .expect("the binary runs")
-        .into()
+        .run()
 }
 
 fn index_entry(path: &str) -> git2::IndexEntry {
@@ -255,17 +254,17 @@ fn index_entry(path: &str) -> git2::IndexEntry {
     }
 }
 
-fn json(run: &Run) -> Json {
+fn json(run: &Output) -> Json {
     serde_json::from_str(&run.stdout)
         .unwrap_or_else(|error| panic!("not JSON ({error}):\n{}\n{}", run.stdout, run.stderr))
 }
 
-fn findings(run: &Run) -> Vec<Json> {
+fn findings(run: &Output) -> Vec<Json> {
     json(run)["findings"].as_array().unwrap().clone()
 }
 
 /// Fails when any of `secrets` appears whole in the run's output.
-fn assert_no_secret_in(run: &Run, secrets: &[String]) {
+fn assert_no_secret_in(run: &Output, secrets: &[String]) {
     for secret in secrets {
         assert!(
             !run.stdout.contains(secret.as_str()) && !run.stderr.contains(secret.as_str()),
@@ -705,7 +704,7 @@ fn a_clean_repository_exits_0() {
 #[test]
 fn a_baseline_accepts_known_findings_and_only_those() {
     let small = small();
-    let root = small.repo.root();
+    let root = small.repo.path();
     let baseline = root.join("scan-baseline.json");
     let shown = baseline.to_str().unwrap();
 
@@ -767,7 +766,7 @@ fn a_baseline_accepts_known_findings_and_only_those() {
 #[test]
 fn a_bad_baseline_is_an_error_not_a_pass() {
     let small = small();
-    let root = small.repo.root();
+    let root = small.repo.path();
     let missing = small.repo.scan(&["--baseline", "nowhere.json"]);
     assert_eq!(missing.code, 2);
     assert!(
@@ -791,8 +790,8 @@ fn a_bad_baseline_is_an_error_not_a_pass() {
 
 #[test]
 fn errors_exit_2() {
-    let outside = TestEnv::new();
-    let run = scan_in(outside.root(), &[]);
+    let outside = TestDir::new();
+    let run = scan_in(outside.path(), &[]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr.contains("is not in a git repository"),
@@ -800,7 +799,7 @@ fn errors_exit_2() {
         run.stderr
     );
 
-    let run = scan_in(outside.root(), &["no/such/dir"]);
+    let run = scan_in(outside.path(), &["no/such/dir"]);
     assert_eq!(run.code, 2);
     assert!(
         run.stderr.contains("cannot read `no/such/dir`"),
@@ -809,19 +808,25 @@ fn errors_exit_2() {
     );
 
     // Usage errors too, unlike other commands' 1: for scan, 1 means findings.
-    let run = scan_in(outside.root(), &["--format", "xml"]);
+    let run = scan_in(outside.path(), &["--format", "xml"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    let run = crate::common::run_in(outside.root(), &["--color", "never", "scan", "--bogus"]);
+    let run = Test::new()
+        .current_dir(outside.path())
+        .args(["--color", "never", "scan", "--bogus"])
+        .run();
     assert_eq!(run.code, 2, "{}", run.stderr);
-    let run = crate::common::run_in(outside.root(), &["validate", "--bogus"]);
+    let run = Test::new()
+        .current_dir(outside.path())
+        .args(["validate", "--bogus"])
+        .run();
     assert_eq!(run.code, 1, "other commands keep their usage exit code");
 
-    let bare = TestEnv::new();
-    git2::Repository::init_bare(bare.root()).unwrap();
-    let run = scan_in(bare.root(), &[]);
+    let bare = TestDir::new();
+    git2::Repository::init_bare(bare.path()).unwrap();
+    let run = scan_in(bare.path(), &[]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("pass --history"), "{}", run.stderr);
-    let run = scan_in(bare.root(), &["--history"]);
+    let run = scan_in(bare.path(), &["--history"]);
     assert_eq!(
         run.code, 0,
         "an empty bare repository is clean: {}",
@@ -935,16 +940,15 @@ fn verify_marks_keys_live_revoked_or_unknown_and_only_when_asked() {
     repo.check_out_main();
     let api = ModelsApi::start(live.clone(), flaky.clone());
 
-    let scan_with_api = |args: &[&str]| -> Run {
+    let scan_with_api = |args: &[&str]| -> Output {
         let mut full = vec!["scan"];
         full.extend_from_slice(args);
-        command(repo.root())
-            .env("HOME", repo.root())
+        Test::new()
+            .current_dir(repo.path())
+            .env("HOME", repo.path())
             .env("MISTRAL_API_URL", &api.url)
             .args(&full)
-            .output()
-            .unwrap()
-            .into()
+            .run()
     };
     let run = scan_with_api(&["--format", "json"]);
     assert_eq!(run.code, 1);
@@ -995,13 +999,12 @@ fn verify_marks_keys_live_revoked_or_unknown_and_only_when_asked() {
     assert_no_secret_in(&human, &[live, revoked, flaky]);
 
     // Keys never travel in the clear to another host.
-    let run = command(repo.root())
-        .env("HOME", repo.root())
+    let run = Test::new()
+        .current_dir(repo.path())
+        .env("HOME", repo.path())
         .env("MISTRAL_API_URL", "http://api.example.com")
         .args(["scan", "--verify"])
-        .output()
-        .unwrap();
-    let run: Run = run.into();
+        .run();
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("only over https"), "{}", run.stderr);
 }
@@ -1064,7 +1067,7 @@ fn a_missing_object_stops_the_scan_rather_than_passing_it() {
     repo.check_out_main();
     let blob = repo.repo.blob(b"DEBUG=1\n").unwrap().to_string();
     let loose = repo
-        .root()
+        .path()
         .join(".git/objects")
         .join(&blob[..2])
         .join(&blob[2..]);

@@ -1,11 +1,14 @@
 use serde_json::Value;
 
-use crate::common::{repo_root, run_in};
+use tramontane_testkit::{Test, repo_root};
 
 #[test]
 fn schema_prints_the_bundled_schema() {
-    let run = run_in(&repo_root(), &["schema"]);
-    assert_eq!(run.code, 0);
+    let run = Test::new()
+        .current_dir(repo_root())
+        .arg("schema")
+        .expect_code(0)
+        .run();
     let on_disk = std::fs::read_to_string(repo_root().join("schema/policy.schema.json")).unwrap();
     assert_eq!(run.stdout, on_disk);
     let schema: Value = serde_json::from_str(&run.stdout).unwrap();

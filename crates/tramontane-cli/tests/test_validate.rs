@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use crate::common::{TestEnv, command, repo_root, run_in};
+use tramontane_testkit::{Test, TestDir, repo_root};
 
 const BROKEN: &str = "\
 version: 1
@@ -21,17 +21,19 @@ workspaces:
 
 #[test]
 fn the_example_org_is_valid() {
-    let run = run_in(&repo_root(), &["validate"]);
-    assert_eq!(run.code, 0, "{}", run.stdout);
+    let run = Test::new()
+        .current_dir(repo_root())
+        .arg("validate")
+        .expect_code(0)
+        .run();
     insta::assert_snapshot!(run.stdout, @"`policies` is valid: 7 files");
 }
 
 #[test]
 fn human_output_is_a_rustc_style_frame() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     env.write("policies/org.yaml", BROKEN);
-    let run = env.run(&["validate"]);
-    assert_eq!(run.code, 1);
+    let run = env.test().arg("validate").expect_code(1).run();
     insta::assert_snapshot!(run.stdout, @r"
     error[E030]: `bob@acme.example`, owner of key `ci` of workspace `dev`, is not a member of the organization
       --> policies/org.yaml:11:16
@@ -58,10 +60,13 @@ fn human_output_is_a_rustc_style_frame() {
 
 #[test]
 fn json_output_is_a_stable_array() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     env.write("policies/org.yaml", BROKEN);
-    let run = env.run(&["validate", "--format", "json"]);
-    assert_eq!(run.code, 1);
+    let run = env
+        .test()
+        .args(["validate", "--format", "json"])
+        .expect_code(1)
+        .run();
     insta::assert_snapshot!(run.stdout, @r#"
     [
       {
@@ -88,10 +93,13 @@ fn json_output_is_a_stable_array() {
 
 #[test]
 fn github_output_is_workflow_commands() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     env.write("policies/org.yaml", BROKEN);
-    let run = env.run(&["validate", "--format", "github"]);
-    assert_eq!(run.code, 1);
+    let run = env
+        .test()
+        .args(["validate", "--format", "github"])
+        .expect_code(1)
+        .run();
     insta::assert_snapshot!(run.stdout, @r"
     ::error file=policies/org.yaml,line=11,col=16,title=E030::`bob@acme.example`, owner of key `ci` of workspace `dev`, is not a member of the organization%0Ahelp: add `bob@acme.example` under `members`, with a `name`
     ::error file=policies/org.yaml,line=13,col=14,title=E035::key `ci` of workspace `dev` allows 100 requests per minute, more than the workspace's 60%0Ahelp: lower the key's `rpm` to at most 60, or raise the workspace's
@@ -100,7 +108,7 @@ fn github_output_is_workflow_commands() {
 
 #[test]
 fn colors_only_when_asked_or_on_a_terminal() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     env.write("policies/org.yaml", BROKEN);
     // Not a terminal: plain, whatever the default.
     assert!(!env.run(&["validate"]).stdout.contains('\x1b'));
@@ -118,9 +126,12 @@ fn colors_only_when_asked_or_on_a_terminal() {
 
 #[test]
 fn a_missing_directory_is_named() {
-    let env = TestEnv::new();
-    let run = env.run(&["validate", "--policies", "nowhere"]);
-    assert_eq!(run.code, 1);
+    let env = TestDir::new();
+    let run = env
+        .test()
+        .args(["validate", "--policies", "nowhere"])
+        .expect_code(1)
+        .run();
     insta::assert_snapshot!(run.stdout, @"
     error[E001]: cannot read the policy directory `nowhere`: it does not exist
     --> nowhere
@@ -132,15 +143,18 @@ fn a_missing_directory_is_named() {
 
 #[test]
 fn an_oversized_file_is_refused_without_reading_it_all() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     let mut big = String::from("members:\n");
     while big.len() < 5 * 1024 * 1024 {
         big.push_str("  # padding padding padding padding padding padding padding padding\n");
     }
     env.write("policies/big.yaml", big);
     let started = std::time::Instant::now();
-    let run = env.run(&["validate", "--format", "json"]);
-    assert_eq!(run.code, 1);
+    let run = env
+        .test()
+        .args(["validate", "--format", "json"])
+        .expect_code(1)
+        .run();
     assert!(run.stdout.contains("\"E005\""), "{}", run.stdout);
     assert!(run.stdout.contains("larger than the limit of 4 MiB"));
     // Generous: the point is "not a hang", not a performance assertion.
@@ -149,20 +163,23 @@ fn an_oversized_file_is_refused_without_reading_it_all() {
 
 #[test]
 fn warnings_do_not_fail_validation() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     env.write(
         "policies/org.yaml",
         "members:\n  a@acme.example: { name: A }\nworkspaces:\n  w:\n    admin: a@acme.example\n    keys:\n      forever:\n        owner: a@acme.example\n        secret: { file: k }\nversion: 1\n",
     );
-    let run = env.run(&["validate", "--format", "github"]);
-    assert_eq!(run.code, 0);
+    let run = env
+        .test()
+        .args(["validate", "--format", "github"])
+        .expect_code(0)
+        .run();
     insta::assert_snapshot!(run.stdout, @"::warning file=policies/org.yaml,line=7,col=7,title=W001::key `forever` of workspace `w` never expires%0Ahelp: add `expires_after_days: 90` and `rotate_before_days: 14`, or an `expires` date");
 }
 
 #[cfg(unix)]
 #[test]
 fn symbolic_links_are_never_followed() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     env.write("policies/org.yaml", "version: 1\n");
     // What a link could expose: a file outside the policy directory that would otherwise
     // be quoted in a diagnostic, and the process's own environment with the admin key.
@@ -170,21 +187,19 @@ fn symbolic_links_are_never_followed() {
     env.write("outside/leak.yaml", format!("{canary}: {canary}\n"));
     env.write("outside/dir/more.yaml", format!("{canary}: 1\n"));
     let link = |target: &Path, name: &str| {
-        std::os::unix::fs::symlink(target, env.root().join("policies").join(name)).unwrap();
+        std::os::unix::fs::symlink(target, env.path().join("policies").join(name)).unwrap();
     };
-    link(&env.root().join("outside/leak.yaml"), "leak.yaml");
-    link(&env.root().join("outside/dir"), "shared");
+    link(&env.path().join("outside/leak.yaml"), "leak.yaml");
+    link(&env.path().join("outside/dir"), "shared");
     link(Path::new("/proc/self/environ"), "environ.yml");
     for format in ["human", "json", "github"] {
-        let output = command(env.root())
+        let run = env
+            .test()
             .args(["validate", "--format", format])
             .env("MISTRAL_ADMIN_API_KEY", canary)
-            .output()
-            .unwrap();
-        let run = crate::common::Run::from(output);
-        assert_eq!(run.code, 1, "{}", run.stdout);
-        assert!(!run.stdout.contains(canary), "{}", run.stdout);
-        assert!(!run.stderr.contains(canary), "{}", run.stderr);
+            .expect_code(1)
+            .no_secret_in_output(canary)
+            .run();
         for name in ["leak.yaml", "shared", "environ.yml"] {
             assert!(
                 run.stdout.contains(&format!("policies/{name}")),
@@ -213,7 +228,7 @@ fn symbolic_links_are_never_followed() {
 
 #[test]
 fn too_many_bytes_in_total_fail_before_any_file_is_parsed() {
-    let env = TestEnv::new();
+    let env = TestDir::new();
     // Five files, each under the per-file limit, 19.5 MiB together.
     let mut members = String::from("members:\n");
     let mut i = 0;
@@ -222,7 +237,7 @@ fn too_many_bytes_in_total_fail_before_any_file_is_parsed() {
         i += 1;
     }
     for file in 0..5 {
-        env.write(&format!("policies/part{file}.yaml"), &members);
+        env.write(format!("policies/part{file}.yaml"), &members);
     }
     let started = std::time::Instant::now();
     let run = env.run(&["validate"]);

@@ -2,7 +2,7 @@
 //! review would: the admin key only where tramontane runs, every third-party action pinned
 //! to a commit, write permissions only on the jobs that write.
 
-use crate::common::repo_root;
+use tramontane_testkit::repo_root;
 
 /// Every workflow and the composite action, with their text.
 fn workflow_files() -> Vec<(String, String)> {

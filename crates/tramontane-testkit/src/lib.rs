@@ -1,6 +1,17 @@
 //! What tramontane's tests share: a fake of Mistral's Admin API and of GitHub's REST API,
 //! each behaving as real servers do at their worst when asked (clamped pages, 429s with and
-//! without `Retry-After`, redirects, stalls, totals that lie).
+//! without `Retry-After`, redirects, stalls, totals that lie), the organizations the tests
+//! start from, and the [`Test`] builder every integration test runs the binary through.
 
 pub mod fake_api;
 pub mod fake_github;
+pub mod orgs;
+pub mod output;
+mod process;
+pub mod test;
+pub mod test_dir;
+
+pub use output::Output;
+pub use process::binary;
+pub use test::{TODAY, Test};
+pub use test_dir::{TestDir, repo_root};

@@ -1,16 +1,20 @@
 //! tramontane: GitOps for Mistral AI organizations.
 //!
 //! The pipeline runs one way: [`policy`] loads and checks the YAML into a [`model::DesiredOrg`];
-//! later stages diff it against the live organization into a plan and apply it; [`render`]
-//! shows every result; the `tramontane-cli` crate is the thin command line over all of it.
+//! [`org`] opens the organization a command chooses and [`planning`] reads it and diffs the
+//! two into a plan ([`plan`]), which [`apply`] carries out; [`render`] shows every result.
+//! The library never prints: the `tramontane-cli` crate is the thin command line over all
+//! of it, turning flags into configuration and results into text.
 
 pub mod access;
 pub mod apply;
+pub mod clock;
 pub mod gateway_key;
 pub mod github;
 pub mod model;
 pub mod org;
 pub mod plan;
+pub mod planning;
 pub mod policy;
 pub mod provider;
 pub mod render;

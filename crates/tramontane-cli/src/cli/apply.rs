@@ -2,9 +2,9 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use super::org::OrgArgs;
-use super::plan::{Clock, Planned, make_plan, record_error, runtime_record};
+use super::planning::{Planned, make_plan};
 use super::show::read_plan;
-use super::{ColorChoice, CommandError, ExitStatus};
+use super::{ClockArgs, ColorChoice, CommandError, ExitStatus};
 use tramontane::apply::audit::AuditLog;
 use tramontane::apply::journal::Journal;
 use tramontane::apply::{ApplyOptions, Status, apply_each, git_ignore, lock};
@@ -81,7 +81,7 @@ pub struct Args {
     pub quiet: bool,
 
     #[command(flatten)]
-    pub clock: Clock,
+    pub clock: ClockArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -383,9 +383,14 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
     // Put in force by an apply that completes and that was not narrowed to some changes.
     let record_runtime = |plan: &Plan| -> Result<(), CommandError> {
         match args.org.lock_identity(&root) {
-            Some(identity) if args.only.is_none() => runtime_record(&args.org, &root)
-                .write(&identity, &plan.runtime.effective)
-                .map_err(record_error),
+            Some(identity) if args.only.is_none() => {
+                tramontane::planning::runtime_record(&args.org.config(), &root)
+                    .write(&identity, &plan.runtime.effective)
+                    .map_err(|error| CommandError::Usage {
+                        message: error.to_string(),
+                        help: Some(error.help().to_owned()),
+                    })
+            }
             _ => Ok(()),
         }
     };

@@ -67,7 +67,8 @@ fn invoked_subcommand() -> Option<String> {
         .and_then(|matches| matches.subcommand_name().map(str::to_owned))
 }
 
-/// A command that could not run to completion.
+/// A command that could not run to completion. Every variant ends, on stderr, with what to
+/// do: in its message, or on a `help:` line under it ([`CommandError::help`]).
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     /// A mistake in how the command was invoked.
@@ -76,9 +77,18 @@ pub enum CommandError {
         message: String,
         help: Option<String>,
     },
+    /// The organization could not be opened.
+    #[error(transparent)]
+    Org(#[from] tramontane::org::OrgError),
     /// The organization could not be read or changed.
     #[error(transparent)]
     Provider(#[from] tramontane::provider::ProviderError),
+    /// No plan could be made.
+    #[error(transparent)]
+    Planning(#[from] tramontane::planning::PlanningError),
+    /// The policies at a git revision could not be read.
+    #[error(transparent)]
+    Git(#[from] tramontane::policy::git::GitError),
     /// GitHub refused or could not be reached.
     #[error(transparent)]
     GitHub(#[from] tramontane::github::GitHubError),
@@ -109,6 +119,17 @@ pub enum CommandError {
     ScanOutput(std::io::Error),
 }
 
+/// A policy file `import` could not write: a file named on the command line.
+impl From<tramontane::policy::directory::WriteError> for CommandError {
+    fn from(error: tramontane::policy::directory::WriteError) -> CommandError {
+        CommandError::File {
+            path: error.path,
+            action: "write",
+            source: error.source,
+        }
+    }
+}
+
 impl CommandError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
@@ -117,9 +138,12 @@ impl CommandError {
                 ExitCode::SUCCESS
             }
             CommandError::Usage { .. }
+            | CommandError::Org(_)
+            | CommandError::Provider(_)
+            | CommandError::Planning(_)
+            | CommandError::Git(_)
             | CommandError::GitHub(_)
             | CommandError::Output(_)
-            | CommandError::Provider(_)
             | CommandError::File { .. }
             | CommandError::Lock(_)
             | CommandError::Audit(_)
@@ -128,21 +152,31 @@ impl CommandError {
         }
     }
 
-    /// The error as shown on stderr, with its hint.
-    pub fn report(&self) -> String {
+    /// What to do, for the line under the error; `None` where the message already says.
+    pub fn help(&self) -> Option<&str> {
         match self {
-            CommandError::Usage {
-                message,
-                help: Some(help),
-            } => format!("error: {message}\nhelp: {help}\n"),
-            CommandError::Lock(tramontane::apply::lock::LockError::Busy { .. }) => format!(
-                "error: {self}\nhelp: wait for it to finish and run apply again, or pass --lock-timeout 5m to wait\n"
-            ),
-            CommandError::Scan(error) => format!("error: {error}\nhelp: {}\n", error.help()),
-            CommandError::Audit(_) => format!(
-                "error: {self}\nhelp: the changes were made; fix the log's path or permissions so the next apply can record\n"
-            ),
-            other => format!("error: {other}\n"),
+            CommandError::Usage { help, .. } => help.as_deref(),
+            CommandError::Org(error) => error.help(),
+            CommandError::Provider(error) => error.help(),
+            CommandError::Planning(error) => error.help(),
+            CommandError::Git(error) => error.help(),
+            CommandError::GitHub(error) => error.help(),
+            CommandError::File { .. } => Some("check the path and its permissions"),
+            CommandError::Lock(error) => error.help(),
+            CommandError::Audit(error) => error.help(),
+            CommandError::Scan(error) => Some(error.help()),
+            CommandError::Journal(error) => error.help(),
+            CommandError::Output(_) | CommandError::ScanOutput(_) => {
+                Some("check where the output goes: a full disk, or a file that cannot be written")
+            }
+        }
+    }
+
+    /// The error as shown on stderr, with its help line.
+    pub fn report(&self) -> String {
+        match self.help() {
+            Some(help) => format!("error: {self}\nhelp: {help}\n"),
+            None => format!("error: {self}\n"),
         }
     }
 }

@@ -7,7 +7,7 @@ use jiff::civil::Date;
 use super::{ColorChoice, CommandError, ExitStatus};
 use tramontane::access::{self, Access, AccessDiff, render};
 use tramontane::model::DesiredOrg;
-use tramontane::policy::git::{GitError, PolicyRepository};
+use tramontane::policy::git::PolicyRepository;
 use tramontane::policy::{self, LoadOptions, LoadedPolicy};
 use tramontane::render::diagnostics;
 use tramontane::runtime::Runtime;
@@ -65,7 +65,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
             .date()
     });
     let options = LoadOptions::new(today);
-    let repo = PolicyRepository::open(&args.policies).map_err(git_error)?;
+    let repo = PolicyRepository::open(&args.policies)?;
     let base = at_revision(&repo, &args.base, &options)?;
     let head = match &args.head {
         Some(rev) => at_revision(&repo, rev, &options)?,
@@ -129,7 +129,7 @@ fn at_revision(
     rev: &str,
     options: &LoadOptions<'_>,
 ) -> Result<Side, CommandError> {
-    let found = repo.files_at(rev).map_err(git_error)?;
+    let found = repo.files_at(rev)?;
     let side = access::Side {
         revision: Some(rev.to_owned()),
         commit: Some(found.commit),
@@ -157,26 +157,5 @@ fn in_working_tree(dir: &std::path::Path, options: &LoadOptions<'_>) -> Side {
         side: access::Side::working_tree(loaded.is_some()),
         loaded,
         shown,
-    }
-}
-
-fn git_error(error: GitError) -> CommandError {
-    let help = match &error {
-        GitError::NotARepository { .. } => {
-            "run `tramontane diff` inside a clone of the policy repository".to_owned()
-        }
-        GitError::OutsideWorkTree { .. } => {
-            "pass --policies with a directory inside the repository".to_owned()
-        }
-        GitError::UnknownRevision { .. } => "fetch it first; in GitHub Actions check out with `fetch-depth: 0`, or on a pull request compare with `--base HEAD^1` after checking out with `fetch-depth: 2`".to_owned(),
-        GitError::NotADirectory { .. } => {
-            "pass --policies with the directory that holds the policy files".to_owned()
-        }
-        GitError::Read { .. } => "check the repository with `git fsck`".to_owned(),
-        GitError::TooLarge { .. } => "real policies are a few kilobytes per file: keep generated data out of the policy directory".to_owned(),
-    };
-    CommandError::Usage {
-        message: error.to_string(),
-        help: Some(help),
     }
 }

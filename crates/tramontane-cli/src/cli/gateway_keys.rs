@@ -73,7 +73,7 @@ pub struct IssueArgs {
     pub policies: PathBuf,
 
     #[command(flatten)]
-    pub clock: super::plan::Clock,
+    pub clock: super::ClockArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -111,7 +111,7 @@ fn usage(message: impl Into<String>, help: impl Into<String>) -> CommandError {
 fn issue(args: &IssueArgs, color: ColorChoice) -> Result<ExitStatus, CommandError> {
     // Everything that can be refused is refused before a key exists.
     let delivery = delivery(args.sink.as_deref())?;
-    let today = super::plan::day_of(args.clock.now());
+    let today = tramontane::clock::day_of(args.clock.now());
     let expires = expiry(args, today)?;
     let (holder, workspace) = holder_and_workspace(args)?;
     let shown_dir = args.policies.to_string_lossy().into_owned();
@@ -454,7 +454,7 @@ fn revoke(args: &RevokeArgs) -> Result<ExitStatus, CommandError> {
         )
     })?;
     // Revoking must work on a policy with unrelated errors too: access is taken away first.
-    let today = super::plan::day_of(jiff::Timestamp::now());
+    let today = tramontane::clock::day_of(jiff::Timestamp::now());
     let loaded = policy::load(&args.policies, &LoadOptions::new(today));
     let mut edits = Vec::new();
     for (_, source) in loaded.sources.iter() {

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use super::import;
 use super::org::OrgArgs;
 use super::{CommandError, ExitStatus};
+use tramontane::clock::day_of;
 use tramontane::repository::RepositoryRoot;
 use tramontane::scaffold::{self, DEFAULT_ADMIN, EDIT_MARKER, POLICIES_DIR, ScaffoldOptions};
 
@@ -29,7 +30,7 @@ pub struct Args {
     pub from_org: OrgArgs,
 
     #[command(flatten)]
-    pub clock: super::plan::Clock,
+    pub clock: super::ClockArgs,
 }
 
 pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
@@ -98,7 +99,7 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
     }
     // Written after the schema, so the policy files' modelines find it.
     if let Some((desired, notes)) = &imported {
-        import::write_policy_files(&policies, desired, notes, super::plan::day_of(now))?;
+        import::write_policy_files(&policies, desired, notes, day_of(now))?;
     }
     let mut stdout = std::io::stdout().lock();
     writeln!(

@@ -12,12 +12,16 @@ mod import;
 mod init;
 pub mod org;
 pub(crate) mod plan;
+mod planning;
 mod scan;
 mod schema;
 mod show;
 mod validate;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use jiff::Timestamp;
+use jiff::civil::Date;
+use tramontane::clock::Clock;
 
 pub use command_error::{CommandError, ExitStatus};
 
@@ -87,6 +91,29 @@ impl ColorChoice {
                     && std::env::var_os("TERM").is_none_or(|term| term != "dumb")
             }
         }
+    }
+}
+
+/// The moment a command counts from: hidden flags (and their variables) for tests and
+/// demos, the system clock otherwise.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClockArgs {
+    /// Count expiries, rotation windows and overlaps from this instant (RFC 3339).
+    #[arg(long, env = "TRAMONTANE_NOW", hide = true)]
+    pub now: Option<Timestamp>,
+
+    /// Count from noon (UTC) of this day instead.
+    #[arg(long, env = "TRAMONTANE_TODAY", hide = true)]
+    pub today: Option<Date>,
+}
+
+impl ClockArgs {
+    pub fn clock(&self) -> Clock {
+        Clock::pinned(self.now, self.today)
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock().now()
     }
 }
 

@@ -2,18 +2,12 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::ValueEnum;
-use jiff::Timestamp;
-use jiff::civil::Date;
-use sha2::{Digest, Sha256};
 
-use super::org::{Org, OrgArgs, runtime};
-use super::{ColorChoice, CommandError, ExitStatus};
-use tramontane::apply::runtime_record::{RuntimeRecord, RuntimeRecordError};
-use tramontane::plan::{self, Plan, PlanInput, PolicyRef};
-use tramontane::policy::{self, LoadOptions};
-use tramontane::provider::Provider;
-use tramontane::render::{diagnostics, plan as render};
-use tramontane::repository::RepositoryRoot;
+use super::org::OrgArgs;
+use super::planning::make_plan;
+use super::{ClockArgs, ColorChoice, CommandError, ExitStatus};
+use tramontane::plan::Plan;
+use tramontane::render::plan as render;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -47,35 +41,7 @@ pub struct Args {
     pub quiet: bool,
 
     #[command(flatten)]
-    pub clock: Clock,
-}
-
-/// The moment a plan is made at. Tests and demos pin it; otherwise it is the system clock.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Clock {
-    /// Count expiries, rotation windows and overlaps from this instant (RFC 3339).
-    #[arg(long, env = "TRAMONTANE_NOW", hide = true)]
-    pub now: Option<Timestamp>,
-
-    /// Count from noon (UTC) of this day instead.
-    #[arg(long, env = "TRAMONTANE_TODAY", hide = true)]
-    pub today: Option<Date>,
-}
-
-impl Clock {
-    pub fn now(&self) -> Timestamp {
-        if let Some(now) = self.now {
-            return now;
-        }
-        match self.today {
-            Some(day) => day
-                .at(12, 0, 0, 0)
-                .to_zoned(jiff::tz::TimeZone::UTC)
-                .map(|zoned| zoned.timestamp())
-                .unwrap_or_else(|_| Timestamp::now()),
-            None => Timestamp::now(),
-        }
-    }
+    pub clock: ClockArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -86,97 +52,6 @@ pub enum Format {
     Markdown,
     /// The versioned plan contract (see the README).
     Json,
-}
-
-/// The UTC day of an instant: the day policy expiry dates are checked against.
-pub fn day_of(now: Timestamp) -> Date {
-    now.to_zoned(jiff::tz::TimeZone::UTC).date()
-}
-
-/// Everything a plan was made from, kept for apply.
-pub struct Planned {
-    pub desired: tramontane::model::DesiredOrg,
-    pub org: Org,
-    pub live: tramontane::model::LiveOrg,
-    pub plan: Plan,
-    pub runtime: tokio::runtime::Runtime,
-}
-
-/// Loads the policies and reads the org into a plan. `None` when the policies are invalid:
-/// their diagnostics are already on stderr.
-pub fn make_plan(
-    policies: &std::path::Path,
-    org_args: &OrgArgs,
-    now: Timestamp,
-    quiet: bool,
-    color: ColorChoice,
-) -> Result<Option<Planned>, CommandError> {
-    let loaded = policy::load(policies, &LoadOptions::new(day_of(now)));
-    if !loaded.is_valid() {
-        let shown = policies.to_string_lossy();
-        let text = diagnostics::human(
-            &loaded,
-            &shown,
-            color.enabled(std::io::stderr().is_terminal()),
-        );
-        std::io::stderr().write_all(text.as_bytes())?;
-        return Ok(None);
-    }
-    let root = RepositoryRoot::of_policies(policies);
-    let (org, label) = Org::open(org_args, now, Some(&loaded.desired), &root)?;
-    let runtime = runtime()?;
-    let progress = Progress::start(quiet, &label);
-    let live = runtime.block_on(org.read());
-    progress.finish();
-    let mut live = live.map_err(CommandError::Provider)?;
-    org_args.mark_undelivered(&mut live, &root)?;
-
-    let (commit, dirty) = policy::git::locate(policies);
-    let digest = Sha256::digest(serde_json::to_vec(&loaded.desired).unwrap_or_default());
-    let policy = PolicyRef {
-        commit,
-        dirty,
-        digest: format!(
-            "sha256:{}",
-            digest
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        ),
-    };
-    let recorded = match org_args.lock_identity(&root) {
-        Some(identity) => runtime_record(org_args, &root)
-            .read(&identity)
-            .map_err(record_error)?,
-        None => None,
-    };
-    let input = PlanInput {
-        desired: &loaded.desired,
-        live: &live,
-        now,
-        org: label,
-        policy,
-    };
-    let plan = plan::diff_against(&input, recorded.as_ref());
-    Ok(Some(Planned {
-        desired: loaded.desired,
-        org,
-        live,
-        plan,
-        runtime,
-    }))
-}
-
-/// Where the runtime the last apply put in force is recorded: beside the key journal.
-pub fn runtime_record(org_args: &OrgArgs, root: &RepositoryRoot) -> RuntimeRecord {
-    RuntimeRecord::at(org_args.journal_path(root).with_file_name("runtime.json"))
-}
-
-pub fn record_error(error: RuntimeRecordError) -> CommandError {
-    CommandError::Usage {
-        message: error.to_string(),
-        help: Some(error.help().to_owned()),
-    }
 }
 
 pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> {
@@ -225,26 +100,5 @@ pub fn status(plan: &Plan, detailed: bool, count_manual: bool) -> ExitStatus {
         ExitStatus::Changes
     } else {
         ExitStatus::Success
-    }
-}
-
-/// A spinner on stderr while the organization is read, only on a terminal.
-struct Progress(Option<indicatif::ProgressBar>);
-
-impl Progress {
-    fn start(quiet: bool, label: &str) -> Progress {
-        if quiet || !std::io::stderr().is_terminal() {
-            return Progress(None);
-        }
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_message(format!("reading {label}"));
-        bar.enable_steady_tick(std::time::Duration::from_millis(100));
-        Progress(Some(bar))
-    }
-
-    fn finish(self) {
-        if let Some(bar) = self.0 {
-            bar.finish_and_clear();
-        }
     }
 }

@@ -18,7 +18,7 @@ pub struct Args {
     pub format: Format,
 
     #[command(flatten)]
-    pub clock: super::plan::Clock,
+    pub clock: super::ClockArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -32,7 +32,7 @@ pub enum Format {
 }
 
 pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> {
-    let today = super::plan::day_of(args.clock.now());
+    let today = args.clock.clock().today();
     let loaded = policy::load(&args.policies, &LoadOptions::new(today));
     let shown = args.policies.to_string_lossy();
     let stdout = std::io::stdout();

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::model::{Budget, Expiry, Cents, WorkspaceRole};
+use crate::model::{Budget, Cents, Expiry, WorkspaceRole};
 use crate::runtime::{Models, Runtime};
 
 /// Whom or what an access record describes, in the order changes are shown.

@@ -67,6 +67,15 @@ pub struct AuditError {
     pub source: std::io::Error,
 }
 
+impl AuditError {
+    /// What to do, for the line under the error.
+    pub fn help(&self) -> Option<&'static str> {
+        Some(
+            "the changes were made; fix the log's path or permissions so the next apply can record",
+        )
+    }
+}
+
 pub struct AuditLog {
     path: PathBuf,
     file: Mutex<std::fs::File>,

@@ -69,6 +69,18 @@ pub enum JournalError {
     TooLarge { path: PathBuf },
 }
 
+impl JournalError {
+    /// What to do, for the line under the error; `None` where the message already says.
+    pub fn help(&self) -> Option<&'static str> {
+        match self {
+            JournalError::Io { .. } => {
+                Some("check the journal's path (--journal) and that you may write there")
+            }
+            JournalError::Corrupt { .. } | JournalError::TooLarge { .. } => None,
+        }
+    }
+}
+
 /// Reads the journal's events; a missing file has none. A last line cut short is what a
 /// crash while writing an intent leaves: that create was never sent, so the line is dropped.
 fn read_events(path: &Path) -> Result<Vec<Event>, JournalError> {

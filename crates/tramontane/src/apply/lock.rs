@@ -39,6 +39,21 @@ pub enum LockError {
     Unsafe { path: PathBuf, reason: String },
 }
 
+impl LockError {
+    /// What to do, for the line under the error; `None` where the message already says.
+    pub fn help(&self) -> Option<&'static str> {
+        match self {
+            LockError::Busy { .. } => {
+                Some("wait for it to finish and run apply again, or pass --lock-timeout 5m to wait")
+            }
+            LockError::Io { .. } => Some(
+                "check that the lock directory (TRAMONTANE_LOCK_DIR, else the user's runtime directory) can be written",
+            ),
+            LockError::Unsafe { .. } => None,
+        }
+    }
+}
+
 /// Held for the whole apply; dropping it releases the lock.
 #[derive(Debug)]
 pub struct OrgLock {

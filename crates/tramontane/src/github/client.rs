@@ -73,6 +73,35 @@ pub enum GitHubError {
     Client(String),
 }
 
+impl GitHubError {
+    /// What to do, for the line under the error; `None` where the message already says.
+    pub fn help(&self) -> Option<&'static str> {
+        match self {
+            GitHubError::InvalidUrl { .. } => Some("use a URL such as https://api.github.com"),
+            GitHubError::Status { .. } => {
+                Some("check --repo and --pr, and whether GitHub reports an incident")
+            }
+            GitHubError::Unprocessable { .. } => {
+                Some("the comment was refused as it was sent: please report it")
+            }
+            GitHubError::InvalidResponse { .. } | GitHubError::ForeignPage { .. } => {
+                Some("check that GITHUB_API_URL points at GitHub's REST API")
+            }
+            GitHubError::Client(_) => Some(
+                "this machine could not set up HTTPS for the client; check its TLS configuration",
+            ),
+            GitHubError::MissingToken
+            | GitHubError::InsecureUrl { .. }
+            | GitHubError::Unauthorized { .. }
+            | GitHubError::Forbidden { .. }
+            | GitHubError::RateLimited { .. }
+            | GitHubError::NotFound { .. }
+            | GitHubError::Server { .. }
+            | GitHubError::Transport { .. } => None,
+        }
+    }
+}
+
 /// `OWNER/NAME`, checked to be a GitHub repository name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RepoName {

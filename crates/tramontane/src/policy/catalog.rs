@@ -48,6 +48,13 @@ pub struct Catalog {
 #[error("the model catalog is not a `GET /v1/models` response: {0}")]
 pub struct CatalogError(#[from] serde_json::Error);
 
+impl CatalogError {
+    /// What to do, for the line under the error.
+    pub fn help(&self) -> Option<&'static str> {
+        Some("save the answer of `GET /v1/models` as it came, without editing it")
+    }
+}
+
 impl Catalog {
     /// The catalog compiled into this binary.
     pub fn bundled() -> &'static Catalog {

@@ -36,25 +36,75 @@ pub fn locate(dir: &Path) -> (Option<String>, bool) {
     (commit, dirty)
 }
 
-/// Why the policies at a git revision could not be read.
+/// Why the policies at a git revision could not be read. Where git said why, its error is
+/// kept whole as the source (its class and code tell a missing object from a corrupt one);
+/// the message quotes only git's own words.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
     #[error("`{dir}` is not inside a git repository")]
-    NotARepository { dir: String },
+    NotARepository {
+        dir: String,
+        #[source]
+        source: git2::Error,
+    },
     #[error("`{dir}` is outside the work tree of the repository at `{root}`")]
     OutsideWorkTree { dir: String, root: String },
-    #[error("`{rev}` names no commit in this repository ({message})")]
-    UnknownRevision { rev: String, message: String },
+    #[error("`{rev}` names no commit in this repository ({})", .source.message())]
+    UnknownRevision {
+        rev: String,
+        #[source]
+        source: git2::Error,
+    },
     #[error("`{path}` at `{rev}` is a file, not a directory of policy files")]
     NotADirectory { rev: String, path: String },
-    #[error("cannot read `{rev}`: {message}")]
-    Read { rev: String, message: String },
+    #[error("cannot read `{rev}`: {}", .source.message())]
+    Read {
+        rev: String,
+        #[source]
+        source: git2::Error,
+    },
     #[error("the policy files of `{path}` at `{rev}` exceed the limit of {limit}")]
     TooLarge {
         rev: String,
         path: String,
         limit: String,
     },
+}
+
+impl GitError {
+    /// What to do, for the line under the error.
+    pub fn help(&self) -> Option<&'static str> {
+        Some(match self {
+            GitError::NotARepository { .. } => {
+                "run `tramontane diff` inside a clone of the policy repository"
+            }
+            GitError::OutsideWorkTree { .. } => {
+                "pass --policies with a directory inside the repository"
+            }
+            GitError::UnknownRevision { .. } => {
+                "fetch it first; in GitHub Actions check out with `fetch-depth: 0`, or on a pull request compare with `--base HEAD^1` after checking out with `fetch-depth: 2`"
+            }
+            GitError::NotADirectory { .. } => {
+                "pass --policies with the directory that holds the policy files"
+            }
+            GitError::Read { .. } => "check the repository with `git fsck`",
+            GitError::TooLarge { .. } => {
+                "real policies are a few kilobytes per file: keep generated data out of the policy directory"
+            }
+        })
+    }
+
+    /// Git's own error, where git said why: its class, code and message.
+    pub fn git(&self) -> Option<&git2::Error> {
+        match self {
+            GitError::NotARepository { source, .. }
+            | GitError::UnknownRevision { source, .. }
+            | GitError::Read { source, .. } => Some(source),
+            GitError::OutsideWorkTree { .. }
+            | GitError::NotADirectory { .. }
+            | GitError::TooLarge { .. } => None,
+        }
+    }
 }
 
 /// The repository that holds a policy directory, and where the directory is inside it.
@@ -90,8 +140,11 @@ impl PolicyRepository {
             .as_deref()
             .and_then(|path| path.ancestors().find(|p| p.exists()))
             .unwrap_or(Path::new("."));
-        let repo = git2::Repository::discover(start)
-            .map_err(|_| GitError::NotARepository { dir: shown.clone() })?;
+        let repo =
+            git2::Repository::discover(start).map_err(|source| GitError::NotARepository {
+                dir: shown.clone(),
+                source,
+            })?;
         let relative = match (repo.workdir(), absolute) {
             (Some(workdir), Some(absolute)) => {
                 let root = workdir
@@ -124,13 +177,13 @@ impl PolicyRepository {
             .repo
             .revparse_single(rev)
             .and_then(|object| object.peel_to_commit())
-            .map_err(|error| GitError::UnknownRevision {
+            .map_err(|source| GitError::UnknownRevision {
                 rev: rev.to_owned(),
-                message: error.message().to_owned(),
+                source,
             })?;
-        let read_error = |error: git2::Error| GitError::Read {
+        let read_error = |source: git2::Error| GitError::Read {
             rev: rev.to_owned(),
-            message: error.message().to_owned(),
+            source,
         };
         let root = commit.tree().map_err(read_error)?;
         let tree = if self.relative.is_empty() {
@@ -238,4 +291,39 @@ fn normalize(path: &Path) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn git_errors_keep_what_git_said_and_say_what_to_do() {
+        let outside = tempfile::tempdir().unwrap();
+        let error = match PolicyRepository::open(&outside.path().join("policies")) {
+            Ok(_) => return, // the temporary directory is inside a repository: nothing to test
+            Err(error) => error,
+        };
+        assert!(matches!(error, GitError::NotARepository { .. }), "{error}");
+        assert_eq!(
+            error.git().map(git2::Error::code),
+            Some(git2::ErrorCode::NotFound)
+        );
+        assert!(error.help().unwrap().contains("inside a clone"));
+
+        let dir = tempfile::tempdir().unwrap();
+        git2::Repository::init(dir.path()).unwrap();
+        let repo = PolicyRepository::open(&dir.path().join("policies")).unwrap();
+        let Err(error) = repo.files_at("origin/main") else {
+            panic!("a revision of an empty repository was found");
+        };
+        assert_eq!(
+            error.to_string(),
+            "`origin/main` names no commit in this repository (revspec 'origin/main' not found)"
+        );
+        let git = error.git().expect("git's error is kept");
+        assert_eq!(git.code(), git2::ErrorCode::NotFound);
+        assert_eq!(git.class(), git2::ErrorClass::Reference);
+        assert!(error.help().unwrap().contains("fetch-depth"));
+    }
 }

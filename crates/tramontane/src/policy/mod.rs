@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod diagnostic;
+pub mod directory;
 pub mod discover;
 pub mod git;
 pub mod schema;

@@ -14,6 +14,15 @@ pub enum SecretPathError {
     NotAFile,
 }
 
+impl SecretPathError {
+    /// What to do, for the line under the error: the same for every way a path is refused.
+    pub fn help(&self) -> Option<&'static str> {
+        Some(
+            "secret files are relative to the repository root: use a path inside it, such as `secrets/<workspace>/<key>.key`, or deliver elsewhere with `secret: { command: [...] }`",
+        )
+    }
+}
+
 /// `path` relative to the directory tramontane runs in, with `.`, empty components (`a//b`)
 /// and `..` resolved lexically: `secrets/sub/../ci.key` is `secrets/ci.key`. Lexical on
 /// purpose: the file may not exist yet, and the same text must name the same file on every

@@ -443,7 +443,7 @@ impl Checker<'_> {
                         format!("{subject} writes its secret to `{file}`, which {problem}"),
                     )
                     .label(label)
-                    .help("secret files are relative to the repository root: use a path inside it, such as `secrets/<workspace>/<key>.key`, or deliver elsewhere with `secret: { command: [...] }`"),
+                    .help(problem.help().unwrap_or_default()),
                 );
                 return;
             }

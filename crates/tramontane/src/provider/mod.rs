@@ -135,6 +135,10 @@ pub enum ProviderError {
     Sandbox(#[from] sandbox::SandboxError),
     #[error("the Admin API answered {call} with {problem}")]
     Unexpected { call: String, problem: String },
+    /// A new key's answer lacked its secret; `problem` says what became of the key and
+    /// what to do.
+    #[error("the Admin API answered {call} with {problem}")]
+    SecretLost { call: String, problem: String },
     #[error(
         "{call} with the new key answered {status} after {attempts} attempt(s): the key does not work"
     )]
@@ -143,6 +147,23 @@ pub enum ProviderError {
         status: u16,
         attempts: usize,
     },
+}
+
+impl ProviderError {
+    /// What to do, for the line under the error; `None` where the message already says.
+    pub fn help(&self) -> Option<&'static str> {
+        match self {
+            ProviderError::Api(error) => error.help(),
+            ProviderError::Sandbox(error) => error.help(),
+            ProviderError::Unexpected { .. } => Some(
+                "tramontane did not expect this answer: check that MISTRAL_API_URL points at the Admin API, and report it if it does",
+            ),
+            ProviderError::KeyRejected { .. } => Some(
+                "check that keys of this workspace can reach the inference API (MISTRAL_INFERENCE_URL), then run apply again",
+            ),
+            ProviderError::SecretLost { .. } => None,
+        }
+    }
 }
 
 /// A source of the live organization and a sink for operations.

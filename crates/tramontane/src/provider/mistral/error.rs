@@ -97,6 +97,37 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// What to do, for the line under the error; `None` where the message already ends
+    /// with it, as most of these do (they reach the audit log and apply's report too).
+    pub fn help(&self) -> Option<&'static str> {
+        match self {
+            ApiError::Status { .. } => Some(
+                "the Admin API refused the call; if the organization changed since it was read, plan again",
+            ),
+            ApiError::InvalidResponse { .. } => Some(
+                "check that MISTRAL_API_URL points at the Admin API, not at a proxy or gateway answering in its place",
+            ),
+            ApiError::Client(_) => Some(
+                "this machine could not set up HTTPS for the client; check its TLS configuration",
+            ),
+            ApiError::Unauthorized { .. }
+            | ApiError::Forbidden { .. }
+            | ApiError::NotFound { .. }
+            | ApiError::Unprocessable { .. }
+            | ApiError::RateLimited { .. }
+            | ApiError::Server { .. }
+            | ApiError::Timeout { .. }
+            | ApiError::Transport { .. }
+            | ApiError::Redirected { .. }
+            | ApiError::BodyTooLarge { .. }
+            | ApiError::ListChanged { .. }
+            | ApiError::ListTooLong { .. }
+            | ApiError::DeadlineExceeded { .. }
+            | ApiError::WaitBeyondDeadline { .. }
+            | ApiError::InsecureUrl { .. } => None,
+        }
+    }
+
     /// Whether the call may have been carried out although no answer said so: a 5xx, a
     /// timeout, a broken connection or an unreadable success. A create that ends so must be
     /// looked for before it is sent again.
