@@ -162,6 +162,7 @@ pub(crate) fn org() -> impl Strategy<Value = DesiredOrg> {
                             .collect(),
                         teams,
                         workspaces,
+                        audit: Default::default(),
                     }
                 })
         })

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod apply;
 pub mod github;
+pub mod hygiene;
 pub mod model;
 pub mod org;
 pub mod plan;

@@ -3,6 +3,7 @@
 //! turns failures into exit codes.
 
 mod apply;
+mod audit;
 pub mod command_error;
 mod comment;
 mod diff;
@@ -11,6 +12,7 @@ mod import;
 mod init;
 pub mod org;
 pub(crate) mod plan;
+mod revoke;
 mod scan;
 mod schema;
 mod show;
@@ -61,6 +63,11 @@ pub enum Command {
     /// Find leaked Mistral and gateway keys, and secret or .env files git would commit.
     /// Exits 0 when clean, 1 on findings, 2 when the scan could not run.
     Scan(scan::Args),
+    /// Report key and membership hygiene of the live organization, judged against the
+    /// policy. Exits 0 when clean, 3 when a finding reaches --fail-on, 1 on error.
+    Audit(audit::Args),
+    /// Delete an API key now (a leaked one), and say which policy line would bring it back.
+    Revoke(revoke::Args),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -100,5 +107,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
         Command::Comment(args) => comment::run(&args),
         Command::Diff(args) => diff::run(&args, cli.color),
         Command::Scan(args) => scan::run(&args, cli.color),
+        Command::Audit(args) => audit::run(&args, cli.color),
+        Command::Revoke(args) => revoke::run(&args, cli.color),
     }
 }

@@ -12,10 +12,12 @@ use std::collections::BTreeMap;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
+mod hygiene;
 pub mod import;
 mod kind;
 pub mod live;
 mod money;
+pub use hygiene::AuditSettings;
 pub use kind::{Enforcement, Kind};
 pub use live::{LiveInvite, LiveKey, LiveMember, LiveOrg, LiveTeam, LiveWorkspace, RateLimits};
 pub use money::{Budget, Money};
@@ -39,6 +41,9 @@ pub struct DesiredOrg {
     pub teams: BTreeMap<String, Team>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub workspaces: BTreeMap<String, Workspace>,
+    /// Thresholds of `tramontane audit`; read by nothing else.
+    #[serde(default, skip_serializing_if = "AuditSettings::is_default")]
+    pub audit: AuditSettings,
 }
 
 impl DesiredOrg {
