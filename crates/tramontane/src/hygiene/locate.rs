@@ -82,10 +82,10 @@ impl PolicyLocator {
 }
 
 fn source_ref(display: &str, key: crate::policy::source::Span, value: &Node) -> SourceRef {
-    // A block mapping's span ends at the start of the line after it; a flow value's on
-    // its own last line.
+    // A block mapping's span ends where the next entry (at the key's indentation or less)
+    // starts; a flow value's on its own last line.
     let end = value.span.end;
-    let end_line = if end.column <= 1 && end.line > key.start.line {
+    let end_line = if end.column <= key.start.column && end.line > key.start.line {
         end.line - 1
     } else {
         end.line
@@ -122,6 +122,8 @@ mod tests {
         );
         let key = found.key("dev", "ci").unwrap();
         assert_eq!((key.line, key.end_line), (7, 9));
+        let last = found.key("dev", "other").unwrap();
+        assert_eq!((last.line, last.end_line), (10, 11));
         assert_eq!(key.to_string(), "p/w.yaml:7");
         assert_eq!(found.member("bob@x.example").unwrap().line, 3);
         assert_eq!(found.key("dev", "missing"), None);
