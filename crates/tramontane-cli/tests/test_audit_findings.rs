@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::common::{Run, TestEnv};
+use tramontane::model::SpendLimit;
 use tramontane::provider::sandbox::SandboxOrg;
 use tramontane::provider::{Operation, Outcome};
 
@@ -69,8 +70,9 @@ fn messy_keys() -> Vec<Seed> {
 }
 
 /// Writes `org.json`: alice (admin) and bob in team `devs`, `carol` in none unless
-/// `everyone_in_a_team`, workspace `dev` with `keys`.
-fn seed(env: &TestEnv, keys: &[Seed], everyone_in_a_team: bool) {
+/// `everyone_in_a_team`, workspace `dev` with `keys`, and monthly spend limits on the
+/// organization and every workspace when `limits`.
+fn seed(env: &TestEnv, keys: &[Seed], everyone_in_a_team: bool, limits: bool) {
     let now = "2026-01-01T12:00:00Z";
     let mut org = SandboxOrg::new("alice@acme.example", "Alice Martin", now);
     let user = |org: &mut SandboxOrg, email: &str, first: &str, last: &str| match org
@@ -155,6 +157,13 @@ fn seed(env: &TestEnv, keys: &[Seed], everyone_in_a_team: bool) {
         key.last_used = seed.last_used.map(|d| d.parse().unwrap());
         key.created_by = Some(seed.created_by.into());
     }
+    if limits {
+        org.spend_limit.amount = 2000;
+        org.spend_limit.no_monthly_limit = false;
+        for workspace in org.workspaces.values_mut() {
+            workspace.spend_limit = Some(SpendLimit::Monthly(100.0));
+        }
+    }
     org.save(&env.root().join("org.json")).unwrap();
 }
 
@@ -191,14 +200,14 @@ const MANAGED: [&str; 8] = [
 
 fn messy() -> TestEnv {
     let env = TestEnv::new();
-    seed(&env, &messy_keys(), false);
+    seed(&env, &messy_keys(), false, false);
     policy(&env, &MANAGED);
     env
 }
 
 fn clean() -> TestEnv {
     let env = TestEnv::new();
-    seed(&env, &[Seed::clean("ci")], true);
+    seed(&env, &[Seed::clean("ci")], true, true);
     policy(&env, &["ci"]);
     env
 }
@@ -235,6 +244,9 @@ fn every_rule_finds_its_key_and_nothing_else() {
         "key-orphan-creator:workspace.dev.key.orphan",
         "key-unmanaged:workspace.dev.key.stray",
         "member-no-team:member.carol@acme.example",
+        "no-spend-limit:organization",
+        "no-spend-limit:workspace.dev",
+        "no-spend-limit:workspace.Default Workspace",
     ]
     .into_iter()
     .map(String::from)
@@ -270,7 +282,7 @@ fn fail_on_sets_the_bar_for_exit_3() {
     assert_eq!(audit(&env, &["--fail-on", "high"]).code, 3);
     // Only carol's low finding left: it fails at low, not at medium.
     let env = clean();
-    seed(&env, &[Seed::clean("ci")], false);
+    seed(&env, &[Seed::clean("ci")], false, true);
     assert_eq!(audit(&env, &["--fail-on", "medium"]).code, 0);
     assert_eq!(audit(&env, &["--fail-on", "low"]).code, 3);
 }

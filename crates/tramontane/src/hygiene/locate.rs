@@ -49,6 +49,17 @@ impl PolicyLocator {
         self.entry(&["workspaces", workspace, "keys", name])
     }
 
+    /// The entry of workspace `name`.
+    pub fn workspace(&self, name: &str) -> Option<SourceRef> {
+        self.entry(&["workspaces", name])
+    }
+
+    /// `organization.spend_limit`, or else the `organization` section.
+    pub fn organization_spend_limit(&self) -> Option<SourceRef> {
+        self.entry(&["organization", "spend_limit"])
+            .or_else(|| self.entry(&["organization"]))
+    }
+
     /// The entry of member `email`, whatever its case in the file.
     pub fn member(&self, email: &str) -> Option<SourceRef> {
         self.files.iter().find_map(|(display, root)| {

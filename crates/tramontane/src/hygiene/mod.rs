@@ -5,6 +5,7 @@
 //!
 //! Not to be confused with [`crate::apply::audit`], the log of changes an apply made.
 
+mod budgets;
 mod keys;
 pub mod locate;
 mod members;
@@ -67,10 +68,12 @@ pub enum Rule {
     KeyUnmanaged,
     #[serde(rename = "member-no-team")]
     MemberNoTeam,
+    #[serde(rename = "no-spend-limit")]
+    NoSpendLimit,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 9] = [
+    pub const ALL: [Rule; 10] = [
         Rule::KeyExpiredPresent,
         Rule::KeyExpiring,
         Rule::KeyNoExpiry,
@@ -80,6 +83,7 @@ impl Rule {
         Rule::KeyOrphanCreator,
         Rule::KeyUnmanaged,
         Rule::MemberNoTeam,
+        Rule::NoSpendLimit,
     ];
 
     pub fn id(self) -> &'static str {
@@ -93,10 +97,12 @@ impl Rule {
             Rule::KeyOrphanCreator => "key-orphan-creator",
             Rule::KeyUnmanaged => "key-unmanaged",
             Rule::MemberNoTeam => "member-no-team",
+            Rule::NoSpendLimit => "no-spend-limit",
         }
     }
 
-    /// The severity a finding of this rule has.
+    /// The severity a finding of this rule has (a workspace without a spend limit is one
+    /// lower: the organization's limit still caps it).
     pub fn severity(self) -> Severity {
         match self {
             // A key whose creator has left, or that never expires, is the kind a leak lives
@@ -107,7 +113,8 @@ impl Rule {
             | Rule::KeyMaxAge
             | Rule::KeyUnused
             | Rule::KeyNeverUsed
-            | Rule::KeyUnmanaged => Severity::Medium,
+            | Rule::KeyUnmanaged
+            | Rule::NoSpendLimit => Severity::Medium,
             Rule::MemberNoTeam => Severity::Low,
         }
     }
@@ -123,6 +130,7 @@ impl Rule {
             Rule::KeyOrphanCreator => "An API key was created by someone no longer a member",
             Rule::KeyUnmanaged => "An API key no policy declares",
             Rule::MemberNoTeam => "A member belongs to no team",
+            Rule::NoSpendLimit => "No monthly spend limit",
         }
     }
 }
@@ -133,6 +141,8 @@ impl Rule {
 pub enum ObjectKind {
     ApiKey,
     Member,
+    Organization,
+    Workspace,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -201,6 +211,7 @@ pub fn audit(input: &AuditInput<'_>) -> AuditReport {
     let settings = input.settings();
     let mut findings = keys::findings(input, &settings);
     findings.extend(members::findings(input));
+    findings.extend(budgets::findings(input));
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)

@@ -41,7 +41,7 @@ pub fn human(report: &AuditReport, color: bool) -> String {
                 );
             }
             None if !finding.managed => {
-                let _ = writeln!(out, "  policy: none (unmanaged)");
+                let _ = writeln!(out, "  policy: none (not in the policy)");
             }
             None => {}
         }
@@ -97,6 +97,8 @@ pub fn csv(report: &AuditReport) -> String {
         let kind = match finding.kind {
             super::ObjectKind::ApiKey => "api_key",
             super::ObjectKind::Member => "member",
+            super::ObjectKind::Organization => "organization",
+            super::ObjectKind::Workspace => "workspace",
         };
         let policy = finding
             .source
@@ -161,7 +163,7 @@ pub fn markdown(report: &AuditReport) -> String {
             .source
             .as_ref()
             .map(|source| untrusted::markdown_code(&source.to_string()))
-            .unwrap_or_else(|| "unmanaged".into());
+            .unwrap_or_else(|| "not in the policy".into());
         let _ = writeln!(
             out,
             "| {} | `{}` | {} | {} | {} | {} |",
