@@ -11,6 +11,7 @@ pub mod apply;
 pub mod clock;
 pub mod gateway_key;
 pub mod github;
+pub mod hygiene;
 pub mod model;
 pub mod org;
 pub mod plan;

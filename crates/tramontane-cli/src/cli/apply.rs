@@ -118,7 +118,7 @@ fn narrow(plan: &mut Plan, only: Option<Only>) {
 /// How a run ends when the answer at the confirmation prompt is not `yes`: declined, a
 /// failure as in `terraform apply`, so `tramontane apply && next-step` never goes on.
 /// `None` when the answer confirms.
-fn declined(answer: &str) -> Option<ExitStatus> {
+pub(super) fn declined(answer: &str) -> Option<ExitStatus> {
     (answer.trim() != "yes").then_some(ExitStatus::Declined)
 }
 

@@ -21,6 +21,8 @@ pub enum ExitStatus {
     Failed,
     /// `scan` found leaked keys or secret files git would commit.
     Findings,
+    /// `audit` found something at or above `--fail-on`.
+    AuditFindings,
 }
 
 impl ExitStatus {
@@ -34,6 +36,8 @@ impl ExitStatus {
             // Terraform's code for an apply that failed, as for any error.
             ExitStatus::Failed => 1,
             ExitStatus::Findings => 1,
+            // Like a safety guard's refusal: the command ran, and what it found says stop.
+            ExitStatus::AuditFindings => 3,
         }
     }
 }

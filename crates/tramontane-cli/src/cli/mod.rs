@@ -3,6 +3,7 @@
 //! turns failures into exit codes.
 
 mod apply;
+mod audit;
 pub mod command_error;
 mod comment;
 mod diff;
@@ -13,6 +14,7 @@ mod init;
 pub mod org;
 pub(crate) mod plan;
 mod planning;
+mod revoke;
 mod scan;
 mod schema;
 mod show;
@@ -69,6 +71,11 @@ pub enum Command {
     /// The runtime gateway: issue and revoke the keys callers present to it.
     #[command(subcommand)]
     Gateway(gateway_keys::GatewayCommand),
+    /// Report key and membership hygiene of the live organization, judged against the
+    /// policy. Exits 0 when clean, 3 when a finding reaches --fail-on, 1 on error.
+    Audit(audit::Args),
+    /// Delete an API key now (a leaked one), and say which policy line would bring it back.
+    Revoke(revoke::Args),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -132,5 +139,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
         Command::Diff(args) => diff::run(&args, cli.color),
         Command::Scan(args) => scan::run(&args, cli.color),
         Command::Gateway(command) => gateway_keys::run(&command, cli.color),
+        Command::Audit(args) => audit::run(&args, cli.color),
+        Command::Revoke(args) => revoke::run(&args, cli.color),
     }
 }

@@ -27,6 +27,9 @@ pub struct Entry<'a> {
     pub secret_delivered_to: Option<&'a str>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     pub request_ids: &'a [String],
+    /// Why, for a change a person made outside a plan (`tramontane revoke --reason`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
 }
 
 /// Opens `path` for appending, readable by its owner alone: the log names every key, sink
@@ -74,6 +77,17 @@ impl AuditError {
             "the changes were made; fix the log's path or permissions so the next apply can record",
         )
     }
+}
+
+/// A change made outside a plan, for [`AuditLog::record_outside_plan`].
+pub struct OutsidePlan<'a> {
+    pub org: &'a str,
+    pub address: &'a str,
+    pub action: &'a str,
+    /// `ok` or `failed`, as for a planned change.
+    pub result: &'a str,
+    pub error: Option<String>,
+    pub reason: Option<&'a str>,
 }
 
 pub struct AuditLog {
@@ -127,9 +141,33 @@ impl AuditLog {
             error,
             secret_delivered_to: report.delivered_to.as_deref(),
             request_ids: &report.request_ids,
+            reason: None,
         };
+        self.append(&entry);
+    }
+
+    /// Records a change made outside a plan, such as `tramontane revoke`: no commit, the
+    /// person's reason instead.
+    pub fn record_outside_plan(&self, revoked: &OutsidePlan<'_>) {
+        let entry = Entry {
+            time: crate::plan::timestamp(jiff::Timestamp::now()),
+            actor: &self.actor,
+            org: revoked.org,
+            commit: None,
+            address: revoked.address,
+            action: revoked.action,
+            result: revoked.result,
+            error: revoked.error.clone(),
+            secret_delivered_to: None,
+            request_ids: &[],
+            reason: revoked.reason,
+        };
+        self.append(&entry);
+    }
+
+    fn append(&self, entry: &Entry<'_>) {
         // Serializing strings and slices cannot fail.
-        let mut line = serde_json::to_string(&entry).unwrap_or_default();
+        let mut line = serde_json::to_string(entry).unwrap_or_default();
         line.push('\n');
         let written = self
             .file

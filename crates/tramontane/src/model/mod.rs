@@ -14,12 +14,14 @@ use serde::{Deserialize, Serialize};
 
 mod budget;
 pub mod gateway;
+mod hygiene;
 pub mod import;
 mod kind;
 pub mod live;
 pub mod money;
 pub use budget::{Budget, Cents};
 pub use gateway::{GatewayKey, GatewayKeyId, Holder, KeyDigest, StoreFailure, WorkspaceGateway};
+pub use hygiene::AuditSettings;
 pub use kind::{Enforcement, Kind};
 pub use live::{LiveInvite, LiveKey, LiveMember, LiveOrg, LiveTeam, LiveWorkspace, RateLimits};
 pub use money::{Money, SpendGuard};
@@ -46,6 +48,9 @@ pub struct DesiredOrg {
     /// Keys callers present to the gateway, by public id: only their digests are here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub gateway_keys: BTreeMap<GatewayKeyId, GatewayKey>,
+    /// Thresholds of `tramontane audit`; read by nothing else.
+    #[serde(default, skip_serializing_if = "AuditSettings::is_default")]
+    pub audit: AuditSettings,
 }
 
 impl DesiredOrg {

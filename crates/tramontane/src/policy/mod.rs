@@ -276,6 +276,7 @@ fn merge(
 
     let mut first_definition: HashMap<(Section, String), Span> = HashMap::new();
     let mut organization_at: Option<Span> = None;
+    let mut audit_at: Option<Span> = None;
     let any_files = !prepared.is_empty();
     // Whether every file could be read and parsed, so that a missing `version` is not
     // reported when it may sit in a file that is broken.
@@ -337,6 +338,20 @@ fn merge(
                     && let Ok(organization) = serde_json::from_value(json["organization"].take())
                 {
                     desired.organization = organization;
+                }
+            }
+        }
+
+        if let Some(entry) = root.get("audit") {
+            if let Some(first) = audit_at {
+                diagnostics.push(duplicate("the `audit` section", entry.key_span, first));
+            } else {
+                audit_at = Some(entry.key_span);
+                let path = [Segment::Key("audit".into())];
+                if !is_broken(&path)
+                    && let Ok(audit) = serde_json::from_value(json["audit"].take())
+                {
+                    desired.audit = audit;
                 }
             }
         }

@@ -112,7 +112,7 @@ fn result(finding: &Finding) -> Json {
 }
 
 /// `mistral-api-key` → `MistralApiKey`, the form SARIF's `name` expects.
-fn pascal_case(id: &str) -> String {
+pub(crate) fn pascal_case(id: &str) -> String {
     id.split('-')
         .map(|word| {
             let mut chars = word.chars();
@@ -126,7 +126,7 @@ fn pascal_case(id: &str) -> String {
 
 /// A relative path as a URI reference: every byte outside the unreserved set and `/`
 /// percent-encoded, so a space or `#` in a file name cannot change what the URI names.
-fn uri_path(path: &str) -> String {
+pub(crate) fn uri_path(path: &str) -> String {
     let mut uri = String::with_capacity(path.len());
     for byte in path.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'/') {

@@ -1,0 +1,144 @@
+//! `tramontane audit`: key and membership hygiene of the live organization, judged against
+//! the policy. Exits 0 when no finding reaches `--fail-on`, 3 when one does, 1 on error.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use clap::ValueEnum;
+
+use super::org::{OrgArgs, runtime};
+use super::{ColorChoice, CommandError, ExitStatus};
+use tramontane::clock::day_of;
+use tramontane::hygiene::{self, AuditInput, PolicyLocator, Severity};
+use tramontane::model::DesiredOrg;
+use tramontane::policy::{self, LoadOptions, LoadedPolicy};
+use tramontane::provider::Provider;
+use tramontane::render::diagnostics;
+use tramontane::repository::RepositoryRoot;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub org: OrgArgs,
+
+    /// Directory of policy files: thresholds (`audit:`), which keys are managed, and the
+    /// lines findings point at. Without it, keys are judged by the default thresholds and
+    /// none is reported as unmanaged.
+    #[arg(long, short, default_value = "policies", env = "TRAMONTANE_POLICIES")]
+    pub policies: PathBuf,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    /// Exit 3 when a finding is at or above this severity.
+    #[arg(long, value_enum, default_value_t = FailOn::High)]
+    pub fail_on: FailOn,
+
+    #[command(flatten)]
+    pub clock: super::ClockArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One block per finding, most severe first.
+    Human,
+    /// The versioned report (format_version 1).
+    Json,
+    /// One row per finding, for a spreadsheet.
+    Csv,
+    /// SARIF 2.1.0, for GitHub code scanning.
+    Sarif,
+    /// Tables for a pull request or an issue.
+    Markdown,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl FailOn {
+    fn severity(self) -> Severity {
+        match self {
+            FailOn::Low => Severity::Low,
+            FailOn::Medium => Severity::Medium,
+            FailOn::High => Severity::High,
+            FailOn::Critical => Severity::Critical,
+        }
+    }
+}
+
+/// The policy when its directory exists; `Err` with diagnostics shown when it is invalid.
+pub(super) fn load_policy(
+    policies: &Path,
+    today: jiff::civil::Date,
+    color: ColorChoice,
+) -> Result<Option<LoadedPolicy>, CommandError> {
+    if !policies.exists() {
+        return Ok(None);
+    }
+    let loaded = policy::load(policies, &LoadOptions::new(today));
+    if !loaded.is_valid() {
+        let text = diagnostics::human(
+            &loaded,
+            &policies.to_string_lossy(),
+            color.enabled(std::io::stderr().is_terminal()),
+        );
+        std::io::stderr().write_all(text.as_bytes())?;
+        return Err(CommandError::Usage {
+            message: format!(
+                "the policies under `{}` are invalid",
+                policies.to_string_lossy()
+            ),
+            help: Some("fix the errors above (`tramontane validate`), then run again".into()),
+        });
+    }
+    Ok(Some(loaded))
+}
+
+pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> {
+    let now = args.clock.now();
+    let today = day_of(now);
+    let loaded = load_policy(&args.policies, today, color)?;
+    if loaded.is_none() {
+        eprintln!(
+            "note: no policy directory at `{}`: default thresholds, and no key is reported as unmanaged",
+            args.policies.to_string_lossy()
+        );
+    }
+    let desired: Option<&DesiredOrg> = loaded.as_ref().map(|loaded| &loaded.desired);
+    let locator = loaded
+        .as_ref()
+        .map(|loaded| PolicyLocator::new(&loaded.sources))
+        .unwrap_or_default();
+    let root = RepositoryRoot::of_policies(&args.policies);
+    let (org, _label) = args.org.open(now, desired, &root)?;
+    let live = runtime()?.block_on(org.read())?;
+
+    let report = hygiene::audit(&AuditInput {
+        live: &live,
+        desired,
+        locator: &locator,
+        today,
+    });
+    let stdout = std::io::stdout();
+    let text = match args.format {
+        Format::Human => hygiene::render::human(&report, color.enabled(stdout.is_terminal())),
+        Format::Json => hygiene::render::json(&report),
+        Format::Csv => hygiene::render::csv(&report),
+        Format::Markdown => hygiene::render::markdown(&report),
+        Format::Sarif => {
+            hygiene::sarif::render(&report, env!("CARGO_PKG_VERSION"), locator.first_file())
+        }
+    };
+    stdout.lock().write_all(text.as_bytes())?;
+    Ok(if report.at_or_above(args.fail_on.severity()) > 0 {
+        ExitStatus::AuditFindings
+    } else {
+        ExitStatus::Success
+    })
+}

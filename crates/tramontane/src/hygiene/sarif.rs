@@ -1,0 +1,112 @@
+//! The audit report as SARIF 2.1.0, for GitHub code scanning: each finding a result at the
+//! policy line that governs its object (or the first policy file, for an object no policy
+//! declares), with the finding's id as its fingerprint so an alert keeps its identity.
+
+use serde_json::{Value as Json, json};
+
+use super::{AuditReport, Finding, Rule, Severity};
+use crate::scan::sarif::{INFORMATION_URI, SCHEMA, pascal_case, uri_path};
+
+/// The key of the finding's id in `partialFingerprints`.
+pub const FINGERPRINT_KEY: &str = "tramontaneAuditFinding/v1";
+
+/// The SARIF log for `report`; `fallback_file` is where findings without a policy line are
+/// placed (GitHub needs a location for every result).
+pub fn render(report: &AuditReport, version: &str, fallback_file: Option<&str>) -> String {
+    let rules: Vec<Json> = Rule::ALL.iter().map(|rule| descriptor(*rule)).collect();
+    let results: Vec<Json> = report
+        .findings
+        .iter()
+        .map(|finding| result(finding, fallback_file))
+        .collect();
+    let log = json!({
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {
+                "driver": {
+                    "name": "tramontane-audit",
+                    "version": version,
+                    "semanticVersion": version,
+                    "informationUri": INFORMATION_URI,
+                    "rules": rules,
+                }
+            },
+            "columnKind": "unicodeCodePoints",
+            "results": results,
+        }],
+    });
+    let mut text = serde_json::to_string_pretty(&log).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+fn level(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Critical | Severity::High => "error",
+        Severity::Medium => "warning",
+        Severity::Low => "note",
+    }
+}
+
+/// GitHub's `security-severity`: critical above 9, high 7 to 8.9, medium 4 to 6.9.
+fn security_severity(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Critical => "9.5",
+        Severity::High => "7.5",
+        Severity::Medium => "5.0",
+        Severity::Low => "2.0",
+    }
+}
+
+fn descriptor(rule: Rule) -> Json {
+    let severity = rule.severity();
+    json!({
+        "id": rule.id(),
+        "name": pascal_case(rule.id()),
+        "shortDescription": { "text": rule.title() },
+        "helpUri": format!("{INFORMATION_URI}/blob/main/docs/audit.md#{}", rule.id()),
+        "defaultConfiguration": { "level": level(severity) },
+        "properties": {
+            "tags": ["security", "hygiene"],
+            "precision": "very-high",
+            "security-severity": security_severity(severity),
+        },
+    })
+}
+
+fn result(finding: &Finding, fallback_file: Option<&str>) -> Json {
+    let index = Rule::ALL
+        .iter()
+        .position(|rule| *rule == finding.rule)
+        .unwrap_or_default();
+    let place = match &finding.source {
+        Some(source) => Some((source.file.as_str(), source.line, source.column)),
+        None => fallback_file.map(|file| (file, 1, 1)),
+    };
+    let locations: Vec<Json> = place
+        .map(|(file, line, column)| {
+            json!({
+                "physicalLocation": {
+                    "artifactLocation": { "uri": uri_path(file), "uriBaseId": "%SRCROOT%" },
+                    "region": { "startLine": line, "startColumn": column },
+                },
+                "logicalLocations": [{ "fullyQualifiedName": finding.address }],
+            })
+        })
+        .into_iter()
+        .collect();
+    json!({
+        "ruleId": finding.rule.id(),
+        "ruleIndex": index,
+        "level": level(finding.severity),
+        "message": { "text": format!("{} ({}). Fix: {}", finding.message, finding.address, finding.remedy) },
+        "locations": locations,
+        "partialFingerprints": { FINGERPRINT_KEY: finding.id },
+        "properties": {
+            "severity": finding.severity.as_str(),
+            "address": finding.address,
+            "managed": finding.managed,
+        },
+    })
+}
