@@ -72,6 +72,9 @@ pub enum CommandError {
     /// The key journal could not be read or written.
     #[error(transparent)]
     Journal(#[from] tramontane::apply::journal::JournalError),
+    /// The gateway could not start.
+    #[error(transparent)]
+    Gateway(#[from] tramontane_gateway::GatewayError),
     /// Output could not be written (a closed pipe, a full disk).
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
@@ -91,7 +94,8 @@ impl CommandError {
             | CommandError::File { .. }
             | CommandError::Lock(_)
             | CommandError::Audit(_)
-            | CommandError::Journal(_) => ExitCode::from(1),
+            | CommandError::Journal(_)
+            | CommandError::Gateway(_) => ExitCode::from(1),
         }
     }
 
@@ -108,6 +112,7 @@ impl CommandError {
             CommandError::Audit(_) => format!(
                 "error: {self}\nhelp: the changes were made; fix the log's path or permissions so the next apply can record\n"
             ),
+            CommandError::Gateway(error) => format!("error: {self}\nhelp: {}\n", error.help()),
             other => format!("error: {other}\n"),
         }
     }

@@ -7,6 +7,7 @@ pub mod command_error;
 mod comment;
 mod diff;
 mod explain;
+mod gateway;
 mod import;
 mod init;
 pub mod org;
@@ -57,6 +58,8 @@ pub enum Command {
     Comment(comment::Args),
     /// Compare the effective access of the policies at two git revisions, offline.
     Diff(diff::Args),
+    /// The runtime gateway in front of Mistral's inference API.
+    Gateway(gateway::Args),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -95,5 +98,6 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
         Command::Import(args) => import::run(&args),
         Command::Comment(args) => comment::run(&args),
         Command::Diff(args) => diff::run(&args, cli.color),
+        Command::Gateway(args) => gateway::run(&args),
     }
 }
