@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use jiff::civil::Date;
 use proptest::prelude::*;
 use tramontane::model::{
-    AccessProfile, ApiKey, DesiredOrg, Member, Organization, OrganizationRole, Prune, SecretSink,
-    SpendLimit, Team, Unlimited, Workspace, WorkspaceRole,
+    AccessProfile, ApiKey, DesiredOrg, Member, Money, Organization, OrganizationRole, Prune,
+    SecretSink, SpendGuard, SpendLimit, StoreFailure, Team, Unlimited, Workspace, WorkspaceGateway,
+    WorkspaceRole,
 };
 use tramontane::policy::{self, LoadOptions};
 
@@ -45,6 +46,16 @@ fn spend_limit() -> impl Strategy<Value = SpendLimit> {
     ]
 }
 
+/// Amounts of every precision the format accepts, from a millionth up.
+fn spend_guard() -> impl Strategy<Value = SpendGuard> {
+    let amount = || proptest::option::of((0u64..=10_000_000_000_000).prop_map(Money::from_micros));
+    (amount(), amount(), amount())
+        .prop_filter("a spend guard sets a window", |(hour, day, month)| {
+            hour.is_some() || day.is_some() || month.is_some()
+        })
+        .prop_map(|(hour, day, month)| SpendGuard { hour, day, month })
+}
+
 fn model_subset() -> impl Strategy<Value = Vec<String>> {
     prop_oneof![
         Just(vec!["*".to_owned()]),
@@ -78,6 +89,7 @@ pub(crate) fn org() -> impl Strategy<Value = DesiredOrg> {
             model_subset(),
             proptest::option::of(1u64..100_000),
             proptest::option::of(1u64..10_000_000),
+            proptest::option::of(1u32..10_000),
         ),
         0..4,
     );
@@ -148,7 +160,7 @@ pub(crate) fn org() -> impl Strategy<Value = DesiredOrg> {
                         members,
                         roles: roles
                             .into_iter()
-                            .map(|(name, (description, models, max_tokens, budget))| {
+                            .map(|(name, (description, models, max_tokens, budget, rpm))| {
                                 (
                                     name,
                                     AccessProfile {
@@ -156,12 +168,14 @@ pub(crate) fn org() -> impl Strategy<Value = DesiredOrg> {
                                         models,
                                         max_tokens_per_request: max_tokens,
                                         daily_token_budget: budget,
+                                        rpm,
                                     },
                                 )
                             })
                             .collect(),
                         teams,
                         workspaces,
+                        gateway_keys: BTreeMap::new(),
                     }
                 })
         })
@@ -183,9 +197,21 @@ fn workspace(emails: Vec<String>, seeds: Vec<u64>) -> impl Strategy<Value = Work
         proptest::option::of(100u32..1000),
         model_subset(),
         keys,
+        proptest::option::of(spend_guard()),
+        proptest::option::of((any::<bool>(), any::<bool>())),
     )
         .prop_map(
-            move |(description, admin, mut members, spend_limit, rpm, models, keys)| {
+            move |(
+                description,
+                admin,
+                mut members,
+                spend_limit,
+                rpm,
+                models,
+                keys,
+                spend_guard,
+                gateway,
+            )| {
                 let _ = &seeds;
                 // The admin may be listed again, but then with workspace_admin.
                 if let Some(roles) = members.get_mut(&admin) {
@@ -206,7 +232,17 @@ fn workspace(emails: Vec<String>, seeds: Vec<u64>) -> impl Strategy<Value = Work
                         };
                         (name, key)
                     })
-                    .collect();
+                    .collect::<BTreeMap<_, _>>();
+                let gateway = gateway.map(|(with_upstream, fail_open)| WorkspaceGateway {
+                    upstream_key: keys.keys().next().filter(|_| with_upstream).cloned(),
+                    agents: vec!["ag_0195d3c4".to_owned()],
+                    paths: vec!["/v1/ocr".to_owned()],
+                    store_failure: if fail_open {
+                        StoreFailure::FailOpen
+                    } else {
+                        StoreFailure::FailClosed
+                    },
+                });
                 Workspace {
                     description,
                     admin: Some(admin),
@@ -215,6 +251,8 @@ fn workspace(emails: Vec<String>, seeds: Vec<u64>) -> impl Strategy<Value = Work
                     rpm,
                     models: Some(models),
                     keys,
+                    spend_guard,
+                    gateway,
                 }
             },
         )
@@ -244,17 +282,24 @@ fn key(emails: Vec<String>) -> impl Strategy<Value = ApiKey> {
         proptest::option::of(Just(())),
         proptest::option::of(1u32..100),
         secret,
+        proptest::option::of((1u64..100_000, 1u64..10_000_000)),
+        proptest::option::of(spend_guard()),
     )
         .prop_map(
-            |(owner, (expires, expires_after_days, rotate), models, rpm, secret)| ApiKey {
-                owner,
-                expires,
-                expires_after_days,
-                rotate_before_days: rotate,
-                rotation_overlap_hours: None,
-                models: models.map(|()| Vec::new()),
-                rpm,
-                secret,
+            |(owner, (expires, expires_after_days, rotate), models, rpm, secret, tokens, guard)| {
+                ApiKey {
+                    owner,
+                    expires,
+                    expires_after_days,
+                    rotate_before_days: rotate,
+                    rotation_overlap_hours: None,
+                    models: models.map(|()| Vec::new()),
+                    rpm,
+                    max_tokens_per_request: tokens.map(|(max, _)| max),
+                    daily_token_budget: tokens.map(|(_, budget)| budget),
+                    spend_guard: guard,
+                    secret,
+                }
             },
         )
 }
@@ -285,14 +330,16 @@ fn team(
         assignments,
         proptest::option::of(Just(OrganizationRole::Member)),
         role,
+        proptest::option::of(spend_guard()),
     )
         .prop_map(
-            |(description, members, workspaces, organization_role, role)| Team {
+            |(description, members, workspaces, organization_role, role, spend_guard)| Team {
                 description,
                 members,
                 workspaces,
                 organization_role,
                 role,
+                spend_guard,
             },
         )
 }

@@ -106,6 +106,9 @@ pub fn desired_from_live(live: &LiveOrg, today: Date) -> (DesiredOrg, Vec<String
                     rotation_overlap_hours: None,
                     models: None,
                     rpm: None,
+                    max_tokens_per_request: None,
+                    daily_token_budget: None,
+                    spend_guard: None,
                     secret: SecretSink::File(format!("secrets/{name}/{key_name}.key")),
                 },
             );
@@ -120,6 +123,8 @@ pub fn desired_from_live(live: &LiveOrg, today: Date) -> (DesiredOrg, Vec<String
                 rpm: None,
                 models: None,
                 keys,
+                spend_guard: None,
+                gateway: None,
             },
         );
     }
@@ -148,6 +153,7 @@ pub fn desired_from_live(live: &LiveOrg, today: Date) -> (DesiredOrg, Vec<String
                     .as_deref()
                     .and_then(|role| organization_role(role, &mut notes)),
                 role: None,
+                spend_guard: None,
             },
         );
     }

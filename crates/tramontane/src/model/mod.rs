@@ -9,9 +9,13 @@ use std::collections::BTreeMap;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
+pub mod gateway;
 pub mod import;
 pub mod live;
+pub mod money;
+pub use gateway::{GatewayKey, GatewayKeyId, Holder, KeyDigest, StoreFailure, WorkspaceGateway};
 pub use live::{LiveInvite, LiveKey, LiveMember, LiveOrg, LiveTeam, LiveWorkspace, RateLimits};
+pub use money::{Money, SpendGuard};
 
 /// The organization the policies describe.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -27,6 +31,9 @@ pub struct DesiredOrg {
     pub teams: BTreeMap<String, Team>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub workspaces: BTreeMap<String, Workspace>,
+    /// Keys callers present to the gateway, by public id: only their digests are here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gateway_keys: BTreeMap<GatewayKeyId, GatewayKey>,
 }
 
 impl DesiredOrg {
@@ -35,6 +42,7 @@ impl DesiredOrg {
             && self.roles.is_empty()
             && self.teams.is_empty()
             && self.workspaces.is_empty()
+            && self.gateway_keys.is_empty()
             && self.organization.is_default()
     }
 }
@@ -179,6 +187,9 @@ pub struct AccessProfile {
     pub max_tokens_per_request: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_token_budget: Option<u64>,
+    /// Requests per minute for each member with this profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpm: Option<u32>,
 }
 
 /// The model-list entry that allows every model.
@@ -198,6 +209,9 @@ pub struct Team {
     /// The runtime access profile of the team's members, a key of [`DesiredOrg::roles`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// Spend through the gateway by all the team's members together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend_guard: Option<SpendGuard>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -217,6 +231,11 @@ pub struct Workspace {
     pub models: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub keys: BTreeMap<String, ApiKey>,
+    /// Spend through the gateway by every caller of the workspace together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend_guard: Option<SpendGuard>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<WorkspaceGateway>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -236,6 +255,14 @@ pub struct ApiKey {
     pub models: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpm: Option<u32>,
+    /// Largest `max_tokens` one request through the gateway may ask for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens_per_request: Option<u64>,
+    /// Tokens a day through the gateway with this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_token_budget: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend_guard: Option<SpendGuard>,
     pub secret: SecretSink,
 }
 
