@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod apply;
+pub mod gateway_key;
 pub mod github;
 pub mod model;
 pub mod org;

@@ -238,10 +238,18 @@ pub struct GatewayKey {
     pub holder: Holder,
     /// The workspace whose models, limits and upstream key the caller gets.
     pub workspace: String,
-    /// The last day (UTC) the key works; the gateway refuses it from the next day.
+    /// The day (UTC) the key stops working, as a platform key's `expires`: it is accepted
+    /// up to the end of the day before.
     pub expires: Date,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+impl GatewayKey {
+    /// Whether the key is still accepted on `today` (UTC).
+    pub fn is_valid_on(&self, today: Date) -> bool {
+        today < self.expires
+    }
 }
 
 /// What the gateway does when its limit store cannot be reached.
