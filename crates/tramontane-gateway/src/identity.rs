@@ -6,17 +6,17 @@
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 use jiff::civil::Date;
+use tramontane::gateway_key::{self, VerifyError};
 
-use crate::access::{Caller, CallerTable};
+use crate::access::Caller;
 use crate::refusal::Refusal;
+use crate::state::PolicyState;
 
-/// Every gateway key starts with this.
-pub const KEY_PREFIX: &str = "tmt_";
 /// Longest Authorization header read: a real key is well under it.
 const MAX_CREDENTIAL_BYTES: usize = 512;
 
-/// The full key and its public id, read from the request.
-fn presented(headers: &HeaderMap) -> Result<(&str, &str), Refusal> {
+/// The key presented in the request's `Authorization: Bearer` header.
+fn presented(headers: &HeaderMap) -> Result<&str, Refusal> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Err(Refusal::MissingKey);
@@ -29,43 +29,39 @@ fn presented(headers: &HeaderMap) -> Result<(&str, &str), Refusal> {
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(Refusal::MalformedKey);
     }
-    let key = key.trim();
-    let rest = key.strip_prefix(KEY_PREFIX).ok_or(Refusal::MalformedKey)?;
-    // A public id never holds `_`, so the first one ends it.
-    let (id, secret) = rest.split_once('_').ok_or(Refusal::MalformedKey)?;
-    if id.is_empty() || secret.is_empty() {
-        return Err(Refusal::MalformedKey);
-    }
-    Ok((key, id))
+    Ok(key.trim())
 }
 
 /// The caller a request's key belongs to.
 pub fn authenticate<'a>(
-    callers: &'a CallerTable,
+    policy: &'a PolicyState,
     headers: &HeaderMap,
     today: Date,
 ) -> Result<&'a Caller, Refusal> {
-    let (key, id) = presented(headers)?;
-    let caller = callers.get(id).ok_or(Refusal::UnknownKey)?;
-    if !caller.digest.matches(key) {
-        return Err(Refusal::UnknownKey);
-    }
-    if today > caller.expires {
-        return Err(Refusal::ExpiredKey {
-            expired: caller.expires.to_string(),
-        });
-    }
-    Ok(caller)
+    let key = presented(headers)?;
+    let (id, _) = gateway_key::verify(&policy.desired.gateway_keys, key, today).map_err(
+        |error| match error {
+            VerifyError::Format(_) => Refusal::MalformedKey,
+            VerifyError::UnknownId(_) | VerifyError::Mismatch(_) => Refusal::UnknownKey,
+            VerifyError::Expired { expires, .. } => Refusal::ExpiredKey {
+                expired: expires.to_string(),
+            },
+        },
+    )?;
+    // An entry whose workspace the policy lacks grants nothing.
+    policy.callers.get(id.as_str()).ok_or(Refusal::UnknownKey)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::CallerTable;
+    use crate::upstream_keys::UpstreamKeys;
     use tramontane::model::{DesiredOrg, KeyDigest};
 
-    const KEY: &str = "tmt_abcd_s3cr3t";
+    const KEY: &str = "tmt_abcd_0123456789abcdefghijABCDEFGHIJ0123456789xyz";
 
-    fn table() -> CallerTable {
+    fn table() -> PolicyState {
         let org: DesiredOrg = serde_json::from_value(serde_json::json!({
             "workspaces": {"w": {}},
             "gateway_keys": {"abcd": {"digest": KeyDigest::of(KEY).to_string(),
@@ -73,7 +69,11 @@ mod tests {
                                       "expires": "2026-12-31"}}
         }))
         .unwrap();
-        CallerTable::of(&org)
+        PolicyState {
+            callers: CallerTable::of(&org),
+            desired: org,
+            upstream_keys: UpstreamKeys::default(),
+        }
     }
 
     fn headers(value: &str) -> HeaderMap {
@@ -85,11 +85,11 @@ mod tests {
     #[test]
     fn a_known_key_is_its_caller_until_it_expires() {
         let table = table();
-        let day: Date = "2026-12-31".parse().unwrap();
+        let day: Date = "2026-12-30".parse().unwrap();
         let caller = authenticate(&table, &headers(&format!("Bearer {KEY}")), day).unwrap();
         assert_eq!(caller.id.as_str(), "abcd");
         assert!(authenticate(&table, &headers(&format!("bearer  {KEY}")), day).is_ok());
-        let next: Date = "2027-01-01".parse().unwrap();
+        let next: Date = "2026-12-31".parse().unwrap();
         assert!(matches!(
             authenticate(&table, &headers(&format!("Bearer {KEY}")), next),
             Err(Refusal::ExpiredKey { .. })
@@ -101,8 +101,11 @@ mod tests {
         let table = table();
         let day: Date = "2026-06-01".parse().unwrap();
         let refuse = |value: &str| authenticate(&table, &headers(value), day).unwrap_err();
-        assert_eq!(refuse("Bearer tmt_abcd_wrong"), Refusal::UnknownKey);
-        assert_eq!(refuse("Bearer tmt_zzzz_s3cr3t"), Refusal::UnknownKey);
+        let wrong = KEY.replace("xyz", "xyZ");
+        assert_eq!(refuse(&format!("Bearer {wrong}")), Refusal::UnknownKey);
+        let other = KEY.replace("abcd", "zzzz");
+        assert_eq!(refuse(&format!("Bearer {other}")), Refusal::UnknownKey);
+        assert_eq!(refuse("Bearer tmt_abcd_short"), Refusal::MalformedKey);
         assert_eq!(refuse("Bearer sk-mistral-key"), Refusal::MalformedKey);
         assert_eq!(refuse("Basic dXNlcg=="), Refusal::MalformedKey);
         assert_eq!(refuse("Bearer tmt_abcd"), Refusal::MalformedKey);

@@ -130,7 +130,7 @@ async fn proxy(
     route: Route,
 ) -> Result<Response<Body>, Refusal> {
     let policy = gateway.policy.load_full().ok_or(Refusal::NotReady)?;
-    let caller = identity::authenticate(&policy.callers, request.headers(), gateway.today())?;
+    let caller = identity::authenticate(&policy, request.headers(), gateway.today())?;
     record.key_id = Some(caller.id.to_string());
     record.holder = Some(caller.holder.to_string());
     record.workspace = Some(caller.workspace.clone());

@@ -303,7 +303,12 @@ async fn handle(
 }
 
 /// A stream of one chunk per completion token, the last with `usage`, then `[DONE]`.
-fn stream(model: &str, completion: u64, pause: Duration, fault: Option<InferenceFault>) -> Response {
+fn stream(
+    model: &str,
+    completion: u64,
+    pause: Duration,
+    fault: Option<InferenceFault>,
+) -> Response {
     let model = model.to_owned();
     let (cut, hang) = match fault {
         Some(InferenceFault::CutStream { after_chunks }) => (Some(after_chunks), None),
