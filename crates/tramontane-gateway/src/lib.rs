@@ -98,10 +98,10 @@ pub async fn serve_on(
             if config.upstream_keys.is_none() {
                 return Err(GatewayError::NoUpstreamKeys);
             }
-            Upstream::Http(upstream::http::HttpUpstream::new(
+            Upstream::Http(Box::new(upstream::http::HttpUpstream::new(
                 url,
                 config.limits.connect_timeout,
-            )?)
+            )?))
         }
     };
     let prices = match &config.prices {

@@ -50,7 +50,7 @@ fn wait(from: i128, until: i128) -> Duration {
 impl State {
     fn sweep(&mut self, now: i128) {
         self.operations += 1;
-        if self.operations % SWEEP_EVERY != 0 {
+        if !self.operations.is_multiple_of(SWEEP_EVERY) {
             return;
         }
         self.rates.retain(|_, times| {

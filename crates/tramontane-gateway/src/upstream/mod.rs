@@ -48,7 +48,7 @@ pub enum UpstreamError {
 
 /// Where requests go.
 pub enum Upstream {
-    Http(http::HttpUpstream),
+    Http(Box<http::HttpUpstream>),
     Sandbox(sandbox::SandboxUpstream),
 }
 
