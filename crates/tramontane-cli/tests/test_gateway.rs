@@ -184,6 +184,18 @@ impl Running {
             .collect()
     }
 
+    /// Waits for an audit line: they are written once an answer has been sent.
+    fn audit_line(&self, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(line) = self.audit_lines().into_iter().find(|line| wanted(line)) {
+                return line;
+            }
+            assert!(Instant::now() < deadline, "no such audit line");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn terminate(&self) {
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -413,12 +425,12 @@ fn every_decision_comes_back_in_mistrals_error_shape_and_nothing_refused_is_forw
         seen.push(get(&client, &running.url("/metrics"), None).await.body);
     });
     // One audit line per request, none holding a prompt.
+    running.audit_line(|line| {
+        line["path"] == "/v1/agents/completions" && line["reason"] == "completed"
+    });
     let audit = running.audit_lines();
-    assert!(audit.len() >= 19, "{} audit lines", audit.len());
-    let refused = audit
-        .iter()
-        .find(|line| line["reason"] == "model_not_allowed")
-        .unwrap();
+    assert_eq!(audit.len(), 20, "one audit line per request");
+    let refused = running.audit_line(|line| line["reason"] == "model_not_allowed");
     assert_eq!(refused["key_id"], "bobkey");
     assert_eq!(refused["holder"], "bob@acme.example");
     assert_eq!(refused["decision"], "refused");
@@ -490,11 +502,9 @@ fn admitted_requests_are_forwarded_byte_for_byte_with_the_gateways_key() {
         assert!(tokens.is_some_and(|t| t >= 12.0), "{tokens:?}");
         seen.push(get(&client, &running.url("/metrics"), None).await.body);
     });
-    let audit = running.audit_lines();
-    let completed = audit
-        .iter()
-        .find(|line| line["reason"] == "completed" && line["model_asked"] == "mistral-small-latest")
-        .unwrap();
+    let completed = running.audit_line(|line| {
+        line["reason"] == "completed" && line["model_asked"] == "mistral-small-latest"
+    });
     assert_eq!(completed["model_resolved"], "mistral-small-2506");
     assert_eq!(completed["prompt_tokens"], 11);
     assert!(completed["cost_micros"].as_u64().is_some());
@@ -541,7 +551,8 @@ fn streams_pass_through_chunk_by_chunk_and_an_abandoned_one_releases_its_reserva
         wait_for_metric(&client, &running, "tramontane_gateway_reservations_open", 0.0).await;
 
         // A stream the upstream cuts off: the caller sees it end, nothing stays open.
-        fake.set_stream_pause(Duration::ZERO);
+        // (A pause, so the fake sends its headers before it breaks off.)
+        fake.set_stream_pause(Duration::from_millis(50));
         fake.fail_next("/v1/chat", InferenceFault::CutStream { after_chunks: 2 });
         let response = client.post(&chat)
             .header("authorization", format!("Bearer {}", gateway_key("bobkey")))

@@ -218,6 +218,11 @@ impl Body for MeteredBody {
                 }
                 let deadline = tokio::time::Instant::now() + this.idle_timeout;
                 this.idle.as_mut().reset(deadline);
+                // A server that knows the length stops polling after the last byte: the
+                // answer is complete when the upstream body says it has ended.
+                if this.inner.is_end_stream() {
+                    this.close(Ending::Complete);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(error))) => {
