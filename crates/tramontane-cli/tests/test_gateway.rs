@@ -899,3 +899,138 @@ fn the_gateway_refuses_to_start_on_a_bad_policy_or_without_upstream_keys() {
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("plain http"), "{}", run.stderr);
 }
+
+/// The official SDK pinned for the end-to-end test.
+const MISTRALAI_SDK: &str = "mistralai==3.7.0";
+
+/// Drives the gateway with the official `mistralai` SDK, pointed at it by `server_url`
+/// alone; prints what it saw as JSON.
+const SDK_SCRIPT: &str = r#"
+import json, sys
+try:
+    from mistralai import Mistral
+except ImportError:
+    from mistralai.client import Mistral
+
+base, member_key, ci_key = sys.argv[1], sys.argv[2], sys.argv[3]
+client = Mistral(api_key=member_key, server_url=base)
+hello = [{"role": "user", "content": "hello"}]
+out = {}
+answer = client.chat.complete(model="mistral-small-latest", messages=hello, max_tokens=5)
+out["chat"] = {"model": answer.model, "completion_tokens": answer.usage.completion_tokens}
+pieces, total = [], None
+for event in client.chat.stream(model="mistral-small-latest", messages=hello, max_tokens=4):
+    if event.data.choices:
+        pieces.append(event.data.choices[0].delta.content)
+    if event.data.usage:
+        total = event.data.usage.total_tokens
+out["stream"] = {"chunks": len(pieces), "total_tokens": total}
+out["embeddings"] = len(client.embeddings.create(model="mistral-embed", inputs=["a", "b"]).data)
+out["models"] = sorted(model.id for model in client.models.list().data)
+
+def failure(call):
+    try:
+        call()
+        return None
+    except Exception as error:
+        return {"status": getattr(error, "status_code", None), "body": str(getattr(error, "body", error))}
+
+out["forbidden"] = failure(lambda: client.chat.complete(model="mistral-large-latest", messages=hello))
+ci = Mistral(api_key=ci_key, server_url=base)
+code = [{"role": "user", "content": "fn"}]
+out["rate"] = [failure(lambda: ci.chat.complete(model="codestral-latest", messages=code)) for _ in range(4)]
+print(json.dumps(out))
+"#;
+
+/// A virtual environment with the SDK, made once under the target directory.
+fn sdk_python() -> std::path::PathBuf {
+    let venv = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("mistralai-sdk-venv");
+    let python = venv.join("bin/python");
+    let marker = venv.join(MISTRALAI_SDK);
+    if !marker.exists() {
+        let made = std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 runs (the SDK test needs Python 3 with venv)");
+        assert!(made.success(), "python3 -m venv failed");
+        let installed = std::process::Command::new(venv.join("bin/pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                MISTRALAI_SDK,
+            ])
+            .status()
+            .expect("pip runs");
+        assert!(installed.success(), "pip could not install {MISTRALAI_SDK}");
+        std::fs::write(&marker, "").unwrap();
+    }
+    python
+}
+
+#[test]
+fn the_official_python_sdk_and_curl_work_against_the_gateway() {
+    let fake = FakeInference::start();
+    let env = write_env(&policy(1_000_000, ""));
+    let running = Running::start(&env, &fake.url, &[]);
+    env.write("sdk.py", SDK_SCRIPT);
+    let output = std::process::Command::new(sdk_python())
+        .arg(env.root().join("sdk.py"))
+        .args([&running.base, &gateway_key("bobkey"), &gateway_key("cikey")])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        seen["chat"],
+        json!({"model": "mistral-small-2506", "completion_tokens": 5})
+    );
+    assert_eq!(seen["stream"], json!({"chunks": 4, "total_tokens": 15}));
+    assert_eq!(seen["embeddings"], 1);
+    assert_eq!(
+        seen["models"],
+        json!([
+            "mistral-embed",
+            "mistral-small-2506",
+            "mistral-small-latest"
+        ])
+    );
+    assert_eq!(seen["forbidden"]["status"], 403);
+    assert!(
+        seen["forbidden"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("model_not_allowed")
+    );
+    let rate = seen["rate"].as_array().unwrap();
+    assert!(rate[..3].iter().all(Value::is_null), "{rate:?}");
+    assert_eq!(rate[3]["status"], 429);
+
+    // curl: a stream arrives as server-sent events, a refusal as Mistral's error.
+    let curl = |body: &str| {
+        let output = std::process::Command::new("curl")
+            .args(["-sS", "-N", "-w", "\n%{http_code}", "-H"])
+            .arg(format!("Authorization: Bearer {}", gateway_key("bobkey")))
+            .args(["-H", "content-type: application/json", "-d", body])
+            .arg(running.url("/v1/chat/completions"))
+            .output()
+            .expect("curl runs");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let streamed = curl(
+        r#"{"model":"mistral-small-latest","stream":true,"max_tokens":3,"messages":[{"role":"user","content":"hi"}]}"#,
+    );
+    assert!(streamed.ends_with("data: [DONE]\n\n\n200"), "{streamed}");
+    let refused = curl(r#"{"model":"mistral-large-latest","messages":[]}"#);
+    assert!(
+        refused.ends_with("\n403") && refused.contains("\"object\":\"error\""),
+        "{refused}"
+    );
+    running.assert_no_leak(&[stdout, streamed, refused]);
+}
