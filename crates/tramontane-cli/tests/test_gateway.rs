@@ -1034,3 +1034,81 @@ fn the_official_python_sdk_and_curl_work_against_the_gateway() {
     );
     running.assert_no_leak(&[stdout, streamed, refused]);
 }
+
+/// Sends raw bytes on a fresh connection and reads what comes back until it closes.
+fn raw_exchange(address: &str, parts: &[(&[u8], Duration)]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    for (bytes, pause) in parts {
+        if stream.write_all(bytes).is_err() {
+            break;
+        }
+        std::thread::sleep(*pause);
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn slow_and_oversized_clients_are_cut_off_without_reaching_the_upstream() {
+    let fake = FakeInference::start();
+    let env = write_env(&policy(1_000_000, ""));
+    let running = Running::start(
+        &env,
+        &fake.url,
+        &["--client-timeout", "1s", "--max-body-bytes", "1000"],
+    );
+    let address = running.base.trim_start_matches("http://").to_owned();
+    let auth = format!("Authorization: Bearer {}\r\n", gateway_key("bobkey"));
+    let started = Instant::now();
+
+    // Headers that never end: the connection is closed after the client timeout.
+    let answer = raw_exchange(
+        &address,
+        &[(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n",
+            Duration::from_secs(3),
+        )],
+    );
+    assert!(!answer.contains("200 OK"), "{answer}");
+
+    // A body that stops half-way: 408.
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n{auth}content-type: application/json\r\ncontent-length: 100\r\n\r\n"
+    );
+    let answer = raw_exchange(
+        &address,
+        &[
+            (head.as_bytes(), Duration::ZERO),
+            (b"{\"model\":", Duration::from_secs(2)),
+        ],
+    );
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"body_timeout\""), "{answer}");
+
+    // A chunked body that grows past the limit, with no length announced: 413.
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n{auth}transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    );
+    let chunk = format!("{:x}\r\n{}\r\n", 600, "x".repeat(600));
+    let answer = raw_exchange(
+        &address,
+        &[
+            (head.as_bytes(), Duration::ZERO),
+            (chunk.as_bytes(), Duration::ZERO),
+            (chunk.as_bytes(), Duration::ZERO),
+            (b"0\r\n\r\n", Duration::ZERO),
+        ],
+    );
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        fake.inference_requests().is_empty(),
+        "nothing was forwarded"
+    );
+    running.assert_no_leak(&[]);
+}
