@@ -494,6 +494,8 @@ fn admitted_requests_are_forwarded_byte_for_byte_with_the_gateways_key() {
             .map(|card| card["id"].as_str().unwrap().to_owned()).collect();
         assert_eq!(ids, vec!["mistral-small-2506", "mistral-small-latest", "mistral-embed"]);
         assert_eq!(models.json()["data"][0]["aliases"], json!(["mistral-small-latest"]));
+        post(&client, &running.url("/v1/moderations"), Some(&gateway_key("bobkey")), r#"{"model":"mistral-moderation-latest","input":["x"]}"#).await
+            .refusal(403, "model_not_allowed");
         get(&client, &running.url("/v1/models/mistral-large-latest"), Some(&gateway_key("bobkey"))).await
             .refusal(403, "model_not_allowed");
         seen.push(models.shown());

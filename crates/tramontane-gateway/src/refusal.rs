@@ -196,7 +196,7 @@ impl Refusal {
             Refusal::MalformedKey => "The Authorization header does not hold a gateway key of the form `tmt_<id>_<secret>`; a Mistral key is not accepted here.".into(),
             Refusal::UnknownKey => "This gateway key is unknown or was revoked; ask for a new one.".into(),
             Refusal::ExpiredKey { expired } => format!("This gateway key expired on {expired}; ask for a new one."),
-            Refusal::PathNotFound { path } => format!("`{path}` is not served by this gateway; it passes /v1/chat/completions, /v1/fim/completions, /v1/embeddings, /v1/agents/completions and /v1/models, and paths the policy opens."),
+            Refusal::PathNotFound { path } => format!("`{path}` is not served by this gateway; it passes /v1/chat/completions, /v1/fim/completions, /v1/embeddings, /v1/agents/completions, /v1/moderations, /v1/chat/moderations and /v1/models, and paths the policy opens."),
             Refusal::MethodNotAllowed { method, path } => format!("`{method} {path}` is not allowed."),
             Refusal::BodyTooLarge { limit } => format!("The request body is larger than the gateway's limit of {limit} bytes."),
             Refusal::BodyTimeout => "The request body did not arrive in time.".into(),

@@ -21,6 +21,8 @@ pub enum Endpoint {
     Fim,
     Embeddings,
     Agents,
+    /// `/v1/moderations` and `/v1/chat/moderations`: a model reads the input, writes nothing.
+    Moderations,
 }
 
 impl Endpoint {
@@ -30,6 +32,7 @@ impl Endpoint {
             "/v1/fim/completions" => Some(Endpoint::Fim),
             "/v1/embeddings" => Some(Endpoint::Embeddings),
             "/v1/agents/completions" => Some(Endpoint::Agents),
+            "/v1/moderations" | "/v1/chat/moderations" => Some(Endpoint::Moderations),
             _ => None,
         }
     }
@@ -40,12 +43,13 @@ impl Endpoint {
             Endpoint::Fim => "fim",
             Endpoint::Embeddings => "embeddings",
             Endpoint::Agents => "agents",
+            Endpoint::Moderations => "moderations",
         }
     }
 
     /// Whether the endpoint generates tokens (and so takes `max_tokens`).
     pub fn generates(self) -> bool {
-        !matches!(self, Endpoint::Embeddings)
+        !matches!(self, Endpoint::Embeddings | Endpoint::Moderations)
     }
 }
 

@@ -111,6 +111,31 @@ fn id_of(body: &[u8]) -> String {
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Every input judged harmless, with usage.
+fn moderation(raw: &[u8], body: &Value, model: &str) -> Response<UpstreamBody> {
+    let text = prompt_text(body);
+    let inputs = match &body["input"] {
+        Value::Array(items) => items.len().max(1),
+        _ => 1,
+    };
+    let categories = [
+        "sexual",
+        "hate_and_discrimination",
+        "violence_and_threats",
+        "selfharm",
+    ];
+    let result = json!({
+        "categories": categories.iter().map(|c| (c.to_string(), json!(false))).collect::<serde_json::Map<_, _>>(),
+        "category_scores": categories.iter().map(|c| (c.to_string(), json!(0.0))).collect::<serde_json::Map<_, _>>(),
+    });
+    let prompt = tokens_of(&text);
+    full(
+        StatusCode::OK,
+        json!({"id": id_of(raw), "model": model, "results": vec![result; inputs],
+               "usage": {"prompt_tokens": prompt, "completion_tokens": 0, "total_tokens": prompt}}),
+    )
+}
+
 impl SandboxUpstream {
     /// A sandbox without pauses between stream chunks, for tests.
     pub fn without_pauses() -> SandboxUpstream {
@@ -153,7 +178,9 @@ impl SandboxUpstream {
                 "/v1/chat/completions"
                 | "/v1/fim/completions"
                 | "/v1/agents/completions"
-                | "/v1/embeddings",
+                | "/v1/embeddings"
+                | "/v1/moderations"
+                | "/v1/chat/moderations",
             ) => {
                 let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
                     return error(
@@ -185,6 +212,9 @@ impl SandboxUpstream {
                 };
                 if path == "/v1/embeddings" {
                     return self.embeddings(&request.body, &body, &model);
+                }
+                if path.ends_with("/moderations") {
+                    return moderation(&request.body, &body, &model);
                 }
                 self.completion(&request.body, &body, &model)
             }
@@ -355,5 +385,12 @@ mod tests {
         ));
         let answer: Value = serde_json::from_str(&text(response).await).unwrap();
         assert_eq!(answer["data"].as_array().unwrap().len(), 2);
+        let response = sandbox.answer(post(
+            "/v1/moderations",
+            json!({"model": "mistral-moderation-latest", "input": ["a", "b"]}),
+        ));
+        let answer: Value = serde_json::from_str(&text(response).await).unwrap();
+        assert_eq!(answer["results"].as_array().unwrap().len(), 2);
+        assert_eq!(answer["results"][0]["categories"]["selfharm"], false);
     }
 }
