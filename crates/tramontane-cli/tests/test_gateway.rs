@@ -434,6 +434,8 @@ fn every_decision_comes_back_in_mistrals_error_shape_and_nothing_refused_is_forw
     assert_eq!(refused["key_id"], "bobkey");
     assert_eq!(refused["holder"], "bob@acme.example");
     assert_eq!(refused["decision"], "refused");
+    // The expired entry fails validation but does not stop the gateway: it is refused.
+    assert!(running.logs().contains("an expired gateway key is refused"));
     assert!(!running.audit.lock().unwrap().join("\n").contains("hello"));
     running.assert_no_leak(&seen);
 }

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use jiff::civil::Date;
 use proptest::prelude::*;
 use tramontane::model::{
-    AccessProfile, ApiKey, DesiredOrg, Member, Money, Organization, OrganizationRole, Prune,
-    SecretSink, SpendGuard, SpendLimit, StoreFailure, Team, Unlimited, Workspace, WorkspaceGateway,
-    WorkspaceRole,
+    AccessProfile, ApiKey, DesiredOrg, GatewayKey, GatewayKeyId, Holder, KeyDigest, Member, Money,
+    Organization, OrganizationRole, Prune, SecretSink, SpendGuard, SpendLimit, StoreFailure, Team,
+    Unlimited, Workspace, WorkspaceGateway, WorkspaceRole,
 };
 use tramontane::policy::{self, LoadOptions};
 
@@ -148,6 +148,7 @@ pub(crate) fn org() -> impl Strategy<Value = DesiredOrg> {
                     if let Some(first) = members.values_mut().next() {
                         first.roles = vec![OrganizationRole::OrganizationAdmin];
                     }
+                    let gateway_keys = gateway_keys(&workspaces);
                     DesiredOrg {
                         organization: Organization {
                             spend_limit: Some(org_limit),
@@ -175,10 +176,42 @@ pub(crate) fn org() -> impl Strategy<Value = DesiredOrg> {
                             .collect(),
                         teams,
                         workspaces,
-                        gateway_keys: BTreeMap::new(),
+                        gateway_keys,
                     }
                 })
         })
+}
+
+/// Valid gateway keys for the generated workspaces: the admin's where the workspace names an
+/// upstream key, and one held by the workspace's first key.
+fn gateway_keys(workspaces: &BTreeMap<String, Workspace>) -> BTreeMap<GatewayKeyId, GatewayKey> {
+    let mut keys = BTreeMap::new();
+    for (i, (name, workspace)) in workspaces.iter().enumerate() {
+        let entry = |holder: Holder, description: Option<String>| GatewayKey {
+            digest: KeyDigest::of(&format!("{name}/{holder}")),
+            holder,
+            workspace: name.clone(),
+            expires: Date::constant(2027, 1, 1),
+            description,
+        };
+        let has_upstream = workspace
+            .gateway
+            .as_ref()
+            .is_some_and(|gateway| gateway.upstream_key.is_some());
+        if let (true, Some(admin)) = (has_upstream, &workspace.admin) {
+            keys.insert(
+                GatewayKeyId::parse(&format!("member-{i}")).unwrap(),
+                entry(Holder::Member(admin.clone()), workspace.description.clone()),
+            );
+        }
+        if let Some(key) = workspace.keys.keys().next() {
+            keys.insert(
+                GatewayKeyId::parse(&format!("service-{i}")).unwrap(),
+                entry(Holder::service_key(name, key), None),
+            );
+        }
+    }
+    keys
 }
 
 fn workspace(emails: Vec<String>, seeds: Vec<u64>) -> impl Strategy<Value = Workspace> {

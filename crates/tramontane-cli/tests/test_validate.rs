@@ -23,7 +23,7 @@ workspaces:
 fn the_example_org_is_valid() {
     let run = run_in(&repo_root(), &["validate"]);
     assert_eq!(run.code, 0, "{}", run.stdout);
-    insta::assert_snapshot!(run.stdout, @"`policies` is valid: 6 files");
+    insta::assert_snapshot!(run.stdout, @"`policies` is valid: 7 files");
 }
 
 #[test]

@@ -73,6 +73,7 @@ mod tests {
             callers: CallerTable::of(&org),
             desired: org,
             upstream_keys: UpstreamKeys::default(),
+            expired: Vec::new(),
         }
     }
 

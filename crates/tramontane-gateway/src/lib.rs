@@ -115,6 +115,7 @@ pub async fn serve_on(
             .date()
     });
     let policy = reload::load(&config, today)?;
+    policy.warn_expired();
     let keys = policy.callers.len();
     let gateway = Arc::new(Gateway {
         policy: ArcSwapOption::from_pointee(policy),

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
+use tramontane::policy::diagnostic::{Code, Severity};
 use tramontane::policy::{self, LoadOptions};
 
 use crate::access::CallerTable;
@@ -45,7 +46,18 @@ pub fn load(
 ) -> Result<PolicyState, PolicyLoadError> {
     let dir = &gateway_config.policies;
     let loaded = policy::load(dir, &LoadOptions::new(today));
-    if !loaded.is_valid() {
+    // An expired gateway key fails validation, but it must not stop the gateway from taking
+    // every other change: the key is refused at the door (401) until its entry is removed.
+    let blocking = loaded.diagnostics.iter().any(|diagnostic| {
+        diagnostic.severity() == Severity::Error && diagnostic.code != Code::GatewayKeyExpired
+    });
+    let expired: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .filter(|diagnostic| diagnostic.code == Code::GatewayKeyExpired)
+        .map(|diagnostic| diagnostic.message.clone())
+        .collect();
+    if blocking {
         let shown = dir.to_string_lossy();
         return Err(PolicyLoadError::Invalid {
             dir: shown.to_string(),
@@ -61,6 +73,7 @@ pub fn load(
         desired: loaded.desired,
         callers,
         upstream_keys,
+        expired,
     })
 }
 
@@ -77,6 +90,7 @@ pub fn reload(gateway: &Gateway, why: &str) {
                 return;
             }
             let keys = state.callers.len();
+            state.warn_expired();
             gateway.policy.store(Some(Arc::new(state)));
             gateway.metrics.reload(true);
             gateway.metrics.keys(keys);

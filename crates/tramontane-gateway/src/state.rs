@@ -27,6 +27,16 @@ pub struct PolicyState {
     pub desired: DesiredOrg,
     pub callers: CallerTable,
     pub upstream_keys: UpstreamKeys,
+    /// Validation's messages about gateway keys past their expiry: refused, not fatal.
+    pub expired: Vec<String>,
+}
+
+impl PolicyState {
+    pub fn warn_expired(&self) {
+        for message in &self.expired {
+            tracing::warn!(problem = %message, help = "remove the entry, or issue a new key with `tramontane gateway issue`", "an expired gateway key is refused");
+        }
+    }
 }
 
 pub struct Gateway {

@@ -11,19 +11,6 @@ use tramontane_gateway::{AuditTarget, GatewayConfig, RequestLimits, UpstreamChoi
 use super::{CommandError, ExitStatus};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
-    #[command(subcommand)]
-    pub command: GatewayCommand,
-}
-
-#[derive(Debug, clap::Subcommand)]
-pub enum GatewayCommand {
-    /// Serve Mistral's inference API to holders of gateway keys, enforcing the policy's
-    /// runtime limits; reloads the policy on change and on SIGHUP.
-    Serve(ServeArgs),
-}
-
-#[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on (`127.0.0.1:0` picks a free port, shown in the log).
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -127,13 +114,9 @@ fn config(args: &ServeArgs) -> Result<GatewayConfig, CommandError> {
     Ok(config)
 }
 
-pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
-    match &args.command {
-        GatewayCommand::Serve(serve) => run_serve(serve),
-    }
-}
-
-fn run_serve(args: &ServeArgs) -> Result<ExitStatus, CommandError> {
+/// Runs the gateway until SIGTERM or ctrl-c (`gateway serve`; the subcommand itself is
+/// declared with `issue` and `revoke` in `gateway_keys`).
+pub fn serve(args: &ServeArgs) -> Result<ExitStatus, CommandError> {
     let config = config(args)?;
     tramontane_gateway::telemetry::init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()

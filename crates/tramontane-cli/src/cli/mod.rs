@@ -8,6 +8,7 @@ mod comment;
 mod diff;
 mod explain;
 mod gateway;
+mod gateway_keys;
 mod import;
 mod init;
 pub mod org;
@@ -58,8 +59,9 @@ pub enum Command {
     Comment(comment::Args),
     /// Compare the effective access of the policies at two git revisions, offline.
     Diff(diff::Args),
-    /// The runtime gateway in front of Mistral's inference API.
-    Gateway(gateway::Args),
+    /// The runtime gateway: serve it, and issue and revoke the keys callers present to it.
+    #[command(subcommand)]
+    Gateway(gateway_keys::GatewayCommand),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -98,6 +100,6 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
         Command::Import(args) => import::run(&args),
         Command::Comment(args) => comment::run(&args),
         Command::Diff(args) => diff::run(&args, cli.color),
-        Command::Gateway(args) => gateway::run(&args),
+        Command::Gateway(command) => gateway_keys::run(&command, cli.color),
     }
 }

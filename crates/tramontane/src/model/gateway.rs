@@ -281,8 +281,9 @@ pub struct WorkspaceGateway {
     /// Agent ids callers may use through `/v1/agents/completions`; none unless listed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub agents: Vec<String>,
-    /// Inference paths opened beyond the defaults (chat and FIM completions, embeddings,
-    /// moderations, models).
+    /// Inference paths opened beyond the five the gateway always passes
+    /// (`/v1/chat/completions`, `/v1/fim/completions`, `/v1/embeddings`,
+    /// `/v1/agents/completions`, `/v1/models`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<String>,
     #[serde(default, skip_serializing_if = "StoreFailure::is_default")]

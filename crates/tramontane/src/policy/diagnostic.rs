@@ -96,10 +96,12 @@ codes! {
         "This tramontane reads policy format version 1. A file with another `version` was written \
          for another release: upgrade tramontane, or set `version: 1`.";
     UnknownMember = "E030", Error, "a reference to a member that is not defined",
-        "Workspace admins and members, team members and key owners must be organization members \
-         defined under `members`. Add the person under `members`, or fix the email.";
+        "Workspace admins and members, team members, key owners and the holders of gateway keys \
+         must be organization members defined under `members`. Add the person under `members`, \
+         or fix the email.";
     UnknownWorkspace = "E031", Error, "a reference to a workspace that is not defined",
-        "Team workspace assignments must name workspaces defined under `workspaces`.";
+        "Team workspace assignments and the `workspace` of a gateway key must name workspaces \
+         defined under `workspaces`.";
     UnknownRole = "E032", Error, "a reference to a runtime role that is not defined",
         "A team's `role` must name an access profile defined under `roles`.";
     UnknownModel = "E033", Error, "a model the Mistral catalog does not know",
@@ -141,12 +143,43 @@ codes! {
          above the root, would let a policy change choose where on the applying machine a \
          secret lands. Use a path inside the repository (and list it in .gitignore), or deliver \
          the secret elsewhere with `secret: { command: [...] }`.";
+    UnknownKey = "E044", Error, "a reference to an API key that is not defined",
+        "A gateway key held by a service names it as `workspace.<workspace>.key.<key>`, and a \
+         workspace's `gateway.upstream_key` names one of its own keys: the key must be defined \
+         under that workspace's `keys`, because the gateway forwards requests with its secret. \
+         Define the key, or fix the name.";
+    HolderOutsideWorkspace = "E045", Error, "a gateway key's holder cannot use its workspace",
+        "A gateway key lets its holder call models in one workspace, so the holder must belong \
+         there: a member must be the workspace's admin, listed under its `members`, or in a \
+         team assigned to it; a service key must be a key of that same workspace. Give the \
+         member access to the workspace (usually through a team), or issue the key for a \
+         workspace the holder belongs to.";
+    GatewayKeyExpired = "E046", Error, "a gateway key has expired",
+        "A gateway key's `expires` is the day (UTC) it stops working. An entry past it grants \
+         nothing and only misleads a reader: remove it, or issue a new key with `tramontane \
+         gateway issue`. A key is never extended by editing the date, since whoever held it \
+         would keep it.";
+    NoUpstreamKey = "E047", Error, "a member holds a gateway key in a workspace without an upstream key",
+        "The gateway forwards a member's requests with a real Mistral key of the workspace, \
+         named by `gateway.upstream_key`; a service's requests go out with the service's own \
+         key. Add `gateway: { upstream_key: <key> }` to the workspace, naming one of its keys.";
+    AmountTooPrecise = "E048", Error, "a currency amount is not exact to a millionth",
+        "Spend guards are counted in millionths of the billing currency, as integers, so that \
+         thousands of small request costs add up exactly. An amount with more than 6 decimals \
+         cannot be held exactly: round it to 6 decimals or fewer.";
+    DuplicateDigest = "E049", Error, "two gateway keys have the same digest",
+        "A digest covers the whole key, public id included, so two entries can share one only \
+         if one was copied from the other: the copy can never match a key. Remove the copy, \
+         and issue a new key for whoever should have one.";
     KeyNeverExpires = "W001", Warning, "a key never expires",
         "A key without `expires` or `expires_after_days` stays valid until someone deletes it. \
          Security teams usually want every key to expire and be rotated.";
     DeprecatedModel = "W002", Warning, "a model the catalog marks as deprecated",
         "Mistral retires deprecated models on the date the catalog gives; requests to them fail \
          after it. Move to the replacement the message names.";
+    GatewayKeyExpiresSoon = "W003", Warning, "a gateway key expires within 14 days",
+        "The key stops working on its `expires` day. Issue its holder a new one with \
+         `tramontane gateway issue` and remove the old entry once they have moved.";
 }
 
 impl std::fmt::Display for Code {

@@ -81,14 +81,16 @@ pub enum Section {
     Roles,
     Teams,
     Workspaces,
+    GatewayKeys,
 }
 
 impl Section {
-    const ALL: [Section; 4] = [
+    const ALL: [Section; 5] = [
         Section::Members,
         Section::Roles,
         Section::Teams,
         Section::Workspaces,
+        Section::GatewayKeys,
     ];
 
     pub fn key(self) -> &'static str {
@@ -97,6 +99,7 @@ impl Section {
             Section::Roles => "roles",
             Section::Teams => "teams",
             Section::Workspaces => "workspaces",
+            Section::GatewayKeys => "gateway_keys",
         }
     }
 
@@ -106,6 +109,7 @@ impl Section {
             Section::Roles => "role",
             Section::Teams => "team",
             Section::Workspaces => "workspace",
+            Section::GatewayKeys => "gateway key",
         }
     }
 }
@@ -400,7 +404,7 @@ fn merge(
         );
     }
 
-    diagnostics.extend(semantic::check(&desired, &origins, options));
+    diagnostics.extend(semantic::check(&desired, &origins, &sources, options));
     diagnostics.sort_by(|a, b| {
         let place = |d: &Diagnostic| {
             (
@@ -452,6 +456,12 @@ fn decode_into(desired: &mut DesiredOrg, section: Section, name: &str, value: Js
         Section::Workspaces => serde_json::from_value(value)
             .map(|v| desired.workspaces.insert(name, v))
             .is_ok(),
+        Section::GatewayKeys => match crate::model::GatewayKeyId::parse(&name) {
+            Ok(id) => serde_json::from_value(value)
+                .map(|v| desired.gateway_keys.insert(id, v))
+                .is_ok(),
+            Err(_) => false,
+        },
     }
 }
 

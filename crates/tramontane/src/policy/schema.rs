@@ -76,6 +76,9 @@ impl PolicySchema {
             Context::Workspace(_) => &self.document["$defs"]["workspace"],
             Context::Key(..) => &self.document["$defs"]["key"],
             Context::Secret(..) => &self.document["$defs"]["key"]["properties"]["secret"],
+            Context::GatewayKey(_) => &self.document["$defs"]["gatewayKey"],
+            Context::WorkspaceGateway(_) => &self.document["$defs"]["workspaceGateway"],
+            Context::SpendGuard(_) => &self.document["$defs"]["spendGuard"],
             Context::Other => return Vec::new(),
         };
         definition["properties"]
@@ -90,6 +93,7 @@ impl PolicySchema {
             Context::Role(_) => &self.document["$defs"]["role"],
             Context::Key(..) => &self.document["$defs"]["key"],
             Context::Workspace(_) => &self.document["$defs"]["workspace"],
+            Context::GatewayKey(_) => &self.document["$defs"]["gatewayKey"],
             _ => return None,
         };
         definition["properties"][property]["description"].as_str()
@@ -295,6 +299,26 @@ fn invalid_text(
             format!("`{text}` is not a valid date"),
             "write the date as YYYY-MM-DD, such as `2027-03-01`".into(),
         ),
+        ValidationErrorKind::Pattern { .. } if last_key(path) == Some("digest") => (
+            format!("`{text}` is not a key digest"),
+            "write `sha256:` and 64 lowercase hexadecimal digits, as `tramontane gateway issue` writes them; the policy holds the key's digest, never the key".into(),
+        ),
+        ValidationErrorKind::Pattern { .. } if last_key(path) == Some("gateway_keys") => (
+            format!("`{text}` is not a gateway key id"),
+            "ids are 4 to 40 lowercase letters, digits and inner hyphens; `tramontane gateway issue` mints them".into(),
+        ),
+        ValidationErrorKind::Pattern { .. } if last_key(path) == Some("agents") => (
+            format!("`{text}` is not an agent id"),
+            "write the agent's id as Mistral shows it, such as `ag_0195d3c4`".into(),
+        ),
+        ValidationErrorKind::Pattern { .. } if last_key(path) == Some("paths") => (
+            format!("`{text}` is not an inference path"),
+            "write a path under /v1/, such as `/v1/ocr`: lowercase letters, digits, `_` and `-` between single slashes".into(),
+        ),
+        ValidationErrorKind::AnyOf { .. } if last_key(path) == Some("holder") => (
+            format!("`{text}` is not a holder"),
+            "write a member's email, or a service key as `workspace.<workspace>.key.<key>`".into(),
+        ),
         ValidationErrorKind::Pattern { .. } if last_key(path) == Some("models") || matches!(path.last(), Some(Segment::Index(_))) => (
             format!("`{text}` is not a model id"),
             "use a model id or alias from GET /v1/models, such as `mistral-small-latest`, or `*` for every model".into(),
@@ -338,6 +362,10 @@ fn invalid_text(
         ValidationErrorKind::MaxLength { limit } => (
             format!("{subject} is longer than {limit} characters"),
             "shorten it".into(),
+        ),
+        ValidationErrorKind::MinProperties { .. } if last_key(path) == Some("spend_guard") => (
+            format!("{subject} sets no window"),
+            "set at least one of `hour`, `day` or `month`, or remove `spend_guard`".into(),
         ),
         ValidationErrorKind::MinProperties { .. } | ValidationErrorKind::MaxProperties { .. }
             if last_key(path) == Some("secret") =>
@@ -431,6 +459,10 @@ enum Context {
     Workspace(String),
     Key(String, String),
     Secret(String, String),
+    GatewayKey(String),
+    WorkspaceGateway(String),
+    /// A spend guard, described by what it guards.
+    SpendGuard(String),
     Other,
 }
 
@@ -457,6 +489,12 @@ impl Context {
             ["workspaces", workspace, "keys", key, "secret"] => {
                 Context::Secret((*workspace).into(), (*key).into())
             }
+            ["gateway_keys", id] => Context::GatewayKey((*id).into()),
+            ["workspaces", workspace, "gateway"] => Context::WorkspaceGateway((*workspace).into()),
+            [owner @ .., "spend_guard"] if !owner.is_empty() => {
+                let owner_path: Vec<Segment> = path[..path.len() - 1].to_vec();
+                Context::SpendGuard(Context::of(&owner_path).describe())
+            }
             _ => Context::Other,
         }
     }
@@ -474,6 +512,11 @@ impl Context {
             Context::Secret(workspace, key) => {
                 format!("the secret of key `{key}` in workspace `{workspace}`")
             }
+            Context::GatewayKey(id) => format!("gateway key `{id}`"),
+            Context::WorkspaceGateway(workspace) => {
+                format!("the `gateway` of workspace `{workspace}`")
+            }
+            Context::SpendGuard(owner) => format!("the spend guard of {owner}"),
             Context::Other => "this mapping".into(),
         }
     }

@@ -2,9 +2,11 @@
 
 use std::collections::HashSet;
 
+mod gateway;
+
 use super::diagnostic::{Code, Diagnostic, closest, closest_email};
 use super::secret_path::SecretPathError;
-use super::source::Span;
+use super::source::{SourceSet, Span};
 use super::{LoadOptions, Origins, Section};
 use crate::model::{ALL_MODELS, DesiredOrg, Expiry, WorkspaceRole};
 
@@ -18,6 +20,7 @@ struct Checker<'a> {
 pub(super) fn check(
     desired: &DesiredOrg,
     origins: &Origins,
+    sources: &SourceSet,
     options: &LoadOptions<'_>,
 ) -> Vec<Diagnostic> {
     let mut checker = Checker {
@@ -30,6 +33,8 @@ pub(super) fn check(
     checker.roles();
     checker.teams();
     checker.workspaces();
+    checker.gateway_keys();
+    checker.spend_guards(sources);
     checker.found
 }
 
@@ -291,6 +296,8 @@ impl Checker<'_> {
                     origins.item_span(Section::Workspaces, name, &["models"], i)
                 });
             }
+
+            self.workspace_gateway(name);
 
             for (key_name, key) in &workspace.keys {
                 let key_path = |rest: &[&str]| {

@@ -128,7 +128,7 @@ fn number_text(number: &serde_json::Number) -> String {
 
 /// Text as a YAML scalar: plain when it would read back as the same text, in flow context
 /// too, and double-quoted (JSON escaping is valid YAML) otherwise.
-fn scalar_text(text: &str) -> String {
+pub fn scalar_text(text: &str) -> String {
     if is_plain_safe(text) {
         text.to_owned()
     } else {

@@ -6,6 +6,8 @@
 //! 43 base62 characters from the operating system's randomness, just over 256 bits. The
 //! policy keeps only the SHA-256 of the whole text (see [`KeyDigest`]).
 
+pub mod policy_file;
+
 use std::collections::BTreeMap;
 
 use jiff::civil::Date;
@@ -18,12 +20,13 @@ use crate::model::{GatewayKey, GatewayKeyId, KeyDigest};
 pub const KEY_PREFIX: &str = "tmt_";
 /// Characters of the secret part. 43 base62 characters carry log2(62) × 43 ≈ 256.03 bits.
 pub const SECRET_LENGTH: usize = 43;
-/// Characters of a minted public id: 36^12 ≈ 2^62, so two mints practically never collide
-/// (and `issue` checks the policy anyway).
+/// Characters of a minted public id: 26 × 36^11 ≈ 2^61, so two mints practically never
+/// collide (and `issue` checks the policy anyway).
 pub const MINTED_ID_LENGTH: usize = 12;
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const BASE36: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+const LOWERCASE: &[u8; 26] = b"abcdefghijklmnopqrstuvwxyz";
 
 /// The operating system could not provide randomness.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +42,10 @@ impl MintError {
 /// A new gateway key: its public id and the full key text `tmt_<id>_<secret>`, which exists
 /// only in this value until it is delivered.
 pub fn mint() -> Result<(GatewayKeyId, SecretString), MintError> {
-    let id = random_text(BASE36, MINTED_ID_LENGTH)?;
+    // A letter first: an id of digits (or `1e10`, `0x1f`) is a number to YAML, and a policy
+    // file would need it quoted.
+    let mut id = random_text(LOWERCASE, 1)?;
+    id.push_str(&random_text(BASE36, MINTED_ID_LENGTH - 1)?);
     let id = GatewayKeyId::parse(&id).expect("a minted id is lowercase alphanumerics");
     let secret = random_text(BASE62, SECRET_LENGTH)?;
     let full = format!("{KEY_PREFIX}{id}_{secret}");
@@ -178,6 +184,10 @@ mod tests {
         let (id, key) = mint().unwrap();
         let full = key.expose_secret();
         assert_eq!(id.as_str().len(), MINTED_ID_LENGTH);
+        assert!(
+            id.as_str()
+                .starts_with(|first: char| first.is_ascii_lowercase())
+        );
         assert!(full.starts_with(&format!("tmt_{id}_")));
         assert_eq!(full.len(), 4 + MINTED_ID_LENGTH + 1 + SECRET_LENGTH);
         let (parsed, secret) = parse(full).unwrap();
