@@ -340,14 +340,6 @@ fn merge(
             }
         }
 
-        // LOCAL-ONLY HACK (not committed): read gateway_keys until h-gwkeys' loader lands.
-        if let Some(Json::Object(keys)) = json.get_mut("gateway_keys").map(Json::take) {
-            for (id, entry) in keys {
-                if let (Ok(id), Ok(entry)) = (id.parse(), serde_json::from_value(entry)) {
-                    desired.gateway_keys.insert(id, entry);
-                }
-            }
-        }
         for section in Section::ALL {
             let Some(section_entry) = root.get(section.key()) else {
                 continue;
