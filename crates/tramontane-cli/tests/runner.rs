@@ -3,6 +3,7 @@
 
 mod common;
 
+mod test_action;
 mod test_apply;
 mod test_audit;
 mod test_comment;
@@ -18,8 +19,10 @@ mod test_mistral;
 mod test_pacing;
 mod test_paths;
 mod test_plan;
+mod test_readme;
 mod test_roundtrip;
 mod test_sandbox;
+mod test_scan;
 mod test_schema;
 mod test_validate;
 mod test_workflows;

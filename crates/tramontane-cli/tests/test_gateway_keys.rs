@@ -458,3 +458,27 @@ fn a_flow_style_section_is_refused_rather_than_rewritten() {
     assert!(!Path::new(&env.root().join("refused.key")).exists());
     assert_eq!(read(&env, KEYS_FILE), flow);
 }
+
+#[test]
+fn the_entry_goes_to_whichever_file_holds_the_section() {
+    let env = TestEnv::with_example_policies();
+    let moved = "policies/access/keys.yaml";
+    std::fs::create_dir_all(env.root().join("policies/access")).unwrap();
+    std::fs::rename(env.root().join(KEYS_FILE), env.root().join(moved)).unwrap();
+    let run = env.run(&[
+        "gateway",
+        "issue",
+        "--member",
+        "alice.martin@acme.example",
+        "--workspace",
+        "dev-workspace",
+        "--sink",
+        "file:alice.key",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let id = issued_id(&run);
+    assert!(run.stdout.contains("  git add policies/access/keys.yaml\n"));
+    assert!(read(&env, moved).contains(&format!("  {id}:\n")));
+    assert!(!env.root().join(KEYS_FILE).exists());
+    assert_eq!(env.run(&["validate"]).code, 0);
+}

@@ -167,7 +167,7 @@ fn the_merge_applies_only_the_reviewed_plan_and_the_schedule_only_rotations() {
 }
 
 /// The lines of the `run: |` block of the step named `step`, unindented.
-fn run_block(text: &str, step: &str) -> String {
+pub(crate) fn run_block(text: &str, step: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let named = lines
         .iter()
@@ -258,4 +258,240 @@ fn the_plan_steps_fail_on_any_status_but_0_and_2() {
         .find("if: failure() && steps.plan.outcome == 'failure'")
         .expect("plan.yml marks the comment failed when planning fails");
     assert!(plan[failed..].contains("--failed"));
+}
+
+/// The lines of job `job` of a workflow, from its key to the next job's.
+fn job_block(text: &str, job: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let key = format!("  {job}:");
+    let start = lines
+        .iter()
+        .position(|line| *line == key)
+        .unwrap_or_else(|| panic!("no job {job}"));
+    let next_key = |line: &&str| {
+        let content = line.trim_start();
+        let depth = line.len() - content.len();
+        depth <= 2 && !content.is_empty() && !content.starts_with('#')
+    };
+    let end = lines[start + 1..]
+        .iter()
+        .position(next_key)
+        .map_or(lines.len(), |at| start + 1 + at);
+    lines[start..end].join("\n") + "\n"
+}
+
+/// The release workflow's Version step, run as GitHub runs it: a pushed tag is published
+/// only if it is `v` and the version in Cargo.toml (the version the action installs); a run
+/// by hand is a dry run.
+#[test]
+fn a_release_publishes_only_a_tag_of_the_version_in_cargo_toml() {
+    let release =
+        std::fs::read_to_string(repo_root().join(".github/workflows/release.yml")).unwrap();
+    let script = run_block(&release, "Version");
+    let version = env!("CARGO_PKG_VERSION");
+    let tag = format!("v{version}");
+    for (event, reference, publish) in [
+        ("push", tag.as_str(), Some(true)),
+        ("push", "v0.0.0-not-this", None),
+        ("push", version, None),
+        ("workflow_dispatch", tag.as_str(), Some(false)),
+        ("workflow_dispatch", "main", Some(false)),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let ran = std::process::Command::new("bash")
+            .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", &script])
+            .current_dir(repo_root())
+            .env("EVENT", event)
+            .env("REF_NAME", reference)
+            .env("GITHUB_OUTPUT", dir.path().join("output"))
+            .output()
+            .unwrap();
+        let output = std::fs::read_to_string(dir.path().join("output")).unwrap_or_default();
+        match publish {
+            Some(publish) => {
+                assert!(
+                    ran.status.success(),
+                    "{event} {reference}: {}",
+                    String::from_utf8_lossy(&ran.stdout)
+                );
+                let prerelease = version.contains('-');
+                assert_eq!(
+                    output,
+                    format!("version={version}\npublish={publish}\nprerelease={prerelease}\n"),
+                    "{event} {reference}"
+                );
+            }
+            None => {
+                assert_eq!(ran.status.code(), Some(1), "{event} {reference}");
+                let said = String::from_utf8_lossy(&ran.stdout);
+                assert!(
+                    said.contains(&format!("::error::The tag {reference} does not match")),
+                    "{said}"
+                );
+                assert_eq!(output, "", "{event} {reference}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_release_builds_every_target_the_action_installs() {
+    let release =
+        std::fs::read_to_string(repo_root().join(".github/workflows/release.yml")).unwrap();
+    let built: std::collections::BTreeSet<&str> = release
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("- target: "))
+        .collect();
+    let installer = std::fs::read_to_string(repo_root().join("action/install.sh")).unwrap();
+    let installed: std::collections::BTreeSet<&str> = installer
+        .lines()
+        .filter_map(|line| line.split_once(") echo ").map(|(_, rest)| rest))
+        .map(|target| target.trim_end_matches(";;").trim())
+        .collect();
+    assert_eq!(built.len(), 4, "{built:?}");
+    assert_eq!(built, installed);
+}
+
+/// Publishing (the release, its checksums' pull request, the image push) happens only for a
+/// pushed tag, never in a dry run; and only those jobs can write.
+#[test]
+fn only_a_pushed_tag_publishes_anything() {
+    let release =
+        std::fs::read_to_string(repo_root().join(".github/workflows/release.yml")).unwrap();
+    let publish = job_block(&release, "publish");
+    assert!(publish.contains("    if: needs.version.outputs.publish == 'true'\n"));
+    assert!(publish.contains("gh release create"));
+    assert_eq!(release.matches("gh release create").count(), 1);
+
+    let pin = job_block(&release, "pin-checksums");
+    assert!(pin.contains("    needs: [version, publish]\n"), "{pin}");
+
+    let image = job_block(&release, "image");
+    let guard = image
+        .find("if [ \"$PUBLISH\" = true ]; then")
+        .expect("the image job pushes only when publishing");
+    for publishing in ["docker login", "--push"] {
+        assert_eq!(image.matches(publishing).count(), 1, "{publishing}");
+        assert!(image.find(publishing).unwrap() > guard, "{publishing}");
+    }
+    assert!(release.contains("      PUBLISH: ${{ needs.version.outputs.publish }}\n"));
+
+    for job in ["version", "build", "checksums"] {
+        assert!(
+            !job_block(&release, job).contains(": write"),
+            "the {job} job runs in dry runs too: it must not be able to write"
+        );
+    }
+}
+
+/// The release's Propose the checksums step, run as GitHub runs it in a clone of the
+/// default branch: a released version's lines replace its old ones, other versions' stay,
+/// and the change goes to a branch and a pull request; a second run changes nothing.
+#[cfg(unix)]
+#[test]
+fn the_checksums_pull_request_replaces_a_versions_lines_and_keeps_the_others() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+
+    let release =
+        std::fs::read_to_string(repo_root().join(".github/workflows/release.yml")).unwrap();
+    let script = run_block(&release, "Propose the checksums");
+    let dir = tempfile::tempdir().unwrap();
+    let git = |cwd: &std::path::Path, args: &[&str]| {
+        let ran = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(cwd)
+            .env("HOME", dir.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .unwrap();
+        assert!(ran.status.success(), "git {args:?}: {ran:?}");
+        String::from_utf8_lossy(&ran.stdout).into_owned()
+    };
+    git(dir.path(), &["init", "--quiet", "--bare", "remote.git"]);
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("action")).unwrap();
+    git(&work, &["init", "--quiet"]);
+    std::fs::write(
+        work.join("action/checksums.txt"),
+        "# the header\n\
+         1111  tramontane-9.9.8-x86_64-unknown-linux-gnu.tar.gz\n\
+         2222  tramontane-9.9.9-x86_64-unknown-linux-gnu.tar.gz\n",
+    )
+    .unwrap();
+    git(&work, &["add", "action/checksums.txt"]);
+    git(&work, &["commit", "--quiet", "-m", "init"]);
+    git(&work, &["checkout", "--quiet", "-B", "main"]);
+    git(&work, &["remote", "add", "origin", "../remote.git"]);
+    git(&work, &["push", "--quiet", "origin", "main"]);
+    std::fs::create_dir_all(work.join("dist")).unwrap();
+    std::fs::write(
+        work.join("dist/SHA256SUMS"),
+        "3333  tramontane-9.9.9-x86_64-unknown-linux-gnu.tar.gz\n\
+         4444  tramontane-9.9.9-aarch64-apple-darwin.tar.gz\n",
+    )
+    .unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("gh"), "#!/bin/sh\necho \"$*\" >> \"$GH_CALLS\"\n").unwrap();
+    std::fs::set_permissions(bin.join("gh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let calls = dir.path().join("gh-calls");
+    let run = || {
+        Command::new("bash")
+            .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", &script])
+            .current_dir(&work)
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    bin.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .env("HOME", dir.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GH_CALLS", &calls)
+            .env("VERSION", "9.9.9")
+            .env("BASE", "main")
+            .env("RELEASE_URL", "https://example.com/releases/tag/v9.9.9")
+            .output()
+            .unwrap()
+    };
+
+    let ran = run();
+    assert!(ran.status.success(), "{ran:?}");
+    let pinned = git(
+        dir.path(),
+        &[
+            "--git-dir",
+            "remote.git",
+            "show",
+            "checksums/v9.9.9:action/checksums.txt",
+        ],
+    );
+    assert_eq!(
+        pinned,
+        "# the header\n\
+         1111  tramontane-9.9.8-x86_64-unknown-linux-gnu.tar.gz\n\
+         3333  tramontane-9.9.9-x86_64-unknown-linux-gnu.tar.gz\n\
+         4444  tramontane-9.9.9-aarch64-apple-darwin.tar.gz\n"
+    );
+    let gh = std::fs::read_to_string(&calls).unwrap();
+    assert!(
+        gh.starts_with("pr create --base main --head checksums/v9.9.9 "),
+        "{gh}"
+    );
+
+    // Once merged, the same release proposes nothing more.
+    git(&work, &["checkout", "--quiet", "main"]);
+    git(
+        &work,
+        &["merge", "--quiet", "--ff-only", "checksums/v9.9.9"],
+    );
+    std::fs::remove_file(&calls).unwrap();
+    let again = run();
+    assert!(again.status.success(), "{again:?}");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already lists"));
+    assert!(!calls.exists());
 }

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tramontane::model::SpendLimit;
 use tramontane::provider::sandbox::{SandboxOrg, noon};
-use tramontane::provider::{Operation, Outcome};
+use tramontane::provider::{Operation, OrganizationLimit, Outcome};
 
 /// A scripted misbehaviour for the next request whose path starts with `path`.
 #[derive(Clone, Debug)]
@@ -1031,9 +1031,12 @@ fn route(
         ("GET", ["spend-limit"]) | ("POST", ["spend-limit"]) => {
             if method == Method::POST {
                 let limit = if body.get("no_monthly_limit").and_then(Value::as_bool) == Some(true) {
-                    SpendLimit::Unlimited(tramontane::model::Unlimited::Unlimited)
+                    OrganizationLimit::Unlimited
                 } else {
-                    SpendLimit::Monthly(body.get("amount").and_then(Value::as_f64).unwrap_or(0.0))
+                    // The API takes `amount` as an integer.
+                    OrganizationLimit::Monthly {
+                        units: body.get("amount").and_then(Value::as_i64).unwrap_or(0),
+                    }
                 };
                 if let Err(e) = perform(&mut org, Operation::SetSpendLimit { limit }) {
                     return error(

@@ -15,4 +15,6 @@ pub mod policy;
 pub mod provider;
 pub mod render;
 pub mod repository;
+pub mod runtime;
 pub mod scaffold;
+pub mod scan;

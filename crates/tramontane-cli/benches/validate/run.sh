@@ -3,18 +3,18 @@
 # repository and the same schema. One run each, after one warm-up run to fill the page
 # cache; wall time and peak resident memory from GNU time.
 #
-# usage: benches/validate/run.sh
+# usage: crates/tramontane-cli/benches/validate/run.sh
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../../.."  # the workspace root
 
 work=target/bench-validate
 rm -rf "$work/policies"
 mkdir -p "$work"
-python3 benches/validate/generate.py "$work/policies"
+python3 crates/tramontane-cli/benches/validate/generate.py "$work/policies"
 files=$(find "$work/policies" -name '*.yaml' | wc -l)
 bytes=$(find "$work/policies" -name '*.yaml' -exec cat {} + | wc -c)
 
-cargo build --release --quiet
+cargo build --release --quiet -p tramontane-cli
 if [ ! -x "$work/venv/bin/check-jsonschema" ]; then
   python3 -m venv "$work/venv"
   "$work/venv/bin/pip" install --quiet check-jsonschema

@@ -2,7 +2,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use super::org::OrgArgs;
-use super::plan::{Clock, Planned, make_plan};
+use super::plan::{Clock, Planned, make_plan, record_error, runtime_record};
 use super::show::read_plan;
 use super::{ColorChoice, CommandError, ExitStatus};
 use tramontane::apply::audit::AuditLog;
@@ -380,7 +380,17 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
             untrusted::terminal(&file.ignore_line)
         );
     }
+    // Put in force by an apply that completes and that was not narrowed to some changes.
+    let record_runtime = |plan: &Plan| -> Result<(), CommandError> {
+        match args.org.lock_identity(&root) {
+            Some(identity) if args.only.is_none() => runtime_record(&args.org, &root)
+                .write(&identity, &plan.runtime.effective)
+                .map_err(record_error),
+            _ => Ok(()),
+        }
+    };
     if plan.summary.applicable() == 0 {
+        record_runtime(&plan)?;
         println!("Nothing to apply.");
         return Ok(ExitStatus::Success);
     }
@@ -410,6 +420,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         .write_all(render_apply::report(&plan, &report).as_bytes())?;
     audit.finish()?;
     if report.succeeded() {
+        record_runtime(&plan)?;
         return Ok(ExitStatus::Success);
     }
     let mut stderr = std::io::stderr().lock();
@@ -426,7 +437,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         stderr,
         "help: fix the cause and run apply again; it carries on from where the organization now is"
     )?;
-    Ok(ExitStatus::Invalid)
+    Ok(ExitStatus::Failed)
 }
 
 #[cfg(test)]

@@ -16,6 +16,11 @@ pub enum ExitStatus {
     /// The person at the prompt did not confirm; nothing was done. A failure, as
     /// `terraform apply` makes it, so a script never mistakes it for an apply.
     Declined,
+    /// The command ran on valid input and failed part-way (an apply whose change failed);
+    /// the command already reported what was done and what was not.
+    Failed,
+    /// `scan` found leaked keys or secret files git would commit.
+    Findings,
 }
 
 impl ExitStatus {
@@ -26,19 +31,40 @@ impl ExitStatus {
             ExitStatus::Changes => 2,
             ExitStatus::Refused => 3,
             ExitStatus::Declined => 1,
+            // Terraform's code for an apply that failed, as for any error.
+            ExitStatus::Failed => 1,
+            ExitStatus::Findings => 1,
         }
     }
 }
 
 /// The exit code of a command line clap could not parse, once clap has printed its message.
 /// `--help` and `--version` are successes; every usage error is 1, never clap's 2, which
-/// `plan --detailed-exitcode` reserves for "the plan has changes".
+/// `plan --detailed-exitcode` reserves for "the plan has changes" — except for `scan`, where
+/// 1 means findings and a usage error is 2, like any scan that could not run.
 pub fn usage_exit_code(error: &clap::Error) -> ExitCode {
-    if error.use_stderr() {
-        ExitCode::from(ExitStatus::Invalid.code())
-    } else {
+    if !error.use_stderr() {
         ExitCode::SUCCESS
+    } else if invoked_subcommand().as_deref() == Some("scan") {
+        ExitCode::from(SCAN_FAILED)
+    } else {
+        ExitCode::from(ExitStatus::Invalid.code())
     }
+}
+
+/// `scan`'s exit code when it could not run: 1 is taken by "findings", as secret scanners
+/// use it, so a CI job can tell a leak from a broken scan.
+const SCAN_FAILED: u8 = 2;
+
+/// The subcommand the command line names, read leniently: this runs after a strict parse
+/// failed, to decide the exit code.
+fn invoked_subcommand() -> Option<String> {
+    use clap::CommandFactory;
+    super::Cli::command()
+        .ignore_errors(true)
+        .try_get_matches_from(std::env::args_os())
+        .ok()
+        .and_then(|matches| matches.subcommand_name().map(str::to_owned))
 }
 
 /// A command that could not run to completion.
@@ -78,6 +104,12 @@ pub enum CommandError {
     /// Output could not be written (a closed pipe, a full disk).
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
+    /// `scan` could not finish: the repository, a file, the baseline or the API failed it.
+    #[error(transparent)]
+    Scan(#[from] tramontane::scan::ScanError),
+    /// `scan` could not write its report.
+    #[error("cannot write the scan's report: {0}")]
+    ScanOutput(std::io::Error),
 }
 
 impl CommandError {
@@ -96,6 +128,7 @@ impl CommandError {
             | CommandError::Audit(_)
             | CommandError::Journal(_)
             | CommandError::Gateway(_) => ExitCode::from(1),
+            CommandError::Scan(_) | CommandError::ScanOutput(_) => ExitCode::from(SCAN_FAILED),
         }
     }
 
@@ -109,6 +142,7 @@ impl CommandError {
             CommandError::Lock(tramontane::apply::lock::LockError::Busy { .. }) => format!(
                 "error: {self}\nhelp: wait for it to finish and run apply again, or pass --lock-timeout 5m to wait\n"
             ),
+            CommandError::Scan(error) => format!("error: {error}\nhelp: {}\n", error.help()),
             CommandError::Audit(_) => format!(
                 "error: {self}\nhelp: the changes were made; fix the log's path or permissions so the next apply can record\n"
             ),

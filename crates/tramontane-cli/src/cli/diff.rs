@@ -10,6 +10,7 @@ use tramontane::model::DesiredOrg;
 use tramontane::policy::git::{GitError, PolicyRepository};
 use tramontane::policy::{self, LoadOptions, LoadedPolicy};
 use tramontane::render::diagnostics;
+use tramontane::runtime::Runtime;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -95,13 +96,14 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         return Ok(ExitStatus::Invalid);
     }
 
+    // A side without the policy directory grants nothing.
     let access = |side: &Side| {
         let empty = DesiredOrg::default();
-        Access::of(
-            side.loaded
-                .as_ref()
-                .map_or(&empty, |loaded| &loaded.desired),
-        )
+        let desired = side
+            .loaded
+            .as_ref()
+            .map_or(&empty, |loaded| &loaded.desired);
+        Access::of(&Runtime::of(desired, options.catalog))
     };
     let diff = AccessDiff::between(
         &policies,

@@ -13,6 +13,7 @@ mod import;
 mod init;
 pub mod org;
 pub(crate) mod plan;
+mod scan;
 mod schema;
 mod show;
 mod validate;
@@ -59,6 +60,9 @@ pub enum Command {
     Comment(comment::Args),
     /// Compare the effective access of the policies at two git revisions, offline.
     Diff(diff::Args),
+    /// Find leaked Mistral and gateway keys, and secret or .env files git would commit.
+    /// Exits 0 when clean, 1 on findings, 2 when the scan could not run.
+    Scan(scan::Args),
     /// The runtime gateway: serve it, and issue and revoke the keys callers present to it.
     #[command(subcommand)]
     Gateway(gateway_keys::GatewayCommand),
@@ -100,6 +104,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
         Command::Import(args) => import::run(&args),
         Command::Comment(args) => comment::run(&args),
         Command::Diff(args) => diff::run(&args, cli.color),
+        Command::Scan(args) => scan::run(&args, cli.color),
         Command::Gateway(command) => gateway_keys::run(&command, cli.color),
     }
 }

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::org::{Org, OrgArgs, runtime};
 use super::{ColorChoice, CommandError, ExitStatus};
+use tramontane::apply::runtime_record::{RuntimeRecord, RuntimeRecordError};
 use tramontane::plan::{self, Plan, PlanInput, PolicyRef};
 use tramontane::policy::{self, LoadOptions};
 use tramontane::provider::Provider;
@@ -143,13 +144,20 @@ pub fn make_plan(
                 .collect::<String>()
         ),
     };
-    let plan = plan::diff(&PlanInput {
+    let recorded = match org_args.lock_identity(&root) {
+        Some(identity) => runtime_record(org_args, &root)
+            .read(&identity)
+            .map_err(record_error)?,
+        None => None,
+    };
+    let input = PlanInput {
         desired: &loaded.desired,
         live: &live,
         now,
         org: label,
         policy,
-    });
+    };
+    let plan = plan::diff_against(&input, recorded.as_ref());
     Ok(Some(Planned {
         desired: loaded.desired,
         org,
@@ -157,6 +165,18 @@ pub fn make_plan(
         plan,
         runtime,
     }))
+}
+
+/// Where the runtime the last apply put in force is recorded: beside the key journal.
+pub fn runtime_record(org_args: &OrgArgs, root: &RepositoryRoot) -> RuntimeRecord {
+    RuntimeRecord::at(org_args.journal_path(root).with_file_name("runtime.json"))
+}
+
+pub fn record_error(error: RuntimeRecordError) -> CommandError {
+    CommandError::Usage {
+        message: error.to_string(),
+        help: Some(error.help().to_owned()),
+    }
 }
 
 pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> {

@@ -36,7 +36,10 @@ pub fn read_plan(path: &PathBuf) -> Result<Plan, CommandError> {
                 path.display(),
                 version.unwrap_or_default()
             ),
-            help: Some("make the plan again with this version of tramontane".into()),
+            help: Some(
+                "make the plan again with this version of tramontane (`tramontane plan --out`) and apply that one"
+                    .into(),
+            ),
         });
     }
     let plan: Plan = serde_json::from_str(&text).map_err(|error| CommandError::Usage {

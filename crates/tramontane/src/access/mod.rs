@@ -1,10 +1,11 @@
-//! Effective access: what a policy grants each key, team, member and workspace once every
-//! inheritance is resolved, and what changes between two policies. This reads no live
-//! organization: it answers "what does this branch change?" from the files alone.
+//! Stage: the access diff, a renderer over [`Runtime`] (after `policy` and `runtime`, beside
+//! `plan`): what a policy grants each key, team, member and workspace, and what changes
+//! between two policies. This reads no live organization: it answers "what does this branch
+//! change?" from the files alone.
 //!
-//! Inheritance resolved here: a key without `models` may use its workspace's, and its rate is
-//! the lower of its own `rpm` and its workspace's; a team's models and token limits come from
-//! its runtime role; a member's workspace roles are their own plus those of their teams.
+//! Inheritance is resolved once, in [`crate::runtime`]; this module only words it: a key's
+//! rate is shown as the workspace's where that is the one that binds, a team's models and
+//! token limits are its runtime role's.
 
 pub mod render;
 
@@ -12,7 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::model::{ALL_MODELS, DesiredOrg, Expiry, SpendLimit};
+use crate::model::{Budget, Expiry, Cents, WorkspaceRole};
+use crate::runtime::{Models, Runtime};
 
 /// Whom or what an access record describes, in the order changes are shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -72,7 +74,7 @@ pub struct Access {
     pub exposure: Exposure,
 }
 
-/// The most the organization can spend in a month under a policy (see the README).
+/// The most the organization can spend in a month under a policy (see docs/diff-and-comment.md).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Exposure {
     /// `None`: nothing in the policy bounds it.
@@ -84,7 +86,8 @@ pub struct Exposure {
 const EVERY_MODEL: &str = "every model";
 
 impl Access {
-    pub fn of(desired: &DesiredOrg) -> Access {
+    /// What `runtime` grants, subject by subject, as `tramontane diff` shows it.
+    pub fn of(runtime: &Runtime) -> Access {
         let mut subjects = BTreeMap::new();
         let subject = |kind, name: &str| Subject {
             kind,
@@ -95,75 +98,47 @@ impl Access {
             subject(SubjectKind::Organization, ""),
             vec![(
                 "spend_limit",
-                Value::text(match desired.organization.spend_limit {
+                Value::text(match runtime.organization.spend_limit {
                     Some(limit) => limit.to_string(),
                     None => "not set by the policy".into(),
                 }),
             )],
         );
 
-        // Workspace roles each member holds, directly or through a team.
-        let mut member_workspaces: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        let mut member_teams: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-
-        for (name, workspace) in &desired.workspaces {
-            let mut members: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
-            if let Some(admin) = &workspace.admin {
-                members
-                    .entry(admin.to_lowercase())
-                    .or_default()
-                    .insert("workspace_admin");
-            }
-            for (email, roles) in &workspace.members {
-                members
-                    .entry(email.to_lowercase())
-                    .or_default()
-                    .extend(roles.iter().map(|role| role.as_str()));
-            }
-            for (email, roles) in &members {
-                member_workspaces
-                    .entry(email.clone())
-                    .or_default()
-                    .insert(format!("{name}: {}", join(roles)));
-            }
-            let teams = desired.teams.iter().filter_map(|(team, spec)| {
-                spec.workspaces.get(name).map(|roles| {
-                    let roles: BTreeSet<&str> = roles.iter().map(|role| role.as_str()).collect();
-                    format!("{team}: {}", join(&roles))
-                })
-            });
+        for (name, workspace) in &runtime.workspaces {
+            let members = workspace
+                .members
+                .iter()
+                .map(|(email, roles)| format!("{email}: {}", join(roles)));
+            let teams = workspace
+                .teams
+                .iter()
+                .map(|(team, roles)| format!("{team}: {}", join(roles)));
             subjects.insert(
                 subject(SubjectKind::Workspace, name),
                 vec![
-                    (
-                        "members",
-                        Value::set(
-                            members
-                                .iter()
-                                .map(|(email, roles)| format!("{email}: {}", join(roles))),
-                        ),
-                    ),
+                    ("members", Value::set(members)),
                     ("teams", Value::set(teams)),
-                    ("models", models(workspace.models.as_deref())),
+                    ("models", models(&workspace.models)),
                     ("rpm", rpm(workspace.rpm)),
                     ("spend_limit", workspace_limit(workspace.spend_limit)),
                 ],
             );
-
             for (key_name, key) in &workspace.keys {
-                let key_models = match (&key.models, &workspace.models) {
-                    (Some(own), _) => models(Some(own)),
-                    (None, inherited) => inherited_models(inherited.as_deref()),
-                };
-                let key_rpm = match (key.rpm, workspace.rpm) {
-                    (Some(own), Some(limit)) if limit < own => {
-                        Value::text(format!("{limit} (the workspace's)"))
+                let key_models = match models(&key.limits.models) {
+                    Value::Text(text) if key.inherits_models => {
+                        Value::Text(format!("{text} (the workspace's)"))
                     }
-                    (Some(own), _) => Value::text(own.to_string()),
-                    (None, Some(limit)) => Value::text(format!("{limit} (the workspace's)")),
-                    (None, None) => Value::text("unlimited"),
+                    other => other,
                 };
-                let expires = match key.expiry() {
+                let key_rpm = match key.limits.effective_rpm() {
+                    Some(rate) if key.limits.rpm_is_the_workspace_s() => {
+                        Value::text(format!("{rate} (the workspace's)"))
+                    }
+                    Some(rate) => Value::text(rate.to_string()),
+                    None => Value::text("unlimited"),
+                };
+                let expires = match key.expiry {
                     Some(Expiry::On(date)) => date.to_string(),
                     Some(Expiry::AfterDays(days)) => format!("{days} days after creation"),
                     None => "never".into(),
@@ -171,7 +146,7 @@ impl Access {
                 subjects.insert(
                     subject(SubjectKind::Key, &format!("{name}/{key_name}")),
                     vec![
-                        ("owner", Value::text(key.owner.to_lowercase())),
+                        ("owner", Value::text(key.owner.clone())),
                         ("models", key_models),
                         ("rpm", key_rpm),
                         ("expires", Value::text(expires)),
@@ -180,50 +155,28 @@ impl Access {
             }
         }
 
-        for (name, team) in &desired.teams {
-            let members: BTreeSet<String> = team
-                .members
-                .iter()
-                .map(|email| email.to_lowercase())
-                .collect();
-            for email in &members {
-                member_teams
-                    .entry(email.clone())
-                    .or_default()
-                    .insert(name.clone());
-                for (workspace, roles) in &team.workspaces {
-                    let roles: BTreeSet<&str> = roles.iter().map(|role| role.as_str()).collect();
-                    member_workspaces
-                        .entry(email.clone())
-                        .or_default()
-                        .insert(format!("{workspace}: {} (team {name})", join(&roles)));
-                }
-            }
-            let profile = team
-                .role
-                .as_deref()
-                .and_then(|role| desired.roles.get(role));
+        for (name, team) in &runtime.teams {
             let limit = |value: Option<u64>, none: &str| {
                 Value::text(value.map_or_else(|| none.to_owned(), |n| n.to_string()))
             };
-            let (team_models, max_tokens, budget) = match (&team.role, profile) {
-                (_, Some(profile)) => (
-                    models(Some(&profile.models)),
+            let (team_models, max_tokens, budget) = match runtime.profile_of(team) {
+                Some(profile) => (
+                    models(&profile.models),
                     limit(profile.max_tokens_per_request, "no limit"),
                     limit(profile.daily_token_budget, "no cap"),
                 ),
                 // Without a runtime role the gateway has nothing to restrict the team by.
-                _ => (
+                None => (
                     Value::text("not restricted (no runtime role)"),
                     Value::text("no limit"),
                     Value::text("no cap"),
                 ),
             };
-            let workspaces = team.workspaces.iter().map(|(workspace, roles)| {
-                let roles: BTreeSet<&str> = roles.iter().map(|role| role.as_str()).collect();
-                format!("{workspace}: {}", join(&roles))
-            });
-            let mut attributes = vec![("members", Value::Set(members))];
+            let workspaces = team
+                .workspaces
+                .iter()
+                .map(|(workspace, grant)| format!("{workspace}: {}", join(&grant.roles)));
+            let mut attributes = vec![("members", Value::Set(team.members.clone()))];
             if let Some(role) = team.organization_role {
                 attributes.push(("organization_role", Value::text(role.as_str())));
             }
@@ -237,28 +190,29 @@ impl Access {
             subjects.insert(subject(SubjectKind::Team, name), attributes);
         }
 
-        for (email, member) in &desired.members {
-            let email = email.to_lowercase();
-            let roles = member.roles.iter().map(|role| role.as_str());
+        for (email, member) in &runtime.members {
+            let mut workspaces = BTreeSet::new();
+            for (workspace, grant) in &member.workspaces {
+                if let Some(roles) = &grant.roles {
+                    workspaces.insert(format!("{workspace}: {}", join(roles)));
+                }
+                for (team, roles) in &grant.through_teams {
+                    workspaces.insert(format!("{workspace}: {} (team {team})", join(roles)));
+                }
+            }
             subjects.insert(
-                subject(SubjectKind::Member, &email),
+                subject(SubjectKind::Member, email),
                 vec![
-                    ("roles", Value::set(roles)),
-                    (
-                        "teams",
-                        Value::Set(member_teams.remove(&email).unwrap_or_default()),
-                    ),
-                    (
-                        "workspaces",
-                        Value::Set(member_workspaces.remove(&email).unwrap_or_default()),
-                    ),
+                    ("roles", Value::set(member.roles.iter().map(|r| r.as_str()))),
+                    ("teams", Value::Set(member.teams.clone())),
+                    ("workspaces", Value::Set(workspaces)),
                 ],
             );
         }
 
         Access {
             subjects,
-            exposure: Exposure::of(desired),
+            exposure: Exposure::of(runtime),
         }
     }
 }
@@ -267,41 +221,39 @@ impl Exposure {
     /// The organization's limit when the policy sets one: the platform enforces it on all
     /// spend, including workspaces the policy does not declare. Otherwise the sum of the
     /// workspaces' limits when every declared workspace has one. Otherwise unbounded.
-    pub fn of(desired: &DesiredOrg) -> Exposure {
-        if let Some(SpendLimit::Monthly(amount)) = desired.organization.spend_limit {
+    pub fn of(runtime: &Runtime) -> Exposure {
+        let organization = runtime.organization.spend_limit;
+        if let Some(amount) = organization.and_then(Budget::monthly) {
             return Exposure {
-                amount: Some(amount),
+                amount: Some(amount.as_f64()),
                 basis: "the organization's spend limit".into(),
             };
         }
-        let org = match desired.organization.spend_limit {
-            Some(SpendLimit::Unlimited(_)) => "the organization is unlimited",
-            _ => "the policy sets no organization limit",
+        let org = match organization {
+            Some(_) => "the organization is unlimited",
+            None => "the policy sets no organization limit",
         };
-        if desired.workspaces.is_empty() {
+        if runtime.workspaces.is_empty() {
             return Exposure {
                 amount: None,
                 basis: format!("unbounded: {org} and declares no workspace"),
             };
         }
-        let unlimited: Vec<&str> = desired
+        let unlimited: Vec<&str> = runtime
             .workspaces
             .iter()
-            .filter(|(_, workspace)| !matches!(workspace.spend_limit, Some(SpendLimit::Monthly(_))))
+            .filter(|(_, workspace)| workspace.spend_limit.and_then(Budget::monthly).is_none())
             .map(|(name, _)| name.as_str())
             .collect();
         if unlimited.is_empty() {
-            let sum = desired
+            let sum: Cents = runtime
                 .workspaces
                 .values()
-                .filter_map(|workspace| match workspace.spend_limit {
-                    Some(SpendLimit::Monthly(amount)) => Some(amount),
-                    _ => None,
-                })
+                .filter_map(|workspace| workspace.spend_limit.and_then(Budget::monthly))
                 .sum();
-            let count = desired.workspaces.len();
+            let count = runtime.workspaces.len();
             return Exposure {
-                amount: Some(sum),
+                amount: Some(sum.as_f64()),
                 basis: format!(
                     "the sum of {count} workspace spend limit{} ({org})",
                     if count == 1 { "" } else { "s" }
@@ -328,23 +280,17 @@ impl Exposure {
     }
 }
 
-fn join(roles: &BTreeSet<&str>) -> String {
-    roles.iter().copied().collect::<Vec<_>>().join(", ")
+/// Role names, sorted as text, joined.
+fn join(roles: &BTreeSet<WorkspaceRole>) -> String {
+    let mut names: Vec<&str> = roles.iter().map(|role| role.as_str()).collect();
+    names.sort_unstable();
+    names.join(", ")
 }
 
-fn models(list: Option<&[String]>) -> Value {
-    match list {
-        Some(list) if !list.iter().any(|model| model == ALL_MODELS) => {
-            Value::set(list.iter().cloned())
-        }
-        _ => Value::text(EVERY_MODEL),
-    }
-}
-
-fn inherited_models(list: Option<&[String]>) -> Value {
-    match models(list) {
-        Value::Text(text) => Value::Text(format!("{text} (the workspace's)")),
-        set => set,
+fn models(models: &Models) -> Value {
+    match models {
+        Models::Every => Value::text(EVERY_MODEL),
+        Models::Only(names) => Value::Set(names.clone()),
     }
 }
 
@@ -352,7 +298,7 @@ fn rpm(value: Option<u32>) -> Value {
     Value::text(value.map_or_else(|| "unlimited".to_owned(), |n| n.to_string()))
 }
 
-fn workspace_limit(limit: Option<SpendLimit>) -> Value {
+fn workspace_limit(limit: Option<Budget>) -> Value {
     Value::text(match limit {
         Some(limit) => limit.to_string(),
         None => "not set".into(),
@@ -537,8 +483,12 @@ fn changed(old: &Attributes, new: &Attributes) -> Vec<AttributeDiff> {
 mod tests {
     use super::*;
 
-    fn org(yaml: serde_json::Value) -> DesiredOrg {
-        serde_json::from_value(yaml).unwrap()
+    use crate::model::DesiredOrg;
+    use crate::policy::catalog::Catalog;
+
+    fn org(yaml: serde_json::Value) -> Runtime {
+        let desired: DesiredOrg = serde_json::from_value(yaml).unwrap();
+        Runtime::of(&desired, Catalog::bundled())
     }
 
     #[test]

@@ -1,3 +1,5 @@
+//! Stage: apply, the last of the pipeline (after `plan`), through a `provider`.
+//!
 //! Carries a plan out: each change becomes the Admin API operations that make it true, and
 //! every new key's secret goes to its sink the moment it exists.
 //!
@@ -7,9 +9,11 @@
 //! starts, what is in flight finishes, and the report says what became of every change.
 
 pub mod audit;
+mod engine;
 pub mod git_ignore;
 pub mod journal;
 pub mod lock;
+pub mod runtime_record;
 mod secret;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -17,14 +21,13 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde_json::Value;
-
-use crate::model::{DesiredOrg, LiveOrg, SpendLimit, Unlimited};
-use crate::plan::{Action, Change, Kind, Plan};
-use crate::provider::{Operation, Outcome, Provider, ProviderError, request_id, split_name};
+use crate::model::{DesiredOrg, LiveOrg};
+use crate::plan::{Change, ChangeSpec, Plan};
+use crate::provider::{Provider, ProviderError, request_id};
 
 pub use secret::{DEFAULT_COMMAND_TIMEOUT, SecretFiles, deliver};
 
+use self::engine::Engine;
 use self::journal::{Journal, JournalError};
 
 #[derive(Debug, thiserror::Error)]
@@ -228,30 +231,29 @@ impl Ids {
 
 /// The wave a change runs in; `None` for a manual step.
 fn wave(change: &Change) -> Option<u8> {
-    Some(match (change.kind, change.action) {
-        (_, Action::Manual) => return None,
-        (Kind::Organization, _) => 0,
+    Some(match &change.spec {
+        ChangeSpec::WorkspaceSpendLimit { .. } => return None,
+        ChangeSpec::OrganizationSpendLimit { .. } => 0,
+        ChangeSpec::MemberCreate(_) => 1,
         // Demotions wait for promotions, so the organization never passes through a
         // moment without an admin (the API refuses to demote the last one).
-        (Kind::Member, Action::Update) if demotes_an_admin(change) => 2,
-        (Kind::Member, Action::Delete) => 9,
-        (Kind::Member, _) => 1,
-        (Kind::Workspace, Action::Delete) => 8,
-        (Kind::Workspace, _) => 3,
-        (Kind::Team, Action::Delete) => 7,
-        (Kind::Team, _) => 4,
-        (Kind::ApiKey, Action::Delete) => 6,
-        (Kind::ApiKey, _) => 5,
+        ChangeSpec::MemberRoles { before, after, .. } => {
+            let admin = |roles: &BTreeSet<String>| roles.contains("organization_admin");
+            if admin(before) && !admin(after) { 2 } else { 1 }
+        }
+        ChangeSpec::MemberDelete(_) => 9,
+        ChangeSpec::WorkspaceCreate(_) | ChangeSpec::WorkspaceUpdate { .. } => 3,
+        ChangeSpec::WorkspaceArchive(_) => 8,
+        ChangeSpec::TeamCreate(_) | ChangeSpec::TeamUpdate { .. } => 4,
+        ChangeSpec::TeamDelete(_) => 7,
+        ChangeSpec::KeyCreate(_) | ChangeSpec::KeyReplace { .. } | ChangeSpec::KeyRotate { .. } => {
+            5
+        }
+        ChangeSpec::KeyDelete(_) => 6,
+        // After every platform change, so a caller's limits are put in force only by an
+        // apply that got that far.
+        ChangeSpec::Runtime { .. } => 10,
     })
-}
-
-fn demotes_an_admin(change: &Change) -> bool {
-    let is_admin = |side: Option<&Value>| {
-        strings(side.and_then(|v| v.get("roles")))
-            .iter()
-            .any(|role| role == "organization_admin")
-    };
-    is_admin(change.before.as_ref()) && !is_admin(change.after.as_ref())
 }
 
 pub async fn apply<P: Provider>(
@@ -386,508 +388,13 @@ async fn run_one<P: Provider>(
     }
 }
 
-struct Engine<'a, P> {
-    change: &'a Change,
-    shared: &'a Shared<'a>,
-    provider: &'a P,
-    live: &'a LiveOrg,
-    desired: &'a DesiredOrg,
-}
-
-impl<P: Provider> Engine<'_, P> {
-    fn fail(&self, message: impl Into<String>) -> ApplyError {
-        ApplyError::Plan {
-            address: self.change.address.clone(),
-            message: message.into(),
-        }
-    }
-
-    async fn perform(&self, operation: Operation) -> Result<Outcome, ApplyError> {
-        self.provider
-            .perform(operation)
-            .await
-            .map_err(|source| ApplyError::Provider {
-                address: self.change.address.clone(),
-                source,
-            })
-    }
-
-    fn after(&self, name: &str) -> Option<&Value> {
-        self.change.after.as_ref()?.get(name)
-    }
-
-    fn before(&self, name: &str) -> Option<&Value> {
-        self.change.before.as_ref()?.get(name)
-    }
-
-    fn ids(&self) -> std::sync::MutexGuard<'_, Ids> {
-        self.shared
-            .ids
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn user(&self, email: &str) -> Result<String, ApplyError> {
-        self.ids()
-            .users
-            .get(&email.to_lowercase())
-            .cloned()
-            .ok_or_else(|| self.fail(format!("`{email}` is not a member of the organization")))
-    }
-
-    fn workspace(&self, name: &str) -> Result<String, ApplyError> {
-        self.ids()
-            .workspaces
-            .get(name)
-            .cloned()
-            .ok_or_else(|| self.fail(format!("no workspace `{name}`")))
-    }
-
-    fn name(&self) -> &str {
-        let address = self.change.address.as_str();
-        address.split_once('.').map_or(address, |(_, rest)| rest)
-    }
-
-    fn team(&self) -> Result<String, ApplyError> {
-        self.ids()
-            .teams
-            .get(self.name())
-            .cloned()
-            .ok_or_else(|| self.fail("no such team"))
-    }
-
-    /// Makes the change; for a new key, says where its secret went.
-    async fn run(&self) -> Result<Option<String>, ApplyError> {
-        match (self.change.kind, self.change.action) {
-            (Kind::Organization, _) => {
-                let limit = match self.after("spend_limit") {
-                    Some(Value::Number(amount)) => {
-                        SpendLimit::Monthly(amount.as_f64().unwrap_or(0.0))
-                    }
-                    _ => SpendLimit::Unlimited(Unlimited::Unlimited),
-                };
-                self.perform(Operation::SetSpendLimit { limit }).await?;
-            }
-            (Kind::Member, Action::Create) => {
-                let email = self.name().to_owned();
-                let name = self
-                    .after("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or(&email)
-                    .to_owned();
-                let (first_name, last_name) = split_name(&name);
-                let roles = strings(self.after("roles"));
-                if let Outcome::Created(id) = self
-                    .perform(Operation::CreateUser {
-                        email: email.clone(),
-                        first_name,
-                        last_name,
-                        roles,
-                    })
-                    .await?
-                {
-                    self.ids().users.insert(email.to_lowercase(), id);
-                }
-            }
-            (Kind::Member, Action::Update) => {
-                let user = self.user(self.name())?;
-                self.perform(Operation::SetUserRoles {
-                    user,
-                    roles: strings(self.after("roles")),
-                })
-                .await?;
-            }
-            (Kind::Member, Action::Delete) => {
-                let user = self.user(self.name())?;
-                self.perform(Operation::DeleteUser { user }).await?;
-            }
-            (Kind::Workspace, Action::Create) => {
-                let name = self.name().to_owned();
-                let admin_email = self
-                    .after("admin")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                let admin = self.user(&admin_email)?;
-                let description = self
-                    .after("description")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                let Outcome::Created(id) = self
-                    .perform(Operation::CreateWorkspace {
-                        name: name.clone(),
-                        description,
-                        admin,
-                    })
-                    .await?
-                else {
-                    return Err(self.fail("the workspace was created without an id"));
-                };
-                self.ids().workspaces.insert(name, id.clone());
-                let members = role_map(self.after("members"));
-                self.upsert_members(&id, &BTreeMap::new(), &members).await?;
-            }
-            (Kind::Workspace, Action::Update) => {
-                let id = self.workspace(self.name())?;
-                if let Some(description) = self.after("description").and_then(Value::as_str)
-                    && self.before("description").and_then(Value::as_str) != Some(description)
-                {
-                    let description = description.to_owned();
-                    self.perform(Operation::SetWorkspaceDescription {
-                        workspace: id.clone(),
-                        description,
-                    })
-                    .await?;
-                }
-                let old = role_map(self.before("members"));
-                let new = role_map(self.after("members"));
-                self.upsert_members(&id, &old, &new).await?;
-                let gone: Vec<String> = old
-                    .keys()
-                    .filter(|email| !new.contains_key(*email))
-                    .map(|email| self.user(email))
-                    .collect::<Result<_, _>>()?;
-                if !gone.is_empty() {
-                    self.perform(Operation::RemoveWorkspaceMembers {
-                        workspace: id,
-                        users: gone,
-                    })
-                    .await?;
-                }
-            }
-            (Kind::Workspace, Action::Delete) => {
-                let workspace = self.workspace(self.name())?;
-                self.perform(Operation::ArchiveWorkspace { workspace })
-                    .await?;
-            }
-            (Kind::Team, Action::Create) => {
-                let name = self.name().to_owned();
-                let description = self
-                    .after("description")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                let Outcome::Created(id) = self
-                    .perform(Operation::CreateGroup {
-                        name: name.clone(),
-                        description,
-                    })
-                    .await?
-                else {
-                    return Err(self.fail("the team was created without an id"));
-                };
-                self.ids().teams.insert(name, id.clone());
-                self.sync_team(&id, None).await?;
-            }
-            (Kind::Team, Action::Update) => {
-                let id = self.team()?;
-                if let Some(description) = self.after("description").and_then(Value::as_str)
-                    && self.before("description").and_then(Value::as_str) != Some(description)
-                {
-                    let description = description.to_owned();
-                    self.perform(Operation::SetGroupDescription {
-                        group: id.clone(),
-                        description,
-                    })
-                    .await?;
-                }
-                self.sync_team(&id, self.change.before.as_ref()).await?;
-            }
-            (Kind::Team, Action::Delete) => {
-                let group = self.team()?;
-                self.perform(Operation::DeleteGroup { group }).await?;
-            }
-            (Kind::ApiKey, Action::Create | Action::Replace | Action::Rotate) => {
-                // A key that succeeds another is shown to work before it is delivered, so
-                // a broken successor never displaces a working key, in its sink or upstream.
-                let succeeds = self.change.action != Action::Create;
-                let delivered = self.create_key(succeeds).await?;
-                // A rotation keeps its predecessor for the overlap; a replacement does not.
-                if self.change.action == Action::Replace
-                    && let Some(old) = self.key_before()
-                {
-                    self.perform(Operation::DeleteKey { key: old }).await?;
-                }
-                return Ok(Some(delivered));
-            }
-            (Kind::ApiKey, Action::Delete) => {
-                let key = self
-                    .key_before()
-                    .ok_or_else(|| self.fail("the key is gone already; plan again"))?;
-                self.perform(Operation::DeleteKey { key }).await?;
-            }
-            (kind, action) => {
-                return Err(self.fail(format!(
-                    "no way to {} a {}",
-                    action.as_str(),
-                    kind.as_str()
-                )));
-            }
-        }
-        Ok(None)
-    }
-
-    async fn upsert_members(
-        &self,
-        workspace: &str,
-        old: &BTreeMap<String, Vec<String>>,
-        new: &BTreeMap<String, Vec<String>>,
-    ) -> Result<(), ApplyError> {
-        let mut members = Vec::new();
-        for (email, roles) in new {
-            if old.get(email) != Some(roles) {
-                members.push((self.user(email)?, roles.clone()));
-            }
-        }
-        if !members.is_empty() {
-            self.perform(Operation::UpsertWorkspaceMembers {
-                workspace: workspace.into(),
-                members,
-            })
-            .await?;
-        }
-        Ok(())
-    }
-
-    async fn sync_team(&self, group: &str, before: Option<&Value>) -> Result<(), ApplyError> {
-        let field = |value: Option<&Value>, name: &str| value.and_then(|v| v.get(name)).cloned();
-        let old_members: BTreeSet<String> = strings(field(before, "members").as_ref())
-            .into_iter()
-            .collect();
-        let new_members: BTreeSet<String> = strings(self.after("members")).into_iter().collect();
-        let added: Vec<String> = new_members
-            .difference(&old_members)
-            .map(|email| self.user(email))
-            .collect::<Result<_, _>>()?;
-        if !added.is_empty() {
-            self.perform(Operation::AddGroupMembers {
-                group: group.into(),
-                users: added,
-            })
-            .await?;
-        }
-        let removed: Vec<String> = old_members
-            .difference(&new_members)
-            .map(|email| self.user(email))
-            .collect::<Result<_, _>>()?;
-        if !removed.is_empty() {
-            self.perform(Operation::RemoveGroupMembers {
-                group: group.into(),
-                users: removed,
-            })
-            .await?;
-        }
-        let old = role_map(field(before, "workspaces").as_ref());
-        let new = role_map(self.after("workspaces"));
-        for (name, roles) in &new {
-            let workspace = self.workspace(name)?;
-            match old.get(name) {
-                None => {
-                    let operation = Operation::AssignGroupWorkspace {
-                        group: group.into(),
-                        workspace,
-                        roles: roles.clone(),
-                    };
-                    self.perform(operation).await?;
-                }
-                Some(previous) if previous != roles => {
-                    let operation = Operation::UpdateGroupWorkspace {
-                        group: group.into(),
-                        workspace,
-                        roles: roles.clone(),
-                    };
-                    self.perform(operation).await?;
-                }
-                Some(_) => {}
-            }
-        }
-        for name in old.keys().filter(|name| !new.contains_key(*name)) {
-            let workspace = self.workspace(name)?;
-            self.perform(Operation::UnassignGroupWorkspace {
-                group: group.into(),
-                workspace,
-            })
-            .await?;
-        }
-        if let Some(role) = self.after("organization_role").and_then(Value::as_str)
-            && field(before, "organization_role")
-                .as_ref()
-                .and_then(Value::as_str)
-                != Some(role)
-        {
-            self.perform(Operation::SetGroupOrganizationRole {
-                group: group.into(),
-                role: role.into(),
-            })
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// The live key the change's `before` shows: its workspace, name and creation time
-    /// single it out among keys of one name. Claimed, so no other change picks it too.
-    fn key_before(&self) -> Option<String> {
-        let workspace = self.before("workspace").and_then(Value::as_str)?;
-        let name = self.before("name").and_then(Value::as_str)?;
-        let created = self.before("created").and_then(Value::as_str);
-        let mut claimed = self
-            .shared
-            .claimed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let id = self
-            .live
-            .keys
-            .iter()
-            .find(|key| {
-                key.workspace.as_deref() == Some(workspace)
-                    && key.name.as_deref() == Some(name)
-                    && key.created_at.as_deref() == created
-                    && !claimed.contains(&key.id)
-            })
-            .map(|key| key.id.clone())?;
-        claimed.insert(id.clone());
-        Some(id)
-    }
-
-    /// Creates the key and delivers its secret; on a failed delivery the key is deleted
-    /// again. With `verify`, the key is first shown to work, and deleted again if it does
-    /// not. The intent is journalled before the create and the delivery after it, so a run
-    /// that dies in between leaves the next plan a key to replace. Returns where the secret
-    /// went.
-    async fn create_key(&self, verify: bool) -> Result<String, ApplyError> {
-        let workspace_name = self
-            .after("workspace")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let name = self
-            .after("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let owner = self
-            .after("owner")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let expiration = match self.after("expires").and_then(Value::as_str) {
-            Some(date) => Some(
-                date.parse()
-                    .map_err(|_| self.fail(format!("`{date}` is not a date")))?,
-            ),
-            None => None,
-        };
-        let sink = self
-            .desired
-            .workspaces
-            .get(workspace_name)
-            .and_then(|workspace| workspace.keys.get(&name))
-            .map(|key| key.secret.clone())
-            .ok_or_else(|| self.fail("the policy no longer declares this key"))?;
-        // Claimed before the create, so a lost answer can tell a new key from these.
-        let known: Vec<String> = self
-            .live
-            .keys
-            .iter()
-            .filter(|key| {
-                key.workspace.as_deref() == Some(workspace_name)
-                    && key.name.as_deref() == Some(name.as_str())
-            })
-            .map(|key| key.id.clone())
-            .collect();
-        let operation = Operation::CreateKey {
-            workspace: self.workspace(workspace_name)?,
-            user: self.user(owner)?,
-            name: name.clone(),
-            expiration,
-            known: known.clone(),
-        };
-        let address = self.change.address.clone();
-        let intent = match self.shared.journal {
-            Some(journal) => Some(
-                journal
-                    .creating(&address, workspace_name, &name, &known)
-                    .await
-                    .map_err(|source| ApplyError::JournalBefore {
-                        address: address.clone(),
-                        source,
-                    })?,
-            ),
-            None => None,
-        };
-        let Outcome::Key { id, secret } = self.perform(operation).await? else {
-            return Err(self.fail("the API returned no key"));
-        };
-        if let (Some(journal), Some(intent)) = (self.shared.journal, &intent) {
-            // Best effort: without it, the intent still singles the key out by name.
-            let _ = journal.created(intent, &id).await;
-        }
-        if verify && let Err(problem) = self.provider.verify_key(&secret).await {
-            let problem = problem.to_string();
-            return Err(match self.perform(Operation::DeleteKey { key: id }).await {
-                Ok(_) => ApplyError::Unverified { address, problem },
-                Err(cleanup) => ApplyError::UnverifiedOrphan {
-                    address,
-                    problem,
-                    cleanup: cleanup.to_string(),
-                },
-            });
-        }
-        match self.shared.files.deliver(&address, &sink, &secret).await {
-            Ok(()) => {
-                if let (Some(journal), Some(intent)) = (self.shared.journal, &intent) {
-                    journal
-                        .delivered(intent, &id)
-                        .await
-                        .map_err(|source| ApplyError::JournalAfter { address, source })?;
-                }
-                Ok(crate::plan::sink_summary(&sink))
-            }
-            Err(problem) => {
-                // No orphan key: a key whose secret reached nobody is deleted again.
-                match self.perform(Operation::DeleteKey { key: id }).await {
-                    Ok(_) => Err(ApplyError::Delivery { address, problem }),
-                    Err(cleanup) => Err(ApplyError::Orphan {
-                        address,
-                        problem,
-                        cleanup: cleanup.to_string(),
-                    }),
-                }
-            }
-        }
-    }
-}
-
-fn strings(value: Option<&Value>) -> Vec<String> {
-    value
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn role_map(value: Option<&Value>) -> BTreeMap<String, Vec<String>> {
-    value
-        .and_then(Value::as_object)
-        .map(|map| {
-            map.iter()
-                .map(|(key, roles)| (key.clone(), strings(Some(roles))))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use super::*;
-    use crate::plan::Enforcement;
+    use crate::plan::{MemberSpec, NewTeam, TeamWorkspaces};
+    use crate::provider::{Operation, Outcome};
 
     /// Succeeds at everything but creating the member `fail@x.example`, after a pause, and
     /// counts how many operations run at once.
@@ -926,26 +433,84 @@ mod tests {
     }
 
     fn member(email: &str) -> Change {
-        Change {
-            address: format!("member.{email}"),
-            kind: Kind::Member,
-            action: Action::Create,
-            enforcement: Enforcement::Platform,
-            reason: String::new(),
-            before: None,
-            after: Some(serde_json::json!({"name": "Some One", "roles": ["member"]})),
+        let spec = ChangeSpec::MemberCreate(MemberSpec {
+            email: email.into(),
+            name: "Some One".into(),
+            roles: ["member".to_owned()].into(),
+        });
+        Change::new(format!("member.{email}"), "", spec)
+    }
+
+    /// Refuses every operation: a change that reaches the organization fails.
+    struct Untouchable;
+
+    impl Provider for Untouchable {
+        async fn read(&self) -> Result<LiveOrg, ProviderError> {
+            Ok(LiveOrg::default())
         }
+
+        async fn verify_key(&self, _: &secrecy::SecretString) -> Result<(), ProviderError> {
+            unreachable!("no key is created")
+        }
+
+        async fn perform(&self, operation: Operation) -> Result<Outcome, ProviderError> {
+            Err(ProviderError::Unexpected {
+                call: format!("{operation:?}"),
+                problem: "no call was expected".into(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_runtime_change_makes_no_platform_call_and_runs_last() {
+        let limits = crate::runtime::Limits {
+            models: crate::runtime::Models::Every,
+            rpm: Some(30),
+            workspace_rpm: None,
+            max_tokens_per_request: None,
+            daily_token_budget: None,
+            spend_limit: None,
+        };
+        let caller = crate::runtime::Caller::Key {
+            workspace: "dev".into(),
+            key: "ci".into(),
+        };
+        let runtime = Change::new(
+            caller.address(),
+            "",
+            ChangeSpec::Runtime {
+                caller,
+                before: None,
+                after: Some(limits),
+            },
+        );
+        assert_eq!(wave(&runtime), Some(10));
+        assert!(wave(&member("a@x.example")) < wave(&runtime));
+        let plan = Plan::of_changes("test", vec![runtime]);
+        let report = apply(
+            &plan,
+            &DesiredOrg::default(),
+            &LiveOrg::default(),
+            &Untouchable,
+            &ApplyOptions::new(std::env::temp_dir()),
+        )
+        .await
+        .unwrap();
+        assert!(report.succeeded());
     }
 
     #[tokio::test]
     async fn a_failure_lets_running_changes_finish_and_starts_nothing_new() {
         let mut changes: Vec<Change> = (0..6).map(|i| member(&format!("m{i}@x.example"))).collect();
         changes.insert(1, member("fail@x.example"));
-        let mut team = member("later");
-        team.address = "team.later".into();
-        team.kind = Kind::Team;
-        team.after = Some(serde_json::json!({"description": ""}));
-        changes.push(team);
+        let team = ChangeSpec::TeamCreate(NewTeam {
+            name: "later".into(),
+            description: String::new(),
+            members: BTreeSet::new(),
+            workspaces: TeamWorkspaces::new(),
+            organization_role: None,
+        });
+        changes.push(Change::new("team.later", "", team));
         let plan = Plan::of_changes("test", changes);
         let provider = Flaky {
             running: AtomicUsize::new(0),

@@ -1,3 +1,5 @@
+//! Stage: publishing, after `plan` and `render`.
+//!
 //! tramontane in GitHub: the sticky plan comment on a pull request, and the job summary.
 //! Validation annotations are workflow commands on stdout
 //! ([`crate::render::diagnostics::github`]); they need no API call.

@@ -1,4 +1,7 @@
-//! The organization as the reconciler sees it, shared by every stage of the pipeline.
+//! The organization as the reconciler sees it, shared by every stage of the pipeline: the
+//! lowest layer, which imports no other stage. What a change is about ([`Kind`]), who
+//! enforces it ([`Enforcement`]) and amounts of money ([`Cents`], [`Budget`], [`Money`]) live here so
+//! that the planner, apply and the providers share them without importing each other.
 //!
 //! Names and emails address everything: a live UUID never appears here. The serde shape is
 //! the policy format itself, so the policy loader decodes straight into these types and the
@@ -9,13 +12,22 @@ use std::collections::BTreeMap;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
+mod budget;
 pub mod gateway;
 pub mod import;
+mod kind;
 pub mod live;
 pub mod money;
+pub use budget::{Budget, Cents};
 pub use gateway::{GatewayKey, GatewayKeyId, Holder, KeyDigest, StoreFailure, WorkspaceGateway};
+pub use kind::{Enforcement, Kind};
 pub use live::{LiveInvite, LiveKey, LiveMember, LiveOrg, LiveTeam, LiveWorkspace, RateLimits};
 pub use money::{Money, SpendGuard};
+
+/// An instant as plans, journals and the sandbox show it: UTC, to the second.
+pub fn timestamp(at: jiff::Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
 
 /// The organization the policies describe.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -97,7 +109,7 @@ pub enum SpendLimit {
 }
 
 /// The word `unlimited`, the only text a spend limit accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Unlimited {
     Unlimited,
@@ -267,7 +279,8 @@ pub struct ApiKey {
 }
 
 /// When a key expires. Validation guarantees at most one of the two fields is set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Expiry {
     On(Date),
     AfterDays(u32),

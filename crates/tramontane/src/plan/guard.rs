@@ -1,12 +1,12 @@
+//! Stage: plan (checked again by apply).
+//!
 //! Safety guards: changes that need a person to say so explicitly, each with its own flag.
 //! The plan lists the guards it trips at their defaults, so a reviewer sees them before
 //! apply refuses; apply checks again with the flags it was given.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::Value;
-
-use super::{Action, Kind, Plan};
+use super::{Action, ChangeSpec, Kind, Plan};
 use crate::model::{DesiredOrg, LiveOrg};
 
 pub struct GuardOptions {
@@ -112,23 +112,21 @@ pub fn check(
 /// The organization admins once the plan's member changes are made.
 fn admins_after(plan: &Plan, live: &LiveOrg) -> BTreeSet<String> {
     let mut admins: BTreeSet<String> = live.admins().into_iter().map(str::to_lowercase).collect();
-    for change in plan.changes.iter().filter(|c| c.kind == Kind::Member) {
-        let email = change.address.trim_start_matches("member.").to_lowercase();
-        let is_admin = change
-            .after
-            .as_ref()
-            .and_then(|after| after.get("roles"))
-            .and_then(Value::as_array)
-            .is_some_and(|roles| roles.iter().any(|r| r == "organization_admin"));
-        match change.action {
-            Action::Delete => {
-                admins.remove(&email);
+    let is_admin = |roles: &BTreeSet<String>| roles.contains("organization_admin");
+    for change in &plan.changes {
+        match &change.spec {
+            ChangeSpec::MemberDelete(member) => {
+                admins.remove(&member.email.to_lowercase());
             }
-            Action::Create | Action::Update if is_admin => {
-                admins.insert(email);
+            ChangeSpec::MemberCreate(member) if is_admin(&member.roles) => {
+                admins.insert(member.email.to_lowercase());
             }
-            Action::Update => {
-                admins.remove(&email);
+            ChangeSpec::MemberRoles { email, after, .. } => {
+                if is_admin(after) {
+                    admins.insert(email.to_lowercase());
+                } else {
+                    admins.remove(&email.to_lowercase());
+                }
             }
             _ => {}
         }

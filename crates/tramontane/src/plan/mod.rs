@@ -1,17 +1,30 @@
 //! Desired against live: the ordered list of changes that would make the organization match
 //! its policy, each with its reason and its enforcement.
 //!
-//! The plan is data: renderers show it, `--out` saves it, apply executes it. Its JSON shape is
-//! a versioned contract (see the README), so field names here are part of the interface.
+//! Stage: the plan, made from the desired and the live organization (after `policy` and
+//! `provider::read`, before `apply` and `render`).
+//!
+//! The plan is data: renderers show it, `--out` saves it, apply executes it. Its changes are
+//! typed ([`ChangeSpec`]); its JSON shape is a versioned contract (see docs/plan-and-apply.md and
+//! `docs/plan-format-changes.md`), so field names here and in [`wire`] are part of the
+//! interface.
 
+mod change;
 mod diff;
 pub mod guard;
 pub mod review;
+mod runtime_section;
+mod wire;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-pub use diff::{PlanInput, diff, sink_summary, timestamp};
+pub use crate::model::{Enforcement, Kind, timestamp};
+pub use change::{
+    ArchivedWorkspace, AttributeChange, Change, ChangeSpec, DeletedTeam, KeySpec, LiveKeyRef,
+    MemberSpec, NewTeam, NewWorkspace, TeamState, TeamWorkspaces, WorkspaceMembers, WorkspaceState,
+};
+pub use diff::{PlanInput, diff, diff_against, expected_expiry, sink_summary};
+pub use runtime_section::RuntimeSection;
 
 pub const FORMAT_VERSION: &str = "1";
 
@@ -30,7 +43,8 @@ pub struct Plan {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub guards: Vec<guard::Tripped>,
     pub warnings: Vec<String>,
-    pub runtime: Value,
+    /// What the gateway enforces, which the platform has no setting for.
+    pub runtime: RuntimeSection,
 }
 
 /// The policy the plan was made from, so apply can refuse a plan made from other files.
@@ -113,83 +127,6 @@ pub struct SummaryMismatch {
     pub counted: Summary,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Change {
-    pub address: String,
-    pub kind: Kind,
-    pub action: Action,
-    pub enforcement: Enforcement,
-    pub reason: String,
-    /// The resource's managed attributes as they are, `null` for a create.
-    pub before: Option<Value>,
-    /// The resource's managed attributes as they will be, `null` for a delete.
-    pub after: Option<Value>,
-}
-
-impl Change {
-    /// The attributes whose values differ between `before` and `after`, in a stable order.
-    pub fn changed_attributes(&self) -> Vec<AttributeChange<'_>> {
-        static EMPTY: std::sync::LazyLock<serde_json::Map<String, Value>> =
-            std::sync::LazyLock::new(serde_json::Map::new);
-        let before = self
-            .before
-            .as_ref()
-            .and_then(Value::as_object)
-            .unwrap_or(&EMPTY);
-        let after = self
-            .after
-            .as_ref()
-            .and_then(Value::as_object)
-            .unwrap_or(&EMPTY);
-        let mut names: Vec<&String> = after.keys().collect();
-        for name in before.keys() {
-            if !after.contains_key(name) {
-                names.push(name);
-            }
-        }
-        names
-            .into_iter()
-            .filter_map(|name| {
-                let old = before.get(name);
-                let new = after.get(name);
-                (old != new || self.action != Action::Update).then_some(AttributeChange {
-                    name,
-                    before: old,
-                    after: new,
-                })
-            })
-            .collect()
-    }
-}
-
-pub struct AttributeChange<'a> {
-    pub name: &'a str,
-    pub before: Option<&'a Value>,
-    pub after: Option<&'a Value>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Organization,
-    Member,
-    Workspace,
-    Team,
-    ApiKey,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Organization => "organization",
-            Kind::Member => "member",
-            Kind::Workspace => "workspace",
-            Kind::Team => "team",
-            Kind::ApiKey => "api_key",
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
@@ -222,28 +159,6 @@ impl Action {
             Action::Replace => "-/+",
             Action::Rotate => "+/-",
             Action::Manual => "!",
-        }
-    }
-}
-
-/// Who can make an attribute true (DESIGN §1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Enforcement {
-    /// Applied through the Admin API.
-    Platform,
-    /// Readable through the API but set only in the console, by a person.
-    Console,
-    /// No such setting on the platform: enforced by the gateway.
-    Runtime,
-}
-
-impl Enforcement {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Enforcement::Platform => "platform",
-            Enforcement::Console => "console",
-            Enforcement::Runtime => "runtime",
         }
     }
 }
@@ -309,7 +224,7 @@ impl Plan {
             rotations: Vec::new(),
             guards: Vec::new(),
             warnings: Vec::new(),
-            runtime: Value::Null,
+            runtime: RuntimeSection::default(),
         }
     }
 
@@ -337,15 +252,16 @@ mod tests {
     use super::*;
 
     fn change(action: Action) -> Change {
-        Change {
-            address: "member.a@example.com".into(),
-            kind: Kind::Member,
-            action,
-            enforcement: Enforcement::Platform,
-            reason: String::new(),
-            before: None,
-            after: None,
-        }
+        let member = MemberSpec {
+            email: "a@example.com".into(),
+            name: "A".into(),
+            roles: Default::default(),
+        };
+        let spec = match action {
+            Action::Create => ChangeSpec::MemberCreate(member),
+            _ => ChangeSpec::MemberDelete(member),
+        };
+        Change::new("member.a@example.com", "", spec)
     }
 
     #[test]

@@ -1,3 +1,5 @@
+//! Stage: plan, read by apply before it runs.
+//!
 //! What a reviewer approved, compared with what apply is about to do.
 //!
 //! A pull request's plan is reviewed; the plan made when it merges is applied. The two can
@@ -15,7 +17,7 @@ use jiff::civil::Date;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{Action, Change, Kind, Plan, RotationStage};
+use super::{Action, Change, ChangeSpec, Kind, Plan, RotationStage};
 
 impl Plan {
     /// Whether the calendar alone made `change` due: a rotation, the deletion of a rotated
@@ -77,33 +79,35 @@ impl Plan {
 /// wants and its owner (where readable) is the policy's, so neither a policy change nor
 /// drift explains the replacement. Mirrors the order in which the plan decides it.
 fn replaces_an_expired_key(change: &Change) -> bool {
-    let (Some(before), Some(after)) = (&change.before, &change.after) else {
+    let ChangeSpec::KeyReplace { before, after } = &change.spec else {
         return false;
     };
-    let text =
-        |value: &Value, field: &str| value.get(field).and_then(Value::as_str).map(str::to_owned);
-    let Some(expires) = text(before, "expires") else {
+    let Some(expires) = before.expires else {
         return false;
     };
-    let wanted = match after.get("expires_after_days").and_then(Value::as_i64) {
-        Some(days) => text(before, "created")
+    let wanted = match after.expires_after_days {
+        Some(days) => before
+            .created
+            .as_deref()
             .and_then(|created| created.get(..10)?.parse::<Date>().ok())
-            .and_then(|created| created.checked_add(jiff::Span::new().days(days)).ok())
-            .map(|date| date.to_string()),
-        None => text(after, "expires"),
+            .and_then(|created| {
+                created
+                    .checked_add(jiff::Span::new().days(i64::from(days)))
+                    .ok()
+            }),
+        None => after.expires,
     };
-    let owner_kept = match (text(before, "owner"), text(after, "owner")) {
-        (Some(live), Some(wanted)) => live.eq_ignore_ascii_case(&wanted),
-        (Some(_), None) => false,
-        (None, _) => true,
-    };
-    wanted.as_deref() == Some(expires.as_str()) && owner_kept
+    let owner_kept = before
+        .owner
+        .as_ref()
+        .is_none_or(|live| live.eq_ignore_ascii_case(&after.owner));
+    wanted == Some(expires) && owner_kept
 }
 
 /// A change without its prose, and without the expiry date a new key gets from the day it
 /// is created when the policy gives its lifetime in days instead.
 fn reviewed_form(change: &Change) -> Value {
-    let mut after = change.after.clone();
+    let mut after = change.after();
     if let Some(Value::Object(fields)) = &mut after
         && fields.contains_key("expires_after_days")
     {
@@ -113,7 +117,7 @@ fn reviewed_form(change: &Change) -> Value {
         "kind": change.kind,
         "action": change.action,
         "enforcement": change.enforcement,
-        "before": change.before,
+        "before": change.before(),
         "after": after,
     })
 }
@@ -179,21 +183,38 @@ fn actions(changes: &[Value]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
-    use crate::plan::Enforcement;
+    use crate::plan::{KeySpec, LiveKeyRef};
 
-    fn replace(before: Value, after: Value) -> Change {
-        Change {
-            address: "workspace.w.key.k".into(),
-            kind: Kind::ApiKey,
-            action: Action::Replace,
-            enforcement: Enforcement::Platform,
-            reason: String::new(),
-            before: Some(before),
-            after: Some(after),
+    fn live(created: &str, expires: &str, owner: Option<&str>) -> LiveKeyRef {
+        LiveKeyRef {
+            workspace: Some("w".into()),
+            name: Some("k".into()),
+            owner: owner.map(str::to_owned),
+            created: Some(created.into()),
+            expires: Some(expires.parse().unwrap()),
         }
+    }
+
+    fn wanted(days: Option<u32>, expires: Option<&str>, owner: &str) -> KeySpec {
+        KeySpec {
+            workspace: "w".into(),
+            name: "k".into(),
+            owner: owner.into(),
+            expires: expires.map(|d| d.parse().unwrap()),
+            expires_after_days: days,
+            rotate_before_days: None,
+            rotation_overlap_hours: None,
+            secret: "file k".into(),
+        }
+    }
+
+    fn replace(before: LiveKeyRef, after: KeySpec) -> Change {
+        Change::new(
+            "workspace.w.key.k",
+            "",
+            ChangeSpec::KeyReplace { before, after },
+        )
     }
 
     fn plan(changes: Vec<Change>) -> Plan {
@@ -202,20 +223,16 @@ mod tests {
 
     #[test]
     fn only_an_expired_key_in_sync_with_its_policy_is_replaced_by_the_calendar() {
-        let live =
-            json!({"created": "2026-03-01T12:00:00Z", "expires": "2026-03-31", "owner": "bob@x"});
+        let live_key = live("2026-03-01T12:00:00Z", "2026-03-31", Some("bob@x"));
         let expired = replace(
-            live.clone(),
-            json!({"expires_after_days": 30, "owner": "Bob@x", "expires": "2026-07-01"}),
+            live_key.clone(),
+            wanted(Some(30), Some("2026-07-01"), "Bob@x"),
         );
-        let lifetime_changed = replace(
-            live.clone(),
-            json!({"expires_after_days": 90, "owner": "bob@x"}),
-        );
-        let owner_changed = replace(live, json!({"expires_after_days": 30, "owner": "carol@x"}));
+        let lifetime_changed = replace(live_key.clone(), wanted(Some(90), None, "bob@x"));
+        let owner_changed = replace(live_key, wanted(Some(30), None, "carol@x"));
         let fixed_date = replace(
-            json!({"created": "2026-01-01T00:00:00Z", "expires": "2026-05-01"}),
-            json!({"expires": "2026-05-01", "owner": "bob@x"}),
+            live("2026-01-01T00:00:00Z", "2026-05-01", None),
+            wanted(None, Some("2026-05-01"), "bob@x"),
         );
         let plan = plan(vec![expired, lifetime_changed, owner_changed, fixed_date]);
         let due: Vec<bool> = plan
@@ -228,22 +245,18 @@ mod tests {
 
     #[test]
     fn the_reviewed_form_ignores_prose_and_the_day_a_new_key_is_made() {
-        let key = |day: &str, reason: &str| Change {
-            address: "workspace.w.key.k".into(),
-            kind: Kind::ApiKey,
-            action: Action::Create,
-            enforcement: Enforcement::Platform,
-            reason: reason.into(),
-            before: None,
-            after: Some(json!({"expires": day, "expires_after_days": 30})),
+        let key = |day: &str, days: u32, reason: &str| {
+            Change::new(
+                "workspace.w.key.k",
+                reason,
+                ChangeSpec::KeyCreate(wanted(Some(days), Some(day), "bob@x")),
+            )
         };
-        let monday = plan(vec![key("2026-07-01", "a")]);
-        let tuesday = plan(vec![key("2026-07-02", "b")]);
+        let monday = plan(vec![key("2026-07-01", 30, "a")]);
+        let tuesday = plan(vec![key("2026-07-02", 30, "b")]);
         assert_eq!(compare(&monday, &tuesday), ReviewDifference::default());
         assert_eq!(monday.review_digest(), tuesday.review_digest());
-        let mut longer = key("2026-07-01", "a");
-        longer.after = Some(json!({"expires": "2026-07-01", "expires_after_days": 60}));
-        let changed = plan(vec![longer]);
+        let changed = plan(vec![key("2026-07-01", 60, "a")]);
         assert_ne!(monday.review_digest(), changed.review_digest());
         assert_eq!(
             compare(&monday, &changed).altered,

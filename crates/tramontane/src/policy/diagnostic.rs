@@ -35,7 +35,7 @@ macro_rules! codes {
                 match self { $(Code::$variant => Severity::$severity),* }
             }
 
-            /// A one-line summary, for the README table and `explain`.
+            /// A one-line summary, for the error-code table in docs/policy.md and `explain`.
             pub fn title(self) -> &'static str {
                 match self { $(Code::$variant => $title),* }
             }

@@ -1,3 +1,5 @@
+//! Stage: the live side, read before `plan` and written by `apply`; it imports neither.
+//!
 //! Where the live organization comes from and where changes go: the Admin API over HTTP
 //! ([`mistral`]) or a local organization in one JSON file ([`sandbox`]).
 //!
@@ -11,8 +13,7 @@ pub mod sandbox;
 use jiff::civil::Date;
 use secrecy::SecretString;
 
-use crate::model::{LiveOrg, SpendLimit};
-use crate::plan::{Enforcement, Kind};
+use crate::model::LiveOrg;
 
 /// One write to the organization, with the live ids it needs. Mirrors an Admin API call.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,8 +102,16 @@ pub enum Operation {
         key: String,
     },
     SetSpendLimit {
-        limit: SpendLimit,
+        limit: OrganizationLimit,
     },
+}
+
+/// The organization's monthly spend limit as the Admin API takes it: a whole amount of the
+/// billing currency (the plan rounds the policy's once), or none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrganizationLimit {
+    Monthly { units: i64 },
+    Unlimited,
 }
 
 /// What an operation gave back.
@@ -152,17 +161,6 @@ pub trait Provider {
     }
 }
 
-/// Whether the platform can set an attribute (DESIGN §1): what the plan calls enforcement.
-pub fn enforcement(kind: Kind, attribute: &str) -> Enforcement {
-    match (kind, attribute) {
-        (Kind::Workspace, "spend_limit") => Enforcement::Console,
-        (Kind::Workspace, "models" | "rpm") => Enforcement::Runtime,
-        (Kind::ApiKey, "models" | "rpm") => Enforcement::Runtime,
-        (Kind::Team, "role") => Enforcement::Runtime,
-        _ => Enforcement::Platform,
-    }
-}
-
 /// Splits a policy's full name into the first and last names the API requires, at the
 /// first space; a single word is both.
 pub fn split_name(name: &str) -> (String, String) {
@@ -188,9 +186,5 @@ mod tests {
             ("Jean".into(), "Paul Sartre".into())
         );
         assert_eq!(split_name("Plato"), ("Plato".into(), "Plato".into()));
-        assert_eq!(
-            enforcement(Kind::Workspace, "spend_limit"),
-            Enforcement::Console
-        );
     }
 }

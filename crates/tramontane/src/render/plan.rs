@@ -351,17 +351,12 @@ fn summary_line(plan: &Plan) -> String {
 }
 
 fn runtime_line(plan: &Plan) -> String {
-    let count = |key: &str| {
-        plan.runtime
-            .get(key)
-            .and_then(Value::as_object)
-            .map_or(0, |m| m.len())
-    };
+    let runtime = &plan.runtime;
     format!(
         "Runtime: {} access profile(s), {} team role(s) and the model lists and request rates of {} workspace(s) are enforced by the gateway, not the platform; they travel in the plan's `runtime` section.",
-        count("roles"),
-        count("teams"),
-        count("workspaces")
+        runtime.roles.len(),
+        runtime.teams.len(),
+        runtime.workspaces.len()
     )
 }
 
@@ -377,8 +372,8 @@ fn short(fingerprint: &str) -> &str {
 fn attribute_lines(change: &Change) -> Vec<String> {
     let mut lines = Vec::new();
     for attribute in change.changed_attributes() {
-        let name = attribute.name;
-        match (attribute.before, attribute.after) {
+        let name = attribute.name.as_str();
+        match (attribute.before.as_ref(), attribute.after.as_ref()) {
             (Some(Value::Object(old)), Some(Value::Object(new)))
                 if change.action == Action::Update =>
             {

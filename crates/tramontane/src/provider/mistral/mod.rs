@@ -25,7 +25,7 @@ use self::api::{
     WorkspaceOut,
 };
 use self::client::Client;
-use super::{Operation, Outcome, Provider, ProviderError};
+use super::{Operation, OrganizationLimit, Outcome, Provider, ProviderError};
 use crate::model::{
     LiveInvite, LiveKey, LiveMember, LiveOrg, LiveTeam, LiveWorkspace, RateLimits, SpendLimit,
     Unlimited, live::TokenLimits,
@@ -599,10 +599,10 @@ impl MistralProvider {
             }
             SetSpendLimit { limit } => {
                 let request = match limit {
-                    SpendLimit::Monthly(amount) => {
-                        json!({"amount": amount.round() as i64, "no_monthly_limit": false})
+                    OrganizationLimit::Monthly { units } => {
+                        json!({"amount": units, "no_monthly_limit": false})
                     }
-                    SpendLimit::Unlimited(_) => json!({"amount": 0, "no_monthly_limit": true}),
+                    OrganizationLimit::Unlimited => json!({"amount": 0, "no_monthly_limit": true}),
                 };
                 client.set_spend_limit(&body(request)?).await?;
                 Outcome::Done

@@ -6,7 +6,7 @@ use jiff::civil::Date;
 
 use super::{Invite, SandboxOrg, noon};
 use crate::model::SpendLimit;
-use crate::provider::{Operation, Outcome};
+use crate::provider::{Operation, OrganizationLimit, Outcome};
 
 /// Builds the demo org, its dates counted back from `today`.
 pub fn demo_org(today: Date) -> SandboxOrg {
@@ -152,7 +152,7 @@ pub fn demo_org(today: Date) -> SandboxOrg {
     // Drift: the organization's budget is lower than the policy's.
     let _ = org.perform(
         Operation::SetSpendLimit {
-            limit: SpendLimit::Monthly(2500.0),
+            limit: OrganizationLimit::Monthly { units: 2500 },
         },
         &noon(today),
     );

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use demo::demo_org;
 
-use super::{Operation, Outcome, Provider, ProviderError};
+use super::{Operation, OrganizationLimit, Outcome, Provider, ProviderError};
 use crate::model::{
     LiveInvite, LiveKey, LiveMember, LiveOrg, LiveTeam, LiveWorkspace, RateLimits, SpendLimit,
     live::TokenLimits,
@@ -619,19 +619,18 @@ impl SandboxOrg {
             }
             SetSpendLimit { limit } => {
                 self.spend_limit = match limit {
-                    SpendLimit::Monthly(amount) => {
-                        if amount < 0.0 {
+                    OrganizationLimit::Monthly { units } => {
+                        if units < 0 {
                             return Err(SandboxError::Unprocessable(
                                 "`amount` must not be negative".into(),
                             ));
                         }
-                        // The API takes whole amounts.
                         OrgSpendLimit {
-                            amount: amount.round() as i64,
+                            amount: units,
                             no_monthly_limit: false,
                         }
                     }
-                    SpendLimit::Unlimited(_) => OrgSpendLimit {
+                    OrganizationLimit::Unlimited => OrgSpendLimit {
                         amount: 0,
                         no_monthly_limit: true,
                     },
@@ -755,7 +754,7 @@ impl SandboxProvider {
         Ok(SandboxProvider {
             path: path.to_owned(),
             org: Mutex::new(SandboxOrg::load(path)?),
-            now: crate::plan::timestamp(now),
+            now: crate::model::timestamp(now),
         })
     }
 
@@ -781,7 +780,7 @@ impl SandboxProvider {
             let provider = SandboxProvider {
                 path: path.to_owned(),
                 org: Mutex::new(SandboxOrg::parse(path, &text)?),
-                now: crate::plan::timestamp(now),
+                now: crate::model::timestamp(now),
             };
             return Ok((provider, false));
         }
@@ -793,7 +792,7 @@ impl SandboxProvider {
                 email: admin.email.clone(),
             });
         }
-        let now_text = crate::plan::timestamp(now);
+        let now_text = crate::model::timestamp(now);
         let org = SandboxOrg::new(&admin.email, &admin.name, &now_text);
         org.save(path)?;
         let provider = SandboxProvider {

@@ -1,0 +1,88 @@
+//! Runtime: each caller whose limits differ from what the last apply put in force. The
+//! live organization has no such settings, so the comparison is with the recorded runtime;
+//! without a record there is nothing to compare, and no runtime change.
+
+use std::collections::BTreeSet;
+
+use crate::plan::{Change, ChangeSpec};
+use crate::runtime::{Caller, Runtime};
+
+/// The runtime changes from `recorded` to `effective`, one per caller that differs.
+pub(super) fn runtime_changes(recorded: &Runtime, effective: &Runtime) -> Vec<Change> {
+    let before = recorded.callers();
+    let after = effective.callers();
+    let callers: BTreeSet<&Caller> = before.keys().chain(after.keys()).collect();
+    callers
+        .into_iter()
+        .filter_map(|caller| {
+            let old = before.get(caller).copied();
+            let new = after.get(caller).copied();
+            let reason = match (old, new) {
+                (None, Some(_)) => "a new caller: the gateway serves it from the next apply",
+                (Some(_), None) => "no longer a caller: the gateway refuses it from the next apply",
+                (Some(old), Some(new)) if old != new => {
+                    "the policy changes what the gateway lets this caller do"
+                }
+                _ => return None,
+            };
+            let spec = ChangeSpec::Runtime {
+                caller: caller.clone(),
+                before: old.cloned(),
+                after: new.cloned(),
+            };
+            Some(Change::new(caller.address(), reason, spec))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::DesiredOrg;
+    use crate::plan::Action;
+    use crate::policy::catalog::Catalog;
+
+    fn runtime(policy: serde_json::Value) -> Runtime {
+        let desired: DesiredOrg = serde_json::from_value(policy).unwrap();
+        Runtime::of(&desired, Catalog::bundled())
+    }
+
+    #[test]
+    fn each_caller_whose_limits_change_is_one_change() {
+        let recorded = runtime(
+            serde_json::json!({"workspaces": {"dev": {"rpm": 60, "keys": {
+                "ci": {"owner": "a@x.example", "rpm": 30, "secret": {"file": "k"}},
+                "old": {"owner": "a@x.example", "secret": {"file": "k"}}
+            }}}}),
+        );
+        assert!(runtime_changes(&recorded, &recorded).is_empty());
+        let effective = runtime(
+            serde_json::json!({"workspaces": {"dev": {"rpm": 60, "keys": {
+                "ci": {"owner": "a@x.example", "rpm": 45, "secret": {"file": "k"}},
+                "new": {"owner": "a@x.example", "secret": {"file": "k"}}
+            }}}}),
+        );
+        let changes = runtime_changes(&recorded, &effective);
+        let shown: Vec<(&str, Action)> = changes
+            .iter()
+            .map(|change| (change.address.as_str(), change.action))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("runtime.workspace.dev.key.ci", Action::Update),
+                ("runtime.workspace.dev.key.new", Action::Create),
+                ("runtime.workspace.dev.key.old", Action::Delete),
+            ]
+        );
+        let names: Vec<String> = changes[0]
+            .changed_attributes()
+            .into_iter()
+            .map(|attribute| attribute.name)
+            .collect();
+        assert_eq!(names, ["rpm"]);
+        // The change reads back from a plan file as it was made.
+        let text = serde_json::to_string(&changes).unwrap();
+        assert_eq!(serde_json::from_str::<Vec<Change>>(&text).unwrap(), changes);
+    }
+}
