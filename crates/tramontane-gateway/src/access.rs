@@ -4,13 +4,14 @@
 //! lands; nothing else in the gateway looks at the policy's access fields, so the swap stays
 //! inside this file.
 //!
-//! The rules, for a key held by a member of workspace W:
-//! - models: W's list, and the union of the lists of the member's teams' runtime roles (a
-//!   member without a role is held to W's list alone); `"*"` allows every model;
+//! The rules, for a key held by a member of workspace W, reading the teams that bring the
+//! member into W (as the library's effective access does):
+//! - models: W's list, and the union of the lists of those teams' runtime roles (a member
+//!   no such team gives a role is held to W's list alone); `"*"` allows every model;
 //! - max tokens per request, daily token budget and rpm: the most generous of the member's
 //!   roles (a role without the limit leaves it unlimited), counted per member across keys;
-//! - W's rpm is shared by every caller of W; spend guards of W and of each of the member's
-//!   teams apply to their whole group;
+//! - W's rpm is shared by every caller of W; spend guards of W and of each of those teams
+//!   apply to their whole group;
 //! - forwarded with W's `gateway.upstream_key`.
 //!
 //! For a key held by a service key `workspace.W.key.K`: K's models (else W's), K's rpm, max
@@ -263,7 +264,10 @@ fn member_grant(
     let teams: Vec<(&String, &tramontane::model::Team)> = desired
         .teams
         .iter()
-        .filter(|(_, team)| team.members.iter().any(|m| m.to_lowercase() == email))
+        .filter(|(_, team)| {
+            team.workspaces.contains_key(&entry.workspace)
+                && team.members.iter().any(|m| m.to_lowercase() == email)
+        })
         .collect();
     let profiles: Vec<&tramontane::model::AccessProfile> = teams
         .iter()
@@ -360,14 +364,19 @@ mod tests {
             "roles": {
                 "dev": {"models": ["mistral-small-latest"], "max_tokens_per_request": 100,
                         "daily_token_budget": 1000, "rpm": 5},
-                "embed": {"models": ["mistral-embed"], "max_tokens_per_request": 300}
+                "embed": {"models": ["mistral-embed"], "max_tokens_per_request": 300},
+                "everything": {"models": ["*"]}
             },
             "teams": {
                 "devs": {"members": ["Bob@acme.example"], "role": "dev",
-                         "spend_guard": {"day": 2}},
-                "search": {"members": ["bob@acme.example"], "role": "embed"}
+                         "workspaces": {"dev": ["user"]}, "spend_guard": {"day": 2}},
+                "search": {"members": ["bob@acme.example"], "role": "embed",
+                           "workspaces": {"dev": ["user"]}},
+                "elsewhere": {"members": ["bob@acme.example"], "role": "everything",
+                              "workspaces": {"other": ["user"]}, "spend_guard": {"hour": 1}}
             },
             "workspaces": {
+                "other": {},
                 "dev": {
                     "rpm": 60, "models": ["mistral-small-latest", "mistral-embed", "codestral-latest"],
                     "spend_guard": {"month": 50.5},
@@ -394,7 +403,7 @@ mod tests {
     }
 
     #[test]
-    fn a_member_gets_the_union_of_their_roles_within_the_workspace() {
+    fn a_member_gets_the_union_of_the_roles_of_the_teams_that_bring_them_into_the_workspace() {
         let table = CallerTable::of(&org());
         let models = ModelDirectory::bundled();
         let bob = &table.get("bobk").unwrap().grant;
