@@ -83,7 +83,7 @@ impl Default for Metrics {
         );
         let keys = Gauge::default();
         registry.register(
-            "gateway_keys",
+            "keys",
             "Gateway keys in the policy in force",
             keys.clone(),
         );
