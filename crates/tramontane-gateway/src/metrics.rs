@@ -82,11 +82,7 @@ impl Default for Metrics {
             reloads.clone(),
         );
         let keys = Gauge::default();
-        registry.register(
-            "keys",
-            "Gateway keys in the policy in force",
-            keys.clone(),
-        );
+        registry.register("keys", "Gateway keys in the policy in force", keys.clone());
         let store_errors = Counter::default();
         registry.register(
             "store_errors",
