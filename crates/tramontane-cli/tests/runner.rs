@@ -10,6 +10,7 @@ mod test_diff;
 mod test_exit_codes;
 mod test_explain;
 mod test_fixtures;
+mod test_gateway;
 mod test_gateway_keys;
 mod test_hostile;
 mod test_init;

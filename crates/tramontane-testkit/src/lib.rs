@@ -1,10 +1,11 @@
-//! What tramontane's tests share: a fake of Mistral's Admin API and of GitHub's REST API,
-//! each behaving as real servers do at their worst when asked (clamped pages, 429s with and
-//! without `Retry-After`, redirects, stalls, totals that lie), the organizations the tests
-//! start from, and the [`Test`] builder every integration test runs the binary through.
+//! What tramontane's tests share: a fake of Mistral's Admin API, of its inference API (for
+//! the gateway) and of GitHub's REST API, each behaving as real servers do at their worst
+//! when asked (clamped pages, 429s with and without `Retry-After`, redirects, stalls, broken
+//! streams, totals that lie), the organizations the tests start from, and the [`Test`] builder every integration test runs the binary through.
 
 pub mod fake_api;
 pub mod fake_github;
+pub mod fake_inference;
 pub mod orgs;
 pub mod output;
 mod process;

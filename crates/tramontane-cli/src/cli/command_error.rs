@@ -112,6 +112,9 @@ pub enum CommandError {
     /// The key journal could not be read or written.
     #[error(transparent)]
     Journal(#[from] tramontane::apply::journal::JournalError),
+    /// The gateway could not start.
+    #[error(transparent)]
+    Gateway(#[from] tramontane_gateway::GatewayError),
     /// Output could not be written (a closed pipe, a full disk).
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
@@ -151,7 +154,8 @@ impl CommandError {
             | CommandError::File { .. }
             | CommandError::Lock(_)
             | CommandError::Audit(_)
-            | CommandError::Journal(_) => ExitCode::from(1),
+            | CommandError::Journal(_)
+            | CommandError::Gateway(_) => ExitCode::from(1),
             CommandError::Scan(_) | CommandError::ScanOutput(_) => ExitCode::from(SCAN_FAILED),
         }
     }
@@ -169,6 +173,7 @@ impl CommandError {
             CommandError::Lock(error) => error.help(),
             CommandError::Audit(error) => error.help(),
             CommandError::Scan(error) => Some(error.help()),
+            CommandError::Gateway(error) => Some(error.help()),
             CommandError::Journal(error) => error.help(),
             CommandError::Output(_) | CommandError::ScanOutput(_) => {
                 Some("check where the output goes: a full disk, or a file that cannot be written")

@@ -25,6 +25,9 @@ pub const MAX_DAYS: i64 = 3650;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum GatewayCommand {
+    /// Serve Mistral's inference API to holders of gateway keys, enforcing the policy's
+    /// runtime limits; reloads the policy on change and on SIGHUP.
+    Serve(super::gateway::ServeArgs),
     /// Mint a gateway key, deliver it once, and add its digest to the policy for review.
     Issue(IssueArgs),
     /// Remove a gateway key's entry from the policy; the key stops working once the gateway
@@ -89,6 +92,7 @@ pub struct RevokeArgs {
 
 pub fn run(command: &GatewayCommand, color: ColorChoice) -> Result<ExitStatus, CommandError> {
     match command {
+        GatewayCommand::Serve(args) => super::gateway::serve(args),
         GatewayCommand::Issue(args) => issue(args, color),
         GatewayCommand::Revoke(args) => revoke(args),
     }

@@ -8,6 +8,7 @@ pub mod command_error;
 mod comment;
 mod diff;
 mod explain;
+mod gateway;
 mod gateway_keys;
 mod import;
 mod init;
@@ -68,7 +69,7 @@ pub enum Command {
     /// Find leaked Mistral and gateway keys, and secret or .env files git would commit.
     /// Exits 0 when clean, 1 on findings, 2 when the scan could not run.
     Scan(scan::Args),
-    /// The runtime gateway: issue and revoke the keys callers present to it.
+    /// The runtime gateway: serve it, and issue and revoke the keys callers present to it.
     #[command(subcommand)]
     Gateway(gateway_keys::GatewayCommand),
     /// Report key and membership hygiene of the live organization, judged against the

@@ -1,0 +1,129 @@
+//! `tramontane gateway serve`: the runtime gateway in front of Mistral's inference API.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jiff::SignedDuration;
+use jiff::civil::Date;
+use tramontane_gateway::{AuditTarget, GatewayConfig, RequestLimits, UpstreamChoice};
+
+use super::{CommandError, ExitStatus};
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (`127.0.0.1:0` picks a free port, shown in the log).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Where admitted requests go: Mistral's API (`https://api.mistral.ai`), another server
+    /// speaking it (plain http only on loopback), or `sandbox`, a built-in deterministic
+    /// stand-in for trying the gateway without an account.
+    #[arg(long, value_name = "URL|sandbox")]
+    pub upstream: String,
+
+    /// Directory with one file per policy key address (`workspace.W.key.K`) holding that
+    /// Mistral key: the workspace's `gateway.upstream_key` for member keys, a service key's
+    /// own key for service keys. Read again on every reload.
+    #[arg(long, value_name = "DIR")]
+    pub upstream_keys: Option<PathBuf>,
+
+    /// Directory of policy files.
+    #[arg(long, short, default_value = "policies", env = "TRAMONTANE_POLICIES")]
+    pub policies: PathBuf,
+
+    /// A price table to use instead of the bundled one (catalog/prices.json's shape).
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+
+    /// Where the audit log goes: `stdout`, `off`, or a file to append to.
+    #[arg(long, value_name = "stdout|off|FILE", default_value = "stdout")]
+    pub audit: String,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = RequestLimits::default().max_body_bytes)]
+    pub max_body_bytes: usize,
+
+    /// Most completions (`n`) one request may ask for.
+    #[arg(long, default_value_t = RequestLimits::default().max_choices)]
+    pub max_choices: u64,
+
+    /// Time a client has to send its request headers and body.
+    #[arg(long, default_value = "30s")]
+    pub client_timeout: SignedDuration,
+
+    /// Time the upstream has to send response headers.
+    #[arg(long, default_value = "5m")]
+    pub upstream_timeout: SignedDuration,
+
+    /// Longest silence allowed in the middle of an upstream answer or stream.
+    #[arg(long, default_value = "2m")]
+    pub stream_idle_timeout: SignedDuration,
+
+    /// How often the upstream's model list is read again.
+    #[arg(long, default_value = "10m")]
+    pub models_refresh: SignedDuration,
+
+    /// How often the policy is re-read without a change notification (0s: never).
+    #[arg(long, default_value = "30s")]
+    pub reload_poll: SignedDuration,
+
+    /// How long requests in flight may take to finish after SIGTERM or ctrl-c.
+    #[arg(long, default_value = "30s")]
+    pub shutdown_grace: SignedDuration,
+
+    /// Check expiries against this day (UTC) instead of today.
+    #[arg(long, env = "TRAMONTANE_TODAY", hide = true)]
+    pub today: Option<Date>,
+}
+
+fn duration(flag: &str, value: SignedDuration) -> Result<Duration, CommandError> {
+    Duration::try_from(value).map_err(|_| CommandError::Usage {
+        message: format!("--{flag} cannot be negative"),
+        help: Some("give a duration such as 30s or 5m".into()),
+    })
+}
+
+fn config(args: &ServeArgs) -> Result<GatewayConfig, CommandError> {
+    let upstream = if args.upstream == "sandbox" {
+        UpstreamChoice::Sandbox
+    } else {
+        UpstreamChoice::Url(args.upstream.clone())
+    };
+    let mut config = GatewayConfig::new(args.listen, upstream, args.policies.clone());
+    config.upstream_keys = args.upstream_keys.clone();
+    config.prices = args.prices.clone();
+    config.audit = match args.audit.as_str() {
+        "stdout" | "-" => AuditTarget::Stdout,
+        "off" => AuditTarget::Off,
+        path => AuditTarget::File(PathBuf::from(path)),
+    };
+    config.limits = RequestLimits {
+        max_body_bytes: args.max_body_bytes,
+        max_choices: args.max_choices,
+        client_timeout: duration("client-timeout", args.client_timeout)?,
+        upstream_timeout: duration("upstream-timeout", args.upstream_timeout)?,
+        stream_idle_timeout: duration("stream-idle-timeout", args.stream_idle_timeout)?,
+        ..RequestLimits::default()
+    };
+    config.models_refresh =
+        duration("models-refresh", args.models_refresh)?.max(Duration::from_secs(1));
+    config.reload_poll = duration("reload-poll", args.reload_poll)?;
+    config.shutdown_grace = duration("shutdown-grace", args.shutdown_grace)?;
+    config.today = args.today;
+    Ok(config)
+}
+
+/// Runs the gateway until SIGTERM or ctrl-c (`gateway serve`; the subcommand itself is
+/// declared with `issue` and `revoke` in `gateway_keys`).
+pub fn serve(args: &ServeArgs) -> Result<ExitStatus, CommandError> {
+    let config = config(args)?;
+    tramontane_gateway::telemetry::init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime
+        .block_on(tramontane_gateway::serve(config))
+        .map_err(CommandError::from)?;
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,143 @@
+//! tramontane's runtime gateway: an HTTP server in front of Mistral's inference API that
+//! makes a policy's runtime lines true — which models each caller may use, request rates, max
+//! tokens per request, daily token budgets and spend guards.
+//!
+//! Callers talk to it exactly as to Mistral (same paths, bodies, streams and error shapes)
+//! with a gateway key; it forwards with a Mistral key only it holds. [`serve`] runs it until
+//! SIGTERM or ctrl-c.
+
+pub mod access;
+pub mod audit;
+pub mod config;
+pub mod enforce;
+pub mod identity;
+pub mod metered;
+pub mod metrics;
+pub mod models;
+pub mod prices;
+pub mod proxy;
+pub mod refusal;
+pub mod reload;
+pub mod request;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod upstream;
+pub mod upstream_keys;
+pub mod usage;
+
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+
+pub use config::{AuditTarget, GatewayConfig, RequestLimits, UpstreamChoice};
+
+use crate::state::Gateway;
+use crate::upstream::Upstream;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Policy(#[from] reload::PolicyLoadError),
+    #[error(transparent)]
+    Upstream(#[from] upstream::http::UpstreamUrlError),
+    #[error(transparent)]
+    Prices(#[from] prices::PriceError),
+    #[error(transparent)]
+    Audit(#[from] audit::AuditOpenError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "a real upstream needs --upstream-keys: the gateway never forwards a caller's credential"
+    )]
+    NoUpstreamKeys,
+}
+
+impl GatewayError {
+    pub fn help(&self) -> &'static str {
+        match self {
+            GatewayError::Policy(error) => error.help(),
+            GatewayError::Upstream(error) => error.help(),
+            GatewayError::Prices(error) => error.help(),
+            GatewayError::Audit(error) => error.help(),
+            GatewayError::Listen { .. } => {
+                "pick another --listen address, or stop what holds this one"
+            }
+            GatewayError::NoUpstreamKeys => {
+                "pass --upstream-keys DIR with one file per key address (workspace.W.key.K), or use --upstream sandbox"
+            }
+        }
+    }
+}
+
+/// Runs the gateway until SIGTERM or ctrl-c, then lets requests in flight finish.
+pub async fn serve(config: GatewayConfig) -> Result<(), GatewayError> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| GatewayError::Listen {
+            address: config.listen,
+            source,
+        })?;
+    serve_on(listener, config, server::shutdown_signal()).await
+}
+
+/// Runs the gateway on a bound listener until `shutdown` completes.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    config: GatewayConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), GatewayError> {
+    let upstream = match &config.upstream {
+        UpstreamChoice::Sandbox => Upstream::Sandbox(upstream::sandbox::SandboxUpstream::default()),
+        UpstreamChoice::Url(url) => {
+            if config.upstream_keys.is_none() {
+                return Err(GatewayError::NoUpstreamKeys);
+            }
+            Upstream::Http(Box::new(upstream::http::HttpUpstream::new(
+                url,
+                config.limits.connect_timeout,
+            )?))
+        }
+    };
+    let prices = match &config.prices {
+        Some(path) => prices::PriceTable::read(path)?,
+        None => prices::PriceTable::bundled(),
+    };
+    let audit = audit::AuditLog::open(&config.audit)?;
+    let today = config.today.unwrap_or_else(|| {
+        jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date()
+    });
+    let policy = reload::load(&config, today)?;
+    policy.warn_expired();
+    let keys = policy.callers.len();
+    let gateway = Arc::new(Gateway {
+        policy: ArcSwapOption::from_pointee(policy),
+        models: ArcSwap::from_pointee(models::ModelDirectory::bundled()),
+        prices,
+        upstream,
+        store: Arc::new(store::memory::MemoryStore::default()),
+        metrics: metrics::Metrics::default(),
+        audit,
+        config,
+    });
+    gateway.metrics.keys(keys);
+    let address = listener.local_addr().ok();
+    tracing::info!(
+        address = %address.map_or_else(|| "?".into(), |a| a.to_string()),
+        upstream = %gateway.upstream.describe(),
+        gateway_keys = keys,
+        prices_taken = %gateway.prices.taken,
+        "listening"
+    );
+    let _watcher = reload::spawn(gateway.clone());
+    reload::spawn_model_refresh(gateway.clone());
+    server::run(listener, gateway, shutdown).await;
+    Ok(())
+}

@@ -1,0 +1,529 @@
+//! One request through the gateway: authenticate the caller, read and check the body,
+//! enforce the policy, forward with the gateway's own Mistral key, and pass the answer back
+//! untouched (headers minus hop-by-hop ones, body frame by frame).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::State;
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Method, Request, Response};
+use http_body_util::{BodyExt, Limited};
+use jiff::Timestamp;
+use serde_json::Value;
+
+use crate::access::{Caller, Grant};
+use crate::audit::AuditRecord;
+use crate::enforce::{self, Admitted};
+use crate::identity;
+use crate::metered::{Accounting, Closing, MeteredBody};
+use crate::refusal::Refusal;
+use crate::request::{Endpoint, InferenceRequest};
+use crate::state::{Gateway, PolicyState};
+use crate::upstream::{UpstreamError, UpstreamRequest, forwardable, strip_hop_by_hop};
+
+/// The header naming the gateway's id for a request, also in its audit line.
+pub const REQUEST_ID_HEADER: &str = "x-tramontane-request-id";
+/// Largest model list read from the upstream to filter.
+const MAX_MODEL_LIST_BYTES: usize = 16 * 1024 * 1024;
+
+/// What a path is, before the caller is known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Route {
+    Inference(Endpoint),
+    Models,
+    Model(String),
+    Other,
+}
+
+impl Route {
+    fn of(method: &Method, path: &str) -> Result<Route, Refusal> {
+        let wrong_method = || Refusal::MethodNotAllowed {
+            method: method.to_string(),
+            path: path.to_owned(),
+        };
+        if let Some(endpoint) = Endpoint::of(path) {
+            return if method == Method::POST {
+                Ok(Route::Inference(endpoint))
+            } else {
+                Err(wrong_method())
+            };
+        }
+        if path == "/v1/models" {
+            return if method == Method::GET {
+                Ok(Route::Models)
+            } else {
+                Err(wrong_method())
+            };
+        }
+        if let Some(id) = path.strip_prefix("/v1/models/")
+            && !id.is_empty()
+            && method == Method::GET
+        {
+            return Ok(Route::Model(id.to_owned()));
+        }
+        Ok(Route::Other)
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Route::Inference(endpoint) => endpoint.as_str(),
+            Route::Models | Route::Model(_) => "models",
+            Route::Other => "other",
+        }
+    }
+}
+
+/// Failures of the gateway or the upstream, as opposed to refusals of the request.
+fn decision_of(refusal: &Refusal) -> &'static str {
+    match refusal {
+        Refusal::UpstreamUnreachable
+        | Refusal::UpstreamTimeout
+        | Refusal::NoUpstreamKey { .. }
+        | Refusal::StoreUnavailable
+        | Refusal::NotReady => "failed",
+        _ => "refused",
+    }
+}
+
+/// The handler for every inference path.
+pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request<Body>) -> Response<Body> {
+    let started = Instant::now();
+    let request_id = format!("gw-{}", uuid::Uuid::new_v4().simple());
+    let mut record = AuditRecord {
+        time: Timestamp::now().to_string(),
+        request_id: request_id.clone(),
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+        decision: "admitted",
+        ..AuditRecord::default()
+    };
+    let route = Route::of(request.method(), request.uri().path());
+    let label = route.as_ref().map_or("other", Route::label);
+    let mut response = match route {
+        Ok(route) => proxy(&gateway, request, &mut record, started, route).await,
+        Err(refusal) => Err(refusal),
+    }
+    .unwrap_or_else(|refusal| {
+        record.decision = decision_of(&refusal);
+        record.reason = refusal.reason();
+        record.status = Some(refusal.status().as_u16());
+        record.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        gateway.metrics.decision(record.decision, record.reason);
+        gateway.audit.write(&record);
+        refusal.into_response()
+    });
+    gateway.metrics.request(label, response.status().as_u16());
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+async fn proxy(
+    gateway: &Arc<Gateway>,
+    request: Request<Body>,
+    record: &mut AuditRecord,
+    started: Instant,
+    route: Route,
+) -> Result<Response<Body>, Refusal> {
+    let policy = gateway.policy.load_full().ok_or(Refusal::NotReady)?;
+    let caller = identity::authenticate(&policy, request.headers(), gateway.today())?;
+    record.key_id = Some(caller.id.to_string());
+    record.holder = Some(caller.holder.to_string());
+    record.workspace = Some(caller.workspace.clone());
+    let grant = &caller.grant;
+    match route {
+        Route::Inference(endpoint) => {
+            inference(gateway, &policy, caller, endpoint, request, record, started).await
+        }
+        Route::Models => models(gateway, &policy, caller, request, record, started).await,
+        Route::Model(id) => {
+            let directory = gateway.models.load();
+            if !grant.allows_model(&id, &directory) {
+                return Err(Refusal::ModelNotAllowed {
+                    model: id,
+                    allowed: grant.allowed_models(&directory).unwrap_or_default(),
+                });
+            }
+            record.model_asked = Some(id);
+            let key = upstream_key(gateway, &policy, grant)?;
+            let (parts, _) = request.into_parts();
+            forward(gateway, parts, Bytes::new(), key, None, record, started).await
+        }
+        Route::Other => {
+            let path = request.uri().path().to_owned();
+            if !opens(grant, &path) {
+                return Err(Refusal::PathNotFound { path });
+            }
+            opened_path(gateway, &policy, caller, request, record, started).await
+        }
+    }
+}
+
+/// Whether the workspace's `gateway.paths` opens `path`: an exact path, or a prefix ending
+/// in `/*`.
+fn opens(grant: &Grant, path: &str) -> bool {
+    grant.paths.iter().any(|open| {
+        open == path
+            || open
+                .strip_suffix('*')
+                .is_some_and(|prefix| prefix.ends_with('/') && path.starts_with(prefix))
+    })
+}
+
+fn upstream_key(
+    gateway: &Gateway,
+    policy: &PolicyState,
+    grant: &Grant,
+) -> Result<secrecy::SecretString, Refusal> {
+    let address = grant
+        .upstream_key
+        .clone()
+        .ok_or_else(|| Refusal::NoUpstreamKey {
+            address: "the workspace's gateway.upstream_key".into(),
+        })?;
+    gateway
+        .upstream_key(policy, &address)
+        .ok_or(Refusal::NoUpstreamKey { address })
+}
+
+async fn read_body(gateway: &Gateway, headers: &HeaderMap, body: Body) -> Result<Bytes, Refusal> {
+    let limits = &gateway.config.limits;
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limits.max_body_bytes as u64) {
+        return Err(Refusal::BodyTooLarge {
+            limit: limits.max_body_bytes,
+        });
+    }
+    let limited = Limited::new(body, limits.max_body_bytes);
+    match tokio::time::timeout(limits.client_timeout, limited.collect()).await {
+        Err(_) => Err(Refusal::BodyTimeout),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(Refusal::BodyTooLarge {
+                limit: limits.max_body_bytes,
+            })
+        }
+        Ok(Err(error)) => Err(Refusal::MalformedJson {
+            detail: format!("the body could not be read ({error})"),
+        }),
+    }
+}
+
+/// Counts the request against the grant's rates; a store failure lets it through only where
+/// the workspace chose `store_failure: fail_open`. Returns whether the request is metered.
+async fn count_rates(gateway: &Gateway, grant: &Grant) -> Result<bool, Refusal> {
+    match enforce::admit_rates(gateway.store.as_ref(), grant, Timestamp::now()).await {
+        Ok(()) => Ok(true),
+        Err(Some(refusal)) => Err(refusal),
+        Err(None) => store_failed(gateway, grant),
+    }
+}
+
+fn store_failed(gateway: &Gateway, grant: &Grant) -> Result<bool, Refusal> {
+    gateway.metrics.store_error();
+    match grant.store_failure {
+        tramontane::model::StoreFailure::FailOpen => Ok(false),
+        tramontane::model::StoreFailure::FailClosed => Err(Refusal::StoreUnavailable),
+    }
+}
+
+async fn inference(
+    gateway: &Arc<Gateway>,
+    policy: &PolicyState,
+    caller: &Caller,
+    endpoint: Endpoint,
+    request: Request<Body>,
+    record: &mut AuditRecord,
+    started: Instant,
+) -> Result<Response<Body>, Refusal> {
+    let grant = &caller.grant;
+    let (parts, body) = request.into_parts();
+    let body = read_body(gateway, &parts.headers, body).await?;
+    let asked = InferenceRequest::parse(endpoint, &body)?;
+    record.model_asked = asked.model.clone();
+    record.agent_id = asked.agent_id.clone();
+    record.stream = asked.stream;
+    let models = gateway.models.load_full();
+    let forward_body = enforce::check_request(
+        grant,
+        &asked,
+        &body,
+        &models,
+        gateway.config.limits.max_choices,
+    )?;
+    let key = upstream_key(gateway, policy, grant)?;
+    let metered = count_rates(gateway, grant).await?;
+    let admitted = if metered {
+        match enforce::reserve(
+            &gateway.store,
+            grant,
+            &asked,
+            forward_body.clone(),
+            &record.request_id,
+            &models,
+            &gateway.prices,
+            Timestamp::now(),
+        )
+        .await
+        {
+            Ok(admitted) => Some(admitted),
+            Err(Some(refusal)) => return Err(refusal),
+            Err(None) => {
+                store_failed(gateway, grant)?;
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let (body, accounting) = match admitted {
+        Some(Admitted {
+            body,
+            reservation,
+            lines,
+            price,
+            prompt_estimate,
+            worst_tokens,
+            ..
+        }) => (
+            body,
+            Some(Accounting {
+                reservation,
+                lines,
+                price,
+                prompt_estimate,
+                worst_tokens,
+            }),
+        ),
+        None => (forward_body, None),
+    };
+    forward(gateway, parts, body, key, accounting, record, started).await
+}
+
+async fn forward(
+    gateway: &Arc<Gateway>,
+    parts: http::request::Parts,
+    body: Bytes,
+    key: secrecy::SecretString,
+    accounting: Option<Accounting>,
+    record: &mut AuditRecord,
+    started: Instant,
+) -> Result<Response<Body>, Refusal> {
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
+    let upstream_request = UpstreamRequest {
+        method: parts.method,
+        path_and_query,
+        headers: forwardable(parts.headers),
+        body,
+        key,
+    };
+    let added = started.elapsed();
+    gateway.metrics.added_latency(added.as_secs_f64());
+    record.added_ms = Some(added.as_secs_f64() * 1000.0);
+    let sent = Instant::now();
+    let response = gateway
+        .upstream
+        .send(upstream_request, gateway.config.limits.upstream_timeout)
+        .await
+        .map_err(|error| {
+            tracing::warn!(request_id = %record.request_id, %error, "upstream request failed");
+            match error {
+                UpstreamError::Timeout(_) => Refusal::UpstreamTimeout,
+                UpstreamError::Unreachable(_) => Refusal::UpstreamUnreachable,
+            }
+        })?;
+    gateway
+        .metrics
+        .upstream_latency(record_endpoint(record), sent.elapsed().as_secs_f64());
+    let (mut head, body) = response.into_parts();
+    strip_hop_by_hop(&mut head.headers);
+    let status = head.status;
+    record.upstream_status = Some(status.as_u16());
+    record.status = Some(status.as_u16());
+    let upstream_ok = status.is_success();
+    // An answer that is an error used nothing: its reservation goes back now.
+    let accounting = accounting.filter(|_| upstream_ok);
+    let stream = head
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/event-stream"));
+    let scan = upstream_ok && accounting.is_some();
+    let closing = Closing {
+        gateway: gateway.clone(),
+        record: record.clone(),
+        accounting,
+        started,
+        upstream_ok,
+    };
+    let body = MeteredBody::new(
+        body,
+        scan,
+        stream,
+        gateway.config.limits.stream_idle_timeout,
+        closing,
+    );
+    Ok(Response::from_parts(head, Body::new(body)))
+}
+
+fn record_endpoint(record: &AuditRecord) -> &'static str {
+    Endpoint::of(&record.path).map_or("models", Endpoint::as_str)
+}
+
+/// `GET /v1/models`, filtered to the models the caller may use (aliases kept on each card).
+async fn models(
+    gateway: &Arc<Gateway>,
+    policy: &PolicyState,
+    caller: &Caller,
+    request: Request<Body>,
+    record: &mut AuditRecord,
+    started: Instant,
+) -> Result<Response<Body>, Refusal> {
+    let grant = &caller.grant;
+    let key = upstream_key(gateway, policy, grant)?;
+    let (parts, _) = request.into_parts();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| "/v1/models".to_owned(), |pq| pq.as_str().to_owned());
+    let timeout = gateway.config.limits.upstream_timeout;
+    record.added_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+    let sent = Instant::now();
+    let response = gateway
+        .upstream
+        .send(
+            UpstreamRequest {
+                method: Method::GET,
+                path_and_query,
+                headers: forwardable(parts.headers),
+                body: Bytes::new(),
+                key,
+            },
+            timeout,
+        )
+        .await
+        .map_err(|error| match error {
+            UpstreamError::Timeout(_) => Refusal::UpstreamTimeout,
+            UpstreamError::Unreachable(_) => Refusal::UpstreamUnreachable,
+        })?;
+    gateway
+        .metrics
+        .upstream_latency("models", sent.elapsed().as_secs_f64());
+    let (mut head, body) = response.into_parts();
+    strip_hop_by_hop(&mut head.headers);
+    let bytes =
+        match tokio::time::timeout(timeout, Limited::new(body, MAX_MODEL_LIST_BYTES).collect())
+            .await
+        {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(_)) => return Err(Refusal::UpstreamUnreachable),
+            Err(_) => return Err(Refusal::UpstreamTimeout),
+        };
+    record.upstream_status = Some(head.status.as_u16());
+    record.status = Some(head.status.as_u16());
+    record.reason = if head.status.is_success() {
+        "completed"
+    } else {
+        "upstream_error"
+    };
+    let body = if head.status.is_success() {
+        let directory = gateway.models.load();
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(mut list) => {
+                if let Some(cards) = list.get_mut("data").and_then(Value::as_array_mut) {
+                    cards.retain(|card| {
+                        card.get("id")
+                            .and_then(Value::as_str)
+                            .is_some_and(|id| grant.allows_model(id, &directory))
+                    });
+                }
+                head.headers.remove(CONTENT_LENGTH);
+                Bytes::from(list.to_string())
+            }
+            // Not a list: nothing can be filtered, so nothing is passed on.
+            Err(_) => return Err(Refusal::UpstreamUnreachable),
+        }
+    } else {
+        bytes
+    };
+    record.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    gateway.metrics.decision(record.decision, record.reason);
+    gateway.audit.write(record);
+    Ok(Response::from_parts(head, Body::from(body)))
+}
+
+/// A path the workspace opens: the caller's rates apply, and the model if the body names
+/// one; nothing is metered for budgets.
+async fn opened_path(
+    gateway: &Arc<Gateway>,
+    policy: &PolicyState,
+    caller: &Caller,
+    request: Request<Body>,
+    record: &mut AuditRecord,
+    started: Instant,
+) -> Result<Response<Body>, Refusal> {
+    let grant = &caller.grant;
+    let (parts, body) = request.into_parts();
+    let body = read_body(gateway, &parts.headers, body).await?;
+    if let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body)
+        && let Some(Value::String(model)) = fields.get("model")
+    {
+        record.model_asked = Some(model.clone());
+        let directory = gateway.models.load();
+        if !grant.allows_model(model, &directory) {
+            return Err(Refusal::ModelNotAllowed {
+                model: model.clone(),
+                allowed: grant.allowed_models(&directory).unwrap_or_default(),
+            });
+        }
+    }
+    let key = upstream_key(gateway, policy, grant)?;
+    count_rates(gateway, grant).await?;
+    forward(gateway, parts, body, key, None, record, started).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_by_method_and_path() {
+        assert_eq!(
+            Route::of(&Method::POST, "/v1/chat/completions"),
+            Ok(Route::Inference(Endpoint::Chat))
+        );
+        assert!(matches!(
+            Route::of(&Method::GET, "/v1/chat/completions"),
+            Err(Refusal::MethodNotAllowed { .. })
+        ));
+        assert_eq!(Route::of(&Method::GET, "/v1/models"), Ok(Route::Models));
+        assert_eq!(
+            Route::of(&Method::GET, "/v1/models/mistral-embed"),
+            Ok(Route::Model("mistral-embed".into()))
+        );
+        assert_eq!(Route::of(&Method::POST, "/v1/files"), Ok(Route::Other));
+    }
+
+    #[test]
+    fn opened_paths_match_exactly_or_by_a_slash_star_prefix() {
+        let grant = Grant {
+            paths: ["/v1/ocr".to_owned(), "/v1/classifiers/*".to_owned()].into(),
+            ..Grant::default()
+        };
+        assert!(opens(&grant, "/v1/ocr"));
+        assert!(!opens(&grant, "/v1/ocr/x"));
+        assert!(opens(&grant, "/v1/classifiers/moderate"));
+        assert!(!opens(&grant, "/v1/classifiersX"));
+        assert!(!opens(&grant, "/v1/files"));
+    }
+}

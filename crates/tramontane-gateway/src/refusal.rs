@@ -1,0 +1,305 @@
+//! The gateway's own answers, in Mistral's error shape
+//! (`{"object":"error","message","type","param","code"}`), so an SDK shows them as it shows
+//! Mistral's. Every refusal also has a short `reason`, the label metrics and audit lines use.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderValue, Response, StatusCode};
+use serde_json::json;
+
+/// Which limit a 429 hit, named in the message so a caller knows whose limit it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitScope {
+    /// `key`, `member`, `team` or `workspace`.
+    pub kind: &'static str,
+    pub name: String,
+}
+
+impl std::fmt::Display for LimitScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} `{}`", self.kind, self.name)
+    }
+}
+
+/// A request the gateway answers itself: refused before anything goes upstream, or failed
+/// on the way there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    MissingKey,
+    MalformedKey,
+    UnknownKey,
+    ExpiredKey {
+        expired: String,
+    },
+    PathNotFound {
+        path: String,
+    },
+    MethodNotAllowed {
+        method: String,
+        path: String,
+    },
+    BodyTooLarge {
+        limit: usize,
+    },
+    BodyTimeout,
+    MalformedJson {
+        detail: String,
+    },
+    MissingField {
+        field: &'static str,
+    },
+    InvalidField {
+        field: &'static str,
+        detail: String,
+    },
+    DuplicateField {
+        field: String,
+    },
+    ModelNotAllowed {
+        model: String,
+        allowed: Vec<String>,
+    },
+    AgentNotAllowed {
+        agent: String,
+    },
+    MaxTokensExceeded {
+        asked: u64,
+        limit: u64,
+    },
+    TooManyChoices {
+        asked: u64,
+        limit: u64,
+    },
+    RateLimited {
+        scope: LimitScope,
+        rpm: u32,
+        retry_after: Duration,
+    },
+    TokenBudgetExhausted {
+        scope: LimitScope,
+        budget: u64,
+        retry_after: Duration,
+    },
+    SpendGuardReached {
+        scope: LimitScope,
+        period: &'static str,
+        limit_micros: u64,
+        retry_after: Duration,
+    },
+    NoUpstreamKey {
+        address: String,
+    },
+    StoreUnavailable,
+    UpstreamUnreachable,
+    UpstreamTimeout,
+    NotReady,
+}
+
+impl Refusal {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Refusal::MissingKey
+            | Refusal::MalformedKey
+            | Refusal::UnknownKey
+            | Refusal::ExpiredKey { .. } => StatusCode::UNAUTHORIZED,
+            Refusal::PathNotFound { .. } => StatusCode::NOT_FOUND,
+            Refusal::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Refusal::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Refusal::MalformedJson { .. }
+            | Refusal::MissingField { .. }
+            | Refusal::InvalidField { .. }
+            | Refusal::DuplicateField { .. }
+            | Refusal::MaxTokensExceeded { .. }
+            | Refusal::TooManyChoices { .. } => StatusCode::BAD_REQUEST,
+            Refusal::ModelNotAllowed { .. } | Refusal::AgentNotAllowed { .. } => {
+                StatusCode::FORBIDDEN
+            }
+            Refusal::RateLimited { .. }
+            | Refusal::TokenBudgetExhausted { .. }
+            | Refusal::SpendGuardReached { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Refusal::NoUpstreamKey { .. } | Refusal::StoreUnavailable | Refusal::NotReady => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Refusal::UpstreamUnreachable => StatusCode::BAD_GATEWAY,
+            Refusal::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The decision's reason as metrics and audit lines name it.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::MissingKey => "missing_key",
+            Refusal::MalformedKey => "malformed_key",
+            Refusal::UnknownKey => "unknown_key",
+            Refusal::ExpiredKey { .. } => "expired_key",
+            Refusal::PathNotFound { .. } => "path_not_found",
+            Refusal::MethodNotAllowed { .. } => "method_not_allowed",
+            Refusal::BodyTooLarge { .. } => "body_too_large",
+            Refusal::BodyTimeout => "body_timeout",
+            Refusal::MalformedJson { .. } => "malformed_json",
+            Refusal::MissingField { .. } => "missing_field",
+            Refusal::InvalidField { .. } => "invalid_field",
+            Refusal::DuplicateField { .. } => "duplicate_field",
+            Refusal::ModelNotAllowed { .. } => "model_not_allowed",
+            Refusal::AgentNotAllowed { .. } => "agent_not_allowed",
+            Refusal::MaxTokensExceeded { .. } => "max_tokens_exceeded",
+            Refusal::TooManyChoices { .. } => "too_many_choices",
+            Refusal::RateLimited { .. } => "rate_limited",
+            Refusal::TokenBudgetExhausted { .. } => "token_budget_exhausted",
+            Refusal::SpendGuardReached { .. } => "spend_guard_reached",
+            Refusal::NoUpstreamKey { .. } => "no_upstream_key",
+            Refusal::StoreUnavailable => "store_unavailable",
+            Refusal::UpstreamUnreachable => "upstream_unreachable",
+            Refusal::UpstreamTimeout => "upstream_timeout",
+            Refusal::NotReady => "not_ready",
+        }
+    }
+
+    fn error_type(&self) -> &'static str {
+        match self.status() {
+            StatusCode::UNAUTHORIZED => "authentication_error",
+            StatusCode::FORBIDDEN => "permission_error",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
+            StatusCode::NOT_FOUND => "not_found_error",
+            status if status.is_server_error() => "gateway_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    fn param(&self) -> Option<&str> {
+        match self {
+            Refusal::MissingField { field } | Refusal::InvalidField { field, .. } => Some(field),
+            Refusal::DuplicateField { field } => Some(field),
+            Refusal::ModelNotAllowed { .. } => Some("model"),
+            Refusal::AgentNotAllowed { .. } => Some("agent_id"),
+            Refusal::MaxTokensExceeded { .. } => Some("max_tokens"),
+            Refusal::TooManyChoices { .. } => Some("n"),
+            _ => None,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Refusal::RateLimited { retry_after, .. }
+            | Refusal::TokenBudgetExhausted { retry_after, .. }
+            | Refusal::SpendGuardReached { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Refusal::MissingKey => "No gateway key: send `Authorization: Bearer tmt_...` with the key you were issued (`tramontane gateway issue`).".into(),
+            Refusal::MalformedKey => "The Authorization header does not hold a gateway key of the form `tmt_<id>_<secret>`; a Mistral key is not accepted here.".into(),
+            Refusal::UnknownKey => "This gateway key is unknown or was revoked; ask for a new one.".into(),
+            Refusal::ExpiredKey { expired } => format!("This gateway key expired on {expired}; ask for a new one."),
+            Refusal::PathNotFound { path } => format!("`{path}` is not served by this gateway; it passes /v1/chat/completions, /v1/fim/completions, /v1/embeddings, /v1/agents/completions, /v1/moderations, /v1/chat/moderations and /v1/models, and paths the policy opens."),
+            Refusal::MethodNotAllowed { method, path } => format!("`{method} {path}` is not allowed."),
+            Refusal::BodyTooLarge { limit } => format!("The request body is larger than the gateway's limit of {limit} bytes."),
+            Refusal::BodyTimeout => "The request body did not arrive in time.".into(),
+            Refusal::MalformedJson { detail } => format!("The request body is not a JSON object: {detail}."),
+            Refusal::MissingField { field } => format!("The request has no `{field}`."),
+            Refusal::InvalidField { field, detail } => format!("`{field}` {detail}."),
+            Refusal::DuplicateField { field } => format!("`{field}` appears more than once in the request body."),
+            Refusal::ModelNotAllowed { model, allowed } => {
+                if allowed.is_empty() {
+                    format!("Model `{model}` is not allowed for this key, which may use no model.")
+                } else {
+                    format!("Model `{model}` is not allowed for this key; allowed: {}.", allowed.join(", "))
+                }
+            }
+            Refusal::AgentNotAllowed { agent } => format!("Agent `{agent}` is not allowed for this key's workspace."),
+            Refusal::MaxTokensExceeded { asked, limit } => format!("`max_tokens` {asked} is above this key's limit of {limit} tokens per request."),
+            Refusal::TooManyChoices { asked, limit } => format!("`n` {asked} is above the gateway's limit of {limit} completions per request."),
+            Refusal::RateLimited { scope, rpm, retry_after } => format!("Rate limit of {rpm} requests per minute reached for {scope}; retry in {}s.", seconds(*retry_after)),
+            Refusal::TokenBudgetExhausted { scope, budget, retry_after } => format!("Daily token budget of {budget} tokens reached for {scope}; it renews in {}s.", seconds(*retry_after)),
+            Refusal::SpendGuardReached { scope, period, limit_micros, retry_after } => format!("Spend guard of {} per {period} reached for {scope}; it renews in {}s.", micros(*limit_micros), seconds(*retry_after)),
+            Refusal::NoUpstreamKey { address } => format!("The gateway holds no upstream key for `{address}`; its operator must provide it."),
+            Refusal::StoreUnavailable => "The gateway's limit store is unavailable; try again shortly.".into(),
+            Refusal::UpstreamUnreachable => "The gateway could not reach the upstream API.".into(),
+            Refusal::UpstreamTimeout => "The upstream API did not answer in time.".into(),
+            Refusal::NotReady => "The gateway has not loaded a policy yet.".into(),
+        }
+    }
+
+    /// The refusal as an HTTP response in Mistral's error shape.
+    pub fn into_response(self) -> Response<Body> {
+        let body = json!({
+            "object": "error",
+            "message": self.message(),
+            "type": self.error_type(),
+            "param": self.param(),
+            "code": self.reason(),
+        });
+        let mut response = Response::new(Body::from(body.to_string()));
+        *response.status_mut() = self.status();
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(after) = self.retry_after() {
+            response.headers_mut().insert(
+                RETRY_AFTER,
+                HeaderValue::from_str(&seconds(after).to_string())
+                    .unwrap_or(HeaderValue::from_static("1")),
+            );
+        }
+        if matches!(self.status(), StatusCode::UNAUTHORIZED) {
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+/// Whole seconds, rounded up and at least one: `Retry-After: 0` invites a tight loop.
+pub fn seconds(duration: Duration) -> u64 {
+    let whole = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    whole.max(1)
+}
+
+/// Micro-units of the billing currency shown as a decimal amount.
+pub fn micros(amount: u64) -> String {
+    format!("{}.{:06}", amount / 1_000_000, amount % 1_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refusal_is_mistral_shaped_with_retry_after() {
+        let refusal = Refusal::RateLimited {
+            scope: LimitScope {
+                kind: "key",
+                name: "ab12".into(),
+            },
+            rpm: 30,
+            retry_after: Duration::from_millis(1500),
+        };
+        let response = refusal.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[RETRY_AFTER], "2");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["object"], "error");
+        assert_eq!(json["type"], "rate_limit_error");
+        assert_eq!(json["code"], "rate_limited");
+        assert!(json["param"].is_null());
+        assert!(json["message"].as_str().unwrap().contains("30 requests"));
+    }
+
+    #[test]
+    fn amounts_and_waits_are_shown_plainly() {
+        assert_eq!(micros(1_500_000), "1.500000");
+        assert_eq!(micros(7), "0.000007");
+        assert_eq!(seconds(Duration::ZERO), 1);
+        assert_eq!(seconds(Duration::from_secs(60)), 60);
+    }
+}

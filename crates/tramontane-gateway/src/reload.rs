@@ -1,0 +1,264 @@
+//! Keeping the policy current: the policy directory and the upstream key directory are
+//! watched, SIGHUP asks for a reload, and a slow poll catches what a file system does not
+//! report. A reload builds the whole new state first and swaps it in at once; a policy that
+//! does not validate leaves the running one in force and the log says why.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tramontane::policy::diagnostic::{Code, Severity};
+use tramontane::policy::{self, LoadOptions};
+
+use crate::access::CallerTable;
+use crate::state::{Gateway, PolicyState};
+use crate::upstream::UpstreamRequest;
+use crate::upstream_keys::{UpstreamKeys, UpstreamKeysError};
+
+/// Changes arriving within this time are read as one.
+const SETTLE: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyLoadError {
+    #[error("the policies in `{dir}` are not valid:\n{report}")]
+    Invalid { dir: String, report: String },
+    #[error(transparent)]
+    UpstreamKeys(#[from] UpstreamKeysError),
+}
+
+impl PolicyLoadError {
+    pub fn help(&self) -> &'static str {
+        match self {
+            PolicyLoadError::Invalid { .. } => {
+                "fix the errors shown (`tramontane validate` shows them too); a running gateway keeps its last valid policy meanwhile"
+            }
+            PolicyLoadError::UpstreamKeys(error) => error.help(),
+        }
+    }
+}
+
+/// Loads and checks the policy and the upstream keys into a state ready to swap in.
+pub fn load(
+    gateway_config: &crate::config::GatewayConfig,
+    today: jiff::civil::Date,
+) -> Result<PolicyState, PolicyLoadError> {
+    let dir = &gateway_config.policies;
+    let loaded = policy::load(dir, &LoadOptions::new(today));
+    // An expired gateway key fails validation, but it must not stop the gateway from taking
+    // every other change: the key is refused at the door (401) until its entry is removed.
+    let blocking = loaded.diagnostics.iter().any(|diagnostic| {
+        diagnostic.severity() == Severity::Error && diagnostic.code != Code::GatewayKeyExpired
+    });
+    let expired: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .filter(|diagnostic| diagnostic.code == Code::GatewayKeyExpired)
+        .map(|diagnostic| diagnostic.message.clone())
+        .collect();
+    if blocking {
+        let shown = dir.to_string_lossy();
+        return Err(PolicyLoadError::Invalid {
+            dir: shown.to_string(),
+            report: tramontane::render::diagnostics::human(&loaded, &shown, false),
+        });
+    }
+    let upstream_keys = match &gateway_config.upstream_keys {
+        Some(dir) => UpstreamKeys::read_dir(dir)?,
+        None => UpstreamKeys::default(),
+    };
+    let callers = CallerTable::of(&loaded.desired);
+    Ok(PolicyState {
+        desired: loaded.desired,
+        callers,
+        upstream_keys,
+        expired,
+    })
+}
+
+/// Loads the policy again and swaps it in if it validates and differs.
+pub fn reload(gateway: &Gateway, why: &str) {
+    match load(&gateway.config, gateway.today()) {
+        Ok(state) => {
+            let current = gateway.policy.load_full();
+            let unchanged = current.as_ref().is_some_and(|current| {
+                current.desired == state.desired
+                    && same_keys(&current.upstream_keys, &state.upstream_keys)
+            });
+            if unchanged {
+                return;
+            }
+            let keys = state.callers.len();
+            state.warn_expired();
+            gateway.policy.store(Some(Arc::new(state)));
+            gateway.metrics.reload(true);
+            gateway.metrics.keys(keys);
+            tracing::info!(trigger = why, gateway_keys = keys, "policy reloaded");
+        }
+        Err(error) => {
+            gateway.metrics.reload(false);
+            tracing::error!(trigger = why, %error, help = error.help(), "policy reload rejected; the previous policy stays in force");
+        }
+    }
+}
+
+fn same_keys(a: &UpstreamKeys, b: &UpstreamKeys) -> bool {
+    use secrecy::ExposeSecret;
+    a.addresses().eq(b.addresses())
+        && a.addresses().all(|address| {
+            a.get(address).map(|k| k.expose_secret().to_owned())
+                == b.get(address).map(|k| k.expose_secret().to_owned())
+        })
+}
+
+/// Runs until the process ends: reloads on file changes, SIGHUP and the poll interval.
+pub fn spawn(gateway: Arc<Gateway>) -> Option<notify::RecommendedWatcher> {
+    let (trigger, mut triggers) = mpsc::unbounded_channel::<&'static str>();
+    let watcher = watch(&gateway, trigger.clone());
+
+    #[cfg(unix)]
+    {
+        let trigger = trigger.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+                tracing::warn!("cannot listen for SIGHUP; reloads follow file changes only");
+                return;
+            };
+            while hangups.recv().await.is_some() {
+                if trigger.send("sighup").is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    let poll = gateway.config.reload_poll;
+    if !poll.is_zero() {
+        let trigger = trigger.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(poll);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                if trigger.send("poll").is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    tokio::spawn(async move {
+        while let Some(first) = triggers.recv().await {
+            // Editors write a file in several steps: wait for the burst to end.
+            tokio::time::sleep(SETTLE).await;
+            let mut why = first;
+            while let Ok(next) = triggers.try_recv() {
+                if next != "poll" {
+                    why = next;
+                }
+            }
+            let gateway = gateway.clone();
+            let _ = tokio::task::spawn_blocking(move || reload(&gateway, why)).await;
+        }
+    });
+    watcher
+}
+
+fn watch(
+    gateway: &Gateway,
+    trigger: mpsc::UnboundedSender<&'static str>,
+) -> Option<notify::RecommendedWatcher> {
+    let mut watcher = match notify::recommended_watcher(
+        move |event: notify::Result<notify::Event>| {
+            if let Ok(event) = event
+                && !event.kind.is_access()
+            {
+                let _ = trigger.send("file change");
+            }
+        },
+    ) {
+        Ok(watcher) => watcher,
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch the policy files; reloads follow SIGHUP and the poll only");
+            return None;
+        }
+    };
+    let dirs: Vec<PathBuf> = std::iter::once(gateway.config.policies.clone())
+        .chain(gateway.config.upstream_keys.clone())
+        .collect();
+    for dir in dirs {
+        if let Err(error) = watcher.watch(&dir, RecursiveMode::Recursive) {
+            tracing::warn!(dir = %dir.display(), %error, "cannot watch a directory; reloads follow SIGHUP and the poll only");
+        }
+    }
+    Some(watcher)
+}
+
+/// Reads the upstream's model list now and every `models_refresh` after; until a read
+/// succeeds the bundled catalog stands in.
+pub fn spawn_model_refresh(gateway: Arc<Gateway>) {
+    tokio::spawn(async move {
+        loop {
+            refresh_models(&gateway).await;
+            tokio::time::sleep(gateway.config.models_refresh).await;
+        }
+    });
+}
+
+async fn refresh_models(gateway: &Gateway) {
+    let Some(key) = gateway.any_upstream_key() else {
+        tracing::warn!(
+            "no upstream key to read the model list with; the bundled catalog stands in"
+        );
+        return;
+    };
+    let request = UpstreamRequest {
+        method: http::Method::GET,
+        path_and_query: "/v1/models".into(),
+        headers: http::HeaderMap::new(),
+        body: bytes::Bytes::new(),
+        key,
+    };
+    let timeout = gateway
+        .config
+        .limits
+        .upstream_timeout
+        .min(Duration::from_secs(30));
+    let response = match gateway.upstream.send(request, timeout).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the upstream's model list; keeping the one in use");
+            return;
+        }
+    };
+    let status = response.status();
+    let body = http_body_util::Limited::new(response.into_body(), 16 * 1024 * 1024);
+    let bytes = match tokio::time::timeout(timeout, http_body_util::BodyExt::collect(body)).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        _ => {
+            tracing::warn!(
+                "the upstream's model list did not arrive whole; keeping the one in use"
+            );
+            return;
+        }
+    };
+    if !status.is_success() {
+        tracing::warn!(
+            status = status.as_u16(),
+            "the upstream refused to list models; keeping the one in use"
+        );
+        return;
+    }
+    match crate::models::ModelDirectory::from_json(&bytes) {
+        Ok(directory) => {
+            tracing::info!(
+                models = directory.len(),
+                "model list read from the upstream"
+            );
+            gateway.models.store(Arc::new(directory));
+        }
+        Err(error) => tracing::warn!(%error, "keeping the model list in use"),
+    }
+}

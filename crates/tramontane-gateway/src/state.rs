@@ -1,0 +1,84 @@
+//! What every request reads: the policy in force (swapped whole on reload, never edited in
+//! place), the model directory, prices, the upstream, the limit store, metrics and the audit
+//! log.
+
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use jiff::civil::Date;
+use secrecy::SecretString;
+use tramontane::model::DesiredOrg;
+
+use crate::access::CallerTable;
+use crate::audit::AuditLog;
+use crate::config::GatewayConfig;
+use crate::metrics::Metrics;
+use crate::models::ModelDirectory;
+use crate::prices::PriceTable;
+use crate::store::LimitStore;
+use crate::upstream::Upstream;
+use crate::upstream_keys::UpstreamKeys;
+
+/// The key the sandbox is sent for an address the key directory does not hold.
+const SANDBOX_KEY: &str = "sandbox-upstream-key";
+
+/// One loaded policy and the keys that go with it.
+pub struct PolicyState {
+    pub desired: DesiredOrg,
+    pub callers: CallerTable,
+    pub upstream_keys: UpstreamKeys,
+    /// Validation's messages about gateway keys past their expiry: refused, not fatal.
+    pub expired: Vec<String>,
+}
+
+impl PolicyState {
+    pub fn warn_expired(&self) {
+        for message in &self.expired {
+            tracing::warn!(problem = %message, help = "remove the entry, or issue a new key with `tramontane gateway issue`", "an expired gateway key is refused");
+        }
+    }
+}
+
+pub struct Gateway {
+    pub config: GatewayConfig,
+    pub policy: ArcSwapOption<PolicyState>,
+    pub models: ArcSwap<ModelDirectory>,
+    pub prices: PriceTable,
+    pub upstream: Upstream,
+    pub store: Arc<dyn LimitStore>,
+    pub metrics: Metrics,
+    pub audit: AuditLog,
+}
+
+impl Gateway {
+    /// The UTC day key expiries are checked against.
+    pub fn today(&self) -> Date {
+        self.config.today.unwrap_or_else(|| {
+            jiff::Timestamp::now()
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .date()
+        })
+    }
+
+    /// The Mistral key to forward with for a policy key address.
+    pub fn upstream_key(&self, policy: &PolicyState, address: &str) -> Option<SecretString> {
+        match (policy.upstream_keys.get(address), &self.upstream) {
+            (Some(key), _) => Some(key.clone()),
+            (None, Upstream::Sandbox(_)) => Some(SecretString::from(SANDBOX_KEY)),
+            (None, Upstream::Http(_)) => None,
+        }
+    }
+
+    /// A key to read the model list with: any the gateway holds.
+    pub fn any_upstream_key(&self) -> Option<SecretString> {
+        let policy = self.policy.load_full();
+        match (
+            policy.as_ref().and_then(|p| p.upstream_keys.any().cloned()),
+            &self.upstream,
+        ) {
+            (Some(key), _) => Some(key),
+            (None, Upstream::Sandbox(_)) => Some(SecretString::from(SANDBOX_KEY)),
+            (None, Upstream::Http(_)) => None,
+        }
+    }
+}

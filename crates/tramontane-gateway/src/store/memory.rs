@@ -1,0 +1,283 @@
+//! The in-process limit store: one lock over every counter, held for a few map operations
+//! per request, which keeps each operation atomic exactly as a Lua script keeps it on Redis.
+//! Its counts live as long as the process; several replicas need a shared store.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::{
+    BudgetLine, LimitStore, RateHit, RateOutcome, ReservationId, ReserveOutcome, StoreError,
+    StoreResult,
+};
+
+const MINUTE_NANOS: i128 = 60_000_000_000;
+/// Expired counters are swept after this many operations.
+const SWEEP_EVERY: u64 = 4096;
+
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Admission times in the last minute, per rate key, oldest first.
+    rates: HashMap<String, VecDeque<i128>>,
+    counters: HashMap<String, Counter>,
+    /// Counter names and the amounts each open reservation holds in them.
+    reservations: HashMap<ReservationId, Vec<(String, u64)>>,
+    operations: u64,
+}
+
+#[derive(Default)]
+struct Counter {
+    used: u64,
+    reserved: u64,
+    expires: i128,
+}
+
+fn nanos(at: Timestamp) -> i128 {
+    at.as_nanosecond()
+}
+
+fn wait(from: i128, until: i128) -> Duration {
+    Duration::from_nanos(u64::try_from((until - from).max(0)).unwrap_or(u64::MAX))
+}
+
+impl State {
+    fn sweep(&mut self, now: i128) {
+        self.operations += 1;
+        if !self.operations.is_multiple_of(SWEEP_EVERY) {
+            return;
+        }
+        self.rates.retain(|_, times| {
+            while times.front().is_some_and(|&t| t <= now - MINUTE_NANOS) {
+                times.pop_front();
+            }
+            !times.is_empty()
+        });
+        self.counters
+            .retain(|_, counter| counter.expires > now || counter.reserved > 0);
+    }
+
+    fn admit(&mut self, hits: &[RateHit], now: i128) -> RateOutcome {
+        self.sweep(now);
+        for (index, hit) in hits.iter().enumerate() {
+            let times = self.rates.entry(hit.key.clone()).or_default();
+            while times.front().is_some_and(|&t| t <= now - MINUTE_NANOS) {
+                times.pop_front();
+            }
+            if times.len() >= hit.per_minute as usize {
+                // Full: the oldest admission leaves the window first. A limit of zero
+                // never admits; its caller may try again in a minute.
+                let until = times
+                    .front()
+                    .map_or(now + MINUTE_NANOS, |&oldest| oldest + MINUTE_NANOS);
+                return RateOutcome::Limited {
+                    index,
+                    retry_after: wait(now, until),
+                };
+            }
+        }
+        for hit in hits {
+            self.rates
+                .entry(hit.key.clone())
+                .or_default()
+                .push_back(now);
+        }
+        RateOutcome::Admitted
+    }
+
+    fn reserve(&mut self, id: &ReservationId, lines: &[BudgetLine], now: i128) -> ReserveOutcome {
+        self.sweep(now);
+        for (index, line) in lines.iter().enumerate() {
+            let expires = nanos(line.window_end);
+            let counter = self.counters.entry(line.counter.clone()).or_default();
+            counter.expires = counter.expires.max(expires);
+            let held = counter.used.saturating_add(counter.reserved);
+            if held.saturating_add(line.amount) > line.limit {
+                return ReserveOutcome::Refused {
+                    index,
+                    retry_after: wait(now, expires),
+                };
+            }
+        }
+        let mut held = Vec::with_capacity(lines.len());
+        for line in lines {
+            if let Some(counter) = self.counters.get_mut(&line.counter) {
+                counter.reserved = counter.reserved.saturating_add(line.amount);
+            }
+            held.push((line.counter.clone(), line.amount));
+        }
+        self.reservations.insert(id.clone(), held);
+        ReserveOutcome::Reserved
+    }
+
+    fn finish(&mut self, id: &ReservationId, used: Option<&[u64]>) {
+        let Some(held) = self.reservations.remove(id) else {
+            return;
+        };
+        for (i, (name, amount)) in held.into_iter().enumerate() {
+            if let Some(counter) = self.counters.get_mut(&name) {
+                counter.reserved = counter.reserved.saturating_sub(amount);
+                if let Some(used) = used {
+                    counter.used = counter
+                        .used
+                        .saturating_add(used.get(i).copied().unwrap_or(amount));
+                }
+            }
+        }
+    }
+}
+
+impl MemoryStore {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, StoreError> {
+        self.state
+            .lock()
+            .map_err(|_| StoreError("the in-process store's lock was poisoned".into()))
+    }
+
+    /// What a counter holds, used and reserved; for tests and metrics.
+    pub fn counter(&self, name: &str) -> Option<(u64, u64)> {
+        let state = self.lock().ok()?;
+        state
+            .counters
+            .get(name)
+            .map(|counter| (counter.used, counter.reserved))
+    }
+}
+
+impl LimitStore for MemoryStore {
+    fn admit<'a>(&'a self, hits: &'a [RateHit], now: Timestamp) -> StoreResult<'a, RateOutcome> {
+        Box::pin(async move { Ok(self.lock()?.admit(hits, nanos(now))) })
+    }
+
+    fn reserve<'a>(
+        &'a self,
+        id: &'a ReservationId,
+        lines: &'a [BudgetLine],
+        now: Timestamp,
+    ) -> StoreResult<'a, ReserveOutcome> {
+        Box::pin(async move { Ok(self.lock()?.reserve(id, lines, nanos(now))) })
+    }
+
+    fn settle<'a>(&'a self, id: &'a ReservationId, used: &'a [u64]) -> StoreResult<'a, ()> {
+        Box::pin(async move {
+            self.lock()?.finish(id, Some(used));
+            Ok(())
+        })
+    }
+
+    fn release<'a>(&'a self, id: &'a ReservationId) -> StoreResult<'a, ()> {
+        Box::pin(async move {
+            self.lock()?.finish(id, None);
+            Ok(())
+        })
+    }
+
+    fn open_reservations(&self) -> StoreResult<'_, u64> {
+        Box::pin(async move { Ok(self.lock()?.reservations.len() as u64) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    fn hit(key: &str, per_minute: u32) -> RateHit {
+        RateHit {
+            key: key.into(),
+            per_minute,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rate_admits_its_limit_per_rolling_minute() {
+        let store = MemoryStore::default();
+        let hits = [hit("rpm:key:a", 2), hit("rpm:workspace:w", 100)];
+        let t0 = at("2026-11-26T10:00:00Z");
+        assert_eq!(store.admit(&hits, t0).await.unwrap(), RateOutcome::Admitted);
+        let t1 = at("2026-11-26T10:00:20Z");
+        assert_eq!(store.admit(&hits, t1).await.unwrap(), RateOutcome::Admitted);
+        let t2 = at("2026-11-26T10:00:30Z");
+        assert_eq!(
+            store.admit(&hits, t2).await.unwrap(),
+            RateOutcome::Limited {
+                index: 0,
+                retry_after: Duration::from_secs(30)
+            }
+        );
+        // The refused request counted against neither rate: the workspace holds two.
+        let other = [hit("rpm:workspace:w", 3)];
+        assert_eq!(
+            store.admit(&other, t2).await.unwrap(),
+            RateOutcome::Admitted
+        );
+        assert_eq!(
+            store
+                .admit(&hits, at("2026-11-26T10:01:00.5Z"))
+                .await
+                .unwrap(),
+            RateOutcome::Admitted
+        );
+    }
+
+    #[tokio::test]
+    async fn reservations_are_all_or_nothing_and_settle_to_what_was_used() {
+        let store = MemoryStore::default();
+        let end = at("2026-11-27T00:00:00Z");
+        let now = at("2026-11-26T23:00:00Z");
+        let line = |counter: &str, limit, amount| BudgetLine {
+            counter: counter.into(),
+            limit,
+            amount,
+            window_end: end,
+        };
+        let first = ReservationId("1".into());
+        let lines = [line("a", 100, 80), line("b", 1000, 80)];
+        assert_eq!(
+            store.reserve(&first, &lines, now).await.unwrap(),
+            ReserveOutcome::Reserved
+        );
+        let second = ReservationId("2".into());
+        assert_eq!(
+            store.reserve(&second, &lines, now).await.unwrap(),
+            ReserveOutcome::Refused {
+                index: 0,
+                retry_after: Duration::from_secs(3600)
+            }
+        );
+        assert_eq!(store.counter("b"), Some((0, 80)), "b was not touched");
+        store.settle(&first, &[30, 30]).await.unwrap();
+        assert_eq!(store.counter("a"), Some((30, 0)));
+        store.settle(&first, &[30, 30]).await.unwrap();
+        assert_eq!(
+            store.counter("a"),
+            Some((30, 0)),
+            "settling twice counts once"
+        );
+        // 30 used: 80 more would pass 100, 70 fits exactly.
+        assert!(matches!(
+            store.reserve(&second, &lines[..1], now).await.unwrap(),
+            ReserveOutcome::Refused { .. }
+        ));
+        let third = ReservationId("3".into());
+        assert_eq!(
+            store
+                .reserve(&third, &[line("a", 100, 70)], now)
+                .await
+                .unwrap(),
+            ReserveOutcome::Reserved
+        );
+        store.release(&third).await.unwrap();
+        assert_eq!(store.counter("a"), Some((30, 0)));
+        assert_eq!(store.open_reservations().await.unwrap(), 0);
+    }
+}

@@ -1,0 +1,211 @@
+//! Where limits are counted: request rates and the reservations that keep token budgets and
+//! spend guards from being overrun.
+//!
+//! The store's interface is shaped for a shared store with server-side scripts (a Redis
+//! with one Lua script per operation): every operation is one async call on string keys that
+//! checks and updates all the counters it names at once, all or nothing, and a reservation
+//! is known by an id the gateway chooses, so `settle` and `release` need nothing the store
+//! did not already record. [`memory::MemoryStore`] is the in-process implementation.
+//!
+//! A request's worst case is reserved before it goes upstream ([`LimitStore::reserve`]);
+//! its real cost replaces the reservation when the answer says what it used
+//! ([`LimitStore::settle`]), and an upstream error, a timeout or a client that goes away
+//! gives the reservation back ([`LimitStore::release`]). [`Reservation`] is the guard that
+//! makes the last one happen on every path: dropping it releases.
+
+pub mod memory;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use jiff::Timestamp;
+
+/// Why the store could not answer.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("the limit store failed: {0}")]
+pub struct StoreError(pub String);
+
+pub type StoreResult<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
+
+/// One rate a request counts against, such as `rpm:workspace:prod` at 500 a minute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateHit {
+    pub key: String,
+    pub per_minute: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RateOutcome {
+    Admitted,
+    /// The `index`th hit is at its limit; a slot frees up after `retry_after`.
+    Limited {
+        index: usize,
+        retry_after: Duration,
+    },
+}
+
+/// One counter a reservation takes from: a token budget or a spend guard in one window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BudgetLine {
+    /// Names the scope and the window, such as `tokens:member:bob@acme.example:day:2026-11-26`.
+    pub counter: String,
+    pub limit: u64,
+    /// What this request may cost at worst.
+    pub amount: u64,
+    /// When the window closes: the counter can be forgotten then, and a refused caller may
+    /// come back.
+    pub window_end: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReserveOutcome {
+    Reserved,
+    /// The `index`th line has no room; its window closes after `retry_after`.
+    Refused {
+        index: usize,
+        retry_after: Duration,
+    },
+}
+
+/// A reservation's name, chosen by the gateway (the request id).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ReservationId(pub String);
+
+/// The counting operations, each atomic over every key it names.
+pub trait LimitStore: Send + Sync + 'static {
+    /// Counts a request against every rate at once, or against none if any is full.
+    fn admit<'a>(&'a self, hits: &'a [RateHit], now: Timestamp) -> StoreResult<'a, RateOutcome>;
+
+    /// Takes `amount` from every line at once, or from none if any line would pass its limit
+    /// (counting what is used and what other requests hold reserved).
+    fn reserve<'a>(
+        &'a self,
+        id: &'a ReservationId,
+        lines: &'a [BudgetLine],
+        now: Timestamp,
+    ) -> StoreResult<'a, ReserveOutcome>;
+
+    /// Replaces a reservation by what the request really used, line by line in the order it
+    /// was reserved. Settling an unknown id (already settled or released) does nothing.
+    fn settle<'a>(&'a self, id: &'a ReservationId, used: &'a [u64]) -> StoreResult<'a, ()>;
+
+    /// Gives a reservation back whole. Releasing an unknown id does nothing.
+    fn release<'a>(&'a self, id: &'a ReservationId) -> StoreResult<'a, ()>;
+
+    /// Reservations taken and neither settled nor released.
+    fn open_reservations(&self) -> StoreResult<'_, u64>;
+}
+
+/// A reservation held for one request: settle it with what was used, or drop it to give it
+/// back. Either way the store hears of it exactly once.
+pub struct Reservation {
+    store: Arc<dyn LimitStore>,
+    id: ReservationId,
+    lines: usize,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation").field("id", &self.id).finish()
+    }
+}
+
+impl Reservation {
+    pub fn new(store: Arc<dyn LimitStore>, id: ReservationId, lines: usize) -> Reservation {
+        Reservation {
+            store,
+            id,
+            lines,
+            finished: false,
+        }
+    }
+
+    /// A reservation of nothing (the caller has no budgets): settling and dropping it are
+    /// free.
+    pub fn is_empty(&self) -> bool {
+        self.lines == 0
+    }
+
+    pub async fn settle(mut self, used: Vec<u64>) -> Result<(), StoreError> {
+        self.finished = true;
+        if self.lines == 0 {
+            return Ok(());
+        }
+        self.store.settle(&self.id, &used).await
+    }
+
+    pub async fn release(mut self) -> Result<(), StoreError> {
+        self.finished = true;
+        if self.lines == 0 {
+            return Ok(());
+        }
+        self.store.release(&self.id).await
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.finished || self.lines == 0 {
+            return;
+        }
+        let store = self.store.clone();
+        let id = self.id.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(error) = store.release(&id).await {
+                        tracing::error!(reservation = %id.0, %error, "could not release a reservation");
+                    }
+                });
+            }
+            Err(_) => {
+                tracing::error!(reservation = %self.id.0, "a reservation was dropped outside the runtime and stays open")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memory::MemoryStore;
+    use super::*;
+
+    fn line(amount: u64) -> BudgetLine {
+        BudgetLine {
+            counter: "tokens:key:k:day:2026-11-26".into(),
+            limit: 100,
+            amount,
+            window_end: "2026-11-27T00:00:00Z".parse().unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn dropping_a_reservation_releases_it() {
+        let store: Arc<dyn LimitStore> = Arc::new(MemoryStore::default());
+        let now: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
+        let id = ReservationId("r1".into());
+        let lines = [line(60)];
+        assert_eq!(
+            store.reserve(&id, &lines, now).await.unwrap(),
+            ReserveOutcome::Reserved
+        );
+        let reservation = Reservation::new(store.clone(), id, 1);
+        assert_eq!(store.open_reservations().await.unwrap(), 1);
+        drop(reservation);
+        for _ in 0..100 {
+            if store.open_reservations().await.unwrap() == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(store.open_reservations().await.unwrap(), 0);
+        // The whole budget is free again.
+        let again = ReservationId("r2".into());
+        assert_eq!(
+            store.reserve(&again, &[line(100)], now).await.unwrap(),
+            ReserveOutcome::Reserved
+        );
+    }
+}
