@@ -14,7 +14,12 @@ fn init_then_validate_plan_apply_works_and_leaves_no_secret_for_git() {
     env.test().arg("validate").expect_code(0).run();
     let planned = env
         .test()
-        .args(["plan", "--org", "sandbox:org.json", "--detailed-exitcode"])
+        .args([
+            "plan",
+            "--org",
+            "sandbox:.tramontane/org.json",
+            "--detailed-exitcode",
+        ])
         .expect_code(2)
         .run();
     assert!(
@@ -24,7 +29,12 @@ fn init_then_validate_plan_apply_works_and_leaves_no_secret_for_git() {
     );
     let applied = env
         .test()
-        .args(["apply", "--org", "sandbox:org.json", "--auto-approve"])
+        .args([
+            "apply",
+            "--org",
+            "sandbox:.tramontane/org.json",
+            "--auto-approve",
+        ])
         .expect_code(0)
         .run();
     let secret_file = env.path().join("secrets/starter/starter-key.key");
@@ -36,7 +46,12 @@ fn init_then_validate_plan_apply_works_and_leaves_no_secret_for_git() {
     );
 
     env.test()
-        .args(["plan", "--org", "sandbox:org.json", "--detailed-exitcode"])
+        .args([
+            "plan",
+            "--org",
+            "sandbox:.tramontane/org.json",
+            "--detailed-exitcode",
+        ])
         .expect_code(0)
         .run();
 
@@ -99,7 +114,12 @@ fn apply_warns_about_a_secret_file_git_would_commit() {
 
     let applied = env
         .test()
-        .args(["apply", "--org", "sandbox:org.json", "--auto-approve"])
+        .args([
+            "apply",
+            "--org",
+            "sandbox:.tramontane/org.json",
+            "--auto-approve",
+        ])
         .expect_code(0)
         .run();
     let warnings: Vec<&str> = applied
@@ -120,7 +140,12 @@ fn apply_warns_about_a_secret_file_git_would_commit() {
     std::fs::write(env.path().join(".gitignore"), ".tramontane/\nsecrets/\n").unwrap();
     let again = env
         .test()
-        .args(["apply", "--org", "sandbox:org.json", "--auto-approve"])
+        .args([
+            "apply",
+            "--org",
+            "sandbox:.tramontane/org.json",
+            "--auto-approve",
+        ])
         .expect_code(0)
         .run();
     assert!(!again.stderr.contains("warning:"), "{}", again.stderr);

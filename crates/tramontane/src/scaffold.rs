@@ -213,8 +213,8 @@ the live organization, as Terraform does.
 Try it against a sandbox (a local file standing in for the organization) first:
 
     tramontane validate
-    tramontane plan --org sandbox:org.json
-    tramontane apply --org sandbox:org.json
+    tramontane plan --org sandbox:.tramontane/org.json
+    tramontane apply --org sandbox:.tramontane/org.json
 
 Against the real organization, set `MISTRAL_ADMIN_API_KEY` and drop `--org`.
 

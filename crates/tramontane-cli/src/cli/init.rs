@@ -144,7 +144,7 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
         )?,
         None => write!(
             stdout,
-            "\nNext, try it against a sandbox organization (created on first use):\n{cd}  tramontane validate\n  tramontane plan --org sandbox:org.json\n  tramontane apply --org sandbox:org.json\n"
+            "\nNext, try it against a sandbox organization (created on first use):\n{cd}  tramontane validate\n  tramontane plan --org sandbox:.tramontane/org.json\n  tramontane apply --org sandbox:.tramontane/org.json\n"
         )?,
     }
     match scaffold::action_reference() {
