@@ -216,7 +216,8 @@ Try it against a sandbox (a local file standing in for the organization) first:
     tramontane plan --org sandbox:.tramontane/org.json
     tramontane apply --org sandbox:.tramontane/org.json
 
-Against the real organization, set `MISTRAL_ADMIN_API_KEY` and drop `--org`.
+Against the real organization, pass `--org mistral` with an admin key in
+`MISTRAL_ADMIN_API_KEY`; in CI the workflows do this with the repository secret.
 
 ## Secrets
 

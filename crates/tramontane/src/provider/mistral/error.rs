@@ -4,7 +4,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error(
-        "{call}: 401 Unauthorized: the key in MISTRAL_ADMIN_API_KEY is wrong, expired, or not an admin key; create an admin key in the console (Admin → API keys)"
+        "{call}: 401 Unauthorized: the key in MISTRAL_ADMIN_API_KEY is wrong, expired, or not an admin key; use an admin-scoped key of the organization (see docs/admin-key.md)"
     )]
     Unauthorized { call: String },
     #[error(
