@@ -33,9 +33,9 @@ impl OrgError {
             OrgError::NotAnOrg { .. } => {
                 Some("use `--org mistral`, `--org sandbox:demo` or `--org sandbox:PATH`")
             }
-            OrgError::MissingKey => {
-                Some("set MISTRAL_ADMIN_API_KEY to an admin-scoped key of the organization (workspace keys are refused); keep it in CI secrets, and see docs/admin-key.md")
-            }
+            OrgError::MissingKey => Some(
+                "set MISTRAL_ADMIN_API_KEY to an admin-scoped key of the organization (workspace keys are refused); keep it in CI secrets, and see docs/admin-key.md",
+            ),
             OrgError::InvalidUrl { .. } => Some("use a URL such as https://api.mistral.ai"),
             OrgError::Provider(error) => error.help(),
         }
