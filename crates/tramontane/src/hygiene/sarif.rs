@@ -5,7 +5,7 @@
 use serde_json::{Value as Json, json};
 
 use super::{AuditReport, Finding, Rule, Severity};
-use crate::scan::sarif::{INFORMATION_URI, SCHEMA, pascal_case, uri_path};
+use crate::scan::sarif::{INFORMATION_URI, pascal_case, uri_path};
 
 /// The key of the finding's id in `partialFingerprints`.
 pub const FINGERPRINT_KEY: &str = "tramontaneAuditFinding/v1";
@@ -19,26 +19,7 @@ pub fn render(report: &AuditReport, version: &str, fallback_file: Option<&str>) 
         .iter()
         .map(|finding| result(finding, fallback_file))
         .collect();
-    let log = json!({
-        "$schema": SCHEMA,
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {
-                "driver": {
-                    "name": "tramontane-audit",
-                    "version": version,
-                    "semanticVersion": version,
-                    "informationUri": INFORMATION_URI,
-                    "rules": rules,
-                }
-            },
-            "columnKind": "unicodeCodePoints",
-            "results": results,
-        }],
-    });
-    let mut text = serde_json::to_string_pretty(&log).unwrap_or_default();
-    text.push('\n');
-    text
+    crate::scan::sarif::log("tramontane-audit", version, rules, results)
 }
 
 fn level(severity: Severity) -> &'static str {

@@ -13,20 +13,16 @@ pub const INFORMATION_URI: &str = "https://github.com/tramontane-rs/tramontane";
 /// The key of [`Finding::fingerprint`] in `partialFingerprints`.
 pub const FINGERPRINT_KEY: &str = "tramontaneFingerprint/v1";
 
-/// The SARIF log for `report`, produced by tramontane `version`.
-pub fn render(report: &ScanReport, version: &str) -> String {
-    let rules: Vec<Json> = Rule::ALL
-        .iter()
-        .map(|rule| rule_descriptor(*rule))
-        .collect();
-    let results: Vec<Json> = report.findings.iter().map(result).collect();
+/// A SARIF 2.1.0 log of one run of the tool `name` at `version`: what `scan` and `audit`
+/// upload to GitHub code scanning alike.
+pub(crate) fn log(name: &str, version: &str, rules: Vec<Json>, results: Vec<Json>) -> String {
     let log = json!({
         "$schema": SCHEMA,
         "version": "2.1.0",
         "runs": [{
             "tool": {
                 "driver": {
-                    "name": "tramontane",
+                    "name": name,
                     "version": version,
                     "semanticVersion": version,
                     "informationUri": INFORMATION_URI,
@@ -41,6 +37,16 @@ pub fn render(report: &ScanReport, version: &str) -> String {
     let mut text = serde_json::to_string_pretty(&log).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// The SARIF log for `report`, produced by tramontane `version`.
+pub fn render(report: &ScanReport, version: &str) -> String {
+    let rules: Vec<Json> = Rule::ALL
+        .iter()
+        .map(|rule| rule_descriptor(*rule))
+        .collect();
+    let results: Vec<Json> = report.findings.iter().map(result).collect();
+    log("tramontane", version, rules, results)
 }
 
 fn level(rule: Rule) -> &'static str {
