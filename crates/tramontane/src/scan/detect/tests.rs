@@ -289,6 +289,18 @@ fn the_false_positive_corpus_yields_nothing() {
     for (name, text) in corpus {
         assert_eq!(found(name, text), vec![], "{name}");
     }
+    // Placeholders of a key's exact length, built here so that no key-shaped line is
+    // committed for other scanners to flag.
+    let filled = format!(
+        "MISTRAL_API_KEY={}\nMISTRAL_API_KEY={}\n",
+        "x".repeat(32),
+        "X".repeat(32)
+    );
+    assert_eq!(
+        found(".env", &filled),
+        vec![],
+        "placeholders of a key's length"
+    );
 }
 
 #[test]
