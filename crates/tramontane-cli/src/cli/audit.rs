@@ -136,8 +136,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
     let settings = desired.map(|d| d.audit.clone()).unwrap_or_default();
     let (live, activity) = runtime()?.block_on(async {
         let live = org.read().await?;
-        let activity =
-            read_activity(&org, &live, now, settings.console_change_days()).await?;
+        let activity = read_activity(&org, &live, now, settings.console_change_days()).await?;
         Ok::<_, tramontane::provider::ProviderError>((live, activity))
     })?;
 

@@ -90,7 +90,11 @@ mod tests {
     #[test]
     fn a_missing_log_is_empty_and_a_bad_line_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(read_applied(&dir.path().join("none.jsonl")).unwrap().is_empty());
+        assert!(
+            read_applied(&dir.path().join("none.jsonl"))
+                .unwrap()
+                .is_empty()
+        );
         let path = dir.path().join("audit.jsonl");
         std::fs::write(
             &path,
@@ -98,6 +102,9 @@ mod tests {
         )
         .unwrap();
         let error = read_applied(&path).unwrap_err().to_string();
-        assert!(error.ends_with(":2: not an audit log entry: expected ident at line 1 column 2"), "{error}");
+        assert!(
+            error.ends_with(":2: not an audit log entry: expected ident at line 1 column 2"),
+            "{error}"
+        );
     }
 }

@@ -89,7 +89,10 @@ struct Budgeted {
 /// Days since the start of `now`'s month (UTC), with the fraction of today.
 fn month_elapsed_days(now: Timestamp) -> f64 {
     let zoned = now.to_zoned(jiff::tz::TimeZone::UTC);
-    let start = zoned.date().first_of_month().to_zoned(jiff::tz::TimeZone::UTC);
+    let start = zoned
+        .date()
+        .first_of_month()
+        .to_zoned(jiff::tz::TimeZone::UTC);
     match start {
         Ok(start) => now.duration_since(start.timestamp()).as_secs_f64() / 86_400.0,
         Err(_) => 0.0,
@@ -137,7 +140,11 @@ fn threshold(object: &Budgeted, limit: f64, thresholds: &[u32], currency: &str) 
             money(object.spent, currency),
             money(limit, currency)
         ),
-        remedy: "find what drives the spend (`tramontane audit` keys, the console's usage page); raise the limit in the policy if it is expected, or revoke the key behind it if not".into(),
+        remedy: match object.kind {
+            ObjectKind::Organization => "find what drives the spend (the console's usage page); if it is expected, raise `organization.spend_limit` in the policy, else revoke the key behind it (`tramontane revoke`)",
+            _ => "find what drives the spend (the console's usage page); if it is expected, raise the workspace's limit in the console (the Admin API cannot) and record it in its policy entry, else revoke the key behind it (`tramontane revoke`)",
+        }
+        .into(),
         source: object.source.clone(),
     })
 }

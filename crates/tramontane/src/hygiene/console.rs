@@ -126,17 +126,10 @@ fn touched(input: &AuditInput<'_>, event: &OrgEvent) -> Option<Touched> {
         live.workspaces
             .values()
             .find(|workspace| {
-                names(&workspace.id)
-                    || event.workspace_id.as_deref() == Some(workspace.id.as_str())
+                names(&workspace.id) || event.workspace_id.as_deref() == Some(workspace.id.as_str())
             })
             .map(|workspace| workspace.name.clone())
-            .or_else(|| {
-                desired
-                    .workspaces
-                    .keys()
-                    .find(|name| names(name))
-                    .cloned()
-            })
+            .or_else(|| desired.workspaces.keys().find(|name| names(name)).cloned())
     };
     match event.target_type.as_str() {
         "USER" => {
@@ -245,9 +238,16 @@ fn by_tramontane(
 
 /// Who acted, in words: a name or email the log gives, never a value that may be a secret.
 fn actor(event: &OrgEvent) -> String {
-    let named = ["email", "user_email", "name", "user_name", "api_key_name", "key_name"]
-        .iter()
-        .find_map(|field| event.actor.get(*field).filter(|value| fit(value)));
+    let named = [
+        "email",
+        "user_email",
+        "name",
+        "user_name",
+        "api_key_name",
+        "key_name",
+    ]
+    .iter()
+    .find_map(|field| event.actor.get(*field).filter(|value| fit(value)));
     match (event.actor_kind, named) {
         (ActorKind::Human, Some(name)) => format!("`{name}`"),
         (ActorKind::Human, None) => "a person the log does not name".into(),
@@ -330,12 +330,20 @@ mod tests {
         let other = event(ActorKind::ApiKey, &[("name", "terraform")]);
         assert!(!by_tramontane(&other, "workspace.dev", &named, &[]));
         let default = AuditSettings::default();
-        let near = [applied("2026-06-01T10:09:00Z", "workspace.dev.members.bob@x.example")];
+        let near = [applied(
+            "2026-06-01T10:09:00Z",
+            "workspace.dev.members.bob@x.example",
+        )];
         assert!(by_tramontane(&other, "workspace.dev", &default, &near));
         let far = [applied("2026-06-01T10:11:00Z", "workspace.dev")];
         assert!(!by_tramontane(&other, "workspace.dev", &default, &far));
         let elsewhere = [applied("2026-06-01T10:00:00Z", "workspace.devops")];
-        assert!(!by_tramontane(&other, "workspace.dev", &default, &elsewhere));
+        assert!(!by_tramontane(
+            &other,
+            "workspace.dev",
+            &default,
+            &elsewhere
+        ));
     }
 
     #[test]

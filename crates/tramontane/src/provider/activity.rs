@@ -54,7 +54,9 @@ pub async fn read_activity<S: ActivitySource>(
     let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
     let (year, month) = (today.year(), today.month());
     let after = now
-        .checked_sub(jiff::SignedDuration::from_hours(24 * i64::from(window_days)))
+        .checked_sub(jiff::SignedDuration::from_hours(
+            24 * i64::from(window_days),
+        ))
         .unwrap_or(Timestamp::MIN);
     let organization = source.usage(year, month, None);
     let workspaces = super::mistral::join_all(
@@ -97,14 +99,20 @@ pub fn spend_of(usage: &UsageOutJson, call: &str) -> Result<f64, ProviderError> 
         ("connectors", &usage.connectors),
         ("libraries_api.pages", &usage.libraries_api.pages),
         ("libraries_api.tokens", &usage.libraries_api.tokens),
-        ("libraries_api.audio_seconds", &usage.libraries_api.audio_seconds),
+        (
+            "libraries_api.audio_seconds",
+            &usage.libraries_api.audio_seconds,
+        ),
         ("audio", &usage.audio),
         ("audio_characters", &usage.audio_characters),
         ("vibe_code.completion", &usage.vibe_code.completion),
         ("vibe_code.ocr", &usage.vibe_code.ocr),
         ("vibe_code.connectors", &usage.vibe_code.connectors),
         ("vibe_code.audio", &usage.vibe_code.audio),
-        ("vibe_code.audio_characters", &usage.vibe_code.audio_characters),
+        (
+            "vibe_code.audio_characters",
+            &usage.vibe_code.audio_characters,
+        ),
         ("chat", &usage.chat),
         (
             "fine_tuning.training",
@@ -118,15 +126,14 @@ pub fn spend_of(usage: &UsageOutJson, call: &str) -> Result<f64, ProviderError> 
         for (model, kinds) in &data.models {
             for records in kinds.values() {
                 for record in records {
-                    total += amount_of(record, prices).map_err(|problem| {
-                        ProviderError::Unexpected {
+                    total +=
+                        amount_of(record, prices).map_err(|problem| ProviderError::Unexpected {
                             call: call.to_owned(),
                             problem: format!(
                                 "a `{category}` record of model `{}` {problem}",
                                 shown(model)
                             ),
-                        }
-                    })?;
+                        })?;
                 }
             }
         }
@@ -155,10 +162,9 @@ fn amount_of(record: &UsageRecord, prices: &[PriceData]) -> Result<f64, String> 
         .filter(|price| zone.is_none_or(|zone| price.api_zone.as_str() == zone))
         .filter(|price| tier.is_none_or(|tier| price.service_tier.as_str() == tier))
         .map(|price| {
-            price
-                .price
-                .amount()
-                .ok_or_else(|| format!("is priced by a `price` that is not a number ({metric}/{group})"))
+            price.price.amount().ok_or_else(|| {
+                format!("is priced by a `price` that is not a number ({metric}/{group})")
+            })
         })
         .collect::<Result<_, _>>()?;
     let Some(first) = matching.first().copied() else {
@@ -260,9 +266,14 @@ mod tests {
             serde_json::json!([{"billing_metric": "large", "billing_group": "input", "value": 1}]),
             serde_json::json!([price("small", "input", "global", serde_json::json!(1))]),
         );
-        let error = spend_of(&answer, "GET /v1/admin/usage").unwrap_err().to_string();
+        let error = spend_of(&answer, "GET /v1/admin/usage")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("GET /v1/admin/usage"), "{error}");
-        assert!(error.contains("`completion` record of model `mistral-small`"), "{error}");
+        assert!(
+            error.contains("`completion` record of model `mistral-small`"),
+            "{error}"
+        );
         assert!(error.contains("no price"), "{error}");
         let answer = usage(serde_json::json!([{"value": 1}]), serde_json::json!([]));
         let error = spend_of(&answer, "call").unwrap_err().to_string();

@@ -103,9 +103,10 @@ impl SandboxOrg {
 
     fn ensure_seed_prices(&mut self) {
         for (group, price) in [("input", SEED_INPUT_PRICE), ("output", SEED_OUTPUT_PRICE)] {
-            let known = self.usage.prices.iter().any(|known| {
-                known.billing_metric == SEED_MODEL && known.billing_group == group
-            });
+            let known =
+                self.usage.prices.iter().any(|known| {
+                    known.billing_metric == SEED_MODEL && known.billing_group == group
+                });
             if !known {
                 self.usage.prices.push(PriceData {
                     event_type: Some(LagoEventType::ApiTokens),
@@ -135,9 +136,8 @@ impl SandboxOrg {
                 id: id.to_owned(),
             });
         }
-        let start = Date::new(year, month, 1).map_err(|_| {
-            SandboxError::Unprocessable(format!("{year}-{month} is not a month"))
-        })?;
+        let start = Date::new(year, month, 1)
+            .map_err(|_| SandboxError::Unprocessable(format!("{year}-{month} is not a month")))?;
         let mut completion: BTreeMap<String, BTreeMap<String, Vec<Map<String, Value>>>> =
             BTreeMap::new();
         for entry in &self.usage.records {
@@ -165,7 +165,8 @@ impl SandboxOrg {
                 .push(record);
         }
         let end = start.last_of_month();
-        let neighbour = |date: Option<Date>| date.map(|date| format!("{}-{:02}", date.year(), date.month()));
+        let neighbour =
+            |date: Option<Date>| date.map(|date| format!("{}-{:02}", date.year(), date.month()));
         Ok(UsageOutJson {
             completion: BasicModelUsageDataJson { models: completion },
             ocr: BasicModelUsageDataJson::default(),
@@ -203,7 +204,10 @@ impl SandboxOrg {
             .filter(|(time, _)| before.is_none_or(|before| *time < before))
             .collect();
         entries.sort_by_key(|(time, entry)| (*time, entry.log_id));
-        entries.into_iter().map(|(_, entry)| entry.clone()).collect()
+        entries
+            .into_iter()
+            .map(|(_, entry)| entry.clone())
+            .collect()
     }
 }
 
