@@ -207,7 +207,6 @@ fn init_from_org_imports_the_live_org_and_writes_the_same_scaffold() {
         ".github/workflows/plan.yml",
         ".github/workflows/apply.yml",
         ".github/workflows/drift.yml",
-        ".github/workflows/audit.yml",
     ] {
         assert_eq!(
             std::fs::read_to_string(repo.join(file)).unwrap(),

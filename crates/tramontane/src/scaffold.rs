@@ -53,7 +53,6 @@ pub fn scaffold(options: &ScaffoldOptions) -> Vec<ScaffoldFile> {
         file(".github/workflows/plan.yml", pin_action(PLAN_WORKFLOW)),
         file(".github/workflows/apply.yml", pin_action(APPLY_WORKFLOW)),
         file(".github/workflows/drift.yml", pin_action(DRIFT_WORKFLOW)),
-        file(".github/workflows/audit.yml", pin_action(AUDIT_WORKFLOW)),
     ]
 }
 
@@ -87,7 +86,6 @@ pub fn gitignore_additions(existing: &str) -> Option<String> {
 const PLAN_WORKFLOW: &str = include_str!("../../../.github/workflows/plan.yml");
 const APPLY_WORKFLOW: &str = include_str!("../../../.github/workflows/apply.yml");
 const DRIFT_WORKFLOW: &str = include_str!("../../../.github/workflows/drift.yml");
-const AUDIT_WORKFLOW: &str = include_str!("../../../.github/workflows/audit.yml");
 
 /// The line in each workflow that installs tramontane from this repository's checkout.
 const LOCAL_ACTION: &str = "uses: ./\n";
@@ -271,7 +269,7 @@ mod tests {
             .iter()
             .filter(|file| file.path.starts_with(".github/workflows"))
             .collect();
-        assert_eq!(workflows.len(), 4);
+        assert_eq!(workflows.len(), 3);
         for workflow in workflows {
             assert!(
                 !workflow.content.contains("uses: ./"),
