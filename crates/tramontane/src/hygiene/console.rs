@@ -121,7 +121,7 @@ fn touched(input: &AuditInput<'_>, event: &OrgEvent) -> Option<Touched> {
     let desired = input.desired?;
     let live = input.live;
     let values: Vec<&str> = event.target.values().map(String::as_str).collect();
-    let names = |candidate: &str| values.iter().any(|value| *value == candidate);
+    let names = |candidate: &str| values.contains(&candidate);
     let workspace_named = || {
         live.workspaces
             .values()

@@ -20,11 +20,11 @@ pub(super) fn route(call: &Call, org: &mut SandboxOrg, segments: &[&str]) -> Res
         Some(text) => text
             .parse::<jiff::Timestamp>()
             .map(Some)
-            .map_err(|_| invalid(name, "Input should be a valid datetime")),
+            .map_err(|_| Box::new(invalid(name, "Input should be a valid datetime"))),
     };
     let (after, before) = match (time("after"), time("before")) {
         (Ok(after), Ok(before)) => (after, before),
-        (Err(response), _) | (_, Err(response)) => return response,
+        (Err(response), _) | (_, Err(response)) => return *response,
     };
     let ascending = match call.query.get("sort").map(String::as_str) {
         None | Some("descending") => false,

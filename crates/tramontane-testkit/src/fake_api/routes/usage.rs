@@ -27,15 +27,15 @@ pub(super) fn route(call: &Call, org: &mut SandboxOrg, segments: &[&str]) -> Res
                 .parse::<i64>()
                 .ok()
                 .filter(|n| range.contains(n))
-                .ok_or_else(|| invalid(name, "not a whole number in range")),
+                .ok_or_else(|| Box::new(invalid(name, "not a whole number in range"))),
         };
     let month = match number("month", i64::from(today.month()), 1..=12) {
         Ok(month) => month as i8,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let year = match number("year", i64::from(today.year()), 1..=9999) {
         Ok(year) => year as i16,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if let Some(zone) = call.query.get("api_zone")
         && !["global", "us", "eu"].contains(&zone.as_str())
