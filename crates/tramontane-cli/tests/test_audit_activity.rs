@@ -692,3 +692,50 @@ fn more_entries_in_one_instant_than_two_pages_fail_the_read() {
         run.stderr
     );
 }
+
+#[test]
+fn the_organization_is_judged_against_its_own_limit() {
+    let mut seeded = seeded(false);
+    seeded.org.spend_limit.amount = 100;
+    let dev = seeded.dev.clone();
+    seeded.spend(&dev, "2026-06-01", 85.0);
+    let env = TestDir::new();
+    policy(&env, &["ci"]);
+    let api = FakeApi::serving(seeded.org, KEY);
+    let run = audit(&env, &api, DAY_2, &["--format", "json"]);
+    let organization = finding(&run, "budget-threshold:organization");
+    assert_eq!(organization["severity"], "medium");
+    // The line that sets the limit: `spend_limit: 1000` under `organization:`.
+    assert_eq!(organization["source"]["file"], "policies/organization.yaml");
+    assert_eq!(organization["source"]["line"], 3);
+    assert!(
+        organization["message"]
+            .as_str()
+            .unwrap()
+            .contains("the organization has spent 85.00 EUR this month, 85.0 %"),
+        "{organization}"
+    );
+    assert_eq!(
+        finding(&run, "budget-threshold:workspace.dev")["severity"],
+        "medium"
+    );
+}
+
+#[test]
+fn a_broken_apply_audit_log_is_an_error_naming_its_line() {
+    let (env, seeded) = attribution_org();
+    env.write(
+        ".tramontane/audit.jsonl",
+        "{\"time\": \"yesterday\", \"address\": \"workspace.dev\"}\n",
+    );
+    let api = FakeApi::serving(seeded.org, KEY);
+    let run = audit(&env, &api, DAY_10, &[]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("audit.jsonl:1: `time` is `yesterday`, not an RFC 3339 time")
+            && run.stderr.contains("help: "),
+        "{}",
+        run.stderr
+    );
+}

@@ -163,8 +163,8 @@ fn forecast(
     if projected <= limit {
         return None;
     }
-    // The day the limit is reached at this pace, counted from the month's start.
-    let reached_on = (limit / (object.spent / elapsed)).ceil();
+    // The day of the month the limit is reached at this pace: after N.x days, day N + 1.
+    let reached_on = (limit / (object.spent / elapsed)).floor() + 1.0;
     let rule = Rule::BudgetForecast;
     Some(Finding {
         id: format!("{}:{}", rule.id(), object.address),
