@@ -4,6 +4,7 @@
 mod test_action;
 mod test_apply;
 mod test_audit;
+mod test_audit_activity;
 mod test_audit_findings;
 mod test_comment;
 mod test_diff;

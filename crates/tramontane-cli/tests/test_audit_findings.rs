@@ -437,3 +437,55 @@ fn revoke_without_a_terminal_needs_yes() {
     assert!(run.stderr.contains("pass --yes"), "{}", run.stderr);
     assert!(key_names(&env).contains(&"ci".to_owned()));
 }
+
+#[test]
+fn revoke_takes_the_apply_lock_and_fails_clearly_while_it_is_held() {
+    let env = messy();
+    let choice = format!("sandbox:{}", env.path().join("org.json").display());
+    let locks = env.path().join("locks");
+    let held = tramontane::apply::lock::acquire(
+        &locks,
+        &choice,
+        &tramontane::org::lock_identity(
+            &choice,
+            "",
+            &tramontane::repository::RepositoryRoot::current(),
+        )
+        .unwrap(),
+        std::time::Duration::ZERO,
+        |_, _| {},
+    )
+    .unwrap();
+    let revoke = |extra: &[&str]| {
+        let mut args = vec![
+            "revoke",
+            "workspace.dev.key.orphan",
+            "--yes",
+            "--org",
+            choice.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        env.test()
+            .args(args)
+            .env("TRAMONTANE_LOCK_DIR", &locks)
+            .run()
+    };
+    let run = revoke(&["--lock-timeout", "200ms"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("cannot revoke now: an apply against")
+            && run.stderr.contains("holds its lock")
+            && run.stderr.contains("nothing was deleted")
+            && run
+                .stderr
+                .contains("help: wait for the apply to finish and run revoke again"),
+        "{}",
+        run.stderr
+    );
+    assert!(key_names(&env).contains(&"orphan".to_owned()));
+
+    drop(held);
+    let run = revoke(&[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(!key_names(&env).contains(&"orphan".to_owned()));
+}

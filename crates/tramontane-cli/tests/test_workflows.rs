@@ -153,7 +153,64 @@ fn only_the_jobs_that_write_may_write() {
         }
     }
     let drift = std::fs::read_to_string(repo_root().join(".github/workflows/drift.yml")).unwrap();
-    assert_eq!(drift.matches("issues: write").count(), 1);
+    // Each nightly check keeps its own issue; only the audit uploads SARIF.
+    assert_eq!(drift.matches("issues: write").count(), 2);
+    for job in ["drift", "audit"] {
+        assert_eq!(
+            job_block(&drift, job).matches("issues: write").count(),
+            1,
+            "{job}"
+        );
+    }
+    assert_eq!(drift.matches("security-events: write").count(), 1);
+    assert_eq!(
+        job_block(&drift, "audit")
+            .matches("security-events: write")
+            .count(),
+        1
+    );
+    assert_eq!(
+        job_block(&drift, "configured").matches(": write").count(),
+        0
+    );
+    let plan = std::fs::read_to_string(repo_root().join(".github/workflows/plan.yml")).unwrap();
+    assert_eq!(plan.matches("security-events: write").count(), 1);
+    assert_eq!(
+        job_block(&plan, "scan")
+            .matches("security-events: write")
+            .count(),
+        1
+    );
+}
+
+/// The audit step reads `tramontane audit`'s exit codes as documented: 0 clean, 3 findings,
+/// anything else fails the run; the scan step likewise with 0, 1 and the rest.
+#[test]
+fn the_audit_and_scan_steps_read_their_exit_codes() {
+    let drift = std::fs::read_to_string(repo_root().join(".github/workflows/drift.yml")).unwrap();
+    let audit = run_block(&drift, "Audit");
+    assert!(
+        audit.contains("tramontane audit --format markdown"),
+        "{audit}"
+    );
+    assert!(audit.contains("tramontane audit --format sarif"), "{audit}");
+    assert!(audit.contains("3) echo \"findings=true\""), "{audit}");
+    assert!(audit.contains("*) exit \"$status\""), "{audit}");
+    assert!(job_block(&drift, "audit").contains("github/codeql-action/upload-sarif@"));
+    let plan = std::fs::read_to_string(repo_root().join(".github/workflows/plan.yml")).unwrap();
+    let scan = run_block(&plan, "Scan");
+    assert!(scan.contains("tramontane scan --format sarif"), "{scan}");
+    assert!(scan.contains("--baseline \"$SCAN_BASELINE\""), "{scan}");
+    assert!(scan.contains("*) exit \"$status\""), "{scan}");
+    let scan_job = job_block(&plan, "scan");
+    assert!(
+        scan_job.contains("if: steps.scan.outputs.status == '1'"),
+        "{scan_job}"
+    );
+    assert!(
+        !scan_job.contains("secrets."),
+        "the scan needs no secret: {scan_job}"
+    );
 }
 
 #[test]

@@ -13,6 +13,7 @@ use tramontane::hygiene::{self, AuditInput, PolicyLocator, Severity};
 use tramontane::model::DesiredOrg;
 use tramontane::policy::{self, LoadOptions, LoadedPolicy};
 use tramontane::provider::Provider;
+use tramontane::provider::activity::read_activity;
 use tramontane::render::diagnostics;
 use tramontane::repository::RepositoryRoot;
 
@@ -34,6 +35,15 @@ pub struct Args {
     /// Exit 3 when a finding is at or above this severity.
     #[arg(long, value_enum, default_value_t = FailOn::High)]
     pub fail_on: FailOn,
+
+    /// tramontane's own apply audit log: changes it records are not reported as console
+    /// changes. Relative to the policy repository; a missing log records none.
+    #[arg(
+        long,
+        env = "TRAMONTANE_AUDIT_LOG",
+        default_value = ".tramontane/audit.jsonl"
+    )]
+    pub audit_log: PathBuf,
 
     #[command(flatten)]
     pub clock: super::ClockArgs,
@@ -117,13 +127,27 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         .unwrap_or_default();
     let root = RepositoryRoot::of_policies(&args.policies);
     let (org, _label) = args.org.open(now, desired, &root)?;
-    let live = runtime()?.block_on(org.read())?;
+    let applied = hygiene::read_applied(&root.resolve(&args.audit_log)).map_err(|error| {
+        CommandError::Usage {
+            message: error.to_string(),
+            help: error.help().map(str::to_owned),
+        }
+    })?;
+    let settings = desired.map(|d| d.audit.clone()).unwrap_or_default();
+    let (live, activity) = runtime()?.block_on(async {
+        let live = org.read().await?;
+        let activity = read_activity(&org, &live, now, settings.console_change_days()).await?;
+        Ok::<_, tramontane::provider::ProviderError>((live, activity))
+    })?;
 
     let report = hygiene::audit(&AuditInput {
         live: &live,
         desired,
         locator: &locator,
         today,
+        now,
+        activity: Some(&activity),
+        applied: &applied,
     });
     let stdout = std::io::stdout();
     let text = match args.format {

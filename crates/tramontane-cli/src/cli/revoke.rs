@@ -9,6 +9,7 @@ use super::audit::load_policy;
 use super::org::{OrgArgs, runtime};
 use super::{ColorChoice, CommandError, ExitStatus};
 use tramontane::apply::audit::{AuditLog, OutsidePlan};
+use tramontane::apply::lock;
 use tramontane::clock::day_of;
 use tramontane::hygiene::{PolicyLocator, key_address};
 use tramontane::model::LiveKey;
@@ -46,8 +47,48 @@ pub struct Args {
     )]
     pub audit_log: PathBuf,
 
+    /// How long to wait for an apply (or another revoke) against the same organization to
+    /// finish (`0s` fails at once; `30s`, `5m`).
+    #[arg(long, default_value = "0s", env = "TRAMONTANE_LOCK_TIMEOUT")]
+    pub lock_timeout: jiff::SignedDuration,
+
+    /// Where apply locks live (one file per organization).
+    #[arg(long, env = "TRAMONTANE_LOCK_DIR", hide = true)]
+    pub lock_dir: Option<PathBuf>,
+
     #[command(flatten)]
     pub clock: super::ClockArgs,
+}
+
+/// The organization's apply lock, when it has one (`--org` names it).
+fn take_lock(args: &Args, root: &RepositoryRoot) -> Result<Option<lock::OrgLock>, CommandError> {
+    let Some(identity) = args.org.lock_identity(root) else {
+        return Ok(None);
+    };
+    let org = args.org.org.as_deref().unwrap_or_default();
+    let timeout = args.lock_timeout.unsigned_abs();
+    let dir = args.lock_dir.clone().unwrap_or_else(lock::default_dir);
+    let taken = lock::acquire(&dir, org, &identity, timeout, |path, holder| {
+        eprintln!(
+            "Waiting up to {timeout:?} for an apply against {org} to finish ({}{})…",
+            path.display(),
+            holder.map(|h| format!(", held by {h}")).unwrap_or_default()
+        );
+    });
+    match taken {
+        Ok(taken) => Ok(Some(taken)),
+        Err(lock::LockError::Busy { org, path, holder }) => Err(CommandError::Usage {
+            message: format!(
+                "cannot revoke now: an apply against {org} holds its lock ({}){}; nothing was deleted",
+                path.display(),
+                holder.map(|h| format!(": {h}")).unwrap_or_default()
+            ),
+            help: Some(
+                "wait for the apply to finish and run revoke again, or pass --lock-timeout 5m to wait for it".into(),
+            ),
+        }),
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// Whether `address` has the shape of a key's address.
@@ -79,6 +120,9 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
     let loaded = load_policy(&args.policies, day_of(now), color)?;
     let desired = loaded.as_ref().map(|loaded| &loaded.desired);
     let root = RepositoryRoot::of_policies(&args.policies);
+    // apply's own lock, held from before the read until the last delete: an apply running
+    // now could otherwise recreate the key, or act on a list this revoke is changing.
+    let _lock = take_lock(args, &root)?;
     let (org, label) = args.org.open(now, desired, &root)?;
     let runtime = runtime()?;
     let live = runtime.block_on(org.read())?;

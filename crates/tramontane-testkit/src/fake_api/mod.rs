@@ -38,6 +38,8 @@ pub struct FakeState {
     /// Paging as a server may do it: the most items served on one page, whatever
     /// `page_size` or `limit` asked (the echoed `page_size` says what was served).
     pub page_clamp: Mutex<Option<usize>>,
+    /// `GET /audit-logs?after=T` also serves entries of the instant T itself.
+    pub audit_log_after_inclusive: AtomicBool,
 }
 
 /// Knobs for the moments a key's secret is in play: the create's answer, and the inference
@@ -84,6 +86,7 @@ impl FakeApi {
             now: noon(today.parse().expect("a date")),
             secrets: SecretKnobs::default(),
             page_clamp: Mutex::new(None),
+            audit_log_after_inclusive: AtomicBool::new(false),
         });
         let app = axum::Router::new()
             .fallback(serve::handle)
@@ -182,6 +185,13 @@ impl FakeApi {
     }
 
     // ---- paging knobs
+
+    /// `GET /audit-logs?after=T` includes entries at T from now on (`false`: only after).
+    pub fn audit_log_after_inclusive(&self, on: bool) {
+        self.state
+            .audit_log_after_inclusive
+            .store(on, Ordering::SeqCst);
+    }
 
     /// Serves at most `max` items a page from now on (`None`: as many as asked).
     pub fn clamp_pages(&self, max: Option<usize>) {

@@ -188,11 +188,9 @@ pub(super) fn error(status: StatusCode, detail: Value) -> Response {
     (status, axum::Json(json!({ "detail": detail }))).into_response()
 }
 
+/// The query's pairs, percent-decoded as a server does (`after=2026-06-01T10%3A00%3A00Z`).
 fn query(uri: &Uri) -> BTreeMap<String, String> {
-    uri.query()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }

@@ -54,6 +54,11 @@ impl PolicyLocator {
         self.entry(&["workspaces", name])
     }
 
+    /// The entry of team `name`.
+    pub fn team(&self, name: &str) -> Option<SourceRef> {
+        self.entry(&["teams", name])
+    }
+
     /// `organization.spend_limit`, or else the `organization` section.
     pub fn organization_spend_limit(&self) -> Option<SourceRef> {
         self.entry(&["organization", "spend_limit"])

@@ -5,7 +5,9 @@
 //!
 //! Not to be confused with [`crate::apply::audit`], the log of changes an apply made.
 
+pub mod applied;
 mod budgets;
+mod console;
 mod keys;
 pub mod locate;
 mod members;
@@ -15,7 +17,9 @@ pub mod sarif;
 use jiff::civil::Date;
 use serde::Serialize;
 
+use crate::model::activity::Activity;
 use crate::model::{AuditSettings, DesiredOrg, LiveOrg};
+pub use applied::{AppliedChange, AppliedLogError, read_applied};
 pub use keys::key_address;
 pub use locate::{PolicyLocator, SourceRef};
 
@@ -70,10 +74,16 @@ pub enum Rule {
     MemberNoTeam,
     #[serde(rename = "no-spend-limit")]
     NoSpendLimit,
+    #[serde(rename = "budget-threshold")]
+    BudgetThreshold,
+    #[serde(rename = "budget-forecast")]
+    BudgetForecast,
+    #[serde(rename = "console-change")]
+    ConsoleChange,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 10] = [
+    pub const ALL: [Rule; 13] = [
         Rule::KeyExpiredPresent,
         Rule::KeyExpiring,
         Rule::KeyNoExpiry,
@@ -84,6 +94,9 @@ impl Rule {
         Rule::KeyUnmanaged,
         Rule::MemberNoTeam,
         Rule::NoSpendLimit,
+        Rule::BudgetThreshold,
+        Rule::BudgetForecast,
+        Rule::ConsoleChange,
     ];
 
     pub fn id(self) -> &'static str {
@@ -98,11 +111,16 @@ impl Rule {
             Rule::KeyUnmanaged => "key-unmanaged",
             Rule::MemberNoTeam => "member-no-team",
             Rule::NoSpendLimit => "no-spend-limit",
+            Rule::BudgetThreshold => "budget-threshold",
+            Rule::BudgetForecast => "budget-forecast",
+            Rule::ConsoleChange => "console-change",
         }
     }
 
-    /// The severity a finding of this rule has (a workspace without a spend limit is one
-    /// lower: the organization's limit still caps it).
+    /// The severity a finding of this rule usually has: a workspace without a spend limit
+    /// is one lower (the organization's limit still caps it), a budget threshold's rises
+    /// with the threshold crossed, and a console change to a workspace's limit (which only
+    /// the console can set) is low.
     pub fn severity(self) -> Severity {
         match self {
             // A key whose creator has left, or that never expires, is the kind a leak lives
@@ -114,7 +132,10 @@ impl Rule {
             | Rule::KeyUnused
             | Rule::KeyNeverUsed
             | Rule::KeyUnmanaged
-            | Rule::NoSpendLimit => Severity::Medium,
+            | Rule::NoSpendLimit
+            | Rule::BudgetThreshold
+            | Rule::BudgetForecast
+            | Rule::ConsoleChange => Severity::Medium,
             Rule::MemberNoTeam => Severity::Low,
         }
     }
@@ -131,6 +152,9 @@ impl Rule {
             Rule::KeyUnmanaged => "An API key no policy declares",
             Rule::MemberNoTeam => "A member belongs to no team",
             Rule::NoSpendLimit => "No monthly spend limit",
+            Rule::BudgetThreshold => "Spend has crossed a threshold of the monthly limit",
+            Rule::BudgetForecast => "Spend is on course to pass the monthly limit",
+            Rule::ConsoleChange => "A policy-managed object was changed outside tramontane",
         }
     }
 }
@@ -142,6 +166,7 @@ pub enum ObjectKind {
     ApiKey,
     Member,
     Organization,
+    Team,
     Workspace,
 }
 
@@ -172,6 +197,14 @@ pub struct AuditInput<'a> {
     pub desired: Option<&'a DesiredOrg>,
     pub locator: &'a PolicyLocator,
     pub today: Date,
+    /// The moment of the audit: month-end forecasts count the days up to it.
+    pub now: jiff::Timestamp,
+    /// Spend and audit-log events, when they were read: without them, no budget-threshold,
+    /// budget-forecast or console-change finding.
+    pub activity: Option<&'a Activity>,
+    /// The changes tramontane's own apply audit log records, so its own changes are not
+    /// reported as console changes.
+    pub applied: &'a [AppliedChange],
 }
 
 impl AuditInput<'_> {
@@ -211,7 +244,8 @@ pub fn audit(input: &AuditInput<'_>) -> AuditReport {
     let settings = input.settings();
     let mut findings = keys::findings(input, &settings);
     findings.extend(members::findings(input));
-    findings.extend(budgets::findings(input));
+    findings.extend(budgets::findings(input, &settings));
+    findings.extend(console::findings(input, &settings, input.applied));
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)

@@ -98,6 +98,7 @@ pub fn csv(report: &AuditReport) -> String {
             super::ObjectKind::ApiKey => "api_key",
             super::ObjectKind::Member => "member",
             super::ObjectKind::Organization => "organization",
+            super::ObjectKind::Team => "team",
             super::ObjectKind::Workspace => "workspace",
         };
         let policy = finding

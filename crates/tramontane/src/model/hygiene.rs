@@ -14,6 +14,8 @@ pub const DEFAULT_MAX_AGE_DAYS: u32 = 90;
 pub const DEFAULT_ROTATE_BEFORE_DAYS: u32 = 14;
 /// Percentages of a monthly limit at which spend is reported.
 pub const DEFAULT_BUDGET_THRESHOLDS: [u32; 3] = [50, 80, 95];
+/// Days of the audit log read for console changes.
+pub const DEFAULT_CONSOLE_CHANGE_DAYS: u32 = 30;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +30,11 @@ pub struct AuditSettings {
     pub rotate_before_days: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_thresholds: Option<Vec<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_change_days: Option<u32>,
+    /// The name or id of the admin key apply runs with, as the audit log shows its actor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply_admin_key: Option<String>,
 }
 
 impl AuditSettings {
@@ -50,6 +57,11 @@ impl AuditSettings {
     pub fn rotate_before_days(&self) -> u32 {
         self.rotate_before_days
             .unwrap_or(DEFAULT_ROTATE_BEFORE_DAYS)
+    }
+
+    pub fn console_change_days(&self) -> u32 {
+        self.console_change_days
+            .unwrap_or(DEFAULT_CONSOLE_CHANGE_DAYS)
     }
 
     /// The thresholds, ascending, without repeats.

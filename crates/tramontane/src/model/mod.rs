@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
+pub mod activity;
 mod budget;
 pub mod gateway;
 mod hygiene;

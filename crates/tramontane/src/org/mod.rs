@@ -3,6 +3,7 @@
 //! plain [`OrgConfig`] that the command line fills from its flags and environment. Never a
 //! silent fallback to the sandbox: no choice is an error.
 
+mod activity;
 mod error;
 mod open;
 

@@ -6,6 +6,7 @@
 //! Both speak in [`Operation`]s, one per Admin API write, so the apply engine translates a
 //! plan once and every provider keeps the same semantics.
 
+pub mod activity;
 pub mod mistral;
 pub mod request_id;
 pub mod sandbox;

@@ -1,10 +1,12 @@
 //! The Admin API's paths, one module per resource kind, each acting on the sandbox org with
 //! the sandbox's own operations and answering in the spec's JSON shapes.
 
+mod audit_logs;
 mod keys;
 mod limits;
 mod members;
 mod teams;
+mod usage;
 mod workspaces;
 
 use std::collections::BTreeMap;
@@ -55,6 +57,8 @@ pub(super) fn route(
         Some("user-groups") => teams::route(&call, &mut org, &segments),
         Some("api-keys") => keys::route(&call, &mut org, &segments),
         Some("spend-limit" | "rate-limit") => limits::route(&call, &mut org, &segments),
+        Some("usage") => usage::route(&call, &mut org, &segments),
+        Some("audit-logs") => audit_logs::route(&call, &mut org, &segments),
         _ => not_found(),
     }
 }

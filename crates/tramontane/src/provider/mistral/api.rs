@@ -9,6 +9,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+mod audit_log_event_types;
+mod audit_logs;
+mod usage;
+pub use audit_log_event_types::AUDIT_LOG_EVENT_TYPES;
+pub use audit_logs::*;
+pub use usage::*;
+
 // ---- roles
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

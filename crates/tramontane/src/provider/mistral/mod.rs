@@ -6,6 +6,7 @@
 //! [`Operation`] into its one call, finding out after a lost answer whether a create
 //! happened.
 
+mod activity;
 pub mod api;
 pub mod client;
 pub mod error;

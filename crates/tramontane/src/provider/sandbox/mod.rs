@@ -6,6 +6,7 @@
 //! The same model, served over HTTP, is the fake Admin API the HTTP provider is tested and
 //! benchmarked against, so both providers are held to one set of rules.
 
+mod activity;
 mod demo;
 mod live;
 mod operations;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
+pub use activity::{SEED_MODEL, SandboxUsage, UsageEntry};
 pub use demo::demo_org;
 pub use provider::{SandboxAdmin, SandboxProvider};
 
@@ -113,6 +115,12 @@ pub struct SandboxOrg {
     pub keys: BTreeMap<String, Key>,
     pub spend_limit: OrgSpendLimit,
     pub rate_limit: RateLimits,
+    /// Usage and prices, for `GET /v1/admin/usage`; empty in an org nothing was recorded in.
+    #[serde(default, skip_serializing_if = "SandboxUsage::is_empty")]
+    pub usage: SandboxUsage,
+    /// The audit log's entries, in the Admin API's shape.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit_log: Vec<crate::provider::mistral::api::AuditLogOut>,
 }
 
 /// Role names and their UUIDs, as `GET /v1/admin/roles` returns them.

@@ -6,12 +6,14 @@
 //! ([`send`]). The calls themselves are grouped by resource kind: [`members`],
 //! [`workspaces`], [`teams`], [`keys`] and [`limits`]; [`pages`] reads a list to its end.
 
+mod audit_logs;
 mod keys;
 mod limits;
 mod members;
 mod pages;
 mod send;
 mod teams;
+mod usage;
 mod workspaces;
 
 use std::num::NonZeroU32;
