@@ -5,7 +5,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use super::untrusted;
-use crate::plan::{Action, Change, Plan, Rotation, RotationStage};
+use crate::plan::{Action, Change, ChangeSpec, Plan, Rotation, RotationStage};
 
 /// The first line of every plan comment, so CI finds and updates its own comment.
 pub const COMMENT_MARKER: &str = "<!-- tramontane:plan -->";
@@ -54,9 +54,6 @@ pub fn human(plan: &Plan, color: bool) -> String {
         untrusted::terminal(&plan.live.org),
         untrusted::terminal(short(&plan.live.fingerprint))
     );
-    if plan.changes.is_empty() {
-        out.push('\n');
-    }
     for change in &plan.changes {
         out.push('\n');
         let head = format!(
@@ -79,6 +76,13 @@ pub fn human(plan: &Plan, color: bool) -> String {
             "    {}",
             paint.dim(&format!("# {}", untrusted::terminal(&change.reason)))
         );
+        for line in effect_lines(change) {
+            let _ = writeln!(
+                out,
+                "    {}",
+                paint.bold(&format!("» {}", untrusted::terminal(&line)))
+            );
+        }
         for line in attribute_lines(change) {
             let line = untrusted::terminal(&line).into_owned();
             let styled = match line.chars().next() {
@@ -188,6 +192,14 @@ pub fn markdown_body(plan: &Plan) -> String {
     );
     if plan.changes.is_empty() {
         let _ = writeln!(out, "{}\n", no_changes_line(plan));
+    }
+    let effects: Vec<String> = plan.changes.iter().flat_map(effect_lines).collect();
+    if !effects.is_empty() {
+        let _ = writeln!(out, "**Who gains or loses what through the gateway**\n");
+        for line in &effects {
+            let _ = writeln!(out, "- {}", untrusted::markdown(line));
+        }
+        out.push('\n');
     }
     for change in &plan.changes {
         let _ = writeln!(
@@ -352,12 +364,24 @@ fn summary_line(plan: &Plan) -> String {
 
 fn runtime_line(plan: &Plan) -> String {
     let runtime = &plan.runtime;
+    let gateway_keys = match runtime.effective.gateway_keys.len() {
+        0 => String::new(),
+        count => format!(" and {count} gateway key(s)"),
+    };
     format!(
-        "Runtime: {} access profile(s), {} team role(s) and the model lists and request rates of {} workspace(s) are enforced by the gateway, not the platform; they travel in the plan's `runtime` section.",
+        "Runtime: {} access profile(s), {} team role(s), the model lists and request rates of {} workspace(s){gateway_keys} are enforced by the gateway, not the platform; they travel in the plan's `runtime` section.",
         runtime.roles.len(),
         runtime.teams.len(),
         runtime.workspaces.len()
     )
+}
+
+/// Who gains or loses what through a runtime change, a sentence a line; none for others.
+fn effect_lines(change: &Change) -> Vec<String> {
+    change
+        .access_effect()
+        .map(|effect| effect.summary)
+        .unwrap_or_default()
 }
 
 fn short(fingerprint: &str) -> &str {
@@ -373,6 +397,13 @@ fn attribute_lines(change: &Change) -> Vec<String> {
     let mut lines = Vec::new();
     for attribute in change.changed_attributes() {
         let name = attribute.name.as_str();
+        // A gateway key's digest fingerprint is shown only as whether it changed.
+        if matches!(change.spec, ChangeSpec::GatewayKey { .. }) && name == "fingerprint" {
+            if change.action == Action::Update && attribute.before != attribute.after {
+                lines.push("~ secret: re-issued (a new digest)".to_owned());
+            }
+            continue;
+        }
         match (attribute.before.as_ref(), attribute.after.as_ref()) {
             (Some(Value::Object(old)), Some(Value::Object(new)))
                 if change.action == Action::Update =>

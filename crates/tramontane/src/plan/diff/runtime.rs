@@ -35,6 +35,42 @@ pub(super) fn runtime_changes(recorded: &Runtime, effective: &Runtime) -> Vec<Ch
         .collect()
 }
 
+/// The gateway key changes from `recorded` to `effective`, one per key issued, revoked, or
+/// changed in its holder, workspace, expiry, secret or the access its holder has.
+pub(super) fn gateway_key_changes(recorded: &Runtime, effective: &Runtime) -> Vec<Change> {
+    let (before, after) = (&recorded.gateway_keys, &effective.gateway_keys);
+    let ids: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    ids.into_iter()
+        .filter_map(|id| {
+            let old = before.get(id);
+            let new = after.get(id);
+            let reason = match (old, new) {
+                (None, Some(_)) => {
+                    "a new gateway key: the gateway accepts it once it loads this policy"
+                }
+                (Some(_), None) => {
+                    "revoked: the gateway refuses this key once it loads this policy"
+                }
+                (Some(old), Some(new)) if old != new => {
+                    "the policy changes what this gateway key lets its holder do"
+                }
+                _ => return None,
+            };
+            let spec = ChangeSpec::GatewayKey {
+                id: id.clone(),
+                before: old.cloned(),
+                after: new.cloned(),
+            };
+            Some(Change::new(gateway_key_address(id), reason, spec))
+        })
+        .collect()
+}
+
+/// Where a plan shows a change to a gateway key.
+pub(super) fn gateway_key_address(id: &str) -> String {
+    format!("runtime.gateway_key.{id}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
