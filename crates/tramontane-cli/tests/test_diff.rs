@@ -163,6 +163,8 @@ fn access_changes_between_two_commits_for_people() {
         owner: carol@acme.example
         models: every model (the workspace's)
         rpm: 120 (the workspace's)
+        max_tokens_per_request: no limit
+        daily_token_budget: no cap
         expires: 2027-01-01
 
     ~ team developers
@@ -173,6 +175,13 @@ fn access_changes_between_two_commits_for_people() {
     ~ member alice@acme.example
         ~ workspaces:
             + ml: workspace_admin
+        ~ access:
+            + ml: every model; rpm 120 (the workspace's); max tokens per request no limit; daily token budget no cap
+
+    ~ member bob@acme.example
+        ~ access:
+            + dev: codestral-latest, mistral-small-latest; rpm 60 (the workspace's); max tokens per request 2000; daily token budget 750000
+            - dev: codestral-latest, mistral-small-latest; rpm 60 (the workspace's); max tokens per request 2000; daily token budget 500000
 
     ~ member carol@acme.example
         ~ teams:
@@ -180,6 +189,9 @@ fn access_changes_between_two_commits_for_people() {
         ~ workspaces:
             + dev: user (team developers)
             + ml: dev
+        ~ access:
+            + dev: codestral-latest, mistral-small-latest; rpm 60 (the workspace's); max tokens per request 2000; daily token budget 750000
+            + ml: every model; rpm 120 (the workspace's); max tokens per request no limit; daily token budget no cap
 
     - member dave@acme.example
         roles: member
@@ -187,7 +199,7 @@ fn access_changes_between_two_commits_for_people() {
     Maximum monthly spend exposure: 1000 → 500 (−500)
         before: the organization's spend limit
         after: the sum of 2 workspace spend limits (the organization is unlimited)
-    Access: 2 added, 5 changed, 1 removed.
+    Access: 2 added, 6 changed, 1 removed.
     ");
 
     let detailed = repo
@@ -222,7 +234,7 @@ fn access_changes_as_markdown_for_the_pull_request() {
     > Maximum monthly spend exposure: **1000 → 500 (−500)**.  
     > Before: the organization's spend limit. After: the sum of 2 workspace spend limits (the organization is unlimited).
 
-    Access: 2 added, 5 changed, 1 removed.
+    Access: 2 added, 6 changed, 1 removed.
 
     | | subject | attribute | change |
     |:-:|---|---|---|
@@ -235,12 +247,17 @@ fn access_changes_as_markdown_for_the_pull_request() {
     | + | key `ml/batch` | owner | `carol@acme.example` |
     |  |  | models | `every model (the workspace's)` |
     |  |  | rpm | `120 (the workspace's)` |
+    |  |  | max_tokens_per_request | `no limit` |
+    |  |  | daily_token_budget | `no cap` |
     |  |  | expires | `2027-01-01` |
     | ~ | team `developers` | members | added `carol@acme.example` |
     |  |  | daily_token_budget | `500000` → `750000` |
     | ~ | member `alice@acme.example` | workspaces | added `ml: workspace_admin` |
+    |  |  | access | added `ml: every model; rpm 120 (the workspace's); max tokens per request no limit; daily token budget no cap` |
+    | ~ | member `bob@acme.example` | access | added `dev: codestral-latest, mistral-small-latest; rpm 60 (the workspace's); max tokens per request 2000; daily token budget 750000`; removed `dev: codestral-latest, mistral-small-latest; rpm 60 (the workspace's); max tokens per request 2000; daily token budget 500000` |
     | ~ | member `carol@acme.example` | teams | added `developers` |
     |  |  | workspaces | added `dev: user (team developers)`, `ml: dev` |
+    |  |  | access | added `dev: codestral-latest, mistral-small-latest; rpm 60 (the workspace's); max tokens per request 2000; daily token budget 750000`, `ml: every model; rpm 120 (the workspace's); max tokens per request no limit; daily token budget no cap` |
     | − | member `dave@acme.example` | roles | `member` |
     ");
 }
@@ -307,10 +324,20 @@ fn the_working_tree_against_a_commit_includes_uncommitted_edits() {
     ~ key ml/batch
         ~ models: every model (the workspace's) → mistral-small-latest
 
+    ~ member alice@acme.example
+        ~ access:
+            + ml: mistral-small-latest; rpm 120 (the workspace's); max tokens per request no limit; daily token budget no cap
+            - ml: every model; rpm 120 (the workspace's); max tokens per request no limit; daily token budget no cap
+
+    ~ member carol@acme.example
+        ~ access:
+            + ml: mistral-small-latest; rpm 120 (the workspace's); max tokens per request no limit; daily token budget no cap
+            - ml: every model; rpm 120 (the workspace's); max tokens per request no limit; daily token budget no cap
+
     Maximum monthly spend exposure: 500 → unbounded
         before: the sum of 2 workspace spend limits (the organization is unlimited)
         after: unbounded: the organization is unlimited and workspace `ml` has no limit
-    Access: 0 added, 2 changed, 0 removed.
+    Access: 0 added, 4 changed, 0 removed.
     ");
 }
 

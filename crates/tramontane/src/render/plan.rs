@@ -364,15 +364,22 @@ fn summary_line(plan: &Plan) -> String {
 
 fn runtime_line(plan: &Plan) -> String {
     let runtime = &plan.runtime;
-    let gateway_keys = match runtime.effective.gateway_keys.len() {
-        0 => String::new(),
-        count => format!(" and {count} gateway key(s)"),
-    };
+    let mut parts = vec![
+        format!("{} access profile(s)", runtime.roles.len()),
+        format!("{} team role(s)", runtime.teams.len()),
+        format!(
+            "the model lists and request rates of {} workspace(s)",
+            runtime.workspaces.len()
+        ),
+    ];
+    let gateway_keys = runtime.effective.gateway_keys.len();
+    if gateway_keys > 0 {
+        parts.push(format!("{gateway_keys} gateway key(s)"));
+    }
+    let last = parts.pop().unwrap_or_default();
     format!(
-        "Runtime: {} access profile(s), {} team role(s), the model lists and request rates of {} workspace(s){gateway_keys} are enforced by the gateway, not the platform; they travel in the plan's `runtime` section.",
-        runtime.roles.len(),
-        runtime.teams.len(),
-        runtime.workspaces.len()
+        "Runtime: {} and {last} are enforced by the gateway, not the platform; they travel in the plan's `runtime` section.",
+        parts.join(", ")
     )
 }
 
