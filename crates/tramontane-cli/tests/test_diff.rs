@@ -176,12 +176,15 @@ fn access_changes_between_two_commits_for_people() {
         ~ workspaces:
             + ml: workspace_admin
         ~ access:
-            + ml: every model; rpm 120 (the workspace's); max tokens per request no limit; daily token budget no cap
+            + ml: daily token budget no cap
+            + ml: max tokens per request no limit
+            + ml: models every model
+            + ml: rpm 120 (the workspace's)
 
     ~ member bob@acme.example
         ~ access:
-            + dev: codestral-latest, mistral-small-latest; rpm 60 (the workspace's); max tokens per request 2000; daily token budget 750000
-            - dev: codestral-latest, mistral-small-latest; rpm 60 (the workspace's); max tokens per request 2000; daily token budget 500000
+            + dev: daily token budget 750000
+            - dev: daily token budget 500000
 
     ~ member carol@acme.example
         ~ teams:
@@ -190,8 +193,14 @@ fn access_changes_between_two_commits_for_people() {
             + dev: user (team developers)
             + ml: dev
         ~ access:
-            + dev: codestral-latest, mistral-small-latest; rpm 60 (the workspace's); max tokens per request 2000; daily token budget 750000
-            + ml: every model; rpm 120 (the workspace's); max tokens per request no limit; daily token budget no cap
+            + dev: daily token budget 750000
+            + dev: max tokens per request 2000
+            + dev: models codestral-latest, mistral-small-latest
+            + dev: rpm 60 (the workspace's)
+            + ml: daily token budget no cap
+            + ml: max tokens per request no limit
+            + ml: models every model
+            + ml: rpm 120 (the workspace's)
 
     - member dave@acme.example
         roles: member
@@ -253,11 +262,11 @@ fn access_changes_as_markdown_for_the_pull_request() {
     | ~ | team `developers` | members | added `carol@acme.example` |
     |  |  | daily_token_budget | `500000` → `750000` |
     | ~ | member `alice@acme.example` | workspaces | added `ml: workspace_admin` |
-    |  |  | access | added `ml: every model; rpm 120 (the workspace's); max tokens per request no limit; daily token budget no cap` |
-    | ~ | member `bob@acme.example` | access | added `dev: codestral-latest, mistral-small-latest; rpm 60 (the workspace's); max tokens per request 2000; daily token budget 750000`; removed `dev: codestral-latest, mistral-small-latest; rpm 60 (the workspace's); max tokens per request 2000; daily token budget 500000` |
+    |  |  | access | added `ml: daily token budget no cap`, `ml: max tokens per request no limit`, `ml: models every model`, `ml: rpm 120 (the workspace's)` |
+    | ~ | member `bob@acme.example` | access | added `dev: daily token budget 750000`; removed `dev: daily token budget 500000` |
     | ~ | member `carol@acme.example` | teams | added `developers` |
     |  |  | workspaces | added `dev: user (team developers)`, `ml: dev` |
-    |  |  | access | added `dev: codestral-latest, mistral-small-latest; rpm 60 (the workspace's); max tokens per request 2000; daily token budget 750000`, `ml: every model; rpm 120 (the workspace's); max tokens per request no limit; daily token budget no cap` |
+    |  |  | access | added `dev: daily token budget 750000`, `dev: max tokens per request 2000`, `dev: models codestral-latest, mistral-small-latest`, `dev: rpm 60 (the workspace's)`, `ml: daily token budget no cap`, `ml: max tokens per request no limit`, `ml: models every model`, `ml: rpm 120 (the workspace's)` |
     | − | member `dave@acme.example` | roles | `member` |
     ");
 }
@@ -326,13 +335,13 @@ fn the_working_tree_against_a_commit_includes_uncommitted_edits() {
 
     ~ member alice@acme.example
         ~ access:
-            + ml: mistral-small-latest; rpm 120 (the workspace's); max tokens per request no limit; daily token budget no cap
-            - ml: every model; rpm 120 (the workspace's); max tokens per request no limit; daily token budget no cap
+            + ml: models mistral-small-latest
+            - ml: models every model
 
     ~ member carol@acme.example
         ~ access:
-            + ml: mistral-small-latest; rpm 120 (the workspace's); max tokens per request no limit; daily token budget no cap
-            - ml: every model; rpm 120 (the workspace's); max tokens per request no limit; daily token budget no cap
+            + ml: models mistral-small-latest
+            - ml: models every model
 
     Maximum monthly spend exposure: 500 → unbounded
         before: the sum of 2 workspace spend limits (the organization is unlimited)

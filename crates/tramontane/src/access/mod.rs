@@ -234,10 +234,11 @@ impl Access {
                     workspaces.insert(format!("{workspace}: {} (team {team})", join(roles)));
                 }
             }
-            let access = member
-                .workspaces
-                .iter()
-                .map(|(workspace, grant)| format!("{workspace}: {}", limits_text(&grant.limits)));
+            let access = member.workspaces.iter().flat_map(|(workspace, grant)| {
+                limits_items(&grant.limits)
+                    .into_iter()
+                    .map(move |item| format!("{workspace}: {item}"))
+            });
             subjects.insert(
                 subject(SubjectKind::Member, email),
                 vec![
@@ -353,8 +354,9 @@ fn caller_rpm(limits: &Limits) -> Value {
     }
 }
 
-/// A caller's access in one workspace on one line: models, rate and token limits.
-fn limits_text(limits: &Limits) -> String {
+/// A caller's access in one workspace, an item per limit, so a change shows only the limit
+/// that moves.
+fn limits_items(limits: &Limits) -> Vec<String> {
     let models = match &limits.models {
         Models::Every => EVERY_MODEL.to_owned(),
         Models::Only(names) if names.is_empty() => "no model".to_owned(),
@@ -364,12 +366,18 @@ fn limits_text(limits: &Limits) -> String {
         Value::Text(text) => text,
         Value::Set(items) => items.into_iter().collect::<Vec<_>>().join(", "),
     };
-    format!(
-        "{models}; rpm {}; max tokens per request {}; daily token budget {}",
-        text(caller_rpm(limits)),
-        text(limit(limits.max_tokens_per_request, "no limit")),
-        text(limit(limits.daily_token_budget, "no cap"))
-    )
+    vec![
+        format!("models {models}"),
+        format!("rpm {}", text(caller_rpm(limits))),
+        format!(
+            "max tokens per request {}",
+            text(limit(limits.max_tokens_per_request, "no limit"))
+        ),
+        format!(
+            "daily token budget {}",
+            text(limit(limits.daily_token_budget, "no cap"))
+        ),
+    ]
 }
 
 fn rpm(value: Option<u32>) -> Value {
