@@ -292,7 +292,8 @@ pub fn markdown_body(plan: &Plan) -> String {
     let _ = writeln!(
         out,
         "<sub>{}. Policy {commit}{dirty}; live fingerprint {}; reviewed changes {}.</sub>",
-        summary_line(plan),
+        // The summary ends a sentence of its own; this line adds its period.
+        summary_line(plan).trim_end_matches('.'),
         untrusted::markdown_code(short(&plan.live.fingerprint)),
         untrusted::markdown_code(short(&plan.review_digest()))
     );
@@ -490,6 +491,7 @@ fn show(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::ChangeSpec;
     use crate::plan::{Kind, Unmanaged};
 
     fn member(email: &str) -> Unmanaged {
@@ -521,6 +523,105 @@ mod tests {
         plan.unmanaged.truncate(1);
         assert!(
             human(&plan, false).ends_with("No changes to apply, but see 1 unmanaged object.\n")
+        );
+    }
+
+    fn gateway_key_plan() -> Plan {
+        use crate::model::Holder;
+        use crate::runtime::{GatewayKeyAccess, Limits, Models};
+        let key = |holder: &str, fingerprint: &str, models: &[&str]| GatewayKeyAccess {
+            holder: Holder::parse(holder),
+            workspace: "prod".into(),
+            expires: jiff::civil::date(2027, 12, 31),
+            fingerprint: fingerprint.into(),
+            limits: Some(Limits {
+                models: Models::Only(models.iter().map(|m| m.to_string()).collect()),
+                rpm: Some(30),
+                workspace_rpm: None,
+                max_tokens_per_request: None,
+                daily_token_budget: None,
+                spend_limit: None,
+            }),
+        };
+        let change = Change::new(
+            "runtime.gateway_key.ab12cd34",
+            "the policy changes what this gateway key lets its holder do",
+            ChangeSpec::GatewayKey {
+                id: "ab12cd34".into(),
+                before: Some(key(
+                    "ops@acme.example",
+                    "0011223344556677",
+                    &["large", "small"],
+                )),
+                after: Some(key("ops@acme.example", "8899aabbccddeeff", &["small"])),
+            },
+        );
+        Plan::of_changes("sandbox:demo", vec![change])
+    }
+
+    #[test]
+    fn a_gateway_key_change_for_people_and_for_review() {
+        let plan = gateway_key_plan();
+        let human = human(&plan, false);
+        assert!(!human.contains("8899aabb"), "{human}");
+        insta::assert_snapshot!(human, @r#"
+        Planned against sandbox:demo (fingerprint ).
+
+        ~ runtime.gateway_key.ab12cd34  update · runtime
+            # the policy changes what this gateway key lets its holder do
+            » gateway key tmt_ab12cd34_… (holder ops@acme.example) re-issued: the key it had stops working, the new one works
+            » gateway key tmt_ab12cd34_… (holder ops@acme.example) loses large in workspace prod
+            ~ secret: re-issued (a new digest)
+            ~ limits:
+            ~     models: ["large", "small"] → ["small"]
+
+        Runtime: 0 access profile(s), 0 team role(s) and the model lists and request rates of 0 workspace(s) are enforced by the gateway, not the platform; they travel in the plan's `runtime` section.
+        Plan: 0 to create, 1 to update, 0 to delete, 0 to replace, 0 to rotate.
+        "#);
+        let markdown = markdown(&plan);
+        assert!(!markdown.contains("8899aabb"), "{markdown}");
+        insta::assert_snapshot!(markdown, @r#"
+        <!-- tramontane:plan -->
+        ### tramontane plan for `sandbox:demo`
+
+        | create | update | delete | replace | rotate | manual | unmanaged |
+        |---:|---:|---:|---:|---:|---:|---:|
+        | 0 | 1 | 0 | 0 | 0 | 0 | 0 |
+
+        **Who gains or loses what through the gateway**
+
+        - gateway key tmt\_ab12cd34\_… (holder ops@acme.example) re-issued: the key it had stops working, the new one works
+        - gateway key tmt\_ab12cd34\_… (holder ops@acme.example) loses large in workspace prod
+
+        <details><summary><code>~ runtime.gateway_key.ab12cd34</code> — update · runtime</summary>
+
+        the policy changes what this gateway key lets its holder do
+
+        ```diff
+        ! secret: re-issued (a new digest)
+        ! limits:
+        !     models: ["large", "small"] → ["small"]
+        ```
+        </details>
+
+        Runtime: 0 access profile(s), 0 team role(s) and the model lists and request rates of 0 workspace(s) are enforced by the gateway, not the platform; they travel in the plan's `runtime` section.
+
+        <sub>Plan: 0 to create, 1 to update, 0 to delete, 0 to replace, 0 to rotate. Policy no commit; live fingerprint <code></code>; reviewed changes `sha256:b50be91494dc`.</sub>
+        "#);
+    }
+
+    #[test]
+    fn mentions_in_policy_text_do_not_notify_in_the_comment() {
+        let mut plan = Plan::of_changes("sandbox:demo", Vec::new());
+        plan.unmanaged = vec![Unmanaged {
+            address: "team.ops".into(),
+            kind: Kind::Team,
+            note: "cc @acme/platform *now*".into(),
+        }];
+        let markdown = markdown(&plan);
+        assert!(
+            markdown.contains("cc @\u{200D}acme/platform \\*now\\*"),
+            "{markdown}"
         );
     }
 }
