@@ -171,24 +171,6 @@ const SCENARIOS: &[Scenario] = &[
         json_of: None,
     },
     Scenario {
-        name: "plan-runtime",
-        setup: |scratch| {
-            scratch.tramontane(&["apply", "--org", "sandbox:demo", "--auto-approve"]);
-            scratch.edit(
-                "policies/organization.yaml",
-                "    models: [mistral-small-latest, codestral-latest, mistral-embed]\n    max_tokens_per_request: 2000\n    daily_token_budget: 500000\n    rpm: 30 ",
-                "    models: [mistral-small-latest, mistral-embed]\n    max_tokens_per_request: 2000\n    daily_token_budget: 500000\n    rpm: 15 ",
-            );
-            scratch.edit(
-                "policies/gateway-keys.yaml",
-                "    expires: 2027-12-31\n    description: Alice's laptop",
-                "    expires: 2027-06-30\n    description: Alice's laptop",
-            );
-        },
-        exits: &[0],
-        json_of: None,
-    },
-    Scenario {
         name: "plan-json",
         setup: nothing,
         exits: &[0],
