@@ -560,3 +560,49 @@ fn hostile_names_in_the_org_cannot_forge_the_marker_or_escape_the_comment() {
     let outside: Vec<&str> = body.split("```").step_by(2).collect();
     assert_eq!(outside.concat().matches("<!--").count(), 1, "{body}");
 }
+
+/// A plan revoking a gateway key, read from a file as CI passes it: the comment says who
+/// loses what, names the key by its public id only, and a mention in policy text does not
+/// notify anyone.
+#[test]
+fn a_revoked_gateway_key_says_who_loses_what_and_mentions_do_not_notify() {
+    let env = TestDir::new();
+    let github = FakeGitHub::start(TOKEN);
+    let mut revoking = plan(0);
+    revoking["summary"]["delete"] = json!(1);
+    revoking["changes"] = json!([{
+        "address": "runtime.gateway_key.ab12cd34",
+        "kind": "runtime", "action": "delete", "enforcement": "runtime",
+        "reason": "revoked: the gateway refuses this key once it loads this policy",
+        "before": {"caller": "gateway_key", "id": "ab12cd34", "holder": "ops@acme.example",
+                   "workspace": "prod", "expires": "2027-12-31", "fingerprint": "0011223344556677",
+                   "limits": {"models": ["mistral-small-latest"], "rpm": 30, "workspace_rpm": null,
+                              "max_tokens_per_request": null, "daily_token_budget": null,
+                              "spend_limit": null}},
+        "after": null
+    }]);
+    revoking["unmanaged"][0]["note"] = json!("not in the policy; ask @acme/platform");
+    write_plan(&env, "plan.json", &revoking);
+    let run = comment(&env, &github, &["--plan", "plan.json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let posted = ours(&github);
+    let body = &posted[0].body;
+    assert!(!body.contains("0011223344556677"), "{body}");
+    assert!(!body.contains("@acme/platform"), "{body}");
+    let gains = body
+        .split("**Who gains or loses what through the gateway**\n\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .unwrap_or_else(|| panic!("no list of who gains or loses what in\n{body}"));
+    insta::assert_snapshot!(gains, @r"
+    - gateway key tmt\_ab12cd34\_… (holder ops@acme.example) revoked: it no longer calls workspace prod
+    ");
+    let unmanaged = body
+        .lines()
+        .find(|line| line.starts_with("- `member.mallory@acme.example`"))
+        .unwrap();
+    // The `@` below is followed by a zero-width joiner, which GitHub shows as nothing.
+    insta::assert_snapshot!(unmanaged, @r"
+    - `member.mallory@acme.example`: not in the policy; ask @‍acme/platform
+    ");
+}

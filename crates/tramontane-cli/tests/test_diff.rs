@@ -163,6 +163,8 @@ fn access_changes_between_two_commits_for_people() {
         owner: carol@acme.example
         models: every model (the workspace's)
         rpm: 120 (the workspace's)
+        max_tokens_per_request: no limit
+        daily_token_budget: no cap
         expires: 2027-01-01
 
     ~ team developers
@@ -173,6 +175,16 @@ fn access_changes_between_two_commits_for_people() {
     ~ member alice@acme.example
         ~ workspaces:
             + ml: workspace_admin
+        ~ access:
+            + ml: daily token budget no cap
+            + ml: max tokens per request no limit
+            + ml: models every model
+            + ml: rpm 120 (the workspace's)
+
+    ~ member bob@acme.example
+        ~ access:
+            + dev: daily token budget 750000
+            - dev: daily token budget 500000
 
     ~ member carol@acme.example
         ~ teams:
@@ -180,6 +192,15 @@ fn access_changes_between_two_commits_for_people() {
         ~ workspaces:
             + dev: user (team developers)
             + ml: dev
+        ~ access:
+            + dev: daily token budget 750000
+            + dev: max tokens per request 2000
+            + dev: models codestral-latest, mistral-small-latest
+            + dev: rpm 60 (the workspace's)
+            + ml: daily token budget no cap
+            + ml: max tokens per request no limit
+            + ml: models every model
+            + ml: rpm 120 (the workspace's)
 
     - member dave@acme.example
         roles: member
@@ -187,7 +208,7 @@ fn access_changes_between_two_commits_for_people() {
     Maximum monthly spend exposure: 1000 → 500 (−500)
         before: the organization's spend limit
         after: the sum of 2 workspace spend limits (the organization is unlimited)
-    Access: 2 added, 5 changed, 1 removed.
+    Access: 2 added, 6 changed, 1 removed.
     ");
 
     let detailed = repo
@@ -222,7 +243,7 @@ fn access_changes_as_markdown_for_the_pull_request() {
     > Maximum monthly spend exposure: **1000 → 500 (−500)**.  
     > Before: the organization's spend limit. After: the sum of 2 workspace spend limits (the organization is unlimited).
 
-    Access: 2 added, 5 changed, 1 removed.
+    Access: 2 added, 6 changed, 1 removed.
 
     | | subject | attribute | change |
     |:-:|---|---|---|
@@ -235,12 +256,17 @@ fn access_changes_as_markdown_for_the_pull_request() {
     | + | key `ml/batch` | owner | `carol@acme.example` |
     |  |  | models | `every model (the workspace's)` |
     |  |  | rpm | `120 (the workspace's)` |
+    |  |  | max_tokens_per_request | `no limit` |
+    |  |  | daily_token_budget | `no cap` |
     |  |  | expires | `2027-01-01` |
     | ~ | team `developers` | members | added `carol@acme.example` |
     |  |  | daily_token_budget | `500000` → `750000` |
     | ~ | member `alice@acme.example` | workspaces | added `ml: workspace_admin` |
+    |  |  | access | added `ml: daily token budget no cap`, `ml: max tokens per request no limit`, `ml: models every model`, `ml: rpm 120 (the workspace's)` |
+    | ~ | member `bob@acme.example` | access | added `dev: daily token budget 750000`; removed `dev: daily token budget 500000` |
     | ~ | member `carol@acme.example` | teams | added `developers` |
     |  |  | workspaces | added `dev: user (team developers)`, `ml: dev` |
+    |  |  | access | added `dev: daily token budget 750000`, `dev: max tokens per request 2000`, `dev: models codestral-latest, mistral-small-latest`, `dev: rpm 60 (the workspace's)`, `ml: daily token budget no cap`, `ml: max tokens per request no limit`, `ml: models every model`, `ml: rpm 120 (the workspace's)` |
     | − | member `dave@acme.example` | roles | `member` |
     ");
 }
@@ -307,10 +333,20 @@ fn the_working_tree_against_a_commit_includes_uncommitted_edits() {
     ~ key ml/batch
         ~ models: every model (the workspace's) → mistral-small-latest
 
+    ~ member alice@acme.example
+        ~ access:
+            + ml: models mistral-small-latest
+            - ml: models every model
+
+    ~ member carol@acme.example
+        ~ access:
+            + ml: models mistral-small-latest
+            - ml: models every model
+
     Maximum monthly spend exposure: 500 → unbounded
         before: the sum of 2 workspace spend limits (the organization is unlimited)
         after: unbounded: the organization is unlimited and workspace `ml` has no limit
-    Access: 0 added, 2 changed, 0 removed.
+    Access: 0 added, 4 changed, 0 removed.
     ");
 }
 
@@ -426,4 +462,133 @@ fn outside_a_repository_diff_says_where_to_run() {
     error: `policies` is not inside a git repository
     help: run `tramontane diff` inside a clone of the policy repository
     ");
+}
+
+const GATEWAY_KEYS: &str = "\
+version: 1
+gateway_keys:
+  bobkey0001:
+    digest: sha256:1111111111111111111111111111111111111111111111111111111111111111
+    holder: bob@acme.example
+    workspace: dev
+    expires: 2027-06-30
+  cikey00001:
+    digest: sha256:2222222222222222222222222222222222222222222222222222222222222222
+    holder: workspace.dev.key.ci
+    workspace: dev
+    expires: 2027-06-30
+";
+
+/// Gateway keys between two commits: Bob's re-issued and extended, the CI key's revoked,
+/// one issued to Alice. Each shows its holder, workspace, expiry and effective limits;
+/// no digest is shown.
+#[test]
+fn gateway_keys_show_their_holder_workspace_expiry_and_limits_and_never_a_digest() {
+    let repo = Repo::new();
+    let dev = DEV.replace(
+        "    keys:\n",
+        "    gateway: { upstream_key: ci }\n    keys:\n",
+    );
+    repo.write("policies/org.yaml", BASE)
+        .write("policies/workspaces/dev.yaml", &dev)
+        .write("policies/gateway-keys.yaml", GATEWAY_KEYS);
+    repo.commit("gateway keys");
+    let head = GATEWAY_KEYS
+        .replace(
+            "sha256:1111111111111111111111111111111111111111111111111111111111111111\n    holder: bob@acme.example\n    workspace: dev\n    expires: 2027-06-30",
+            "sha256:3333333333333333333333333333333333333333333333333333333333333333\n    holder: bob@acme.example\n    workspace: dev\n    expires: 2027-12-31",
+        )
+        .replace(
+            "  cikey00001:\n    digest: sha256:2222222222222222222222222222222222222222222222222222222222222222\n    holder: workspace.dev.key.ci\n    workspace: dev\n    expires: 2027-06-30\n",
+            "  alicekey01:\n    digest: sha256:4444444444444444444444444444444444444444444444444444444444444444\n    holder: alice@acme.example\n    workspace: dev\n    expires: 2027-03-31\n",
+        );
+    repo.write("policies/gateway-keys.yaml", &head);
+    repo.commit("rotate, revoke, issue");
+    let diff = |format: &str| {
+        let mut test = repo
+            .test()
+            .args([
+                "diff", "--base", "HEAD~1", "--head", "HEAD", "--format", format,
+            ])
+            .expect_code(0);
+        for digit in ['1', '2', '3', '4'] {
+            test = test.no_secret_in_output(digit.to_string().repeat(64));
+        }
+        test.run().stdout
+    };
+    insta::assert_snapshot!(diff("human"), @r"
+    Access changes in `policies` from `HEAD~1` (a00a3e74a5f1) to `HEAD` (627563f84c29):
+
+    + gateway key alicekey01
+        holder: alice@acme.example
+        workspace: dev
+        expires: 2027-03-31
+        models: codestral-latest, mistral-small-latest
+        rpm: 60 (the workspace's)
+        max_tokens_per_request: no limit
+        daily_token_budget: no cap
+
+    ~ gateway key bobkey0001
+        ~ expires: 2027-06-30 → 2027-12-31
+        ~ secret: the key issued before → re-issued (a new digest)
+
+    - gateway key cikey00001
+        holder: workspace.dev.key.ci
+        workspace: dev
+        expires: 2027-06-30
+        models: codestral-latest
+        rpm: 30
+        max_tokens_per_request: no limit
+        daily_token_budget: no cap
+
+    Maximum monthly spend exposure: 1000, unchanged (the organization's spend limit).
+    Access: 1 added, 1 changed, 1 removed.
+    ");
+    insta::assert_snapshot!(diff("markdown"), @r"
+    ### Access changes in `policies`: `HEAD~1` (a00a3e74a5f1) → `HEAD` (627563f84c29)
+
+    Maximum monthly spend exposure: **1000**, unchanged (the organization's spend limit).
+
+    Access: 1 added, 1 changed, 1 removed.
+
+    | | subject | attribute | change |
+    |:-:|---|---|---|
+    | + | gateway key `alicekey01` | holder | `alice@acme.example` |
+    |  |  | workspace | `dev` |
+    |  |  | expires | `2027-03-31` |
+    |  |  | models | `codestral-latest`, `mistral-small-latest` |
+    |  |  | rpm | `60 (the workspace's)` |
+    |  |  | max_tokens_per_request | `no limit` |
+    |  |  | daily_token_budget | `no cap` |
+    | ~ | gateway key `bobkey0001` | expires | `2027-06-30` → `2027-12-31` |
+    |  |  | secret | `the key issued before` → `re-issued (a new digest)` |
+    | − | gateway key `cikey00001` | holder | `workspace.dev.key.ci` |
+    |  |  | workspace | `dev` |
+    |  |  | expires | `2027-06-30` |
+    |  |  | models | `codestral-latest` |
+    |  |  | rpm | `30` |
+    |  |  | max_tokens_per_request | `no limit` |
+    |  |  | daily_token_budget | `no cap` |
+    ");
+    let json: serde_json::Value = serde_json::from_str(&diff("json")).unwrap();
+    let kinds: Vec<(&str, &str, &str)> = json["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|change| {
+            (
+                change["kind"].as_str().unwrap(),
+                change["name"].as_str().unwrap(),
+                change["change"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("gateway_key", "alicekey01", "added"),
+            ("gateway_key", "bobkey0001", "changed"),
+            ("gateway_key", "cikey00001", "removed"),
+        ]
+    );
 }

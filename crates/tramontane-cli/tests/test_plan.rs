@@ -484,7 +484,6 @@ fn no_changes_with_unmanaged_objects_does_not_claim_a_match() {
     insta::assert_snapshot!(run.stdout, @r"
     Planned against sandbox:demo (fingerprint sha256:11b817f21a07).
 
-
     Unmanaged: in the organization, not in the policy. Left alone; `prune` in `organization` deletes them.
       ? team.contractors  1 member and not in the policy
 
@@ -537,4 +536,125 @@ fn import_writes_a_modeline_only_to_a_schema_that_exists() {
         let written = env.path().join(file);
         assert!(written.parent().unwrap().join(expected).is_file());
     }
+}
+
+/// Every digest of the example's gateway keys and of the edited ones: none may be shown.
+const GATEWAY_KEY_DIGESTS: [&str; 4] = [
+    "1c31458bfd4b5d58964aa668555bb1c95c389ca2e3daa0d32a2795a613b41868",
+    "bd33f06c2a20979700d7e118d7111bcb03a0258301b806fb43fd53751b8bed57",
+    "5e6f06c2a20979700d7e118d7111bcb03a0258301b806fb43fd53751b8bed571",
+    "7a1c58e0b3d94f26a8c4e1f0d2b7a9c6e5f4d3c2b1a09f8e7d6c5b4a39281706",
+];
+
+/// The example applied to the demo (which records the runtime it put in force), then the
+/// fixture's gateway keys and a developer role that loses a model and half its rate.
+fn runtime_changed() -> TestDir {
+    let env = TestDir::with_example_policies();
+    env.test()
+        .args(["apply", "--org", "sandbox:demo", "--auto-approve"])
+        .expect_code(0)
+        .run();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/runtime-change/gateway-keys.yaml");
+    env.write(
+        "policies/gateway-keys.yaml",
+        std::fs::read_to_string(fixture).unwrap(),
+    );
+    let organization = env.read("policies/organization.yaml");
+    let developer = "    models: [mistral-small-latest, codestral-latest, mistral-embed]\n    max_tokens_per_request: 2000\n    daily_token_budget: 500000\n    rpm: 30 ";
+    assert!(organization.contains(developer), "{organization}");
+    env.write(
+        "policies/organization.yaml",
+        organization.replace(
+            developer,
+            "    models: [mistral-small-latest]\n    max_tokens_per_request: 2000\n    daily_token_budget: 500000\n    rpm: 15 ",
+        ),
+    );
+    env
+}
+
+/// The plan in `format`, checked to show no digest, with the live fingerprint blanked: the
+/// ids an apply gives the demo's new keys depend on the order its concurrent calls land in.
+fn plan_without_digests(env: &TestDir, format: &str) -> String {
+    let mut test = env
+        .test()
+        .args(["plan", "--org", "sandbox:demo", "--format", format])
+        .expect_code(0);
+    for digest in GATEWAY_KEY_DIGESTS {
+        test = test.no_secret_in_output(digest);
+    }
+    blank_live_fingerprint(&test.run().stdout)
+}
+
+fn blank_live_fingerprint(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    for marker in ["fingerprint sha256:", "fingerprint `sha256:"] {
+        if let Some(at) = rest.find(marker) {
+            let start = at + marker.len();
+            let end = start
+                + rest[start..]
+                    .find(|c: char| !c.is_ascii_hexdigit())
+                    .unwrap_or(rest.len() - start);
+            out.push_str(&rest[..start]);
+            out.push_str("[live]");
+            rest = &rest[end..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn a_gateway_key_and_a_role_rate_change_say_who_gains_or_loses_what() {
+    let env = runtime_changed();
+    let human = plan_without_digests(&env, "human");
+    for line in [
+        "» member bob.stone@acme.example loses codestral-latest in workspace dev-workspace",
+        "» member bob.stone@acme.example: rpm 30 → 15 in workspace dev-workspace",
+        "» gateway key tmt_b7k2m9q4x1za_… (holder alice.martin@acme.example) revoked",
+        "» gateway key tmt_c9q2w8e4r6ty_… (holder bob.stone@acme.example) added: can call mistral-small-latest in workspace dev-workspace",
+        "» gateway key tmt_s4t8w1n6c3pe_… (holder workspace.prod-workspace.key.support-bot) re-issued",
+        "~ secret: re-issued (a new digest)",
+    ] {
+        assert!(human.contains(line), "{line:?} not in\n{human}");
+    }
+    insta::assert_snapshot!("runtime_change_for_people", human);
+}
+
+#[test]
+fn a_runtime_change_in_the_pull_request_comment_and_the_plan_file() {
+    let env = runtime_changed();
+    let markdown = plan_without_digests(&env, "markdown");
+    assert!(markdown.contains("**Who gains or loses what through the gateway**"));
+    insta::assert_snapshot!("runtime_change_as_markdown", markdown);
+
+    let json = plan_without_digests(&env, "json");
+    let plan: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(plan["format_version"], "1");
+    let changes = plan["changes"].as_array().unwrap();
+    let revoked = changes
+        .iter()
+        .find(|change| change["address"] == "runtime.gateway_key.b7k2m9q4x1za")
+        .unwrap();
+    assert_eq!(revoked["action"], "delete");
+    assert_eq!(revoked["kind"], "runtime");
+    assert_eq!(revoked["before"]["caller"], "gateway_key");
+    assert_eq!(
+        revoked["access"]["loses"],
+        serde_json::json!(["codestral-latest", "mistral-small-latest"])
+    );
+    // The plan file reads back as it was written, `access` included.
+    env.write("plan.json", &json);
+    let shown = env
+        .test()
+        .args(["show", "plan.json", "--format", "json"])
+        .expect_code(0)
+        .run();
+    assert_eq!(shown.stdout, json);
+    let runtime_changes: Vec<&serde_json::Value> = changes
+        .iter()
+        .filter(|change| change["kind"] == "runtime")
+        .collect();
+    insta::assert_json_snapshot!("runtime_change_as_json", runtime_changes);
 }

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::model::{Budget, Cents, Expiry, WorkspaceRole};
-use crate::runtime::{Models, Runtime};
+use crate::runtime::{Limits, Models, Runtime};
 
 /// Whom or what an access record describes, in the order changes are shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -23,6 +23,7 @@ pub enum SubjectKind {
     Organization,
     Workspace,
     Key,
+    GatewayKey,
     Team,
     Member,
 }
@@ -33,6 +34,7 @@ impl SubjectKind {
             SubjectKind::Organization => "organization",
             SubjectKind::Workspace => "workspace",
             SubjectKind::Key => "key",
+            SubjectKind::GatewayKey => "gateway key",
             SubjectKind::Team => "team",
             SubjectKind::Member => "member",
         }
@@ -72,6 +74,9 @@ pub type Attributes = Vec<(&'static str, Value)>;
 pub struct Access {
     pub subjects: BTreeMap<Subject, Attributes>,
     pub exposure: Exposure,
+    /// Each gateway key's digest fingerprint, by public id: never shown, only compared, so
+    /// a re-issued key shows as one.
+    pub gateway_key_fingerprints: BTreeMap<String, String>,
 }
 
 /// The most the organization can spend in a month under a policy (see docs/diff-and-comment.md).
@@ -131,13 +136,7 @@ impl Access {
                     }
                     other => other,
                 };
-                let key_rpm = match key.limits.effective_rpm() {
-                    Some(rate) if key.limits.rpm_is_the_workspace_s() => {
-                        Value::text(format!("{rate} (the workspace's)"))
-                    }
-                    Some(rate) => Value::text(rate.to_string()),
-                    None => Value::text("unlimited"),
-                };
+                let key_rpm = caller_rpm(&key.limits);
                 let expires = match key.expiry {
                     Some(Expiry::On(date)) => date.to_string(),
                     Some(Expiry::AfterDays(days)) => format!("{days} days after creation"),
@@ -149,25 +148,59 @@ impl Access {
                         ("owner", Value::text(key.owner.clone())),
                         ("models", key_models),
                         ("rpm", key_rpm),
+                        (
+                            "max_tokens_per_request",
+                            limit(key.limits.max_tokens_per_request, "no limit"),
+                        ),
+                        (
+                            "daily_token_budget",
+                            limit(key.limits.daily_token_budget, "no cap"),
+                        ),
                         ("expires", Value::text(expires)),
                     ],
                 );
             }
         }
 
+        for (id, key) in &runtime.gateway_keys {
+            let mut attributes = vec![
+                ("holder", Value::text(key.holder.to_string())),
+                ("workspace", Value::text(key.workspace.clone())),
+                ("expires", Value::text(key.expires.to_string())),
+            ];
+            match &key.limits {
+                Some(limits) => attributes.extend([
+                    ("models", models(&limits.models)),
+                    ("rpm", caller_rpm(limits)),
+                    (
+                        "max_tokens_per_request",
+                        limit(limits.max_tokens_per_request, "no limit"),
+                    ),
+                    (
+                        "daily_token_budget",
+                        limit(limits.daily_token_budget, "no cap"),
+                    ),
+                ]),
+                None => attributes.push((
+                    "models",
+                    Value::text("none: the holder does not reach the workspace"),
+                )),
+            }
+            subjects.insert(subject(SubjectKind::GatewayKey, id), attributes);
+        }
+
         for (name, team) in &runtime.teams {
-            let limit = |value: Option<u64>, none: &str| {
-                Value::text(value.map_or_else(|| none.to_owned(), |n| n.to_string()))
-            };
-            let (team_models, max_tokens, budget) = match runtime.profile_of(team) {
+            let (team_models, member_rpm, max_tokens, budget) = match runtime.profile_of(team) {
                 Some(profile) => (
                     models(&profile.models),
+                    limit(profile.rpm.map(u64::from), "no limit"),
                     limit(profile.max_tokens_per_request, "no limit"),
                     limit(profile.daily_token_budget, "no cap"),
                 ),
                 // Without a runtime role the gateway has nothing to restrict the team by.
                 None => (
                     Value::text("not restricted (no runtime role)"),
+                    Value::text("no limit"),
                     Value::text("no limit"),
                     Value::text("no cap"),
                 ),
@@ -184,6 +217,7 @@ impl Access {
                 ("workspaces", Value::set(workspaces)),
                 ("role", Value::text(team.role.as_deref().unwrap_or("none"))),
                 ("models", team_models),
+                ("rpm_per_member", member_rpm),
                 ("max_tokens_per_request", max_tokens),
                 ("daily_token_budget", budget),
             ]);
@@ -200,12 +234,18 @@ impl Access {
                     workspaces.insert(format!("{workspace}: {} (team {team})", join(roles)));
                 }
             }
+            let access = member.workspaces.iter().flat_map(|(workspace, grant)| {
+                limits_items(&grant.limits)
+                    .into_iter()
+                    .map(move |item| format!("{workspace}: {item}"))
+            });
             subjects.insert(
                 subject(SubjectKind::Member, email),
                 vec![
                     ("roles", Value::set(member.roles.iter().map(|r| r.as_str()))),
                     ("teams", Value::Set(member.teams.clone())),
                     ("workspaces", Value::Set(workspaces)),
+                    ("access", Value::set(access)),
                 ],
             );
         }
@@ -213,6 +253,11 @@ impl Access {
         Access {
             subjects,
             exposure: Exposure::of(runtime),
+            gateway_key_fingerprints: runtime
+                .gateway_keys
+                .iter()
+                .map(|(id, key)| (id.clone(), key.fingerprint.clone()))
+                .collect(),
         }
     }
 }
@@ -292,6 +337,47 @@ fn models(models: &Models) -> Value {
         Models::Every => Value::text(EVERY_MODEL),
         Models::Only(names) => Value::Set(names.clone()),
     }
+}
+
+fn limit(value: Option<u64>, none: &str) -> Value {
+    Value::text(value.map_or_else(|| none.to_owned(), |n| n.to_string()))
+}
+
+/// The rate a caller can reach, noting when it is the workspace's shared one that binds.
+fn caller_rpm(limits: &Limits) -> Value {
+    match limits.effective_rpm() {
+        Some(rate) if limits.rpm_is_the_workspace_s() => {
+            Value::text(format!("{rate} (the workspace's)"))
+        }
+        Some(rate) => Value::text(rate.to_string()),
+        None => Value::text("unlimited"),
+    }
+}
+
+/// A caller's access in one workspace, an item per limit, so a change shows only the limit
+/// that moves.
+fn limits_items(limits: &Limits) -> Vec<String> {
+    let models = match &limits.models {
+        Models::Every => EVERY_MODEL.to_owned(),
+        Models::Only(names) if names.is_empty() => "no model".to_owned(),
+        Models::Only(names) => names.iter().cloned().collect::<Vec<_>>().join(", "),
+    };
+    let text = |value: Value| match value {
+        Value::Text(text) => text,
+        Value::Set(items) => items.into_iter().collect::<Vec<_>>().join(", "),
+    };
+    vec![
+        format!("models {models}"),
+        format!("rpm {}", text(caller_rpm(limits))),
+        format!(
+            "max tokens per request {}",
+            text(limit(limits.max_tokens_per_request, "no limit"))
+        ),
+        format!(
+            "daily token budget {}",
+            text(limit(limits.daily_token_budget, "no cap"))
+        ),
+    ]
 }
 
 fn rpm(value: Option<u32>) -> Value {
@@ -403,7 +489,17 @@ impl AccessDiff {
                 (None, Some(new)) => (ChangeKind::Added, side_only(new, false)),
                 (Some(old), None) => (ChangeKind::Removed, side_only(old, true)),
                 (Some(old), Some(new)) => {
-                    let attributes = changed(old, new);
+                    let mut attributes = changed(old, new);
+                    if subject.kind == SubjectKind::GatewayKey
+                        && before.gateway_key_fingerprints.get(&subject.name)
+                            != after.gateway_key_fingerprints.get(&subject.name)
+                    {
+                        attributes.push(AttributeDiff {
+                            name: "secret",
+                            before: Some(Value::text("the key issued before")),
+                            after: Some(Value::text("re-issued (a new digest)")),
+                        });
+                    }
                     if attributes.is_empty() {
                         continue;
                     }

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::Action;
 use crate::model::{Budget, Enforcement, Kind};
-use crate::runtime::{Caller, Limits};
+use crate::runtime::{Caller, GatewayKeyAccess, Limits};
 
 /// One change: where it applies, why, and what it does.
 ///
@@ -140,6 +140,14 @@ pub enum ChangeSpec {
         before: Option<Limits>,
         after: Option<Limits>,
     },
+    /// A gateway key against what the last apply put in force: `None` before for a key
+    /// issued since, `None` after for one revoked.
+    GatewayKey {
+        /// The key's public id.
+        id: String,
+        before: Option<GatewayKeyAccess>,
+        after: Option<GatewayKeyAccess>,
+    },
 }
 
 impl ChangeSpec {
@@ -160,7 +168,7 @@ impl ChangeSpec {
             | ChangeSpec::KeyReplace { .. }
             | ChangeSpec::KeyRotate { .. }
             | ChangeSpec::KeyDelete(_) => Kind::ApiKey,
-            ChangeSpec::Runtime { .. } => Kind::Runtime,
+            ChangeSpec::Runtime { .. } | ChangeSpec::GatewayKey { .. } => Kind::Runtime,
         }
     }
 
@@ -181,11 +189,8 @@ impl ChangeSpec {
             ChangeSpec::KeyReplace { .. } => Action::Replace,
             ChangeSpec::KeyRotate { .. } => Action::Rotate,
             ChangeSpec::WorkspaceSpendLimit { .. } => Action::Manual,
-            ChangeSpec::Runtime { before, after, .. } => match (before, after) {
-                (None, _) => Action::Create,
-                (Some(_), None) => Action::Delete,
-                (Some(_), Some(_)) => Action::Update,
-            },
+            ChangeSpec::Runtime { before, after, .. } => sides_action(before, after),
+            ChangeSpec::GatewayKey { before, after, .. } => sides_action(before, after),
         }
     }
 
@@ -195,7 +200,7 @@ impl ChangeSpec {
     pub fn enforcement(&self) -> Enforcement {
         match self {
             ChangeSpec::WorkspaceSpendLimit { .. } => Enforcement::Console,
-            ChangeSpec::Runtime { .. } => Enforcement::Runtime,
+            ChangeSpec::Runtime { .. } | ChangeSpec::GatewayKey { .. } => Enforcement::Runtime,
             _ => Enforcement::Platform,
         }
     }
@@ -249,8 +254,44 @@ impl ChangeSpec {
                 };
                 (side(before), side(after))
             }
+            ChangeSpec::GatewayKey { id, before, after } => {
+                let side = |access: &Option<GatewayKeyAccess>| {
+                    value(&GatewayKeySide {
+                        caller: GatewayKeyTag::GatewayKey,
+                        id: id.clone(),
+                        access: access.clone()?,
+                    })
+                };
+                (side(before), side(after))
+            }
         }
     }
+}
+
+/// A runtime change's action: a create has no `before`, a delete no `after`.
+fn sides_action<T>(before: &Option<T>, after: &Option<T>) -> Action {
+    match (before, after) {
+        (None, _) => Action::Create,
+        (Some(_), None) => Action::Delete,
+        (Some(_), Some(_)) => Action::Update,
+    }
+}
+
+/// A gateway key and its access: one side of a gateway key change. `caller` is
+/// `gateway_key`, as a runtime caller's side names its kind.
+#[derive(Serialize, Deserialize)]
+pub(super) struct GatewayKeySide {
+    pub caller: GatewayKeyTag,
+    /// The key's public id.
+    pub id: String,
+    #[serde(flatten)]
+    pub access: GatewayKeyAccess,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum GatewayKeyTag {
+    GatewayKey,
 }
 
 /// A caller and its limits: one side of a runtime change.

@@ -11,6 +11,7 @@
 
 mod change;
 mod diff;
+mod effect;
 pub mod guard;
 pub mod review;
 mod runtime_section;
@@ -24,6 +25,7 @@ pub use change::{
     MemberSpec, NewTeam, NewWorkspace, TeamState, TeamWorkspaces, WorkspaceMembers, WorkspaceState,
 };
 pub use diff::{PlanInput, diff, diff_against, expected_expiry, sink_summary};
+pub use effect::{AccessEffect, gateway_key_name};
 pub use runtime_section::RuntimeSection;
 
 pub const FORMAT_VERSION: &str = "1";

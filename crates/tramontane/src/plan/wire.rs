@@ -7,11 +7,12 @@ use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use super::Action;
 use super::change::{
-    ArchivedWorkspace, CallerSide, Change, ChangeSpec, DeletedTeam, KeySpec, LiveKeyRef,
-    MemberSpec, NewTeam, NewWorkspace, RolesSide, SpendLimitSide, TeamState, WorkspaceState,
+    ArchivedWorkspace, CallerSide, Change, ChangeSpec, DeletedTeam, GatewayKeySide, KeySpec,
+    LiveKeyRef, MemberSpec, NewTeam, NewWorkspace, RolesSide, SpendLimitSide, TeamState,
+    WorkspaceState,
 };
+use super::{AccessEffect, Action};
 use crate::model::{Budget, Enforcement, Kind};
 
 #[derive(Serialize, Deserialize)]
@@ -23,6 +24,10 @@ struct WireChange {
     reason: String,
     before: Option<Value>,
     after: Option<Value>,
+    /// Who gains or loses what, for a runtime change: derived from the sides, so it is
+    /// written for readers and not read back.
+    #[serde(default, skip_serializing_if = "Option::is_none", skip_deserializing)]
+    access: Option<AccessEffect>,
 }
 
 impl Serialize for Change {
@@ -36,6 +41,7 @@ impl Serialize for Change {
             reason: self.reason.clone(),
             before,
             after,
+            access: self.access_effect(),
         }
         .serialize(serializer)
     }
@@ -149,6 +155,24 @@ fn decode(wire: &WireChange) -> Result<ChangeSpec, String> {
         (Kind::ApiKey, Action::Delete) => {
             ChangeSpec::KeyDelete(side::<LiveKeyRef>(&wire.before, "before")?)
         }
+        (Kind::Runtime, action @ (Action::Create | Action::Update | Action::Delete))
+            if is_gateway_key(wire) =>
+        {
+            let before = gateway_key_side(&wire.before, "before", action != Action::Create)?;
+            let after = gateway_key_side(&wire.after, "after", action != Action::Delete)?;
+            let id = match (&before, &after) {
+                (Some(old), Some(new)) if old.id != new.id => {
+                    return Err("has a `before` and an `after` of different gateway keys".into());
+                }
+                (Some(side), _) | (_, Some(side)) => side.id.clone(),
+                (None, None) => return Err("has neither `before` nor `after`".into()),
+            };
+            ChangeSpec::GatewayKey {
+                id,
+                before: before.map(|side| side.access),
+                after: after.map(|side| side.access),
+            }
+        }
         (Kind::Runtime, action @ (Action::Create | Action::Update | Action::Delete)) => {
             let before = runtime_side(&wire.before, "before", action != Action::Create)?;
             let after = runtime_side(&wire.after, "after", action != Action::Delete)?;
@@ -193,6 +217,28 @@ fn runtime_side(
 ) -> Result<Option<CallerSide>, String> {
     match (value, wanted) {
         (Some(_), true) => side::<CallerSide>(value, which).map(Some),
+        (None, false) => Ok(None),
+        (None, true) => Err(format!("has no `{which}`")),
+        (Some(_), false) => Err(format!("has a `{which}`, which its action has none of")),
+    }
+}
+
+/// Whether a runtime change is a gateway key's: its sides say `"caller": "gateway_key"`.
+fn is_gateway_key(wire: &WireChange) -> bool {
+    [&wire.before, &wire.after]
+        .into_iter()
+        .flatten()
+        .any(|side| side.get("caller").and_then(Value::as_str) == Some("gateway_key"))
+}
+
+/// One side of a gateway key change: present exactly where the action says.
+fn gateway_key_side(
+    value: &Option<Value>,
+    which: &str,
+    wanted: bool,
+) -> Result<Option<GatewayKeySide>, String> {
+    match (value, wanted) {
+        (Some(_), true) => side::<GatewayKeySide>(value, which).map(Some),
         (None, false) => Ok(None),
         (None, true) => Err(format!("has no `{which}`")),
         (Some(_), false) => Err(format!("has a `{which}`, which its action has none of")),

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use super::untrusted;
-use crate::plan::{Action, Change, Plan, Rotation, RotationStage};
+use crate::plan::{Action, Change, ChangeSpec, Plan, Rotation, RotationStage};
 
 /// The first line of every plan comment, so CI finds and updates its own comment.
 pub const COMMENT_MARKER: &str = "<!-- tramontane:plan -->";
@@ -54,9 +54,6 @@ pub fn human(plan: &Plan, color: bool) -> String {
         untrusted::terminal(&plan.live.org),
         untrusted::terminal(short(&plan.live.fingerprint))
     );
-    if plan.changes.is_empty() {
-        out.push('\n');
-    }
     for change in &plan.changes {
         out.push('\n');
         let head = format!(
@@ -79,6 +76,13 @@ pub fn human(plan: &Plan, color: bool) -> String {
             "    {}",
             paint.dim(&format!("# {}", untrusted::terminal(&change.reason)))
         );
+        for line in effect_lines(change) {
+            let _ = writeln!(
+                out,
+                "    {}",
+                paint.bold(&format!("» {}", untrusted::terminal(&line)))
+            );
+        }
         for line in attribute_lines(change) {
             let line = untrusted::terminal(&line).into_owned();
             let styled = match line.chars().next() {
@@ -189,6 +193,14 @@ pub fn markdown_body(plan: &Plan) -> String {
     if plan.changes.is_empty() {
         let _ = writeln!(out, "{}\n", no_changes_line(plan));
     }
+    let effects: Vec<String> = plan.changes.iter().flat_map(effect_lines).collect();
+    if !effects.is_empty() {
+        let _ = writeln!(out, "**Who gains or loses what through the gateway**\n");
+        for line in &effects {
+            let _ = writeln!(out, "- {}", untrusted::markdown(line));
+        }
+        out.push('\n');
+    }
     for change in &plan.changes {
         let _ = writeln!(
             out,
@@ -280,7 +292,8 @@ pub fn markdown_body(plan: &Plan) -> String {
     let _ = writeln!(
         out,
         "<sub>{}. Policy {commit}{dirty}; live fingerprint {}; reviewed changes {}.</sub>",
-        summary_line(plan),
+        // The summary ends a sentence of its own; this line adds its period.
+        summary_line(plan).trim_end_matches('.'),
         untrusted::markdown_code(short(&plan.live.fingerprint)),
         untrusted::markdown_code(short(&plan.review_digest()))
     );
@@ -352,12 +365,31 @@ fn summary_line(plan: &Plan) -> String {
 
 fn runtime_line(plan: &Plan) -> String {
     let runtime = &plan.runtime;
+    let mut parts = vec![
+        format!("{} access profile(s)", runtime.roles.len()),
+        format!("{} team role(s)", runtime.teams.len()),
+        format!(
+            "the model lists and request rates of {} workspace(s)",
+            runtime.workspaces.len()
+        ),
+    ];
+    let gateway_keys = runtime.effective.gateway_keys.len();
+    if gateway_keys > 0 {
+        parts.push(format!("{gateway_keys} gateway key(s)"));
+    }
+    let last = parts.pop().unwrap_or_default();
     format!(
-        "Runtime: {} access profile(s), {} team role(s) and the model lists and request rates of {} workspace(s) are enforced by the gateway, not the platform; they travel in the plan's `runtime` section.",
-        runtime.roles.len(),
-        runtime.teams.len(),
-        runtime.workspaces.len()
+        "Runtime: {} and {last} are enforced by the gateway, not the platform; they travel in the plan's `runtime` section.",
+        parts.join(", ")
     )
+}
+
+/// Who gains or loses what through a runtime change, a sentence a line; none for others.
+fn effect_lines(change: &Change) -> Vec<String> {
+    change
+        .access_effect()
+        .map(|effect| effect.summary)
+        .unwrap_or_default()
 }
 
 fn short(fingerprint: &str) -> &str {
@@ -373,6 +405,13 @@ fn attribute_lines(change: &Change) -> Vec<String> {
     let mut lines = Vec::new();
     for attribute in change.changed_attributes() {
         let name = attribute.name.as_str();
+        // A gateway key's digest fingerprint is shown only as whether it changed.
+        if matches!(change.spec, ChangeSpec::GatewayKey { .. }) && name == "fingerprint" {
+            if change.action == Action::Update && attribute.before != attribute.after {
+                lines.push("~ secret: re-issued (a new digest)".to_owned());
+            }
+            continue;
+        }
         match (attribute.before.as_ref(), attribute.after.as_ref()) {
             (Some(Value::Object(old)), Some(Value::Object(new)))
                 if change.action == Action::Update =>
@@ -452,6 +491,7 @@ fn show(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::ChangeSpec;
     use crate::plan::{Kind, Unmanaged};
 
     fn member(email: &str) -> Unmanaged {
@@ -483,6 +523,105 @@ mod tests {
         plan.unmanaged.truncate(1);
         assert!(
             human(&plan, false).ends_with("No changes to apply, but see 1 unmanaged object.\n")
+        );
+    }
+
+    fn gateway_key_plan() -> Plan {
+        use crate::model::Holder;
+        use crate::runtime::{GatewayKeyAccess, Limits, Models};
+        let key = |holder: &str, fingerprint: &str, models: &[&str]| GatewayKeyAccess {
+            holder: Holder::parse(holder),
+            workspace: "prod".into(),
+            expires: jiff::civil::date(2027, 12, 31),
+            fingerprint: fingerprint.into(),
+            limits: Some(Limits {
+                models: Models::Only(models.iter().map(|m| m.to_string()).collect()),
+                rpm: Some(30),
+                workspace_rpm: None,
+                max_tokens_per_request: None,
+                daily_token_budget: None,
+                spend_limit: None,
+            }),
+        };
+        let change = Change::new(
+            "runtime.gateway_key.ab12cd34",
+            "the policy changes what this gateway key lets its holder do",
+            ChangeSpec::GatewayKey {
+                id: "ab12cd34".into(),
+                before: Some(key(
+                    "ops@acme.example",
+                    "0011223344556677",
+                    &["large", "small"],
+                )),
+                after: Some(key("ops@acme.example", "8899aabbccddeeff", &["small"])),
+            },
+        );
+        Plan::of_changes("sandbox:demo", vec![change])
+    }
+
+    #[test]
+    fn a_gateway_key_change_for_people_and_for_review() {
+        let plan = gateway_key_plan();
+        let human = human(&plan, false);
+        assert!(!human.contains("8899aabb"), "{human}");
+        insta::assert_snapshot!(human, @r#"
+        Planned against sandbox:demo (fingerprint ).
+
+        ~ runtime.gateway_key.ab12cd34  update · runtime
+            # the policy changes what this gateway key lets its holder do
+            » gateway key tmt_ab12cd34_… (holder ops@acme.example) re-issued: the key it had stops working, the new one works
+            » gateway key tmt_ab12cd34_… (holder ops@acme.example) loses large in workspace prod
+            ~ secret: re-issued (a new digest)
+            ~ limits:
+            ~     models: ["large", "small"] → ["small"]
+
+        Runtime: 0 access profile(s), 0 team role(s) and the model lists and request rates of 0 workspace(s) are enforced by the gateway, not the platform; they travel in the plan's `runtime` section.
+        Plan: 0 to create, 1 to update, 0 to delete, 0 to replace, 0 to rotate.
+        "#);
+        let markdown = markdown(&plan);
+        assert!(!markdown.contains("8899aabb"), "{markdown}");
+        insta::assert_snapshot!(markdown, @r#"
+        <!-- tramontane:plan -->
+        ### tramontane plan for `sandbox:demo`
+
+        | create | update | delete | replace | rotate | manual | unmanaged |
+        |---:|---:|---:|---:|---:|---:|---:|
+        | 0 | 1 | 0 | 0 | 0 | 0 | 0 |
+
+        **Who gains or loses what through the gateway**
+
+        - gateway key tmt\_ab12cd34\_… (holder ops@acme.example) re-issued: the key it had stops working, the new one works
+        - gateway key tmt\_ab12cd34\_… (holder ops@acme.example) loses large in workspace prod
+
+        <details><summary><code>~ runtime.gateway_key.ab12cd34</code> — update · runtime</summary>
+
+        the policy changes what this gateway key lets its holder do
+
+        ```diff
+        ! secret: re-issued (a new digest)
+        ! limits:
+        !     models: ["large", "small"] → ["small"]
+        ```
+        </details>
+
+        Runtime: 0 access profile(s), 0 team role(s) and the model lists and request rates of 0 workspace(s) are enforced by the gateway, not the platform; they travel in the plan's `runtime` section.
+
+        <sub>Plan: 0 to create, 1 to update, 0 to delete, 0 to replace, 0 to rotate. Policy no commit; live fingerprint <code></code>; reviewed changes `sha256:b50be91494dc`.</sub>
+        "#);
+    }
+
+    #[test]
+    fn mentions_in_policy_text_do_not_notify_in_the_comment() {
+        let mut plan = Plan::of_changes("sandbox:demo", Vec::new());
+        plan.unmanaged = vec![Unmanaged {
+            address: "team.ops".into(),
+            kind: Kind::Team,
+            note: "cc @acme/platform *now*".into(),
+        }];
+        let markdown = markdown(&plan);
+        assert!(
+            markdown.contains("cc @\u{200D}acme/platform \\*now\\*"),
+            "{markdown}"
         );
     }
 }

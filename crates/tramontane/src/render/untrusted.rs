@@ -58,12 +58,30 @@ pub fn terminal_lines(text: &str) -> String {
         .join("\n")
 }
 
+/// What GitHub puts after an `@` that would start a mention: a zero-width joiner, which
+/// shows as nothing and keeps `@team` from notifying anyone.
+const MENTION_BREAK: char = '\u{200D}';
+
+/// Whether an `@` after `previous` starts a mention on GitHub, which links (and notifies)
+/// `@name` wherever it follows the start of the text or a character that is not an ASCII
+/// letter, digit or underscore; `bob@acme.example` is an address, not a mention.
+fn starts_mention(previous: Option<char>) -> bool {
+    !previous.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Text inside raw HTML (a `<summary>` line, an HTML block GitHub does not parse as
-/// markdown): tags, comments and entities are neutralised, and the text stays on its line.
+/// markdown): tags, comments, entities and mentions are neutralised, and the text stays on
+/// its line.
 pub fn html(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
+    let mut previous = None;
     for c in text.chars() {
+        let before = previous.replace(c);
         match c {
+            '@' if starts_mention(before) => {
+                out.push('@');
+                out.push(MENTION_BREAK);
+            }
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -77,11 +95,17 @@ pub fn html(text: &str) -> String {
 }
 
 /// Text in markdown (a paragraph, a list item, a table cell, a quote): shown as itself, with
-/// no HTML, link, image, emphasis, code span, table cell break or block of its own.
+/// no HTML, link, image, emphasis, code span, table cell break, mention or block of its own.
 pub fn markdown(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
+    let mut previous = None;
     for (index, c) in text.chars().enumerate() {
+        let before = previous.replace(c);
         match c {
+            '@' if starts_mention(before) => {
+                out.push('@');
+                out.push(MENTION_BREAK);
+            }
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -233,6 +257,18 @@ mod tests {
             "as <code>&lt;/code&gt;&lt;\\!-- x --&gt;\\\\n\\\\n# y</code>, the policy as `Bob`"
         );
         assert_eq!(markdown_with_code("1. `x` - y"), "1\\. `x` - y");
+    }
+
+    #[test]
+    fn mentions_do_not_notify_and_addresses_stay_as_typed() {
+        assert_eq!(markdown("ask @acme/platform"), "ask @\u{200D}acme/platform");
+        assert_eq!(markdown("@team"), "@\u{200D}team");
+        assert_eq!(markdown("(@bob)"), "(@\u{200D}bob)");
+        assert_eq!(markdown("bob@acme.example"), "bob@acme.example");
+        assert_eq!(html("cc @ops"), "cc @\u{200D}ops");
+        assert_eq!(html("a_b@x.example"), "a_b@x.example");
+        // In a code span a mention is text already.
+        assert_eq!(markdown_code("@team"), "`@team`");
     }
 
     #[test]

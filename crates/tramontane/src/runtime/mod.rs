@@ -15,6 +15,7 @@
 //! or the workspace's own when no team with a role does.
 
 mod callers;
+mod gateway_keys;
 mod models;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 pub use callers::Caller;
+pub use gateway_keys::{GatewayKeyAccess, fingerprint};
 pub use models::Models;
 
 use crate::model::{
@@ -44,6 +46,9 @@ pub struct Runtime {
     /// Members by lower-cased email.
     #[serde(default)]
     pub members: BTreeMap<String, MemberAccess>,
+    /// Gateway keys by public id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gateway_keys: BTreeMap<String, GatewayKeyAccess>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -56,6 +61,9 @@ pub struct OrganizationAccess {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
     pub models: Models,
+    /// Requests per minute for each member with the profile.
+    #[serde(default)]
+    pub rpm: Option<u32>,
     pub max_tokens_per_request: Option<u64>,
     pub daily_token_budget: Option<u64>,
 }
@@ -242,6 +250,8 @@ impl Runtime {
                 (email, access)
             })
             .collect();
+        let gateway_keys =
+            gateway_keys::gateway_keys_of(&desired.gateway_keys, &workspaces, &members);
         Runtime {
             organization: OrganizationAccess {
                 spend_limit: desired.organization.spend_limit.map(Budget::of),
@@ -250,6 +260,7 @@ impl Runtime {
             workspaces,
             teams,
             members,
+            gateway_keys,
         }
     }
 
@@ -267,6 +278,7 @@ impl Profile {
     fn of(profile: &AccessProfile) -> Profile {
         Profile {
             models: Models::declared(Some(&profile.models)),
+            rpm: profile.rpm,
             max_tokens_per_request: profile.max_tokens_per_request,
             daily_token_budget: profile.daily_token_budget,
         }
@@ -328,6 +340,8 @@ impl WorkspaceAccess {
                 let limits = Limits {
                     models,
                     rpm: key.rpm,
+                    max_tokens_per_request: key.max_tokens_per_request,
+                    daily_token_budget: key.daily_token_budget,
                     ..access.limits()
                 };
                 let key_access = KeyAccess {
@@ -353,6 +367,7 @@ fn team_limits(
     match profile {
         Some(profile) => Limits {
             models: profile.models.within(&workspace.models, catalog),
+            rpm: profile.rpm,
             max_tokens_per_request: profile.max_tokens_per_request,
             daily_token_budget: profile.daily_token_budget,
             ..base

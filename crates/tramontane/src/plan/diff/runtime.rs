@@ -35,6 +35,42 @@ pub(super) fn runtime_changes(recorded: &Runtime, effective: &Runtime) -> Vec<Ch
         .collect()
 }
 
+/// The gateway key changes from `recorded` to `effective`, one per key issued, revoked, or
+/// changed in its holder, workspace, expiry, secret or the access its holder has.
+pub(super) fn gateway_key_changes(recorded: &Runtime, effective: &Runtime) -> Vec<Change> {
+    let (before, after) = (&recorded.gateway_keys, &effective.gateway_keys);
+    let ids: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    ids.into_iter()
+        .filter_map(|id| {
+            let old = before.get(id);
+            let new = after.get(id);
+            let reason = match (old, new) {
+                (None, Some(_)) => {
+                    "a new gateway key: the gateway accepts it once it loads this policy"
+                }
+                (Some(_), None) => {
+                    "revoked: the gateway refuses this key once it loads this policy"
+                }
+                (Some(old), Some(new)) if old != new => {
+                    "the policy changes what this gateway key lets its holder do"
+                }
+                _ => return None,
+            };
+            let spec = ChangeSpec::GatewayKey {
+                id: id.clone(),
+                before: old.cloned(),
+                after: new.cloned(),
+            };
+            Some(Change::new(gateway_key_address(id), reason, spec))
+        })
+        .collect()
+}
+
+/// Where a plan shows a change to a gateway key.
+pub(super) fn gateway_key_address(id: &str) -> String {
+    format!("runtime.gateway_key.{id}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +119,62 @@ mod tests {
         assert_eq!(names, ["rpm"]);
         // The change reads back from a plan file as it was made.
         let text = serde_json::to_string(&changes).unwrap();
+        assert_eq!(serde_json::from_str::<Vec<Change>>(&text).unwrap(), changes);
+    }
+
+    fn with_gateway_keys(keys: serde_json::Value) -> Runtime {
+        runtime(serde_json::json!({
+            "members": {"a@x.example": {"name": "A"}},
+            "workspaces": {"dev": {"admin": "a@x.example", "rpm": 60, "models": ["m1", "m2"], "keys": {
+                "ci": {"owner": "a@x.example", "rpm": 30, "models": ["m1"], "secret": {"file": "k"}}
+            }}},
+            "gateway_keys": keys
+        }))
+    }
+
+    fn digest(digit: char) -> String {
+        format!("sha256:{}", digit.to_string().repeat(64))
+    }
+
+    #[test]
+    fn a_gateway_key_issued_revoked_or_re_issued_is_one_change_without_its_digest() {
+        let recorded = with_gateway_keys(serde_json::json!({
+            "alicekey": {"digest": digest('1'), "holder": "a@x.example", "workspace": "dev", "expires": "2027-01-01"},
+            "cikey001": {"digest": digest('2'), "holder": "workspace.dev.key.ci", "workspace": "dev", "expires": "2027-01-01"}
+        }));
+        assert!(gateway_key_changes(&recorded, &recorded).is_empty());
+        let alice = &recorded.gateway_keys["alicekey"];
+        assert_eq!(alice.limits.as_ref().unwrap().workspace_rpm, Some(60));
+        let ci = recorded.gateway_keys["cikey001"].limits.as_ref().unwrap();
+        assert_eq!(ci.rpm, Some(30));
+        let effective = with_gateway_keys(serde_json::json!({
+            "cikey001": {"digest": digest('3'), "holder": "workspace.dev.key.ci", "workspace": "dev", "expires": "2027-01-01"},
+            "newkey01": {"digest": digest('4'), "holder": "a@x.example", "workspace": "dev", "expires": "2027-01-01"}
+        }));
+        let changes = gateway_key_changes(&recorded, &effective);
+        let shown: Vec<(&str, Action)> = changes
+            .iter()
+            .map(|change| (change.address.as_str(), change.action))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("runtime.gateway_key.alicekey", Action::Delete),
+                ("runtime.gateway_key.cikey001", Action::Update),
+                ("runtime.gateway_key.newkey01", Action::Create),
+            ]
+        );
+        let names: Vec<String> = changes[1]
+            .changed_attributes()
+            .into_iter()
+            .map(|attribute| attribute.name)
+            .collect();
+        assert_eq!(names, ["fingerprint"]);
+        let text = serde_json::to_string(&changes).unwrap();
+        for digit in ['1', '2', '3', '4'] {
+            assert!(!text.contains(&digit.to_string().repeat(64)), "{text}");
+        }
+        // The change reads back as it was made; `access` is written, not read.
         assert_eq!(serde_json::from_str::<Vec<Change>>(&text).unwrap(), changes);
     }
 }
