@@ -59,8 +59,9 @@ pub struct FakeInferenceState {
     stream_pause: Mutex<Duration>,
     /// Pause before every answer.
     delay: Mutex<Duration>,
-    /// While `true`, every request waits here after it is recorded: a test holds what was
-    /// admitted upstream until it has seen every other answer.
+    /// While `true`, every inference request (not the model list) waits here after it is
+    /// recorded: a test holds what was admitted upstream until it has seen every other
+    /// answer.
     gate_closed: tokio::sync::watch::Sender<bool>,
 }
 
@@ -185,8 +186,9 @@ impl FakeInference {
         *self.state.delay.lock().unwrap() = delay;
     }
 
-    /// Holds every request from now on, once recorded, until [`open_gate`](Self::open_gate):
-    /// what was forwarded can be counted before any of it is answered.
+    /// Holds every inference request from now on, once recorded, until
+    /// [`open_gate`](Self::open_gate): what was forwarded can be counted before any of it is
+    /// answered. The model list is still served.
     pub fn close_gate(&self) {
         self.state.gate_closed.send_replace(true);
     }
@@ -233,9 +235,11 @@ async fn handle(
             .collect(),
         body: body.to_vec(),
     });
-    let mut gate = state.gate_closed.subscribe();
-    // The sender lives in the state, so waiting cannot fail for want of one.
-    let _ = gate.wait_for(|closed| !closed).await;
+    if !path.starts_with("/v1/models") {
+        let mut gate = state.gate_closed.subscribe();
+        // The sender lives in the state, so waiting cannot fail for want of one.
+        let _ = gate.wait_for(|closed| !closed).await;
+    }
     let delay = *state.delay.lock().unwrap();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
