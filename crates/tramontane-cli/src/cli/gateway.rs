@@ -203,3 +203,107 @@ pub fn serve(args: &ServeArgs) -> Result<ExitStatus, CommandError> {
         .map_err(CommandError::from)?;
     Ok(ExitStatus::Success)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn store_of(extra: &[&str]) -> Result<StoreChoice, CommandError> {
+        let mut argv = vec!["serve", "--upstream", "sandbox"];
+        argv.extend_from_slice(extra);
+        store(&Serve::try_parse_from(argv).unwrap().args)
+    }
+
+    fn usage(error: CommandError) -> (String, String) {
+        match error {
+            CommandError::Usage { message, help } => (message, help.unwrap_or_default()),
+            other => panic!("not a usage error: {other}"),
+        }
+    }
+
+    #[test]
+    fn memory_is_the_default_store() {
+        assert!(matches!(store_of(&[]).unwrap(), StoreChoice::Memory));
+        assert!(matches!(
+            store_of(&["--store", "memory"]).unwrap(),
+            StoreChoice::Memory
+        ));
+    }
+
+    #[test]
+    fn a_redis_store_takes_its_password_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("redis-password");
+        std::fs::write(&file, "hunter2\n").unwrap();
+        let file = file.to_str().unwrap();
+        let StoreChoice::Redis(settings) = store_of(&[
+            "--store",
+            "rediss://redis.internal:6380/1",
+            "--store-password-file",
+            file,
+            "--store-prefix",
+            "blue:",
+            "--store-timeout",
+            "400ms",
+            "--reservation-lease",
+            "2m",
+        ])
+        .unwrap() else {
+            panic!("not a Redis store");
+        };
+        assert_eq!(settings.url, "rediss://redis.internal:6380/1");
+        assert_eq!(
+            settings
+                .password
+                .as_ref()
+                .map(|p| p.expose_secret().to_owned()),
+            Some("hunter2".to_owned())
+        );
+        assert_eq!(settings.prefix, "blue:");
+        assert_eq!(settings.timeout, Duration::from_millis(400));
+        assert_eq!(settings.lease, Duration::from_secs(120));
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_password_in_the_address_is_refused_without_echoing_it() {
+        let (message, help) =
+            usage(store_of(&["--store", "redis://:hunter2@redis.internal:6379"]).unwrap_err());
+        assert!(message.starts_with("--store"), "{message}");
+        assert!(!message.contains("hunter2") && !help.contains("hunter2"));
+        assert!(help.contains("--store-password-file"), "{help}");
+        assert!(help.contains("TRAMONTANE_STORE_PASSWORD"), "{help}");
+    }
+
+    #[test]
+    fn a_wrong_address_names_the_flag() {
+        for wrong in [
+            "http://redis.internal:6379",
+            "redis.internal:6379",
+            "memroy",
+        ] {
+            let (message, help) = usage(store_of(&["--store", wrong]).unwrap_err());
+            assert!(message.starts_with("--store"), "{message}");
+            assert!(help.contains("redis://HOST:PORT"), "{help}");
+        }
+        let (message, _) = usage(
+            store_of(&[
+                "--store",
+                "redis://127.0.0.1:6379",
+                "--store-password-file",
+                "/nonexistent/redis-password",
+            ])
+            .unwrap_err(),
+        );
+        assert!(message.contains("Redis password file"), "{message}");
+    }
+}

@@ -13,6 +13,7 @@
 //! gives the reservation back ([`LimitStore::release`]). [`Reservation`] is the guard that
 //! makes the last one happen on every path: dropping it releases.
 
+pub mod failure_log;
 pub mod memory;
 pub mod redis;
 

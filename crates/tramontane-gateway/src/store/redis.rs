@@ -340,3 +340,70 @@ impl LimitStore for RedisStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_checked_before_anything_connects() {
+        for good in [
+            "redis://127.0.0.1:6379",
+            "redis://redis.internal:6379/2",
+            "rediss://redis.internal:6380/0",
+            "redis://user@redis.internal:6379",
+        ] {
+            assert!(check_address(good).is_ok(), "{good}");
+        }
+        let Err(RedisAddressError::Invalid { shown, detail }) = check_address("http://host:6379")
+        else {
+            panic!("an http address was taken for Redis");
+        };
+        assert_eq!(shown, "http://host:6379");
+        assert!(detail.contains("`http`"), "{detail}");
+        assert!(matches!(
+            check_address("not an address"),
+            Err(RedisAddressError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn a_password_in_the_address_is_refused_and_never_shown() {
+        for url in [
+            "redis://:hunter2@redis.internal:6379",
+            "rediss://admin:hunter2@redis.internal:6380/1",
+        ] {
+            let error = check_address(url).unwrap_err();
+            assert!(matches!(error, RedisAddressError::PasswordInUrl));
+            let shown = format!("{error} {}", error.help());
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("--store-password-file"), "{shown}");
+            assert!(RedisStore::new(&RedisSettings::new(url)).is_err());
+        }
+        // A malformed address with a password in it does not echo the password either.
+        let error = check_address("redis://:hunter2@host:notaport").unwrap_err();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn the_settings_debug_form_hides_the_password() {
+        let mut settings = RedisSettings::new("redis://127.0.0.1:6379");
+        settings.password = Some(SecretString::from("hunter2".to_owned()));
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        let config = crate::config::StoreChoice::Redis(settings);
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn a_store_is_made_without_connecting() {
+        // Nothing listens on port 1: making the store succeeds, an operation fails fast.
+        let mut settings = RedisSettings::new("redis://127.0.0.1:1");
+        settings.timeout = Duration::from_millis(100);
+        let store = RedisStore::new(&settings).unwrap();
+        let started = std::time::Instant::now();
+        assert!(store.open_reservations().await.is_err());
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}
