@@ -369,3 +369,25 @@ async fn a_request_costs_one_round_trip_to_admit_one_to_reserve_and_one_to_settl
     eprintln!("Redis round trips per request (admit + reserve + settle): {per_request}");
     assert_eq!(per_request, 3.0, "{info}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_with_a_password_serves_only_a_store_that_has_it() {
+    let mut redis = TestRedis::private();
+    assert_eq!(
+        redis
+            .server()
+            .command(&["CONFIG", "SET", "requirepass", "hunter2"]),
+        Reply::Status("OK".into())
+    );
+    let hits = [hit("rpm:key:k", 10)];
+    let without = redis.store();
+    let refused = without.admit(&hits, Timestamp::now()).await.unwrap_err();
+    assert!(!refused.to_string().contains("hunter2"), "{refused}");
+    let mut settings = redis.settings();
+    settings.password = Some(secrecy::SecretString::from("hunter2".to_owned()));
+    let with = redis.store_with(settings);
+    assert_eq!(
+        with.admit(&hits, Timestamp::now()).await.unwrap(),
+        RateOutcome::Admitted
+    );
+}
