@@ -278,10 +278,24 @@ fn key_change(
         )
     };
     if current.expires != expiry {
+        // A relative expiry is counted from creation: the live key's from the day it was
+        // created, its replacement's from today. Say both, so the dates shown agree with
+        // the change's before and after.
+        let policy = match key.expiry() {
+            Some(Expiry::AfterDays(days)) => format!(
+                "{days} days after creation, {} for this key",
+                show(expiry)
+            ),
+            _ => show(expiry),
+        };
+        let successor = if wanted.expires == expiry {
+            String::new()
+        } else {
+            format!(", expiring {}", show(wanted.expires))
+        };
         return Some(replace(format!(
-            "the key expires {} but the policy says {}; the API cannot change a key's expiry, so a new key replaces it",
+            "the key expires {} but the policy says {policy}; the API cannot change a key's expiry, so a new key replaces it{successor}",
             show(current.expires),
-            show(expiry)
         )));
     }
     if let Some(owner) = owner
