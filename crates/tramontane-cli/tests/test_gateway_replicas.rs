@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use tramontane_gateway::request::{Endpoint, InferenceRequest};
 use tramontane_testkit::TestDir;
-use tramontane_testkit::fake_inference::FakeInference;
+use tramontane_testkit::fake_inference::{self, FakeInference};
 use tramontane_testkit::gateway::{GatewayProcess, gateway_key, key_digest};
 use tramontane_testkit::gateway_client::{Answer, client, metric, post, wait_for_metric};
-use tramontane_testkit::redis_server::RedisServer;
+use tramontane_testkit::redis_server::{RedisServer, Reply};
 
 /// The Mistral keys the replicas forward with, one per service key, so the fake's record
 /// tells whose requests reached it.
@@ -145,6 +145,10 @@ impl Cluster {
                     redis.url(),
                     "--reservation-lease",
                     LEASE,
+                    // A burst of 500 on a loaded machine can keep Redis's answer past the
+                    // default 250 ms; a stopped Redis is refused at once either way.
+                    "--store-timeout",
+                    "3s",
                 ];
                 args.extend_from_slice(extra);
                 GatewayProcess::start(&env, &args)
@@ -247,12 +251,39 @@ fn worst_case(body: &str) -> u64 {
     request.prompt_estimate + request.max_tokens.unwrap()
 }
 
-/// Reservation keys left in Redis: the store names each `…reservation…`.
-fn reservation_keys(redis: &RedisServer) -> Vec<String> {
+/// What Redis still holds for reservations: any key naming a reservation or a lease, and any
+/// counter with an amount still `reserved`. Empty once everything has settled.
+fn reservations_left(redis: &RedisServer) -> Vec<String> {
+    let mut left = Vec::new();
+    for key in redis.keys("*") {
+        if key.contains("reservation") || key.ends_with(":leases") || key.ends_with(":held") {
+            left.push(key);
+            continue;
+        }
+        if redis.command(&["TYPE", &key]) != Reply::Status("hash".into()) {
+            continue;
+        }
+        match redis.command(&["HGET", &key, "reserved"]) {
+            Reply::Bulk(Some(amount)) if amount != b"0" => left.push(format!(
+                "{key} reserved {}",
+                String::from_utf8_lossy(&amount)
+            )),
+            _ => {}
+        }
+    }
+    left
+}
+
+/// The `used` amount of every counter in Redis that has one.
+fn used_in_redis(redis: &RedisServer) -> Vec<u64> {
     redis
         .keys("*")
         .into_iter()
-        .filter(|key| key.contains("reservation"))
+        .filter(|key| redis.command(&["TYPE", key]) == Reply::Status("hash".into()))
+        .filter_map(|key| match redis.command(&["HGET", &key, "used"]) {
+            Reply::Bulk(Some(amount)) => String::from_utf8_lossy(&amount).parse().ok(),
+            _ => None,
+        })
         .collect()
 }
 
@@ -329,7 +360,10 @@ fn a_race_of_500_over_three_replicas_admits_no_more_worst_cases_than_the_budget_
     assert_eq!(cluster.forwarded_with(RACER_UPSTREAM), 100);
     // The replicas' own accounts agree: 100 admitted among them.
     assert_eq!(cluster.audited("admitted", 500), 100);
-    assert_eq!(reservation_keys(&cluster.redis), Vec::<String>::new());
+    assert_eq!(reservations_left(&cluster.redis), Vec::<String>::new());
+    // One counter, in Redis, holding what the hundred really used.
+    let each = fake_inference::PROMPT_TOKENS + fake_inference::COMPLETION_TOKENS;
+    assert_eq!(used_in_redis(&cluster.redis), vec![100 * each]);
     let shown: Vec<String> = answers.iter().map(Answer::shown).collect();
     cluster.assert_no_leak(&shown);
     eprintln!("the race took {:?}", started.elapsed());
@@ -467,7 +501,7 @@ fn a_replica_killed_mid_stream_gives_its_reservation_back_when_the_lease_runs_ou
             .await;
         }
     });
-    assert_eq!(reservation_keys(&cluster.redis), Vec::<String>::new());
+    assert_eq!(reservations_left(&cluster.redis), Vec::<String>::new());
     // The request that fit once the lease ran out went upstream, beside the killed stream.
     assert_eq!(cluster.forwarded_with(STREAMER_UPSTREAM), 2);
 }
@@ -509,6 +543,15 @@ fn with_redis_gone_fail_closed_answers_503_and_fail_open_serves_until_it_is_back
             forwarded_closed,
             "a fail-closed request went upstream without its limits"
         );
+        // Counted in-process: replica 0 takes two more of the key's 3 a minute, then refuses.
+        let url = cluster.url(0, "/v1/chat/completions");
+        for _ in 0..2 {
+            let answer = post(&client, &url, Some(&open_key), &body).await;
+            assert_eq!(answer.status, 200, "{}", answer.body);
+        }
+        post(&client, &url, Some(&open_key), &body)
+            .await
+            .refusal(429, "rate_limited");
         for replica in &cluster.replicas {
             let errors = metric(
                 &client,
@@ -619,6 +662,6 @@ fn a_stream_through_one_replica_completes_while_another_reloads_its_policy() {
         .audit_line(|line| line["reason"] == "completed" && line["stream"] == true);
     assert_eq!(completed["completion_tokens"], 20);
     assert!(!cluster.replicas[0].logs().contains("policy reloaded"));
-    assert_eq!(reservation_keys(&cluster.redis), Vec::<String>::new());
+    assert_eq!(reservations_left(&cluster.redis), Vec::<String>::new());
     cluster.assert_no_leak(&[]);
 }
