@@ -115,6 +115,18 @@ fn header() {
     );
 }
 
+/// The machine's load average, to tell a quiet run from one that shared the cores.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 /// Progress on stderr, so a long run shows where it is.
 fn step(what: &str) {
     eprintln!("gateway bench: {what}");
@@ -132,6 +144,7 @@ fn main() {
         .ok()
         .filter(|s| !s.is_empty());
 
+    let load_before = load_average();
     let dir = tempfile::tempdir().unwrap();
     process::write_policy(dir.path());
     let upstream = mock::start();
@@ -163,6 +176,7 @@ fn main() {
     let mut rows = Vec::new();
     let mut ceiling = None;
     let mut first_byte = None;
+    let mut cpu_per_request = Duration::ZERO;
     runtime.block_on(async {
         for target in [&direct, &through] {
             step("checking and warming up");
@@ -188,10 +202,14 @@ fn main() {
             });
         }
         step("throughput ceiling");
-        ceiling = Some((
-            load::closed_loop(&direct, CEILING_DURATION, CEILING_CONNECTIONS).await,
-            load::closed_loop(&through, CEILING_DURATION, CEILING_CONNECTIONS).await,
-        ));
+        let direct_ceiling =
+            load::closed_loop(&direct, CEILING_DURATION, CEILING_CONNECTIONS).await;
+        let cpu_before = gateway.cpu_time();
+        let through_ceiling =
+            load::closed_loop(&through, CEILING_DURATION, CEILING_CONNECTIONS).await;
+        cpu_per_request = (gateway.cpu_time() - cpu_before)
+            .div_f64(through_ceiling.latencies.len().max(1) as f64);
+        ceiling = Some((direct_ceiling, through_ceiling));
         step("streaming, first byte");
         first_byte = Some(Row {
             load: "stream, first byte".into(),
@@ -222,10 +240,18 @@ fn main() {
             micros(direct.percentile(0.5)),
             micros(gateway.percentile(0.5)),
         );
+        println!(
+            "gateway CPU time per request at the ceiling (user + system, all its threads): {:.0} µs",
+            micros(cpu_per_request)
+        );
     }
     println!(
         "gateway memory (RSS): idle after start {idle:.1} MiB (target <= 30 MiB {}), after the load {after:.1} MiB, peak {peak:.1} MiB",
         if idle <= 30.0 { "ok" } else { "MISSED" }
+    );
+    println!(
+        "load average (1, 5, 15 min) before the run {load_before}, after {}",
+        load_average()
     );
     println!(
         "open loop: requests due at t0 + i/rate over {OPEN_CONNECTIONS} keep-alive connections, latency from the due time; {}s per rate; the load generator, the mock and the gateway share this machine's {} cores",
