@@ -12,6 +12,7 @@ mod test_explain;
 mod test_fixtures;
 mod test_gateway;
 mod test_gateway_keys;
+mod test_gateway_replicas;
 mod test_hostile;
 mod test_init;
 mod test_mistral;

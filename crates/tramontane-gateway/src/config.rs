@@ -15,6 +15,15 @@ pub enum UpstreamChoice {
     Sandbox,
 }
 
+/// Where limits are counted.
+#[derive(Clone, Debug)]
+pub enum StoreChoice {
+    /// In this process: limits hold per replica.
+    Memory,
+    /// In a Redis every replica shares: limits hold for all of them together.
+    Redis(crate::store::redis::RedisSettings),
+}
+
 /// Where audit lines go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuditTarget {
@@ -37,6 +46,7 @@ pub struct GatewayConfig {
     /// A price table replacing the bundled one (`catalog/prices.json` shape).
     pub prices: Option<PathBuf>,
     pub audit: AuditTarget,
+    pub store: StoreChoice,
     pub limits: RequestLimits,
     /// How often the upstream's model list is read again.
     pub models_refresh: Duration,
@@ -89,6 +99,7 @@ impl GatewayConfig {
             policies,
             prices: None,
             audit: AuditTarget::Stdout,
+            store: StoreChoice::Memory,
             limits: RequestLimits::default(),
             models_refresh: Duration::from_secs(600),
             reload_poll: Duration::from_secs(30),

@@ -111,7 +111,7 @@ pub async fn admit_rates(
             }))
         }
         Err(error) => {
-            tracing::error!(%error, "the limit store failed to count a request");
+            crate::store::failure_log::STORE_FAILURES.warn("admit", &error);
             Err(None)
         }
     }
@@ -273,7 +273,7 @@ pub async fn reserve(
             Err(Some(refusal))
         }
         Err(error) => {
-            tracing::error!(%error, "the limit store failed to reserve a budget");
+            crate::store::failure_log::STORE_FAILURES.warn("reserve", &error);
             Err(None)
         }
     }

@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 
-pub use config::{AuditTarget, GatewayConfig, RequestLimits, UpstreamChoice};
+pub use config::{AuditTarget, GatewayConfig, RequestLimits, StoreChoice, UpstreamChoice};
 
 use crate::state::Gateway;
 use crate::upstream::Upstream;
@@ -47,6 +47,8 @@ pub enum GatewayError {
     Prices(#[from] prices::PriceError),
     #[error(transparent)]
     Audit(#[from] audit::AuditOpenError),
+    #[error("the limit store: {0}")]
+    Store(#[from] store::redis::RedisAddressError),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: std::net::SocketAddr,
@@ -65,6 +67,7 @@ impl GatewayError {
             GatewayError::Upstream(error) => error.help(),
             GatewayError::Prices(error) => error.help(),
             GatewayError::Audit(error) => error.help(),
+            GatewayError::Store(error) => error.help(),
             GatewayError::Listen { .. } => {
                 "pick another --listen address, or stop what holds this one"
             }
@@ -114,6 +117,10 @@ pub async fn serve_on(
             .to_zoned(jiff::tz::TimeZone::UTC)
             .date()
     });
+    let store: Arc<dyn store::LimitStore> = match &config.store {
+        StoreChoice::Memory => Arc::new(store::memory::MemoryStore::default()),
+        StoreChoice::Redis(settings) => Arc::new(store::redis::RedisStore::new(settings)?),
+    };
     let policy = reload::load(&config, today)?;
     policy.warn_expired();
     let keys = policy.callers.len();
@@ -122,7 +129,8 @@ pub async fn serve_on(
         models: ArcSwap::from_pointee(models::ModelDirectory::bundled()),
         prices,
         upstream,
-        store: Arc::new(store::memory::MemoryStore::default()),
+        store,
+        fallback: Arc::new(store::memory::MemoryStore::default()),
         metrics: metrics::Metrics::default(),
         audit,
         config,

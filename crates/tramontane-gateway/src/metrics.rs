@@ -27,6 +27,7 @@ pub struct Metrics {
     reloads: Family<Labels, Counter>,
     keys: Gauge,
     store_errors: Counter,
+    store_fallbacks: Counter,
 }
 
 impl Default for Metrics {
@@ -89,6 +90,12 @@ impl Default for Metrics {
             "Operations the limit store failed",
             store_errors.clone(),
         );
+        let store_fallbacks = Counter::default();
+        registry.register(
+            "store_fallbacks",
+            "Requests of fail_open workspaces counted in-process because the shared store failed",
+            store_fallbacks.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -101,6 +108,7 @@ impl Default for Metrics {
             reloads,
             keys,
             store_errors,
+            store_fallbacks,
         }
     }
 }
@@ -157,6 +165,10 @@ impl Metrics {
 
     pub fn store_error(&self) {
         self.store_errors.inc();
+    }
+
+    pub fn store_fallback(&self) {
+        self.store_fallbacks.inc();
     }
 
     /// The exposition text, with the open reservations as the store counts them now.

@@ -216,20 +216,50 @@ async fn read_body(gateway: &Gateway, headers: &HeaderMap, body: Body) -> Result
     }
 }
 
-/// Counts the request against the grant's rates; a store failure lets it through only where
-/// the workspace chose `store_failure: fail_open`. Returns whether the request is metered.
-async fn count_rates(gateway: &Gateway, grant: &Grant) -> Result<bool, Refusal> {
-    match enforce::admit_rates(gateway.store.as_ref(), grant, Timestamp::now()).await {
-        Ok(()) => Ok(true),
-        Err(Some(refusal)) => Err(refusal),
-        Err(None) => store_failed(gateway, grant),
+/// Which store a request is counted in: the configured one, or, while it fails and the
+/// workspace chose `store_failure: fail_open`, the in-process fallback.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Counting {
+    Shared,
+    Fallback,
+}
+
+impl Counting {
+    fn store(self, gateway: &Gateway) -> &Arc<dyn crate::store::LimitStore> {
+        match self {
+            Counting::Shared => &gateway.store,
+            Counting::Fallback => &gateway.fallback,
+        }
     }
 }
 
-fn store_failed(gateway: &Gateway, grant: &Grant) -> Result<bool, Refusal> {
+/// Counts the request against the grant's rates. A store failure refuses it unless the
+/// workspace chose `store_failure: fail_open`; then it is counted in the in-process
+/// fallback store from here on.
+async fn count_rates(gateway: &Gateway, grant: &Grant) -> Result<Counting, Refusal> {
+    match enforce::admit_rates(gateway.store.as_ref(), grant, Timestamp::now()).await {
+        Ok(()) => Ok(Counting::Shared),
+        Err(Some(refusal)) => Err(refusal),
+        Err(None) => {
+            store_failed(gateway, grant)?;
+            match enforce::admit_rates(gateway.fallback.as_ref(), grant, Timestamp::now()).await {
+                Ok(()) => Ok(Counting::Fallback),
+                Err(Some(refusal)) => Err(refusal),
+                Err(None) => Err(Refusal::StoreUnavailable),
+            }
+        }
+    }
+}
+
+/// A store failure: refused for a `fail_closed` workspace, let through to the fallback
+/// store for a `fail_open` one; counted either way.
+fn store_failed(gateway: &Gateway, grant: &Grant) -> Result<(), Refusal> {
     gateway.metrics.store_error();
     match grant.store_failure {
-        tramontane::model::StoreFailure::FailOpen => Ok(false),
+        tramontane::model::StoreFailure::FailOpen => {
+            gateway.metrics.store_fallback();
+            Ok(())
+        }
         tramontane::model::StoreFailure::FailClosed => Err(Refusal::StoreUnavailable),
     }
 }
@@ -259,10 +289,11 @@ async fn inference(
         gateway.config.limits.max_choices,
     )?;
     let key = upstream_key(gateway, policy, grant)?;
-    let metered = count_rates(gateway, grant).await?;
-    let admitted = if metered {
+    let mut counting = count_rates(gateway, grant).await?;
+    let mut reserved = None;
+    for _ in 0..2 {
         match enforce::reserve(
-            &gateway.store,
+            counting.store(gateway),
             grant,
             &asked,
             forward_body.clone(),
@@ -273,16 +304,19 @@ async fn inference(
         )
         .await
         {
-            Ok(admitted) => Some(admitted),
-            Err(Some(refusal)) => return Err(refusal),
-            Err(None) => {
-                store_failed(gateway, grant)?;
-                None
+            Ok(admitted) => {
+                reserved = Some(admitted);
+                break;
             }
+            Err(Some(refusal)) => return Err(refusal),
+            Err(None) if counting == Counting::Shared => {
+                store_failed(gateway, grant)?;
+                counting = Counting::Fallback;
+            }
+            Err(None) => return Err(Refusal::StoreUnavailable),
         }
-    } else {
-        None
-    };
+    }
+    let admitted = reserved;
     let (body, accounting) = match admitted {
         Some(Admitted {
             body,

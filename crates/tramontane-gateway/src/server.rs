@@ -34,12 +34,20 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready once a policy is in force.
+/// Ready once a policy is in force. The limit store's state is reported, but a failing store
+/// does not make the replica unready: every replica shares it, so taking them all out of the
+/// load balancer at once would refuse even the workspaces that chose `fail_open`, and a
+/// `fail_closed` one gets its 503 per request anyway.
 async fn readyz(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
-    if gateway.policy.load().is_some() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "no policy loaded\n")
+    if gateway.policy.load().is_none() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no policy loaded\n".to_owned(),
+        );
+    }
+    match gateway.store.open_reservations().await {
+        Ok(_) => (StatusCode::OK, "ready\nstore: ok\n".to_owned()),
+        Err(error) => (StatusCode::OK, format!("ready\nstore: failing ({error})\n")),
     }
 }
 

@@ -46,6 +46,9 @@ pub struct Gateway {
     pub prices: PriceTable,
     pub upstream: Upstream,
     pub store: Arc<dyn LimitStore>,
+    /// Where a `fail_open` workspace is counted while the shared store fails: in this
+    /// process, so its limits still hold per replica.
+    pub fallback: Arc<dyn LimitStore>,
     pub metrics: Metrics,
     pub audit: AuditLog,
 }

@@ -52,7 +52,6 @@ pub enum InferenceFault {
     HangStream { after_chunks: usize },
 }
 
-#[derive(Default)]
 pub struct FakeInferenceState {
     received: Mutex<Vec<Received>>,
     faults: Mutex<VecDeque<(String, InferenceFault)>>,
@@ -60,6 +59,22 @@ pub struct FakeInferenceState {
     stream_pause: Mutex<Duration>,
     /// Pause before every answer.
     delay: Mutex<Duration>,
+    /// While `true`, every inference request (not the model list) waits here after it is
+    /// recorded: a test holds what was admitted upstream until it has seen every other
+    /// answer.
+    gate_closed: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for FakeInferenceState {
+    fn default() -> FakeInferenceState {
+        FakeInferenceState {
+            received: Mutex::default(),
+            faults: Mutex::default(),
+            stream_pause: Mutex::default(),
+            delay: Mutex::default(),
+            gate_closed: tokio::sync::watch::Sender::new(false),
+        }
+    }
 }
 
 pub struct FakeInference {
@@ -170,6 +185,18 @@ impl FakeInference {
     pub fn set_delay(&self, delay: Duration) {
         *self.state.delay.lock().unwrap() = delay;
     }
+
+    /// Holds every inference request from now on, once recorded, until
+    /// [`open_gate`](Self::open_gate): what was forwarded can be counted before any of it is
+    /// answered. The model list is still served.
+    pub fn close_gate(&self) {
+        self.state.gate_closed.send_replace(true);
+    }
+
+    /// Lets the held requests, and every later one, through.
+    pub fn open_gate(&self) {
+        self.state.gate_closed.send_replace(false);
+    }
 }
 
 fn take_fault(state: &FakeInferenceState, path: &str) -> Option<InferenceFault> {
@@ -208,6 +235,11 @@ async fn handle(
             .collect(),
         body: body.to_vec(),
     });
+    if !path.starts_with("/v1/models") {
+        let mut gate = state.gate_closed.subscribe();
+        // The sender lives in the state, so waiting cannot fail for want of one.
+        let _ = gate.wait_for(|closed| !closed).await;
+    }
     let delay = *state.delay.lock().unwrap();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;

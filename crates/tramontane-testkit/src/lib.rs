@@ -6,9 +6,12 @@
 pub mod fake_api;
 pub mod fake_github;
 pub mod fake_inference;
+pub mod gateway;
+pub mod gateway_client;
 pub mod orgs;
 pub mod output;
 mod process;
+pub mod redis_server;
 pub mod test;
 pub mod test_dir;
 

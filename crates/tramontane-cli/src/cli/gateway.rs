@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use jiff::SignedDuration;
 use jiff::civil::Date;
-use tramontane_gateway::{AuditTarget, GatewayConfig, RequestLimits, UpstreamChoice};
+use secrecy::SecretString;
+use tramontane_gateway::store::redis::{RedisSettings, check_address};
+use tramontane_gateway::{AuditTarget, GatewayConfig, RequestLimits, StoreChoice, UpstreamChoice};
 
 use super::{CommandError, ExitStatus};
 
@@ -72,6 +74,34 @@ pub struct ServeArgs {
     #[arg(long, default_value = "30s")]
     pub shutdown_grace: SignedDuration,
 
+    /// Where limits are counted: `memory` (this process; limits hold per replica) or
+    /// `redis://HOST:PORT[/DB]` / `rediss://…` (shared by every replica).
+    #[arg(
+        long,
+        value_name = "memory|redis://HOST:PORT[/DB]",
+        default_value = "memory"
+    )]
+    pub store: String,
+
+    /// A file holding the Redis password (never written in --store).
+    #[arg(long, value_name = "FILE")]
+    pub store_password_file: Option<PathBuf>,
+
+    /// Key prefix in Redis, so several gateway groups can share one server.
+    #[arg(long, default_value = RedisSettings::DEFAULT_PREFIX)]
+    pub store_prefix: String,
+
+    /// The longest one Redis operation may take before it counts as the store failing (the
+    /// workspace's `store_failure` decides what the request gets then).
+    #[arg(long, default_value = "250ms")]
+    pub store_timeout: SignedDuration,
+
+    /// How long a budget reservation outlives its gateway: a replica renews its
+    /// reservations while their requests run; one that dies stops, and what it held comes
+    /// back this long after.
+    #[arg(long, default_value = "60s")]
+    pub reservation_lease: SignedDuration,
+
     /// Check expiries against this day (UTC) instead of today.
     #[arg(long, env = "TRAMONTANE_TODAY", hide = true)]
     pub today: Option<Date>,
@@ -111,7 +141,53 @@ fn config(args: &ServeArgs) -> Result<GatewayConfig, CommandError> {
     config.reload_poll = duration("reload-poll", args.reload_poll)?;
     config.shutdown_grace = duration("shutdown-grace", args.shutdown_grace)?;
     config.today = args.today;
+    config.store = store(args)?;
     Ok(config)
+}
+
+/// The Redis password: from `--store-password-file`, else `TRAMONTANE_STORE_PASSWORD`.
+fn store_password(args: &ServeArgs) -> Result<Option<SecretString>, CommandError> {
+    let text = match &args.store_password_file {
+        Some(path) => std::fs::read_to_string(path).map_err(|error| CommandError::Usage {
+            message: format!(
+                "cannot read the Redis password file {}: {error}",
+                path.display()
+            ),
+            help: Some("--store-password-file names a file holding only the password".into()),
+        })?,
+        None => match std::env::var("TRAMONTANE_STORE_PASSWORD") {
+            Ok(text) => text,
+            Err(_) => return Ok(None),
+        },
+    };
+    let password = text.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        return Err(CommandError::Usage {
+            message: "the Redis password is empty".into(),
+            help: Some(
+                "put the password in the file (or TRAMONTANE_STORE_PASSWORD), or leave both unset for a Redis without one"
+                    .into(),
+            ),
+        });
+    }
+    Ok(Some(SecretString::from(password.to_owned())))
+}
+
+fn store(args: &ServeArgs) -> Result<StoreChoice, CommandError> {
+    if args.store == "memory" {
+        return Ok(StoreChoice::Memory);
+    }
+    check_address(&args.store).map_err(|error| CommandError::Usage {
+        message: format!("--store: {error}"),
+        help: Some(error.help().into()),
+    })?;
+    let mut settings = RedisSettings::new(args.store.clone());
+    settings.password = store_password(args)?;
+    settings.prefix = args.store_prefix.clone();
+    settings.timeout = duration("store-timeout", args.store_timeout)?.max(Duration::from_millis(1));
+    settings.lease =
+        duration("reservation-lease", args.reservation_lease)?.max(Duration::from_millis(100));
+    Ok(StoreChoice::Redis(settings))
 }
 
 /// Runs the gateway until SIGTERM or ctrl-c (`gateway serve`; the subcommand itself is
@@ -126,4 +202,108 @@ pub fn serve(args: &ServeArgs) -> Result<ExitStatus, CommandError> {
         .block_on(tramontane_gateway::serve(config))
         .map_err(CommandError::from)?;
     Ok(ExitStatus::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn store_of(extra: &[&str]) -> Result<StoreChoice, CommandError> {
+        let mut argv = vec!["serve", "--upstream", "sandbox"];
+        argv.extend_from_slice(extra);
+        store(&Serve::try_parse_from(argv).unwrap().args)
+    }
+
+    fn usage(error: CommandError) -> (String, String) {
+        match error {
+            CommandError::Usage { message, help } => (message, help.unwrap_or_default()),
+            other => panic!("not a usage error: {other}"),
+        }
+    }
+
+    #[test]
+    fn memory_is_the_default_store() {
+        assert!(matches!(store_of(&[]).unwrap(), StoreChoice::Memory));
+        assert!(matches!(
+            store_of(&["--store", "memory"]).unwrap(),
+            StoreChoice::Memory
+        ));
+    }
+
+    #[test]
+    fn a_redis_store_takes_its_password_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("redis-password");
+        std::fs::write(&file, "hunter2\n").unwrap();
+        let file = file.to_str().unwrap();
+        let StoreChoice::Redis(settings) = store_of(&[
+            "--store",
+            "rediss://redis.internal:6380/1",
+            "--store-password-file",
+            file,
+            "--store-prefix",
+            "blue:",
+            "--store-timeout",
+            "400ms",
+            "--reservation-lease",
+            "2m",
+        ])
+        .unwrap() else {
+            panic!("not a Redis store");
+        };
+        assert_eq!(settings.url, "rediss://redis.internal:6380/1");
+        assert_eq!(
+            settings
+                .password
+                .as_ref()
+                .map(|p| p.expose_secret().to_owned()),
+            Some("hunter2".to_owned())
+        );
+        assert_eq!(settings.prefix, "blue:");
+        assert_eq!(settings.timeout, Duration::from_millis(400));
+        assert_eq!(settings.lease, Duration::from_secs(120));
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_password_in_the_address_is_refused_without_echoing_it() {
+        let (message, help) =
+            usage(store_of(&["--store", "redis://:hunter2@redis.internal:6379"]).unwrap_err());
+        assert!(message.starts_with("--store"), "{message}");
+        assert!(!message.contains("hunter2") && !help.contains("hunter2"));
+        assert!(help.contains("--store-password-file"), "{help}");
+        assert!(help.contains("TRAMONTANE_STORE_PASSWORD"), "{help}");
+    }
+
+    #[test]
+    fn a_wrong_address_names_the_flag() {
+        for wrong in [
+            "http://redis.internal:6379",
+            "redis.internal:6379",
+            "memroy",
+        ] {
+            let (message, help) = usage(store_of(&["--store", wrong]).unwrap_err());
+            assert!(message.starts_with("--store"), "{message}");
+            assert!(help.contains("redis://HOST:PORT"), "{help}");
+        }
+        let (message, _) = usage(
+            store_of(&[
+                "--store",
+                "redis://127.0.0.1:6379",
+                "--store-password-file",
+                "/nonexistent/redis-password",
+            ])
+            .unwrap_err(),
+        );
+        assert!(message.contains("Redis password file"), "{message}");
+    }
 }

@@ -93,6 +93,10 @@ impl State {
 
     fn reserve(&mut self, id: &ReservationId, lines: &[BudgetLine], now: i128) -> ReserveOutcome {
         self.sweep(now);
+        // Nothing to hold: no reservation to settle or count as open (as in Redis).
+        if lines.is_empty() {
+            return ReserveOutcome::Reserved;
+        }
         for (index, line) in lines.iter().enumerate() {
             let expires = nanos(line.window_end);
             let counter = self.counters.entry(line.counter.clone()).or_default();

@@ -13,7 +13,9 @@
 //! gives the reservation back ([`LimitStore::release`]). [`Reservation`] is the guard that
 //! makes the last one happen on every path: dropping it releases.
 
+pub mod failure_log;
 pub mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,6 +97,19 @@ pub trait LimitStore: Send + Sync + 'static {
 
     /// Reservations taken and neither settled nor released.
     fn open_reservations(&self) -> StoreResult<'_, u64>;
+
+    /// How long a reservation lives unless renewed; `None`: until settled or released (a
+    /// store that dies with its gateway needs no lease).
+    fn lease(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Extends a reservation's lease while its request runs. Returns whether it was still
+    /// held.
+    fn renew<'a>(&'a self, id: &'a ReservationId) -> StoreResult<'a, bool> {
+        let _ = id;
+        Box::pin(async { Ok(true) })
+    }
 }
 
 /// A reservation held for one request: settle it with what was used, or drop it to give it
@@ -104,6 +119,8 @@ pub struct Reservation {
     id: ReservationId,
     lines: usize,
     finished: bool,
+    /// Renews the lease while the request runs (a store with leases only).
+    renewal: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Reservation {
@@ -114,11 +131,25 @@ impl std::fmt::Debug for Reservation {
 
 impl Reservation {
     pub fn new(store: Arc<dyn LimitStore>, id: ReservationId, lines: usize) -> Reservation {
+        let renewal = match (store.lease(), lines) {
+            (Some(lease), 1..) => tokio::runtime::Handle::try_current()
+                .ok()
+                .map(|runtime| runtime.spawn(renew(store.clone(), id.clone(), lease))),
+            _ => None,
+        };
         Reservation {
             store,
             id,
             lines,
             finished: false,
+            renewal,
+        }
+    }
+
+    fn finish(&mut self) {
+        self.finished = true;
+        if let Some(renewal) = self.renewal.take() {
+            renewal.abort();
         }
     }
 
@@ -129,7 +160,7 @@ impl Reservation {
     }
 
     pub async fn settle(mut self, used: Vec<u64>) -> Result<(), StoreError> {
-        self.finished = true;
+        self.finish();
         if self.lines == 0 {
             return Ok(());
         }
@@ -137,7 +168,7 @@ impl Reservation {
     }
 
     pub async fn release(mut self) -> Result<(), StoreError> {
-        self.finished = true;
+        self.finish();
         if self.lines == 0 {
             return Ok(());
         }
@@ -145,8 +176,33 @@ impl Reservation {
     }
 }
 
+/// Renews a lease three times per lease period for as long as the request holds it: a
+/// renewal that fails (Redis away for a moment) is tried again at the next tick, and the
+/// lease outlives two missed ones.
+async fn renew(store: Arc<dyn LimitStore>, id: ReservationId, lease: Duration) {
+    let period = (lease / 3).max(Duration::from_millis(10));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match store.renew(&id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(reservation = %id.0, "a reservation's lease lapsed while its request ran; its budget was given back early");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(reservation = %id.0, %error, "could not renew a reservation's lease");
+            }
+        }
+    }
+}
+
 impl Drop for Reservation {
     fn drop(&mut self) {
+        if let Some(renewal) = self.renewal.take() {
+            renewal.abort();
+        }
         if self.finished || self.lines == 0 {
             return;
         }

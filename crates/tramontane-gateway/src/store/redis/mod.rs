@@ -1,0 +1,273 @@
+//! The shared limit store: every gateway replica counts in one Redis, so a limit holds for
+//! all of them together.
+//!
+//! Each operation is one Lua script (`scripts/*.lua`), atomic on the server and timed by
+//! Redis's own clock (`TIME`), so replicas whose clocks drift still share one window. Every
+//! key expires after its window (rates a minute after their last admission, budget counters
+//! after their window ends and no lease can still settle into them), so nothing grows
+//! without bound. A reservation is a lease its gateway renews while the request runs; a
+//! gateway that dies stops renewing, and the next reservation on the same counter gives the
+//! lapsed amount back. The scripts are sent by digest (`EVALSHA`) and loaded again when the
+//! server answers `NOSCRIPT` (after a restart or `SCRIPT FLUSH`).
+//!
+//! A standalone Redis (or a primary with replicas for failover): the budget scripts touch
+//! keys they read from a reservation record, which Redis Cluster does not allow.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use redis::aio::ConnectionManager;
+use redis::{Client, IntoConnectionInfo, Script};
+use secrecy::ExposeSecret;
+
+use super::{
+    BudgetLine, LimitStore, RateHit, RateOutcome, ReservationId, ReserveOutcome, StoreError,
+    StoreResult,
+};
+
+mod settings;
+
+pub use settings::{RedisAddressError, RedisSettings, check_address};
+
+/// Amounts and limits above this are held at it: Lua counts in doubles, exact to 2^53.
+const LARGEST_AMOUNT: u64 = 1 << 53;
+
+struct Scripts {
+    admit: Script,
+    reserve: Script,
+    renew: Script,
+    finish: Script,
+    open: Script,
+}
+
+pub struct RedisStore {
+    connection: ConnectionManager,
+    scripts: Scripts,
+    prefix: String,
+    timeout: Duration,
+    lease: Duration,
+}
+
+impl RedisStore {
+    /// A store for `settings`. Nothing is connected yet: the first operation connects, and a
+    /// Redis that is down now is a store failure per request (not a failure to start), until
+    /// it answers.
+    pub fn new(settings: &RedisSettings) -> Result<RedisStore, RedisAddressError> {
+        check_address(&settings.url)?;
+        let invalid = |error: redis::RedisError| RedisAddressError::Invalid {
+            shown: settings.url.clone(),
+            detail: error.to_string(),
+        };
+        let mut info = settings
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(invalid)?;
+        if let Some(password) = &settings.password {
+            let redis = info
+                .redis_settings()
+                .clone()
+                .set_password(password.expose_secret());
+            info = info.set_redis_settings(redis);
+        }
+        let client = Client::open(info).map_err(invalid)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.timeout))
+            .set_response_timeout(Some(settings.timeout))
+            // Reconnect quickly and keep trying: a request fails fast meanwhile.
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_secs(1))
+            .set_number_of_retries(2);
+        let connection =
+            ConnectionManager::new_lazy_with_config(client, config).map_err(invalid)?;
+        Ok(RedisStore {
+            connection,
+            scripts: Scripts {
+                admit: Script::new(include_str!("../scripts/admit.lua")),
+                reserve: Script::new(include_str!("../scripts/reserve.lua")),
+                renew: Script::new(include_str!("../scripts/renew.lua")),
+                finish: Script::new(include_str!("../scripts/finish.lua")),
+                open: Script::new(include_str!("../scripts/open.lua")),
+            },
+            prefix: settings.prefix.clone(),
+            timeout: settings.timeout,
+            lease: settings.lease,
+        })
+    }
+
+    fn key(&self, kind: &str, name: &str) -> String {
+        format!("{}{kind}:{name}", self.prefix)
+    }
+
+    fn record(&self, id: &ReservationId) -> String {
+        self.key("reservation", &id.0)
+    }
+
+    fn index(&self) -> String {
+        format!("{}reservations", self.prefix)
+    }
+
+    /// Runs a script within the operation timeout.
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        operation: &'static str,
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.connection.clone();
+        match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(StoreError(format!("Redis {operation}: {error}"))),
+            Err(_) => Err(StoreError(format!(
+                "Redis {operation}: no answer within {} ms",
+                self.timeout.as_millis()
+            ))),
+        }
+    }
+
+    fn lease_millis(&self) -> u64 {
+        u64::try_from(self.lease.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+}
+
+fn micros(value: i64) -> Duration {
+    Duration::from_micros(u64::try_from(value).unwrap_or(0))
+}
+
+fn index_of(value: i64, len: usize) -> Result<usize, StoreError> {
+    usize::try_from(value - 1)
+        .ok()
+        .filter(|index| *index < len)
+        .ok_or_else(|| StoreError(format!("Redis answered line {value} of {len}")))
+}
+
+impl LimitStore for RedisStore {
+    fn admit<'a>(&'a self, hits: &'a [RateHit], _now: Timestamp) -> StoreResult<'a, RateOutcome> {
+        Box::pin(async move {
+            if hits.is_empty() {
+                return Ok(RateOutcome::Admitted);
+            }
+            let mut invocation = self.scripts.admit.prepare_invoke();
+            for hit in hits {
+                invocation.key(self.key("rate", &hit.key));
+            }
+            for hit in hits {
+                invocation.arg(hit.per_minute);
+            }
+            // A member unique to this admission, so two requests in one microsecond count
+            // twice.
+            invocation.arg(uuid::Uuid::new_v4().simple().to_string());
+            let (index, wait): (i64, i64) = self.run("admit", invocation).await?;
+            if index == 0 {
+                return Ok(RateOutcome::Admitted);
+            }
+            Ok(RateOutcome::Limited {
+                index: index_of(index, hits.len())?,
+                retry_after: micros(wait),
+            })
+        })
+    }
+
+    fn reserve<'a>(
+        &'a self,
+        id: &'a ReservationId,
+        lines: &'a [BudgetLine],
+        _now: Timestamp,
+    ) -> StoreResult<'a, ReserveOutcome> {
+        Box::pin(async move {
+            if lines.is_empty() {
+                return Ok(ReserveOutcome::Reserved);
+            }
+            let mut invocation = self.scripts.reserve.prepare_invoke();
+            for line in lines {
+                let counter = self.key("budget", &line.counter);
+                invocation.key(&counter);
+                invocation.key(format!("{counter}:leases"));
+                invocation.key(format!("{counter}:held"));
+            }
+            invocation.key(self.record(id)).key(self.index());
+            invocation.arg(&id.0).arg(self.lease_millis());
+            for line in lines {
+                invocation
+                    .arg(line.limit.min(LARGEST_AMOUNT))
+                    .arg(line.amount.min(LARGEST_AMOUNT))
+                    .arg(line.window_end.as_millisecond());
+            }
+            let (index, wait): (i64, i64) = self.run("reserve", invocation).await?;
+            match index {
+                0 => Ok(ReserveOutcome::Reserved),
+                -1 => Err(StoreError(format!(
+                    "Redis reserve: the reservation id {} is already taken",
+                    id.0
+                ))),
+                index => Ok(ReserveOutcome::Refused {
+                    index: index_of(index, lines.len())?,
+                    retry_after: Duration::from_millis(u64::try_from(wait).unwrap_or(0)),
+                }),
+            }
+        })
+    }
+
+    fn settle<'a>(&'a self, id: &'a ReservationId, used: &'a [u64]) -> StoreResult<'a, ()> {
+        Box::pin(async move {
+            let mut invocation = self.scripts.finish.prepare_invoke();
+            invocation.key(self.record(id)).key(self.index());
+            invocation.arg(&id.0).arg("settle");
+            for amount in used {
+                invocation.arg((*amount).min(LARGEST_AMOUNT));
+            }
+            let _: i64 = self.run("settle", invocation).await?;
+            Ok(())
+        })
+    }
+
+    fn release<'a>(&'a self, id: &'a ReservationId) -> StoreResult<'a, ()> {
+        Box::pin(async move {
+            let mut invocation = self.scripts.finish.prepare_invoke();
+            invocation.key(self.record(id)).key(self.index());
+            invocation.arg(&id.0).arg("release");
+            let _: i64 = self.run("release", invocation).await?;
+            Ok(())
+        })
+    }
+
+    fn renew<'a>(&'a self, id: &'a ReservationId) -> StoreResult<'a, bool> {
+        Box::pin(async move {
+            let mut invocation = self.scripts.renew.prepare_invoke();
+            invocation.key(self.record(id)).key(self.index());
+            invocation.arg(&id.0).arg(self.lease_millis());
+            let renewed: i64 = self.run("renew", invocation).await?;
+            Ok(renewed == 1)
+        })
+    }
+
+    fn lease(&self) -> Option<Duration> {
+        Some(self.lease)
+    }
+
+    fn open_reservations(&self) -> StoreResult<'_, u64> {
+        Box::pin(async move {
+            let mut invocation = self.scripts.open.prepare_invoke();
+            invocation.key(self.index());
+            let open: u64 = self.run("count open reservations", invocation).await?;
+            Ok(open)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_store_is_made_without_connecting() {
+        // Nothing listens on port 1: making the store succeeds, an operation fails fast.
+        let mut settings = RedisSettings::new("redis://127.0.0.1:1");
+        settings.timeout = Duration::from_millis(100);
+        let store = RedisStore::new(&settings).unwrap();
+        let started = std::time::Instant::now();
+        assert!(store.open_reservations().await.is_err());
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}

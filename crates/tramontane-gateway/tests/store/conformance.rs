@@ -1,0 +1,337 @@
+//! One specification, two stores: every test here runs against the in-process store and
+//! against Redis with the same assertions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tramontane_gateway::store::{LimitStore, RateOutcome, ReserveOutcome};
+
+use crate::support::{Subject, TestRedis, hit, id, line};
+
+/// Declares `name::memory` and `name::redis`, both running `body(store)`.
+macro_rules! conformance {
+    ($($name:ident => $body:path;)*) => {$(
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                $body(Subject::Memory.store()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                let redis = TestRedis::any();
+                $body(Subject::Redis(redis).store()).await;
+            }
+        }
+    )*};
+}
+
+conformance! {
+    reserve_is_all_or_nothing => reserve_is_all_or_nothing;
+    settle_replaces_the_reservation_by_what_was_used => settle_replaces;
+    a_line_settled_without_a_figure_counts_its_whole_reservation => settle_without_figure;
+    settle_and_release_of_unknown_ids_do_nothing => unknown_ids;
+    release_gives_the_whole_reservation_back => release_gives_back;
+    a_refused_reservation_waits_for_its_window_to_close => refused_waits_for_window;
+    no_lines_and_no_rates_need_nothing => nothing_to_count;
+    a_rate_admits_exactly_its_limit_then_says_when_to_retry => rate_exact;
+    a_refused_admission_counts_against_no_rate => refused_admission_counts_nowhere;
+    a_rate_of_zero_never_admits => zero_rate;
+    a_rate_window_slides_after_a_minute => rate_window_slides;
+}
+
+async fn reserve_is_all_or_nothing(store: Arc<dyn LimitStore>) {
+    let now = Timestamp::now();
+    let lines = [line("a", 100, 80), line("b", 1000, 80)];
+    assert_eq!(
+        store.reserve(&id("1"), &lines, now).await.unwrap(),
+        ReserveOutcome::Reserved
+    );
+    assert_eq!(store.open_reservations().await.unwrap(), 1);
+    let ReserveOutcome::Refused { index, .. } = store.reserve(&id("2"), &lines, now).await.unwrap()
+    else {
+        panic!("a took 80 of 100: another 80 must be refused");
+    };
+    assert_eq!(index, 0);
+    assert_eq!(store.open_reservations().await.unwrap(), 1);
+    // The refused reservation took nothing from b: 920 of its 1000 are still free.
+    assert_eq!(
+        store
+            .reserve(&id("3"), &[line("b", 1000, 920)], now)
+            .await
+            .unwrap(),
+        ReserveOutcome::Reserved
+    );
+    let ReserveOutcome::Refused { index, .. } = store
+        .reserve(&id("4"), &[line("c", 10, 1), line("b", 1000, 1)], now)
+        .await
+        .unwrap()
+    else {
+        panic!("b is full");
+    };
+    assert_eq!(index, 1, "the refusal names the full line");
+    // c was not touched by the refusal either.
+    assert_eq!(
+        store
+            .reserve(&id("5"), &[line("c", 10, 10)], now)
+            .await
+            .unwrap(),
+        ReserveOutcome::Reserved
+    );
+    assert_eq!(store.open_reservations().await.unwrap(), 3);
+}
+
+async fn settle_replaces(store: Arc<dyn LimitStore>) {
+    let now = Timestamp::now();
+    let lines = [line("a", 100, 80), line("b", 1000, 80)];
+    assert_eq!(
+        store.reserve(&id("1"), &lines, now).await.unwrap(),
+        ReserveOutcome::Reserved
+    );
+    store.settle(&id("1"), &[30, 50]).await.unwrap();
+    assert_eq!(store.open_reservations().await.unwrap(), 0);
+    // Settling again counts once.
+    store.settle(&id("1"), &[30, 50]).await.unwrap();
+    // 30 used of a: 71 does not fit, 70 fits exactly.
+    assert!(matches!(
+        store
+            .reserve(&id("2"), &[line("a", 100, 71)], now)
+            .await
+            .unwrap(),
+        ReserveOutcome::Refused { index: 0, .. }
+    ));
+    assert_eq!(
+        store
+            .reserve(&id("3"), &[line("a", 100, 70)], now)
+            .await
+            .unwrap(),
+        ReserveOutcome::Reserved
+    );
+    // 50 used of b: 951 does not fit, 950 does.
+    assert!(matches!(
+        store
+            .reserve(&id("4"), &[line("b", 1000, 951)], now)
+            .await
+            .unwrap(),
+        ReserveOutcome::Refused { index: 0, .. }
+    ));
+    assert_eq!(
+        store
+            .reserve(&id("5"), &[line("b", 1000, 950)], now)
+            .await
+            .unwrap(),
+        ReserveOutcome::Reserved
+    );
+    // Using more than was reserved is counted too (the worst case was an estimate).
+    assert_eq!(
+        store
+            .reserve(&id("6"), &[line("d", 100, 10)], now)
+            .await
+            .unwrap(),
+        ReserveOutcome::Reserved
+    );
+    store.settle(&id("6"), &[95]).await.unwrap();
+    assert!(matches!(
+        store
+            .reserve(&id("7"), &[line("d", 100, 6)], now)
+            .await
+            .unwrap(),
+        ReserveOutcome::Refused { .. }
+    ));
+}
+
+async fn settle_without_figure(store: Arc<dyn LimitStore>) {
+    let now = Timestamp::now();
+    let lines = [line("a", 100, 10), line("b", 100, 40)];
+    assert_eq!(
+        store.reserve(&id("1"), &lines, now).await.unwrap(),
+        ReserveOutcome::Reserved
+    );
+    store.settle(&id("1"), &[5]).await.unwrap();
+    // b counts its whole 40: 60 fit, 61 do not.
+    assert!(matches!(
+        store
+            .reserve(&id("2"), &[line("b", 100, 61)], now)
+            .await
+            .unwrap(),
+        ReserveOutcome::Refused { .. }
+    ));
+    assert_eq!(
+        store
+            .reserve(&id("3"), &[line("b", 100, 60), line("a", 100, 95)], now)
+            .await
+            .unwrap(),
+        ReserveOutcome::Reserved
+    );
+}
+
+async fn unknown_ids(store: Arc<dyn LimitStore>) {
+    let now = Timestamp::now();
+    store.settle(&id("never"), &[10]).await.unwrap();
+    store.release(&id("never")).await.unwrap();
+    assert_eq!(store.open_reservations().await.unwrap(), 0);
+    assert_eq!(
+        store
+            .reserve(&id("1"), &[line("a", 100, 100)], now)
+            .await
+            .unwrap(),
+        ReserveOutcome::Reserved,
+        "settling an unknown id counted nothing"
+    );
+    store.release(&id("1")).await.unwrap();
+    store.release(&id("1")).await.unwrap();
+    store.settle(&id("1"), &[100]).await.unwrap();
+    assert_eq!(
+        store
+            .reserve(&id("2"), &[line("a", 100, 100)], now)
+            .await
+            .unwrap(),
+        ReserveOutcome::Reserved,
+        "settling a released id counted nothing"
+    );
+}
+
+async fn release_gives_back(store: Arc<dyn LimitStore>) {
+    let now = Timestamp::now();
+    let lines = [line("a", 100, 60), line("b", 100, 70)];
+    for round in 0..3 {
+        let name = format!("r{round}");
+        assert_eq!(
+            store.reserve(&id(&name), &lines, now).await.unwrap(),
+            ReserveOutcome::Reserved
+        );
+        assert_eq!(store.open_reservations().await.unwrap(), 1);
+        store.release(&id(&name)).await.unwrap();
+        assert_eq!(store.open_reservations().await.unwrap(), 0);
+    }
+}
+
+async fn refused_waits_for_window(store: Arc<dyn LimitStore>) {
+    let now = Timestamp::now();
+    let ends = now + Duration::from_secs(600);
+    let mut full = line("a", 10, 10);
+    full.window_end = ends;
+    assert_eq!(
+        store.reserve(&id("1"), &[full.clone()], now).await.unwrap(),
+        ReserveOutcome::Reserved
+    );
+    let ReserveOutcome::Refused { index, retry_after } =
+        store.reserve(&id("2"), &[full], now).await.unwrap()
+    else {
+        panic!("the counter is full");
+    };
+    assert_eq!(index, 0);
+    assert!(
+        retry_after <= Duration::from_secs(600) && retry_after > Duration::from_secs(590),
+        "{retry_after:?}"
+    );
+}
+
+async fn nothing_to_count(store: Arc<dyn LimitStore>) {
+    let now = Timestamp::now();
+    assert_eq!(store.admit(&[], now).await.unwrap(), RateOutcome::Admitted);
+    assert_eq!(
+        store.reserve(&id("1"), &[], now).await.unwrap(),
+        ReserveOutcome::Reserved
+    );
+    assert_eq!(store.open_reservations().await.unwrap(), 0);
+}
+
+async fn rate_exact(store: Arc<dyn LimitStore>) {
+    let hits = [hit("rpm:workspace:w", 100), hit("rpm:key:k", 5)];
+    for _ in 0..5 {
+        assert_eq!(
+            store.admit(&hits, Timestamp::now()).await.unwrap(),
+            RateOutcome::Admitted
+        );
+    }
+    for _ in 0..3 {
+        let RateOutcome::Limited { index, retry_after } =
+            store.admit(&hits, Timestamp::now()).await.unwrap()
+        else {
+            panic!("the sixth request in a minute passed a limit of five");
+        };
+        assert_eq!(index, 1);
+        assert!(
+            retry_after <= Duration::from_secs(60) && retry_after > Duration::from_secs(50),
+            "{retry_after:?}"
+        );
+    }
+}
+
+async fn refused_admission_counts_nowhere(store: Arc<dyn LimitStore>) {
+    let hits = [hit("rpm:workspace:w", 3), hit("rpm:key:k", 1)];
+    assert_eq!(
+        store.admit(&hits, Timestamp::now()).await.unwrap(),
+        RateOutcome::Admitted
+    );
+    for _ in 0..4 {
+        assert!(matches!(
+            store.admit(&hits, Timestamp::now()).await.unwrap(),
+            RateOutcome::Limited { index: 1, .. }
+        ));
+    }
+    // The workspace holds one admission, not five: two more fit.
+    let workspace = [hit("rpm:workspace:w", 3)];
+    for _ in 0..2 {
+        assert_eq!(
+            store.admit(&workspace, Timestamp::now()).await.unwrap(),
+            RateOutcome::Admitted
+        );
+    }
+    assert!(matches!(
+        store.admit(&workspace, Timestamp::now()).await.unwrap(),
+        RateOutcome::Limited { index: 0, .. }
+    ));
+}
+
+async fn zero_rate(store: Arc<dyn LimitStore>) {
+    let RateOutcome::Limited { index, retry_after } = store
+        .admit(&[hit("rpm:key:none", 0)], Timestamp::now())
+        .await
+        .unwrap()
+    else {
+        panic!("a rate of zero admitted a request");
+    };
+    assert_eq!(index, 0);
+    assert_eq!(retry_after, Duration::from_secs(60));
+}
+
+/// The one slow test: a minute of real time, since Redis counts by its own clock.
+async fn rate_window_slides(store: Arc<dyn LimitStore>) {
+    let hits = [hit("rpm:key:slow", 2)];
+    assert_eq!(
+        store.admit(&hits, Timestamp::now()).await.unwrap(),
+        RateOutcome::Admitted
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        store.admit(&hits, Timestamp::now()).await.unwrap(),
+        RateOutcome::Admitted
+    );
+    let RateOutcome::Limited { retry_after, .. } =
+        store.admit(&hits, Timestamp::now()).await.unwrap()
+    else {
+        panic!("a third request in a minute passed a limit of two");
+    };
+    assert!(retry_after <= Duration::from_secs(58), "{retry_after:?}");
+    // Just before the first admission leaves the window: still full.
+    tokio::time::sleep(retry_after.saturating_sub(Duration::from_millis(500))).await;
+    assert!(matches!(
+        store.admit(&hits, Timestamp::now()).await.unwrap(),
+        RateOutcome::Limited { .. }
+    ));
+    // Once it has left, exactly one slot is free (the second admission is still inside).
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        store.admit(&hits, Timestamp::now()).await.unwrap(),
+        RateOutcome::Admitted
+    );
+    assert!(matches!(
+        store.admit(&hits, Timestamp::now()).await.unwrap(),
+        RateOutcome::Limited { .. }
+    ));
+}
