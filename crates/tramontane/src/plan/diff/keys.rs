@@ -282,10 +282,9 @@ fn key_change(
         // created, its replacement's from today. Say both, so the dates shown agree with
         // the change's before and after.
         let policy = match key.expiry() {
-            Some(Expiry::AfterDays(days)) => format!(
-                "{days} days after creation, {} for this key",
-                show(expiry)
-            ),
+            Some(Expiry::AfterDays(days)) => {
+                format!("{days} days after creation, {} for this key", show(expiry))
+            }
             _ => show(expiry),
         };
         let successor = if wanted.expires == expiry {
