@@ -15,6 +15,7 @@
 //! or the workspace's own when no team with a role does.
 
 mod callers;
+mod guards;
 mod models;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,10 +23,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 pub use callers::Caller;
+pub use guards::{GuardScope, SharedGuard, key_address};
 pub use models::Models;
 
 use crate::model::{
-    AccessProfile, Budget, DesiredOrg, Expiry, OrganizationRole, Workspace, WorkspaceRole,
+    AccessProfile, Budget, DesiredOrg, Expiry, OrganizationRole, SpendGuard, Workspace,
+    WorkspaceRole,
 };
 use crate::policy::catalog::Catalog;
 
@@ -58,9 +61,17 @@ pub struct Profile {
     pub models: Models,
     pub max_tokens_per_request: Option<u64>,
     pub daily_token_budget: Option<u64>,
+    /// Requests per minute for each member holding the role. Absent from records made
+    /// before it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpm: Option<u32>,
 }
 
 /// What the gateway lets one caller do in one workspace.
+///
+/// The caller's own rate and daily token budget count per service key for a key, and per
+/// member for a member or a team (each member of a team has the role's allowance, across
+/// all the gateway keys they hold).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Limits {
     pub models: Models,
@@ -70,8 +81,13 @@ pub struct Limits {
     pub workspace_rpm: Option<u32>,
     pub max_tokens_per_request: Option<u64>,
     pub daily_token_budget: Option<u64>,
-    /// The workspace's monthly spend limit, shared by its callers.
+    /// The workspace's monthly spend limit on the platform, shared by its callers.
     pub spend_limit: Option<Budget>,
+    /// The gateway's spend guards the caller's requests count against: the workspace's,
+    /// then those of its teams there or its own as a service key. Absent from records made
+    /// before it was added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spend_guards: Vec<SharedGuard>,
 }
 
 impl Limits {
@@ -108,6 +124,8 @@ impl Limits {
             ),
             daily_token_budget: larger(self.daily_token_budget, other.daily_token_budget),
             spend_limit: self.spend_limit,
+            // Guards add up rather than pick: the caller's `member_access` sets them.
+            spend_guards: self.spend_guards.clone(),
         }
     }
 }
@@ -118,6 +136,9 @@ pub struct WorkspaceAccess {
     pub models: Models,
     pub rpm: Option<u32>,
     pub spend_limit: Option<Budget>,
+    /// Absent from records made before it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend_guard: Option<SpendGuard>,
     /// Direct members by lower-cased email, the admin among them as `workspace_admin`.
     pub members: BTreeMap<String, BTreeSet<WorkspaceRole>>,
     /// Teams assigned to the workspace, with their roles in it.
@@ -128,7 +149,7 @@ pub struct WorkspaceAccess {
 
 impl WorkspaceAccess {
     /// A caller of this workspace limited by nothing but the workspace.
-    fn limits(&self) -> Limits {
+    fn limits(&self, name: &str) -> Limits {
         Limits {
             models: self.models.clone(),
             rpm: None,
@@ -136,6 +157,12 @@ impl WorkspaceAccess {
             max_tokens_per_request: None,
             daily_token_budget: None,
             spend_limit: self.spend_limit,
+            spend_guards: SharedGuard::of(
+                GuardScope::Workspace(name.to_owned()),
+                self.spend_guard.as_ref(),
+            )
+            .into_iter()
+            .collect(),
         }
     }
 }
@@ -159,6 +186,10 @@ pub struct TeamAccess {
     /// The runtime role's name; `None`: the gateway restricts the team by nothing but its
     /// workspaces.
     pub role: Option<String>,
+    /// What the whole team may spend through the gateway. Absent from records made before
+    /// it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend_guard: Option<SpendGuard>,
     /// The team's access in each workspace it is assigned.
     pub workspaces: BTreeMap<String, Grant>,
 }
@@ -215,7 +246,14 @@ impl Runtime {
                     .iter()
                     .map(|(workspace, roles)| {
                         let limits = match workspaces.get(workspace) {
-                            Some(access) => team_limits(access, profile, catalog),
+                            Some(access) => {
+                                let mut limits = team_limits(workspace, access, profile, catalog);
+                                limits.spend_guards.extend(SharedGuard::of(
+                                    GuardScope::Team(name.clone()),
+                                    team.spend_guard.as_ref(),
+                                ));
+                                limits
+                            }
                             // Validation refuses an unknown workspace; without one there is
                             // nothing to allow.
                             None => Limits::nothing(),
@@ -228,6 +266,7 @@ impl Runtime {
                     members: team.members.iter().map(|e| e.to_lowercase()).collect(),
                     organization_role: team.organization_role,
                     role: team.role.clone(),
+                    spend_guard: team.spend_guard,
                     workspaces: grants,
                 };
                 (name.clone(), access)
@@ -261,6 +300,26 @@ impl Runtime {
     pub fn profile_of(&self, team: &TeamAccess) -> Option<&Profile> {
         self.profiles.get(team.role.as_deref()?)
     }
+
+    /// A member's limits in a workspace: through their teams there, or the workspace's own
+    /// when no team of theirs brings them (a direct member, or one the policy does not list).
+    /// `None` when the workspace does not exist.
+    pub fn member(&self, email: &str, workspace: &str) -> Option<Limits> {
+        let email = email.to_lowercase();
+        let grant = self
+            .members
+            .get(&email)
+            .and_then(|member| member.workspaces.get(workspace));
+        match grant {
+            Some(grant) => Some(grant.limits.clone()),
+            None => Some(self.workspaces.get(workspace)?.limits(workspace)),
+        }
+    }
+
+    /// A service key's access, by its workspace and name.
+    pub fn key(&self, workspace: &str, key: &str) -> Option<&KeyAccess> {
+        self.workspaces.get(workspace)?.keys.get(key)
+    }
 }
 
 impl Profile {
@@ -269,6 +328,7 @@ impl Profile {
             models: Models::declared(Some(&profile.models)),
             max_tokens_per_request: profile.max_tokens_per_request,
             daily_token_budget: profile.daily_token_budget,
+            rpm: profile.rpm,
         }
     }
 }
@@ -282,6 +342,7 @@ impl Limits {
             max_tokens_per_request: None,
             daily_token_budget: None,
             spend_limit: None,
+            spend_guards: Vec::new(),
         }
     }
 }
@@ -313,6 +374,7 @@ impl WorkspaceAccess {
             models: Models::declared(workspace.models.as_deref()),
             rpm: workspace.rpm,
             spend_limit: workspace.spend_limit.map(Budget::of),
+            spend_guard: workspace.spend_guard,
             members,
             teams,
             keys: BTreeMap::new(),
@@ -325,11 +387,17 @@ impl WorkspaceAccess {
                     Some(own) => Models::declared(Some(own)).within(&access.models, catalog),
                     None => access.models.clone(),
                 };
-                let limits = Limits {
+                let mut limits = Limits {
                     models,
                     rpm: key.rpm,
-                    ..access.limits()
+                    max_tokens_per_request: key.max_tokens_per_request,
+                    daily_token_budget: key.daily_token_budget,
+                    ..access.limits(name)
                 };
+                limits.spend_guards.extend(SharedGuard::of(
+                    GuardScope::Key(key_address(name, key_name)),
+                    key.spend_guard.as_ref(),
+                ));
                 let key_access = KeyAccess {
                     owner: key.owner.to_lowercase(),
                     expiry: key.expiry(),
@@ -345,14 +413,16 @@ impl WorkspaceAccess {
 
 /// A team's limits in one workspace: its profile's, within what the workspace allows.
 fn team_limits(
+    name: &str,
     workspace: &WorkspaceAccess,
     profile: Option<&Profile>,
     catalog: &Catalog,
 ) -> Limits {
-    let base = workspace.limits();
+    let base = workspace.limits(name);
     match profile {
         Some(profile) => Limits {
             models: profile.models.within(&workspace.models, catalog),
+            rpm: profile.rpm,
             max_tokens_per_request: profile.max_tokens_per_request,
             daily_token_budget: profile.daily_token_budget,
             ..base
@@ -377,7 +447,7 @@ fn member_access(
                 MemberGrant {
                     roles: Some(direct.clone()),
                     through_teams: BTreeMap::new(),
-                    limits: workspace.limits(),
+                    limits: workspace.limits(name),
                 },
             );
         }
@@ -393,7 +463,7 @@ fn member_access(
                     through_teams: BTreeMap::new(),
                     limits: workspaces
                         .get(workspace)
-                        .map_or_else(Limits::nothing, WorkspaceAccess::limits),
+                        .map_or_else(Limits::nothing, |access| access.limits(workspace)),
                 });
             entry
                 .through_teams
@@ -409,6 +479,21 @@ fn member_access(
     for (workspace, limits) in restricted {
         if let Some(grant) = grants.get_mut(&workspace) {
             grant.limits = limits;
+        }
+    }
+    // Every team that brings the member into a workspace counts their spending, whether or
+    // not it gives them a role: the workspace's guard first, then the teams' by name.
+    for (workspace, grant) in &mut grants {
+        grant.limits.spend_guards = workspaces
+            .get(workspace)
+            .map(|access| access.limits(workspace).spend_guards)
+            .unwrap_or_default();
+        for team in grant.through_teams.keys() {
+            let guard = teams.get(team).and_then(|team| team.spend_guard.as_ref());
+            grant
+                .limits
+                .spend_guards
+                .extend(SharedGuard::of(GuardScope::Team(team.clone()), guard));
         }
     }
     MemberAccess {

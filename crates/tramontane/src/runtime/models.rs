@@ -34,12 +34,7 @@ impl Models {
         match self {
             Models::Every => true,
             Models::Only(names) => {
-                names.contains(name)
-                    || catalog.resolve(name).is_some_and(|wanted| {
-                        names
-                            .iter()
-                            .any(|allowed| catalog.resolve(allowed) == Some(wanted))
-                    })
+                names.contains(name) || names.iter().any(|allowed| catalog.same(allowed, name))
             }
         }
     }
