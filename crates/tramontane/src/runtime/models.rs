@@ -82,20 +82,7 @@ impl From<Models> for Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn catalog() -> Catalog {
-        Catalog::from_json(
-            r#"{"object": "list", "data": [
-                {"id": "small-2506", "aliases": ["small-latest"]},
-                {"id": "large-2411", "aliases": ["large-latest"]},
-                {"id": "embed", "aliases": []}]}"#,
-        )
-        .unwrap()
-    }
-
-    fn only(names: &[&str]) -> Models {
-        Models::Only(names.iter().map(|n| n.to_string()).collect())
-    }
+    use crate::runtime::tests::{catalog, only};
 
     #[test]
     fn a_star_is_what_encloses_it_and_aliases_are_one_model() {

@@ -8,7 +8,7 @@ fn runtime(policy: serde_json::Value) -> Runtime {
 }
 
 /// Two models of two names each, and one of one name.
-fn catalog() -> Catalog {
+pub(super) fn catalog() -> Catalog {
     Catalog::from_json(
         r#"{"object": "list", "data": [
             {"id": "small-2506", "aliases": ["small-latest"]},
@@ -18,7 +18,7 @@ fn catalog() -> Catalog {
     .unwrap()
 }
 
-fn only(names: &[&str]) -> Models {
+pub(super) fn only(names: &[&str]) -> Models {
     Models::Only(names.iter().map(|n| n.to_string()).collect())
 }
 
