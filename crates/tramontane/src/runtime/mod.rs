@@ -6,13 +6,21 @@
 //! workspace it is assigned to, a member through their teams — it says which models may be
 //! called (aliases resolved through the catalog, `"*"` expanded to what the workspace
 //! allows), the caller's own request rate and the workspace's shared one, the largest
-//! request, the daily token budget and the workspace's monthly spend limit.
+//! request, the daily token budget, the workspace's monthly spend limit on the platform and
+//! the gateway's spend guards the caller's requests count against.
 //!
 //! Inheritance: a key without `models` uses its workspace's, and its listed models are cut
-//! to those the workspace allows; a team's models are its runtime role's within each
-//! workspace it is assigned, and a team without a role is limited by the workspace alone; a
-//! member's access in a workspace is the most generous of the teams that bring them there,
-//! or the workspace's own when no team with a role does.
+//! to those the workspace allows; its rate, max tokens, daily budget and spend guard are its
+//! own. A team's models, rate, max tokens and daily budget are its runtime role's (the rate
+//! and budget per member), models within each workspace it is assigned; a team without a
+//! role is limited by the workspace alone. A member's access in a workspace is the most
+//! generous of the teams with a role that bring them there (any model one allows, the larger
+//! of each limit, no limit where one has none), or the workspace's own when no such team
+//! does. Spend guards add up instead: the workspace's, then every team's that brings the
+//! caller there (with a role or without), or the key's own.
+//!
+//! The gateway (`tramontane-gateway`'s `access`) reads a caller's limits here through
+//! [`Runtime::member`] and [`Runtime::key`]; it adds only where each limit is counted.
 
 mod callers;
 mod guards;
