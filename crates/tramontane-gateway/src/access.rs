@@ -1,30 +1,29 @@
-//! What each gateway key may do, derived from the policy: the one place the gateway reads
-//! access out of a [`DesiredOrg`]. The library's typed `tramontane::runtime::Runtime` (each
-//! caller's effective models, rpm, max tokens and budgets) will replace this derivation once it
-//! lands; nothing else in the gateway looks at the policy's access fields, so the swap stays
-//! inside this file.
+//! What each gateway key may do: the caller's limits read from the library's effective
+//! access, [`tramontane::runtime::Runtime`], and turned into the rules the gateway counts.
+//! The gateway computes no inheritance of its own: which models a member has through which
+//! teams, which rate and budget bind, which spend guards count a request are the Runtime's
+//! answers, the same the plan's `runtime` section shows.
 //!
-//! The rules, for a key held by a member of workspace W, reading the teams that bring the
-//! member into W (as the library's effective access does):
-//! - models: W's list, and the union of the lists of those teams' runtime roles (a member
-//!   no such team gives a role is held to W's list alone); `"*"` allows every model;
-//! - max tokens per request, daily token budget and rpm: the most generous of the member's
-//!   roles (a role without the limit leaves it unlimited), counted per member across keys;
-//! - W's rpm is shared by every caller of W; spend guards of W and of each of those teams
-//!   apply to their whole group;
-//! - forwarded with W's `gateway.upstream_key`.
+//! What this file adds is where each limit is counted:
+//! - a member's own rate and daily token budget count per member, across all the keys they
+//!   hold; a service key's, per service key;
+//! - the workspace's rate is shared by every caller of the workspace, and each spend guard by
+//!   the group it belongs to (workspace, team, service key);
+//! - the workspace's model list is checked again at request time against the upstream's live
+//!   model list, so an alias the upstream adds after the policy was read still resolves;
+//! - a member's requests are forwarded with the workspace's `gateway.upstream_key`, a service
+//!   key's with its own Mistral key.
 //!
-//! For a key held by a service key `workspace.W.key.K`: K's models (else W's), K's rpm, max
-//! tokens, daily budget and spend guard, W's shared rpm and spend guard, forwarded with K's own
-//! Mistral key.
+//! The workspace's gateway settings (agents, opened paths, upstream key, what to do when the
+//! limit store fails) are not access and nothing inherits them: they are read here, from the
+//! workspace's `gateway` section, and nowhere else.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::civil::Date;
-use tramontane::model::{
-    ALL_MODELS, DesiredOrg, GatewayKey, GatewayKeyId, Holder, KeyDigest, SpendGuard, StoreFailure,
-    Workspace,
-};
+use tramontane::model::{DesiredOrg, GatewayKeyId, Holder, KeyDigest, StoreFailure, Workspace};
+use tramontane::policy::catalog::Catalog;
+use tramontane::runtime::{GuardScope, Limits, Models, Runtime, WorkspaceAccess, key_address};
 
 use crate::models::ModelDirectory;
 use crate::refusal::LimitScope;
@@ -50,8 +49,8 @@ pub struct Caller {
 /// A caller's effective limits.
 #[derive(Clone, Debug, Default)]
 pub struct Grant {
-    /// Every rule must allow a model for the caller to use it.
-    pub model_rules: Vec<ModelRule>,
+    /// Every list must allow a model for the caller to use it.
+    pub model_rules: Vec<Models>,
     pub max_tokens_per_request: Option<u64>,
     pub rates: Vec<RateRule>,
     pub token_budgets: Vec<TokenBudget>,
@@ -62,30 +61,6 @@ pub struct Grant {
     /// Extra paths the workspace opens.
     pub paths: BTreeSet<String>,
     pub store_failure: StoreFailure,
-}
-
-/// A list of models from one place in the policy; `None` allows every model.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ModelRule {
-    pub names: Option<BTreeSet<String>>,
-}
-
-impl ModelRule {
-    fn from_list(list: Option<&[String]>) -> ModelRule {
-        match list {
-            Some(names) if !names.iter().any(|name| name == ALL_MODELS) => ModelRule {
-                names: Some(names.iter().cloned().collect()),
-            },
-            _ => ModelRule { names: None },
-        }
-    }
-
-    fn allows(&self, model: &str, directory: &ModelDirectory) -> bool {
-        match &self.names {
-            None => true,
-            Some(names) => names.iter().any(|name| directory.same(name, model)),
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,7 +105,7 @@ impl Grant {
     pub fn allows_model(&self, model: &str, directory: &ModelDirectory) -> bool {
         self.model_rules
             .iter()
-            .all(|rule| rule.allows(model, directory))
+            .all(|rule| rule.allows(model, directory.catalog()))
     }
 
     /// The names the policy allows, as it writes them, for telling a refused caller what
@@ -138,11 +113,11 @@ impl Grant {
     pub fn allowed_models(&self, directory: &ModelDirectory) -> Option<Vec<String>> {
         let mut candidates: BTreeSet<&String> = BTreeSet::new();
         for rule in &self.model_rules {
-            if let Some(names) = &rule.names {
+            if let Models::Only(names) = rule {
                 candidates.extend(names);
             }
         }
-        if self.model_rules.iter().all(|rule| rule.names.is_none()) {
+        if self.model_rules.iter().all(|rule| *rule == Models::Every) {
             return None;
         }
         Some(
@@ -152,6 +127,62 @@ impl Grant {
                 .cloned()
                 .collect(),
         )
+    }
+
+    /// The rules for a caller of `workspace` with `limits`, whose own rate and token budget
+    /// count under `own`.
+    fn of(workspace: &str, access: &WorkspaceAccess, limits: &Limits, own: LimitScope) -> Grant {
+        let mut grant = Grant {
+            model_rules: vec![access.models.clone(), limits.models.clone()],
+            max_tokens_per_request: limits.max_tokens_per_request,
+            ..Grant::default()
+        };
+        if let Some(rpm) = limits.workspace_rpm {
+            grant.rates.push(RateRule {
+                scope: scope("workspace", workspace),
+                rpm,
+            });
+        }
+        if let Some(rpm) = limits.rpm {
+            grant.rates.push(RateRule {
+                scope: own.clone(),
+                rpm,
+            });
+        }
+        if let Some(daily) = limits.daily_token_budget {
+            grant.token_budgets.push(TokenBudget { scope: own, daily });
+        }
+        for shared in &limits.spend_guards {
+            let scope = match &shared.scope {
+                GuardScope::Workspace(name) => scope("workspace", name),
+                GuardScope::Team(name) => scope("team", name),
+                GuardScope::Key(address) => scope("key", address),
+            };
+            for (period, amount) in [
+                (Period::Hour, shared.guard.hour),
+                (Period::Day, shared.guard.day),
+                (Period::Month, shared.guard.month),
+            ] {
+                if let Some(amount) = amount {
+                    grant.spend_guards.push(SpendRule {
+                        scope: scope.clone(),
+                        period,
+                        limit_micros: amount.micros(),
+                    });
+                }
+            }
+        }
+        grant
+    }
+
+    /// The workspace's gateway settings, as its `gateway` section has them.
+    fn with_settings(mut self, workspace: &Workspace) -> Grant {
+        if let Some(gateway) = &workspace.gateway {
+            self.agents = gateway.agents.iter().cloned().collect();
+            self.paths = gateway.paths.iter().cloned().collect();
+            self.store_failure = gateway.store_failure;
+        }
+        self
     }
 }
 
@@ -168,23 +199,42 @@ impl CallerTable {
         self.callers.is_empty()
     }
 
-    /// Every key of the policy and its grant. An entry naming a workspace the policy does
-    /// not have grants nothing and is left out (validation reports it).
+    /// Every key of the policy and its grant, read from the policy's effective access as the
+    /// plan computes it (names resolved through the bundled catalog). An entry naming a
+    /// workspace or service key the policy does not have grants nothing and is left out
+    /// (validation reports it).
     pub fn of(desired: &DesiredOrg) -> CallerTable {
+        let runtime = Runtime::of(desired, Catalog::bundled());
         let callers = desired
             .gateway_keys
             .iter()
             .filter_map(|(id, entry)| {
                 let workspace = desired.workspaces.get(&entry.workspace)?;
+                let access = runtime.workspaces.get(&entry.workspace)?;
                 let grant = match &entry.holder {
-                    Holder::Member(email) => member_grant(desired, entry, workspace, email),
+                    Holder::Member(email) => {
+                        let limits = runtime.member(email, &entry.workspace)?;
+                        let own = scope("member", &email.to_lowercase());
+                        Grant {
+                            upstream_key: workspace
+                                .gateway
+                                .as_ref()
+                                .and_then(|gateway| gateway.upstream_key.as_deref())
+                                .map(|key| key_address(&entry.workspace, key)),
+                            ..Grant::of(&entry.workspace, access, &limits, own)
+                        }
+                    }
                     Holder::ServiceKey {
                         workspace: key_workspace,
                         key,
                     } => {
-                        let owner = desired.workspaces.get(key_workspace)?;
-                        let api_key = owner.keys.get(key)?;
-                        service_grant(entry, workspace, key_workspace, key, api_key)
+                        let key_access = runtime.key(key_workspace, key)?;
+                        let address = key_address(key_workspace, key);
+                        let own = scope("key", &address);
+                        Grant {
+                            upstream_key: Some(address),
+                            ..Grant::of(&entry.workspace, access, &key_access.limits, own)
+                        }
                     }
                 };
                 Some((
@@ -195,7 +245,7 @@ impl CallerTable {
                         holder: entry.holder.clone(),
                         workspace: entry.workspace.clone(),
                         expires: entry.expires,
-                        grant,
+                        grant: grant.with_settings(workspace),
                     },
                 ))
             })
@@ -211,156 +261,15 @@ fn scope(kind: &'static str, name: &str) -> LimitScope {
     }
 }
 
-/// What every caller of the workspace shares.
-fn workspace_grant(entry: &GatewayKey, workspace: &Workspace) -> Grant {
-    let mut grant = Grant {
-        model_rules: vec![ModelRule::from_list(workspace.models.as_deref())],
-        ..Grant::default()
-    };
-    if let Some(rpm) = workspace.rpm {
-        grant.rates.push(RateRule {
-            scope: scope("workspace", &entry.workspace),
-            rpm,
-        });
-    }
-    push_guard(
-        &mut grant,
-        scope("workspace", &entry.workspace),
-        workspace.spend_guard.as_ref(),
-    );
-    if let Some(gateway) = &workspace.gateway {
-        grant.agents = gateway.agents.iter().cloned().collect();
-        grant.paths = gateway.paths.iter().cloned().collect();
-        grant.store_failure = gateway.store_failure;
-    }
-    grant
-}
-
-fn push_guard(grant: &mut Grant, scope: LimitScope, guard: Option<&SpendGuard>) {
-    let Some(guard) = guard else { return };
-    for (period, amount) in [
-        (Period::Hour, guard.hour),
-        (Period::Day, guard.day),
-        (Period::Month, guard.month),
-    ] {
-        if let Some(amount) = amount {
-            grant.spend_guards.push(SpendRule {
-                scope: scope.clone(),
-                period,
-                limit_micros: amount.micros(),
-            });
-        }
-    }
-}
-
-fn member_grant(
-    desired: &DesiredOrg,
-    entry: &GatewayKey,
-    workspace: &Workspace,
-    email: &str,
-) -> Grant {
-    let mut grant = workspace_grant(entry, workspace);
-    let email = email.to_lowercase();
-    let teams: Vec<(&String, &tramontane::model::Team)> = desired
-        .teams
-        .iter()
-        .filter(|(_, team)| {
-            team.workspaces.contains_key(&entry.workspace)
-                && team.members.iter().any(|m| m.to_lowercase() == email)
-        })
-        .collect();
-    let profiles: Vec<&tramontane::model::AccessProfile> = teams
-        .iter()
-        .filter_map(|(_, team)| team.role.as_deref())
-        .filter_map(|role| desired.roles.get(role))
-        .collect();
-    if !profiles.is_empty() {
-        // A member's roles add up: a model any of them allows is allowed.
-        let every = profiles
-            .iter()
-            .any(|profile| profile.models.iter().any(|m| m == ALL_MODELS));
-        grant.model_rules.push(if every {
-            ModelRule { names: None }
-        } else {
-            ModelRule {
-                names: Some(
-                    profiles
-                        .iter()
-                        .flat_map(|profile| profile.models.iter().cloned())
-                        .collect(),
-                ),
-            }
-        });
-        let most = |pick: fn(&tramontane::model::AccessProfile) -> Option<u64>| {
-            profiles
-                .iter()
-                .map(|profile| pick(profile))
-                .try_fold(0u64, |most, limit| limit.map(|limit| most.max(limit)))
-        };
-        grant.max_tokens_per_request = most(|profile| profile.max_tokens_per_request);
-        if let Some(daily) = most(|profile| profile.daily_token_budget) {
-            grant.token_budgets.push(TokenBudget {
-                scope: scope("member", &email),
-                daily,
-            });
-        }
-        if let Some(rpm) = most(|profile| profile.rpm.map(u64::from)) {
-            grant.rates.push(RateRule {
-                scope: scope("member", &email),
-                rpm: u32::try_from(rpm).unwrap_or(u32::MAX),
-            });
-        }
-    }
-    for (name, team) in &teams {
-        push_guard(&mut grant, scope("team", name), team.spend_guard.as_ref());
-    }
-    grant.upstream_key = workspace
-        .gateway
-        .as_ref()
-        .and_then(|gateway| gateway.upstream_key.as_deref())
-        .map(|key| format!("workspace.{}.key.{key}", entry.workspace));
-    grant
-}
-
-fn service_grant(
-    entry: &GatewayKey,
-    workspace: &Workspace,
-    key_workspace: &str,
-    key_name: &str,
-    key: &tramontane::model::ApiKey,
-) -> Grant {
-    let mut grant = workspace_grant(entry, workspace);
-    let address = format!("workspace.{key_workspace}.key.{key_name}");
-    if key.models.is_some() {
-        grant
-            .model_rules
-            .push(ModelRule::from_list(key.models.as_deref()));
-    }
-    grant.max_tokens_per_request = key.max_tokens_per_request;
-    if let Some(rpm) = key.rpm {
-        grant.rates.push(RateRule {
-            scope: scope("key", &address),
-            rpm,
-        });
-    }
-    if let Some(daily) = key.daily_token_budget {
-        grant.token_budgets.push(TokenBudget {
-            scope: scope("key", &address),
-            daily,
-        });
-    }
-    push_guard(&mut grant, scope("key", &address), key.spend_guard.as_ref());
-    grant.upstream_key = Some(address);
-    grant
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn org() -> DesiredOrg {
         let digest = KeyDigest::of("tmt_abcd_x").to_string();
+        // As validation leaves it: every member a team or key names is defined.
         serde_json::from_value(serde_json::json!({
+            "members": {"bob@acme.example": {"name": "Bob"}, "a@acme.example": {"name": "A"}},
             "roles": {
                 "dev": {"models": ["mistral-small-latest"], "max_tokens_per_request": 100,
                         "daily_token_budget": 1000, "rpm": 5},

@@ -282,10 +282,11 @@ pub async fn reserve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::{ModelRule, RateRule, SpendRule, TokenBudget};
+    use crate::access::{RateRule, SpendRule, TokenBudget};
     use crate::refusal::LimitScope;
     use crate::request::Endpoint;
     use crate::store::memory::MemoryStore;
+    use tramontane::runtime::Models;
 
     fn scope(kind: &'static str) -> LimitScope {
         LimitScope {
@@ -296,9 +297,7 @@ mod tests {
 
     fn grant() -> Grant {
         Grant {
-            model_rules: vec![ModelRule {
-                names: Some(["mistral-small-latest".to_owned()].into()),
-            }],
+            model_rules: vec![Models::Only(["mistral-small-latest".to_owned()].into())],
             max_tokens_per_request: Some(100),
             rates: vec![RateRule {
                 scope: scope("key"),

@@ -5,6 +5,13 @@
 //! Callers talk to it exactly as to Mistral (same paths, bodies, streams and error shapes)
 //! with a gateway key; it forwards with a Mistral key only it holds. [`serve`] runs it until
 //! SIGTERM or ctrl-c.
+//!
+//! Where a policy line becomes a decision: [`reload`] loads and validates the policy;
+//! [`access`] reads each gateway key's limits from the library's effective access
+//! (`tramontane::runtime::Runtime`, the one place inheritance is resolved, the same the plan
+//! shows) into a [`access::Grant`]; per request, [`proxy`] finds the caller ([`identity`]),
+//! reads the body ([`request`]), and [`enforce`] judges it against the grant, counting in the
+//! limit [`store`]; the answer goes back through [`metered`], which settles what was used.
 
 pub mod access;
 pub mod audit;

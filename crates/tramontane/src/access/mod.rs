@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::model::{Budget, Cents, Expiry, WorkspaceRole};
+use crate::model::{Budget, Expiry, Money, WorkspaceRole};
 use crate::runtime::{Limits, Models, Runtime};
 
 /// Whom or what an access record describes, in the order changes are shown.
@@ -291,7 +291,7 @@ impl Exposure {
             .map(|(name, _)| name.as_str())
             .collect();
         if unlimited.is_empty() {
-            let sum: Cents = runtime
+            let sum: Money = runtime
                 .workspaces
                 .values()
                 .filter_map(|workspace| workspace.spend_limit.and_then(Budget::monthly))

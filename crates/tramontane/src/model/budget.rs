@@ -1,122 +1,25 @@
-//! The platform's spend limits: amounts of the billing currency exact to the cent, as the
-//! Admin API keeps them. (The gateway's spend guards and costs are finer: [`super::Money`],
-//! in millionths.)
+//! The platform's spend limits: a monthly amount or none, as the plan, apply and effective
+//! access use them.
 //!
 //! Policies and the Admin API speak in floating-point amounts; everything downstream of
-//! them (the plan, apply, the providers' writes, effective access) speaks in [`Cents`].
-//! Floats become money in exactly one place, [`Cents::from_amount`] and its whole-unit
-//! sibling, so an amount is rounded once and compared exactly ever after.
+//! them (the plan, apply, the providers' writes, effective access) speaks in [`Money`],
+//! the same exact micro-units the gateway counts in. Floats become money in exactly one
+//! place, [`Budget::of`] and [`Budget::of_organization`] (and reading a plan), which round to
+//! the platform's precision through [`Money::from_amount`], so an amount is rounded once and
+//! compared exactly ever after.
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{SpendLimit, Unlimited};
-
-/// An amount in hundredths of the billing currency's unit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Cents {
-    cents: i64,
-}
-
-/// The largest amount a float turns into: far beyond any budget, and exact in an `f64`.
-const MAX_CENTS: f64 = 9.0e15;
-
-impl Cents {
-    pub const ZERO: Cents = Cents { cents: 0 };
-
-    /// A whole number of units.
-    pub const fn units(units: i64) -> Cents {
-        Cents {
-            cents: units.saturating_mul(100),
-        }
-    }
-
-    /// An amount as policies and the API write it, rounded to the cent (half away from
-    /// zero). Not-a-number is zero; amounts beyond any budget saturate.
-    pub fn from_amount(amount: f64) -> Cents {
-        Cents {
-            cents: round_to(amount, 100.0),
-        }
-    }
-
-    /// An amount rounded to whole units, for what the Admin API takes in whole units only
-    /// (the organization's monthly limit).
-    pub fn from_amount_in_units(amount: f64) -> Cents {
-        Cents {
-            cents: round_to(amount, 1.0).saturating_mul(100),
-        }
-    }
-
-    /// The amount in whole units, when it is one.
-    pub fn whole_units(self) -> Option<i64> {
-        (self.cents % 100 == 0).then_some(self.cents / 100)
-    }
-
-    /// The amount as a float, for sums shown to people and JSON that has always been one.
-    pub fn as_f64(self) -> f64 {
-        self.cents as f64 / 100.0
-    }
-}
-
-/// The one rounding of a float into a multiple of `1 / per_unit` units, in that many parts.
-fn round_to(amount: f64, per_unit: f64) -> i64 {
-    if amount.is_nan() {
-        return 0;
-    }
-    let scaled = (amount * per_unit).round();
-    scaled.clamp(-MAX_CENTS, MAX_CENTS) as i64
-}
-
-impl std::ops::Add for Cents {
-    type Output = Cents;
-    fn add(self, other: Cents) -> Cents {
-        Cents {
-            cents: self.cents.saturating_add(other.cents),
-        }
-    }
-}
-
-impl std::iter::Sum for Cents {
-    fn sum<I: Iterator<Item = Cents>>(iter: I) -> Cents {
-        iter.fold(Cents::ZERO, |sum, amount| sum + amount)
-    }
-}
-
-impl std::fmt::Display for Cents {
-    /// `500`, `25.5`, `19.99`: whole amounts without decimals, others without trailing zeros.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let sign = if self.cents < 0 { "-" } else { "" };
-        let cents = self.cents.unsigned_abs();
-        let (units, hundredths) = (cents / 100, cents % 100);
-        match hundredths {
-            0 => write!(f, "{sign}{units}"),
-            h if h % 10 == 0 => write!(f, "{sign}{units}.{}", h / 10),
-            h => write!(f, "{sign}{units}.{h:02}"),
-        }
-    }
-}
-
-impl Serialize for Cents {
-    /// A whole amount as an integer (`500`, not `500.0`), any other as a decimal number.
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.whole_units() {
-            Some(units) => serializer.serialize_i64(units),
-            None => serializer.serialize_f64(self.as_f64()),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Cents {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Cents, D::Error> {
-        f64::deserialize(deserializer).map(Cents::from_amount)
-    }
-}
+use super::{Money, SpendLimit, Unlimited};
 
 /// A monthly spend limit as the plan, apply and effective access use it: an exact amount,
 /// or none at all.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// Written as a JSON number (an integer when whole) or `"unlimited"`; read back to the cent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(untagged)]
 pub enum Budget {
-    Monthly(Cents),
+    Monthly(Money),
     Unlimited(Unlimited),
 }
 
@@ -126,7 +29,7 @@ impl Budget {
     /// A limit as a policy or the API states it, to the cent.
     pub fn of(limit: SpendLimit) -> Budget {
         match limit {
-            SpendLimit::Monthly(amount) => Budget::Monthly(Cents::from_amount(amount)),
+            SpendLimit::Monthly(amount) => Budget::Monthly(Money::from_amount(amount)),
             SpendLimit::Unlimited(_) => Budget::UNLIMITED,
         }
     }
@@ -134,12 +37,12 @@ impl Budget {
     /// A limit the Admin API takes in whole units only: the organization's.
     pub fn of_organization(limit: SpendLimit) -> Budget {
         match limit {
-            SpendLimit::Monthly(amount) => Budget::Monthly(Cents::from_amount_in_units(amount)),
+            SpendLimit::Monthly(amount) => Budget::Monthly(Money::from_amount_in_units(amount)),
             SpendLimit::Unlimited(_) => Budget::UNLIMITED,
         }
     }
 
-    pub fn monthly(self) -> Option<Cents> {
+    pub fn monthly(self) -> Option<Money> {
         match self {
             Budget::Monthly(amount) => Some(amount),
             Budget::Unlimited(_) => None,
@@ -156,43 +59,59 @@ impl std::fmt::Display for Budget {
     }
 }
 
+impl<'de> Deserialize<'de> for Budget {
+    /// A plan or record states the amount as a float, like the Admin API: it is rounded to
+    /// the cent here, not read as an exact gateway amount.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Named as the type it reads, so that a value of neither shape is reported as "did
+        // not match any variant of untagged enum Budget", as ever.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Budget {
+            Monthly(f64),
+            Unlimited(Unlimited),
+        }
+        Ok(match Budget::deserialize(deserializer)? {
+            Budget::Monthly(amount) => Self::Monthly(Money::from_amount(amount)),
+            Budget::Unlimited(unlimited) => Self::Unlimited(unlimited),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn floats_are_rounded_once_to_the_cent_and_compared_exactly() {
-        assert_eq!(Cents::from_amount(25.5), Cents::from_amount(25.499_999_9));
-        assert_eq!(Cents::from_amount(0.1 + 0.2), Cents::from_amount(0.3));
-        assert_eq!(Cents::from_amount(19.994).to_string(), "19.99");
-        assert_eq!(Cents::from_amount(25.5).to_string(), "25.5");
-        assert_eq!(Cents::from_amount(500.0).to_string(), "500");
-        assert_eq!(Cents::from_amount(-2.5).to_string(), "-2.5");
-        assert_eq!(Cents::from_amount(f64::NAN), Cents::ZERO);
-        assert_eq!(
-            Cents::from_amount_in_units(2499.5).whole_units(),
-            Some(2500)
-        );
-        assert_eq!(Cents::from_amount(2499.5).whole_units(), None);
-    }
-
-    #[test]
     fn a_budget_reads_and_writes_as_plans_show_it() {
-        let whole = serde_json::to_value(Budget::Monthly(Cents::units(500))).unwrap();
+        let whole = serde_json::to_value(Budget::Monthly(Money::units(500))).unwrap();
         assert_eq!(whole.to_string(), "500");
-        let part = serde_json::to_value(Budget::Monthly(Cents::from_amount(25.5))).unwrap();
+        let part = serde_json::to_value(Budget::Monthly(Money::from_amount(25.5))).unwrap();
         assert_eq!(part.to_string(), "25.5");
+        let cents = serde_json::to_value(Budget::Monthly(Money::from_amount(19.99))).unwrap();
+        assert_eq!(cents.to_string(), "19.99");
         assert_eq!(
             serde_json::to_value(Budget::UNLIMITED).unwrap(),
             "unlimited"
         );
         let read: Budget = serde_json::from_str("25.50").unwrap();
-        assert_eq!(read, Budget::Monthly(Cents::from_amount(25.5)));
+        assert_eq!(read, Budget::Monthly(Money::from_amount(25.5)));
+        let read: Budget = serde_json::from_str("25.499999").unwrap();
+        assert_eq!(
+            read,
+            Budget::Monthly(Money::from_amount(25.5)),
+            "to the cent"
+        );
         let read: Budget = serde_json::from_str("\"unlimited\"").unwrap();
         assert_eq!(read, Budget::UNLIMITED);
+        assert!(serde_json::from_str::<Budget>("\"monthly\"").is_err());
         assert_eq!(
             Budget::of_organization(SpendLimit::Monthly(1999.6)),
-            Budget::Monthly(Cents::units(2000))
+            Budget::Monthly(Money::units(2000))
+        );
+        assert_eq!(
+            Budget::of(SpendLimit::Monthly(19.994)),
+            Budget::Monthly(Money::from_amount(19.99))
         );
     }
 }

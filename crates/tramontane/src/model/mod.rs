@@ -1,6 +1,6 @@
 //! The organization as the reconciler sees it, shared by every stage of the pipeline: the
 //! lowest layer, which imports no other stage. What a change is about ([`Kind`]), who
-//! enforces it ([`Enforcement`]) and amounts of money ([`Cents`], [`Budget`], [`Money`]) live here so
+//! enforces it ([`Enforcement`]) and amounts of money ([`Money`], [`Budget`]) live here so
 //! that the planner, apply and the providers share them without importing each other.
 //!
 //! Names and emails address everything: a live UUID never appears here. The serde shape is
@@ -20,7 +20,7 @@ pub mod import;
 mod kind;
 pub mod live;
 pub mod money;
-pub use budget::{Budget, Cents};
+pub use budget::Budget;
 pub use gateway::{GatewayKey, GatewayKeyId, Holder, KeyDigest, StoreFailure, WorkspaceGateway};
 pub use hygiene::AuditSettings;
 pub use kind::{Enforcement, Kind};

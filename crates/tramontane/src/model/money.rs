@@ -1,13 +1,24 @@
-//! Currency amounts for spend guards, held exactly as integer micro-units.
+//! Amounts of the billing currency, held exactly as integer micro-units: the one money type
+//! of tramontane, for the platform's spend limits and the gateway's spend guards and costs.
 //!
 //! Budgets are added up over thousands of requests: floats would drift and compare wrongly at
 //! the limit, so an amount is parsed from its decimal text straight into millionths of the
 //! billing currency and never passes through binary floating point on the way.
+//!
+//! Two doors lead in, one per precision:
+//! - [`Money::parse`] (and deserializing a [`Money`]): the gateway's amounts, exact to a
+//!   millionth; more decimals are an error, never rounded away.
+//! - [`Money::from_amount`] and [`Money::from_amount_in_units`]: the platform's amounts, which
+//!   the Admin API and the policy's `spend_limit` write as floats and the platform keeps to the
+//!   cent (the organization's limit to the whole unit). They are rounded there, once, and
+//!   compared exactly ever after; [`super::Budget`] is the only reader that takes this door.
 
 use serde::{Deserialize, Serialize};
 
 /// Micro-units in one unit of the billing currency.
 pub const MICROS_PER_UNIT: u64 = 1_000_000;
+/// Micro-units in one cent, the platform's precision for spend limits.
+pub const MICROS_PER_CENT: u64 = MICROS_PER_UNIT / 100;
 /// Decimals an amount may have: the precision of [`Money`].
 pub const MAX_DECIMALS: usize = 6;
 /// Largest amount accepted, in whole units. Keeps every valid amount at 15 significant digits
@@ -62,6 +73,39 @@ impl Money {
         Money(self.0.saturating_sub(other.0))
     }
 
+    /// A whole number of units.
+    pub const fn units(units: u64) -> Money {
+        Money(units.saturating_mul(MICROS_PER_UNIT))
+    }
+
+    /// A platform amount as policies and the Admin API write it, rounded to the cent (half
+    /// away from zero). Not-a-number and negative amounts are zero; amounts beyond any budget
+    /// saturate.
+    pub fn from_amount(amount: f64) -> Money {
+        Money(round_to(amount, 100.0).saturating_mul(MICROS_PER_CENT))
+    }
+
+    /// A platform amount rounded to whole units, for what the Admin API takes in whole units
+    /// only (the organization's monthly limit).
+    pub fn from_amount_in_units(amount: f64) -> Money {
+        Money(round_to(amount, 1.0).saturating_mul(MICROS_PER_UNIT))
+    }
+
+    /// The amount in whole units, when it is one, as the Admin API takes it.
+    pub fn whole_units(self) -> Option<i64> {
+        if self.0.is_multiple_of(MICROS_PER_UNIT) {
+            i64::try_from(self.0 / MICROS_PER_UNIT).ok()
+        } else {
+            None
+        }
+    }
+
+    /// The amount as a float, for sums shown to people and JSON that has always been one.
+    pub fn as_f64(self) -> f64 {
+        // Exact below 2^53 micro-units (9 billion units), far beyond any budget.
+        self.0 as f64 / MICROS_PER_UNIT as f64
+    }
+
     /// Reads a plain decimal such as `12`, `12.5` or `0.000125`: digits, at most one point,
     /// at most [`MAX_DECIMALS`] decimals. No sign, exponent, separators or spaces.
     pub fn parse(text: &str) -> Result<Money, MoneyError> {
@@ -107,6 +151,30 @@ impl Money {
             return Err(MoneyError::TooLarge(text.to_owned()));
         }
         Ok(Money(micros))
+    }
+}
+
+/// The one rounding of a platform float into a multiple of `1 / per_unit` units, in that many
+/// parts.
+fn round_to(amount: f64, per_unit: f64) -> u64 {
+    if amount.is_nan() || amount <= 0.0 {
+        return 0;
+    }
+    // Saturates at `u64::MAX`, which `Money` then saturates again in micro-units.
+    (amount * per_unit).round() as u64
+}
+
+impl std::ops::Add for Money {
+    type Output = Money;
+    /// Saturating: a sum of budgets beyond `u64` micro-units is beyond any budget.
+    fn add(self, other: Money) -> Money {
+        Money(self.0.saturating_add(other.0))
+    }
+}
+
+impl std::iter::Sum for Money {
+    fn sum<I: Iterator<Item = Money>>(iter: I) -> Money {
+        iter.fold(Money::ZERO, |sum, amount| sum + amount)
     }
 }
 
@@ -277,6 +345,29 @@ mod tests {
             serde_json::json!({"hour": 0.1, "day": 2, "month": 1234.56})
         );
         assert!(serde_json::from_value::<Money>(serde_json::json!(-1)).is_err());
+    }
+
+    #[test]
+    fn platform_floats_are_rounded_once_to_the_cent_and_compared_exactly() {
+        assert_eq!(Money::from_amount(25.5), Money::from_amount(25.499_999_9));
+        assert_eq!(Money::from_amount(0.1 + 0.2), Money::from_amount(0.3));
+        assert_eq!(Money::from_amount(19.994).to_string(), "19.99");
+        assert_eq!(Money::from_amount(19.995).to_string(), "20");
+        assert_eq!(Money::from_amount(25.5).to_string(), "25.5");
+        assert_eq!(Money::from_amount(500.0), Money::units(500));
+        assert_eq!(Money::from_amount(f64::NAN), Money::ZERO);
+        assert_eq!(Money::from_amount(-2.5), Money::ZERO);
+        assert_eq!(Money::from_amount(f64::INFINITY).micros(), u64::MAX);
+        assert_eq!(
+            Money::from_amount_in_units(2499.5).whole_units(),
+            Some(2500)
+        );
+        assert_eq!(Money::from_amount(2499.5).whole_units(), None);
+        assert_eq!(Money::from_amount(19.99).as_f64(), 19.99);
+        let sum: Money = [Money::from_amount(0.1), Money::from_amount(0.2)]
+            .into_iter()
+            .sum();
+        assert_eq!(sum, Money::from_amount(0.3));
     }
 
     proptest! {

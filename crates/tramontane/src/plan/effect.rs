@@ -11,11 +11,10 @@
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::{Change, ChangeSpec};
 use crate::model::ALL_MODELS;
-use crate::runtime::{Caller, GatewayKeyAccess, Limits, Models};
+use crate::runtime::{Caller, GatewayKeyAccess, GuardScope, Limits, Models};
 
 /// What a runtime change does to the one caller it is about.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -244,7 +243,15 @@ fn changed_limits(
         if old_value != Some(new_value.as_str()) {
             effect.summary.push(format!(
                 "{subject}: {name} {} → {new_value} in workspace {workspace}",
-                old_value.unwrap_or("none")
+                old_value.unwrap_or(UNSET)
+            ));
+        }
+    }
+    // A spend guard that goes away has no field on the new side.
+    for (name, old_value) in &old_fields {
+        if !new_fields.iter().any(|(new_name, _)| new_name == name) {
+            effect.summary.push(format!(
+                "{subject}: {name} {old_value} → {UNSET} in workspace {workspace}"
             ));
         }
     }
@@ -289,35 +296,39 @@ fn join(names: &BTreeSet<String>) -> String {
 /// How a limit without a value reads.
 const UNSET: &str = "none";
 
-/// Every limit but the models, named for people and shown as values, read from the limits'
-/// own serialized form so a limit added to [`Limits`] shows without a change here.
+/// Every limit but the models, named for people and shown as values. Each spend guard
+/// window is one limit, named for the group it counts.
 fn limit_fields(limits: &Limits) -> Vec<(String, String)> {
-    let Ok(Value::Object(fields)) = serde_json::to_value(limits) else {
-        return Vec::new();
-    };
-    fields
-        .into_iter()
-        .filter(|(name, _)| name != "models")
-        .map(|(name, value)| {
-            let shown = match value {
-                Value::Null => UNSET.to_owned(),
-                Value::String(text) => text,
-                other => other.to_string(),
-            };
-            (limit_name(&name), shown)
-        })
-        .collect()
-}
-
-fn limit_name(field: &str) -> String {
-    match field {
-        "rpm" => "rpm".into(),
-        "workspace_rpm" => "workspace rpm".into(),
-        "max_tokens_per_request" => "max tokens per request".into(),
-        "daily_token_budget" => "daily token budget".into(),
-        "spend_limit" => "spend limit".into(),
-        other => other.replace('_', " "),
+    fn shown<T: ToString>(value: Option<T>) -> String {
+        value.map_or_else(|| UNSET.to_owned(), |value| value.to_string())
     }
+    let mut fields = vec![
+        ("rpm".to_owned(), shown(limits.rpm)),
+        ("workspace rpm".to_owned(), shown(limits.workspace_rpm)),
+        (
+            "max tokens per request".to_owned(),
+            shown(limits.max_tokens_per_request),
+        ),
+        (
+            "daily token budget".to_owned(),
+            shown(limits.daily_token_budget),
+        ),
+        ("spend limit".to_owned(), shown(limits.spend_limit)),
+    ];
+    for shared in &limits.spend_guards {
+        let group = match &shared.scope {
+            GuardScope::Workspace(name) => format!("workspace {name}"),
+            GuardScope::Team(name) => format!("team {name}"),
+            GuardScope::Key(address) => address.clone(),
+        };
+        for (window, amount) in shared.guard.windows() {
+            fields.push((
+                format!("{group} spend guard per {window}"),
+                amount.to_string(),
+            ));
+        }
+    }
+    fields
 }
 
 #[cfg(test)]
@@ -335,6 +346,7 @@ mod tests {
             max_tokens_per_request: None,
             daily_token_budget: None,
             spend_limit: None,
+            spend_guards: Vec::new(),
         }
     }
 

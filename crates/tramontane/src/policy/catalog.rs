@@ -1,7 +1,9 @@
 //! Mistral's model catalog, bundled as `GET /v1/models` returns it.
 //!
 //! Policies name models by id or alias; both resolve to one model so that
-//! `mistral-small-latest` and the dated id it points to count as the same model.
+//! `mistral-small-latest` and the dated id it points to count as the same model. The
+//! gateway reads the upstream's live answer into the same [`Catalog`], so the policy and the
+//! gateway never disagree on what an alias means by parsing it two ways.
 
 use std::collections::HashMap;
 
@@ -25,23 +27,27 @@ struct ModelCard {
     deprecation: Option<String>,
     #[serde(default)]
     deprecation_replacement_model: Option<String>,
+    #[serde(default)]
+    max_context_length: Option<u64>,
 }
 
 /// One model of the catalog, whatever name it is called by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ModelId(u32);
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Deprecation {
     pub date: String,
     pub replacement: Option<String>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Catalog {
     by_name: HashMap<String, ModelId>,
     names: Vec<String>,
     deprecations: HashMap<String, Deprecation>,
+    /// The longest context any card of a model states; absent when none does.
+    context_tokens: HashMap<ModelId, u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,8 +70,18 @@ impl Catalog {
         })
     }
 
+    /// The bundled catalog's text, for a stand-in upstream that answers `GET /v1/models`.
+    pub fn bundled_json() -> &'static str {
+        BUNDLED
+    }
+
     pub fn from_json(text: &str) -> Result<Catalog, CatalogError> {
-        let list: ModelList = serde_json::from_str(text)?;
+        Catalog::from_slice(text.as_bytes())
+    }
+
+    /// A `GET /v1/models` answer as it came over the wire.
+    pub fn from_slice(bytes: &[u8]) -> Result<Catalog, CatalogError> {
+        let list: ModelList = serde_json::from_slice(bytes)?;
         // Union the cards that name each other: every name in one alias group is one model.
         let mut parent: Vec<usize> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
@@ -102,21 +118,47 @@ impl Catalog {
                 );
             }
         }
-        let by_name = names
+        let by_name: HashMap<String, ModelId> = names
             .iter()
             .enumerate()
             .map(|(i, name)| (name.clone(), ModelId(find(&mut parent, i) as u32)))
             .collect();
+        let mut context_tokens: HashMap<ModelId, u64> = HashMap::new();
+        for card in &list.data {
+            if let (Some(tokens), Some(&model)) = (card.max_context_length, by_name.get(&card.id)) {
+                let longest = context_tokens.entry(model).or_default();
+                *longest = (*longest).max(tokens);
+            }
+        }
         names.sort();
         Ok(Catalog {
             by_name,
             names,
             deprecations,
+            context_tokens,
         })
     }
 
     pub fn resolve(&self, name: &str) -> Option<ModelId> {
         self.by_name.get(name).copied()
+    }
+
+    /// Whether two names are the same model: equal, or names of one model of the catalog.
+    pub fn same(&self, a: &str, b: &str) -> bool {
+        a == b || matches!((self.resolve(a), self.resolve(b)), (Some(x), Some(y)) if x == y)
+    }
+
+    /// The longest context the catalog states for a model, by any of its names.
+    pub fn context_tokens(&self, name: &str) -> Option<u64> {
+        self.context_tokens.get(&self.resolve(name)?).copied()
+    }
+
+    /// How many models (not names) the catalog has.
+    pub fn models(&self) -> usize {
+        self.by_name
+            .values()
+            .collect::<std::collections::HashSet<_>>()
+            .len()
     }
 
     /// The known name closest to a misspelt one.

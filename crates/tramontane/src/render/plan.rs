@@ -541,6 +541,7 @@ mod tests {
                 max_tokens_per_request: None,
                 daily_token_budget: None,
                 spend_limit: None,
+                spend_guards: Vec::new(),
             }),
         };
         let change = Change::new(

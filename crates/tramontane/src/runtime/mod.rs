@@ -6,16 +6,25 @@
 //! workspace it is assigned to, a member through their teams — it says which models may be
 //! called (aliases resolved through the catalog, `"*"` expanded to what the workspace
 //! allows), the caller's own request rate and the workspace's shared one, the largest
-//! request, the daily token budget and the workspace's monthly spend limit.
+//! request, the daily token budget, the workspace's monthly spend limit on the platform and
+//! the gateway's spend guards the caller's requests count against.
 //!
 //! Inheritance: a key without `models` uses its workspace's, and its listed models are cut
-//! to those the workspace allows; a team's models are its runtime role's within each
-//! workspace it is assigned, and a team without a role is limited by the workspace alone; a
-//! member's access in a workspace is the most generous of the teams that bring them there,
-//! or the workspace's own when no team with a role does.
+//! to those the workspace allows; its rate, max tokens, daily budget and spend guard are its
+//! own. A team's models, rate, max tokens and daily budget are its runtime role's (the rate
+//! and budget per member), models within each workspace it is assigned; a team without a
+//! role is limited by the workspace alone. A member's access in a workspace is the most
+//! generous of the teams with a role that bring them there (any model one allows, the larger
+//! of each limit, no limit where one has none), or the workspace's own when no such team
+//! does. Spend guards add up instead: the workspace's, then every team's that brings the
+//! caller there (with a role or without), or the key's own.
+//!
+//! The gateway (`tramontane-gateway`'s `access`) reads a caller's limits here through
+//! [`Runtime::member`] and [`Runtime::key`]; it adds only where each limit is counted.
 
 mod callers;
 mod gateway_keys;
+mod guards;
 mod models;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,10 +33,12 @@ use serde::{Deserialize, Serialize};
 
 pub use callers::Caller;
 pub use gateway_keys::{GatewayKeyAccess, fingerprint};
+pub use guards::{GuardScope, SharedGuard, key_address};
 pub use models::Models;
 
 use crate::model::{
-    AccessProfile, Budget, DesiredOrg, Expiry, OrganizationRole, Workspace, WorkspaceRole,
+    AccessProfile, Budget, DesiredOrg, Expiry, OrganizationRole, SpendGuard, Workspace,
+    WorkspaceRole,
 };
 use crate::policy::catalog::Catalog;
 
@@ -69,6 +80,10 @@ pub struct Profile {
 }
 
 /// What the gateway lets one caller do in one workspace.
+///
+/// The caller's own rate and daily token budget count per service key for a key, and per
+/// member for a member or a team (each member of a team has the role's allowance, across
+/// all the gateway keys they hold).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Limits {
     pub models: Models,
@@ -78,8 +93,13 @@ pub struct Limits {
     pub workspace_rpm: Option<u32>,
     pub max_tokens_per_request: Option<u64>,
     pub daily_token_budget: Option<u64>,
-    /// The workspace's monthly spend limit, shared by its callers.
+    /// The workspace's monthly spend limit on the platform, shared by its callers.
     pub spend_limit: Option<Budget>,
+    /// The gateway's spend guards the caller's requests count against: the workspace's,
+    /// then those of its teams there or its own as a service key. Absent from records made
+    /// before it was added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spend_guards: Vec<SharedGuard>,
 }
 
 impl Limits {
@@ -116,6 +136,8 @@ impl Limits {
             ),
             daily_token_budget: larger(self.daily_token_budget, other.daily_token_budget),
             spend_limit: self.spend_limit,
+            // Guards add up rather than pick: the caller's `member_access` sets them.
+            spend_guards: self.spend_guards.clone(),
         }
     }
 }
@@ -126,6 +148,9 @@ pub struct WorkspaceAccess {
     pub models: Models,
     pub rpm: Option<u32>,
     pub spend_limit: Option<Budget>,
+    /// Absent from records made before it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend_guard: Option<SpendGuard>,
     /// Direct members by lower-cased email, the admin among them as `workspace_admin`.
     pub members: BTreeMap<String, BTreeSet<WorkspaceRole>>,
     /// Teams assigned to the workspace, with their roles in it.
@@ -136,7 +161,7 @@ pub struct WorkspaceAccess {
 
 impl WorkspaceAccess {
     /// A caller of this workspace limited by nothing but the workspace.
-    fn limits(&self) -> Limits {
+    fn limits(&self, name: &str) -> Limits {
         Limits {
             models: self.models.clone(),
             rpm: None,
@@ -144,6 +169,12 @@ impl WorkspaceAccess {
             max_tokens_per_request: None,
             daily_token_budget: None,
             spend_limit: self.spend_limit,
+            spend_guards: SharedGuard::of(
+                GuardScope::Workspace(name.to_owned()),
+                self.spend_guard.as_ref(),
+            )
+            .into_iter()
+            .collect(),
         }
     }
 }
@@ -167,6 +198,10 @@ pub struct TeamAccess {
     /// The runtime role's name; `None`: the gateway restricts the team by nothing but its
     /// workspaces.
     pub role: Option<String>,
+    /// What the whole team may spend through the gateway. Absent from records made before
+    /// it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend_guard: Option<SpendGuard>,
     /// The team's access in each workspace it is assigned.
     pub workspaces: BTreeMap<String, Grant>,
 }
@@ -223,7 +258,14 @@ impl Runtime {
                     .iter()
                     .map(|(workspace, roles)| {
                         let limits = match workspaces.get(workspace) {
-                            Some(access) => team_limits(access, profile, catalog),
+                            Some(access) => {
+                                let mut limits = team_limits(workspace, access, profile, catalog);
+                                limits.spend_guards.extend(SharedGuard::of(
+                                    GuardScope::Team(name.clone()),
+                                    team.spend_guard.as_ref(),
+                                ));
+                                limits
+                            }
                             // Validation refuses an unknown workspace; without one there is
                             // nothing to allow.
                             None => Limits::nothing(),
@@ -236,6 +278,7 @@ impl Runtime {
                     members: team.members.iter().map(|e| e.to_lowercase()).collect(),
                     organization_role: team.organization_role,
                     role: team.role.clone(),
+                    spend_guard: team.spend_guard,
                     workspaces: grants,
                 };
                 (name.clone(), access)
@@ -272,6 +315,26 @@ impl Runtime {
     pub fn profile_of(&self, team: &TeamAccess) -> Option<&Profile> {
         self.profiles.get(team.role.as_deref()?)
     }
+
+    /// A member's limits in a workspace: through their teams there, or the workspace's own
+    /// when no team of theirs brings them (a direct member, or one the policy does not list).
+    /// `None` when the workspace does not exist.
+    pub fn member(&self, email: &str, workspace: &str) -> Option<Limits> {
+        let email = email.to_lowercase();
+        let grant = self
+            .members
+            .get(&email)
+            .and_then(|member| member.workspaces.get(workspace));
+        match grant {
+            Some(grant) => Some(grant.limits.clone()),
+            None => Some(self.workspaces.get(workspace)?.limits(workspace)),
+        }
+    }
+
+    /// A service key's access, by its workspace and name.
+    pub fn key(&self, workspace: &str, key: &str) -> Option<&KeyAccess> {
+        self.workspaces.get(workspace)?.keys.get(key)
+    }
 }
 
 impl Profile {
@@ -294,6 +357,7 @@ impl Limits {
             max_tokens_per_request: None,
             daily_token_budget: None,
             spend_limit: None,
+            spend_guards: Vec::new(),
         }
     }
 }
@@ -325,6 +389,7 @@ impl WorkspaceAccess {
             models: Models::declared(workspace.models.as_deref()),
             rpm: workspace.rpm,
             spend_limit: workspace.spend_limit.map(Budget::of),
+            spend_guard: workspace.spend_guard,
             members,
             teams,
             keys: BTreeMap::new(),
@@ -337,13 +402,17 @@ impl WorkspaceAccess {
                     Some(own) => Models::declared(Some(own)).within(&access.models, catalog),
                     None => access.models.clone(),
                 };
-                let limits = Limits {
+                let mut limits = Limits {
                     models,
                     rpm: key.rpm,
                     max_tokens_per_request: key.max_tokens_per_request,
                     daily_token_budget: key.daily_token_budget,
-                    ..access.limits()
+                    ..access.limits(name)
                 };
+                limits.spend_guards.extend(SharedGuard::of(
+                    GuardScope::Key(key_address(name, key_name)),
+                    key.spend_guard.as_ref(),
+                ));
                 let key_access = KeyAccess {
                     owner: key.owner.to_lowercase(),
                     expiry: key.expiry(),
@@ -359,11 +428,12 @@ impl WorkspaceAccess {
 
 /// A team's limits in one workspace: its profile's, within what the workspace allows.
 fn team_limits(
+    name: &str,
     workspace: &WorkspaceAccess,
     profile: Option<&Profile>,
     catalog: &Catalog,
 ) -> Limits {
-    let base = workspace.limits();
+    let base = workspace.limits(name);
     match profile {
         Some(profile) => Limits {
             models: profile.models.within(&workspace.models, catalog),
@@ -392,7 +462,7 @@ fn member_access(
                 MemberGrant {
                     roles: Some(direct.clone()),
                     through_teams: BTreeMap::new(),
-                    limits: workspace.limits(),
+                    limits: workspace.limits(name),
                 },
             );
         }
@@ -408,7 +478,7 @@ fn member_access(
                     through_teams: BTreeMap::new(),
                     limits: workspaces
                         .get(workspace)
-                        .map_or_else(Limits::nothing, WorkspaceAccess::limits),
+                        .map_or_else(Limits::nothing, |access| access.limits(workspace)),
                 });
             entry
                 .through_teams
@@ -424,6 +494,21 @@ fn member_access(
     for (workspace, limits) in restricted {
         if let Some(grant) = grants.get_mut(&workspace) {
             grant.limits = limits;
+        }
+    }
+    // Every team that brings the member into a workspace counts their spending, whether or
+    // not it gives them a role: the workspace's guard first, then the teams' by name.
+    for (workspace, grant) in &mut grants {
+        grant.limits.spend_guards = workspaces
+            .get(workspace)
+            .map(|access| access.limits(workspace).spend_guards)
+            .unwrap_or_default();
+        for team in grant.through_teams.keys() {
+            let guard = teams.get(team).and_then(|team| team.spend_guard.as_ref());
+            grant
+                .limits
+                .spend_guards
+                .extend(SharedGuard::of(GuardScope::Team(team.clone()), guard));
         }
     }
     MemberAccess {

@@ -34,12 +34,7 @@ impl Models {
         match self {
             Models::Every => true,
             Models::Only(names) => {
-                names.contains(name)
-                    || catalog.resolve(name).is_some_and(|wanted| {
-                        names
-                            .iter()
-                            .any(|allowed| catalog.resolve(allowed) == Some(wanted))
-                    })
+                names.contains(name) || names.iter().any(|allowed| catalog.same(allowed, name))
             }
         }
     }
@@ -87,20 +82,7 @@ impl From<Models> for Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn catalog() -> Catalog {
-        Catalog::from_json(
-            r#"{"object": "list", "data": [
-                {"id": "small-2506", "aliases": ["small-latest"]},
-                {"id": "large-2411", "aliases": ["large-latest"]},
-                {"id": "embed", "aliases": []}]}"#,
-        )
-        .unwrap()
-    }
-
-    fn only(names: &[&str]) -> Models {
-        Models::Only(names.iter().map(|n| n.to_string()).collect())
-    }
+    use crate::runtime::tests::{catalog, only};
 
     #[test]
     fn a_star_is_what_encloses_it_and_aliases_are_one_model() {

@@ -8,7 +8,7 @@ fn runtime(policy: serde_json::Value) -> Runtime {
 }
 
 /// Two models of two names each, and one of one name.
-fn catalog() -> Catalog {
+pub(super) fn catalog() -> Catalog {
     Catalog::from_json(
         r#"{"object": "list", "data": [
             {"id": "small-2506", "aliases": ["small-latest"]},
@@ -18,7 +18,7 @@ fn catalog() -> Catalog {
     .unwrap()
 }
 
-fn only(names: &[&str]) -> Models {
+pub(super) fn only(names: &[&str]) -> Models {
     Models::Only(names.iter().map(|n| n.to_string()).collect())
 }
 
@@ -47,7 +47,7 @@ fn a_service_key_has_its_own_rate_under_the_shared_one_and_models_within_the_wor
     assert!(own.limits.rpm_is_the_workspace_s());
     assert_eq!(
         own.limits.spend_limit,
-        Some(Budget::Monthly(crate::model::Cents::from_amount(25.5)))
+        Some(Budget::Monthly(crate::model::Money::from_amount(25.5)))
     );
     assert_eq!(keys["star"].limits.models, only(&["embed", "small-latest"]));
     assert!(!keys["star"].inherits_models);
@@ -151,4 +151,102 @@ fn the_organization_budget_and_an_empty_policy() {
     // It travels in plans: what is written reads back the same.
     let text = serde_json::to_string(&runtime).unwrap();
     assert_eq!(serde_json::from_str::<Runtime>(&text).unwrap(), runtime);
+}
+
+#[test]
+fn keys_roles_and_teams_carry_the_gateway_s_own_limits_and_guards() {
+    let runtime = runtime(serde_json::json!({
+        "members": {"a@acme.example": {"name": "A"}, "d@acme.example": {"name": "D"}},
+        "roles": {
+            "fast": {"models": ["small-latest"], "rpm": 30},
+            "slow": {"models": ["embed"], "rpm": 5}
+        },
+        "teams": {
+            "fast": {"members": ["a@acme.example"], "role": "fast", "workspaces": {"w": ["user"]},
+                     "spend_guard": {"day": 2}},
+            "slow": {"members": ["a@acme.example"], "role": "slow", "workspaces": {"w": ["user"]}},
+            "plain": {"members": ["a@acme.example"], "workspaces": {"w": ["user"]},
+                      "spend_guard": {"hour": 0.5}}
+        },
+        "workspaces": {"w": {
+            "spend_guard": {"month": 50.5},
+            "members": {"d@acme.example": ["user"]},
+            "keys": {"ci": {"owner": "a@acme.example", "secret": {"file": "s"}, "rpm": 10,
+                            "max_tokens_per_request": 50, "daily_token_budget": 500,
+                            "spend_guard": {"hour": 0.25}}}
+        }}
+    }));
+    let scopes = |limits: &Limits| -> Vec<GuardScope> {
+        limits
+            .spend_guards
+            .iter()
+            .map(|g| g.scope.clone())
+            .collect()
+    };
+    let workspace = GuardScope::Workspace("w".into());
+
+    let ci = &runtime.key("w", "ci").unwrap().limits;
+    assert_eq!(
+        (ci.rpm, ci.max_tokens_per_request, ci.daily_token_budget),
+        (Some(10), Some(50), Some(500))
+    );
+    assert_eq!(
+        scopes(ci),
+        vec![
+            workspace.clone(),
+            GuardScope::Key("workspace.w.key.ci".into())
+        ]
+    );
+
+    let fast = &runtime.teams["fast"].workspaces["w"].limits;
+    assert_eq!(fast.rpm, Some(30), "a role's rate, per member");
+    assert_eq!(
+        scopes(fast),
+        vec![workspace.clone(), GuardScope::Team("fast".into())]
+    );
+
+    // Through two teams with roles the larger rate wins; every team's guard counts, with a
+    // role or without.
+    let a = runtime.member("A@acme.example", "w").unwrap();
+    assert_eq!(a.rpm, Some(30));
+    assert_eq!(a.models, only(&["embed", "small-latest"]));
+    assert_eq!(
+        scopes(&a),
+        vec![
+            workspace.clone(),
+            GuardScope::Team("fast".into()),
+            GuardScope::Team("plain".into())
+        ]
+    );
+    // A direct member, and one the workspace does not list, have the workspace's own.
+    let d = runtime.member("d@acme.example", "w").unwrap();
+    assert_eq!((d.rpm, scopes(&d)), (None, vec![workspace.clone()]));
+    assert_eq!(runtime.member("nobody@acme.example", "w").unwrap(), d);
+    assert_eq!(runtime.member("d@acme.example", "gone"), None);
+
+    // Older records, without guards or a role's rate, still read.
+    let mut old = serde_json::to_value(&runtime).unwrap();
+    let text = old.to_string();
+    assert!(text.contains("spend_guards"));
+    old["workspaces"]["w"]
+        .as_object_mut()
+        .unwrap()
+        .remove("spend_guard");
+    for key in old["workspaces"]["w"]["keys"]
+        .as_object_mut()
+        .unwrap()
+        .values_mut()
+    {
+        key["limits"]
+            .as_object_mut()
+            .unwrap()
+            .remove("spend_guards");
+    }
+    old["profiles"]["fast"]
+        .as_object_mut()
+        .unwrap()
+        .remove("rpm");
+    let read: Runtime = serde_json::from_value(old).unwrap();
+    assert!(read.key("w", "ci").unwrap().limits.spend_guards.is_empty());
+    assert_eq!(read.profiles["fast"].rpm, None);
 }

@@ -222,7 +222,8 @@ impl Client {
 mod tests {
     use super::*;
 
-    fn config(url: &str) -> ClientConfig {
+    /// A client's configuration for `url`, with an admin key the tests look for in output.
+    pub(super) fn config(url: &str) -> ClientConfig {
         ClientConfig::new(
             url::Url::parse(url).unwrap(),
             SecretString::from("sk-admin-very-secret"),

@@ -326,17 +326,8 @@ impl Client {
 mod tests {
     use std::sync::Arc;
 
-    use secrecy::SecretString;
-
     use super::*;
-    use crate::provider::mistral::client::ClientConfig;
-
-    fn config(url: &str) -> ClientConfig {
-        ClientConfig::new(
-            url::Url::parse(url).unwrap(),
-            SecretString::from("sk-admin-very-secret"),
-        )
-    }
+    use crate::provider::mistral::client::tests::config;
 
     #[test]
     fn each_retry_is_told_to_the_observer_as_it_happens() {

@@ -74,18 +74,28 @@ pub(super) async fn perform_once(
             teams::set_description(client, &group, &description).await
         }
         DeleteGroup { group } => teams::delete(client, &group).await,
-        AddGroupMembers { group, users } => teams::add_members(client, &group, &users).await,
-        RemoveGroupMembers { group, users } => teams::remove_members(client, &group, &users).await,
+        AddGroupMembers { group, users } => {
+            teams::change_members(client, &group, &users, teams::Membership::Join).await
+        }
+        RemoveGroupMembers { group, users } => {
+            teams::change_members(client, &group, &users, teams::Membership::Leave).await
+        }
         AssignGroupWorkspace {
             group,
             workspace,
             roles,
-        } => teams::assign_workspace(client, &group, &workspace, &roles).await,
+        } => {
+            let new = teams::Assignment::New;
+            teams::set_workspace_roles(client, &group, &workspace, &roles, new).await
+        }
         UpdateGroupWorkspace {
             group,
             workspace,
             roles,
-        } => teams::update_workspace(client, &group, &workspace, &roles).await,
+        } => {
+            let existing = teams::Assignment::Existing;
+            teams::set_workspace_roles(client, &group, &workspace, &roles, existing).await
+        }
         UnassignGroupWorkspace { group, workspace } => {
             teams::unassign_workspace(client, &group, &workspace).await
         }

@@ -36,52 +36,52 @@ pub(super) async fn delete(client: &Client, group: &str) -> Result<Outcome, Prov
     Ok(Outcome::Done)
 }
 
-pub(super) async fn add_members(
+/// Whether members join a group or leave it: one body, two verbs on one path.
+pub(super) enum Membership {
+    Join,
+    Leave,
+}
+
+pub(super) async fn change_members(
     client: &Client,
     group: &str,
     users: &[String],
+    change: Membership,
 ) -> Result<Outcome, ProviderError> {
-    client
-        .add_group_members(group, &body(json!({"user_uuids": users}))?)
-        .await?;
+    let users = body(json!({"user_uuids": users}))?;
+    match change {
+        Membership::Join => client.add_group_members(group, &users).await?,
+        Membership::Leave => client.remove_group_members(group, &users).await?,
+    }
     Ok(Outcome::Done)
 }
 
-pub(super) async fn remove_members(
-    client: &Client,
-    group: &str,
-    users: &[String],
-) -> Result<Outcome, ProviderError> {
-    client
-        .remove_group_members(group, &body(json!({"user_uuids": users}))?)
-        .await?;
-    Ok(Outcome::Done)
+/// Whether a team is new to a workspace or already assigned to it: a new assignment names
+/// the workspace in its body, an existing one in its path.
+pub(super) enum Assignment {
+    New,
+    Existing,
 }
 
-pub(super) async fn assign_workspace(
+pub(super) async fn set_workspace_roles(
     client: &Client,
     group: &str,
     workspace: &str,
     roles: &[String],
+    assignment: Assignment,
 ) -> Result<Outcome, ProviderError> {
-    client
-        .assign_group_workspace(
-            group,
-            &body(json!({"workspace_uuid": workspace, "role_names": roles}))?,
-        )
-        .await?;
-    Ok(Outcome::Done)
-}
-
-pub(super) async fn update_workspace(
-    client: &Client,
-    group: &str,
-    workspace: &str,
-    roles: &[String],
-) -> Result<Outcome, ProviderError> {
-    client
-        .update_group_workspace(group, workspace, &body(json!({"role_names": roles}))?)
-        .await?;
+    match assignment {
+        Assignment::New => {
+            let assignment = body(json!({"workspace_uuid": workspace, "role_names": roles}))?;
+            client.assign_group_workspace(group, &assignment).await?
+        }
+        Assignment::Existing => {
+            let roles = body(json!({"role_names": roles}))?;
+            client
+                .update_group_workspace(group, workspace, &roles)
+                .await?
+        }
+    }
     Ok(Outcome::Done)
 }
 
