@@ -22,6 +22,7 @@ use crate::metered::{Accounting, Closing, MeteredBody};
 use crate::refusal::Refusal;
 use crate::request::{Endpoint, InferenceRequest};
 use crate::state::{Gateway, PolicyState};
+use crate::store::{BudgetLine, Reservation};
 use crate::upstream::{UpstreamError, UpstreamRequest, forwardable, strip_hop_by_hop};
 
 /// The header naming the gateway's id for a request, also in its audit line.
@@ -216,34 +217,23 @@ async fn read_body(gateway: &Gateway, headers: &HeaderMap, body: Body) -> Result
     }
 }
 
-/// Which store a request is counted in: the configured one, or, while it fails and the
-/// workspace chose `store_failure: fail_open`, the in-process fallback.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Counting {
-    Shared,
-    Fallback,
-}
-
-impl Counting {
-    fn store(self, gateway: &Gateway) -> &Arc<dyn crate::store::LimitStore> {
-        match self {
-            Counting::Shared => &gateway.store,
-            Counting::Fallback => &gateway.fallback,
-        }
-    }
-}
-
-/// Counts the request against the grant's rates. A store failure refuses it unless the
-/// workspace chose `store_failure: fail_open`; then it is counted in the in-process
-/// fallback store from here on.
-async fn count_rates(gateway: &Gateway, grant: &Grant) -> Result<Counting, Refusal> {
-    match enforce::admit_rates(gateway.store.as_ref(), grant, Timestamp::now()).await {
-        Ok(()) => Ok(Counting::Shared),
+/// Counts the request against the grant's rates and reserves `lines`, in one store
+/// operation. A store failure refuses it unless the workspace chose `store_failure:
+/// fail_open`; then it is counted in the in-process fallback store instead.
+async fn count(
+    gateway: &Gateway,
+    grant: &Grant,
+    request_id: &str,
+    lines: &[BudgetLine],
+) -> Result<Option<Reservation>, Refusal> {
+    match enforce::admit(&gateway.store, grant, request_id, lines, Timestamp::now()).await {
+        Ok(reservation) => Ok(reservation),
         Err(Some(refusal)) => Err(refusal),
         Err(None) => {
             store_failed(gateway, grant)?;
-            match enforce::admit_rates(gateway.fallback.as_ref(), grant, Timestamp::now()).await {
-                Ok(()) => Ok(Counting::Fallback),
+            let now = Timestamp::now();
+            match enforce::admit(&gateway.fallback, grant, request_id, lines, now).await {
+                Ok(reservation) => Ok(reservation),
                 Err(Some(refusal)) => Err(refusal),
                 Err(None) => Err(Refusal::StoreUnavailable),
             }
@@ -289,55 +279,30 @@ async fn inference(
         gateway.config.limits.max_choices,
     )?;
     let key = upstream_key(gateway, policy, grant)?;
-    let mut counting = count_rates(gateway, grant).await?;
-    let mut reserved = None;
-    for _ in 0..2 {
-        match enforce::reserve(
-            counting.store(gateway),
-            grant,
-            &asked,
-            forward_body.clone(),
-            &record.request_id,
-            &models,
-            &gateway.prices,
-            Timestamp::now(),
-        )
-        .await
-        {
-            Ok(admitted) => {
-                reserved = Some(admitted);
-                break;
-            }
-            Err(Some(refusal)) => return Err(refusal),
-            Err(None) if counting == Counting::Shared => {
-                store_failed(gateway, grant)?;
-                counting = Counting::Fallback;
-            }
-            Err(None) => return Err(Refusal::StoreUnavailable),
-        }
-    }
-    let admitted = reserved;
-    let (body, accounting) = match admitted {
-        Some(Admitted {
-            body,
-            reservation,
-            lines,
-            price,
-            prompt_estimate,
-            worst_tokens,
-            ..
-        }) => (
-            body,
-            Some(Accounting {
-                reservation,
-                lines,
-                price,
-                prompt_estimate,
-                worst_tokens,
-            }),
-        ),
-        None => (forward_body, None),
-    };
+    let (admitted, lines) = enforce::worst_case(
+        grant,
+        &asked,
+        forward_body,
+        &models,
+        &gateway.prices,
+        Timestamp::now(),
+    );
+    let reservation = count(gateway, grant, &record.request_id, &lines).await?;
+    let Admitted {
+        body,
+        lines,
+        price,
+        prompt_estimate,
+        worst_tokens,
+        ..
+    } = admitted;
+    let accounting = Some(Accounting {
+        reservation,
+        lines,
+        price,
+        prompt_estimate,
+        worst_tokens,
+    });
     forward(gateway, parts, body, key, accounting, record, started).await
 }
 
@@ -522,7 +487,7 @@ async fn opened_path(
         }
     }
     let key = upstream_key(gateway, policy, grant)?;
-    count_rates(gateway, grant).await?;
+    count(gateway, grant, &record.request_id, &[]).await?;
     forward(gateway, parts, body, key, None, record, started).await
 }
 
