@@ -361,39 +361,38 @@ mod tests {
         assert!(forwarded.starts_with(br#"{"max_tokens":100,"#));
     }
 
-    /// Prices `request` and admits it under `id`, as the proxy does.
+    /// Prices a chat completion asking for 100 tokens, at 10:30, and admits it under `id` as
+    /// the proxy does: its prompt estimate plus 100 tokens at worst.
     async fn take(
         store: &Arc<dyn LimitStore>,
         grant: &Grant,
-        request: &InferenceRequest,
         id: &str,
-        now: Timestamp,
     ) -> Result<Option<Reservation>, Option<Refusal>> {
+        let now: Timestamp = "2026-11-26T10:30:00Z".parse().unwrap();
+        let (request, _) =
+            chat(r#"{"model":"mistral-small-latest","messages":[],"max_tokens":100}"#);
         let (models, prices) = (ModelDirectory::bundled(), PriceTable::bundled());
-        let (_, lines) = worst_case(grant, request, Bytes::new(), &models, &prices, now);
+        let (_, lines) = worst_case(grant, &request, Bytes::new(), &models, &prices, now);
         admit(store, grant, id, &lines, now).await
     }
 
     #[tokio::test]
     async fn a_budget_that_cannot_take_the_worst_case_refuses_with_its_scope() {
         let store: Arc<dyn LimitStore> = Arc::new(MemoryStore::default());
-        let now: Timestamp = "2026-11-26T10:30:00Z".parse().unwrap();
-        let (request, _) =
-            chat(r#"{"model":"mistral-small-latest","messages":[],"max_tokens":100}"#);
         let mut grant = grant();
         grant.rates.clear();
         grant.spend_guards.clear();
-        // Each request reserves its prompt estimate plus 100 tokens: nine fit in 1000.
+        // Nine worst cases fit in 1000 tokens.
         let mut held = Vec::new();
         for i in 0..9 {
-            let reservation = take(&store, &grant, &request, &format!("r{i}"), now)
+            let reservation = take(&store, &grant, &format!("r{i}"))
                 .await
                 .unwrap_or_else(|_| panic!("request {i} fits"));
             held.push(reservation.expect("a reservation for the budget"));
         }
         let Err(Some(Refusal::TokenBudgetExhausted {
             scope, retry_after, ..
-        })) = take(&store, &grant, &request, "r9", now).await
+        })) = take(&store, &grant, "r9").await
         else {
             panic!("the tenth is refused");
         };
@@ -404,18 +403,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_spend_guard_refusal_names_the_guard_after_the_token_budgets() {
-        let store: Arc<dyn LimitStore> = Arc::new(MemoryStore::default());
-        let now: Timestamp = "2026-11-26T10:30:00Z".parse().unwrap();
-        let (request, _) =
-            chat(r#"{"model":"mistral-small-latest","messages":[],"max_tokens":100}"#);
         let mut grant = grant();
         grant.rates.clear();
+        // 10 micros cannot hold a worst case the token budget can.
         grant.spend_guards[0].limit_micros = 10;
-        // The guard's 10 micros cannot hold a worst case (100 tokens and more) that the token
-        // budget can.
+        let store: Arc<dyn LimitStore> = Arc::new(MemoryStore::default());
         let Err(Some(Refusal::SpendGuardReached {
             scope, retry_after, ..
-        })) = take(&store, &grant, &request, "r1", now).await
+        })) = take(&store, &grant, "r1").await
         else {
             panic!("the spend guard refuses");
         };
