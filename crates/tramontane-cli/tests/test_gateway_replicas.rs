@@ -289,30 +289,6 @@ fn used_in_redis(redis: &RedisServer) -> Vec<u64> {
         .collect()
 }
 
-/// Scripts Redis has been sent since it started (`EVALSHA`, `EVAL`, `SCRIPT LOAD`), from
-/// `INFO commandstats`. The store sends nothing but scripts, one per operation, so these are
-/// its round trips; the commands a script runs inside Redis are counted there too, but cost
-/// no round trip, so they are left out.
-fn scripts_sent(redis: &RedisServer) -> u64 {
-    let Reply::Bulk(Some(text)) = redis.command(&["INFO", "commandstats"]) else {
-        panic!("INFO commandstats did not answer with text");
-    };
-    String::from_utf8_lossy(&text)
-        .lines()
-        .filter_map(|line| {
-            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            if !["evalsha", "eval", "script|load"].contains(&name) {
-                return None;
-            }
-            stats
-                .split(',')
-                .find_map(|stat| stat.strip_prefix("calls="))?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
-}
-
 #[test]
 fn a_request_with_a_rate_and_a_budget_costs_one_redis_round_trip_to_admit_and_one_to_settle() {
     let cluster = Cluster::start(&Limits::default(), &[]);
@@ -320,18 +296,20 @@ fn a_request_with_a_rate_and_a_budget_costs_one_redis_round_trip_to_admit_and_on
     let body = chat(5, false);
     let url = cluster.url(0, "/v1/chat/completions");
     const REQUESTS: u64 = 10;
+    // The store sends nothing but scripts, one per operation: the scripts Redis was sent are
+    // its round trips.
     runtime().block_on(async {
         let client = client();
         // The first request connects and loads the scripts into Redis.
         assert_eq!(post(&client, &url, Some(&key), &body).await.status, 200);
         cluster.wait_until_settled(&client).await;
-        let before = scripts_sent(&cluster.redis);
+        let before = cluster.redis.scripts_sent();
         for sent in 1..=REQUESTS {
             let answer = post(&client, &url, Some(&key), &body).await;
             assert_eq!(answer.status, 200, "{}", answer.body);
             // The settle follows the answer's last byte: wait for it before the next.
             let deadline = Instant::now() + Duration::from_secs(10);
-            while scripts_sent(&cluster.redis) - before < 2 * sent {
+            while cluster.redis.scripts_sent() - before < 2 * sent {
                 assert!(Instant::now() < deadline, "request {sent} was not settled");
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
@@ -339,7 +317,7 @@ fn a_request_with_a_rate_and_a_budget_costs_one_redis_round_trip_to_admit_and_on
         // Nothing comes late: no third round trip per request.
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(
-            scripts_sent(&cluster.redis) - before,
+            cluster.redis.scripts_sent() - before,
             2 * REQUESTS,
             "one round trip to admit and reserve, one to settle, per request"
         );
