@@ -72,6 +72,10 @@ impl Row {
     }
 
     fn print(&self) {
+        self.print_as(&self.load);
+    }
+
+    fn print_as(&self, label: &str) {
         let side = |m: &Measured| {
             format!(
                 "{:>7.0} {:>7.0} {:>7.0} {:>7.0}",
@@ -91,7 +95,7 @@ impl Row {
             .map_or_else(String::new, |trips| format!("{trips:.2}"));
         println!(
             "{:<22} {} | {} {:>6} | {:>7.0} {:>7.0}  {:<16} {:>13}",
-            self.load,
+            label,
             side(&self.direct),
             side(&self.gateway),
             self.direct.errors + self.gateway.errors,
@@ -347,7 +351,6 @@ fn shared_store(
         .iter()
         .filter(|row| STORE_RATES.iter().any(|rate| row.load == rate_label(*rate)))
     {
-        print!("in-process, ");
-        row.print();
+        row.print_as(&format!("in-process, {}", row.load));
     }
 }
