@@ -1,7 +1,8 @@
 //! Three `tramontane gateway serve` processes sharing one real redis-server, in front of the
 //! fake inference API: every limit holds for the three together — a budget under a
 //! barrier-synchronized race, a request rate, a reservation whose replica was killed, Redis
-//! going away and coming back, and a policy reloaded on one replica while another streams.
+//! going away and coming back, and a policy reloaded on one replica while another streams;
+//! and what a request costs in Redis round trips.
 //!
 //! Each test starts a private redis-server (it may stop it), from
 //! `TRAMONTANE_TEST_REDIS_SERVER` or `redis-server` on the PATH, and fails if none starts.
@@ -66,6 +67,7 @@ workspaces:
     keys:
       racer:
         owner: ada@acme.example
+        rpm: 100000
         daily_token_budget: {race_budget}
         secret: {{ file: secrets/racer.key }}
       paced:
@@ -285,6 +287,46 @@ fn used_in_redis(redis: &RedisServer) -> Vec<u64> {
             _ => None,
         })
         .collect()
+}
+
+#[test]
+fn a_request_with_a_rate_and_a_budget_costs_one_redis_round_trip_to_admit_and_one_to_settle() {
+    let cluster = Cluster::start(&Limits::default(), &[]);
+    let key = gateway_key("racekey");
+    let body = chat(5, false);
+    let url = cluster.url(0, "/v1/chat/completions");
+    const REQUESTS: u64 = 10;
+    // The store sends nothing but scripts, one per operation: the scripts Redis was sent are
+    // its round trips.
+    runtime().block_on(async {
+        let client = client();
+        // The first request connects and loads the scripts into Redis.
+        assert_eq!(post(&client, &url, Some(&key), &body).await.status, 200);
+        cluster.wait_until_settled(&client).await;
+        let before = cluster.redis.scripts_sent();
+        for sent in 1..=REQUESTS {
+            let answer = post(&client, &url, Some(&key), &body).await;
+            assert_eq!(answer.status, 200, "{}", answer.body);
+            // The settle follows the answer's last byte: wait for it before the next.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while cluster.redis.scripts_sent() - before < 2 * sent {
+                assert!(Instant::now() < deadline, "request {sent} was not settled");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        // Nothing comes late: no third round trip per request.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            cluster.redis.scripts_sent() - before,
+            2 * REQUESTS,
+            "one round trip to admit and reserve, one to settle, per request"
+        );
+    });
+    assert_eq!(
+        cluster.forwarded_with(RACER_UPSTREAM),
+        1 + REQUESTS as usize
+    );
+    assert_eq!(reservations_left(&cluster.redis), Vec::<String>::new());
 }
 
 #[test]

@@ -13,9 +13,7 @@ use crate::models::ModelDirectory;
 use crate::prices::{PriceSource, PriceTable};
 use crate::refusal::Refusal;
 use crate::request::InferenceRequest;
-use crate::store::{
-    BudgetLine, LimitStore, RateHit, RateOutcome, Reservation, ReservationId, ReserveOutcome,
-};
+use crate::store::{Admission, BudgetLine, LimitStore, RateHit, Reservation, ReservationId};
 
 /// What a reserved line counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,7 +22,7 @@ pub enum LineKind {
     Spend,
 }
 
-/// A request that passed every check: what to forward and what it holds.
+/// A request that passed every check: what to forward and, once admitted, what it holds.
 pub struct Admitted {
     pub body: Bytes,
     pub reservation: Option<Reservation>,
@@ -90,19 +88,25 @@ pub fn rate_hits(grant: &Grant) -> Vec<RateHit> {
         .collect()
 }
 
-/// Counts the request against the grant's rates.
-pub async fn admit_rates(
-    store: &dyn LimitStore,
+/// Counts the request against the grant's rates and reserves `lines` (its worst case, from
+/// [`worst_case`]) under `request_id`, in one store operation: a request refused for a
+/// budget takes no rate slot. The reservation, when there are lines, is the caller's to
+/// settle. `Err(None)`: the store failed (the caller decides between failing open and
+/// closed).
+pub async fn admit(
+    store: &Arc<dyn LimitStore>,
     grant: &Grant,
+    request_id: &str,
+    lines: &[BudgetLine],
     now: Timestamp,
-) -> Result<(), Option<Refusal>> {
+) -> Result<Option<Reservation>, Option<Refusal>> {
     let hits = rate_hits(grant);
-    if hits.is_empty() {
-        return Ok(());
-    }
-    match store.admit(&hits, now).await {
-        Ok(RateOutcome::Admitted) => Ok(()),
-        Ok(RateOutcome::Limited { index, retry_after }) => {
+    let id = ReservationId(request_id.to_owned());
+    match store.admit_and_reserve(&hits, &id, lines, now).await {
+        Ok(Admission::Admitted) => {
+            Ok((!lines.is_empty()).then(|| Reservation::new(store.clone(), id, lines.len())))
+        }
+        Ok(Admission::RateLimited { index, retry_after }) => {
             let rule = &grant.rates[index];
             Err(Some(Refusal::RateLimited {
                 scope: rule.scope.clone(),
@@ -110,8 +114,31 @@ pub async fn admit_rates(
                 retry_after,
             }))
         }
+        Ok(Admission::BudgetRefused { index, retry_after }) => {
+            // The lines are the token budgets, then the spend guards (`budget_lines`).
+            let refusal = match index.checked_sub(grant.token_budgets.len()) {
+                None => {
+                    let budget = &grant.token_budgets[index];
+                    Refusal::TokenBudgetExhausted {
+                        scope: budget.scope.clone(),
+                        budget: budget.daily,
+                        retry_after,
+                    }
+                }
+                Some(guard) => {
+                    let guard = &grant.spend_guards[guard];
+                    Refusal::SpendGuardReached {
+                        scope: guard.scope.clone(),
+                        period: guard.period.as_str(),
+                        limit_micros: guard.limit_micros,
+                        retry_after,
+                    }
+                }
+            };
+            Err(Some(refusal))
+        }
         Err(error) => {
-            crate::store::failure_log::STORE_FAILURES.warn("admit", &error);
+            crate::store::failure_log::STORE_FAILURES.warn("admit and reserve", &error);
             Err(None)
         }
     }
@@ -211,18 +238,16 @@ pub fn budget_lines(
     (lines, kinds)
 }
 
-/// Reserves the request's worst case against every budget of the grant.
-#[allow(clippy::too_many_arguments)]
-pub async fn reserve(
-    store: &Arc<dyn LimitStore>,
+/// Prices the request's worst case and names the budget lines it is reserved against; the
+/// reservation itself is taken by [`admit`].
+pub fn worst_case(
     grant: &Grant,
     request: &InferenceRequest,
     body: Bytes,
-    request_id: &str,
     models: &ModelDirectory,
     prices: &PriceTable,
     now: Timestamp,
-) -> Result<Admitted, Option<Refusal>> {
+) -> (Admitted, Vec<BudgetLine>) {
     let completion = worst_completion(request, grant, models);
     let price = match &request.model {
         Some(model) => prices.price(model, models),
@@ -232,7 +257,7 @@ pub async fn reserve(
     let worst_tokens = request.prompt_estimate.saturating_add(completion);
     let worst_cost = price.price().cost(request.prompt_estimate, completion);
     let (lines, kinds) = budget_lines(grant, worst_tokens, worst_cost, now);
-    let mut admitted = Admitted {
+    let admitted = Admitted {
         body,
         reservation: None,
         lines: kinds,
@@ -241,42 +266,7 @@ pub async fn reserve(
         worst_tokens,
         worst_cost,
     };
-    if lines.is_empty() {
-        return Ok(admitted);
-    }
-    let id = ReservationId(request_id.to_owned());
-    match store.reserve(&id, &lines, now).await {
-        Ok(ReserveOutcome::Reserved) => {
-            admitted.reservation = Some(Reservation::new(store.clone(), id, lines.len()));
-            Ok(admitted)
-        }
-        Ok(ReserveOutcome::Refused { index, retry_after }) => {
-            let refusal = match admitted.lines[index] {
-                LineKind::Tokens => {
-                    let budget = &grant.token_budgets[index];
-                    Refusal::TokenBudgetExhausted {
-                        scope: budget.scope.clone(),
-                        budget: budget.daily,
-                        retry_after,
-                    }
-                }
-                LineKind::Spend => {
-                    let guard = &grant.spend_guards[index - grant.token_budgets.len()];
-                    Refusal::SpendGuardReached {
-                        scope: guard.scope.clone(),
-                        period: guard.period.as_str(),
-                        limit_micros: guard.limit_micros,
-                        retry_after,
-                    }
-                }
-            };
-            Err(Some(refusal))
-        }
-        Err(error) => {
-            crate::store::failure_log::STORE_FAILURES.warn("reserve", &error);
-            Err(None)
-        }
-    }
+    (admitted, lines)
 }
 
 #[cfg(test)]
@@ -371,47 +361,38 @@ mod tests {
         assert!(forwarded.starts_with(br#"{"max_tokens":100,"#));
     }
 
+    /// Prices a chat completion asking for 100 tokens, at 10:30, and admits it under `id` as
+    /// the proxy does: its prompt estimate plus 100 tokens at worst.
+    async fn take(
+        store: &Arc<dyn LimitStore>,
+        grant: &Grant,
+        id: &str,
+    ) -> Result<Option<Reservation>, Option<Refusal>> {
+        let now: Timestamp = "2026-11-26T10:30:00Z".parse().unwrap();
+        let (request, _) =
+            chat(r#"{"model":"mistral-small-latest","messages":[],"max_tokens":100}"#);
+        let (models, prices) = (ModelDirectory::bundled(), PriceTable::bundled());
+        let (_, lines) = worst_case(grant, &request, Bytes::new(), &models, &prices, now);
+        admit(store, grant, id, &lines, now).await
+    }
+
     #[tokio::test]
     async fn a_budget_that_cannot_take_the_worst_case_refuses_with_its_scope() {
         let store: Arc<dyn LimitStore> = Arc::new(MemoryStore::default());
-        let models = ModelDirectory::bundled();
-        let prices = PriceTable::bundled();
-        let now: Timestamp = "2026-11-26T10:30:00Z".parse().unwrap();
-        let (request, body) =
-            chat(r#"{"model":"mistral-small-latest","messages":[],"max_tokens":100}"#);
         let mut grant = grant();
+        grant.rates.clear();
         grant.spend_guards.clear();
-        // Each request reserves its prompt estimate plus 100 tokens: nine fit in 1000.
+        // Nine worst cases fit in 1000 tokens.
         let mut held = Vec::new();
         for i in 0..9 {
-            let admitted = reserve(
-                &store,
-                &grant,
-                &request,
-                body.clone(),
-                &format!("r{i}"),
-                &models,
-                &prices,
-                now,
-            )
-            .await
-            .unwrap_or_else(|_| panic!("request {i} fits"));
-            held.push(admitted);
+            let reservation = take(&store, &grant, &format!("r{i}"))
+                .await
+                .unwrap_or_else(|_| panic!("request {i} fits"));
+            held.push(reservation.expect("a reservation for the budget"));
         }
-        let refused = reserve(
-            &store,
-            &grant,
-            &request,
-            body.clone(),
-            "r9",
-            &models,
-            &prices,
-            now,
-        )
-        .await;
         let Err(Some(Refusal::TokenBudgetExhausted {
             scope, retry_after, ..
-        })) = refused
+        })) = take(&store, &grant, "r9").await
         else {
             panic!("the tenth is refused");
         };
@@ -421,11 +402,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_spend_guard_refusal_names_the_guard_after_the_token_budgets() {
+        let mut grant = grant();
+        grant.rates.clear();
+        // 10 micros cannot hold a worst case the token budget can.
+        grant.spend_guards[0].limit_micros = 10;
+        let store: Arc<dyn LimitStore> = Arc::new(MemoryStore::default());
+        let Err(Some(Refusal::SpendGuardReached {
+            scope, retry_after, ..
+        })) = take(&store, &grant, "r1").await
+        else {
+            panic!("the spend guard refuses");
+        };
+        assert_eq!(scope.kind, "team");
+        assert_eq!(retry_after.as_secs(), 30 * 60);
+    }
+
+    #[tokio::test]
     async fn the_rate_refusal_names_its_rule() {
-        let store = MemoryStore::default();
+        let store: Arc<dyn LimitStore> = Arc::new(MemoryStore::default());
         let now = Timestamp::now();
-        assert!(admit_rates(&store, &grant(), now).await.is_ok());
-        let Err(Some(Refusal::RateLimited { rpm, .. })) = admit_rates(&store, &grant(), now).await
+        assert!(matches!(
+            admit(&store, &grant(), "r1", &[], now).await,
+            Ok(None)
+        ));
+        let Err(Some(Refusal::RateLimited { rpm, .. })) =
+            admit(&store, &grant(), "r2", &[], now).await
         else {
             panic!("the second request in a minute is refused");
         };

@@ -22,6 +22,7 @@ use crate::metered::{Accounting, Closing, MeteredBody};
 use crate::refusal::Refusal;
 use crate::request::{Endpoint, InferenceRequest};
 use crate::state::{Gateway, PolicyState};
+use crate::store::{BudgetLine, Reservation};
 use crate::upstream::{UpstreamError, UpstreamRequest, forwardable, strip_hop_by_hop};
 
 /// The header naming the gateway's id for a request, also in its audit line.
@@ -134,12 +135,17 @@ async fn proxy(
     record.key_id = Some(caller.id.to_string());
     record.holder = Some(caller.holder.to_string());
     record.workspace = Some(caller.workspace.clone());
+    let mut call = Call {
+        gateway,
+        policy: &policy,
+        caller,
+        record,
+        started,
+    };
     let grant = &caller.grant;
     match route {
-        Route::Inference(endpoint) => {
-            inference(gateway, &policy, caller, endpoint, request, record, started).await
-        }
-        Route::Models => models(gateway, &policy, caller, request, record, started).await,
+        Route::Inference(endpoint) => inference(&mut call, endpoint, request).await,
+        Route::Models => models(&mut call, request).await,
         Route::Model(id) => {
             let directory = gateway.models.load();
             if !grant.allows_model(&id, &directory) {
@@ -148,18 +154,65 @@ async fn proxy(
                     allowed: grant.allowed_models(&directory).unwrap_or_default(),
                 });
             }
-            record.model_asked = Some(id);
-            let key = upstream_key(gateway, &policy, grant)?;
+            call.record.model_asked = Some(id);
+            let key = call.upstream_key()?;
             let (parts, _) = request.into_parts();
-            forward(gateway, parts, Bytes::new(), key, None, record, started).await
+            forward(&mut call, parts, Bytes::new(), key, None).await
         }
         Route::Other => {
             let path = request.uri().path().to_owned();
             if !opens(grant, &path) {
                 return Err(Refusal::PathNotFound { path });
             }
-            opened_path(gateway, &policy, caller, request, record, started).await
+            opened_path(&mut call, request).await
         }
+    }
+}
+
+/// One authenticated request on its way through: what every step after authentication
+/// reads, and the audit record it fills in.
+struct Call<'a> {
+    gateway: &'a Arc<Gateway>,
+    policy: &'a PolicyState,
+    caller: &'a Caller,
+    record: &'a mut AuditRecord,
+    started: Instant,
+}
+
+impl Call<'_> {
+    fn grant(&self) -> &Grant {
+        &self.caller.grant
+    }
+
+    /// The Mistral key the caller's workspace forwards with.
+    fn upstream_key(&self) -> Result<secrecy::SecretString, Refusal> {
+        upstream_key(self.gateway, self.policy, self.grant())
+    }
+
+    /// Sends `request` upstream and times the answer under `endpoint`; a failure to get one
+    /// is the caller's 502 or 504.
+    async fn send(
+        &self,
+        request: UpstreamRequest,
+        endpoint: &'static str,
+    ) -> Result<Response<crate::upstream::UpstreamBody>, Refusal> {
+        let sent = Instant::now();
+        let response = self
+            .gateway
+            .upstream
+            .send(request, self.gateway.config.limits.upstream_timeout)
+            .await
+            .map_err(|error| {
+                tracing::warn!(request_id = %self.record.request_id, %error, "upstream request failed");
+                match error {
+                    UpstreamError::Timeout(_) => Refusal::UpstreamTimeout,
+                    UpstreamError::Unreachable(_) => Refusal::UpstreamUnreachable,
+                }
+            })?;
+        self.gateway
+            .metrics
+            .upstream_latency(endpoint, sent.elapsed().as_secs_f64());
+        Ok(response)
     }
 }
 
@@ -216,34 +269,23 @@ async fn read_body(gateway: &Gateway, headers: &HeaderMap, body: Body) -> Result
     }
 }
 
-/// Which store a request is counted in: the configured one, or, while it fails and the
-/// workspace chose `store_failure: fail_open`, the in-process fallback.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Counting {
-    Shared,
-    Fallback,
-}
-
-impl Counting {
-    fn store(self, gateway: &Gateway) -> &Arc<dyn crate::store::LimitStore> {
-        match self {
-            Counting::Shared => &gateway.store,
-            Counting::Fallback => &gateway.fallback,
-        }
-    }
-}
-
-/// Counts the request against the grant's rates. A store failure refuses it unless the
-/// workspace chose `store_failure: fail_open`; then it is counted in the in-process
-/// fallback store from here on.
-async fn count_rates(gateway: &Gateway, grant: &Grant) -> Result<Counting, Refusal> {
-    match enforce::admit_rates(gateway.store.as_ref(), grant, Timestamp::now()).await {
-        Ok(()) => Ok(Counting::Shared),
+/// Counts the request against the grant's rates and reserves `lines`, in one store
+/// operation. A store failure refuses it unless the workspace chose `store_failure:
+/// fail_open`; then it is counted in the in-process fallback store instead.
+async fn count(
+    gateway: &Gateway,
+    grant: &Grant,
+    request_id: &str,
+    lines: &[BudgetLine],
+) -> Result<Option<Reservation>, Refusal> {
+    match enforce::admit(&gateway.store, grant, request_id, lines, Timestamp::now()).await {
+        Ok(reservation) => Ok(reservation),
         Err(Some(refusal)) => Err(refusal),
         Err(None) => {
             store_failed(gateway, grant)?;
-            match enforce::admit_rates(gateway.fallback.as_ref(), grant, Timestamp::now()).await {
-                Ok(()) => Ok(Counting::Fallback),
+            let now = Timestamp::now();
+            match enforce::admit(&gateway.fallback, grant, request_id, lines, now).await {
+                Ok(reservation) => Ok(reservation),
                 Err(Some(refusal)) => Err(refusal),
                 Err(None) => Err(Refusal::StoreUnavailable),
             }
@@ -265,15 +307,12 @@ fn store_failed(gateway: &Gateway, grant: &Grant) -> Result<(), Refusal> {
 }
 
 async fn inference(
-    gateway: &Arc<Gateway>,
-    policy: &PolicyState,
-    caller: &Caller,
+    call: &mut Call<'_>,
     endpoint: Endpoint,
     request: Request<Body>,
-    record: &mut AuditRecord,
-    started: Instant,
 ) -> Result<Response<Body>, Refusal> {
-    let grant = &caller.grant;
+    let (gateway, grant) = (call.gateway, &call.caller.grant);
+    let record = &mut *call.record;
     let (parts, body) = request.into_parts();
     let body = read_body(gateway, &parts.headers, body).await?;
     let asked = InferenceRequest::parse(endpoint, &body)?;
@@ -288,68 +327,42 @@ async fn inference(
         &models,
         gateway.config.limits.max_choices,
     )?;
-    let key = upstream_key(gateway, policy, grant)?;
-    let mut counting = count_rates(gateway, grant).await?;
-    let mut reserved = None;
-    for _ in 0..2 {
-        match enforce::reserve(
-            counting.store(gateway),
-            grant,
-            &asked,
-            forward_body.clone(),
-            &record.request_id,
-            &models,
-            &gateway.prices,
-            Timestamp::now(),
-        )
-        .await
-        {
-            Ok(admitted) => {
-                reserved = Some(admitted);
-                break;
-            }
-            Err(Some(refusal)) => return Err(refusal),
-            Err(None) if counting == Counting::Shared => {
-                store_failed(gateway, grant)?;
-                counting = Counting::Fallback;
-            }
-            Err(None) => return Err(Refusal::StoreUnavailable),
-        }
-    }
-    let admitted = reserved;
-    let (body, accounting) = match admitted {
-        Some(Admitted {
-            body,
-            reservation,
-            lines,
-            price,
-            prompt_estimate,
-            worst_tokens,
-            ..
-        }) => (
-            body,
-            Some(Accounting {
-                reservation,
-                lines,
-                price,
-                prompt_estimate,
-                worst_tokens,
-            }),
-        ),
-        None => (forward_body, None),
-    };
-    forward(gateway, parts, body, key, accounting, record, started).await
+    let key = call.upstream_key()?;
+    let (admitted, lines) = enforce::worst_case(
+        grant,
+        &asked,
+        forward_body,
+        &models,
+        &gateway.prices,
+        Timestamp::now(),
+    );
+    let reservation = count(gateway, grant, &call.record.request_id, &lines).await?;
+    let Admitted {
+        body,
+        lines,
+        price,
+        prompt_estimate,
+        worst_tokens,
+        ..
+    } = admitted;
+    let accounting = Some(Accounting {
+        reservation,
+        lines,
+        price,
+        prompt_estimate,
+        worst_tokens,
+    });
+    forward(call, parts, body, key, accounting).await
 }
 
 async fn forward(
-    gateway: &Arc<Gateway>,
+    call: &mut Call<'_>,
     parts: http::request::Parts,
     body: Bytes,
     key: secrecy::SecretString,
     accounting: Option<Accounting>,
-    record: &mut AuditRecord,
-    started: Instant,
 ) -> Result<Response<Body>, Refusal> {
+    let gateway = call.gateway;
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -361,24 +374,12 @@ async fn forward(
         body,
         key,
     };
-    let added = started.elapsed();
+    let added = call.started.elapsed();
     gateway.metrics.added_latency(added.as_secs_f64());
-    record.added_ms = Some(added.as_secs_f64() * 1000.0);
-    let sent = Instant::now();
-    let response = gateway
-        .upstream
-        .send(upstream_request, gateway.config.limits.upstream_timeout)
-        .await
-        .map_err(|error| {
-            tracing::warn!(request_id = %record.request_id, %error, "upstream request failed");
-            match error {
-                UpstreamError::Timeout(_) => Refusal::UpstreamTimeout,
-                UpstreamError::Unreachable(_) => Refusal::UpstreamUnreachable,
-            }
-        })?;
-    gateway
-        .metrics
-        .upstream_latency(record_endpoint(record), sent.elapsed().as_secs_f64());
+    call.record.added_ms = Some(added.as_secs_f64() * 1000.0);
+    let endpoint = Endpoint::of(&call.record.path).map_or("models", Endpoint::as_str);
+    let response = call.send(upstream_request, endpoint).await?;
+    let record = &mut *call.record;
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
     let status = head.status;
@@ -397,7 +398,7 @@ async fn forward(
         gateway: gateway.clone(),
         record: record.clone(),
         accounting,
-        started,
+        started: call.started,
         upstream_ok,
     };
     let body = MeteredBody::new(
@@ -410,49 +411,26 @@ async fn forward(
     Ok(Response::from_parts(head, Body::new(body)))
 }
 
-fn record_endpoint(record: &AuditRecord) -> &'static str {
-    Endpoint::of(&record.path).map_or("models", Endpoint::as_str)
-}
-
 /// `GET /v1/models`, filtered to the models the caller may use (aliases kept on each card).
-async fn models(
-    gateway: &Arc<Gateway>,
-    policy: &PolicyState,
-    caller: &Caller,
-    request: Request<Body>,
-    record: &mut AuditRecord,
-    started: Instant,
-) -> Result<Response<Body>, Refusal> {
-    let grant = &caller.grant;
-    let key = upstream_key(gateway, policy, grant)?;
+async fn models(call: &mut Call<'_>, request: Request<Body>) -> Result<Response<Body>, Refusal> {
+    let key = call.upstream_key()?;
+    let (gateway, grant) = (call.gateway, &call.caller.grant);
     let (parts, _) = request.into_parts();
     let path_and_query = parts
         .uri
         .path_and_query()
         .map_or_else(|| "/v1/models".to_owned(), |pq| pq.as_str().to_owned());
     let timeout = gateway.config.limits.upstream_timeout;
-    record.added_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-    let sent = Instant::now();
-    let response = gateway
-        .upstream
-        .send(
-            UpstreamRequest {
-                method: Method::GET,
-                path_and_query,
-                headers: forwardable(parts.headers),
-                body: Bytes::new(),
-                key,
-            },
-            timeout,
-        )
-        .await
-        .map_err(|error| match error {
-            UpstreamError::Timeout(_) => Refusal::UpstreamTimeout,
-            UpstreamError::Unreachable(_) => Refusal::UpstreamUnreachable,
-        })?;
-    gateway
-        .metrics
-        .upstream_latency("models", sent.elapsed().as_secs_f64());
+    call.record.added_ms = Some(call.started.elapsed().as_secs_f64() * 1000.0);
+    let upstream_request = UpstreamRequest {
+        method: Method::GET,
+        path_and_query,
+        headers: forwardable(parts.headers),
+        body: Bytes::new(),
+        key,
+    };
+    let response = call.send(upstream_request, "models").await?;
+    let record = &mut *call.record;
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
     let bytes =
@@ -490,7 +468,7 @@ async fn models(
     } else {
         bytes
     };
-    record.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    record.duration_ms = call.started.elapsed().as_secs_f64() * 1000.0;
     gateway.metrics.decision(record.decision, record.reason);
     gateway.audit.write(record);
     Ok(Response::from_parts(head, Body::from(body)))
@@ -499,20 +477,16 @@ async fn models(
 /// A path the workspace opens: the caller's rates apply, and the model if the body names
 /// one; nothing is metered for budgets.
 async fn opened_path(
-    gateway: &Arc<Gateway>,
-    policy: &PolicyState,
-    caller: &Caller,
+    call: &mut Call<'_>,
     request: Request<Body>,
-    record: &mut AuditRecord,
-    started: Instant,
 ) -> Result<Response<Body>, Refusal> {
-    let grant = &caller.grant;
+    let (gateway, grant) = (call.gateway, &call.caller.grant);
     let (parts, body) = request.into_parts();
     let body = read_body(gateway, &parts.headers, body).await?;
     if let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body)
         && let Some(Value::String(model)) = fields.get("model")
     {
-        record.model_asked = Some(model.clone());
+        call.record.model_asked = Some(model.clone());
         let directory = gateway.models.load();
         if !grant.allows_model(model, &directory) {
             return Err(Refusal::ModelNotAllowed {
@@ -521,9 +495,9 @@ async fn opened_path(
             });
         }
     }
-    let key = upstream_key(gateway, policy, grant)?;
-    count_rates(gateway, grant).await?;
-    forward(gateway, parts, body, key, None, record, started).await
+    let key = call.upstream_key()?;
+    count(gateway, grant, &call.record.request_id, &[]).await?;
+    forward(call, parts, body, key, None).await
 }
 
 #[cfg(test)]

@@ -142,18 +142,57 @@ impl RedisServer {
         keys
     }
 
-    fn try_command(&self, args: &[&str]) -> std::io::Result<Reply> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        let mut request = format!("*{}\r\n", args.len()).into_bytes();
-        for arg in args {
-            request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-            request.extend_from_slice(arg.as_bytes());
-            request.extend_from_slice(b"\r\n");
-        }
-        stream.write_all(&request)?;
-        read_reply(&mut BufReader::new(stream))
+    /// Scripts this server has been sent: see [`scripts_sent`].
+    pub fn scripts_sent(&self) -> u64 {
+        scripts_sent(&self.address())
+            .unwrap_or_else(|error| panic!("redis INFO commandstats failed: {error}"))
     }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn try_command(&self, args: &[&str]) -> std::io::Result<Reply> {
+        command_at(&self.address(), args)
+    }
+}
+
+/// Runs one command on the Redis at `address` (`host:port`), over a connection of its own.
+pub fn command_at(address: &str, args: &[&str]) -> std::io::Result<Reply> {
+    let mut stream = TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut request = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        request.extend_from_slice(arg.as_bytes());
+        request.extend_from_slice(b"\r\n");
+    }
+    stream.write_all(&request)?;
+    read_reply(&mut BufReader::new(stream))
+}
+
+/// Scripts the Redis at `address` has been sent since it started (`EVALSHA`, `EVAL`,
+/// `SCRIPT LOAD`), from `INFO commandstats`. The gateway's store sends nothing but scripts,
+/// one per operation, so these are its round trips. The commands a script runs inside Redis
+/// are counted in `INFO commandstats` too, but cost no round trip, so they are left out.
+pub fn scripts_sent(address: &str) -> std::io::Result<u64> {
+    let Reply::Bulk(Some(text)) = command_at(address, &["INFO", "commandstats"])? else {
+        return Err(invalid("INFO commandstats did not answer with text"));
+    };
+    Ok(String::from_utf8_lossy(&text)
+        .lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            if !["evalsha", "eval", "script|load"].contains(&name) {
+                return None;
+            }
+            stats
+                .split(',')
+                .find_map(|stat| stat.strip_prefix("calls="))?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum())
 }
 
 fn invalid(what: &str) -> std::io::Error {

@@ -13,7 +13,9 @@
 //! - the gateway's resident memory idle after start and at its peak.
 //!
 //! With `TRAMONTANE_BENCH_STORE=redis://...` it also runs replicas sharing that store
-//! (`--store`) at 1k and 5k requests/s, one and three of them.
+//! (`--store`) at 1k and 5k requests/s, one and three of them, and counts the round trips
+//! to Redis per request (the scripts Redis was sent during the load, from `INFO
+//! commandstats`, over the requests sent).
 //!
 //! The load generator, the mock and the gateway share the machine's cores: on two cores
 //! the gateway competes with the load it is measured under.
@@ -43,6 +45,8 @@ const CEILING_CONNECTIONS: usize = 32;
 const STREAM_REQUESTS: usize = 500;
 const WARM_UP_REQUESTS: usize = 2_000;
 const REPLICAS: usize = 3;
+/// How long the store rows wait after their load for the last settles to reach the store.
+const SETTLE_GRACE: Duration = Duration::from_millis(500);
 
 const CHAT: &str = r#"{"model":"mistral-small-latest","messages":[{"role":"system","content":"You are a concise assistant."},{"role":"user","content":"Say hello to the benchmark in one short sentence."}],"max_tokens":64}"#;
 const CHAT_STREAM: &str = r#"{"model":"mistral-small-latest","messages":[{"role":"system","content":"You are a concise assistant."},{"role":"user","content":"Say hello to the benchmark in one short sentence."}],"max_tokens":64,"stream":true}"#;
@@ -58,6 +62,8 @@ struct Row {
     gateway: Measured,
     /// The target on added p99, in µs, where the issue sets one.
     target: Option<f64>,
+    /// Round trips to the shared store per request through the gateway, where there is one.
+    round_trips: Option<f64>,
 }
 
 impl Row {
@@ -66,6 +72,10 @@ impl Row {
     }
 
     fn print(&self) {
+        self.print_as(&self.load);
+    }
+
+    fn print_as(&self, label: &str) {
         let side = |m: &Measured| {
             format!(
                 "{:>7.0} {:>7.0} {:>7.0} {:>7.0}",
@@ -80,15 +90,19 @@ impl Row {
             Some(bound) => format!("<= {bound:.0} MISSED"),
             None => String::new(),
         };
+        let round_trips = self
+            .round_trips
+            .map_or_else(String::new, |trips| format!("{trips:.2}"));
         println!(
-            "{:<22} {} | {} {:>6} | {:>7.0} {:>7.0}  {}",
-            self.load,
+            "{:<22} {} | {} {:>6} | {:>7.0} {:>7.0}  {:<16} {:>13}",
+            label,
             side(&self.direct),
             side(&self.gateway),
             self.direct.errors + self.gateway.errors,
             self.added(0.5),
             self.added(0.99),
-            verdict
+            verdict,
+            round_trips
         );
     }
 }
@@ -99,7 +113,7 @@ fn header() {
         "", "straight to the mock", "through the gateway", "", "added"
     );
     println!(
-        "{:<22} {:>7} {:>7} {:>7} {:>7} | {:>7} {:>7} {:>7} {:>7} {:>6} | {:>7} {:>7}  target p99",
+        "{:<22} {:>7} {:>7} {:>7} {:>7} | {:>7} {:>7} {:>7} {:>7} {:>6} | {:>7} {:>7}  target p99       store RTT/req",
         "load (latency in µs)",
         "p50",
         "p99",
@@ -191,6 +205,7 @@ fn main() {
             direct: load::serial(&direct, SERIAL_REQUESTS).await,
             gateway: load::serial(&through, SERIAL_REQUESTS).await,
             target: Some(150.0),
+            round_trips: None,
         });
         for rate in RATES {
             step(&rate_label(rate));
@@ -199,6 +214,7 @@ fn main() {
                 direct: load::open_loop(&direct, rate, RATE_DURATION, OPEN_CONNECTIONS).await,
                 gateway: load::open_loop(&through, rate, RATE_DURATION, OPEN_CONNECTIONS).await,
                 target: (rate == 5_000.0).then_some(1_000.0),
+                round_trips: None,
             });
         }
         step("throughput ceiling");
@@ -216,6 +232,7 @@ fn main() {
             direct: load::first_byte(&streamed(&direct), STREAM_REQUESTS).await,
             gateway: load::first_byte(&streamed(&through), STREAM_REQUESTS).await,
             target: None,
+            round_trips: None,
         });
     });
     let (after, peak) = gateway.memory();
@@ -264,6 +281,15 @@ fn main() {
     }
 }
 
+/// Round trips the gateways have made to a Redis `store` so far: the scripts it was sent
+/// (the store sends nothing else). `None` for another kind of store or one that does not
+/// answer.
+fn round_trips_so_far(store: &str) -> Option<u64> {
+    let rest = store.strip_prefix("redis://")?;
+    let address = rest.rsplit('@').next()?.split('/').next()?;
+    tramontane_testkit::redis_server::scripts_sent(address).ok()
+}
+
 /// The same open loop against gateways sharing `store`: one, then several replicas with
 /// the connections spread over them, beside the in-process rows.
 fn shared_store(
@@ -299,11 +325,23 @@ fn shared_store(
             }
             load::serial(&through, WARM_UP_REQUESTS).await;
             for rate in STORE_RATES {
+                let direct = load::open_loop(&direct, rate, RATE_DURATION, OPEN_CONNECTIONS).await;
+                let before = round_trips_so_far(store);
+                let gateway =
+                    load::open_loop(&through, rate, RATE_DURATION, OPEN_CONNECTIONS).await;
+                // A settle follows its answer's last byte: let the last ones land.
+                tokio::time::sleep(SETTLE_GRACE).await;
+                let requests = (gateway.latencies.len() + gateway.errors).max(1) as f64;
+                let round_trips = match (before, round_trips_so_far(store)) {
+                    (Some(before), Some(after)) => Some((after - before) as f64 / requests),
+                    _ => None,
+                };
                 Row {
                     load: format!("{scheme} x{count}, {}", rate_label(rate)),
-                    direct: load::open_loop(&direct, rate, RATE_DURATION, OPEN_CONNECTIONS).await,
-                    gateway: load::open_loop(&through, rate, RATE_DURATION, OPEN_CONNECTIONS).await,
+                    direct,
+                    gateway,
                     target: (rate == 5_000.0).then_some(1_000.0),
+                    round_trips,
                 }
                 .print();
             }
@@ -313,7 +351,6 @@ fn shared_store(
         .iter()
         .filter(|row| STORE_RATES.iter().any(|rate| row.load == rate_label(*rate)))
     {
-        print!("in-process, ");
-        row.print();
+        row.print_as(&format!("in-process, {}", row.load));
     }
 }

@@ -8,10 +8,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{
-    BudgetLine, LimitStore, RateHit, RateOutcome, ReservationId, ReserveOutcome, StoreError,
-    StoreResult,
-};
+use super::{Admission, BudgetLine, LimitStore, RateHit, ReservationId, StoreError, StoreResult};
 
 const MINUTE_NANOS: i128 = 60_000_000_000;
 /// Expired counters are swept after this many operations.
@@ -63,8 +60,9 @@ impl State {
             .retain(|_, counter| counter.expires > now || counter.reserved > 0);
     }
 
-    fn admit(&mut self, hits: &[RateHit], now: i128) -> RateOutcome {
-        self.sweep(now);
+    /// The first rate that is full, and when its oldest admission leaves the window.
+    /// Trims the windows it reads; counts nothing.
+    fn full_rate(&mut self, hits: &[RateHit], now: i128) -> Option<(usize, Duration)> {
         for (index, hit) in hits.iter().enumerate() {
             let times = self.rates.entry(hit.key.clone()).or_default();
             while times.front().is_some_and(|&t| t <= now - MINUTE_NANOS) {
@@ -76,11 +74,41 @@ impl State {
                 let until = times
                     .front()
                     .map_or(now + MINUTE_NANOS, |&oldest| oldest + MINUTE_NANOS);
-                return RateOutcome::Limited {
-                    index,
-                    retry_after: wait(now, until),
-                };
+                return Some((index, wait(now, until)));
             }
+        }
+        None
+    }
+
+    /// The first line without room for its amount, and when its window closes. Takes
+    /// nothing.
+    fn full_line(&mut self, lines: &[BudgetLine], now: i128) -> Option<(usize, Duration)> {
+        for (index, line) in lines.iter().enumerate() {
+            let expires = nanos(line.window_end);
+            let counter = self.counters.entry(line.counter.clone()).or_default();
+            counter.expires = counter.expires.max(expires);
+            let held = counter.used.saturating_add(counter.reserved);
+            if held.saturating_add(line.amount) > line.limit {
+                return Some((index, wait(now, expires)));
+            }
+        }
+        None
+    }
+
+    /// Checks every rate and every line, then (only if all have room) counts and reserves.
+    fn admit_and_reserve(
+        &mut self,
+        hits: &[RateHit],
+        id: &ReservationId,
+        lines: &[BudgetLine],
+        now: i128,
+    ) -> Admission {
+        self.sweep(now);
+        if let Some((index, retry_after)) = self.full_rate(hits, now) {
+            return Admission::RateLimited { index, retry_after };
+        }
+        if let Some((index, retry_after)) = self.full_line(lines, now) {
+            return Admission::BudgetRefused { index, retry_after };
         }
         for hit in hits {
             self.rates
@@ -88,26 +116,9 @@ impl State {
                 .or_default()
                 .push_back(now);
         }
-        RateOutcome::Admitted
-    }
-
-    fn reserve(&mut self, id: &ReservationId, lines: &[BudgetLine], now: i128) -> ReserveOutcome {
-        self.sweep(now);
         // Nothing to hold: no reservation to settle or count as open (as in Redis).
         if lines.is_empty() {
-            return ReserveOutcome::Reserved;
-        }
-        for (index, line) in lines.iter().enumerate() {
-            let expires = nanos(line.window_end);
-            let counter = self.counters.entry(line.counter.clone()).or_default();
-            counter.expires = counter.expires.max(expires);
-            let held = counter.used.saturating_add(counter.reserved);
-            if held.saturating_add(line.amount) > line.limit {
-                return ReserveOutcome::Refused {
-                    index,
-                    retry_after: wait(now, expires),
-                };
-            }
+            return Admission::Admitted;
         }
         let mut held = Vec::with_capacity(lines.len());
         for line in lines {
@@ -117,7 +128,7 @@ impl State {
             held.push((line.counter.clone(), line.amount));
         }
         self.reservations.insert(id.clone(), held);
-        ReserveOutcome::Reserved
+        Admission::Admitted
     }
 
     fn finish(&mut self, id: &ReservationId, used: Option<&[u64]>) {
@@ -155,17 +166,14 @@ impl MemoryStore {
 }
 
 impl LimitStore for MemoryStore {
-    fn admit<'a>(&'a self, hits: &'a [RateHit], now: Timestamp) -> StoreResult<'a, RateOutcome> {
-        Box::pin(async move { Ok(self.lock()?.admit(hits, nanos(now))) })
-    }
-
-    fn reserve<'a>(
+    fn admit_and_reserve<'a>(
         &'a self,
+        hits: &'a [RateHit],
         id: &'a ReservationId,
         lines: &'a [BudgetLine],
         now: Timestamp,
-    ) -> StoreResult<'a, ReserveOutcome> {
-        Box::pin(async move { Ok(self.lock()?.reserve(id, lines, nanos(now))) })
+    ) -> StoreResult<'a, Admission> {
+        Box::pin(async move { Ok(self.lock()?.admit_and_reserve(hits, id, lines, nanos(now))) })
     }
 
     fn settle<'a>(&'a self, id: &'a ReservationId, used: &'a [u64]) -> StoreResult<'a, ()> {
@@ -195,6 +203,11 @@ mod tests {
         text.parse().unwrap()
     }
 
+    /// The id of a request with no budget lines: nothing is reserved under it.
+    fn rates_only() -> ReservationId {
+        ReservationId("rates-only".into())
+    }
+
     fn hit(key: &str, per_minute: u32) -> RateHit {
         RateHit {
             key: key.into(),
@@ -207,13 +220,28 @@ mod tests {
         let store = MemoryStore::default();
         let hits = [hit("rpm:key:a", 2), hit("rpm:workspace:w", 100)];
         let t0 = at("2026-11-26T10:00:00Z");
-        assert_eq!(store.admit(&hits, t0).await.unwrap(), RateOutcome::Admitted);
+        assert_eq!(
+            store
+                .admit_and_reserve(&hits, &rates_only(), &[], t0)
+                .await
+                .unwrap(),
+            Admission::Admitted
+        );
         let t1 = at("2026-11-26T10:00:20Z");
-        assert_eq!(store.admit(&hits, t1).await.unwrap(), RateOutcome::Admitted);
+        assert_eq!(
+            store
+                .admit_and_reserve(&hits, &rates_only(), &[], t1)
+                .await
+                .unwrap(),
+            Admission::Admitted
+        );
         let t2 = at("2026-11-26T10:00:30Z");
         assert_eq!(
-            store.admit(&hits, t2).await.unwrap(),
-            RateOutcome::Limited {
+            store
+                .admit_and_reserve(&hits, &rates_only(), &[], t2)
+                .await
+                .unwrap(),
+            Admission::RateLimited {
                 index: 0,
                 retry_after: Duration::from_secs(30)
             }
@@ -221,15 +249,18 @@ mod tests {
         // The refused request counted against neither rate: the workspace holds two.
         let other = [hit("rpm:workspace:w", 3)];
         assert_eq!(
-            store.admit(&other, t2).await.unwrap(),
-            RateOutcome::Admitted
+            store
+                .admit_and_reserve(&other, &rates_only(), &[], t2)
+                .await
+                .unwrap(),
+            Admission::Admitted
         );
         assert_eq!(
             store
-                .admit(&hits, at("2026-11-26T10:01:00.5Z"))
+                .admit_and_reserve(&hits, &rates_only(), &[], at("2026-11-26T10:01:00.5Z"))
                 .await
                 .unwrap(),
-            RateOutcome::Admitted
+            Admission::Admitted
         );
     }
 
@@ -247,13 +278,19 @@ mod tests {
         let first = ReservationId("1".into());
         let lines = [line("a", 100, 80), line("b", 1000, 80)];
         assert_eq!(
-            store.reserve(&first, &lines, now).await.unwrap(),
-            ReserveOutcome::Reserved
+            store
+                .admit_and_reserve(&[], &first, &lines, now)
+                .await
+                .unwrap(),
+            Admission::Admitted
         );
         let second = ReservationId("2".into());
         assert_eq!(
-            store.reserve(&second, &lines, now).await.unwrap(),
-            ReserveOutcome::Refused {
+            store
+                .admit_and_reserve(&[], &second, &lines, now)
+                .await
+                .unwrap(),
+            Admission::BudgetRefused {
                 index: 0,
                 retry_after: Duration::from_secs(3600)
             }
@@ -269,16 +306,19 @@ mod tests {
         );
         // 30 used: 80 more would pass 100, 70 fits exactly.
         assert!(matches!(
-            store.reserve(&second, &lines[..1], now).await.unwrap(),
-            ReserveOutcome::Refused { .. }
+            store
+                .admit_and_reserve(&[], &second, &lines[..1], now)
+                .await
+                .unwrap(),
+            Admission::BudgetRefused { .. }
         ));
         let third = ReservationId("3".into());
         assert_eq!(
             store
-                .reserve(&third, &[line("a", 100, 70)], now)
+                .admit_and_reserve(&[], &third, &[line("a", 100, 70)], now)
                 .await
                 .unwrap(),
-            ReserveOutcome::Reserved
+            Admission::Admitted
         );
         store.release(&third).await.unwrap();
         assert_eq!(store.counter("a"), Some((30, 0)));

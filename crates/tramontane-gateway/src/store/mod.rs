@@ -7,7 +7,8 @@
 //! is known by an id the gateway chooses, so `settle` and `release` need nothing the store
 //! did not already record. [`memory::MemoryStore`] is the in-process implementation.
 //!
-//! A request's worst case is reserved before it goes upstream ([`LimitStore::reserve`]);
+//! A request's worst case is reserved before it goes upstream, in the same operation that
+//! counts it against its rates ([`LimitStore::admit_and_reserve`]);
 //! its real cost replaces the reservation when the answer says what it used
 //! ([`LimitStore::settle`]), and an upstream error, a timeout or a client that goes away
 //! gives the reservation back ([`LimitStore::release`]). [`Reservation`] is the guard that
@@ -37,16 +38,6 @@ pub struct RateHit {
     pub per_minute: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RateOutcome {
-    Admitted,
-    /// The `index`th hit is at its limit; a slot frees up after `retry_after`.
-    Limited {
-        index: usize,
-        retry_after: Duration,
-    },
-}
-
 /// One counter a reservation takes from: a token budget or a spend guard in one window.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BudgetLine {
@@ -60,14 +51,17 @@ pub struct BudgetLine {
     pub window_end: Timestamp,
 }
 
+/// What the store answers a request before it goes upstream.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ReserveOutcome {
-    Reserved,
-    /// The `index`th line has no room; its window closes after `retry_after`.
-    Refused {
-        index: usize,
-        retry_after: Duration,
-    },
+pub enum Admission {
+    /// Counted against every rate, and the reservation opened (when there were lines).
+    Admitted,
+    /// The `index`th rate is at its limit; a slot frees up after `retry_after`. Nothing was
+    /// counted or reserved.
+    RateLimited { index: usize, retry_after: Duration },
+    /// The `index`th budget line has no room; its window closes after `retry_after`.
+    /// Nothing was counted or reserved: the request takes no rate slot either.
+    BudgetRefused { index: usize, retry_after: Duration },
 }
 
 /// A reservation's name, chosen by the gateway (the request id).
@@ -76,17 +70,20 @@ pub struct ReservationId(pub String);
 
 /// The counting operations, each atomic over every key it names.
 pub trait LimitStore: Send + Sync + 'static {
-    /// Counts a request against every rate at once, or against none if any is full.
-    fn admit<'a>(&'a self, hits: &'a [RateHit], now: Timestamp) -> StoreResult<'a, RateOutcome>;
-
-    /// Takes `amount` from every line at once, or from none if any line would pass its limit
-    /// (counting what is used and what other requests hold reserved).
-    fn reserve<'a>(
+    /// Counts a request against every rate and takes each line's `amount` from its counter
+    /// (counting what is used and what other requests hold reserved), all at once: every
+    /// rate and every line is checked before anything is written, so a request refused for
+    /// either counts against no rate and holds nothing. Rates are checked first: a request
+    /// over both a rate and a budget is refused for the rate. With no lines no reservation
+    /// is opened (there is nothing to settle). One operation on the request path, so a
+    /// shared store costs one round trip per request here and one to settle.
+    fn admit_and_reserve<'a>(
         &'a self,
+        hits: &'a [RateHit],
         id: &'a ReservationId,
         lines: &'a [BudgetLine],
         now: Timestamp,
-    ) -> StoreResult<'a, ReserveOutcome>;
+    ) -> StoreResult<'a, Admission>;
 
     /// Replaces a reservation by what the request really used, line by line in the order it
     /// was reserved. Settling an unknown id (already settled or released) does nothing.
@@ -244,8 +241,11 @@ mod tests {
         let id = ReservationId("r1".into());
         let lines = [line(60)];
         assert_eq!(
-            store.reserve(&id, &lines, now).await.unwrap(),
-            ReserveOutcome::Reserved
+            store
+                .admit_and_reserve(&[], &id, &lines, now)
+                .await
+                .unwrap(),
+            Admission::Admitted
         );
         let reservation = Reservation::new(store.clone(), id, 1);
         assert_eq!(store.open_reservations().await.unwrap(), 1);
@@ -260,8 +260,11 @@ mod tests {
         // The whole budget is free again.
         let again = ReservationId("r2".into());
         assert_eq!(
-            store.reserve(&again, &[line(100)], now).await.unwrap(),
-            ReserveOutcome::Reserved
+            store
+                .admit_and_reserve(&[], &again, &[line(100)], now)
+                .await
+                .unwrap(),
+            Admission::Admitted
         );
     }
 }

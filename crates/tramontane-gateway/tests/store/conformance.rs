@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tramontane_gateway::store::{LimitStore, RateOutcome, ReserveOutcome};
+use tramontane_gateway::store::{Admission, BudgetLine, LimitStore, RateHit};
 
-use crate::support::{Subject, TestRedis, hit, id, line};
+use crate::support::{OneSide, Subject, TestRedis, hit, id, line};
 
 /// Declares `name::memory` and `name::redis`, both running `body(store)`.
 macro_rules! conformance {
@@ -41,6 +41,9 @@ conformance! {
     a_refused_admission_counts_against_no_rate => refused_admission_counts_nowhere;
     a_rate_of_zero_never_admits => zero_rate;
     a_rate_window_slides_after_a_minute => rate_window_slides;
+    racing_requests_with_rates_and_budgets_admit_exactly_what_the_tighter_holds => combined_race;
+    a_request_refused_for_a_budget_takes_no_rate_slot => budget_refusal_takes_no_rate;
+    a_request_refused_for_a_rate_opens_no_reservation => rate_refusal_reserves_nothing;
 }
 
 async fn reserve_is_all_or_nothing(store: Arc<dyn LimitStore>) {
@@ -48,10 +51,11 @@ async fn reserve_is_all_or_nothing(store: Arc<dyn LimitStore>) {
     let lines = [line("a", 100, 80), line("b", 1000, 80)];
     assert_eq!(
         store.reserve(&id("1"), &lines, now).await.unwrap(),
-        ReserveOutcome::Reserved
+        Admission::Admitted
     );
     assert_eq!(store.open_reservations().await.unwrap(), 1);
-    let ReserveOutcome::Refused { index, .. } = store.reserve(&id("2"), &lines, now).await.unwrap()
+    let Admission::BudgetRefused { index, .. } =
+        store.reserve(&id("2"), &lines, now).await.unwrap()
     else {
         panic!("a took 80 of 100: another 80 must be refused");
     };
@@ -63,9 +67,9 @@ async fn reserve_is_all_or_nothing(store: Arc<dyn LimitStore>) {
             .reserve(&id("3"), &[line("b", 1000, 920)], now)
             .await
             .unwrap(),
-        ReserveOutcome::Reserved
+        Admission::Admitted
     );
-    let ReserveOutcome::Refused { index, .. } = store
+    let Admission::BudgetRefused { index, .. } = store
         .reserve(&id("4"), &[line("c", 10, 1), line("b", 1000, 1)], now)
         .await
         .unwrap()
@@ -79,7 +83,7 @@ async fn reserve_is_all_or_nothing(store: Arc<dyn LimitStore>) {
             .reserve(&id("5"), &[line("c", 10, 10)], now)
             .await
             .unwrap(),
-        ReserveOutcome::Reserved
+        Admission::Admitted
     );
     assert_eq!(store.open_reservations().await.unwrap(), 3);
 }
@@ -89,7 +93,7 @@ async fn settle_replaces(store: Arc<dyn LimitStore>) {
     let lines = [line("a", 100, 80), line("b", 1000, 80)];
     assert_eq!(
         store.reserve(&id("1"), &lines, now).await.unwrap(),
-        ReserveOutcome::Reserved
+        Admission::Admitted
     );
     store.settle(&id("1"), &[30, 50]).await.unwrap();
     assert_eq!(store.open_reservations().await.unwrap(), 0);
@@ -101,14 +105,14 @@ async fn settle_replaces(store: Arc<dyn LimitStore>) {
             .reserve(&id("2"), &[line("a", 100, 71)], now)
             .await
             .unwrap(),
-        ReserveOutcome::Refused { index: 0, .. }
+        Admission::BudgetRefused { index: 0, .. }
     ));
     assert_eq!(
         store
             .reserve(&id("3"), &[line("a", 100, 70)], now)
             .await
             .unwrap(),
-        ReserveOutcome::Reserved
+        Admission::Admitted
     );
     // 50 used of b: 951 does not fit, 950 does.
     assert!(matches!(
@@ -116,14 +120,14 @@ async fn settle_replaces(store: Arc<dyn LimitStore>) {
             .reserve(&id("4"), &[line("b", 1000, 951)], now)
             .await
             .unwrap(),
-        ReserveOutcome::Refused { index: 0, .. }
+        Admission::BudgetRefused { index: 0, .. }
     ));
     assert_eq!(
         store
             .reserve(&id("5"), &[line("b", 1000, 950)], now)
             .await
             .unwrap(),
-        ReserveOutcome::Reserved
+        Admission::Admitted
     );
     // Using more than was reserved is counted too (the worst case was an estimate).
     assert_eq!(
@@ -131,7 +135,7 @@ async fn settle_replaces(store: Arc<dyn LimitStore>) {
             .reserve(&id("6"), &[line("d", 100, 10)], now)
             .await
             .unwrap(),
-        ReserveOutcome::Reserved
+        Admission::Admitted
     );
     store.settle(&id("6"), &[95]).await.unwrap();
     assert!(matches!(
@@ -139,7 +143,7 @@ async fn settle_replaces(store: Arc<dyn LimitStore>) {
             .reserve(&id("7"), &[line("d", 100, 6)], now)
             .await
             .unwrap(),
-        ReserveOutcome::Refused { .. }
+        Admission::BudgetRefused { .. }
     ));
 }
 
@@ -148,7 +152,7 @@ async fn settle_without_figure(store: Arc<dyn LimitStore>) {
     let lines = [line("a", 100, 10), line("b", 100, 40)];
     assert_eq!(
         store.reserve(&id("1"), &lines, now).await.unwrap(),
-        ReserveOutcome::Reserved
+        Admission::Admitted
     );
     store.settle(&id("1"), &[5]).await.unwrap();
     // b counts its whole 40: 60 fit, 61 do not.
@@ -157,14 +161,14 @@ async fn settle_without_figure(store: Arc<dyn LimitStore>) {
             .reserve(&id("2"), &[line("b", 100, 61)], now)
             .await
             .unwrap(),
-        ReserveOutcome::Refused { .. }
+        Admission::BudgetRefused { .. }
     ));
     assert_eq!(
         store
             .reserve(&id("3"), &[line("b", 100, 60), line("a", 100, 95)], now)
             .await
             .unwrap(),
-        ReserveOutcome::Reserved
+        Admission::Admitted
     );
 }
 
@@ -178,7 +182,7 @@ async fn unknown_ids(store: Arc<dyn LimitStore>) {
             .reserve(&id("1"), &[line("a", 100, 100)], now)
             .await
             .unwrap(),
-        ReserveOutcome::Reserved,
+        Admission::Admitted,
         "settling an unknown id counted nothing"
     );
     store.release(&id("1")).await.unwrap();
@@ -189,7 +193,7 @@ async fn unknown_ids(store: Arc<dyn LimitStore>) {
             .reserve(&id("2"), &[line("a", 100, 100)], now)
             .await
             .unwrap(),
-        ReserveOutcome::Reserved,
+        Admission::Admitted,
         "settling a released id counted nothing"
     );
 }
@@ -201,7 +205,7 @@ async fn release_gives_back(store: Arc<dyn LimitStore>) {
         let name = format!("r{round}");
         assert_eq!(
             store.reserve(&id(&name), &lines, now).await.unwrap(),
-            ReserveOutcome::Reserved
+            Admission::Admitted
         );
         assert_eq!(store.open_reservations().await.unwrap(), 1);
         store.release(&id(&name)).await.unwrap();
@@ -216,9 +220,9 @@ async fn refused_waits_for_window(store: Arc<dyn LimitStore>) {
     full.window_end = ends;
     assert_eq!(
         store.reserve(&id("1"), &[full.clone()], now).await.unwrap(),
-        ReserveOutcome::Reserved
+        Admission::Admitted
     );
-    let ReserveOutcome::Refused { index, retry_after } =
+    let Admission::BudgetRefused { index, retry_after } =
         store.reserve(&id("2"), &[full], now).await.unwrap()
     else {
         panic!("the counter is full");
@@ -232,10 +236,10 @@ async fn refused_waits_for_window(store: Arc<dyn LimitStore>) {
 
 async fn nothing_to_count(store: Arc<dyn LimitStore>) {
     let now = Timestamp::now();
-    assert_eq!(store.admit(&[], now).await.unwrap(), RateOutcome::Admitted);
+    assert_eq!(store.admit(&[], now).await.unwrap(), Admission::Admitted);
     assert_eq!(
         store.reserve(&id("1"), &[], now).await.unwrap(),
-        ReserveOutcome::Reserved
+        Admission::Admitted
     );
     assert_eq!(store.open_reservations().await.unwrap(), 0);
 }
@@ -245,11 +249,11 @@ async fn rate_exact(store: Arc<dyn LimitStore>) {
     for _ in 0..5 {
         assert_eq!(
             store.admit(&hits, Timestamp::now()).await.unwrap(),
-            RateOutcome::Admitted
+            Admission::Admitted
         );
     }
     for _ in 0..3 {
-        let RateOutcome::Limited { index, retry_after } =
+        let Admission::RateLimited { index, retry_after } =
             store.admit(&hits, Timestamp::now()).await.unwrap()
         else {
             panic!("the sixth request in a minute passed a limit of five");
@@ -266,12 +270,12 @@ async fn refused_admission_counts_nowhere(store: Arc<dyn LimitStore>) {
     let hits = [hit("rpm:workspace:w", 3), hit("rpm:key:k", 1)];
     assert_eq!(
         store.admit(&hits, Timestamp::now()).await.unwrap(),
-        RateOutcome::Admitted
+        Admission::Admitted
     );
     for _ in 0..4 {
         assert!(matches!(
             store.admit(&hits, Timestamp::now()).await.unwrap(),
-            RateOutcome::Limited { index: 1, .. }
+            Admission::RateLimited { index: 1, .. }
         ));
     }
     // The workspace holds one admission, not five: two more fit.
@@ -279,17 +283,17 @@ async fn refused_admission_counts_nowhere(store: Arc<dyn LimitStore>) {
     for _ in 0..2 {
         assert_eq!(
             store.admit(&workspace, Timestamp::now()).await.unwrap(),
-            RateOutcome::Admitted
+            Admission::Admitted
         );
     }
     assert!(matches!(
         store.admit(&workspace, Timestamp::now()).await.unwrap(),
-        RateOutcome::Limited { index: 0, .. }
+        Admission::RateLimited { index: 0, .. }
     ));
 }
 
 async fn zero_rate(store: Arc<dyn LimitStore>) {
-    let RateOutcome::Limited { index, retry_after } = store
+    let Admission::RateLimited { index, retry_after } = store
         .admit(&[hit("rpm:key:none", 0)], Timestamp::now())
         .await
         .unwrap()
@@ -305,14 +309,14 @@ async fn rate_window_slides(store: Arc<dyn LimitStore>) {
     let hits = [hit("rpm:key:slow", 2)];
     assert_eq!(
         store.admit(&hits, Timestamp::now()).await.unwrap(),
-        RateOutcome::Admitted
+        Admission::Admitted
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         store.admit(&hits, Timestamp::now()).await.unwrap(),
-        RateOutcome::Admitted
+        Admission::Admitted
     );
-    let RateOutcome::Limited { retry_after, .. } =
+    let Admission::RateLimited { retry_after, .. } =
         store.admit(&hits, Timestamp::now()).await.unwrap()
     else {
         panic!("a third request in a minute passed a limit of two");
@@ -322,16 +326,167 @@ async fn rate_window_slides(store: Arc<dyn LimitStore>) {
     tokio::time::sleep(retry_after.saturating_sub(Duration::from_millis(500))).await;
     assert!(matches!(
         store.admit(&hits, Timestamp::now()).await.unwrap(),
-        RateOutcome::Limited { .. }
+        Admission::RateLimited { .. }
     ));
     // Once it has left, exactly one slot is free (the second admission is still inside).
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(
         store.admit(&hits, Timestamp::now()).await.unwrap(),
-        RateOutcome::Admitted
+        Admission::Admitted
     );
     assert!(matches!(
         store.admit(&hits, Timestamp::now()).await.unwrap(),
-        RateOutcome::Limited { .. }
+        Admission::RateLimited { .. }
     ));
+}
+
+/// Races `requests` combined operations over `replicas` handles on the store, each counting
+/// against `hits` and reserving `lines`; returns the ids admitted.
+async fn race(
+    replicas: &[Arc<dyn LimitStore>],
+    requests: usize,
+    hits: &[RateHit],
+    lines: &[BudgetLine],
+) -> Vec<String> {
+    let tasks: Vec<_> = (0..requests)
+        .map(|i| {
+            let store = replicas[i % replicas.len()].clone();
+            let (hits, lines) = (hits.to_vec(), lines.to_vec());
+            tokio::spawn(async move {
+                let name = format!("race-{i}");
+                let outcome = store
+                    .admit_and_reserve(&hits, &id(&name), &lines, Timestamp::now())
+                    .await
+                    .unwrap();
+                (name, outcome)
+            })
+        })
+        .collect();
+    let mut admitted = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (name, Admission::Admitted) => admitted.push(name),
+            (_, Admission::RateLimited { .. } | Admission::BudgetRefused { .. }) => {}
+        }
+    }
+    admitted
+}
+
+async fn combined_race(store: Arc<dyn LimitStore>) {
+    // Three handles on one store (for Redis: three connections, as three replicas have).
+    let replicas = [store.clone(), store.clone(), store.clone()];
+    // The rate binds: 50 of 300, each holding a reservation.
+    let admitted = race(
+        &replicas,
+        300,
+        &[hit("rpm:key:race", 50)],
+        &[line("tokens:race", 1000, 10)],
+    )
+    .await;
+    assert_eq!(admitted.len(), 50);
+    assert_eq!(store.open_reservations().await.unwrap(), 50);
+    for name in &admitted {
+        store.release(&id(name)).await.unwrap();
+    }
+    // The budget binds: 40 of 300, and those 40 are all the rate counted.
+    let admitted = race(
+        &replicas,
+        300,
+        &[hit("rpm:key:budgeted", 1000)],
+        &[line("tokens:budgeted", 400, 10)],
+    )
+    .await;
+    assert_eq!(admitted.len(), 40);
+    assert_eq!(store.open_reservations().await.unwrap(), 40);
+    let counted = [hit("rpm:key:budgeted", 41)];
+    assert_eq!(
+        store.admit(&counted, Timestamp::now()).await.unwrap(),
+        Admission::Admitted,
+        "the 260 refused for the budget took no rate slot"
+    );
+    assert!(matches!(
+        store.admit(&counted, Timestamp::now()).await.unwrap(),
+        Admission::RateLimited { index: 0, .. }
+    ));
+}
+
+async fn budget_refusal_takes_no_rate(store: Arc<dyn LimitStore>) {
+    let now = Timestamp::now();
+    let hits = [hit("rpm:key:k", 2), hit("rpm:workspace:w", 10)];
+    let full = [line("tokens:a", 100, 10), line("tokens:b", 5, 10)];
+    for name in ["1", "2", "3"] {
+        let Admission::BudgetRefused { index, retry_after } = store
+            .admit_and_reserve(&hits, &id(name), &full, now)
+            .await
+            .unwrap()
+        else {
+            panic!("b cannot hold 10 of 5");
+        };
+        assert_eq!(index, 1, "the refusal names the line without room");
+        assert!(retry_after > Duration::from_secs(3500));
+    }
+    assert_eq!(store.open_reservations().await.unwrap(), 0);
+    // Both rates still have every slot: the key admits its two.
+    for _ in 0..2 {
+        assert_eq!(
+            store.admit(&hits, Timestamp::now()).await.unwrap(),
+            Admission::Admitted
+        );
+    }
+    // Now the key's rate is full and b still is: the rate is named first.
+    assert!(matches!(
+        store
+            .admit_and_reserve(&hits, &id("4"), &full, Timestamp::now())
+            .await
+            .unwrap(),
+        Admission::RateLimited { index: 0, .. }
+    ));
+    // a was not touched by any refusal: all 100 are free.
+    assert_eq!(
+        store
+            .reserve(&id("5"), &[line("tokens:a", 100, 100)], Timestamp::now())
+            .await
+            .unwrap(),
+        Admission::Admitted
+    );
+}
+
+async fn rate_refusal_reserves_nothing(store: Arc<dyn LimitStore>) {
+    let now = Timestamp::now();
+    let hits = [hit("rpm:key:k", 1)];
+    let lines = [line("tokens:a", 100, 30), line("spend:a", 1000, 300)];
+    assert_eq!(
+        store
+            .admit_and_reserve(&hits, &id("1"), &lines, now)
+            .await
+            .unwrap(),
+        Admission::Admitted
+    );
+    assert_eq!(store.open_reservations().await.unwrap(), 1);
+    let Admission::RateLimited { index, retry_after } = store
+        .admit_and_reserve(&hits, &id("2"), &lines, now)
+        .await
+        .unwrap()
+    else {
+        panic!("the rate of one a minute is used");
+    };
+    assert_eq!(index, 0);
+    assert!(retry_after <= Duration::from_secs(60));
+    assert_eq!(store.open_reservations().await.unwrap(), 1);
+    // Settling the refused id does nothing: no reservation was opened under it.
+    store.settle(&id("2"), &[30, 300]).await.unwrap();
+    // Only the first request holds anything: 70 and 700 are still free, and the refused id
+    // can be reserved under.
+    assert_eq!(
+        store
+            .reserve(
+                &id("2"),
+                &[line("tokens:a", 100, 70), line("spend:a", 1000, 700)],
+                now
+            )
+            .await
+            .unwrap(),
+        Admission::Admitted
+    );
+    assert_eq!(store.open_reservations().await.unwrap(), 2);
 }

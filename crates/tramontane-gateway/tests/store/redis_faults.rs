@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use tramontane_gateway::store::{LimitStore, RateOutcome, ReserveOutcome};
+use tramontane_gateway::store::{Admission, LimitStore};
 use tramontane_testkit::redis_server::Reply;
 
-use crate::support::{TestRedis, eventually, hit, id, line};
+use crate::support::{OneSide, TestRedis, eventually, hit, id, line};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_racing_reservations_admit_exactly_what_the_budget_holds() {
@@ -24,7 +24,7 @@ async fn five_hundred_racing_reservations_admit_exactly_what_the_budget_holds() 
                 let lines = [line("tokens:shared", 100, 1), line("spend:shared", 1000, 3)];
                 // A store failure counts as refused: the test then fails on the totals.
                 let outcome = store.reserve(&id(&name), &lines, Timestamp::now()).await;
-                (name, matches!(outcome, Ok(ReserveOutcome::Reserved)))
+                (name, matches!(outcome, Ok(Admission::Admitted)))
             })
         })
         .collect();
@@ -51,7 +51,7 @@ async fn five_hundred_racing_reservations_admit_exactly_what_the_budget_holds() 
             )
             .await
             .unwrap(),
-        ReserveOutcome::Refused { .. }
+        Admission::BudgetRefused { .. }
     ));
 }
 
@@ -71,11 +71,12 @@ async fn racing_replicas_admit_exactly_a_rate_per_minute() {
     let mut admitted = 0;
     for task in tasks {
         match task.await.unwrap().unwrap() {
-            RateOutcome::Admitted => admitted += 1,
-            RateOutcome::Limited { index, retry_after } => {
+            Admission::Admitted => admitted += 1,
+            Admission::RateLimited { index, retry_after } => {
                 assert_eq!(index, 1);
                 assert!(retry_after <= Duration::from_secs(60));
             }
+            other => panic!("a request with no budget lines answered {other:?}"),
         }
     }
     assert_eq!(admitted, 50);
@@ -93,7 +94,7 @@ async fn a_reservation_whose_gateway_died_is_given_back_when_its_lease_lapses() 
         dead.reserve(&id("orphan"), &[line("tokens:t", 100, 90)], now)
             .await
             .unwrap(),
-        ReserveOutcome::Reserved
+        Admission::Admitted
     );
     // The dying gateway never settles nor renews.
     drop(dead);
@@ -102,7 +103,7 @@ async fn a_reservation_whose_gateway_died_is_given_back_when_its_lease_lapses() 
             .reserve(&id("blocked"), &[line("tokens:t", 100, 20)], now)
             .await
             .unwrap(),
-        ReserveOutcome::Refused { .. }
+        Admission::BudgetRefused { .. }
     ));
     assert_eq!(alive.open_reservations().await.unwrap(), 1);
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -120,7 +121,7 @@ async fn a_reservation_whose_gateway_died_is_given_back_when_its_lease_lapses() 
             )
             .await
             .unwrap(),
-        ReserveOutcome::Reserved,
+        Admission::Admitted,
         "the lapsed reservation still holds budget"
     );
     // A settle arriving after the lapse does not give back what the lease already gave
@@ -135,7 +136,7 @@ async fn a_reservation_whose_gateway_died_is_given_back_when_its_lease_lapses() 
             )
             .await
             .unwrap(),
-        ReserveOutcome::Refused { .. }
+        Admission::BudgetRefused { .. }
     ));
 }
 
@@ -150,7 +151,7 @@ async fn a_renewed_lease_outlives_its_first_deadline() {
             .reserve(&id("long"), &[line("tokens:t", 100, 100)], Timestamp::now())
             .await
             .unwrap(),
-        ReserveOutcome::Reserved
+        Admission::Admitted
     );
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -162,7 +163,7 @@ async fn a_renewed_lease_outlives_its_first_deadline() {
             .reserve(&id("other"), &[line("tokens:t", 100, 1)], Timestamp::now())
             .await
             .unwrap(),
-        ReserveOutcome::Refused { .. }
+        Admission::BudgetRefused { .. }
     ));
     store.settle(&id("long"), &[40]).await.unwrap();
     assert!(
@@ -174,7 +175,7 @@ async fn a_renewed_lease_outlives_its_first_deadline() {
             .reserve(&id("rest"), &[line("tokens:t", 100, 60)], Timestamp::now())
             .await
             .unwrap(),
-        ReserveOutcome::Reserved
+        Admission::Admitted
     );
 }
 
@@ -188,11 +189,11 @@ async fn every_key_expires_and_prefixes_keep_gateway_groups_apart() {
     let hits = [hit("rpm:key:k", 1)];
     assert_eq!(
         store.admit(&hits, Timestamp::now()).await.unwrap(),
-        RateOutcome::Admitted
+        Admission::Admitted
     );
     assert_eq!(
         other.admit(&hits, Timestamp::now()).await.unwrap(),
-        RateOutcome::Admitted,
+        Admission::Admitted,
         "another prefix shares a rate"
     );
     assert_eq!(
@@ -200,14 +201,14 @@ async fn every_key_expires_and_prefixes_keep_gateway_groups_apart() {
             .reserve(&id("held"), &[line("tokens:t", 100, 100)], Timestamp::now())
             .await
             .unwrap(),
-        ReserveOutcome::Reserved
+        Admission::Admitted
     );
     assert_eq!(
         other
             .reserve(&id("held"), &[line("tokens:t", 100, 100)], Timestamp::now())
             .await
             .unwrap(),
-        ReserveOutcome::Reserved,
+        Admission::Admitted,
         "another prefix shares a budget"
     );
     assert_eq!(
@@ -215,7 +216,7 @@ async fn every_key_expires_and_prefixes_keep_gateway_groups_apart() {
             .reserve(&id("done"), &[line("tokens:u", 100, 5)], Timestamp::now())
             .await
             .unwrap(),
-        ReserveOutcome::Reserved
+        Admission::Admitted
     );
     store.settle(&id("done"), &[5]).await.unwrap();
     let prefix = redis.prefix.clone();
@@ -251,14 +252,14 @@ async fn a_flushed_script_cache_is_loaded_again() {
     let hits = [hit("rpm:key:k", 10)];
     assert_eq!(
         store.admit(&hits, Timestamp::now()).await.unwrap(),
-        RateOutcome::Admitted
+        Admission::Admitted
     );
     assert_eq!(
         store
             .reserve(&id("1"), &[line("tokens:t", 100, 50)], Timestamp::now())
             .await
             .unwrap(),
-        ReserveOutcome::Reserved
+        Admission::Admitted
     );
     assert_eq!(
         redis.server().command(&["SCRIPT", "FLUSH"]),
@@ -266,7 +267,7 @@ async fn a_flushed_script_cache_is_loaded_again() {
     );
     assert_eq!(
         store.admit(&hits, Timestamp::now()).await.unwrap(),
-        RateOutcome::Admitted
+        Admission::Admitted
     );
     store.settle(&id("1"), &[50]).await.unwrap();
     assert_eq!(store.open_reservations().await.unwrap(), 0);
@@ -276,7 +277,7 @@ async fn a_flushed_script_cache_is_loaded_again() {
             .reserve(&id("2"), &[line("tokens:t", 100, 51)], Timestamp::now())
             .await
             .unwrap(),
-        ReserveOutcome::Refused { .. }
+        Admission::BudgetRefused { .. }
     ));
 }
 
@@ -289,7 +290,7 @@ async fn a_stopped_redis_fails_within_the_timeout_and_a_restarted_one_serves_aga
     let hits = [hit("rpm:key:k", 100)];
     assert_eq!(
         store.admit(&hits, Timestamp::now()).await.unwrap(),
-        RateOutcome::Admitted
+        Admission::Admitted
     );
     redis.server().stop();
     for _ in 0..3 {
@@ -318,7 +319,7 @@ async fn a_stopped_redis_fails_within_the_timeout_and_a_restarted_one_serves_aga
             .reserve(&id("up"), &[line("tokens:t", 10, 10)], Timestamp::now())
             .await
             .unwrap(),
-        ReserveOutcome::Reserved
+        Admission::Admitted
     );
     store.settle(&id("up"), &[10]).await.unwrap();
     assert_eq!(store.open_reservations().await.unwrap(), 0);
@@ -388,6 +389,6 @@ async fn a_redis_with_a_password_serves_only_a_store_that_has_it() {
     let with = redis.store_with(settings);
     assert_eq!(
         with.admit(&hits, Timestamp::now()).await.unwrap(),
-        RateOutcome::Admitted
+        Admission::Admitted
     );
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tramontane_gateway::store::memory::MemoryStore;
 use tramontane_gateway::store::redis::{RedisSettings, RedisStore};
-use tramontane_gateway::store::{BudgetLine, LimitStore, RateHit, ReservationId};
+use tramontane_gateway::store::{
+    Admission, BudgetLine, LimitStore, RateHit, ReservationId, StoreResult,
+};
 use tramontane_testkit::redis_server::RedisServer;
 
 /// A Redis the test may use: the shared one the environment names, or a private server
@@ -77,6 +79,40 @@ impl Subject {
             Subject::Memory => Arc::new(MemoryStore::default()),
             Subject::Redis(redis) => redis.store(),
         }
+    }
+}
+
+/// The one request-path operation seen from one side at a time, so a test of rates names no
+/// budget and a test of budgets no rate.
+pub trait OneSide {
+    /// A request with rates and no budget lines: nothing is reserved.
+    fn admit<'a>(&'a self, hits: &'a [RateHit], now: Timestamp) -> StoreResult<'a, Admission>;
+
+    /// A request with budget lines and no rates.
+    fn reserve<'a>(
+        &'a self,
+        id: &'a ReservationId,
+        lines: &'a [BudgetLine],
+        now: Timestamp,
+    ) -> StoreResult<'a, Admission>;
+}
+
+/// The id under which a request without budget lines reserves nothing.
+static RATES_ONLY: std::sync::LazyLock<ReservationId> =
+    std::sync::LazyLock::new(|| ReservationId("rates-only".into()));
+
+impl<S: LimitStore + ?Sized> OneSide for S {
+    fn admit<'a>(&'a self, hits: &'a [RateHit], now: Timestamp) -> StoreResult<'a, Admission> {
+        self.admit_and_reserve(hits, &RATES_ONLY, &[], now)
+    }
+
+    fn reserve<'a>(
+        &'a self,
+        id: &'a ReservationId,
+        lines: &'a [BudgetLine],
+        now: Timestamp,
+    ) -> StoreResult<'a, Admission> {
+        self.admit_and_reserve(&[], id, lines, now)
     }
 }
 

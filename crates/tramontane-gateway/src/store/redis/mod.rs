@@ -1,8 +1,11 @@
 //! The shared limit store: every gateway replica counts in one Redis, so a limit holds for
 //! all of them together.
 //!
-//! Each operation is one Lua script (`scripts/*.lua`), atomic on the server and timed by
-//! Redis's own clock (`TIME`), so replicas whose clocks drift still share one window. Every
+//! Each operation is one Lua script (`scripts/*.lua`), so each costs one round trip: a
+//! request is admitted and reserved in one (`admit_and_reserve.lua`) and settled or
+//! released in another (`finish.lua`), plus a lease renewal every third of a lease while it
+//! runs. Each script is atomic on the server and timed by Redis's own clock (`TIME`), so
+//! replicas whose clocks drift still share one window. Every
 //! key expires after its window (rates a minute after their last admission, budget counters
 //! after their window ends and no lease can still settle into them), so nothing grows
 //! without bound. A reservation is a lease its gateway renews while the request runs; a
@@ -20,10 +23,7 @@ use redis::aio::ConnectionManager;
 use redis::{Client, IntoConnectionInfo, Script};
 use secrecy::ExposeSecret;
 
-use super::{
-    BudgetLine, LimitStore, RateHit, RateOutcome, ReservationId, ReserveOutcome, StoreError,
-    StoreResult,
-};
+use super::{Admission, BudgetLine, LimitStore, RateHit, ReservationId, StoreError, StoreResult};
 
 mod settings;
 
@@ -33,8 +33,7 @@ pub use settings::{RedisAddressError, RedisSettings, check_address};
 const LARGEST_AMOUNT: u64 = 1 << 53;
 
 struct Scripts {
-    admit: Script,
-    reserve: Script,
+    admit_and_reserve: Script,
     renew: Script,
     finish: Script,
     open: Script,
@@ -83,8 +82,7 @@ impl RedisStore {
         Ok(RedisStore {
             connection,
             scripts: Scripts {
-                admit: Script::new(include_str!("../scripts/admit.lua")),
-                reserve: Script::new(include_str!("../scripts/reserve.lua")),
+                admit_and_reserve: Script::new(include_str!("../scripts/admit_and_reserve.lua")),
                 renew: Script::new(include_str!("../scripts/renew.lua")),
                 finish: Script::new(include_str!("../scripts/finish.lua")),
                 open: Script::new(include_str!("../scripts/open.lua")),
@@ -131,10 +129,6 @@ impl RedisStore {
     }
 }
 
-fn micros(value: i64) -> Duration {
-    Duration::from_micros(u64::try_from(value).unwrap_or(0))
-}
-
 fn index_of(value: i64, len: usize) -> Result<usize, StoreError> {
     usize::try_from(value - 1)
         .ok()
@@ -143,43 +137,21 @@ fn index_of(value: i64, len: usize) -> Result<usize, StoreError> {
 }
 
 impl LimitStore for RedisStore {
-    fn admit<'a>(&'a self, hits: &'a [RateHit], _now: Timestamp) -> StoreResult<'a, RateOutcome> {
-        Box::pin(async move {
-            if hits.is_empty() {
-                return Ok(RateOutcome::Admitted);
-            }
-            let mut invocation = self.scripts.admit.prepare_invoke();
-            for hit in hits {
-                invocation.key(self.key("rate", &hit.key));
-            }
-            for hit in hits {
-                invocation.arg(hit.per_minute);
-            }
-            // A member unique to this admission, so two requests in one microsecond count
-            // twice.
-            invocation.arg(uuid::Uuid::new_v4().simple().to_string());
-            let (index, wait): (i64, i64) = self.run("admit", invocation).await?;
-            if index == 0 {
-                return Ok(RateOutcome::Admitted);
-            }
-            Ok(RateOutcome::Limited {
-                index: index_of(index, hits.len())?,
-                retry_after: micros(wait),
-            })
-        })
-    }
-
-    fn reserve<'a>(
+    fn admit_and_reserve<'a>(
         &'a self,
+        hits: &'a [RateHit],
         id: &'a ReservationId,
         lines: &'a [BudgetLine],
         _now: Timestamp,
-    ) -> StoreResult<'a, ReserveOutcome> {
+    ) -> StoreResult<'a, Admission> {
         Box::pin(async move {
-            if lines.is_empty() {
-                return Ok(ReserveOutcome::Reserved);
+            if hits.is_empty() && lines.is_empty() {
+                return Ok(Admission::Admitted);
             }
-            let mut invocation = self.scripts.reserve.prepare_invoke();
+            let mut invocation = self.scripts.admit_and_reserve.prepare_invoke();
+            for hit in hits {
+                invocation.key(self.key("rate", &hit.key));
+            }
             for line in lines {
                 let counter = self.key("budget", &line.counter);
                 invocation.key(&counter);
@@ -187,6 +159,13 @@ impl LimitStore for RedisStore {
                 invocation.key(format!("{counter}:held"));
             }
             invocation.key(self.record(id)).key(self.index());
+            invocation.arg(hits.len());
+            for hit in hits {
+                invocation.arg(hit.per_minute);
+            }
+            // A member unique to this admission, so two requests in one microsecond count
+            // twice.
+            invocation.arg(uuid::Uuid::new_v4().simple().to_string());
             invocation.arg(&id.0).arg(self.lease_millis());
             for line in lines {
                 invocation
@@ -194,17 +173,25 @@ impl LimitStore for RedisStore {
                     .arg(line.amount.min(LARGEST_AMOUNT))
                     .arg(line.window_end.as_millisecond());
             }
-            let (index, wait): (i64, i64) = self.run("reserve", invocation).await?;
-            match index {
-                0 => Ok(ReserveOutcome::Reserved),
-                -1 => Err(StoreError(format!(
-                    "Redis reserve: the reservation id {} is already taken",
-                    id.0
-                ))),
-                index => Ok(ReserveOutcome::Refused {
+            let (answer, index, wait): (i64, i64, i64) =
+                self.run("admit and reserve", invocation).await?;
+            match answer {
+                0 => Ok(Admission::Admitted),
+                1 => Ok(Admission::RateLimited {
+                    index: index_of(index, hits.len())?,
+                    retry_after: Duration::from_micros(u64::try_from(wait).unwrap_or(0)),
+                }),
+                2 => Ok(Admission::BudgetRefused {
                     index: index_of(index, lines.len())?,
                     retry_after: Duration::from_millis(u64::try_from(wait).unwrap_or(0)),
                 }),
+                -1 => Err(StoreError(format!(
+                    "Redis admit and reserve: the reservation id {} is already taken",
+                    id.0
+                ))),
+                other => Err(StoreError(format!(
+                    "Redis admit and reserve answered {other}, which this gateway does not know"
+                ))),
             }
         })
     }
