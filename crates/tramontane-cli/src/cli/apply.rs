@@ -7,7 +7,7 @@ use super::show::read_plan;
 use super::{ClockArgs, ColorChoice, CommandError, ExitStatus};
 use tramontane::apply::audit::AuditLog;
 use tramontane::apply::journal::Journal;
-use tramontane::apply::{ApplyOptions, Status, apply_each, git_ignore, lock};
+use tramontane::apply::{ApplyOptions, Status, apply_each, git_ignore};
 use tramontane::plan::guard::{self, GuardOptions};
 use tramontane::plan::{Plan, PolicyRef, review};
 use tramontane::render::{apply as render_apply, plan as render, untrusted};
@@ -194,28 +194,12 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
     let root = RepositoryRoot::of_policies(&args.policies);
     // Held from before the organization is read until the last change ends, so the plan
     // checked for staleness is the one applied.
-    let _lock = match args.org.lock_identity(&root) {
-        Some(identity) => {
-            let org = args.org.org.as_deref().unwrap_or_default();
-            let timeout = args.lock_timeout.unsigned_abs();
-            let dir = args.lock_dir.clone().unwrap_or_else(lock::default_dir);
-            Some(lock::acquire(
-                &dir,
-                org,
-                &identity,
-                timeout,
-                |path, holder| {
-                    eprintln!(
-                        "Waiting up to {:?} for another apply against {org} to finish ({}{})…",
-                        timeout,
-                        path.display(),
-                        holder.map(|h| format!(", held by {h}")).unwrap_or_default()
-                    );
-                },
-            )?)
-        }
-        None => None,
-    };
+    let _lock = args.org.lock(
+        &root,
+        args.lock_dir.as_deref(),
+        args.lock_timeout,
+        "another apply",
+    )?;
     let Some(Planned {
         desired,
         org,

@@ -2,11 +2,12 @@
 //! explicit: there is no silent fallback to the sandbox.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
+use tramontane::apply::lock;
 use tramontane::model::DesiredOrg;
 use tramontane::org::{CreatedSandbox, Org, OrgConfig, lock_identity};
 use tramontane::provider::mistral::client::AuthScheme;
@@ -123,6 +124,34 @@ impl OrgArgs {
     /// What names the organization for the apply lock.
     pub fn lock_identity(&self, root: &RepositoryRoot) -> Option<String> {
         lock_identity(self.org.as_deref()?, &self.api_url, root)
+    }
+
+    /// Takes the organization's apply lock when `--org` names one, from `dir` (the default
+    /// lock directory when `None`), waiting up to `timeout` and saying on stderr that it
+    /// waits for `holder` (`another apply`) to finish.
+    pub fn lock(
+        &self,
+        root: &RepositoryRoot,
+        dir: Option<&Path>,
+        timeout: jiff::SignedDuration,
+        holder: &str,
+    ) -> Result<Option<lock::OrgLock>, lock::LockError> {
+        let Some(identity) = self.lock_identity(root) else {
+            return Ok(None);
+        };
+        let org = self.org.as_deref().unwrap_or_default();
+        let timeout = timeout.unsigned_abs();
+        let dir = dir.map_or_else(lock::default_dir, Path::to_path_buf);
+        lock::acquire(&dir, org, &identity, timeout, |path, held_by| {
+            eprintln!(
+                "Waiting up to {timeout:?} for {holder} against {org} to finish ({}{})…",
+                path.display(),
+                held_by
+                    .map(|h| format!(", held by {h}"))
+                    .unwrap_or_default()
+            );
+        })
+        .map(Some)
     }
 
     /// The journal's file, under the policy repository unless absolute.

@@ -62,21 +62,14 @@ pub struct Args {
 
 /// The organization's apply lock, when it has one (`--org` names it).
 fn take_lock(args: &Args, root: &RepositoryRoot) -> Result<Option<lock::OrgLock>, CommandError> {
-    let Some(identity) = args.org.lock_identity(root) else {
-        return Ok(None);
-    };
-    let org = args.org.org.as_deref().unwrap_or_default();
-    let timeout = args.lock_timeout.unsigned_abs();
-    let dir = args.lock_dir.clone().unwrap_or_else(lock::default_dir);
-    let taken = lock::acquire(&dir, org, &identity, timeout, |path, holder| {
-        eprintln!(
-            "Waiting up to {timeout:?} for an apply against {org} to finish ({}{})…",
-            path.display(),
-            holder.map(|h| format!(", held by {h}")).unwrap_or_default()
-        );
-    });
+    let taken = args.org.lock(
+        root,
+        args.lock_dir.as_deref(),
+        args.lock_timeout,
+        "an apply",
+    );
     match taken {
-        Ok(taken) => Ok(Some(taken)),
+        Ok(taken) => Ok(taken),
         Err(lock::LockError::Busy { org, path, holder }) => Err(CommandError::Usage {
             message: format!(
                 "cannot revoke now: an apply against {org} holds its lock ({}){}; nothing was deleted",
