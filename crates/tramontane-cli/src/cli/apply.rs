@@ -146,6 +146,18 @@ fn describe_commit(policy: &PolicyRef) -> String {
     }
 }
 
+/// `label: address` for each address of each group, in order: how a refusal lists what two
+/// plans differ in.
+fn labelled_addresses<'a>(
+    groups: [(&'a str, &'a [String]); 3],
+) -> impl Iterator<Item = String> + 'a {
+    groups.into_iter().flat_map(|(label, addresses)| {
+        addresses
+            .iter()
+            .map(move |address| format!("{label}: {}", untrusted::terminal(address)))
+    })
+}
+
 /// Why a saved plan no longer matches the policies: where each came from, and which
 /// addresses the plan made now changes differently.
 fn stale_policy_message(saved: &Plan, fresh: &Plan) -> String {
@@ -170,14 +182,12 @@ fn stale_policy_message(saved: &Plan, fresh: &Plan) -> String {
                 .to_owned()
         })
         .collect();
-    for (label, addresses) in [
+    for line in labelled_addresses([
         ("added since the plan", &difference.added),
         ("no longer in the plan", &difference.removed),
         ("changed since the plan", &altered),
-    ] {
-        for address in addresses {
-            message.push_str(&format!("\n  {label}: {}", untrusted::terminal(address)));
-        }
+    ]) {
+        message.push_str(&format!("\n  {line}"));
     }
     message
 }
@@ -235,14 +245,12 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
                 "error: refused: the plan made now is not the plan reviewed in {}",
                 path.display()
             )?;
-            for (label, addresses) in [
+            for line in labelled_addresses([
                 ("added since the review", &difference.added),
                 ("no longer in the plan", &difference.removed),
                 ("changed since the review", &difference.altered),
-            ] {
-                for address in addresses {
-                    writeln!(stderr, "  {label}: {}", untrusted::terminal(address))?;
-                }
+            ]) {
+                writeln!(stderr, "  {line}")?;
             }
             writeln!(
                 stderr,
