@@ -1,7 +1,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
-use super::org::OrgArgs;
+use super::org::{LockArgs, OrgArgs};
 use super::planning::{Planned, make_plan};
 use super::show::read_plan;
 use super::{ClockArgs, ColorChoice, CommandError, ExitStatus};
@@ -62,19 +62,13 @@ pub struct Args {
     )]
     pub audit_log: PathBuf,
 
-    /// How long to wait for another apply against the same organization to finish
-    /// (`0s` fails at once; `30s`, `5m`).
-    #[arg(long, default_value = "0s", env = "TRAMONTANE_LOCK_TIMEOUT")]
-    pub lock_timeout: jiff::SignedDuration,
+    #[command(flatten)]
+    pub lock: LockArgs,
 
     /// How long a secret sink's command may run before it is stopped (and the key deleted
     /// again, since its secret reached nobody).
     #[arg(long, default_value = "60s", env = "TRAMONTANE_SINK_TIMEOUT")]
     pub sink_timeout: jiff::SignedDuration,
-
-    /// Where apply locks live (one file per organization).
-    #[arg(long, env = "TRAMONTANE_LOCK_DIR", hide = true)]
-    pub lock_dir: Option<PathBuf>,
 
     /// Print nothing on stderr while reading the organization.
     #[arg(long, short)]
@@ -204,12 +198,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
     let root = RepositoryRoot::of_policies(&args.policies);
     // Held from before the organization is read until the last change ends, so the plan
     // checked for staleness is the one applied.
-    let _lock = args.org.lock(
-        &root,
-        args.lock_dir.as_deref(),
-        args.lock_timeout,
-        "another apply",
-    )?;
+    let _lock = args.lock.take(&args.org, &root, "another apply")?;
     let Some(Planned {
         desired,
         org,

@@ -2,7 +2,7 @@
 //! explicit: there is no silent fallback to the sandbox.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,6 +86,49 @@ pub struct OrgArgs {
     pub backoff_ms: u64,
 }
 
+/// The flags of the organization's apply lock, which apply and revoke both hold while they
+/// change the organization.
+#[derive(Debug, clap::Args)]
+pub struct LockArgs {
+    /// How long to wait for another apply or revoke against the same organization to finish
+    /// (`0s` fails at once; `30s`, `5m`).
+    #[arg(long, default_value = "0s", env = "TRAMONTANE_LOCK_TIMEOUT")]
+    pub lock_timeout: jiff::SignedDuration,
+
+    /// Where apply locks live (one file per organization).
+    #[arg(long, env = "TRAMONTANE_LOCK_DIR", hide = true)]
+    pub lock_dir: Option<PathBuf>,
+}
+
+impl LockArgs {
+    /// Takes the lock of the organization `org` names, when it names one, waiting up to
+    /// `--lock-timeout` and saying on stderr that it waits for `holder` (`another apply`)
+    /// to finish.
+    pub fn take(
+        &self,
+        org: &OrgArgs,
+        root: &RepositoryRoot,
+        holder: &str,
+    ) -> Result<Option<lock::OrgLock>, lock::LockError> {
+        let Some(identity) = org.lock_identity(root) else {
+            return Ok(None);
+        };
+        let org = org.org.as_deref().unwrap_or_default();
+        let timeout = self.lock_timeout.unsigned_abs();
+        let dir = self.lock_dir.clone().unwrap_or_else(lock::default_dir);
+        lock::acquire(&dir, org, &identity, timeout, |path, held_by| {
+            eprintln!(
+                "Waiting up to {timeout:?} for {holder} against {org} to finish ({}{})…",
+                path.display(),
+                held_by
+                    .map(|h| format!(", held by {h}"))
+                    .unwrap_or_default()
+            );
+        })
+        .map(Some)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Auth {
     ApiKey,
@@ -124,34 +167,6 @@ impl OrgArgs {
     /// What names the organization for the apply lock.
     pub fn lock_identity(&self, root: &RepositoryRoot) -> Option<String> {
         lock_identity(self.org.as_deref()?, &self.api_url, root)
-    }
-
-    /// Takes the organization's apply lock when `--org` names one, from `dir` (the default
-    /// lock directory when `None`), waiting up to `timeout` and saying on stderr that it
-    /// waits for `holder` (`another apply`) to finish.
-    pub fn lock(
-        &self,
-        root: &RepositoryRoot,
-        dir: Option<&Path>,
-        timeout: jiff::SignedDuration,
-        holder: &str,
-    ) -> Result<Option<lock::OrgLock>, lock::LockError> {
-        let Some(identity) = self.lock_identity(root) else {
-            return Ok(None);
-        };
-        let org = self.org.as_deref().unwrap_or_default();
-        let timeout = timeout.unsigned_abs();
-        let dir = dir.map_or_else(lock::default_dir, Path::to_path_buf);
-        lock::acquire(&dir, org, &identity, timeout, |path, held_by| {
-            eprintln!(
-                "Waiting up to {timeout:?} for {holder} against {org} to finish ({}{})…",
-                path.display(),
-                held_by
-                    .map(|h| format!(", held by {h}"))
-                    .unwrap_or_default()
-            );
-        })
-        .map(Some)
     }
 
     /// The journal's file, under the policy repository unless absolute.

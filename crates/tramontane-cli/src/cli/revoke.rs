@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use super::audit::load_policy;
-use super::org::{OrgArgs, runtime};
+use super::org::{LockArgs, OrgArgs, runtime};
 use super::{ColorChoice, CommandError, ExitStatus};
 use tramontane::apply::audit::{AuditLog, OutsidePlan};
 use tramontane::apply::lock;
@@ -47,14 +47,8 @@ pub struct Args {
     )]
     pub audit_log: PathBuf,
 
-    /// How long to wait for an apply (or another revoke) against the same organization to
-    /// finish (`0s` fails at once; `30s`, `5m`).
-    #[arg(long, default_value = "0s", env = "TRAMONTANE_LOCK_TIMEOUT")]
-    pub lock_timeout: jiff::SignedDuration,
-
-    /// Where apply locks live (one file per organization).
-    #[arg(long, env = "TRAMONTANE_LOCK_DIR", hide = true)]
-    pub lock_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub lock: LockArgs,
 
     #[command(flatten)]
     pub clock: super::ClockArgs,
@@ -62,12 +56,7 @@ pub struct Args {
 
 /// The organization's apply lock, when it has one (`--org` names it).
 fn take_lock(args: &Args, root: &RepositoryRoot) -> Result<Option<lock::OrgLock>, CommandError> {
-    let taken = args.org.lock(
-        root,
-        args.lock_dir.as_deref(),
-        args.lock_timeout,
-        "an apply",
-    );
+    let taken = args.lock.take(&args.org, root, "an apply");
     match taken {
         Ok(taken) => Ok(taken),
         Err(lock::LockError::Busy { org, path, holder }) => Err(CommandError::Usage {
