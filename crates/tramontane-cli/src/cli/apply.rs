@@ -116,6 +116,18 @@ pub(super) fn declined(answer: &str) -> Option<ExitStatus> {
     (answer.trim() != "yes").then_some(ExitStatus::Declined)
 }
 
+/// Asks `question` on `out` and reads the answer from stdin; what [`declined`] makes of it.
+pub(super) fn ask(
+    out: &mut impl Write,
+    question: &str,
+) -> Result<Option<ExitStatus>, CommandError> {
+    write!(out, "{question}")?;
+    out.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(declined(&answer))
+}
+
 fn refuse(message: String, help: &str) -> CommandError {
     CommandError::Usage {
         message,
@@ -319,14 +331,11 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
                         "review the plan, then pass --auto-approve (or apply a saved plan with --auto-approve)",
                     ));
                 }
-                print!(
+                let question = format!(
                     "\nApply these changes to {}? Only `yes` is accepted: ",
                     fresh.live.org
                 );
-                std::io::stdout().flush()?;
-                let mut answer = String::new();
-                std::io::stdin().lock().read_line(&mut answer)?;
-                if let Some(declined) = declined(&answer) {
+                if let Some(declined) = ask(&mut std::io::stdout(), &question)? {
                     eprintln!("Apply cancelled: only `yes` confirms. Nothing applied.");
                     return Ok(declined);
                 }

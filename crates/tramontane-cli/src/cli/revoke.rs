@@ -2,7 +2,7 @@
 //! request), records it in the apply audit log, and says which policy line would bring the
 //! key back on the next apply.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use super::audit::load_policy;
@@ -159,14 +159,10 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
                 help: Some("pass --yes to revoke without asking".into()),
             });
         }
-        write!(
-            stderr,
-            "Delete now? Whatever uses it stops working. Only `yes` is accepted: "
-        )?;
-        stderr.flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if let Some(declined) = super::apply::declined(&answer) {
+        if let Some(declined) = super::apply::ask(
+            &mut stderr,
+            "Delete now? Whatever uses it stops working. Only `yes` is accepted: ",
+        )? {
             writeln!(
                 stderr,
                 "Revoke cancelled: only `yes` confirms. Nothing deleted."
