@@ -164,6 +164,25 @@ impl Planner<'_> {
         }
     }
 
+    /// A live object the policy does not name: deleted by `prune`'s change, for its reason,
+    /// when its kind is pruned; otherwise left alone and listed as unmanaged with `note`.
+    fn not_in_policy(
+        &mut self,
+        address: String,
+        kind: Kind,
+        prune: Option<(&str, ChangeSpec)>,
+        note: impl FnOnce() -> String,
+    ) {
+        match prune {
+            Some((reason, spec)) => self.push(Change::new(address, reason, spec)),
+            None => self.unmanaged.push(Unmanaged {
+                address,
+                kind,
+                note: note(),
+            }),
+        }
+    }
+
     /// An update, if `before` and `after` differ in any attribute; the reason names them.
     fn update<T: Serialize>(&mut self, address: String, before: &T, after: &T, spec: ChangeSpec) {
         let changed = differing(before, after);
@@ -178,6 +197,11 @@ impl Planner<'_> {
         );
         self.push(Change::new(address, reason, spec));
     }
+}
+
+/// The note on a team or workspace the policy does not name.
+fn members_not_in_policy(count: usize) -> String {
+    format!("{count} member{} and not in the policy", plural(count))
 }
 
 /// The attributes of `after` whose values `before` does not have, in `after`'s order.
