@@ -21,7 +21,7 @@ use super::{
     Action, Change, ChangeSpec, FORMAT_VERSION, Kind, LiveRef, Plan, PolicyRef, Rotation, Summary,
     Unmanaged,
 };
-use crate::model::{DesiredOrg, LiveOrg, SecretSink, timestamp};
+use crate::model::{DesiredOrg, LiveOrg, SecretSink, WorkspaceRole, timestamp};
 use crate::policy::catalog::Catalog;
 use crate::runtime::Runtime;
 
@@ -197,6 +197,11 @@ impl Planner<'_> {
         );
         self.push(Change::new(address, reason, spec));
     }
+}
+
+/// Workspace roles as the Admin API names them.
+fn workspace_role_names(roles: &[WorkspaceRole]) -> BTreeSet<String> {
+    roles.iter().map(|role| role.as_str().to_owned()).collect()
 }
 
 /// The note on a team or workspace the policy does not name.

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Planner, members_not_in_policy};
+use super::{Planner, members_not_in_policy, workspace_role_names};
 use crate::plan::{Change, ChangeSpec, DeletedTeam, Kind, NewTeam, TeamState, TeamWorkspaces};
 
 impl Planner<'_> {
@@ -21,10 +21,7 @@ impl Planner<'_> {
             let workspaces: TeamWorkspaces = team
                 .workspaces
                 .iter()
-                .map(|(workspace, roles)| {
-                    let roles = roles.iter().map(|role| role.as_str().to_owned()).collect();
-                    (workspace.clone(), roles)
-                })
+                .map(|(workspace, roles)| (workspace.clone(), workspace_role_names(roles)))
                 .collect();
             let organization_role = team.organization_role.map(|role| role.as_str().to_owned());
             match live.teams.get(name) {

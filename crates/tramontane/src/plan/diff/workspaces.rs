@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Planner, members_not_in_policy};
+use super::{Planner, members_not_in_policy, workspace_role_names};
 use crate::model::{Budget, Workspace, WorkspaceRole};
 use crate::plan::{
     ArchivedWorkspace, Change, ChangeSpec, Kind, NewWorkspace, Unmanaged, WorkspaceMembers,
@@ -100,10 +100,7 @@ fn desired_members(workspace: &Workspace) -> WorkspaceMembers {
     let mut members: BTreeMap<String, BTreeSet<String>> = workspace
         .members
         .iter()
-        .map(|(email, roles)| {
-            let roles = roles.iter().map(|role| role.as_str().to_owned()).collect();
-            (email.to_lowercase(), roles)
-        })
+        .map(|(email, roles)| (email.to_lowercase(), workspace_role_names(roles)))
         .collect();
     if let Some(admin) = &workspace.admin {
         members
