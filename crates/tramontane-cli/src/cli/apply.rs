@@ -1,13 +1,13 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
-use super::org::OrgArgs;
+use super::org::{LockArgs, OrgArgs};
 use super::planning::{Planned, make_plan};
 use super::show::read_plan;
 use super::{ClockArgs, ColorChoice, CommandError, ExitStatus};
 use tramontane::apply::audit::AuditLog;
 use tramontane::apply::journal::Journal;
-use tramontane::apply::{ApplyOptions, Status, apply_each, git_ignore, lock};
+use tramontane::apply::{ApplyOptions, Status, apply_each, git_ignore};
 use tramontane::plan::guard::{self, GuardOptions};
 use tramontane::plan::{Plan, PolicyRef, review};
 use tramontane::render::{apply as render_apply, plan as render, untrusted};
@@ -62,19 +62,13 @@ pub struct Args {
     )]
     pub audit_log: PathBuf,
 
-    /// How long to wait for another apply against the same organization to finish
-    /// (`0s` fails at once; `30s`, `5m`).
-    #[arg(long, default_value = "0s", env = "TRAMONTANE_LOCK_TIMEOUT")]
-    pub lock_timeout: jiff::SignedDuration,
+    #[command(flatten)]
+    pub lock: LockArgs,
 
     /// How long a secret sink's command may run before it is stopped (and the key deleted
     /// again, since its secret reached nobody).
     #[arg(long, default_value = "60s", env = "TRAMONTANE_SINK_TIMEOUT")]
     pub sink_timeout: jiff::SignedDuration,
-
-    /// Where apply locks live (one file per organization).
-    #[arg(long, env = "TRAMONTANE_LOCK_DIR", hide = true)]
-    pub lock_dir: Option<PathBuf>,
 
     /// Print nothing on stderr while reading the organization.
     #[arg(long, short)]
@@ -122,6 +116,18 @@ pub(super) fn declined(answer: &str) -> Option<ExitStatus> {
     (answer.trim() != "yes").then_some(ExitStatus::Declined)
 }
 
+/// Asks `question` on `out` and reads the answer from stdin; what [`declined`] makes of it.
+pub(super) fn ask(
+    out: &mut impl Write,
+    question: &str,
+) -> Result<Option<ExitStatus>, CommandError> {
+    write!(out, "{question}")?;
+    out.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(declined(&answer))
+}
+
 fn refuse(message: String, help: &str) -> CommandError {
     CommandError::Usage {
         message,
@@ -144,6 +150,18 @@ fn describe_commit(policy: &PolicyRef) -> String {
         ),
         None => "outside git".into(),
     }
+}
+
+/// `label: address` for each address of each group, in order: how a refusal lists what two
+/// plans differ in.
+fn labelled_addresses<'a>(
+    groups: [(&'a str, &'a [String]); 3],
+) -> impl Iterator<Item = String> + 'a {
+    groups.into_iter().flat_map(|(label, addresses)| {
+        addresses
+            .iter()
+            .map(move |address| format!("{label}: {}", untrusted::terminal(address)))
+    })
 }
 
 /// Why a saved plan no longer matches the policies: where each came from, and which
@@ -170,14 +188,12 @@ fn stale_policy_message(saved: &Plan, fresh: &Plan) -> String {
                 .to_owned()
         })
         .collect();
-    for (label, addresses) in [
+    for line in labelled_addresses([
         ("added since the plan", &difference.added),
         ("no longer in the plan", &difference.removed),
         ("changed since the plan", &altered),
-    ] {
-        for address in addresses {
-            message.push_str(&format!("\n  {label}: {}", untrusted::terminal(address)));
-        }
+    ]) {
+        message.push_str(&format!("\n  {line}"));
     }
     message
 }
@@ -194,28 +210,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
     let root = RepositoryRoot::of_policies(&args.policies);
     // Held from before the organization is read until the last change ends, so the plan
     // checked for staleness is the one applied.
-    let _lock = match args.org.lock_identity(&root) {
-        Some(identity) => {
-            let org = args.org.org.as_deref().unwrap_or_default();
-            let timeout = args.lock_timeout.unsigned_abs();
-            let dir = args.lock_dir.clone().unwrap_or_else(lock::default_dir);
-            Some(lock::acquire(
-                &dir,
-                org,
-                &identity,
-                timeout,
-                |path, holder| {
-                    eprintln!(
-                        "Waiting up to {:?} for another apply against {org} to finish ({}{})…",
-                        timeout,
-                        path.display(),
-                        holder.map(|h| format!(", held by {h}")).unwrap_or_default()
-                    );
-                },
-            )?)
-        }
-        None => None,
-    };
+    let _lock = args.lock.take(&args.org, &root, "another apply")?;
     let Some(Planned {
         desired,
         org,
@@ -251,14 +246,12 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
                 "error: refused: the plan made now is not the plan reviewed in {}",
                 path.display()
             )?;
-            for (label, addresses) in [
+            for line in labelled_addresses([
                 ("added since the review", &difference.added),
                 ("no longer in the plan", &difference.removed),
                 ("changed since the review", &difference.altered),
-            ] {
-                for address in addresses {
-                    writeln!(stderr, "  {label}: {}", untrusted::terminal(address))?;
-                }
+            ]) {
+                writeln!(stderr, "  {line}")?;
             }
             writeln!(
                 stderr,
@@ -338,14 +331,11 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
                         "review the plan, then pass --auto-approve (or apply a saved plan with --auto-approve)",
                     ));
                 }
-                print!(
+                let question = format!(
                     "\nApply these changes to {}? Only `yes` is accepted: ",
                     fresh.live.org
                 );
-                std::io::stdout().flush()?;
-                let mut answer = String::new();
-                std::io::stdin().lock().read_line(&mut answer)?;
-                if let Some(declined) = declined(&answer) {
+                if let Some(declined) = ask(&mut std::io::stdout(), &question)? {
                     eprintln!("Apply cancelled: only `yes` confirms. Nothing applied.");
                     return Ok(declined);
                 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
+use tramontane::apply::lock;
 use tramontane::model::DesiredOrg;
 use tramontane::org::{CreatedSandbox, Org, OrgConfig, lock_identity};
 use tramontane::provider::mistral::client::AuthScheme;
@@ -83,6 +84,49 @@ pub struct OrgArgs {
         hide = true
     )]
     pub backoff_ms: u64,
+}
+
+/// The flags of the organization's apply lock, which apply and revoke both hold while they
+/// change the organization.
+#[derive(Debug, clap::Args)]
+pub struct LockArgs {
+    /// How long to wait for another apply or revoke against the same organization to finish
+    /// (`0s` fails at once; `30s`, `5m`).
+    #[arg(long, default_value = "0s", env = "TRAMONTANE_LOCK_TIMEOUT")]
+    pub lock_timeout: jiff::SignedDuration,
+
+    /// Where apply locks live (one file per organization).
+    #[arg(long, env = "TRAMONTANE_LOCK_DIR", hide = true)]
+    pub lock_dir: Option<PathBuf>,
+}
+
+impl LockArgs {
+    /// Takes the lock of the organization `org` names, when it names one, waiting up to
+    /// `--lock-timeout` and saying on stderr that it waits for `holder` (`another apply`)
+    /// to finish.
+    pub fn take(
+        &self,
+        org: &OrgArgs,
+        root: &RepositoryRoot,
+        holder: &str,
+    ) -> Result<Option<lock::OrgLock>, lock::LockError> {
+        let Some(identity) = org.lock_identity(root) else {
+            return Ok(None);
+        };
+        let org = org.org.as_deref().unwrap_or_default();
+        let timeout = self.lock_timeout.unsigned_abs();
+        let dir = self.lock_dir.clone().unwrap_or_else(lock::default_dir);
+        lock::acquire(&dir, org, &identity, timeout, |path, held_by| {
+            eprintln!(
+                "Waiting up to {timeout:?} for {holder} against {org} to finish ({}{})…",
+                path.display(),
+                held_by
+                    .map(|h| format!(", held by {h}"))
+                    .unwrap_or_default()
+            );
+        })
+        .map(Some)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

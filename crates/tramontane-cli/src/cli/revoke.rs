@@ -2,11 +2,11 @@
 //! request), records it in the apply audit log, and says which policy line would bring the
 //! key back on the next apply.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use super::audit::load_policy;
-use super::org::{OrgArgs, runtime};
+use super::org::{LockArgs, OrgArgs, runtime};
 use super::{ColorChoice, CommandError, ExitStatus};
 use tramontane::apply::audit::{AuditLog, OutsidePlan};
 use tramontane::apply::lock;
@@ -47,14 +47,8 @@ pub struct Args {
     )]
     pub audit_log: PathBuf,
 
-    /// How long to wait for an apply (or another revoke) against the same organization to
-    /// finish (`0s` fails at once; `30s`, `5m`).
-    #[arg(long, default_value = "0s", env = "TRAMONTANE_LOCK_TIMEOUT")]
-    pub lock_timeout: jiff::SignedDuration,
-
-    /// Where apply locks live (one file per organization).
-    #[arg(long, env = "TRAMONTANE_LOCK_DIR", hide = true)]
-    pub lock_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub lock: LockArgs,
 
     #[command(flatten)]
     pub clock: super::ClockArgs,
@@ -62,21 +56,9 @@ pub struct Args {
 
 /// The organization's apply lock, when it has one (`--org` names it).
 fn take_lock(args: &Args, root: &RepositoryRoot) -> Result<Option<lock::OrgLock>, CommandError> {
-    let Some(identity) = args.org.lock_identity(root) else {
-        return Ok(None);
-    };
-    let org = args.org.org.as_deref().unwrap_or_default();
-    let timeout = args.lock_timeout.unsigned_abs();
-    let dir = args.lock_dir.clone().unwrap_or_else(lock::default_dir);
-    let taken = lock::acquire(&dir, org, &identity, timeout, |path, holder| {
-        eprintln!(
-            "Waiting up to {timeout:?} for an apply against {org} to finish ({}{})…",
-            path.display(),
-            holder.map(|h| format!(", held by {h}")).unwrap_or_default()
-        );
-    });
+    let taken = args.lock.take(&args.org, root, "an apply");
     match taken {
-        Ok(taken) => Ok(Some(taken)),
+        Ok(taken) => Ok(taken),
         Err(lock::LockError::Busy { org, path, holder }) => Err(CommandError::Usage {
             message: format!(
                 "cannot revoke now: an apply against {org} holds its lock ({}){}; nothing was deleted",
@@ -177,14 +159,10 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
                 help: Some("pass --yes to revoke without asking".into()),
             });
         }
-        write!(
-            stderr,
-            "Delete now? Whatever uses it stops working. Only `yes` is accepted: "
-        )?;
-        stderr.flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if let Some(declined) = super::apply::declined(&answer) {
+        if let Some(declined) = super::apply::ask(
+            &mut stderr,
+            "Delete now? Whatever uses it stops working. Only `yes` is accepted: ",
+        )? {
             writeln!(
                 stderr,
                 "Revoke cancelled: only `yes` confirms. Nothing deleted."

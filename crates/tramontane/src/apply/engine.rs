@@ -132,12 +132,12 @@ impl<P: Provider> Engine<'_, P> {
                 after,
             } => {
                 let id = self.workspace(name)?;
-                if let Some(description) = &after.description
-                    && before.description.as_ref() != Some(description)
+                if let Some(description) =
+                    changed_description(&before.description, &after.description)
                 {
                     self.perform(Operation::SetWorkspaceDescription {
                         workspace: id.clone(),
-                        description: description.clone(),
+                        description,
                     })
                     .await?;
                 }
@@ -196,12 +196,12 @@ impl<P: Provider> Engine<'_, P> {
                 after,
             } => {
                 let id = self.team(name)?;
-                if let Some(description) = &after.description
-                    && before.description.as_ref() != Some(description)
+                if let Some(description) =
+                    changed_description(&before.description, &after.description)
                 {
                     self.perform(Operation::SetGroupDescription {
                         group: id.clone(),
-                        description: description.clone(),
+                        description,
                     })
                     .await?;
                 }
@@ -473,4 +473,12 @@ struct TeamSide<'a> {
     members: &'a BTreeSet<String>,
     workspaces: &'a TeamWorkspaces,
     organization_role: Option<&'a str>,
+}
+
+/// The description an update sets: the policy's, where it sets one the organization does
+/// not already have.
+fn changed_description(before: &Option<String>, after: &Option<String>) -> Option<String> {
+    after
+        .clone()
+        .filter(|description| before.as_ref() != Some(description))
 }

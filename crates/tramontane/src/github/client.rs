@@ -173,15 +173,6 @@ impl std::fmt::Debug for GitHub {
     }
 }
 
-fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
 impl GitHub {
     /// A client for the API at `api_url` (https, or plain http to this machine only).
     pub fn new(
@@ -195,8 +186,7 @@ impl GitHub {
             url: shown.clone(),
             reason: error.to_string(),
         })?;
-        let scheme = url.scheme();
-        if scheme != "https" && !(scheme == "http" && is_loopback(&url)) {
+        if !crate::provider::mistral::transport::may_carry_credentials(&url) {
             return Err(GitHubError::InsecureUrl { url: shown });
         }
         if token.expose_secret().trim().is_empty() {

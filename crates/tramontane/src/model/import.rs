@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use jiff::civil::Date;
+use serde::de::DeserializeOwned;
 
 use super::{
     ApiKey, DesiredOrg, LiveOrg, Member, OrganizationRole, SecretSink, Team, Workspace,
@@ -163,20 +164,24 @@ pub fn desired_from_live(live: &LiveOrg, today: Date) -> (DesiredOrg, Vec<String
 }
 
 fn organization_role(name: &str, notes: &mut Vec<String>) -> Option<OrganizationRole> {
-    let role = serde_json::from_value(serde_json::Value::String(name.to_owned())).ok();
-    if role.is_none() {
-        notes.push(format!(
-            "organization role `{name}` is not one the policy format knows; left out"
-        ));
-    }
-    role
+    known_role("organization", name, notes)
 }
 
 fn workspace_role(name: &str, notes: &mut Vec<String>) -> Option<WorkspaceRole> {
+    known_role("workspace", name, notes)
+}
+
+/// The role the API calls `name`, when the policy format knows it; otherwise a note says
+/// the `scope` role was left out.
+fn known_role<Role: DeserializeOwned>(
+    scope: &str,
+    name: &str,
+    notes: &mut Vec<String>,
+) -> Option<Role> {
     let role = serde_json::from_value(serde_json::Value::String(name.to_owned())).ok();
     if role.is_none() {
         notes.push(format!(
-            "workspace role `{name}` is not one the policy format knows; left out"
+            "{scope} role `{name}` is not one the policy format knows; left out"
         ));
     }
     role

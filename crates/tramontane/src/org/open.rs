@@ -8,9 +8,9 @@ use super::{DEMO_PATH, Org, OrgConfig, OrgError};
 use crate::model::DesiredOrg;
 use crate::provider::ProviderError;
 use crate::provider::mistral::MistralProvider;
-use crate::provider::mistral::client::{Client, ClientConfig, is_loopback};
+use crate::provider::mistral::client::{Client, ClientConfig};
 use crate::provider::mistral::error::ApiError;
-use crate::provider::mistral::transport::redact_userinfo;
+use crate::provider::mistral::transport::{may_carry_credentials, redact_userinfo};
 use crate::provider::sandbox::{SandboxAdmin, SandboxProvider};
 use crate::repository::RepositoryRoot;
 
@@ -103,7 +103,7 @@ fn open_mistral(config: &OrgConfig) -> Result<MistralProvider, OrgError> {
     let inference = match &config.inference_url {
         Some(text) => {
             let url = parse_url("MISTRAL_INFERENCE_URL", text)?;
-            if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback(&url)) {
+            if !may_carry_credentials(&url) {
                 return Err(ProviderError::from(ApiError::InsecureUrl {
                     url: url.to_string(),
                 })

@@ -160,13 +160,11 @@ fn decode(wire: &WireChange) -> Result<ChangeSpec, String> {
         {
             let before = gateway_key_side(&wire.before, "before", action != Action::Create)?;
             let after = gateway_key_side(&wire.after, "after", action != Action::Delete)?;
-            let id = match (&before, &after) {
-                (Some(old), Some(new)) if old.id != new.id => {
-                    return Err("has a `before` and an `after` of different gateway keys".into());
-                }
-                (Some(side), _) | (_, Some(side)) => side.id.clone(),
-                (None, None) => return Err("has neither `before` nor `after`".into()),
-            };
+            let id = one_subject(
+                before.as_ref().map(|side| &side.id),
+                after.as_ref().map(|side| &side.id),
+                "gateway keys",
+            )?;
             ChangeSpec::GatewayKey {
                 id,
                 before: before.map(|side| side.access),
@@ -176,13 +174,11 @@ fn decode(wire: &WireChange) -> Result<ChangeSpec, String> {
         (Kind::Runtime, action @ (Action::Create | Action::Update | Action::Delete)) => {
             let before = runtime_side(&wire.before, "before", action != Action::Create)?;
             let after = runtime_side(&wire.after, "after", action != Action::Delete)?;
-            let caller = match (&before, &after) {
-                (Some(old), Some(new)) if old.caller != new.caller => {
-                    return Err("has a `before` and an `after` of different callers".into());
-                }
-                (Some(side), _) | (_, Some(side)) => side.caller.clone(),
-                (None, None) => return Err("has neither `before` nor `after`".into()),
-            };
+            let caller = one_subject(
+                before.as_ref().map(|side| &side.caller),
+                after.as_ref().map(|side| &side.caller),
+                "callers",
+            )?;
             ChangeSpec::Runtime {
                 caller,
                 before: before.map(|side| side.limits),
@@ -202,6 +198,22 @@ fn decode(wire: &WireChange) -> Result<ChangeSpec, String> {
             ));
         }
     })
+}
+
+/// What a runtime change is a change of (a caller, a gateway key): the same on both sides,
+/// or read from the one side there is. `what` names such subjects in the error.
+fn one_subject<T: PartialEq + Clone>(
+    before: Option<&T>,
+    after: Option<&T>,
+    what: &str,
+) -> Result<T, String> {
+    match (before, after) {
+        (Some(old), Some(new)) if old != new => {
+            Err(format!("has a `before` and an `after` of different {what}"))
+        }
+        (Some(subject), _) | (_, Some(subject)) => Ok(subject.clone()),
+        (None, None) => Err("has neither `before` nor `after`".into()),
+    }
 }
 
 fn side<T: DeserializeOwned>(value: &Option<Value>, which: &str) -> Result<T, String> {

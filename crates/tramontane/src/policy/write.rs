@@ -34,21 +34,7 @@ fn emit_block(value: &Json, indent: usize, out: &mut String) {
             for item in items {
                 out.push_str(&pad);
                 out.push('-');
-                match item {
-                    Json::Object(map) if !map.is_empty() => {
-                        out.push('\n');
-                        emit_block(item, indent + 2, out);
-                    }
-                    Json::Array(inner) if !inner.is_empty() => {
-                        out.push('\n');
-                        emit_block(item, indent + 2, out);
-                    }
-                    _ => {
-                        out.push(' ');
-                        out.push_str(&inline(item));
-                        out.push('\n');
-                    }
-                }
+                emit_nested_or_inline(item, indent, out);
             }
         }
         scalar => {
@@ -60,27 +46,36 @@ fn emit_block(value: &Json, indent: usize, out: &mut String) {
 }
 
 fn emit_after_key(value: &Json, indent: usize, out: &mut String) {
-    match value {
-        Json::Object(map) if !map.is_empty() => {
-            out.push('\n');
-            emit_block(value, indent + 2, out);
-        }
-        // Short lists of scalars read best inline, as people write model and role lists.
-        Json::Array(items) if !items.is_empty() && items.iter().all(is_scalar) => {
-            out.push(' ');
-            out.push_str(&inline(value));
-            out.push('\n');
-        }
-        Json::Array(items) if !items.is_empty() => {
-            out.push('\n');
-            emit_block(value, indent + 2, out);
-        }
-        _ => {
-            out.push(' ');
-            out.push_str(&inline(value));
-            out.push('\n');
-        }
+    // Short lists of scalars read best inline, as people write model and role lists.
+    if let Json::Array(items) = value
+        && items.iter().all(is_scalar)
+    {
+        emit_inline(value, out);
+        return;
     }
+    emit_nested_or_inline(value, indent, out);
+}
+
+/// What follows a `key:` or a list's `-`: a non-empty map or list as a block on the lines
+/// below, anything else on the same line.
+fn emit_nested_or_inline(value: &Json, indent: usize, out: &mut String) {
+    let nested = match value {
+        Json::Object(map) => !map.is_empty(),
+        Json::Array(items) => !items.is_empty(),
+        _ => false,
+    };
+    if nested {
+        out.push('\n');
+        emit_block(value, indent + 2, out);
+    } else {
+        emit_inline(value, out);
+    }
+}
+
+fn emit_inline(value: &Json, out: &mut String) {
+    out.push(' ');
+    out.push_str(&inline(value));
+    out.push('\n');
 }
 
 fn is_scalar(value: &Json) -> bool {

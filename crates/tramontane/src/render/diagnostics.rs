@@ -9,11 +9,7 @@ use crate::policy::source::{Position, SourceFile, SourceSet, Span};
 
 /// The human rendering: one frame per problem, then a summary line.
 pub fn human(loaded: &LoadedPolicy, policy_dir: &str, color: bool) -> String {
-    let renderer = if color {
-        Renderer::styled()
-    } else {
-        Renderer::plain()
-    };
+    let renderer = frame_renderer(color);
     let mut out = String::new();
     for diagnostic in &loaded.diagnostics {
         out.push_str(&renderer.render(&frame(diagnostic, &loaded.sources)));
@@ -42,6 +38,15 @@ pub fn human(loaded: &LoadedPolicy, policy_dir: &str, color: bool) -> String {
     }
     out.push('\n');
     out
+}
+
+/// What draws rustc-style frames: with ANSI styles where `color`, plain otherwise.
+pub(crate) fn frame_renderer(color: bool) -> Renderer {
+    if color {
+        Renderer::styled()
+    } else {
+        Renderer::plain()
+    }
 }
 
 fn plural(count: usize) -> &'static str {

@@ -69,6 +69,22 @@ fn starts_mention(previous: Option<char>) -> bool {
     !previous.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Escapes what HTML and markdown text both must: a mention, and the characters that start a
+/// tag or an entity. Whether `c` was one of them (and so is written).
+fn escape_mention_or_markup(c: char, previous: Option<char>, out: &mut String) -> bool {
+    match c {
+        '@' if starts_mention(previous) => {
+            out.push('@');
+            out.push(MENTION_BREAK);
+        }
+        '&' => out.push_str("&amp;"),
+        '<' => out.push_str("&lt;"),
+        '>' => out.push_str("&gt;"),
+        _ => return false,
+    }
+    true
+}
+
 /// Text inside raw HTML (a `<summary>` line, an HTML block GitHub does not parse as
 /// markdown): tags, comments, entities and mentions are neutralised, and the text stays on
 /// its line.
@@ -77,14 +93,10 @@ pub fn html(text: &str) -> String {
     let mut previous = None;
     for c in text.chars() {
         let before = previous.replace(c);
+        if escape_mention_or_markup(c, before, &mut out) {
+            continue;
+        }
         match c {
-            '@' if starts_mention(before) => {
-                out.push('@');
-                out.push(MENTION_BREAK);
-            }
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
             c if is_hidden(c) => escape_hidden(c, &mut out),
@@ -101,14 +113,10 @@ pub fn markdown(text: &str) -> String {
     let mut previous = None;
     for (index, c) in text.chars().enumerate() {
         let before = previous.replace(c);
+        if escape_mention_or_markup(c, before, &mut out) {
+            continue;
+        }
         match c {
-            '@' if starts_mention(before) => {
-                out.push('@');
-                out.push(MENTION_BREAK);
-            }
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
             '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' | '!' => {
                 out.push('\\');
                 out.push(c);

@@ -1,12 +1,13 @@
 //! A scan report for people (rustc-style frames) and for programs (JSON). Secrets appear
 //! only redacted; paths come from the repository and are shown escaped.
 
-use annotate_snippets::{Group, Level, Origin, Renderer};
+use annotate_snippets::{Group, Level, Origin};
 use serde_json::{Value as Json, json};
 
 use super::detect::Severity;
 use super::finding::{Finding, Verification};
 use super::{Coverage, ScanReport};
+use crate::render::diagnostics::frame_renderer;
 use crate::render::untrusted;
 
 /// The version of the `--format json` document; bumped on an incompatible change.
@@ -14,11 +15,7 @@ pub const JSON_VERSION: u32 = 1;
 
 /// One frame per finding, then a summary.
 pub fn human(report: &ScanReport, color: bool) -> String {
-    let renderer = if color {
-        Renderer::styled()
-    } else {
-        Renderer::plain()
-    };
+    let renderer = frame_renderer(color);
     let mut out = String::new();
     for finding in &report.findings {
         out.push_str(&renderer.render(&frame(finding)));

@@ -13,8 +13,9 @@ use sha2::{Digest, Sha256};
 use super::detect::Rule;
 use super::error::ScanError;
 use super::finding::{Finding, Verification};
-use crate::provider::mistral::client::is_loopback;
-use crate::provider::mistral::transport::{redact_url, redact_userinfo, transport_cause};
+use crate::provider::mistral::transport::{
+    may_carry_credentials, redact_url, redact_userinfo, transport_cause,
+};
 
 /// The API verified against when `MISTRAL_API_URL` is not set.
 pub const DEFAULT_API_URL: &str = "https://api.mistral.ai";
@@ -35,8 +36,7 @@ impl Verifier {
             url: redact_userinfo(api_url),
             reason: format!("not a URL: {error}"),
         })?;
-        let scheme = url.scheme();
-        if scheme != "https" && !(scheme == "http" && is_loopback(&url)) {
+        if !may_carry_credentials(&url) {
             return Err(ScanError::VerifyUrl {
                 url: redact_url(&url),
                 reason: "keys are sent only over https (or plain http to loopback)".into(),

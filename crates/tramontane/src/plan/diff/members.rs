@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::Planner;
 use crate::plan::change::RolesSide;
-use crate::plan::{Change, ChangeSpec, Kind, MemberSpec, Unmanaged};
+use crate::plan::{Change, ChangeSpec, Kind, MemberSpec};
 
 impl Planner<'_> {
     pub(super) fn members(&mut self) {
@@ -72,28 +72,21 @@ impl Planner<'_> {
                 continue;
             }
             let address = format!("member.{}", current.email);
-            if prune {
+            let delete = prune.then(|| {
                 let spec = ChangeSpec::MemberDelete(MemberSpec {
                     email: current.email.clone(),
                     name: current.name.clone(),
                     roles: current.roles.clone(),
                 });
-                self.push(Change::new(
-                    address,
-                    "not in the policy, and `prune.members` is on",
-                    spec,
-                ));
-            } else {
-                self.unmanaged.push(Unmanaged {
-                    address,
-                    kind: Kind::Member,
-                    note: format!(
-                        "{} ({}) is not in the policy",
-                        current.name,
-                        current.roles.iter().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                });
-            }
+                ("not in the policy, and `prune.members` is on", spec)
+            });
+            self.not_in_policy(address, Kind::Member, delete, || {
+                format!(
+                    "{} ({}) is not in the policy",
+                    current.name,
+                    current.roles.iter().cloned().collect::<Vec<_>>().join(", ")
+                )
+            });
         }
     }
 }

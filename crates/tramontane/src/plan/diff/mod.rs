@@ -21,7 +21,7 @@ use super::{
     Action, Change, ChangeSpec, FORMAT_VERSION, Kind, LiveRef, Plan, PolicyRef, Rotation, Summary,
     Unmanaged,
 };
-use crate::model::{DesiredOrg, LiveOrg, SecretSink, timestamp};
+use crate::model::{DesiredOrg, LiveOrg, SecretSink, WorkspaceRole, timestamp};
 use crate::policy::catalog::Catalog;
 use crate::runtime::Runtime;
 
@@ -164,6 +164,25 @@ impl Planner<'_> {
         }
     }
 
+    /// A live object the policy does not name: deleted by `prune`'s change, for its reason,
+    /// when its kind is pruned; otherwise left alone and listed as unmanaged with `note`.
+    fn not_in_policy(
+        &mut self,
+        address: String,
+        kind: Kind,
+        prune: Option<(&str, ChangeSpec)>,
+        note: impl FnOnce() -> String,
+    ) {
+        match prune {
+            Some((reason, spec)) => self.push(Change::new(address, reason, spec)),
+            None => self.unmanaged.push(Unmanaged {
+                address,
+                kind,
+                note: note(),
+            }),
+        }
+    }
+
     /// An update, if `before` and `after` differ in any attribute; the reason names them.
     fn update<T: Serialize>(&mut self, address: String, before: &T, after: &T, spec: ChangeSpec) {
         let changed = differing(before, after);
@@ -178,6 +197,16 @@ impl Planner<'_> {
         );
         self.push(Change::new(address, reason, spec));
     }
+}
+
+/// Workspace roles as the Admin API names them.
+fn workspace_role_names(roles: &[WorkspaceRole]) -> BTreeSet<String> {
+    roles.iter().map(|role| role.as_str().to_owned()).collect()
+}
+
+/// The note on a team or workspace the policy does not name.
+fn members_not_in_policy(count: usize) -> String {
+    format!("{count} member{} and not in the policy", plural(count))
 }
 
 /// The attributes of `after` whose values `before` does not have, in `after`'s order.

@@ -3,10 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use super::{Planner, plural};
-use crate::plan::{
-    Change, ChangeSpec, DeletedTeam, Kind, NewTeam, TeamState, TeamWorkspaces, Unmanaged,
-};
+use super::{Planner, members_not_in_policy, workspace_role_names};
+use crate::plan::{Change, ChangeSpec, DeletedTeam, Kind, NewTeam, TeamState, TeamWorkspaces};
 
 impl Planner<'_> {
     pub(super) fn teams(&mut self) {
@@ -23,10 +21,7 @@ impl Planner<'_> {
             let workspaces: TeamWorkspaces = team
                 .workspaces
                 .iter()
-                .map(|(workspace, roles)| {
-                    let roles = roles.iter().map(|role| role.as_str().to_owned()).collect();
-                    (workspace.clone(), roles)
-                })
+                .map(|(workspace, roles)| (workspace.clone(), workspace_role_names(roles)))
                 .collect();
             let organization_role = team.organization_role.map(|role| role.as_str().to_owned());
             match live.teams.get(name) {
@@ -74,29 +69,18 @@ impl Planner<'_> {
                 continue;
             }
             let address = format!("team.{name}");
-            if desired.organization.prune.teams {
+            let delete = desired.organization.prune.teams.then(|| {
                 let spec = ChangeSpec::TeamDelete(DeletedTeam {
                     name: name.clone(),
                     description: current.description.clone(),
                     members: current.members.clone(),
                     workspaces: current.workspaces.clone(),
                 });
-                self.push(Change::new(
-                    address,
-                    "not in the policy, and `prune.teams` is on",
-                    spec,
-                ));
-            } else {
-                self.unmanaged.push(Unmanaged {
-                    address,
-                    kind: Kind::Team,
-                    note: format!(
-                        "{} member{} and not in the policy",
-                        current.members.len(),
-                        plural(current.members.len())
-                    ),
-                });
-            }
+                ("not in the policy, and `prune.teams` is on", spec)
+            });
+            self.not_in_policy(address, Kind::Team, delete, || {
+                members_not_in_policy(current.members.len())
+            });
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Planner, plural};
+use super::{Planner, members_not_in_policy, workspace_role_names};
 use crate::model::{Budget, Workspace, WorkspaceRole};
 use crate::plan::{
     ArchivedWorkspace, Change, ChangeSpec, Kind, NewWorkspace, Unmanaged, WorkspaceMembers,
@@ -74,26 +74,20 @@ impl Planner<'_> {
                     kind: Kind::Workspace,
                     note: "the organization's default workspace, which cannot be archived".into(),
                 });
-            } else if desired.organization.prune.workspaces {
-                let spec = ChangeSpec::WorkspaceArchive(ArchivedWorkspace {
-                    name: name.clone(),
-                    description: current.description.clone(),
-                    members: current.members.clone(),
-                });
-                self.push(Change::new(
-                    address,
-                    "not in the policy, and `prune.workspaces` is on: the workspace is archived",
-                    spec,
-                ));
             } else {
-                self.unmanaged.push(Unmanaged {
-                    address,
-                    kind: Kind::Workspace,
-                    note: format!(
-                        "{} member{} and not in the policy",
-                        current.members.len(),
-                        plural(current.members.len())
-                    ),
+                let archive = desired.organization.prune.workspaces.then(|| {
+                    let spec = ChangeSpec::WorkspaceArchive(ArchivedWorkspace {
+                        name: name.clone(),
+                        description: current.description.clone(),
+                        members: current.members.clone(),
+                    });
+                    (
+                        "not in the policy, and `prune.workspaces` is on: the workspace is archived",
+                        spec,
+                    )
+                });
+                self.not_in_policy(address, Kind::Workspace, archive, || {
+                    members_not_in_policy(current.members.len())
                 });
             }
         }
@@ -106,10 +100,7 @@ fn desired_members(workspace: &Workspace) -> WorkspaceMembers {
     let mut members: BTreeMap<String, BTreeSet<String>> = workspace
         .members
         .iter()
-        .map(|(email, roles)| {
-            let roles = roles.iter().map(|role| role.as_str().to_owned()).collect();
-            (email.to_lowercase(), roles)
-        })
+        .map(|(email, roles)| (email.to_lowercase(), workspace_role_names(roles)))
         .collect();
     if let Some(admin) = &workspace.admin {
         members

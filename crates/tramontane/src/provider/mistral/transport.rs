@@ -41,6 +41,25 @@ pub async fn read_body(
     Ok(body)
 }
 
+/// Whether a credential (an admin key, a key under test, a token) may be sent to `url`:
+/// over https, or over plain http only to this machine.
+pub fn may_carry_credentials(url: &url::Url) -> bool {
+    match url.scheme() {
+        "https" => true,
+        "http" => is_loopback(url),
+        _ => false,
+    }
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 /// A URL as it may be shown: without the user and password it may carry.
 pub fn redact_url(url: &url::Url) -> String {
     let mut shown = url.clone();

@@ -26,7 +26,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::error::ApiError;
 use super::pacing::Pacer;
-use super::transport::{DEFAULT_DEADLINE, Deadline, human, redact_url};
+use super::transport::{DEFAULT_DEADLINE, Deadline, human, may_carry_credentials, redact_url};
 
 pub use send::parse_retry_after;
 
@@ -149,19 +149,9 @@ impl std::fmt::Debug for Client {
     }
 }
 
-pub fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Client, ApiError> {
-        let scheme = config.base_url.scheme();
-        if scheme != "https" && !(scheme == "http" && is_loopback(&config.base_url)) {
+        if !may_carry_credentials(&config.base_url) {
             return Err(ApiError::InsecureUrl {
                 url: redact_url(&config.base_url),
             });
