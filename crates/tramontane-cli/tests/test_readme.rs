@@ -155,16 +155,7 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "plan-delete-replace",
         setup: |scratch| {
-            // One write at a time: the sandbox numbers keys in the order their creates
-            // arrive, and the sample shows the fingerprint of what they made.
-            scratch.tramontane(&[
-                "apply",
-                "--org",
-                "sandbox:demo",
-                "--auto-approve",
-                "--concurrency",
-                "1",
-            ]);
+            scratch.tramontane(&["apply", "--org", "sandbox:demo", "--auto-approve"]);
             scratch.edit(
                 "policies/organization.yaml",
                 "  min_admins: 2",

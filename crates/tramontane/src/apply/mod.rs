@@ -284,7 +284,12 @@ pub async fn apply_each<P: Provider>(
         files: SecretFiles::new(options.root.clone(), options.sink_timeout),
         journal: options.journal.as_ref(),
         stopped: AtomicBool::new(false),
-        permits: tokio::sync::Semaphore::new(options.concurrency.max(1)),
+        permits: tokio::sync::Semaphore::new(
+            provider
+                .max_concurrency()
+                .map_or(options.concurrency, |most| most.min(options.concurrency))
+                .max(1),
+        ),
     };
     let mut reports: Vec<Option<ChangeReport>> = plan.changes.iter().map(|_| None).collect();
     let mut waves: BTreeMap<u8, Vec<usize>> = BTreeMap::new();
@@ -432,6 +437,27 @@ mod tests {
         }
     }
 
+    /// [`Flaky`] behind a provider that takes one write at a time, as the sandbox does.
+    struct OneAtATime(Flaky);
+
+    impl Provider for OneAtATime {
+        async fn read(&self) -> Result<LiveOrg, ProviderError> {
+            self.0.read().await
+        }
+
+        async fn verify_key(&self, secret: &secrecy::SecretString) -> Result<(), ProviderError> {
+            self.0.verify_key(secret).await
+        }
+
+        async fn perform(&self, operation: Operation) -> Result<Outcome, ProviderError> {
+            self.0.perform(operation).await
+        }
+
+        fn max_concurrency(&self) -> Option<usize> {
+            Some(1)
+        }
+    }
+
     fn member(email: &str) -> Change {
         let spec = ChangeSpec::MemberCreate(MemberSpec {
             email: email.into(),
@@ -568,5 +594,33 @@ mod tests {
                 .to_string()
                 .contains("member.fail@x.example")
         );
+    }
+
+    #[tokio::test]
+    async fn a_provider_that_takes_one_write_at_a_time_gets_them_in_plan_order() {
+        let changes: Vec<Change> = (0..5).map(|i| member(&format!("m{i}@x.example"))).collect();
+        let plan = Plan::of_changes("test", changes);
+        let provider = OneAtATime(Flaky {
+            running: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+            performed: Mutex::new(Vec::new()),
+        });
+        let options = ApplyOptions {
+            concurrency: 8,
+            ..ApplyOptions::new(std::env::temp_dir())
+        };
+        let report = apply(
+            &plan,
+            &DesiredOrg::default(),
+            &LiveOrg::default(),
+            &provider,
+            &options,
+        )
+        .await
+        .unwrap();
+        assert!(report.succeeded());
+        assert_eq!(provider.0.most.load(Ordering::SeqCst), 1);
+        let expected: Vec<String> = (0..5).map(|i| format!("m{i}@x.example")).collect();
+        assert_eq!(*provider.0.performed.lock().unwrap(), expected);
     }
 }

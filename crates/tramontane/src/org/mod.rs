@@ -171,6 +171,13 @@ impl Provider for Org {
             Org::Sandbox(provider) => provider.requests(),
         }
     }
+
+    fn max_concurrency(&self) -> Option<usize> {
+        match self {
+            Org::Mistral(provider) => provider.max_concurrency(),
+            Org::Sandbox(provider) => provider.max_concurrency(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -181,6 +181,10 @@ pub trait Provider {
     fn requests(&self) -> u64 {
         0
     }
+    /// The most writes the provider takes at once, whatever `--concurrency` asks for.
+    fn max_concurrency(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Splits a policy's full name into the first and last names the API requires, at the

@@ -98,6 +98,13 @@ impl SandboxProvider {
 }
 
 impl Provider for SandboxProvider {
+    /// One write at a time: the sandbox numbers what it creates in the order the writes
+    /// arrive, so writes in parallel would make its ids, and the fingerprint of the
+    /// organization, differ from run to run. Nothing is waited for, so it costs nothing.
+    fn max_concurrency(&self) -> Option<usize> {
+        Some(1)
+    }
+
     async fn read(&self) -> Result<LiveOrg, ProviderError> {
         Ok(self.org().to_live())
     }
