@@ -12,6 +12,7 @@ use tramontane::provider::mistral::api::AuditLogOut;
 use tramontane::provider::sandbox::SandboxOrg;
 use tramontane::provider::{Operation, Outcome};
 use tramontane_testkit::fake_api::{FakeApi, Fault};
+use tramontane_testkit::orgs::{self, People};
 use tramontane_testkit::{Output, TestDir};
 
 const KEY: &str = "test-admin-key-do-not-print";
@@ -32,30 +33,7 @@ struct Seeded {
 /// `dev` with key `ci`; limits of 1,000 (organization) and 100 (each workspace).
 fn seeded(carol_alone: bool) -> Seeded {
     let now = "2026-01-01T12:00:00Z";
-    let mut org = SandboxOrg::new("alice@acme.example", "Alice Martin", now);
-    let user = |org: &mut SandboxOrg, email: &str, first: &str, last: &str| match org
-        .perform(
-            Operation::CreateUser {
-                email: email.into(),
-                first_name: first.into(),
-                last_name: last.into(),
-                roles: vec!["member".into()],
-            },
-            now,
-        )
-        .unwrap()
-    {
-        Outcome::Created(id) => id,
-        other => panic!("{other:?}"),
-    };
-    let bob = user(&mut org, "bob@acme.example", "Bob", "Stone");
-    let carol = user(&mut org, "carol@acme.example", "Carol", "Diaz");
-    let alice = org
-        .users
-        .iter()
-        .find(|(_, u)| u.email == "alice@acme.example")
-        .map(|(id, _)| id.clone())
-        .unwrap();
+    let (mut org, People { alice, bob, carol }) = orgs::three_people(now);
     let default = org.workspaces.keys().next().unwrap().clone();
     let Ok(Outcome::Created(devs)) = org.perform(
         Operation::CreateGroup {

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use tramontane::model::SpendLimit;
 use tramontane::provider::sandbox::SandboxOrg;
 use tramontane::provider::{Operation, Outcome};
+use tramontane_testkit::orgs::{self, People};
 use tramontane_testkit::{Output, TestDir};
 
 const NOW: &str = "2026-06-01T12:00:00Z";
@@ -74,30 +75,7 @@ fn messy_keys() -> Vec<Seed> {
 /// organization and every workspace when `limits`.
 fn seed(env: &TestDir, keys: &[Seed], everyone_in_a_team: bool, limits: bool) {
     let now = "2026-01-01T12:00:00Z";
-    let mut org = SandboxOrg::new("alice@acme.example", "Alice Martin", now);
-    let user = |org: &mut SandboxOrg, email: &str, first: &str, last: &str| match org
-        .perform(
-            Operation::CreateUser {
-                email: email.into(),
-                first_name: first.into(),
-                last_name: last.into(),
-                roles: vec!["member".into()],
-            },
-            now,
-        )
-        .unwrap()
-    {
-        Outcome::Created(id) => id,
-        other => panic!("{other:?}"),
-    };
-    let bob = user(&mut org, "bob@acme.example", "Bob", "Stone");
-    let carol = user(&mut org, "carol@acme.example", "Carol", "Diaz");
-    let alice = org
-        .users
-        .iter()
-        .find(|(_, u)| u.email == "alice@acme.example")
-        .map(|(id, _)| id.clone())
-        .unwrap();
+    let (mut org, People { alice, bob, carol }) = orgs::three_people(now);
     let Outcome::Created(devs) = org
         .perform(
             Operation::CreateGroup {

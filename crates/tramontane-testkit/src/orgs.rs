@@ -73,3 +73,40 @@ pub fn demo_past_every_page_size() -> SandboxOrg {
     }
     org
 }
+
+/// The user ids of [`three_people`]'s members.
+pub struct People {
+    pub alice: String,
+    pub bob: String,
+    pub carol: String,
+}
+
+/// An org made at `now` by alice@acme.example (Alice Martin, its admin), with
+/// bob@acme.example (Bob Stone) and carol@acme.example (Carol Diaz) as members.
+pub fn three_people(now: &str) -> (SandboxOrg, People) {
+    let mut org = SandboxOrg::new("alice@acme.example", "Alice Martin", now);
+    let mut user = |email: &str, first: &str, last: &str| match org
+        .perform(
+            Operation::CreateUser {
+                email: email.into(),
+                first_name: first.into(),
+                last_name: last.into(),
+                roles: vec!["member".into()],
+            },
+            now,
+        )
+        .expect("a new member is created")
+    {
+        Outcome::Created(id) => id,
+        other => panic!("creating {email} answered {other:?}"),
+    };
+    let bob = user("bob@acme.example", "Bob", "Stone");
+    let carol = user("carol@acme.example", "Carol", "Diaz");
+    let alice = org
+        .users
+        .iter()
+        .find(|(_, user)| user.email == "alice@acme.example")
+        .map(|(id, _)| id.clone())
+        .expect("the org's maker is a member");
+    (org, People { alice, bob, carol })
+}
