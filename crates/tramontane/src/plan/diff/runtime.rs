@@ -99,10 +99,7 @@ mod tests {
             }}}}),
         );
         let changes = runtime_changes(&recorded, &effective);
-        let shown: Vec<(&str, Action)> = changes
-            .iter()
-            .map(|change| (change.address.as_str(), change.action))
-            .collect();
+        let shown = addresses_and_actions(&changes);
         assert_eq!(
             shown,
             [
@@ -111,15 +108,25 @@ mod tests {
                 ("runtime.workspace.dev.key.old", Action::Delete),
             ]
         );
-        let names: Vec<String> = changes[0]
-            .changed_attributes()
-            .into_iter()
-            .map(|attribute| attribute.name)
-            .collect();
-        assert_eq!(names, ["rpm"]);
+        assert_eq!(changed_names(&changes[0]), ["rpm"]);
         // The change reads back from a plan file as it was made.
         let text = serde_json::to_string(&changes).unwrap();
         assert_eq!(serde_json::from_str::<Vec<Change>>(&text).unwrap(), changes);
+    }
+
+    fn addresses_and_actions(changes: &[Change]) -> Vec<(&str, Action)> {
+        changes
+            .iter()
+            .map(|change| (change.address.as_str(), change.action))
+            .collect()
+    }
+
+    fn changed_names(change: &Change) -> Vec<String> {
+        change
+            .changed_attributes()
+            .into_iter()
+            .map(|attribute| attribute.name)
+            .collect()
     }
 
     fn with_gateway_keys(keys: serde_json::Value) -> Runtime {
@@ -152,10 +159,7 @@ mod tests {
             "newkey01": {"digest": digest('4'), "holder": "a@x.example", "workspace": "dev", "expires": "2027-01-01"}
         }));
         let changes = gateway_key_changes(&recorded, &effective);
-        let shown: Vec<(&str, Action)> = changes
-            .iter()
-            .map(|change| (change.address.as_str(), change.action))
-            .collect();
+        let shown = addresses_and_actions(&changes);
         assert_eq!(
             shown,
             [
@@ -164,12 +168,7 @@ mod tests {
                 ("runtime.gateway_key.newkey01", Action::Create),
             ]
         );
-        let names: Vec<String> = changes[1]
-            .changed_attributes()
-            .into_iter()
-            .map(|attribute| attribute.name)
-            .collect();
-        assert_eq!(names, ["fingerprint"]);
+        assert_eq!(changed_names(&changes[1]), ["fingerprint"]);
         let text = serde_json::to_string(&changes).unwrap();
         for digit in ['1', '2', '3', '4'] {
             assert!(!text.contains(&digit.to_string().repeat(64)), "{text}");
