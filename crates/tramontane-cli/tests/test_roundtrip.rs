@@ -276,6 +276,7 @@ fn workspace(emails: Vec<String>, seeds: Vec<u64>) -> impl Strategy<Value = Work
                     } else {
                         StoreFailure::FailClosed
                     },
+                    fetched_content_tokens: None,
                 });
                 Workspace {
                     description,

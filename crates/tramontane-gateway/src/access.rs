@@ -61,6 +61,8 @@ pub struct Grant {
     /// Extra paths the workspace opens.
     pub paths: BTreeSet<String>,
     pub store_failure: StoreFailure,
+    /// What each fetched or expanded item is reserved at; `None`: refused under a budget.
+    pub fetched_content_tokens: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,6 +183,7 @@ impl Grant {
             self.agents = gateway.agents.iter().cloned().collect();
             self.paths = gateway.paths.iter().cloned().collect();
             self.store_failure = gateway.store_failure;
+            self.fetched_content_tokens = gateway.fetched_content_tokens;
         }
         self
     }

@@ -42,14 +42,18 @@ pub struct AuditRecord {
     pub prompt_tokens: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub completion_tokens: Option<u64>,
-    /// True when the upstream did not report usage and the tokens are the gateway's count.
+    /// Prompt tokens the upstream read from its prompt cache (billed at a tenth).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached_tokens: Option<u64>,
+    /// The tier the request was charged at: `standard` or `priority`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<&'static str>,
+    /// True when the answer proved nothing (no `usage`, or a model without a price) and the
+    /// whole reservation was charged: the tokens and cost are the request's worst case.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub tokens_estimated: bool,
+    pub charged_reservation: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost_micros: Option<u64>,
-    /// True when the model had no price and the table's dearest stood in.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub price_fallback: bool,
     /// Milliseconds the gateway spent before forwarding.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub added_ms: Option<f64>,
@@ -159,6 +163,6 @@ mod tests {
         let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
         assert_eq!(line["reason"], "model_not_allowed");
         assert!(line.get("cost_micros").is_none());
-        assert!(line.get("tokens_estimated").is_none());
+        assert!(line.get("charged_reservation").is_none());
     }
 }

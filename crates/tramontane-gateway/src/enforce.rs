@@ -10,9 +10,9 @@ use jiff::{Timestamp, ToSpan};
 
 use crate::access::{Grant, Period};
 use crate::models::ModelDirectory;
-use crate::prices::{PriceSource, PriceTable};
+use crate::prices::{PRIORITY_PERCENT, PriceTable, STANDARD_PERCENT, TokenCounts, TokenPrices};
 use crate::refusal::Refusal;
-use crate::request::InferenceRequest;
+use crate::request::{InferenceRequest, RequestedTier};
 use crate::store::{Admission, BudgetLine, LimitStore, RateHit, Reservation, ReservationId};
 
 /// What a reserved line counts.
@@ -27,10 +27,20 @@ pub struct Admitted {
     pub body: Bytes,
     pub reservation: Option<Reservation>,
     pub lines: Vec<LineKind>,
-    pub price: PriceSource,
-    pub prompt_estimate: u64,
-    pub worst_tokens: u64,
-    pub worst_cost: u64,
+    pub worst: Worst,
+}
+
+/// A request's worst case: what it is reserved at, and the prices and tier that priced it,
+/// which settle it when its answer does not say better.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Worst {
+    pub tokens: TokenCounts,
+    /// Micro-units; 0 when the model has no price (then no spend guard applies).
+    pub cost: u64,
+    /// The asked model's prices (the dearest of the table for an agent); `None` unpriced.
+    pub prices: Option<TokenPrices>,
+    /// The tier asked for, in percent of the list price: priority unless `standard_only`.
+    pub tier_percent: u64,
 }
 
 /// Checks what the body asks for against the grant, and puts the cap on `max_tokens`.
@@ -239,7 +249,9 @@ pub fn budget_lines(
 }
 
 /// Prices the request's worst case and names the budget lines it is reserved against; the
-/// reservation itself is taken by [`admit`].
+/// reservation itself is taken by [`admit`]. Refused when a budget applies and the worst
+/// case has no bound: content the upstream fetches without a declared bound, or a spend
+/// guard on a model without a price.
 pub fn worst_case(
     grant: &Grant,
     request: &InferenceRequest,
@@ -247,26 +259,50 @@ pub fn worst_case(
     models: &ModelDirectory,
     prices: &PriceTable,
     now: Timestamp,
-) -> (Admitted, Vec<BudgetLine>) {
-    let completion = worst_completion(request, grant, models);
-    let price = match &request.model {
+) -> Result<(Admitted, Vec<BudgetLine>), Refusal> {
+    let budgeted = !grant.token_budgets.is_empty() || !grant.spend_guards.is_empty();
+    let mut prompt = request.prompt_estimate;
+    if request.fetched_items > 0 && budgeted {
+        let per_item = grant
+            .fetched_content_tokens
+            .ok_or(Refusal::FetchedContentUnbounded {
+                items: request.fetched_items,
+            })?;
+        prompt = prompt.saturating_add(request.fetched_items.saturating_mul(per_item));
+    }
+    let tokens = TokenCounts {
+        prompt,
+        cached: 0,
+        completion: worst_completion(request, grant, models),
+    };
+    let model_prices = match &request.model {
         Some(model) => prices.price(model, models),
         // An agent's model is known only from its answer: reserve at the dearest price.
-        None => PriceSource::Fallback(prices.dearest()),
+        None => Some(prices.dearest()),
     };
-    let worst_tokens = request.prompt_estimate.saturating_add(completion);
-    let worst_cost = price.price().cost(request.prompt_estimate, completion);
-    let (lines, kinds) = budget_lines(grant, worst_tokens, worst_cost, now);
+    if !grant.spend_guards.is_empty() && model_prices.is_none() {
+        return Err(Refusal::PriceUnknown {
+            model: request.model.clone().unwrap_or_default(),
+        });
+    }
+    let tier_percent = match request.tier {
+        RequestedTier::Auto => PRIORITY_PERCENT,
+        RequestedTier::StandardOnly => STANDARD_PERCENT,
+    };
+    let cost = model_prices.map_or(0, |p| p.cost(tokens, tier_percent));
+    let (lines, kinds) = budget_lines(grant, tokens.total(), cost, now);
     let admitted = Admitted {
         body,
         reservation: None,
         lines: kinds,
-        price,
-        prompt_estimate: request.prompt_estimate,
-        worst_tokens,
-        worst_cost,
+        worst: Worst {
+            tokens,
+            cost,
+            prices: model_prices,
+            tier_percent,
+        },
     };
-    (admitted, lines)
+    Ok((admitted, lines))
 }
 
 #[cfg(test)]
@@ -372,7 +408,8 @@ mod tests {
         let (request, _) =
             chat(r#"{"model":"mistral-small-latest","messages":[],"max_tokens":100}"#);
         let (models, prices) = (ModelDirectory::bundled(), PriceTable::bundled());
-        let (_, lines) = worst_case(grant, &request, Bytes::new(), &models, &prices, now);
+        let (_, lines) = worst_case(grant, &request, Bytes::new(), &models, &prices, now)
+            .expect("a priced model with nothing fetched");
         admit(store, grant, id, &lines, now).await
     }
 
@@ -382,9 +419,10 @@ mod tests {
         let mut grant = grant();
         grant.rates.clear();
         grant.spend_guards.clear();
-        // Nine worst cases fit in 1000 tokens.
+        // Eight worst cases (19 prompt tokens: two keys and a number; 100 completion) fit
+        // in 1000 tokens.
         let mut held = Vec::new();
-        for i in 0..9 {
+        for i in 0..8 {
             let reservation = take(&store, &grant, &format!("r{i}"))
                 .await
                 .unwrap_or_else(|_| panic!("request {i} fits"));
@@ -392,9 +430,9 @@ mod tests {
         }
         let Err(Some(Refusal::TokenBudgetExhausted {
             scope, retry_after, ..
-        })) = take(&store, &grant, "r9").await
+        })) = take(&store, &grant, "r8").await
         else {
-            panic!("the tenth is refused");
+            panic!("the ninth is refused");
         };
         assert_eq!(scope.kind, "member");
         assert_eq!(retry_after.as_secs(), 13 * 3600 + 30 * 60);

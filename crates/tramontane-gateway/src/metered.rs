@@ -13,20 +13,93 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::time::Sleep;
 
 use crate::audit::AuditRecord;
-use crate::enforce::LineKind;
-use crate::prices::PriceSource;
+use crate::enforce::{LineKind, Worst};
+use crate::prices::{PRIORITY_PERCENT, STANDARD_PERCENT, TokenCounts};
 use crate::state::Gateway;
 use crate::store::Reservation;
 use crate::upstream::{BodyError, UpstreamBody};
-use crate::usage::{JsonScanner, Observed, StreamScanner};
+use crate::usage::{JsonScanner, Observed, ServedTier, StreamScanner, Usage};
 
 /// What a metered request holds and what its worst case was.
 pub struct Accounting {
     pub reservation: Option<Reservation>,
     pub lines: Vec<LineKind>,
-    pub price: PriceSource,
-    pub prompt_estimate: u64,
-    pub worst_tokens: u64,
+    pub worst: Worst,
+}
+
+/// What one answer is charged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Charge {
+    pub counts: TokenCounts,
+    /// Tokens counted against token budgets.
+    pub tokens: u64,
+    pub cost: u64,
+    pub tier_percent: u64,
+    /// The answer proved nothing, so its whole reservation was charged.
+    pub whole_reservation: bool,
+}
+
+impl Charge {
+    /// What an answer is charged: from its `usage` at the tier it names and the price of the
+    /// model that answered; without `usage` — a stream cut or left before its last chunk and
+    /// not read to its end, an answer that never says — or for a model without a price, the
+    /// whole reservation. Never less than Mistral bills for what it reported.
+    pub fn of(usage: Option<Usage>, answered_by: Option<TokenPricesLookup>, worst: Worst) -> Charge {
+        let Some(usage) = usage else {
+            return Charge::reservation(worst);
+        };
+        let counts = TokenCounts {
+            prompt: usage.prompt_tokens,
+            cached: usage.cached_tokens(),
+            completion: usage.completion_tokens,
+        };
+        let tier_percent = match usage.service_tier {
+            Some(ServedTier::Standard) => STANDARD_PERCENT,
+            Some(ServedTier::Priority) => PRIORITY_PERCENT,
+            Some(ServedTier::Other) => worst.tier_percent.max(PRIORITY_PERCENT),
+            None => worst.tier_percent,
+        };
+        let prices = match answered_by {
+            Some(TokenPricesLookup::Priced(prices)) => Some(prices),
+            Some(TokenPricesLookup::Unpriced) => None,
+            None => worst.prices,
+        };
+        let tokens = usage.tokens();
+        match prices {
+            Some(prices) => Charge {
+                counts,
+                tokens,
+                cost: prices.cost(counts, tier_percent),
+                tier_percent,
+                whole_reservation: false,
+            },
+            // Tokens are proven, the price is not: the reserved cost stands.
+            None => Charge {
+                counts,
+                tokens,
+                cost: worst.cost,
+                tier_percent,
+                whole_reservation: true,
+            },
+        }
+    }
+
+    fn reservation(worst: Worst) -> Charge {
+        Charge {
+            counts: worst.tokens,
+            tokens: worst.tokens.total(),
+            cost: worst.cost,
+            tier_percent: worst.tier_percent,
+            whole_reservation: true,
+        }
+    }
+}
+
+/// The prices of the model an answer names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenPricesLookup {
+    Priced(crate::prices::TokenPrices),
+    Unpriced,
 }
 
 /// How an answer ended.
@@ -63,7 +136,7 @@ pub struct Closing {
 }
 
 impl Closing {
-    fn close(self, ending: Ending, observed: Observed, stream: bool) {
+    fn close(self, ending: Ending, observed: Observed) {
         let Closing {
             gateway,
             mut record,
@@ -78,31 +151,20 @@ impl Closing {
         }
         let task = async move {
             if let Some(accounting) = accounting {
-                let (prompt, completion, estimated) = match observed.usage {
-                    Some(usage) => (usage.prompt_tokens, usage.completion_tokens, false),
-                    // Cut short: a stream is charged what it was seen to send.
-                    None if stream => (accounting.prompt_estimate, observed.chunks, true),
-                    // A JSON answer is generated whole before it is sent: its worst case.
-                    None => (
-                        accounting.prompt_estimate,
-                        accounting
-                            .worst_tokens
-                            .saturating_sub(accounting.prompt_estimate),
-                        true,
-                    ),
-                };
-                let models = gateway.models.load();
-                let price = match &observed.model {
-                    Some(model) => gateway.prices.price(model, &models),
-                    None => accounting.price,
-                };
-                let cost = price.price().cost(prompt, completion);
+                let answered_by = observed.model.as_ref().map(|model| {
+                    let models = gateway.models.load();
+                    match gateway.prices.price(model, &models) {
+                        Some(prices) => TokenPricesLookup::Priced(prices),
+                        None => TokenPricesLookup::Unpriced,
+                    }
+                });
+                let charge = Charge::of(observed.usage, answered_by, accounting.worst);
                 let used: Vec<u64> = accounting
                     .lines
                     .iter()
                     .map(|kind| match kind {
-                        LineKind::Tokens => prompt.saturating_add(completion),
-                        LineKind::Spend => cost,
+                        LineKind::Tokens => charge.tokens,
+                        LineKind::Spend => charge.cost,
                     })
                     .collect();
                 if let Some(reservation) = accounting.reservation
@@ -111,12 +173,19 @@ impl Closing {
                     gateway.metrics.store_error();
                     tracing::error!(%error, request_id = %record.request_id, "cannot settle a reservation");
                 }
-                gateway.metrics.usage(prompt, completion, cost);
-                record.prompt_tokens = Some(prompt);
-                record.completion_tokens = Some(completion);
-                record.tokens_estimated = estimated;
-                record.cost_micros = Some(cost);
-                record.price_fallback = matches!(price, PriceSource::Fallback(_));
+                gateway
+                    .metrics
+                    .usage(charge.counts.prompt, charge.counts.completion, charge.cost);
+                record.prompt_tokens = Some(charge.counts.prompt);
+                record.completion_tokens = Some(charge.counts.completion);
+                record.cached_tokens = Some(charge.counts.cached).filter(|&cached| cached > 0);
+                record.tier = Some(if charge.tier_percent > STANDARD_PERCENT {
+                    "priority"
+                } else {
+                    "standard"
+                });
+                record.charged_reservation = charge.whole_reservation;
+                record.cost_micros = Some(charge.cost);
             }
             gateway.metrics.decision(record.decision, record.reason);
             gateway.audit.write(&record);
@@ -163,7 +232,6 @@ pub struct StalledError(Duration);
 pub struct MeteredBody {
     inner: UpstreamBody,
     scanner: Scanner,
-    stream: bool,
     idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,
     closing: Option<Closing>,
@@ -187,7 +255,6 @@ impl MeteredBody {
         MeteredBody {
             inner,
             scanner,
-            stream,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             idle_timeout,
             closing: Some(closing),
@@ -197,7 +264,7 @@ impl MeteredBody {
     fn close(&mut self, ending: Ending) {
         if let Some(closing) = self.closing.take() {
             let observed = self.scanner.finish();
-            closing.close(ending, observed, self.stream);
+            closing.close(ending, observed);
         }
     }
 }
@@ -254,7 +321,57 @@ impl Body for MeteredBody {
 }
 
 impl Drop for MeteredBody {
+    /// The caller left before the end. Mistral bills what it generates whether or not anyone
+    /// reads it, so a metered answer is read on to its end upstream (bounded by the upstream
+    /// timeout, and cut if it stalls) and settled from the `usage` it ends with.
     fn drop(&mut self) {
-        self.close(Ending::ClientGone);
+        let Some(closing) = self.closing.take() else {
+            return;
+        };
+        let metered = closing.accounting.is_some() && !matches!(self.scanner, Scanner::Off);
+        let runtime = tokio::runtime::Handle::try_current();
+        match runtime {
+            Ok(runtime) if metered => {
+                let inner = std::mem::replace(&mut self.inner, empty_body());
+                let scanner = std::mem::replace(&mut self.scanner, Scanner::Off);
+                let limit = closing.gateway.config.limits.upstream_timeout;
+                runtime.spawn(drain(inner, scanner, closing, limit, self.idle_timeout));
+            }
+            _ => closing.close(Ending::ClientGone, self.scanner.finish()),
+        }
     }
+}
+
+fn empty_body() -> UpstreamBody {
+    use http_body_util::BodyExt;
+    http_body_util::Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// Reads what is left of an answer nobody is listening to, for its usage, then closes the
+/// exchange as the caller's leaving.
+async fn drain(
+    mut inner: UpstreamBody,
+    mut scanner: Scanner,
+    closing: Closing,
+    limit: Duration,
+    idle: Duration,
+) {
+    use http_body_util::BodyExt;
+    let read = async {
+        loop {
+            match tokio::time::timeout(idle, inner.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        scanner.push(data);
+                    }
+                }
+                // The end, a broken body, or a stall: what was read is all there is.
+                Ok(Some(Err(_)) | None) | Err(_) => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(limit, read).await;
+    closing.close(Ending::ClientGone, scanner.finish());
 }

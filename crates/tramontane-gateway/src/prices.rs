@@ -1,6 +1,10 @@
-//! What a request costs: a versioned price table per model, in integer micro-units of the
-//! billing currency per million tokens, so spend is added up exactly. The table bundled is
-//! `catalog/prices.json`; `--prices FILE` replaces it.
+//! What a request costs, in integer micro-units of the billing currency, so spend is added
+//! up exactly and always rounded up: a guard never under-counts.
+//!
+//! Prices are per model and per million tokens; a model is priced by the dated id Mistral
+//! publishes a price for, found through the model directory (the upstream's live list), so
+//! an alias the upstream moves to a model without a published price has no price — and a
+//! request for it under a spend guard is refused, never priced by a guess.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,22 +16,58 @@ use crate::models::ModelDirectory;
 const BUNDLED: &str = include_str!("../../../catalog/prices.json");
 /// The table format this release reads.
 pub const FORMAT_VERSION: u32 = 1;
+/// A standard-tier request's share of the list price, in percent.
+pub const STANDARD_PERCENT: u64 = 100;
+/// What a priority-tier request is billed, in percent of the list price (Mistral's Priority
+/// Tier documentation).
+pub const PRIORITY_PERCENT: u64 = 175;
+/// What a prompt token read from the prompt cache is billed, in percent of the input price
+/// (Mistral's prompt caching documentation).
+pub const CACHED_INPUT_PERCENT: u64 = 10;
 
+/// One model's token prices, in micro-units per million tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Price {
-    /// Micro-units per million prompt tokens.
+pub struct TokenPrices {
     pub input: u64,
-    /// Micro-units per million completion tokens.
     pub output: u64,
+    /// A prompt token read from the cache; 10 % of `input` unless said otherwise.
+    #[serde(default)]
+    pub cached_input: Option<u64>,
 }
 
-impl Price {
-    /// The cost of a request in micro-units, rounded up: a guard never under-counts.
-    pub fn cost(self, prompt_tokens: u64, completion_tokens: u64) -> u64 {
-        let total = (u128::from(prompt_tokens) * u128::from(self.input))
-            .saturating_add(u128::from(completion_tokens) * u128::from(self.output));
-        u64::try_from(total.div_ceil(1_000_000)).unwrap_or(u64::MAX)
+/// The tokens a request is charged for, by how each is priced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenCounts {
+    /// Every prompt token, cached ones included.
+    pub prompt: u64,
+    /// Of `prompt`, those read from the prompt cache.
+    pub cached: u64,
+    pub completion: u64,
+}
+
+impl TokenCounts {
+    pub fn total(self) -> u64 {
+        self.prompt.saturating_add(self.completion)
+    }
+}
+
+impl TokenPrices {
+    fn cached_input(self) -> u64 {
+        self.cached_input.unwrap_or_else(|| {
+            let share = (u128::from(self.input) * u128::from(CACHED_INPUT_PERCENT)).div_ceil(100);
+            u64::try_from(share).unwrap_or(u64::MAX)
+        })
+    }
+
+    /// The cost of `counts` at `tier_percent` of the list price, rounded up to a micro-unit.
+    pub fn cost(self, counts: TokenCounts, tier_percent: u64) -> u64 {
+        let cached = counts.cached.min(counts.prompt);
+        let at_list = (u128::from(counts.prompt - cached) * u128::from(self.input))
+            .saturating_add(u128::from(cached) * u128::from(self.cached_input()))
+            .saturating_add(u128::from(counts.completion) * u128::from(self.output));
+        let scaled = at_list.saturating_mul(u128::from(tier_percent));
+        u64::try_from(scaled.div_ceil(100 * 1_000_000)).unwrap_or(u64::MAX)
     }
 }
 
@@ -37,7 +77,7 @@ struct PriceFile {
     taken: String,
     #[serde(default)]
     currency: Option<String>,
-    models: BTreeMap<String, Price>,
+    models: BTreeMap<String, TokenPrices>,
     #[serde(flatten)]
     _rest: BTreeMap<String, serde_json::Value>,
 }
@@ -47,26 +87,8 @@ pub struct PriceTable {
     /// The day the prices were taken, as the table says.
     pub taken: String,
     pub currency: String,
-    models: BTreeMap<String, Price>,
-    /// The dearest input and output prices of the table: what a model without a price is
-    /// counted at, so a guard errs on the side of stopping.
-    dearest: Price,
-}
-
-/// Where a request's price came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PriceSource {
-    Table(Price),
-    /// The model is not in the table: the dearest prices stand in.
-    Fallback(Price),
-}
-
-impl PriceSource {
-    pub fn price(self) -> Price {
-        match self {
-            PriceSource::Table(price) | PriceSource::Fallback(price) => price,
-        }
-    }
+    /// By dated model id.
+    models: BTreeMap<String, TokenPrices>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,34 +145,59 @@ impl PriceTable {
                 path: path.to_owned(),
             });
         }
-        let dearest = Price {
-            input: file.models.values().map(|p| p.input).max().unwrap_or(0),
-            output: file.models.values().map(|p| p.output).max().unwrap_or(0),
-        };
         Ok(PriceTable {
             taken: file.taken,
             currency: file.currency.unwrap_or_else(|| "USD".into()),
             models: file.models,
-            dearest,
         })
     }
 
-    /// The price of `model`, found by any of its names.
-    pub fn price(&self, model: &str, directory: &ModelDirectory) -> PriceSource {
-        if let Some(price) = self.models.get(model) {
-            return PriceSource::Table(*price);
-        }
+    /// The prices of `model`, found by any of its names: the dearest of the priced ids the
+    /// directory says are that model. `None` when none is priced.
+    pub fn price(&self, model: &str, directory: &ModelDirectory) -> Option<TokenPrices> {
         self.models
             .iter()
-            .find(|(name, _)| directory.same(name, model))
-            .map_or(PriceSource::Fallback(self.dearest), |(_, price)| {
-                PriceSource::Table(*price)
-            })
+            .filter(|(id, _)| directory.same(id, model))
+            .map(|(_, price)| *price)
+            .reduce(dearer)
     }
 
-    /// The price a request is reserved at when its model is not known yet (an agent's).
-    pub fn dearest(&self) -> Price {
-        self.dearest
+    /// The dearest input and output prices of the table: what an agent's request, whose
+    /// model only its answer names, is reserved at.
+    pub fn dearest(&self) -> TokenPrices {
+        self.models
+            .values()
+            .copied()
+            .reduce(dearer)
+            .expect("a table lists at least one model")
+    }
+
+    /// The models of `names` the table cannot price, each once.
+    pub fn unpriced<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+        directory: &ModelDirectory,
+    ) -> Vec<String> {
+        let mut unpriced: Vec<String> = names
+            .into_iter()
+            .filter(|name| self.price(name, directory).is_none())
+            .map(str::to_owned)
+            .collect();
+        unpriced.sort();
+        unpriced.dedup();
+        unpriced
+    }
+}
+
+/// Each price the dearer of two.
+fn dearer(a: TokenPrices, b: TokenPrices) -> TokenPrices {
+    TokenPrices {
+        input: a.input.max(b.input),
+        output: a.output.max(b.output),
+        cached_input: match (a.cached_input, b.cached_input) {
+            (None, None) => None,
+            _ => Some(a.cached_input().max(b.cached_input())),
+        },
     }
 }
 
@@ -158,45 +205,70 @@ impl PriceTable {
 mod tests {
     use super::*;
 
+    const SMALL: TokenPrices = TokenPrices {
+        input: 100_000,
+        output: 300_000,
+        cached_input: None,
+    };
+
+    fn counts(prompt: u64, cached: u64, completion: u64) -> TokenCounts {
+        TokenCounts {
+            prompt,
+            cached,
+            completion,
+        }
+    }
+
     #[test]
-    fn the_bundled_table_prices_every_chat_model_of_the_catalog_by_alias() {
+    fn the_bundled_table_prices_models_by_alias_and_never_guesses() {
         let table = PriceTable::bundled();
         let models = ModelDirectory::bundled();
+        assert!(table.price("mistral-small-latest", &models).is_some());
+        assert!(table.price("mistral-embed", &models).is_some());
+        assert_eq!(table.price("ft:my-model", &models), None);
         assert_eq!(
-            table.price("mistral-small-latest", &models),
-            PriceSource::Table(Price {
-                input: 100_000,
-                output: 300_000
-            })
-        );
-        assert!(matches!(
-            table.price("mistral-embed", &models),
-            PriceSource::Table(_)
-        ));
-        assert_eq!(
-            table.price("ft:my-model", &models),
-            PriceSource::Fallback(table.dearest())
+            table.unpriced(["ft:my-model", "mistral-embed", "ft:my-model"], &models),
+            vec!["ft:my-model".to_owned()]
         );
         assert_eq!(table.taken.len(), 10);
     }
 
     #[test]
     fn costs_round_up_in_micro_units() {
-        let small = Price {
-            input: 100_000,
-            output: 300_000,
-        };
         // 1 token at 0.10 per million is 0.1 micro-units: counted as 1.
-        assert_eq!(small.cost(1, 0), 1);
-        assert_eq!(small.cost(1_000_000, 1_000_000), 400_000);
-        assert_eq!(small.cost(0, 0), 0);
+        assert_eq!(SMALL.cost(counts(1, 0, 0), STANDARD_PERCENT), 1);
         assert_eq!(
-            Price {
-                input: u64::MAX,
-                output: u64::MAX
-            }
-            .cost(u64::MAX, u64::MAX),
+            SMALL.cost(counts(1_000_000, 0, 1_000_000), STANDARD_PERCENT),
+            400_000
+        );
+        assert_eq!(SMALL.cost(counts(0, 0, 0), STANDARD_PERCENT), 0);
+        let dear = TokenPrices {
+            input: u64::MAX,
+            output: u64::MAX,
+            cached_input: None,
+        };
+        assert_eq!(
+            dear.cost(counts(u64::MAX, 0, u64::MAX), PRIORITY_PERCENT),
             u64::MAX
+        );
+    }
+
+    #[test]
+    fn tiers_and_cached_tokens_are_priced() {
+        // Priority is 1.75 × list.
+        assert_eq!(
+            SMALL.cost(counts(1_000_000, 0, 1_000_000), PRIORITY_PERCENT),
+            700_000
+        );
+        // A million cached prompt tokens at 10 % of 0.10.
+        assert_eq!(
+            SMALL.cost(counts(1_000_000, 1_000_000, 0), STANDARD_PERCENT),
+            10_000
+        );
+        // More cached than prompt is read as all cached, never a negative count.
+        assert_eq!(
+            SMALL.cost(counts(10, 50, 0), STANDARD_PERCENT),
+            SMALL.cost(counts(10, 10, 0), STANDARD_PERCENT)
         );
     }
 

@@ -335,22 +335,15 @@ async fn inference(
         &models,
         &gateway.prices,
         Timestamp::now(),
-    );
+    )?;
     let reservation = count(gateway, grant, &call.record.request_id, &lines).await?;
     let Admitted {
-        body,
-        lines,
-        price,
-        prompt_estimate,
-        worst_tokens,
-        ..
+        body, lines, worst, ..
     } = admitted;
     let accounting = Some(Accounting {
         reservation,
         lines,
-        price,
-        prompt_estimate,
-        worst_tokens,
+        worst,
     });
     forward(call, parts, body, key, accounting).await
 }

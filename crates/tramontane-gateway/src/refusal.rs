@@ -88,6 +88,15 @@ pub enum Refusal {
         limit_micros: u64,
         retry_after: Duration,
     },
+    /// A spend guard applies and the model has no price: the gateway never guesses one.
+    PriceUnknown {
+        model: String,
+    },
+    /// A token budget or spend guard applies and the request holds content the upstream
+    /// fetches or expands, which the workspace gives no bound for.
+    FetchedContentUnbounded {
+        items: u64,
+    },
     NoUpstreamKey {
         address: String,
     },
@@ -114,9 +123,10 @@ impl Refusal {
             | Refusal::DuplicateField { .. }
             | Refusal::MaxTokensExceeded { .. }
             | Refusal::TooManyChoices { .. } => StatusCode::BAD_REQUEST,
-            Refusal::ModelNotAllowed { .. } | Refusal::AgentNotAllowed { .. } => {
-                StatusCode::FORBIDDEN
-            }
+            Refusal::ModelNotAllowed { .. }
+            | Refusal::AgentNotAllowed { .. }
+            | Refusal::PriceUnknown { .. }
+            | Refusal::FetchedContentUnbounded { .. } => StatusCode::FORBIDDEN,
             Refusal::RateLimited { .. }
             | Refusal::TokenBudgetExhausted { .. }
             | Refusal::SpendGuardReached { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -150,6 +160,8 @@ impl Refusal {
             Refusal::RateLimited { .. } => "rate_limited",
             Refusal::TokenBudgetExhausted { .. } => "token_budget_exhausted",
             Refusal::SpendGuardReached { .. } => "spend_guard_reached",
+            Refusal::PriceUnknown { .. } => "price_unknown",
+            Refusal::FetchedContentUnbounded { .. } => "fetched_content_unbounded",
             Refusal::NoUpstreamKey { .. } => "no_upstream_key",
             Refusal::StoreUnavailable => "store_unavailable",
             Refusal::UpstreamUnreachable => "upstream_unreachable",
@@ -173,7 +185,8 @@ impl Refusal {
         match self {
             Refusal::MissingField { field } | Refusal::InvalidField { field, .. } => Some(field),
             Refusal::DuplicateField { field } => Some(field),
-            Refusal::ModelNotAllowed { .. } => Some("model"),
+            Refusal::ModelNotAllowed { .. } | Refusal::PriceUnknown { .. } => Some("model"),
+            Refusal::FetchedContentUnbounded { .. } => Some("messages"),
             Refusal::AgentNotAllowed { .. } => Some("agent_id"),
             Refusal::MaxTokensExceeded { .. } => Some("max_tokens"),
             Refusal::TooManyChoices { .. } => Some("n"),
@@ -217,6 +230,8 @@ impl Refusal {
             Refusal::RateLimited { scope, rpm, retry_after } => format!("Rate limit of {rpm} requests per minute reached for {scope}; retry in {}s.", seconds(*retry_after)),
             Refusal::TokenBudgetExhausted { scope, budget, retry_after } => format!("Daily token budget of {budget} tokens reached for {scope}; it renews in {}s.", seconds(*retry_after)),
             Refusal::SpendGuardReached { scope, period, limit_micros, retry_after } => format!("Spend guard of {} per {period} reached for {scope}; it renews in {}s.", micros(*limit_micros), seconds(*retry_after)),
+            Refusal::PriceUnknown { model } => format!("Model `{model}` has no known price, and a spend guard applies to this key: the gateway does not guess prices. Its operator can declare the model's prices in the policy (`models:`)."),
+            Refusal::FetchedContentUnbounded { items } => format!("The request holds {items} item(s) the upstream fetches or expands (a document, an image by URL, a stored file, an agent's own prompt) whose tokens the gateway cannot see, and a token budget or spend guard applies: send the content inline, or ask the operator to set the workspace's `gateway.fetched_content_tokens`."),
             Refusal::NoUpstreamKey { address } => format!("The gateway holds no upstream key for `{address}`; its operator must provide it."),
             Refusal::StoreUnavailable => "The gateway's limit store is unavailable; try again shortly.".into(),
             Refusal::UpstreamUnreachable => "The gateway could not reach the upstream API.".into(),

@@ -53,10 +53,25 @@ impl Endpoint {
     }
 }
 
-/// Tokens one image is counted as before the upstream says what it cost.
-pub const IMAGE_TOKEN_ESTIMATE: u64 = 4096;
-/// Tokens of framing (role markers, separators) counted for every object in the request.
+/// The most tokens one image can be billed as: Mistral's image encoders (mistral-common's
+/// `ImageConfig`) resize an image to at most 1024 px a side in 16 px patches — 64 rows of 64
+/// patch tokens, a row break after each and an end token — and the models with larger images
+/// (1540 px in 14 px patches merged 2 × 2) come to fewer (55 × 56).
+pub const IMAGE_TOKENS_MAX: u64 = 64 * (64 + 1) + 1;
+/// Tokens of framing (role markers, separators, control tokens) counted for every object and
+/// every array item in the request: the chat template adds a few per message or tool.
 const TOKENS_PER_OBJECT: u64 = 8;
+
+/// The capacity a request asks to be served on (`service_tier`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RequestedTier {
+    /// `auto`, absent or `null`: priority capacity when the organization has it, so priced
+    /// at the priority tier until the answer says otherwise.
+    #[default]
+    Auto,
+    /// `standard_only`.
+    StandardOnly,
+}
 
 /// What enforcement needs from a request body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,8 +86,13 @@ pub struct InferenceRequest {
     /// Completions asked for (`n`), 1 when absent.
     pub choices: u64,
     pub stream: bool,
-    /// An upper bound on the prompt's tokens: a token is at least one byte of text.
+    /// An upper bound on the prompt's tokens the gateway can see: a token is at least one
+    /// byte of text, every string and key counts, an inline image at [`IMAGE_TOKENS_MAX`].
     pub prompt_estimate: u64,
+    /// Items whose tokens the upstream fetches or expands where the gateway cannot see them:
+    /// documents (by URL or `data:`), images by URL, stored files, an agent's own prompt.
+    pub fetched_items: u64,
+    pub tier: RequestedTier,
 }
 
 struct Entries<'a>(Vec<(String, &'a RawValue)>);
@@ -198,13 +218,32 @@ impl InferenceRequest {
                 });
             }
         };
-        let mut prompt_estimate = 0u64;
+        let tier = match field(&entries, "service_tier")
+            .map(parse_value)
+            .transpose()?
+        {
+            Some(Value::String(tier)) if tier == "standard_only" => RequestedTier::StandardOnly,
+            None | Some(Value::Null | Value::String(_)) => RequestedTier::Auto,
+            Some(_) => {
+                return Err(Refusal::InvalidField {
+                    field: "service_tier",
+                    detail: "must be a string".into(),
+                });
+            }
+        };
+        let mut bound = PromptBound::default();
         for (key, raw) in &entries.0 {
-            if matches!(key.as_str(), "model" | "agent_id") {
+            if matches!(key.as_str(), "model" | "agent_id" | "service_tier") {
                 continue;
             }
-            prompt_estimate = prompt_estimate.saturating_add(estimate(&parse_value(raw)?));
+            bound.key(key);
+            bound.value(&parse_value(raw)?);
         }
+        // An agent's instructions and tools are kept upstream and billed as prompt.
+        if endpoint == Endpoint::Agents {
+            bound.fetched_items += 1;
+        }
+        let (prompt_estimate, fetched_items) = (bound.tokens, bound.fetched_items);
         Ok(InferenceRequest {
             endpoint,
             model,
@@ -214,6 +253,8 @@ impl InferenceRequest {
             choices,
             stream,
             prompt_estimate,
+            fetched_items,
+            tier,
         })
     }
 
@@ -261,22 +302,91 @@ impl InferenceRequest {
     }
 }
 
-/// An upper bound on the tokens a JSON value of the prompt can take.
-fn estimate(value: &Value) -> u64 {
-    match value {
-        // An inline image is billed as an image, not by the length of its encoding.
-        Value::String(text) if text.starts_with("data:") => 0,
-        Value::String(text) => text.len() as u64,
-        Value::Array(items) => items.iter().map(estimate).fold(0, u64::saturating_add),
-        Value::Object(map) => {
-            let image = matches!(map.get("type"), Some(Value::String(kind)) if kind == "image_url");
-            map.values()
-                .map(estimate)
-                .fold(TOKENS_PER_OBJECT, u64::saturating_add)
-                .saturating_add(if image { IMAGE_TOKEN_ESTIMATE } else { 0 })
+/// An upper bound on the prompt's tokens, walked over every value of the request.
+#[derive(Default)]
+struct PromptBound {
+    tokens: u64,
+    fetched_items: u64,
+}
+
+impl PromptBound {
+    fn add(&mut self, tokens: u64) {
+        self.tokens = self.tokens.saturating_add(tokens);
+    }
+
+    /// A key can be rendered into the prompt too (a tool's parameter names, a schema's
+    /// properties).
+    fn key(&mut self, key: &str) {
+        self.add(key.len() as u64);
+    }
+
+    fn value(&mut self, value: &Value) {
+        match value {
+            Value::String(text) => self.add(text.len() as u64),
+            Value::Number(_) | Value::Bool(_) | Value::Null => self.add(1),
+            Value::Array(items) => {
+                for item in items {
+                    self.add(TOKENS_PER_OBJECT);
+                    self.value(item);
+                }
+            }
+            Value::Object(map) => {
+                self.add(TOKENS_PER_OBJECT);
+                match map.get("type").and_then(Value::as_str) {
+                    Some("image_url") => self.image_chunk(map),
+                    // The upstream reads these itself: a document by URL or `data:`, a file
+                    // uploaded earlier. Their text is not in the request.
+                    Some("document_url" | "file" | "input_file") => {
+                        self.fetched_items += 1;
+                        self.fields(map);
+                    }
+                    _ => self.fields(map),
+                }
+            }
         }
-        Value::Number(_) | Value::Bool(_) => 1,
-        Value::Null => 0,
+    }
+
+    fn fields(&mut self, map: &serde_json::Map<String, Value>) {
+        for (key, value) in map {
+            self.key(key);
+            self.value(value);
+        }
+    }
+
+    /// An image chunk: an inline `data:image/…` picture is billed as an image whatever its
+    /// encoded length; one by URL is fetched upstream. Every other field counts as text.
+    fn image_chunk(&mut self, map: &serde_json::Map<String, Value>) {
+        let url = match map.get("image_url") {
+            Some(Value::String(url)) => Some(url.as_str()),
+            Some(Value::Object(inner)) => inner.get("url").and_then(Value::as_str),
+            _ => None,
+        };
+        match url {
+            Some(url) if url.starts_with("data:image/") => {
+                self.add(IMAGE_TOKENS_MAX);
+                for (key, value) in map {
+                    self.key(key);
+                    match (key.as_str(), value) {
+                        ("image_url", Value::String(_)) => {}
+                        ("image_url", Value::Object(inner)) => {
+                            for (key, value) in inner {
+                                self.key(key);
+                                if key != "url" {
+                                    self.value(value);
+                                }
+                            }
+                        }
+                        _ => self.value(value),
+                    }
+                }
+            }
+            _ => {
+                // By URL (or something that is not an image): fetched upstream, and its
+                // bytes count as text besides, in case they are read as such.
+                self.fetched_items += 1;
+                self.fields(map);
+            }
+        }
     }
 }
 
@@ -395,7 +505,70 @@ mod tests {
             "A".repeat(100_000)
         );
         let request = chat(&image).unwrap();
-        assert!(request.prompt_estimate >= IMAGE_TOKEN_ESTIMATE);
-        assert!(request.prompt_estimate < IMAGE_TOKEN_ESTIMATE + 200);
+        assert!(request.prompt_estimate >= IMAGE_TOKENS_MAX);
+        assert!(request.prompt_estimate < IMAGE_TOKENS_MAX + 200);
+        assert_eq!(request.fetched_items, 0);
+        let nested = image.replace(
+            r#""image_url":"data"#,
+            r#""image_url":{"url":"data"#,
+        );
+        let nested = nested.replace(r#""}]}]}"#, r#""}}]}]}"#);
+        let request = chat(&nested).unwrap();
+        assert!(request.prompt_estimate < IMAGE_TOKENS_MAX + 200, "{nested}");
+    }
+
+    #[test]
+    fn every_other_string_counts_whole_wherever_it_stands() {
+        let text = "x".repeat(100_000);
+        for body in [
+            // Text that merely starts like an inline image.
+            format!(r#"{{"model":"m","messages":[{{"role":"user","content":"data:{text}"}}]}}"#),
+            format!(r#"{{"model":"m","messages":[],"tools":[{{"type":"function","function":{{"name":"f","description":"{text}"}}}}]}}"#),
+            format!(r#"{{"model":"m","messages":[],"response_format":{{"type":"json_schema","json_schema":{{"schema":{{"properties":{{"{text}":{{}}}}}}}}}}}}"#),
+            format!(r#"{{"model":"m","messages":[],"prediction":{{"type":"content","content":"{text}"}}}}"#),
+            format!(r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"image_url","image_url":"data:text/plain,{text}"}}]}}]}}"#),
+        ] {
+            let request = chat(&body).unwrap();
+            assert!(request.prompt_estimate >= 100_000, "{}", &body[..120]);
+        }
+    }
+
+    #[test]
+    fn what_the_upstream_fetches_is_counted_as_fetched() {
+        for body in [
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"document_url","document_url":"https://example.com/a.pdf"}]}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"document_url","document_url":"data:application/pdf;base64,AAAA"}]}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":"https://example.com/a.png"}]}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://example.com/a.png"}}]}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"file","file_id":"f-1"}]}]}"#,
+        ] {
+            assert_eq!(chat(body).unwrap().fetched_items, 1, "{body}");
+        }
+        let agents =
+            InferenceRequest::parse(Endpoint::Agents, br#"{"agent_id":"a","messages":[]}"#).unwrap();
+        assert_eq!(agents.fetched_items, 1);
+        assert_eq!(chat(r#"{"model":"m","messages":[]}"#).unwrap().fetched_items, 0);
+    }
+
+    #[test]
+    fn the_tier_asked_for_is_read() {
+        assert_eq!(chat(r#"{"model":"m"}"#).unwrap().tier, RequestedTier::Auto);
+        assert_eq!(
+            chat(r#"{"model":"m","service_tier":"auto"}"#).unwrap().tier,
+            RequestedTier::Auto
+        );
+        assert_eq!(
+            chat(r#"{"model":"m","service_tier":"standard_only"}"#)
+                .unwrap()
+                .tier,
+            RequestedTier::StandardOnly
+        );
+        assert!(matches!(
+            chat(r#"{"model":"m","service_tier":1}"#),
+            Err(Refusal::InvalidField {
+                field: "service_tier",
+                ..
+            })
+        ));
     }
 }

@@ -12,6 +12,9 @@ const WINDOW: usize = 64 * 1024;
 /// charged its reservation).
 const MAX_EVENT_LINE: usize = 1024 * 1024;
 
+/// What the upstream says a request used: Mistral's `UsageInfo`, with the two fields money
+/// depends on beyond the counts — the tier that served it, and the prompt tokens read from
+/// the prompt cache (`prompt_tokens_details.cached_tokens`, as the official SDK reads it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct Usage {
     #[serde(default)]
@@ -20,12 +23,50 @@ pub struct Usage {
     pub completion_tokens: u64,
     #[serde(default)]
     pub total_tokens: u64,
+    /// `None` when the answer does not say.
+    #[serde(default, deserialize_with = "served_tier")]
+    pub service_tier: Option<ServedTier>,
+    #[serde(default)]
+    pub prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct PromptTokensDetails {
+    #[serde(default)]
+    pub cached_tokens: u64,
+}
+
+/// The capacity that served a request, as `usage.service_tier` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServedTier {
+    Standard,
+    Priority,
+    /// A tier this release does not know: priced as the dearest one.
+    Other,
+}
+
+fn served_tier<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<ServedTier>, D::Error> {
+    let text: Option<String> = Option::deserialize(deserializer)?;
+    Ok(text.map(|text| match text.as_str() {
+        "standard" => ServedTier::Standard,
+        "priority" => ServedTier::Priority,
+        _ => ServedTier::Other,
+    }))
 }
 
 impl Usage {
     pub fn tokens(&self) -> u64 {
         self.total_tokens
             .max(self.prompt_tokens.saturating_add(self.completion_tokens))
+    }
+
+    /// Prompt tokens read from the cache, never more than the prompt.
+    pub fn cached_tokens(&self) -> u64 {
+        self.prompt_tokens_details
+            .map_or(0, |details| details.cached_tokens)
+            .min(self.prompt_tokens)
     }
 }
 
@@ -213,7 +254,8 @@ mod tests {
                 Some(Usage {
                     prompt_tokens: 12,
                     completion_tokens: 5,
-                    total_tokens: 17
+                    total_tokens: 17,
+                    ..Usage::default()
                 })
             );
             assert_eq!(observed.model.as_deref(), Some("mistral-small-2506"));

@@ -288,6 +288,11 @@ pub struct WorkspaceGateway {
     pub paths: Vec<String>,
     #[serde(default, skip_serializing_if = "StoreFailure::is_default")]
     pub store_failure: StoreFailure,
+    /// Tokens each item the upstream fetches or expands (a document, an image by URL, a
+    /// stored file, an agent's own prompt) is reserved at under a token budget or spend
+    /// guard; without it such requests are refused there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched_content_tokens: Option<u64>,
 }
 
 #[cfg(test)]
