@@ -15,12 +15,12 @@ use tramontane_testkit::fake_inference::{FakeInference, InferenceFault};
 use tramontane_testkit::{Test, TestDir};
 
 /// The Mistral keys the gateway holds: distinctive, so a leak anywhere is found.
-const DEV_UPSTREAM: &str = "sk-upstream-dev-QX7mZ2pL9";
-const CI_UPSTREAM: &str = "sk-upstream-ci-W4rT8nB3k";
-const RACE_UPSTREAM: &str = "sk-upstream-race-H5vY1cJ6";
+pub(crate) const DEV_UPSTREAM: &str = "sk-upstream-dev-QX7mZ2pL9";
+pub(crate) const CI_UPSTREAM: &str = "sk-upstream-ci-W4rT8nB3k";
+pub(crate) const RACE_UPSTREAM: &str = "sk-upstream-race-H5vY1cJ6";
 
 /// A well-formed gateway key for a public id: `tmt_<id>_<43 base62 characters>`.
-fn gateway_key(id: &str) -> String {
+pub(crate) fn gateway_key(id: &str) -> String {
     let alphabet = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
     let seed = id
         .bytes()
@@ -31,7 +31,7 @@ fn gateway_key(id: &str) -> String {
     format!("tmt_{id}_{secret}")
 }
 
-fn digest(id: &str) -> String {
+pub(crate) fn digest(id: &str) -> String {
     KeyDigest::of(&gateway_key(id)).to_string()
 }
 
@@ -58,7 +58,8 @@ workspaces:
     admin: ada@acme.example
     members: {{ ada@acme.example: [workspace_admin] }}
     models: [mistral-small-latest, mistral-embed, codestral-latest]
-    gateway: {{ upstream_key: gw, agents: [ag_allowed] }}
+    # An agent's own prompt is kept upstream: reserved at this many tokens.
+    gateway: {{ upstream_key: gw, agents: [ag_allowed], fetched_content_tokens: 20000 }}
     keys:
       gw: {{ owner: ada@acme.example, secret: {{ file: secrets/gw.key }} }}
       ci:
@@ -99,7 +100,7 @@ fn write_env(policy_text: &str) -> TestDir {
 }
 
 /// A running gateway, stopped when dropped.
-struct Running {
+pub(crate) struct Running {
     child: Child,
     base: String,
     logs: Arc<Mutex<Vec<String>>>,
@@ -116,7 +117,7 @@ fn collect(stream: impl std::io::Read + Send + 'static, into: Arc<Mutex<Vec<Stri
 }
 
 impl Running {
-    fn start(env: &TestDir, upstream: &str, extra: &[&str]) -> Running {
+    pub(crate) fn start(env: &TestDir, upstream: &str, extra: &[&str]) -> Running {
         let mut args = vec![
             "gateway",
             "serve",
@@ -168,15 +169,15 @@ impl Running {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
     }
 
-    fn audit_lines(&self) -> Vec<Value> {
+    pub(crate) fn audit_lines(&self) -> Vec<Value> {
         self.audit
             .lock()
             .unwrap()
@@ -186,7 +187,7 @@ impl Running {
     }
 
     /// Waits for an audit line: they are written once an answer has been sent.
-    fn audit_line(&self, wanted: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn audit_line(&self, wanted: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             if let Some(line) = self.audit_lines().into_iter().find(|line| wanted(line)) {
@@ -215,7 +216,7 @@ impl Running {
     }
 
     /// Asserts that no upstream key shows in anything the gateway said.
-    fn assert_no_leak(&self, seen: &[String]) {
+    pub(crate) fn assert_no_leak(&self, seen: &[String]) {
         let everything = format!(
             "{}\n{}\n{}",
             self.logs(),
@@ -235,7 +236,7 @@ impl Drop for Running {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -243,7 +244,7 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -251,14 +252,14 @@ fn client() -> reqwest::Client {
 }
 
 /// An answer as text, with its status and headers shown in one string for leak checks.
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Answer {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
     }
 
@@ -267,7 +268,7 @@ impl Answer {
     }
 
     /// Asserts a gateway decision in Mistral's error shape.
-    fn refusal(&self, status: u16, code: &str) -> &Answer {
+    pub(crate) fn refusal(&self, status: u16, code: &str) -> &Answer {
         assert_eq!(self.status, status, "{}", self.body);
         let body = self.json();
         assert_eq!(body["object"], "error", "{}", self.body);
@@ -278,7 +279,7 @@ impl Answer {
     }
 }
 
-async fn post(client: &reqwest::Client, url: &str, key: Option<&str>, body: &str) -> Answer {
+pub(crate) async fn post(client: &reqwest::Client, url: &str, key: Option<&str>, body: &str) -> Answer {
     let mut request = client
         .post(url)
         .header("content-type", "application/json")
@@ -294,7 +295,7 @@ async fn post(client: &reqwest::Client, url: &str, key: Option<&str>, body: &str
     }
 }
 
-async fn get(client: &reqwest::Client, url: &str, key: Option<&str>) -> Answer {
+pub(crate) async fn get(client: &reqwest::Client, url: &str, key: Option<&str>) -> Answer {
     let mut request = client.get(url);
     if let Some(key) = key {
         request = request.header("authorization", format!("Bearer {key}"));
@@ -308,7 +309,7 @@ async fn get(client: &reqwest::Client, url: &str, key: Option<&str>) -> Answer {
 }
 
 /// The value of one metric line, such as `tramontane_gateway_reservations_open`.
-async fn metric(client: &reqwest::Client, running: &Running, name: &str) -> Option<f64> {
+pub(crate) async fn metric(client: &reqwest::Client, running: &Running, name: &str) -> Option<f64> {
     let text = get(client, &running.url("/metrics"), None).await.body;
     text.lines().find_map(|line| {
         let (key, value) = line.rsplit_once(' ')?;
@@ -316,7 +317,7 @@ async fn metric(client: &reqwest::Client, running: &Running, name: &str) -> Opti
     })
 }
 
-async fn wait_for_metric(client: &reqwest::Client, running: &Running, name: &str, want: f64) {
+pub(crate) async fn wait_for_metric(client: &reqwest::Client, running: &Running, name: &str, want: f64) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let value = metric(client, running, name).await;
@@ -545,8 +546,9 @@ fn streams_pass_through_chunk_by_chunk_and_an_abandoned_one_releases_its_reserva
         assert_eq!(text.matches("data: ").count(), 7);
         assert!(text.ends_with("data: [DONE]\n\n"));
 
-        // A caller that goes away mid-stream: its reservation is closed at once.
-        fake.set_stream_pause(Duration::from_millis(300));
+        // A caller that goes away mid-stream: the answer is read on to its end upstream
+        // (Mistral bills what it generates), then its reservation is settled.
+        fake.set_stream_pause(Duration::from_millis(100));
         let mut response = client.post(&chat)
             .header("authorization", format!("Bearer {}", gateway_key("bobkey")))
             .body(body.replace("\"max_tokens\":6", "\"max_tokens\":20")).send().await.unwrap();
@@ -583,7 +585,9 @@ fn streams_pass_through_chunk_by_chunk_and_an_abandoned_one_releases_its_reserva
         .iter()
         .find(|l| l["reason"] == "client_disconnected")
         .unwrap();
-    assert_eq!(gone["tokens_estimated"], true);
+    // Read to its end upstream once the caller left, and settled from its usage.
+    assert_eq!(gone["completion_tokens"], 20, "{gone}");
+    assert!(gone.get("charged_reservation").is_none(), "{gone}");
     let complete = audit.iter().find(|l| l["reason"] == "completed").unwrap();
     assert_eq!(complete["completion_tokens"], 6);
     assert_eq!(complete["stream"], true);

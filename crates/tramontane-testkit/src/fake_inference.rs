@@ -52,7 +52,139 @@ pub enum InferenceFault {
     HangStream { after_chunks: usize },
 }
 
+/// How the fake bills when asked to bill like Mistral ([`FakeInference::bill_like_mistral`]):
+/// at the worst a real tokenizer and a real account can do, so a gateway that charges at least
+/// this charges at least what Mistral would.
+#[derive(Clone, Debug)]
+pub struct Billing {
+    /// Tokens each item the upstream fetches or expands turns into (a document by URL or
+    /// `data:`, an image by URL, a stored file).
+    pub fetched_tokens: u64,
+    /// Tokens of an agent's own instructions and tools, kept upstream.
+    pub agent_prompt_tokens: u64,
+    /// Completion tokens generated per choice when `max_tokens` is absent.
+    pub default_completion: u64,
+    /// Whether a request that does not say `standard_only` is served (and billed) on
+    /// priority capacity.
+    pub priority: bool,
+    /// Whether answers leave `usage` out (the fake still bills).
+    pub omit_usage: bool,
+}
+
+impl Default for Billing {
+    fn default() -> Billing {
+        Billing {
+            fetched_tokens: 30_000,
+            agent_prompt_tokens: 2_000,
+            default_completion: 200,
+            priority: false,
+            omit_usage: false,
+        }
+    }
+}
+
+/// What the fake billed one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bill {
+    pub path: String,
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub cached_tokens: u64,
+    pub completion_tokens: u64,
+    pub priority: bool,
+    /// Micro-units of USD, at Mistral's list prices for `model` (rounded up).
+    pub cost_micros: u64,
+}
+
+impl Bill {
+    pub fn tokens(&self) -> u64 {
+        self.prompt_tokens + self.completion_tokens
+    }
+}
+
+/// Mistral's list prices (USD per million input and output tokens, in micro-units) for the
+/// models the fake serves, as Mistral's published model records give them.
+fn list_price(model: &str) -> (u64, u64) {
+    match model {
+        "mistral-small-2506" => (100_000, 300_000),
+        "mistral-large-2512" => (500_000, 1_500_000),
+        "codestral-2508" => (300_000, 900_000),
+        "mistral-embed-2312" => (100_000, 0),
+        other => panic!("the fake has no price for {other}"),
+    }
+}
+
+/// The most tokens one image is billed as (64 rows of 64 patches, a break per row, an end).
+const IMAGE_TOKENS: u64 = 64 * 65 + 1;
+
+/// What a tokenizer makes of a request at worst: every byte of text a token, every message
+/// a few control tokens, every image at its largest, and what the upstream fetches.
+fn billed_prompt(value: &Value, billing: &Billing) -> u64 {
+    match value {
+        Value::String(text) => text.len() as u64,
+        Value::Array(items) => items.iter().map(|item| 3 + billed_prompt(item, billing)).sum(),
+        Value::Object(map) => match map.get("type").and_then(Value::as_str) {
+            Some("image_url") => {
+                let url = map["image_url"]
+                    .as_str()
+                    .or_else(|| map["image_url"]["url"].as_str())
+                    .unwrap_or_default();
+                if url.starts_with("data:image/") {
+                    IMAGE_TOKENS
+                } else {
+                    billing.fetched_tokens
+                }
+            }
+            Some("document_url" | "file") => billing.fetched_tokens,
+            _ => map.values().map(|value| billed_prompt(value, billing)).sum(),
+        },
+        Value::Number(_) | Value::Bool(_) | Value::Null => 0,
+    }
+}
+
+fn bill(path: &str, model: &str, request: &Value, billing: &Billing, completion: u64) -> Bill {
+    let mut prompt = 0;
+    for field in ["messages", "prompt", "suffix", "input", "inputs", "tools", "response_format", "prediction"] {
+        if let Some(value) = request.get(field) {
+            prompt += billed_prompt(value, billing);
+        }
+    }
+    if path == "/v1/agents/completions" {
+        prompt += billing.agent_prompt_tokens;
+    }
+    let cached = if request.get("prompt_cache_key").is_some_and(Value::is_string) {
+        prompt / 2
+    } else {
+        0
+    };
+    let priority =
+        billing.priority && request["service_tier"].as_str() != Some("standard_only");
+    let (input, output) = list_price(model);
+    let at_list = u128::from(prompt - cached) * u128::from(input)
+        + u128::from(cached) * u128::from(input.div_ceil(10))
+        + u128::from(completion) * u128::from(output);
+    let percent = if priority { 175 } else { 100 };
+    Bill {
+        path: path.to_owned(),
+        model: model.to_owned(),
+        prompt_tokens: prompt,
+        cached_tokens: cached,
+        completion_tokens: completion,
+        priority,
+        cost_micros: (at_list * percent).div_ceil(100 * 1_000_000) as u64,
+    }
+}
+
+fn usage_of(bill: &Bill) -> Value {
+    json!({"prompt_tokens": bill.prompt_tokens, "completion_tokens": bill.completion_tokens,
+           "total_tokens": bill.tokens(),
+           "prompt_tokens_details": {"cached_tokens": bill.cached_tokens},
+           "service_tier": if bill.priority { "priority" } else { "standard" }})
+}
+
 pub struct FakeInferenceState {
+    billing: Mutex<Option<Billing>>,
+    bills: Mutex<Vec<Bill>>,
     received: Mutex<Vec<Received>>,
     faults: Mutex<VecDeque<(String, InferenceFault)>>,
     /// Pause between two stream chunks.
@@ -68,6 +200,8 @@ pub struct FakeInferenceState {
 impl Default for FakeInferenceState {
     fn default() -> FakeInferenceState {
         FakeInferenceState {
+            billing: Mutex::default(),
+            bills: Mutex::default(),
             received: Mutex::default(),
             faults: Mutex::default(),
             stream_pause: Mutex::default(),
@@ -168,6 +302,17 @@ impl FakeInference {
             .into_iter()
             .filter(|request| !request.path.starts_with("/v1/models"))
             .collect()
+    }
+
+    /// From now on, bill every inference request as Mistral would at worst ([`Billing`]),
+    /// and generate every completion token asked for, whoever reads it.
+    pub fn bill_like_mistral(&self, billing: Billing) {
+        *self.state.billing.lock().unwrap() = Some(billing);
+    }
+
+    /// What the fake billed, one entry per request, in the order they arrived.
+    pub fn bills(&self) -> Vec<Bill> {
+        self.state.bills.lock().unwrap().clone()
     }
 
     pub fn fail_next(&self, path: &str, fault: InferenceFault) {
@@ -313,31 +458,58 @@ async fn handle(
                     None => return error(StatusCode::BAD_REQUEST, "Invalid model"),
                 }
             };
+            let billing = state.billing.lock().unwrap().clone();
+            let Some(billing) = billing else {
+                let completion = request["max_tokens"]
+                    .as_u64()
+                    .unwrap_or(COMPLETION_TOKENS)
+                    .min(COMPLETION_TOKENS);
+                if request["stream"].as_bool() == Some(true) {
+                    let pause = *state.stream_pause.lock().unwrap();
+                    let usage = json!({"prompt_tokens": PROMPT_TOKENS, "completion_tokens": completion.max(1),
+                                       "total_tokens": PROMPT_TOKENS + completion.max(1)});
+                    return stream(model, completion, Some(usage), pause, fault);
+                }
+                return json_response(
+                    StatusCode::OK,
+                    json!({"id": "cmpl-1", "object": "chat.completion", "created": 1, "model": model,
+                           "choices": [{"index": 0, "finish_reason": "stop",
+                                        "message": {"role": "assistant", "content": "word ".repeat(completion as usize)}}],
+                           "usage": {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": completion,
+                                     "total_tokens": PROMPT_TOKENS + completion}}),
+                );
+            };
+            // Everything asked for is generated and billed, whether or not it is read.
+            let choices = request["n"].as_u64().unwrap_or(1);
             let completion = request["max_tokens"]
                 .as_u64()
-                .unwrap_or(COMPLETION_TOKENS)
-                .min(COMPLETION_TOKENS);
+                .unwrap_or(billing.default_completion)
+                .saturating_mul(choices);
+            let bill = bill(&path, model, &request, &billing, completion);
+            state.bills.lock().unwrap().push(bill.clone());
+            let usage = (!billing.omit_usage).then(|| usage_of(&bill));
             if request["stream"].as_bool() == Some(true) {
                 let pause = *state.stream_pause.lock().unwrap();
-                return stream(model, completion, pause, fault);
+                return stream(model, completion, usage, pause, fault);
             }
-            json_response(
-                StatusCode::OK,
-                json!({"id": "cmpl-1", "object": "chat.completion", "created": 1, "model": model,
-                       "choices": [{"index": 0, "finish_reason": "stop",
-                                    "message": {"role": "assistant", "content": "word ".repeat(completion as usize)}}],
-                       "usage": {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": completion,
-                                 "total_tokens": PROMPT_TOKENS + completion}}),
-            )
+            let mut answer = json!({"id": "cmpl-1", "object": "chat.completion", "created": 1, "model": model,
+                   "choices": [{"index": 0, "finish_reason": "length",
+                                "message": {"role": "assistant", "content": "w ".repeat(completion.min(10_000) as usize)}}]});
+            if let Some(usage) = usage {
+                answer["usage"] = usage;
+            }
+            json_response(StatusCode::OK, answer)
         }
         _ => error(StatusCode::NOT_FOUND, "Not Found"),
     }
 }
 
-/// A stream of one chunk per completion token, the last with `usage`, then `[DONE]`.
+/// A stream of up to 50 chunks carrying the completion's tokens, the last with `usage` when
+/// there is one, then `[DONE]`.
 fn stream(
     model: &str,
     completion: u64,
+    usage: Option<Value>,
     pause: Duration,
     fault: Option<InferenceFault>,
 ) -> Response {
@@ -347,9 +519,10 @@ fn stream(
         Some(InferenceFault::HangStream { after_chunks }) => (None, Some(after_chunks)),
         _ => (None, None),
     };
-    let total = completion.max(1) as usize;
+    let total = completion.clamp(1, 50) as usize;
     let events = futures_util::stream::unfold(0usize, move |sent| {
         let model = model.clone();
+        let usage = usage.clone();
         async move {
             if cut == Some(sent) {
                 return Some((Err(std::io::Error::other("cut")), usize::MAX));
@@ -370,8 +543,9 @@ fn stream(
                     "model": model, "choices": [{"index": 0, "delta": {"content": format!("t{sent} ")}, "finish_reason": null}]});
                 if sent + 1 == total {
                     chunk["choices"][0]["finish_reason"] = json!("stop");
-                    chunk["usage"] = json!({"prompt_tokens": PROMPT_TOKENS, "completion_tokens": total,
-                                            "total_tokens": PROMPT_TOKENS + total as u64});
+                    if let Some(usage) = &usage {
+                        chunk["usage"] = usage.clone();
+                    }
                 }
                 format!("data: {chunk}\n\n")
             };
