@@ -198,6 +198,23 @@ impl CallerTable {
         self.callers.len()
     }
 
+    /// Every model name some caller's grant lists, each once; `every` is true when some
+    /// caller may use every model.
+    pub fn named_models(&self) -> (std::collections::BTreeSet<&str>, bool) {
+        let mut names = std::collections::BTreeSet::new();
+        let mut every = false;
+        for caller in self.callers.values() {
+            let rules = &caller.grant.model_rules;
+            every |= rules.iter().all(|rule| *rule == Models::Every);
+            for rule in rules {
+                if let Models::Only(listed) = rule {
+                    names.extend(listed.iter().map(String::as_str));
+                }
+            }
+        }
+        (names, every)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.callers.is_empty()
     }

@@ -151,6 +151,14 @@ pub async fn serve_on(
         prices_taken = %gateway.prices.taken,
         "listening"
     );
+    let unpriced = gateway.unpriced_models();
+    if !unpriced.is_empty() {
+        tracing::warn!(
+            models = %unpriced.join(", "),
+            help = "declare their prices in the policy's `models:` section, or keep them out of spend-guarded workspaces",
+            "models callers may use have no price: requests for them are refused under a spend guard"
+        );
+    }
     let _watcher = reload::spawn(gateway.clone());
     reload::spawn_model_refresh(gateway.clone());
     server::run(listener, gateway, shutdown).await;

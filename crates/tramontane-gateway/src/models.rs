@@ -57,6 +57,11 @@ impl ModelDirectory {
             .unwrap_or(UNKNOWN_CONTEXT_TOKENS)
     }
 
+    /// Every name of the directory (ids and aliases), sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.catalog.names().to_vec()
+    }
+
     /// How many models (not names) the directory has.
     pub fn len(&self) -> usize {
         self.catalog.models()

@@ -172,19 +172,24 @@ impl PriceTable {
             .expect("a table lists at least one model")
     }
 
-    /// The models of `names` the table cannot price, each once.
+    /// The models of `names` the table cannot price, each model once (by the first of its
+    /// names given).
     pub fn unpriced<'a>(
         &self,
         names: impl IntoIterator<Item = &'a str>,
         directory: &ModelDirectory,
     ) -> Vec<String> {
+        let mut seen = std::collections::BTreeSet::new();
         let mut unpriced: Vec<String> = names
             .into_iter()
+            .filter(|name| match directory.group(name) {
+                Some(model) => seen.insert(Ok(model)),
+                None => seen.insert(Err(name.to_string())),
+            })
             .filter(|name| self.price(name, directory).is_none())
             .map(str::to_owned)
             .collect();
         unpriced.sort();
-        unpriced.dedup();
         unpriced
     }
 }

@@ -45,10 +45,20 @@ async fn readyz(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
             "no policy loaded\n".to_owned(),
         );
     }
-    match gateway.store.open_reservations().await {
-        Ok(_) => (StatusCode::OK, "ready\nstore: ok\n".to_owned()),
-        Err(error) => (StatusCode::OK, format!("ready\nstore: failing ({error})\n")),
-    }
+    let store = match gateway.store.open_reservations().await {
+        Ok(_) => "store: ok\n".to_owned(),
+        Err(error) => format!("store: failing ({error})\n"),
+    };
+    let unpriced = gateway.unpriced_models();
+    let prices = if unpriced.is_empty() {
+        "prices: every model callers may use is priced\n".to_owned()
+    } else {
+        format!(
+            "prices: no price for {} (refused under a spend guard)\n",
+            unpriced.join(", ")
+        )
+    };
+    (StatusCode::OK, format!("ready\n{store}{prices}"))
 }
 
 async fn metrics(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {

@@ -72,6 +72,22 @@ impl Gateway {
         }
     }
 
+    /// The models callers may name that have no price: a request for one is refused under
+    /// a spend guard (`price_unknown`). Said at start and on `/readyz`.
+    pub fn unpriced_models(&self) -> Vec<String> {
+        let Some(policy) = self.policy.load_full() else {
+            return Vec::new();
+        };
+        let models = self.models.load();
+        let (named, every) = policy.callers.named_models();
+        let mut candidates: Vec<&str> = named.into_iter().collect();
+        let all_names = models.names();
+        if every {
+            candidates.extend(all_names.iter().map(String::as_str));
+        }
+        self.prices.unpriced(candidates, &models)
+    }
+
     /// A key to read the model list with: any the gateway holds.
     pub fn any_upstream_key(&self) -> Option<SecretString> {
         let policy = self.policy.load_full();

@@ -166,6 +166,11 @@ impl Catalog {
         closest(wrong, self.names.iter().map(String::as_str))
     }
 
+    /// Every name of the catalog, ids and aliases, sorted.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
     pub fn deprecation(&self, name: &str) -> Option<&Deprecation> {
         self.deprecations.get(name)
     }
