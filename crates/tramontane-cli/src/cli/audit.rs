@@ -23,7 +23,7 @@ use tramontane::provider::Provider;
 use tramontane::provider::activity::read_activity;
 use tramontane::render::diagnostics;
 use tramontane::repository::RepositoryRoot;
-use tramontane_gateway::store::redis::RedisStore;
+use tramontane_gateway::store::redis::{RedisSettings, RedisStore};
 use tramontane_gateway::store::{Meter, month_of};
 
 #[derive(Debug, clap::Args)]
@@ -84,7 +84,7 @@ fn percent(text: &str) -> Result<f64, String> {
 const STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The store `--store` names, checked before anything is read.
-fn meter_store(args: &Args) -> Result<Option<RedisStore>, CommandError> {
+fn meter_store(args: &Args) -> Result<Option<RedisSettings>, CommandError> {
     let Some(url) = &args.store else {
         return Ok(None);
     };
@@ -96,11 +96,21 @@ fn meter_store(args: &Args) -> Result<Option<RedisStore>, CommandError> {
     }
     let mut settings = args.redis.settings(url)?;
     settings.timeout = STORE_TIMEOUT;
-    let store = RedisStore::new(&settings).map_err(|error| CommandError::Usage {
+    Ok(Some(settings))
+}
+
+/// The meters of `now`'s month, from the store `settings` names (its client lives in the
+/// runtime, so it is made here).
+async fn read_meters(
+    settings: &RedisSettings,
+    now: jiff::Timestamp,
+) -> Result<MonthMeters, CommandError> {
+    let store = RedisStore::new(settings).map_err(|error| CommandError::Usage {
         message: format!("--store: {error}"),
         help: Some(error.help().into()),
     })?;
-    Ok(Some(store))
+    let meters = store.read_meters(&month_of(now)).await?;
+    Ok(month_meters(now, store.describe(), meters))
 }
 
 /// The meters as the library takes them: plain numbers by workspace.
@@ -215,11 +225,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         // The meters first: a store that does not answer fails the audit before the org is
         // read. The month is the one `read_activity` reads the bill of.
         let meters = match &store {
-            Some(store) => Some(month_meters(
-                now,
-                store.describe(),
-                store.read_meters(&month_of(now)).await?,
-            )),
+            Some(settings) => Some(read_meters(settings, now).await?),
             None => None,
         };
         let live = org.read().await?;

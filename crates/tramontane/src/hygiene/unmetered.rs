@@ -98,10 +98,10 @@ pub(super) fn findings(input: &AuditInput<'_>) -> Vec<Finding> {
         let address = format!("workspace.{name}");
         let rule = Rule::SpendUnmetered;
         let metered = if meter.requests == 0 {
-            "the gateway metered nothing".to_owned()
+            "nothing".to_owned()
         } else {
             format!(
-                "the gateway metered {} ({} requests, {} tokens)",
+                "{} ({} requests, {} tokens)",
                 money(meter.cost.as_f64(), currency),
                 meter.requests,
                 meter.tokens()
@@ -115,7 +115,7 @@ pub(super) fn findings(input: &AuditInput<'_>) -> Vec<Finding> {
             address,
             managed,
             message: format!(
-                "workspace `{name}` was billed {} for {}-{:02} but {metered} (store {}): {} unmetered, more than the tolerance of {}",
+                "workspace `{name}` was billed {} for {}-{:02}, but the gateway's store at {} metered {metered}: {} unmetered, more than the tolerance of {}",
                 money(billed.as_f64(), currency),
                 spend.year,
                 spend.month,
