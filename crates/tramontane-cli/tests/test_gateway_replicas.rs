@@ -324,6 +324,13 @@ fn a_request_with_a_rate_and_a_budget_costs_one_redis_round_trip_to_admit_one_to
             "one round trip to admit and reserve, one to settle, one to meter, per request"
         );
     });
+    // Every request is in its workspace's meter for the month.
+    let meters = cluster.redis.keys("*meter:*");
+    assert_eq!(meters.len(), 1, "{meters:?}");
+    assert_eq!(
+        cluster.redis.command(&["HGET", &meters[0], "requests"]),
+        Reply::Bulk(Some((1 + REQUESTS).to_string().into_bytes()))
+    );
     assert_eq!(
         cluster.forwarded_with(RACER_UPSTREAM),
         1 + REQUESTS as usize
