@@ -6,6 +6,7 @@ mod test_apply;
 mod test_audit;
 mod test_audit_activity;
 mod test_audit_findings;
+mod test_audit_unmetered;
 mod test_comment;
 mod test_diff;
 mod test_exit_codes;

@@ -290,7 +290,8 @@ fn used_in_redis(redis: &RedisServer) -> Vec<u64> {
 }
 
 #[test]
-fn a_request_with_a_rate_and_a_budget_costs_one_redis_round_trip_to_admit_and_one_to_settle() {
+fn a_request_with_a_rate_and_a_budget_costs_one_redis_round_trip_to_admit_one_to_settle_and_one_to_meter()
+ {
     let cluster = Cluster::start(&Limits::default(), &[]);
     let key = gateway_key("racekey");
     let body = chat(5, false);
@@ -307,21 +308,29 @@ fn a_request_with_a_rate_and_a_budget_costs_one_redis_round_trip_to_admit_and_on
         for sent in 1..=REQUESTS {
             let answer = post(&client, &url, Some(&key), &body).await;
             assert_eq!(answer.status, 200, "{}", answer.body);
-            // The settle follows the answer's last byte: wait for it before the next.
+            // The settle and the meter follow the answer's last byte: wait for them before
+            // the next.
             let deadline = Instant::now() + Duration::from_secs(10);
-            while cluster.redis.scripts_sent() - before < 2 * sent {
+            while cluster.redis.scripts_sent() - before < 3 * sent {
                 assert!(Instant::now() < deadline, "request {sent} was not settled");
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
-        // Nothing comes late: no third round trip per request.
+        // Nothing comes late: no fourth round trip per request.
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(
             cluster.redis.scripts_sent() - before,
-            2 * REQUESTS,
-            "one round trip to admit and reserve, one to settle, per request"
+            3 * REQUESTS,
+            "one round trip to admit and reserve, one to settle, one to meter, per request"
         );
     });
+    // Every request is in its workspace's meter for the month.
+    let meters = cluster.redis.keys("*meter:*");
+    assert_eq!(meters.len(), 1, "{meters:?}");
+    assert_eq!(
+        cluster.redis.command(&["HGET", &meters[0], "requests"]),
+        Reply::Bulk(Some((1 + REQUESTS).to_string().into_bytes()))
+    );
     assert_eq!(
         cluster.forwarded_with(RACER_UPSTREAM),
         1 + REQUESTS as usize

@@ -16,7 +16,7 @@ use crate::audit::AuditRecord;
 use crate::enforce::{LineKind, Worst};
 use crate::prices::{PRIORITY_PERCENT, STANDARD_PERCENT, TokenCounts};
 use crate::state::Gateway;
-use crate::store::Reservation;
+use crate::store::{MeterEntry, Reservation};
 use crate::upstream::{BodyError, UpstreamBody};
 use crate::usage::{JsonScanner, Observed, ServedTier, StreamScanner, Usage};
 
@@ -172,6 +172,26 @@ impl Closing {
                 {
                     gateway.metrics.store_error();
                     tracing::error!(%error, request_id = %record.request_id, "cannot settle a reservation");
+                }
+                // What the workspace was metered, for `tramontane audit` to set against its
+                // bill; a failure costs the request nothing.
+                if let Some(workspace) = &record.workspace {
+                    let model = record
+                        .model_resolved
+                        .as_ref()
+                        .or(record.model_asked.as_ref());
+                    let entry = MeterEntry::settled(
+                        workspace,
+                        model.map_or("", String::as_str),
+                        charge.counts.prompt,
+                        charge.counts.completion,
+                        charge.cost,
+                        jiff::Timestamp::now(),
+                    );
+                    if let Err(error) = gateway.store.meter(&entry).await {
+                        gateway.metrics.store_error();
+                        tracing::error!(%error, request_id = %record.request_id, "cannot meter a request");
+                    }
                 }
                 gateway
                     .metrics

@@ -1,5 +1,9 @@
 //! `tramontane audit`: key and membership hygiene of the live organization, judged against
 //! the policy. Exits 0 when no finding reaches `--fail-on`, 3 when one does, 1 on error.
+//!
+//! With `--store`, each workspace's bill is also set against what the gateway metered in its
+//! store: the meters are read here, through the gateway's own store code, and handed to the
+//! library as plain numbers.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -9,13 +13,18 @@ use clap::ValueEnum;
 use super::org::{OrgArgs, runtime};
 use super::{ColorChoice, CommandError, ExitStatus};
 use tramontane::clock::day_of;
-use tramontane::hygiene::{self, AuditInput, PolicyLocator, Severity};
-use tramontane::model::DesiredOrg;
+use tramontane::hygiene::{
+    self, AuditInput, Metering, PolicyLocator, Severity, UnmeteredTolerance,
+};
+use tramontane::model::activity::{MonthMeters, WorkspaceMeter};
+use tramontane::model::{DesiredOrg, Money};
 use tramontane::policy::{self, LoadOptions, LoadedPolicy};
 use tramontane::provider::Provider;
 use tramontane::provider::activity::read_activity;
 use tramontane::render::diagnostics;
 use tramontane::repository::RepositoryRoot;
+use tramontane_gateway::store::redis::{RedisSettings, RedisStore};
+use tramontane_gateway::store::{Meter, month_of};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -45,8 +54,85 @@ pub struct Args {
     )]
     pub audit_log: PathBuf,
 
+    /// The gateway's Redis store (`redis://HOST:PORT[/DB]`, as `gateway serve --store`):
+    /// set each workspace's bill this month against what the gateway metered, and report a
+    /// workspace billed more (spend-unmetered).
+    #[arg(long, value_name = "redis://HOST:PORT[/DB]")]
+    pub store: Option<String>,
+
+    #[command(flatten)]
+    pub redis: super::store::RedisArgs,
+
+    /// With --store: how far a workspace's bill may pass its meter, in percent of the bill
+    /// (never less than 1.00 of the currency).
+    #[arg(long, value_name = "PERCENT", default_value_t = UnmeteredTolerance::DEFAULT_PERCENT, value_parser = percent)]
+    pub unmetered_tolerance: f64,
+
     #[command(flatten)]
     pub clock: super::ClockArgs,
+}
+
+fn percent(text: &str) -> Result<f64, String> {
+    text.trim_end_matches('%')
+        .parse::<f64>()
+        .ok()
+        .filter(|percent| (0.0..=100.0).contains(percent))
+        .ok_or_else(|| format!("`{text}` is not a percentage from 0 to 100"))
+}
+
+/// How long the store may take to answer the audit: one read, not a request in flight.
+const STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The store `--store` names, checked before anything is read.
+fn meter_store(args: &Args) -> Result<Option<RedisSettings>, CommandError> {
+    let Some(url) = &args.store else {
+        return Ok(None);
+    };
+    if url == "memory" {
+        return Err(CommandError::Usage {
+            message: "--store: an in-process store keeps its meters inside the gateway's process, out of audit's reach".into(),
+            help: Some("run the gateway with a Redis store (`gateway serve --store redis://…`) and give audit the same address".into()),
+        });
+    }
+    let mut settings = args.redis.settings(url)?;
+    settings.timeout = STORE_TIMEOUT;
+    Ok(Some(settings))
+}
+
+/// The meters of `now`'s month, from the store `settings` names (its client lives in the
+/// runtime, so it is made here).
+async fn read_meters(
+    settings: &RedisSettings,
+    now: jiff::Timestamp,
+) -> Result<MonthMeters, CommandError> {
+    let store = RedisStore::new(settings).map_err(|error| CommandError::Usage {
+        message: format!("--store: {error}"),
+        help: Some(error.help().into()),
+    })?;
+    let meters = store.read_meters(&month_of(now)).await?;
+    Ok(month_meters(now, store.describe(), meters))
+}
+
+/// The meters as the library takes them: plain numbers by workspace.
+fn month_meters(now: jiff::Timestamp, store: String, meters: Vec<Meter>) -> MonthMeters {
+    let date = day_of(now);
+    MonthMeters {
+        year: date.year(),
+        month: date.month(),
+        store,
+        workspaces: meters
+            .into_iter()
+            .map(|meter| {
+                let meter_of = WorkspaceMeter {
+                    requests: meter.total.requests,
+                    prompt_tokens: meter.total.prompt_tokens,
+                    completion_tokens: meter.total.completion_tokens,
+                    cost: Money::from_micros(meter.total.cost_micros),
+                };
+                (meter.workspace, meter_of)
+            })
+            .collect(),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -126,6 +212,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         .map(|loaded| PolicyLocator::new(&loaded.sources))
         .unwrap_or_default();
     let root = RepositoryRoot::of_policies(&args.policies);
+    let store = meter_store(args)?;
     let (org, _label) = args.org.open(now, desired, &root)?;
     let applied = hygiene::read_applied(&root.resolve(&args.audit_log)).map_err(|error| {
         CommandError::Usage {
@@ -134,10 +221,16 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         }
     })?;
     let settings = desired.map(|d| d.audit.clone()).unwrap_or_default();
-    let (live, activity) = runtime()?.block_on(async {
+    let (live, activity, meters) = runtime()?.block_on(async {
+        // The meters first: a store that does not answer fails the audit before the org is
+        // read. The month is the one `read_activity` reads the bill of.
+        let meters = match &store {
+            Some(settings) => Some(read_meters(settings, now).await?),
+            None => None,
+        };
         let live = org.read().await?;
         let activity = read_activity(&org, &live, now, settings.console_change_days()).await?;
-        Ok::<_, tramontane::provider::ProviderError>((live, activity))
+        Ok::<_, CommandError>((live, activity, meters))
     })?;
 
     let report = hygiene::audit(&AuditInput {
@@ -148,6 +241,12 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         now,
         activity: Some(&activity),
         applied: &applied,
+        metering: meters.as_ref().map(|meters| Metering {
+            meters,
+            tolerance: UnmeteredTolerance {
+                percent: args.unmetered_tolerance,
+            },
+        }),
     });
     let stdout = std::io::stdout();
     let text = match args.format {

@@ -115,6 +115,9 @@ pub enum CommandError {
     /// The gateway could not start.
     #[error(transparent)]
     Gateway(#[from] tramontane_gateway::GatewayError),
+    /// The gateway's meters could not be read from its store.
+    #[error(transparent)]
+    Meters(#[from] tramontane_gateway::store::MeterReadError),
     /// Output could not be written (a closed pipe, a full disk).
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
@@ -155,7 +158,8 @@ impl CommandError {
             | CommandError::Lock(_)
             | CommandError::Audit(_)
             | CommandError::Journal(_)
-            | CommandError::Gateway(_) => ExitCode::from(1),
+            | CommandError::Gateway(_)
+            | CommandError::Meters(_) => ExitCode::from(1),
             CommandError::Scan(_) | CommandError::ScanOutput(_) => ExitCode::from(SCAN_FAILED),
         }
     }
@@ -174,6 +178,7 @@ impl CommandError {
             CommandError::Audit(error) => error.help(),
             CommandError::Scan(error) => Some(error.help()),
             CommandError::Gateway(error) => Some(error.help()),
+            CommandError::Meters(error) => Some(error.help()),
             CommandError::Journal(error) => error.help(),
             CommandError::Output(_) | CommandError::ScanOutput(_) => {
                 Some("check where the output goes: a full disk, or a file that cannot be written")

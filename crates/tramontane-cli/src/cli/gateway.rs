@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use jiff::SignedDuration;
 use jiff::civil::Date;
-use secrecy::SecretString;
-use tramontane_gateway::store::redis::{RedisSettings, check_address};
 use tramontane_gateway::{AuditTarget, GatewayConfig, RequestLimits, StoreChoice, UpstreamChoice};
 
 use super::{CommandError, ExitStatus};
@@ -83,13 +81,8 @@ pub struct ServeArgs {
     )]
     pub store: String,
 
-    /// A file holding the Redis password (never written in --store).
-    #[arg(long, value_name = "FILE")]
-    pub store_password_file: Option<PathBuf>,
-
-    /// Key prefix in Redis, so several gateway groups can share one server.
-    #[arg(long, default_value = RedisSettings::DEFAULT_PREFIX)]
-    pub store_prefix: String,
+    #[command(flatten)]
+    pub redis: super::store::RedisArgs,
 
     /// The longest one Redis operation may take before it counts as the store failing (the
     /// workspace's `store_failure` decides what the request gets then).
@@ -145,45 +138,11 @@ fn config(args: &ServeArgs) -> Result<GatewayConfig, CommandError> {
     Ok(config)
 }
 
-/// The Redis password: from `--store-password-file`, else `TRAMONTANE_STORE_PASSWORD`.
-fn store_password(args: &ServeArgs) -> Result<Option<SecretString>, CommandError> {
-    let text = match &args.store_password_file {
-        Some(path) => std::fs::read_to_string(path).map_err(|error| CommandError::Usage {
-            message: format!(
-                "cannot read the Redis password file {}: {error}",
-                path.display()
-            ),
-            help: Some("--store-password-file names a file holding only the password".into()),
-        })?,
-        None => match std::env::var("TRAMONTANE_STORE_PASSWORD") {
-            Ok(text) => text,
-            Err(_) => return Ok(None),
-        },
-    };
-    let password = text.trim_end_matches(['\r', '\n']);
-    if password.is_empty() {
-        return Err(CommandError::Usage {
-            message: "the Redis password is empty".into(),
-            help: Some(
-                "put the password in the file (or TRAMONTANE_STORE_PASSWORD), or leave both unset for a Redis without one"
-                    .into(),
-            ),
-        });
-    }
-    Ok(Some(SecretString::from(password.to_owned())))
-}
-
 fn store(args: &ServeArgs) -> Result<StoreChoice, CommandError> {
     if args.store == "memory" {
         return Ok(StoreChoice::Memory);
     }
-    check_address(&args.store).map_err(|error| CommandError::Usage {
-        message: format!("--store: {error}"),
-        help: Some(error.help().into()),
-    })?;
-    let mut settings = RedisSettings::new(args.store.clone());
-    settings.password = store_password(args)?;
-    settings.prefix = args.store_prefix.clone();
+    let mut settings = args.redis.settings(&args.store)?;
     settings.timeout = duration("store-timeout", args.store_timeout)?.max(Duration::from_millis(1));
     settings.lease =
         duration("reservation-lease", args.reservation_lease)?.max(Duration::from_millis(100));

@@ -19,6 +19,7 @@ mod revoke;
 mod scan;
 mod schema;
 mod show;
+mod store;
 mod validate;
 
 use clap::{Parser, Subcommand, ValueEnum};

@@ -2,13 +2,16 @@
 //! per request, which keeps each operation atomic exactly as a Lua script keeps it on Redis.
 //! Its counts live as long as the process; several replicas need a shared store.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{Admission, BudgetLine, LimitStore, RateHit, ReservationId, StoreError, StoreResult};
+use super::{
+    Admission, BudgetLine, LimitStore, Meter, MeterEntry, RateHit, ReservationId, StoreError,
+    StoreResult,
+};
 
 const MINUTE_NANOS: i128 = 60_000_000_000;
 /// Expired counters are swept after this many operations.
@@ -26,6 +29,9 @@ struct State {
     counters: HashMap<String, Counter>,
     /// Counter names and the amounts each open reservation holds in them.
     reservations: HashMap<ReservationId, Vec<(String, u64)>>,
+    /// Meters by month, then workspace. Never swept: a process lives far shorter than the
+    /// months worth auditing, and there are few workspaces.
+    meters: BTreeMap<String, BTreeMap<String, Meter>>,
     operations: u64,
 }
 
@@ -192,6 +198,40 @@ impl LimitStore for MemoryStore {
 
     fn open_reservations(&self) -> StoreResult<'_, u64> {
         Box::pin(async move { Ok(self.lock()?.reservations.len() as u64) })
+    }
+
+    fn meter<'a>(&'a self, entry: &'a MeterEntry) -> StoreResult<'a, ()> {
+        Box::pin(async move {
+            let mut state = self.lock()?;
+            let meter = state
+                .meters
+                .entry(entry.month.clone())
+                .or_default()
+                .entry(entry.workspace.clone())
+                .or_insert_with(|| Meter {
+                    workspace: entry.workspace.clone(),
+                    month: entry.month.clone(),
+                    ..Meter::default()
+                });
+            meter.total.add(entry);
+            meter
+                .models
+                .entry(entry.model.clone())
+                .or_default()
+                .add(entry);
+            Ok(())
+        })
+    }
+
+    fn meters<'a>(&'a self, month: &'a str) -> StoreResult<'a, Vec<Meter>> {
+        Box::pin(async move {
+            let state = self.lock()?;
+            Ok(state
+                .meters
+                .get(month)
+                .map(|workspaces| workspaces.values().cloned().collect())
+                .unwrap_or_default())
+        })
     }
 }
 

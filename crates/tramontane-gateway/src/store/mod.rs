@@ -13,10 +13,17 @@
 //! ([`LimitStore::settle`]), and an upstream error, a timeout or a client that goes away
 //! gives the reservation back ([`LimitStore::release`]). [`Reservation`] is the guard that
 //! makes the last one happen on every path: dropping it releases.
+//!
+//! Beside the limits, the store keeps what each workspace was metered per month
+//! ([`LimitStore::meter`], read back by [`LimitStore::meters`]), for `tramontane audit` to set
+//! against what Mistral billed.
 
 pub mod failure_log;
 pub mod memory;
+pub mod meter;
 pub mod redis;
+
+pub use meter::{Meter, MeterCounts, MeterEntry, MeterReadError, month_of};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,6 +101,15 @@ pub trait LimitStore: Send + Sync + 'static {
 
     /// Reservations taken and neither settled nor released.
     fn open_reservations(&self) -> StoreResult<'_, u64>;
+
+    /// Adds one settled request to its workspace's meter for its month, totals and model
+    /// alike, in one operation. Meters outlive the month long enough to audit it after it
+    /// ends.
+    fn meter<'a>(&'a self, entry: &'a MeterEntry) -> StoreResult<'a, ()>;
+
+    /// Every workspace's meter for `month` (`YYYY-MM`), by workspace name; a workspace
+    /// nothing was metered for is absent.
+    fn meters<'a>(&'a self, month: &'a str) -> StoreResult<'a, Vec<Meter>>;
 
     /// How long a reservation lives unless renewed; `None`: until settled or released (a
     /// store that dies with its gateway needs no lease).

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tramontane_gateway::store::{Admission, BudgetLine, LimitStore, RateHit};
+use tramontane_gateway::store::{
+    Admission, BudgetLine, LimitStore, MeterCounts, MeterEntry, RateHit, month_of,
+};
+use tramontane_testkit::redis_server::Reply;
 
 use crate::support::{OneSide, Subject, TestRedis, hit, id, line};
 
@@ -44,6 +47,8 @@ conformance! {
     racing_requests_with_rates_and_budgets_admit_exactly_what_the_tighter_holds => combined_race;
     a_request_refused_for_a_budget_takes_no_rate_slot => budget_refusal_takes_no_rate;
     a_request_refused_for_a_rate_opens_no_reservation => rate_refusal_reserves_nothing;
+    meters_add_up_per_workspace_month_and_model => meters_add_up;
+    racing_meters_lose_nothing => meters_race;
 }
 
 async fn reserve_is_all_or_nothing(store: Arc<dyn LimitStore>) {
@@ -489,4 +494,123 @@ async fn rate_refusal_reserves_nothing(store: Arc<dyn LimitStore>) {
         Admission::Admitted
     );
     assert_eq!(store.open_reservations().await.unwrap(), 2);
+}
+
+fn entry(workspace: &str, month: &str, model: &str, tokens: (u64, u64), cost: u64) -> MeterEntry {
+    MeterEntry {
+        workspace: workspace.into(),
+        month: month.into(),
+        model: model.into(),
+        requests: 1,
+        prompt_tokens: tokens.0,
+        completion_tokens: tokens.1,
+        cost_micros: cost,
+    }
+}
+
+fn counts(requests: u64, prompt: u64, completion: u64, cost: u64) -> MeterCounts {
+    MeterCounts {
+        requests,
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        cost_micros: cost,
+    }
+}
+
+async fn meters_add_up(store: Arc<dyn LimitStore>) {
+    assert_eq!(store.meters("2026-06").await.unwrap(), Vec::new());
+    // A model id may hold colons (fine-tuned models do).
+    let tuned = "ft:open-mistral-7b:acme:1";
+    for meter in [
+        entry("prod", "2026-06", "mistral-small-2506", (100, 20), 1_500),
+        entry("prod", "2026-06", "mistral-small-2506", (50, 10), 700),
+        entry("prod", "2026-06", tuned, (5, 1), 9_000_000_000_000),
+        entry("dev", "2026-06", "mistral-small-2506", (1, 1), 0),
+        entry("prod", "2026-05", "mistral-small-2506", (7, 7), 7),
+    ] {
+        store.meter(&meter).await.unwrap();
+    }
+    let june = store.meters("2026-06").await.unwrap();
+    let names: Vec<&str> = june.iter().map(|m| m.workspace.as_str()).collect();
+    assert_eq!(names, ["dev", "prod"]);
+    let prod = &june[1];
+    assert_eq!(prod.month, "2026-06");
+    assert_eq!(prod.total, counts(3, 155, 31, 9_000_000_002_200));
+    assert_eq!(
+        prod.models.get("mistral-small-2506"),
+        Some(&counts(2, 150, 30, 2_200))
+    );
+    assert_eq!(
+        prod.models.get(tuned),
+        Some(&counts(1, 5, 1, 9_000_000_000_000))
+    );
+    assert_eq!(june[0].total, counts(1, 1, 1, 0));
+    let may = store.meters("2026-05").await.unwrap();
+    assert_eq!(may.len(), 1);
+    assert_eq!(may[0].total, counts(1, 7, 7, 7));
+}
+
+async fn meters_race(store: Arc<dyn LimitStore>) {
+    let month = month_of(Timestamp::now());
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let store = store.clone();
+            let month = month.clone();
+            tokio::spawn(async move {
+                let model = if i % 2 == 0 { "a" } else { "b" };
+                store
+                    .meter(&entry("w", &month, model, (i, 1), 1_000_001))
+                    .await
+                    .unwrap();
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let meters = store.meters(&month).await.unwrap();
+    assert_eq!(meters.len(), 1);
+    assert_eq!(
+        meters[0].total,
+        counts(200, (0..200).sum(), 200, 200 * 1_000_001)
+    );
+    assert_eq!(meters[0].models["a"].requests, 100);
+}
+
+#[tokio::test]
+async fn redis_meters_are_one_hash_per_workspace_and_month_that_expires_after_100_days() {
+    let mut redis = TestRedis::private();
+    let store = redis.store();
+    store
+        .meter(&entry("prod", "2026-06", "m", (3, 4), 5))
+        .await
+        .unwrap();
+    let prefix = redis.prefix.clone();
+    let server = redis.server();
+    let hash = format!("{prefix}meter:2026-06:prod");
+    let index = format!("{prefix}meters:2026-06");
+    assert_eq!(
+        server.keys(&format!("{prefix}*")),
+        [hash.clone(), index.clone()]
+    );
+    assert_eq!(
+        server.command(&["HGET", &hash, "cost_micros"]),
+        Reply::Bulk(Some(b"5".to_vec()))
+    );
+    assert_eq!(
+        server.command(&["HGET", &hash, "model:m:prompt_tokens"]),
+        Reply::Bulk(Some(b"3".to_vec()))
+    );
+    for key in [&hash, &index] {
+        let Reply::Integer(ttl) = server.command(&["TTL", key]) else {
+            panic!("TTL did not answer a number");
+        };
+        assert!((8_639_000..=8_640_000).contains(&ttl), "{key}: {ttl}");
+    }
+    // The meters outlive a restart of nothing but the reader: another store reads them.
+    let reader = redis.store();
+    assert_eq!(
+        reader.meters("2026-06").await.unwrap()[0].total,
+        counts(1, 3, 4, 5)
+    );
 }

@@ -112,7 +112,8 @@ fn threshold_severity(index: usize, count: usize, percent: f64) -> Severity {
     }
 }
 
-fn money(amount: f64, currency: &str) -> String {
+/// An amount as findings show it: to the cent, with the currency when the bill names one.
+pub(super) fn money(amount: f64, currency: &str) -> String {
     if currency.is_empty() {
         format!("{amount:.2}")
     } else {

@@ -13,6 +13,7 @@ pub mod locate;
 mod members;
 pub mod render;
 pub mod sarif;
+mod unmetered;
 
 use jiff::civil::Date;
 use serde::Serialize;
@@ -22,6 +23,7 @@ use crate::model::{AuditSettings, DesiredOrg, LiveOrg};
 pub use applied::{AppliedChange, AppliedLogError, read_applied};
 pub use keys::key_address;
 pub use locate::{PolicyLocator, SourceRef};
+pub use unmetered::{Metering, UnmeteredTolerance};
 
 /// How much a finding matters; `--fail-on` compares against it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -80,10 +82,12 @@ pub enum Rule {
     BudgetForecast,
     #[serde(rename = "console-change")]
     ConsoleChange,
+    #[serde(rename = "spend-unmetered")]
+    SpendUnmetered,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 13] = [
+    pub const ALL: [Rule; 14] = [
         Rule::KeyExpiredPresent,
         Rule::KeyExpiring,
         Rule::KeyNoExpiry,
@@ -97,6 +101,7 @@ impl Rule {
         Rule::BudgetThreshold,
         Rule::BudgetForecast,
         Rule::ConsoleChange,
+        Rule::SpendUnmetered,
     ];
 
     pub fn id(self) -> &'static str {
@@ -114,6 +119,7 @@ impl Rule {
             Rule::BudgetThreshold => "budget-threshold",
             Rule::BudgetForecast => "budget-forecast",
             Rule::ConsoleChange => "console-change",
+            Rule::SpendUnmetered => "spend-unmetered",
         }
     }
 
@@ -135,6 +141,7 @@ impl Rule {
             | Rule::NoSpendLimit
             | Rule::BudgetThreshold
             | Rule::BudgetForecast
+            | Rule::SpendUnmetered
             | Rule::ConsoleChange => Severity::Medium,
             Rule::MemberNoTeam => Severity::Low,
         }
@@ -155,6 +162,7 @@ impl Rule {
             Rule::BudgetThreshold => "Spend has crossed a threshold of the monthly limit",
             Rule::BudgetForecast => "Spend is on course to pass the monthly limit",
             Rule::ConsoleChange => "A policy-managed object was changed outside tramontane",
+            Rule::SpendUnmetered => "A workspace was billed more than the gateway metered",
         }
     }
 }
@@ -205,6 +213,9 @@ pub struct AuditInput<'a> {
     /// The changes tramontane's own apply audit log records, so its own changes are not
     /// reported as console changes.
     pub applied: &'a [AppliedChange],
+    /// What the gateway metered in the month of `activity`'s spend, when its store was read:
+    /// without it (or without `activity`), no spend-unmetered finding.
+    pub metering: Option<Metering<'a>>,
 }
 
 impl AuditInput<'_> {
@@ -246,6 +257,7 @@ pub fn audit(input: &AuditInput<'_>) -> AuditReport {
     findings.extend(members::findings(input));
     findings.extend(budgets::findings(input, &settings));
     findings.extend(console::findings(input, &settings, input.applied));
+    findings.extend(unmetered::findings(input));
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)

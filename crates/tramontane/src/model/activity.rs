@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::money::Money;
+
 /// One calendar month's spend, in the billing currency: the organization's and each
 /// workspace's (by name).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -14,6 +16,33 @@ pub struct MonthSpend {
     pub currency: Option<String>,
     pub organization: f64,
     pub workspaces: BTreeMap<String, f64>,
+}
+
+/// What tramontane's gateway metered for one workspace in one month: the requests it let
+/// through and settled, their tokens, and their cost by the gateway's price table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkspaceMeter {
+    pub requests: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost: Money,
+}
+
+impl WorkspaceMeter {
+    pub fn tokens(&self) -> u64 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+}
+
+/// The gateway's meters for one calendar month (UTC), by workspace name, as read from its
+/// store: set against [`MonthSpend`], what Mistral billed for the same month.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MonthMeters {
+    pub year: i16,
+    pub month: i8,
+    /// Where the meters were read (the store's address), for findings to name.
+    pub store: String,
+    pub workspaces: BTreeMap<String, WorkspaceMeter>,
 }
 
 /// Who an audit-log event says acted.

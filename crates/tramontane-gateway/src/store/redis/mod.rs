@@ -13,6 +13,11 @@
 //! lapsed amount back. The scripts are sent by digest (`EVALSHA`) and loaded again when the
 //! server answers `NOSCRIPT` (after a restart or `SCRIPT FLUSH`).
 //!
+//! Meters are one hash per workspace and month, `PREFIX meter:YYYY-MM:WORKSPACE` (fields
+//! `requests`, `prompt_tokens`, `completion_tokens`, `cost_micros`, and the same per model as
+//! `model:MODEL:FIELD`), listed by a set per month, `PREFIX meters:YYYY-MM`; both expire
+//! [`super::meter::METER_RETENTION`] after their last write (`meter.lua`, `meters.lua`).
+//!
 //! A standalone Redis (or a primary with replicas for failover): the budget scripts touch
 //! keys they read from a reservation record, which Redis Cluster does not allow.
 
@@ -23,7 +28,11 @@ use redis::aio::ConnectionManager;
 use redis::{Client, IntoConnectionInfo, Script};
 use secrecy::ExposeSecret;
 
-use super::{Admission, BudgetLine, LimitStore, RateHit, ReservationId, StoreError, StoreResult};
+use super::meter::METER_RETENTION;
+use super::{
+    Admission, BudgetLine, LimitStore, Meter, MeterCounts, MeterEntry, MeterReadError, RateHit,
+    ReservationId, StoreError, StoreResult,
+};
 
 mod settings;
 
@@ -37,6 +46,8 @@ struct Scripts {
     renew: Script,
     finish: Script,
     open: Script,
+    meter: Script,
+    meters: Script,
 }
 
 pub struct RedisStore {
@@ -45,6 +56,8 @@ pub struct RedisStore {
     prefix: String,
     timeout: Duration,
     lease: Duration,
+    /// The address as given (it carries no password: [`check_address`] refuses one).
+    shown: String,
 }
 
 impl RedisStore {
@@ -86,10 +99,13 @@ impl RedisStore {
                 renew: Script::new(include_str!("../scripts/renew.lua")),
                 finish: Script::new(include_str!("../scripts/finish.lua")),
                 open: Script::new(include_str!("../scripts/open.lua")),
+                meter: Script::new(include_str!("../scripts/meter.lua")),
+                meters: Script::new(include_str!("../scripts/meters.lua")),
             },
             prefix: settings.prefix.clone(),
             timeout: settings.timeout,
             lease: settings.lease,
+            shown: settings.url.clone(),
         })
     }
 
@@ -103,6 +119,28 @@ impl RedisStore {
 
     fn index(&self) -> String {
         format!("{}reservations", self.prefix)
+    }
+
+    /// The prefix of a month's meter keys: workspace W's is this followed by W.
+    fn meter_prefix(&self, month: &str) -> String {
+        self.key("meter", &format!("{month}:"))
+    }
+
+    fn meter_index(&self, month: &str) -> String {
+        self.key("meters", month)
+    }
+
+    /// Where the store is, for messages: the address (never with a password) and prefix.
+    pub fn describe(&self) -> String {
+        format!("{} (prefix `{}`)", self.shown, self.prefix)
+    }
+
+    /// Every workspace's meter for `month` (`YYYY-MM`), or an error naming this store.
+    pub async fn read_meters(&self, month: &str) -> Result<Vec<Meter>, MeterReadError> {
+        self.meters(month).await.map_err(|source| MeterReadError {
+            store: self.describe(),
+            source,
+        })
     }
 
     /// Runs a script within the operation timeout.
@@ -241,6 +279,91 @@ impl LimitStore for RedisStore {
             Ok(open)
         })
     }
+
+    fn meter<'a>(&'a self, entry: &'a MeterEntry) -> StoreResult<'a, ()> {
+        Box::pin(async move {
+            let mut invocation = self.scripts.meter.prepare_invoke();
+            invocation
+                .key(format!(
+                    "{}{}",
+                    self.meter_prefix(&entry.month),
+                    entry.workspace
+                ))
+                .key(self.meter_index(&entry.month));
+            invocation
+                .arg(&entry.workspace)
+                .arg(&entry.model)
+                .arg(METER_RETENTION.as_secs());
+            for (_, amount) in MeterCounts::fields(entry) {
+                // HINCRBY counts in signed 64 bits.
+                invocation.arg(amount.min(i64::MAX as u64));
+            }
+            let _: i64 = self.run("meter", invocation).await?;
+            Ok(())
+        })
+    }
+
+    fn meters<'a>(&'a self, month: &'a str) -> StoreResult<'a, Vec<Meter>> {
+        Box::pin(async move {
+            let mut invocation = self.scripts.meters.prepare_invoke();
+            invocation.key(self.meter_index(month));
+            invocation.arg(self.meter_prefix(month));
+            let answer: Vec<redis::Value> = self.run("read meters", invocation).await?;
+            meters_of(month, answer)
+        })
+    }
+}
+
+/// The meters `meters.lua` answered: workspace names, each followed by its hash's fields and
+/// values.
+fn meters_of(month: &str, answer: Vec<redis::Value>) -> Result<Vec<Meter>, StoreError> {
+    let unexpected = |what: &str| StoreError(format!("Redis read meters answered {what}"));
+    let text = |value: &redis::Value| match value {
+        redis::Value::BulkString(bytes) => {
+            String::from_utf8(bytes.clone()).map_err(|_| unexpected("a name that is not UTF-8"))
+        }
+        redis::Value::SimpleString(text) => Ok(text.clone()),
+        _ => Err(unexpected("something other than text")),
+    };
+    let mut meters = Vec::new();
+    let mut items = answer.iter();
+    while let Some(workspace) = items.next() {
+        let Some(redis::Value::Array(hash)) = items.next() else {
+            return Err(unexpected("a workspace without its meter"));
+        };
+        let mut meter = Meter {
+            workspace: text(workspace)?,
+            month: month.to_owned(),
+            ..Meter::default()
+        };
+        for pair in hash.chunks(2) {
+            let [field, value] = pair else {
+                return Err(unexpected("a field without a value"));
+            };
+            let (field, value) = (text(field)?, text(value)?);
+            let value: u64 = value
+                .parse()
+                .map_err(|_| unexpected(&format!("`{value}` for `{field}`, not a count")))?;
+            match field
+                .strip_prefix("model:")
+                .and_then(|rest| rest.rsplit_once(':'))
+            {
+                Some((model, name)) => {
+                    meter
+                        .models
+                        .entry(model.to_owned())
+                        .or_default()
+                        .set(name, value);
+                }
+                None => {
+                    meter.total.set(&field, value);
+                }
+            }
+        }
+        meters.push(meter);
+    }
+    meters.sort_by(|a, b| a.workspace.cmp(&b.workspace));
+    Ok(meters)
 }
 
 #[cfg(test)]
