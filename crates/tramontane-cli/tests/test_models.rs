@@ -2,7 +2,7 @@
 //! binary.
 
 use tramontane_testkit::fake_api::FakeApi;
-use tramontane_testkit::{Test, orgs, repo_root};
+use tramontane_testkit::{Test, TestDir, orgs, repo_root};
 
 /// A live list with one model newer than the records, `mistral-medium-latest` moved to it,
 /// a retired model still served, and most current models missing.
@@ -69,4 +69,40 @@ fn without_a_list_to_compare_it_says_where_to_get_one() {
     error: no model list to compare with
     help: pass --org mistral (or sandbox:PATH) to ask an organization, or --from FILE with a saved `GET /v1/models` answer
     ");
+}
+
+#[test]
+fn a_plan_that_still_names_a_retired_model_warns_about_it() {
+    let env = TestDir::with_example_policies();
+    env.edit(
+        "policies/workspaces/dev.yaml",
+        "models: [codestral-latest]",
+        "models: [codestral-latest, codestral-2501]",
+    );
+    env.edit(
+        "policies/workspaces/dev.yaml",
+        "models: [mistral-small-latest, codestral-latest]",
+        "models: [mistral-small-latest, codestral-latest, codestral-2501]",
+    );
+    let plan = env
+        .test()
+        .args(["plan", "--org", "sandbox:demo", "--format", "json"])
+        .expect_code(0)
+        .run()
+        .json();
+    let warnings: Vec<&str> = plan["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|warning| warning.as_str())
+        .filter(|warning| warning.starts_with("W004"))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "W004 (policies/workspaces/dev.yaml:13): `codestral-2501` was retired on 2025-11-30: requests to it fail",
+            "W004 (policies/workspaces/dev.yaml:23): `codestral-2501` was retired on 2025-11-30: requests to it fail",
+        ],
+        "{plan:#}"
+    );
 }
