@@ -19,6 +19,7 @@ mod test_gateway_replicas;
 mod test_hostile;
 mod test_init;
 mod test_mistral;
+mod test_models;
 mod test_pacing;
 mod test_paths;
 mod test_plan;

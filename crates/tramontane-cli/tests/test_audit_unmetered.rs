@@ -162,7 +162,7 @@ fn a_workspace_billed_more_than_metered_is_reported_and_one_within_tolerance_is_
     }
     let remedy = prod["remedy"].as_str().unwrap();
     assert!(remedy.contains("tramontane revoke"), "{remedy}");
-    assert!(remedy.contains("--prices"), "{remedy}");
+    assert!(remedy.contains("models diff"), "{remedy}");
     for format in ["human", "json", "csv", "sarif", "markdown"] {
         let run = audit(&env, &api, &[&store[..], &["--format", format]].concat());
         assert_eq!(run.code, 0, "{}", run.stderr);

@@ -177,6 +177,7 @@ pub(crate) fn org() -> impl Strategy<Value = DesiredOrg> {
                         teams,
                         workspaces,
                         gateway_keys,
+                        models: BTreeMap::new(),
                         audit: Default::default(),
                     }
                 })

@@ -43,8 +43,8 @@ pub struct GatewayConfig {
     pub upstream_keys: Option<PathBuf>,
     /// The policy directory; reloaded on change and on SIGHUP.
     pub policies: PathBuf,
-    /// A price table replacing the bundled one (`catalog/prices.json` shape).
-    pub prices: Option<PathBuf>,
+    /// The currency prices and spend guards count in: the organization's billing currency.
+    pub currency: tramontane::model::Currency,
     pub audit: AuditTarget,
     pub store: StoreChoice,
     pub limits: RequestLimits,
@@ -97,7 +97,7 @@ impl GatewayConfig {
             upstream,
             upstream_keys: None,
             policies,
-            prices: None,
+            currency: tramontane::model::Currency::Usd,
             audit: AuditTarget::Stdout,
             store: StoreChoice::Memory,
             limits: RequestLimits::default(),

@@ -278,18 +278,25 @@ pub fn worst_case(
     let model_prices = match &request.model {
         Some(model) => prices.price(model, models),
         // An agent's model is known only from its answer: reserve at the dearest price.
-        None => Some(prices.dearest()),
+        None => prices.dearest(),
     };
-    if !grant.spend_guards.is_empty() && model_prices.is_none() {
-        return Err(Refusal::PriceUnknown {
-            model: request.model.clone().unwrap_or_default(),
-        });
-    }
     let tier_percent = match request.tier {
         RequestedTier::Auto => PRIORITY_PERCENT,
         RequestedTier::StandardOnly => STANDARD_PERCENT,
     };
-    let cost = model_prices.map_or(0, |p| p.cost(tokens, tier_percent));
+    let cost = model_prices.and_then(|p| p.cost(tokens, tier_percent));
+    let cost = match cost {
+        Some(cost) => cost,
+        None if grant.spend_guards.is_empty() => 0,
+        None => {
+            return Err(Refusal::PriceUnknown {
+                model: request
+                    .model
+                    .clone()
+                    .unwrap_or_else(|| "the agent's model".into()),
+            });
+        }
+    };
     let (lines, kinds) = budget_lines(grant, tokens.total(), cost, now);
     let admitted = Admitted {
         body,
@@ -407,7 +414,10 @@ mod tests {
         let now: Timestamp = "2026-11-26T10:30:00Z".parse().unwrap();
         let (request, _) =
             chat(r#"{"model":"mistral-small-latest","messages":[],"max_tokens":100}"#);
-        let (models, prices) = (ModelDirectory::bundled(), PriceTable::bundled());
+        let (models, prices) = (
+            ModelDirectory::bundled(),
+            PriceTable::bundled(tramontane::model::Currency::Usd),
+        );
         let (_, lines) = worst_case(grant, &request, Bytes::new(), &models, &prices, now)
             .expect("a priced model with nothing fetched");
         admit(store, grant, id, &lines, now).await

@@ -78,6 +78,9 @@ mod tests {
             desired: org,
             upstream_keys: UpstreamKeys::default(),
             expired: Vec::new(),
+            prices: std::sync::Arc::new(crate::prices::PriceTable::bundled(
+                tramontane::model::Currency::Usd,
+            )),
         }
     }
 

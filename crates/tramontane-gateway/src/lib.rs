@@ -51,8 +51,6 @@ pub enum GatewayError {
     #[error(transparent)]
     Upstream(#[from] upstream::http::UpstreamUrlError),
     #[error(transparent)]
-    Prices(#[from] prices::PriceError),
-    #[error(transparent)]
     Audit(#[from] audit::AuditOpenError),
     #[error("the limit store: {0}")]
     Store(#[from] store::redis::RedisAddressError),
@@ -72,7 +70,6 @@ impl GatewayError {
         match self {
             GatewayError::Policy(error) => error.help(),
             GatewayError::Upstream(error) => error.help(),
-            GatewayError::Prices(error) => error.help(),
             GatewayError::Audit(error) => error.help(),
             GatewayError::Store(error) => error.help(),
             GatewayError::Listen { .. } => {
@@ -114,10 +111,6 @@ pub async fn serve_on(
             )?))
         }
     };
-    let prices = match &config.prices {
-        Some(path) => prices::PriceTable::read(path)?,
-        None => prices::PriceTable::bundled(),
-    };
     let audit = audit::AuditLog::open(&config.audit)?;
     let today = config.today.unwrap_or_else(|| {
         jiff::Timestamp::now()
@@ -134,7 +127,10 @@ pub async fn serve_on(
     let gateway = Arc::new(Gateway {
         policy: ArcSwapOption::from_pointee(policy),
         models: ArcSwap::from_pointee(models::ModelDirectory::bundled()),
-        prices,
+        live_models: ArcSwap::from_pointee(
+            tramontane::policy::catalog::Catalog::bundled().clone(),
+        ),
+        currency: config.currency,
         upstream,
         store,
         fallback: Arc::new(store::memory::MemoryStore::default()),
@@ -143,12 +139,17 @@ pub async fn serve_on(
         config,
     });
     gateway.metrics.keys(keys);
+    gateway.join_models();
     let address = listener.local_addr().ok();
     tracing::info!(
         address = %address.map_or_else(|| "?".into(), |a| a.to_string()),
         upstream = %gateway.upstream.describe(),
         gateway_keys = keys,
-        prices_taken = %gateway.prices.taken,
+        currency = %gateway.currency,
+        prices = %format!(
+            "Mistral's model records of {}, and the policy's declared models",
+            tramontane::policy::catalog::records::bundled().source.date
+        ),
         "listening"
     );
     let unpriced = gateway.unpriced_models();

@@ -14,7 +14,7 @@ use tokio::time::Sleep;
 
 use crate::audit::AuditRecord;
 use crate::enforce::{LineKind, Worst};
-use crate::prices::{PRIORITY_PERCENT, STANDARD_PERCENT, TokenCounts};
+use crate::prices::{PRIORITY_PERCENT, PriceTable, STANDARD_PERCENT, TokenCounts};
 use crate::state::Gateway;
 use crate::store::{MeterEntry, Reservation};
 use crate::upstream::{BodyError, UpstreamBody};
@@ -25,6 +25,8 @@ pub struct Accounting {
     pub reservation: Option<Reservation>,
     pub lines: Vec<LineKind>,
     pub worst: Worst,
+    /// The prices the request was admitted under (the policy's, at the time).
+    pub prices: Arc<PriceTable>,
 }
 
 /// What one answer is charged.
@@ -65,11 +67,11 @@ impl Charge {
             None => worst.prices,
         };
         let tokens = usage.tokens();
-        match prices {
-            Some(prices) => Charge {
+        match prices.and_then(|prices| prices.cost(counts, tier_percent)) {
+            Some(cost) => Charge {
                 counts,
                 tokens,
-                cost: prices.cost(counts, tier_percent),
+                cost,
                 tier_percent,
                 whole_reservation: false,
             },
@@ -153,7 +155,7 @@ impl Closing {
             if let Some(accounting) = accounting {
                 let answered_by = observed.model.as_ref().map(|model| {
                     let models = gateway.models.load();
-                    match gateway.prices.price(model, &models) {
+                    match accounting.prices.price(model, &models) {
                         Some(prices) => TokenPricesLookup::Priced(prices),
                         None => TokenPricesLookup::Unpriced,
                     }

@@ -57,9 +57,13 @@ impl ModelDirectory {
             .unwrap_or(UNKNOWN_CONTEXT_TOKENS)
     }
 
+    pub fn from_catalog(catalog: Catalog) -> ModelDirectory {
+        ModelDirectory { catalog }
+    }
+
     /// Every name of the directory (ids and aliases), sorted.
     pub fn names(&self) -> Vec<String> {
-        self.catalog.names().to_vec()
+        self.catalog.names().map(str::to_owned).collect()
     }
 
     /// How many models (not names) the directory has.

@@ -333,7 +333,7 @@ async fn inference(
         &asked,
         forward_body,
         &models,
-        &gateway.prices,
+        &call.policy.prices,
         Timestamp::now(),
     )?;
     let reservation = count(gateway, grant, &call.record.request_id, &lines).await?;
@@ -344,6 +344,7 @@ async fn inference(
         reservation,
         lines,
         worst,
+        prices: call.policy.prices.clone(),
     });
     forward(call, parts, body, key, accounting).await
 }

@@ -69,11 +69,14 @@ pub fn load(
         None => UpstreamKeys::default(),
     };
     let callers = CallerTable::of(&loaded.desired);
+    let catalog = tramontane::policy::catalog::Catalog::bundled().with_declared(&loaded.desired.models);
+    let prices = crate::prices::PriceTable::from_catalog(&catalog, gateway_config.currency);
     Ok(PolicyState {
         desired: loaded.desired,
         callers,
         upstream_keys,
         expired,
+        prices: Arc::new(prices),
     })
 }
 
@@ -92,6 +95,7 @@ pub fn reload(gateway: &Gateway, why: &str) {
             let keys = state.callers.len();
             state.warn_expired();
             gateway.policy.store(Some(Arc::new(state)));
+            gateway.join_models();
             gateway.metrics.reload(true);
             gateway.metrics.keys(keys);
             tracing::info!(trigger = why, gateway_keys = keys, "policy reloaded");
@@ -251,13 +255,11 @@ async fn refresh_models(gateway: &Gateway) {
         );
         return;
     }
-    match crate::models::ModelDirectory::from_json(&bytes) {
-        Ok(directory) => {
-            tracing::info!(
-                models = directory.len(),
-                "model list read from the upstream"
-            );
-            gateway.models.store(Arc::new(directory));
+    match tramontane::policy::catalog::Catalog::from_slice(&bytes) {
+        Ok(live) => {
+            tracing::info!(models = live.models(), "model list read from the upstream");
+            gateway.live_models.store(Arc::new(live));
+            gateway.join_models();
         }
         Err(error) => tracing::warn!(%error, "keeping the model list in use"),
     }

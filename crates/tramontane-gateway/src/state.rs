@@ -15,6 +15,8 @@ use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
 use crate::models::ModelDirectory;
 use crate::prices::PriceTable;
+use tramontane::model::Currency;
+use tramontane::policy::catalog::Catalog;
 use crate::store::LimitStore;
 use crate::upstream::Upstream;
 use crate::upstream_keys::UpstreamKeys;
@@ -29,6 +31,8 @@ pub struct PolicyState {
     pub upstream_keys: UpstreamKeys,
     /// Validation's messages about gateway keys past their expiry: refused, not fatal.
     pub expired: Vec<String>,
+    /// The bundled records' prices joined to the models the policy declares.
+    pub prices: Arc<PriceTable>,
 }
 
 impl PolicyState {
@@ -42,8 +46,13 @@ impl PolicyState {
 pub struct Gateway {
     pub config: GatewayConfig,
     pub policy: ArcSwapOption<PolicyState>,
+    /// The upstream's live model list (the bundled records until it is first read), joined to
+    /// the models the policy in force declares: what names resolve against.
     pub models: ArcSwap<ModelDirectory>,
-    pub prices: PriceTable,
+    /// The upstream's live model list as it came, kept to join a reloaded policy's models to.
+    pub live_models: ArcSwap<Catalog>,
+    /// The currency prices and spend guards count in.
+    pub currency: Currency,
     pub upstream: Upstream,
     pub store: Arc<dyn LimitStore>,
     /// Where a `fail_open` workspace is counted while the shared store fails: in this
@@ -85,7 +94,19 @@ impl Gateway {
         if every {
             candidates.extend(all_names.iter().map(String::as_str));
         }
-        self.prices.unpriced(candidates, &models)
+        policy.prices.unpriced(candidates, &models)
+    }
+
+    /// Joins the live model list to the policy in force's declared models, and swaps the
+    /// result in as the directory names resolve against.
+    pub fn join_models(&self) {
+        let live = self.live_models.load();
+        let joined = match self.policy.load().as_ref() {
+            Some(policy) => live.with_declared(&policy.desired.models),
+            None => Catalog::clone(&live),
+        };
+        self.models
+            .store(Arc::new(ModelDirectory::from_catalog(joined)));
     }
 
     /// A key to read the model list with: any the gateway holds.

@@ -102,16 +102,19 @@ impl Bill {
     }
 }
 
-/// Mistral's list prices (USD per million input and output tokens, in micro-units) for the
-/// models the fake serves, as Mistral's published model records give them.
-fn list_price(model: &str) -> (u64, u64) {
-    match model {
-        "mistral-small-2506" => (100_000, 300_000),
-        "mistral-large-2512" => (500_000, 1_500_000),
-        "codestral-2508" => (300_000, 900_000),
-        "mistral-embed-2312" => (100_000, 0),
-        other => panic!("the fake has no price for {other}"),
-    }
+/// Mistral's list prices in USD for a model the fake serves, from Mistral's published model
+/// records (the bundled catalog): per million input, cached input and output tokens.
+fn list_price(model: &str) -> (u64, u64, u64) {
+    use tramontane::model::{Currency, PriceUnit};
+    let prices = tramontane::policy::catalog::Catalog::bundled()
+        .prices(model, Currency::Usd)
+        .unwrap_or_else(|| panic!("the records have no price for {model}"));
+    let per_million = |unit| prices.get(unit).map_or(0, |money| money.micros());
+    (
+        per_million(PriceUnit::InputTokens),
+        per_million(PriceUnit::CachedInputTokens),
+        per_million(PriceUnit::OutputTokens),
+    )
 }
 
 /// The most tokens one image is billed as (64 rows of 64 patches, a break per row, an end).
@@ -159,9 +162,9 @@ fn bill(path: &str, model: &str, request: &Value, billing: &Billing, completion:
     };
     let priority =
         billing.priority && request["service_tier"].as_str() != Some("standard_only");
-    let (input, output) = list_price(model);
+    let (input, cached_input, output) = list_price(model);
     let at_list = u128::from(prompt - cached) * u128::from(input)
-        + u128::from(cached) * u128::from(input.div_ceil(10))
+        + u128::from(cached) * u128::from(cached_input)
         + u128::from(completion) * u128::from(output);
     let percent = if priority { 175 } else { 100 };
     Bill {

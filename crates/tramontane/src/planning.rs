@@ -112,7 +112,7 @@ pub async fn make_plan(
         Some(identity) => runtime_record(request.org, &root).read(&identity)?,
         None => None,
     };
-    let plan = plan::diff_against(
+    let mut plan = plan::diff_against(
         &PlanInput {
             desired: &loaded.desired,
             live: &live,
@@ -122,12 +122,38 @@ pub async fn make_plan(
         },
         recorded.as_ref(),
     );
+    plan.warnings.extend(model_warnings(&loaded));
     Ok(Planning::Planned(Planned {
         desired: loaded.desired,
         org: opened.org,
         live,
         plan,
     }))
+}
+
+/// The policy's warnings about the models it names (deprecated, retired), for the plan's
+/// warnings: a plan that still allows a retired model says so where it is reviewed.
+fn model_warnings(loaded: &LoadedPolicy) -> Vec<String> {
+    loaded
+        .diagnostics
+        .iter()
+        .filter(|diagnostic| {
+            matches!(
+                diagnostic.code,
+                policy::diagnostic::Code::DeprecatedModel | policy::diagnostic::Code::RetiredModel
+            )
+        })
+        .map(|diagnostic| {
+            let place = diagnostic
+                .span
+                .map(|span| {
+                    let file = loaded.sources.get(span.file).display.as_str();
+                    format!(" ({file}:{})", span.start.line)
+                })
+                .unwrap_or_default();
+            format!("{}{place}: {}", diagnostic.code, diagnostic.message)
+        })
+        .collect()
 }
 
 /// Where the runtime the last apply put in force is recorded: beside the key journal.

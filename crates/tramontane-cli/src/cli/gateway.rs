@@ -32,9 +32,11 @@ pub struct ServeArgs {
     #[arg(long, short, default_value = "policies", env = "TRAMONTANE_POLICIES")]
     pub policies: PathBuf,
 
-    /// A price table to use instead of the bundled one (catalog/prices.json's shape).
-    #[arg(long, value_name = "FILE")]
-    pub prices: Option<PathBuf>,
+    /// The organization's billing currency: what prices and spend guards count in (Mistral's
+    /// published list prices in it; a model with no price in it is refused under a spend
+    /// guard). Negotiated prices and newer models go in the policy's `models:` section.
+    #[arg(long, value_name = "USD|EUR", default_value = "USD")]
+    pub currency: tramontane::model::Currency,
 
     /// Where the audit log goes: `stdout`, `off`, or a file to append to.
     #[arg(long, value_name = "stdout|off|FILE", default_value = "stdout")]
@@ -115,7 +117,7 @@ fn config(args: &ServeArgs) -> Result<GatewayConfig, CommandError> {
     };
     let mut config = GatewayConfig::new(args.listen, upstream, args.policies.clone());
     config.upstream_keys = args.upstream_keys.clone();
-    config.prices = args.prices.clone();
+    config.currency = args.currency;
     config.audit = match args.audit.as_str() {
         "stdout" | "-" => AuditTarget::Stdout,
         "off" => AuditTarget::Off,

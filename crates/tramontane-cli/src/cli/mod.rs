@@ -12,6 +12,7 @@ mod gateway;
 mod gateway_keys;
 mod import;
 mod init;
+mod models;
 pub mod org;
 pub(crate) mod plan;
 mod planning;
@@ -78,6 +79,9 @@ pub enum Command {
     Audit(audit::Args),
     /// Delete an API key now (a leaked one), and say which policy line would bring it back.
     Revoke(revoke::Args),
+    /// Mistral's models: compare the bundled catalog with what an organization is served.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -143,5 +147,6 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
         Command::Gateway(command) => gateway_keys::run(&command, cli.color),
         Command::Audit(args) => audit::run(&args, cli.color),
         Command::Revoke(args) => revoke::run(&args, cli.color),
+        Command::Models(command) => models::run(&command),
     }
 }

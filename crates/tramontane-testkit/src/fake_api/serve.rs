@@ -155,8 +155,17 @@ fn with_request_id(state: &FakeState, mut response: Response) -> Response {
     response
 }
 
-/// The inference API's `GET /v1/models`: open to live keys, by their bearer secret.
+/// The inference API's `GET /v1/models`: open to live keys, by their bearer secret, and to the
+/// admin key, which is answered the bundled catalog's list (as `tramontane models diff --org
+/// mistral` reads it).
 fn models(state: &FakeState, headers: &HeaderMap) -> Response {
+    if headers.get("x-api-key").and_then(|v| v.to_str().ok()) == Some(state.key.as_str()) {
+        return (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            tramontane::policy::catalog::Catalog::bundled_json(),
+        )
+            .into_response();
+    }
     let secret = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())

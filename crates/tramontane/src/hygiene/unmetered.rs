@@ -123,7 +123,7 @@ pub(super) fn findings(input: &AuditInput<'_>) -> Vec<Finding> {
                 money(gap.as_f64(), currency),
                 money(tolerance.as_f64(), currency),
             ),
-            remedy: "either a Mistral key of the workspace was used around the gateway: find it among the key findings (`last_used` of keys the gateway does not forward with) and revoke it (`tramontane revoke`); or the gateway's price table is out of date: compare it with Mistral's prices, pass a current one with `gateway serve --prices`, and look for `price_fallback` in the gateway's audit lines".into(),
+            remedy: "either a Mistral key of the workspace was used around the gateway: find it among the key findings (`last_used` of keys the gateway does not forward with) and revoke it (`tramontane revoke`); or the gateway's prices are out of date: compare the bundled records with Mistral's live model list (`tramontane models diff`) and declare newer models and negotiated prices in the policy's `models:` section".into(),
             source: managed.then(|| input.locator.workspace(name)).flatten(),
         });
     }

@@ -14,18 +14,22 @@ use serde::{Deserialize, Serialize};
 
 pub mod activity;
 mod budget;
+pub mod declared;
 pub mod gateway;
 mod hygiene;
 pub mod import;
 mod kind;
 pub mod live;
 pub mod money;
+pub mod price;
 pub use budget::Budget;
+pub use declared::{DeclaredModel, DeclaredPrices};
 pub use gateway::{GatewayKey, GatewayKeyId, Holder, KeyDigest, StoreFailure, WorkspaceGateway};
 pub use hygiene::AuditSettings;
 pub use kind::{Enforcement, Kind};
 pub use live::{LiveInvite, LiveKey, LiveMember, LiveOrg, LiveTeam, LiveWorkspace, RateLimits};
 pub use money::{Money, SpendGuard};
+pub use price::{Currency, ModelPrices, PriceUnit, TierPrices};
 
 /// An instant as plans, journals and the sandbox show it: UTC, to the second.
 pub fn timestamp(at: jiff::Timestamp) -> String {
@@ -49,6 +53,9 @@ pub struct DesiredOrg {
     /// Keys callers present to the gateway, by public id: only their digests are here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub gateway_keys: BTreeMap<GatewayKeyId, GatewayKey>,
+    /// Models the policy declares beside the bundled catalog, by API id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, DeclaredModel>,
     /// Thresholds of `tramontane audit`; read by nothing else.
     #[serde(default, skip_serializing_if = "AuditSettings::is_default")]
     pub audit: AuditSettings,

@@ -143,6 +143,19 @@ pub enum Org {
     Sandbox(SandboxProvider),
 }
 
+impl Org {
+    /// The models the organization is served, as a `GET /v1/models` answer. A sandbox org is
+    /// served the bundled catalog, as the sandbox's stand-in upstream is.
+    pub async fn model_list(&self) -> Result<Vec<u8>, ProviderError> {
+        match self {
+            Org::Mistral(provider) => provider.model_list().await,
+            Org::Sandbox(_) => Ok(crate::policy::catalog::Catalog::bundled_json()
+                .as_bytes()
+                .to_vec()),
+        }
+    }
+}
+
 impl Provider for Org {
     async fn read(&self) -> Result<LiveOrg, ProviderError> {
         match self {

@@ -105,9 +105,11 @@ codes! {
     UnknownRole = "E032", Error, "a reference to a runtime role that is not defined",
         "A team's `role` must name an access profile defined under `roles`.";
     UnknownModel = "E033", Error, "a model the Mistral catalog does not know",
-        "Model ids and aliases are checked against the bundled catalog of Mistral's models (what \
-         GET /v1/models returns, kept in catalog/models.json). Use an id or alias listed there, \
-         or `*` for every model.";
+        "Model ids and aliases are checked against the catalog bundled with tramontane, made from \
+         Mistral's published model records (catalog/mistral-models.json, dated), and the models \
+         the policy declares under `models`. Use an id or alias listed there, or `*` for every \
+         model; the suggestion is always a current model. A model newer than the bundled data, \
+         or a fine-tune, can be declared under `models` without waiting for a release.";
     KeyModelsNotSubset = "E034", Error, "a key allows a model its workspace does not",
         "A key's `models` must be a subset of its workspace's `models`: a key can narrow what \
          the workspace allows, never widen it. Aliases count as the model they point to.";
@@ -171,15 +173,26 @@ codes! {
         "A digest covers the whole key, public id included, so two entries can share one only \
          if one was copied from the other: the copy can never match a key. Remove the copy, \
          and issue a new key for whoever should have one.";
+    DeclaredAliasTaken = "E050", Error, "a declared model's alias already names another model",
+        "An alias listed under `models.<id>.aliases` must be a name of that model or a new name: \
+         taking over a name Mistral's catalog gives to another model would silently change what \
+         every policy line naming it allows. Pick a name of your own; to set negotiated prices \
+         for a model the catalog knows, declare them under that model's id.";
     KeyNeverExpires = "W001", Warning, "a key never expires",
         "A key without `expires` or `expires_after_days` stays valid until someone deletes it. \
          Security teams usually want every key to expire and be rotated.";
     DeprecatedModel = "W002", Warning, "a model the catalog marks as deprecated",
         "Mistral retires deprecated models on the date the catalog gives; requests to them fail \
-         after it. Move to the replacement the message names.";
+         after it. Move to the replacement the message names. The dates are judged against \
+         today (UTC).";
     GatewayKeyExpiresSoon = "W003", Warning, "a gateway key expires within 14 days",
         "The key stops working on its `expires` day. Issue its holder a new one with \
          `tramontane gateway issue` and remove the old entry once they have moved.";
+    RetiredModel = "W004", Warning, "a model Mistral has retired",
+        "The catalog gives the model a retirement date that has passed (UTC): Mistral no longer \
+         serves it and requests to it fail. The policy still loads, so that a plan can be made \
+         while the move is reviewed; move to the replacement the message names. `plan` lists \
+         the same warning.";
 }
 
 impl std::fmt::Display for Code {

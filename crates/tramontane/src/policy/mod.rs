@@ -83,15 +83,17 @@ pub enum Section {
     Teams,
     Workspaces,
     GatewayKeys,
+    Models,
 }
 
 impl Section {
-    const ALL: [Section; 5] = [
+    const ALL: [Section; 6] = [
         Section::Members,
         Section::Roles,
         Section::Teams,
         Section::Workspaces,
         Section::GatewayKeys,
+        Section::Models,
     ];
 
     pub fn key(self) -> &'static str {
@@ -101,6 +103,7 @@ impl Section {
             Section::Teams => "teams",
             Section::Workspaces => "workspaces",
             Section::GatewayKeys => "gateway_keys",
+            Section::Models => "models",
         }
     }
 
@@ -111,6 +114,7 @@ impl Section {
             Section::Teams => "team",
             Section::Workspaces => "workspace",
             Section::GatewayKeys => "gateway key",
+            Section::Models => "model",
         }
     }
 }
@@ -463,6 +467,9 @@ fn decode_into(desired: &mut DesiredOrg, section: Section, name: &str, value: Js
             .is_ok(),
         Section::Workspaces => serde_json::from_value(value)
             .map(|v| desired.workspaces.insert(name, v))
+            .is_ok(),
+        Section::Models => serde_json::from_value(value)
+            .map(|v| desired.models.insert(name, v))
             .is_ok(),
         Section::GatewayKeys => match crate::model::GatewayKeyId::parse(&name) {
             Ok(id) => serde_json::from_value(value)

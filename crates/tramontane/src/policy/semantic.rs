@@ -3,7 +3,11 @@
 use std::collections::HashSet;
 
 mod gateway;
+mod models;
 
+use models::model_diagnostic;
+
+use super::catalog::Catalog;
 use super::diagnostic::{Code, Diagnostic, closest, closest_email};
 use super::secret_path::SecretPathError;
 use super::source::{SourceSet, Span};
@@ -14,6 +18,8 @@ struct Checker<'a> {
     desired: &'a DesiredOrg,
     origins: &'a Origins,
     options: &'a LoadOptions<'a>,
+    /// The catalog with the models the policy declares.
+    catalog: &'a Catalog,
     found: Vec<Diagnostic>,
 }
 
@@ -23,12 +29,15 @@ pub(super) fn check(
     sources: &SourceSet,
     options: &LoadOptions<'_>,
 ) -> Vec<Diagnostic> {
+    let catalog = options.catalog.with_declared(&desired.models);
     let mut checker = Checker {
         desired,
         origins,
         options,
+        catalog: &catalog,
         found: Vec::new(),
     };
+    checker.declared_models();
     checker.organization();
     checker.roles();
     checker.teams();
@@ -69,47 +78,21 @@ impl Checker<'_> {
         );
     }
 
-    /// Reports unknown and deprecated models in a model list.
+    /// Reports unknown, deprecated and retired models in a model list.
     fn model_list(&mut self, models: &[String], at: impl Fn(usize) -> Option<Span>) {
-        let catalog = self.options.catalog;
+        let catalog = self.catalog;
+        let today = self.options.today;
+        let mut found = Vec::new();
         for (i, model) in models.iter().enumerate() {
             if model == ALL_MODELS {
                 continue;
             }
-            if catalog.resolve(model).is_none() {
-                let help = match catalog.suggest(model) {
-                    Some(suggestion) => format!("did you mean `{suggestion}`?"),
-                    None => "use an id or alias that GET /v1/models lists, or `*` for every model"
-                        .into(),
-                };
-                self.push(
-                    at(i),
-                    Diagnostic::new(
-                        Code::UnknownModel,
-                        format!("`{model}` is not a model in Mistral's catalog"),
-                    )
-                    .label("unknown model")
-                    .help(help),
-                );
-            } else if let Some(deprecation) = catalog.deprecation(model) {
-                let help = match &deprecation.replacement {
-                    Some(replacement) => format!("move to `{replacement}`"),
-                    None => "move to a current model".into(),
-                };
-                self.push(
-                    at(i),
-                    Diagnostic::new(
-                        Code::DeprecatedModel,
-                        format!(
-                            "`{model}` is deprecated; Mistral retires it on {}",
-                            // The API gives a timestamp; the day is what matters to a reader.
-                            deprecation.date.get(..10).unwrap_or(&deprecation.date)
-                        ),
-                    )
-                    .label("deprecated")
-                    .help(help),
-                );
+            if let Some(diagnostic) = model_diagnostic(catalog, model, today) {
+                found.push((at(i), diagnostic));
             }
+        }
+        for (span, diagnostic) in found {
+            self.push(span, diagnostic);
         }
     }
 
@@ -478,7 +461,7 @@ impl Checker<'_> {
         if workspace_models.iter().any(|model| model == ALL_MODELS) {
             return;
         }
-        let catalog = self.options.catalog;
+        let catalog = self.catalog;
         let allowed: HashSet<_> = workspace_models
             .iter()
             .filter_map(|model| catalog.resolve(model))

@@ -3,5 +3,6 @@
 
 pub mod apply;
 pub mod diagnostics;
+pub mod models;
 pub mod plan;
 pub mod untrusted;

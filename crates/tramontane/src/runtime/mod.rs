@@ -231,8 +231,16 @@ pub struct MemberGrant {
 }
 
 impl Runtime {
-    /// Effective access under `desired`, model names resolved through `catalog`.
+    /// Effective access under `desired`, model names resolved through `catalog` and the
+    /// models `desired` declares.
     pub fn of(desired: &DesiredOrg, catalog: &Catalog) -> Runtime {
+        let merged;
+        let catalog = if desired.models.is_empty() {
+            catalog
+        } else {
+            merged = catalog.with_declared(&desired.models);
+            &merged
+        };
         let profiles: BTreeMap<String, Profile> = desired
             .roles
             .iter()

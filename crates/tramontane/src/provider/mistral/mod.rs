@@ -43,6 +43,11 @@ impl MistralProvider {
         }
     }
 
+    /// The models the organization is served (`GET /v1/models`), as a model list answer.
+    pub async fn model_list(&self) -> Result<Vec<u8>, ProviderError> {
+        Ok(self.client.list_models().await?)
+    }
+
     /// Verifies new keys against `url` (the inference API's root), pausing `backoff`, then
     /// twice that, and so on, between attempts: a key may take a moment to be accepted.
     pub fn verifying_at(mut self, url: url::Url, backoff: Duration) -> MistralProvider {

@@ -10,6 +10,7 @@ mod audit_logs;
 mod keys;
 mod limits;
 mod members;
+mod models;
 mod pages;
 mod send;
 mod teams;
