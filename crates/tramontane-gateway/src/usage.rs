@@ -263,6 +263,24 @@ mod tests {
     }
 
     #[test]
+    fn the_tier_and_the_cached_tokens_are_read() {
+        let mut scanner = JsonScanner::default();
+        scanner.push(br#"{"model":"m","usage":{"prompt_tokens":100,"completion_tokens":5,"total_tokens":105,"prompt_tokens_details":{"cached_tokens":60},"service_tier":"priority"}}"#);
+        let usage = scanner.finish().usage.unwrap();
+        assert_eq!(usage.service_tier, Some(ServedTier::Priority));
+        assert_eq!(usage.cached_tokens(), 60);
+        let mut scanner = JsonScanner::default();
+        scanner.push(br#"{"usage":{"prompt_tokens":10,"completion_tokens":0,"total_tokens":10,"prompt_tokens_details":{"cached_tokens":99},"service_tier":"flex"}}"#);
+        let usage = scanner.finish().usage.unwrap();
+        assert_eq!(usage.service_tier, Some(ServedTier::Other));
+        // Never more cached than the prompt.
+        assert_eq!(usage.cached_tokens(), 10);
+        let mut scanner = JsonScanner::default();
+        scanner.push(br#"{"usage":{"prompt_tokens":1,"completion_tokens":0,"total_tokens":1,"service_tier":null}}"#);
+        assert_eq!(scanner.finish().usage.unwrap().service_tier, None);
+    }
+
+    #[test]
     fn a_large_answer_keeps_only_its_ends() {
         let mut scanner = JsonScanner::default();
         scanner.push(br#"{"model":"mistral-embed","data":["#);
