@@ -411,25 +411,62 @@ fn budgets_hold_in_what_the_upstream_billed_under_attack() {
 }
 
 #[test]
-fn a_model_without_a_price_is_refused_under_a_spend_guard() {
+fn a_model_without_a_price_is_refused_under_a_spend_guard_and_named_on_readyz() {
     let fake = FakeInference::start();
     fake.bill_like_mistral(Billing::default());
-    let (_env, running) = start(&fake, &policy(10_000_000, "100", ""));
+    // A fine-tune declared with its contract's prices, and one declared without any.
+    let declared = r#"models:
+  ft:mistral-small-2603:acme:7c1a:
+    aliases: [acme-support-latest]
+    prices: { currency: USD, input_tokens: "0.30", output_tokens: "0.90" }
+  ft:mistral-small-2603:acme:9f2b: {}
+"#;
+    let (_env, running) = start(
+        &fake,
+        &format!("{}{declared}", policy(10_000_000, "100", "")),
+    );
+    let key = gateway_key("moneykey");
+    let chat_url = running.url("/v1/chat/completions");
     runtime().block_on(async {
-        let answer = post(
-            &client(),
-            &running.url("/v1/chat/completions"),
-            Some(&gateway_key("moneykey")),
-            r#"{"model":"ft:mistral-small-2506:acme:7c1a","messages":[{"role":"user","content":"hi"}]}"#,
+        let client = client();
+        let unpriced = post(
+            &client,
+            &chat_url,
+            Some(&key),
+            r#"{"model":"ft:mistral-small-2603:acme:9f2b","messages":[{"role":"user","content":"hi"}]}"#,
         )
         .await;
-        answer.refusal(403, "price_unknown");
+        unpriced.refusal(403, "price_unknown");
         assert!(
-            answer.json()["message"]
+            unpriced.json()["message"]
                 .as_str()
                 .unwrap()
-                .contains("ft:mistral-small-2506:acme:7c1a")
+                .contains("ft:mistral-small-2603:acme:9f2b")
         );
+        assert!(fake.inference_requests().is_empty());
+        // Priced by the policy, through its alias: admitted and forwarded (the fake has no
+        // such model and says so).
+        let priced = post(
+            &client,
+            &chat_url,
+            Some(&key),
+            r#"{"model":"acme-support-latest","messages":[{"role":"user","content":"hi"}]}"#,
+        )
+        .await;
+        assert_ne!(priced.status, 403, "{}", priced.body);
+        assert_eq!(fake.inference_requests().len(), 1);
+        // `/readyz` names what callers may use and nothing prices.
+        let ready = super::test_gateway::get(&client, &running.url("/readyz"), None).await;
+        assert_eq!(ready.status, 200);
+        assert!(
+            ready.body.contains("no price for") && ready.body.contains("ft:mistral-small-2603:acme:9f2b"),
+            "{}",
+            ready.body
+        );
+        assert!(!ready.body.contains("acme:7c1a"), "{}", ready.body);
     });
-    assert!(fake.inference_requests().is_empty());
+    assert!(
+        running.logs().contains("ft:mistral-small-2603:acme:9f2b"),
+        "the start names the unpriced model"
+    );
 }

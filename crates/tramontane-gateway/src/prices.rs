@@ -144,11 +144,12 @@ impl PriceTable {
     }
 }
 
-/// Each price the dearer of two; no output price is the dearest (it prices no completion).
+/// Each price the dearer of two; an output price where either has one (a model without one
+/// writes nothing, so it cannot be the model that wrote a completion).
 fn dearer(a: TokenPrices, b: TokenPrices) -> TokenPrices {
     TokenPrices {
         input: a.input.max(b.input),
-        output: a.output.zip(b.output).map(|(a, b)| a.max(b)),
+        output: a.output.max(b.output),
         cached_input: a.cached_input.max(b.cached_input),
     }
 }
@@ -241,6 +242,16 @@ mod tests {
             SMALL.cost(counts(10, 50, 0), STANDARD_PERCENT),
             SMALL.cost(counts(10, 10, 0), STANDARD_PERCENT)
         );
+    }
+
+    #[test]
+    fn the_dearest_prices_can_price_an_agents_completion() {
+        let dearest = PriceTable::bundled(Currency::Usd).dearest().unwrap();
+        let medium = PriceTable::bundled(Currency::Usd)
+            .price("mistral-medium-latest", &ModelDirectory::bundled())
+            .unwrap();
+        assert!(dearest.output >= medium.output && dearest.output.is_some());
+        assert!(dearest.input >= medium.input);
     }
 
     #[test]
