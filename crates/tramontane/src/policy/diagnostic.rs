@@ -171,6 +171,12 @@ codes! {
         "A digest covers the whole key, public id included, so two entries can share one only \
          if one was copied from the other: the copy can never match a key. Remove the copy, \
          and issue a new key for whoever should have one.";
+    SecretFileThroughLink = "E050", Error, "a secret file path crosses a symbolic link",
+        "tramontane writes a key's secret to the path the policy names and follows no symbolic \
+         link on the way: a committed link (`secrets -> ../elsewhere`, `secrets -> public`) \
+         would send the secret where neither the policy, its review nor `.gitignore` see it, \
+         or let two keys' paths name one file. Replace the link with a real directory, or \
+         point the key's `file` at the link's target.";
     KeyNeverExpires = "W001", Warning, "a key never expires",
         "A key without `expires` or `expires_after_days` stays valid until someone deletes it. \
          Security teams usually want every key to expire and be rotated.";

@@ -252,8 +252,7 @@ pub fn find_secrets(path: &str, text: &str, context: FileContext) -> Vec<SecretM
             names.advance_to(start);
             let in_context = context.is_secret_sink
                 || names.mistral_name
-                || (names.generic_secret_name
-                    && (path_mentions_mistral || mentions.nearby(index)));
+                || (names.generic_secret_name && (path_mentions_mistral || mentions.nearby(index)));
             if in_context {
                 found.push(SecretMatch {
                     rule: Rule::MistralApiKey,

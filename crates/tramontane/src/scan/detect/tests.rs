@@ -347,7 +347,10 @@ fn a_multi_megabyte_line_of_candidates_is_read_in_linear_time() {
     line.push(']');
     let key = mistral_key(u64::MAX);
     // Mistral is mentioned further away than CONTEXT_LINES: the generic names do not count.
-    let text = format!("{line}{}const MISTRAL_API_KEY: &str = \"{key}\";\n", "\n".repeat(7));
+    let text = format!(
+        "{line}{}const MISTRAL_API_KEY: &str = \"{key}\";\n",
+        "\n".repeat(7)
+    );
     let (line_number, column) = position(&text, &key);
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -78,7 +78,12 @@ impl Client {
         let mut inclusive = false;
         loop {
             let page = self
-                .audit_page(asked_after, asked_before, AuditLogsSorting::Ascending, &list)
+                .audit_page(
+                    asked_after,
+                    asked_before,
+                    AuditLogsSorting::Ascending,
+                    &list,
+                )
                 .await?;
             let served = !page.is_empty();
             let fresh: Timed = page
@@ -149,7 +154,10 @@ impl Client {
         )?;
         if from != to
             && on_tick
-            && first.iter().chain(&last).any(|(time, _)| *time == from || *time == to)
+            && first
+                .iter()
+                .chain(&last)
+                .any(|(time, _)| *time == from || *time == to)
         {
             *inclusive = true;
             return Box::pin(self.audit_instant(instant, inclusive, list)).await;
