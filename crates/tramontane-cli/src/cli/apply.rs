@@ -409,6 +409,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         concurrency: args.org.concurrency.max(1),
         sink_timeout: args.sink_timeout.unsigned_abs(),
         journal: Some(journal),
+        now: args.clock.now(),
     };
     let report = runtime.block_on(apply_each(
         &plan,

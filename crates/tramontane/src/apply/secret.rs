@@ -58,6 +58,24 @@ impl SecretFiles {
         .unwrap_or_else(|error| Err(format!("the delivery stopped: {error}")))
     }
 
+    /// The secret a file sink holds now, read back as apply wrote it (one line), through no
+    /// symbolic link. The error says what failed without the secret.
+    pub fn read_back(&self, path: &str) -> Result<SecretString, String> {
+        let normalized = crate::policy::secret_path::normalize(path)
+            .map_err(|problem| format!("the secret file `{path}` {problem}"))?;
+        let shown = self.root.join(&normalized);
+        if let Some(link) = crate::policy::secret_path::first_link(&self.root, &normalized) {
+            return Err(link_refused(&shown, &link));
+        }
+        let text = std::fs::read_to_string(&shown)
+            .map_err(|e| format!("cannot read {}: {e}", shown.display()))?;
+        let secret = text.trim_end_matches(['\n', '\r']);
+        if secret.is_empty() {
+            return Err(format!("{} is empty", shown.display()));
+        }
+        Ok(SecretString::from(secret.to_owned()))
+    }
+
     fn claim(&self, address: &str, sink: &SecretSink) -> Result<(), String> {
         if let SecretSink::File(path) = sink {
             // Keyed by the normalised path: `a/../k` and `k` are one file. Validation refused
