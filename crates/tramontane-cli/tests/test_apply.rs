@@ -278,6 +278,54 @@ fn a_rotation_keeps_the_old_key_for_the_overlap_then_deletes_it() {
     );
 }
 
+/// The apply that ends an overlap checks the successor again: one whose secret no longer
+/// works keeps its predecessor, with the failure reported, until it does.
+#[test]
+fn a_rotation_keeps_the_old_key_while_its_successor_fails() {
+    let env = env();
+    let start = "2026-06-01T12:00:00Z";
+    let first = run_at(
+        &env,
+        start,
+        &["apply", "--org", "sandbox:demo", "--auto-approve"],
+    );
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    let sink = env.path().join("secrets/dev-workspace/ide-completion.key");
+    let secret = std::fs::read_to_string(&sink).unwrap();
+    // The successor's secret lost (overwritten by something else) since it was delivered.
+    std::fs::write(&sink, "not-the-secret\n").unwrap();
+
+    let after = "2026-06-02T12:00:00Z";
+    let failed = run_at(
+        &env,
+        after,
+        &["apply", "--org", "sandbox:demo", "--auto-approve"],
+    );
+    assert_eq!(failed.code, 1, "{}{}", failed.stdout, failed.stderr);
+    assert!(
+        failed.stderr.contains("its successor no longer answers")
+            && failed.stderr.contains("the old key is kept"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        !failed.stderr.contains("not-the-secret"),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(sandbox_keys(&env, "ide-completion").len(), 2);
+
+    // The secret back where it belongs: the predecessor goes.
+    std::fs::write(&sink, &secret).unwrap();
+    let last = run_at(
+        &env,
+        after,
+        &["apply", "--org", "sandbox:demo", "--auto-approve"],
+    );
+    assert_eq!(last.code, 0, "{}{}", last.stdout, last.stderr);
+    assert_eq!(sandbox_keys(&env, "ide-completion").len(), 1);
+}
+
 const ADMIN_KEY: &str = "admin-key-that-must-never-print";
 
 /// `tramontane apply --org mistral` against `api`, quick to retry and time out.

@@ -654,6 +654,46 @@ fn usage_that_cannot_be_priced_is_an_error_naming_the_call() {
     assert!(run.stderr.contains("help: "), "{}", run.stderr);
 }
 
+/// The real server keeps microseconds and truncates a finer bound: a window of ±1 ns
+/// around an instant came back empty (exclusive bounds) or with the instant again
+/// (inclusive). Several entries in one microsecond, one whose nanoseconds the server drops,
+/// two a page, under either convention: all are read.
+#[test]
+fn a_server_that_keeps_microseconds_is_read_whole_with_either_bound_convention() {
+    for inclusive in [false, true] {
+        let (env, mut seeded) = attribution_org();
+        let dev = seeded.dev.clone();
+        for (id, at) in [
+            (11, "2026-06-08T10:00:00.000001Z"),
+            (12, "2026-06-08T10:00:00.000001Z"),
+            (13, "2026-06-08T10:00:00.000001Z"),
+            (14, "2026-06-08T10:00:00.000002Z"),
+            (15, "2026-06-08T10:00:00.000002900Z"),
+            (16, "2026-06-08T10:00:00.5Z"),
+        ] {
+            seeded.event(
+                id,
+                at,
+                ("HUMAN", &[("email", "bob@acme.example")]),
+                "workspace.update",
+                ("WORKSPACE", &[("workspace_uuid", dev.as_str())]),
+            );
+        }
+        let api = FakeApi::serving(seeded.org, KEY);
+        api.clamp_pages(Some(2));
+        api.audit_log_after_inclusive(inclusive);
+        let run = audit(&env, &api, DAY_10, &["--format", "json"]);
+        assert_eq!(run.code, 0, "inclusive {inclusive}: {}", run.stderr);
+        let ids = ids(&run);
+        for id in [1, 11, 12, 13, 14, 15, 16] {
+            assert!(
+                ids.contains(&format!("console-change:workspace.dev@{id}")),
+                "inclusive {inclusive}: event {id} missing from {ids:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn more_entries_in_one_instant_than_two_pages_fail_the_read() {
     let (env, seeded) = attribution_org();
@@ -667,6 +707,13 @@ fn more_entries_in_one_instant_than_two_pages_fail_the_read() {
             && run
                 .stderr
                 .contains("more entries share the instant 2026-06-08T09:31:00Z"),
+        "{}",
+        run.stderr
+    );
+    // The cause is the server's, not a race: re-running is not offered as the fix.
+    assert!(
+        !run.stderr.contains("the list changed while it was read")
+            && run.stderr.contains("re-running will not help"),
         "{}",
         run.stderr
     );

@@ -356,6 +356,17 @@ fn revoke_deletes_a_managed_key_logs_it_and_names_the_policy_edit() {
     assert_eq!(entry["result"], "ok");
     assert_eq!(entry["reason"], "leaked in a CI log");
     assert_eq!(entry["org"], "sandbox:org.json");
+    // Which live key went: the address alone may stand for several.
+    let org = SandboxOrg::load(&env.path().join("org.json")).unwrap();
+    let id = entry["key_id"]
+        .as_str()
+        .expect("the log line names the key id");
+    assert!(!org.keys.contains_key(id), "{entry}");
+    assert!(
+        run.stderr.contains(&format!("Revoked key id {id}.")),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -466,4 +477,75 @@ fn revoke_takes_the_apply_lock_and_fails_clearly_while_it_is_held() {
     let run = revoke(&[]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(!key_names(&env).contains(&"orphan".to_owned()));
+}
+
+/// What live names can put into the report is shown as text, wherever the report goes.
+#[test]
+fn live_names_with_control_characters_stay_escaped_in_csv() {
+    let env = TestDir::new();
+    seed(
+        &env,
+        &[Seed::clean("ci"), Seed::clean("=evil\u{1b}[2J\rname")],
+        false,
+        false,
+    );
+    policy(&env, &["ci"]);
+    let run = audit(&env, &["--format", "csv"]);
+    let body = run.stdout.replace("\r\n", "\n");
+    for raw in ['\u{1b}', '\r'] {
+        assert!(!body.contains(raw), "{raw:?} in {}", run.stdout);
+    }
+    assert!(body.contains("\\u{1b}[2J\\r"), "{}", run.stdout);
+}
+
+#[test]
+fn an_unmanaged_key_points_at_its_workspace_entry() {
+    let run = audit(&messy(), &["--format", "json"]);
+    let findings = json(&run)["findings"].as_array().unwrap().clone();
+    let unmanaged = findings
+        .iter()
+        .find(|finding| finding["id"] == "key-unmanaged:workspace.dev.key.stray")
+        .expect("the stray key is unmanaged");
+    assert_eq!(
+        unmanaged["source"]["file"], "policies/workspaces/dev.yaml",
+        "{unmanaged}"
+    );
+    assert_eq!(unmanaged["source"]["line"], 2, "{unmanaged}");
+}
+
+#[test]
+fn audit_help_shows_now() {
+    let run = TestDir::new().run(&["audit", "--help"]);
+    assert!(run.stdout.contains("--now <RFC3339>"), "{}", run.stdout);
+}
+
+/// An absolute `--policies` stays a path of the repository in SARIF, never of the machine.
+#[test]
+fn sarif_locations_are_relative_to_the_repository_root() {
+    let env = messy();
+    env.git(&["init", "-q"]);
+    let policies = env.path().join("policies");
+    let run = audit(
+        &env,
+        &[
+            "--format",
+            "sarif",
+            "--policies",
+            policies.to_str().unwrap(),
+        ],
+    );
+    let log = json(&run);
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    assert!(!results.is_empty());
+    for result in results {
+        let uri = result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{result}"));
+        assert!(uri.starts_with("policies/"), "{uri}");
+    }
+    assert!(
+        !run.stdout.contains(env.path().to_str().unwrap()),
+        "{}",
+        run.stdout
+    );
 }

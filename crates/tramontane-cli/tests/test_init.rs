@@ -276,3 +276,33 @@ fn init_reads_no_organization_from_the_environment() {
             .is_file()
     );
 }
+
+/// A committed `.gitignore` or `.github` that is a symbolic link would have init write
+/// outside the repository: refused, with nothing written anywhere.
+#[cfg(unix)]
+#[test]
+fn init_writes_through_no_symbolic_link() {
+    for link in [".gitignore", ".github"] {
+        let outside = TestDir::new();
+        let env = TestDir::new();
+        let target = outside.path().join("target");
+        if link == ".gitignore" {
+            std::fs::write(&target, "keep\n").unwrap();
+        } else {
+            std::fs::create_dir(&target).unwrap();
+        }
+        std::os::unix::fs::symlink(&target, env.path().join(link)).unwrap();
+        let run = env.test().arg("init").expect_code(1).run();
+        assert!(
+            run.stderr.contains("is a symbolic link") && run.stderr.contains("help: "),
+            "{link}: {}",
+            run.stderr
+        );
+        assert!(!env.path().join("policies").exists(), "{link}");
+        if link == ".gitignore" {
+            assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
+        } else {
+            assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+        }
+    }
+}

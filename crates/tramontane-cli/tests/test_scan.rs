@@ -600,6 +600,30 @@ fn env_files_and_secret_sinks_git_would_commit() {
     assert!(!run.stdout.contains("env-not-ignored"));
     assert!(!run.stdout.contains("sink-not-ignored"));
     assert!(!run.stdout.contains("mistral-api-key"));
+
+    // `secrets/` is ignored, but a link sends it to `public/`, which is not: the sink is
+    // reported though git's rules cover its path.
+    #[cfg(unix)]
+    {
+        std::fs::remove_dir_all(repo.path().join("secrets")).unwrap();
+        std::fs::create_dir(repo.path().join("public")).unwrap();
+        std::os::unix::fs::symlink("public", repo.path().join("secrets")).unwrap();
+        let run = repo.scan(&["--format", "json"]);
+        let all = findings(&run);
+        let sinks: Vec<&Json> = all
+            .iter()
+            .filter(|finding| finding["rule"] == "sink-not-ignored")
+            .collect();
+        assert_eq!(sinks.len(), 1, "{}", run.stdout);
+        assert_eq!(
+            (sinks[0]["line"].as_u64(), sinks[0]["column"].as_u64()),
+            (Some(10), Some(25))
+        );
+        assert_eq!(
+            sinks[0]["message"],
+            "secret file `secrets/dev/ci.key` of key `ci` in workspace `dev` is reached through the symbolic link `secrets`, so git's ignore rules for its path do not cover where it lands; replace the link with a directory"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------

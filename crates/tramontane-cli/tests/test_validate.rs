@@ -253,3 +253,42 @@ fn too_many_bytes_in_total_fail_before_any_file_is_parsed() {
     // Nothing was parsed: far below the seconds parsing 20 MiB takes.
     assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
 }
+
+/// Secret file paths that cross a symbolic link are refused where the policy names them: a
+/// committed link could send a secret outside the repository, or make two keys' paths one
+/// file.
+#[cfg(unix)]
+#[test]
+fn a_secret_file_behind_a_symbolic_link_is_refused_at_its_line() {
+    let env = TestDir::new();
+    let outside = TestDir::new();
+    env.write(
+        "policies/org.yaml",
+        "\
+version: 1
+members:
+  alice@acme.example: { name: Alice, roles: [organization_admin] }
+workspaces:
+  dev:
+    admin: alice@acme.example
+    keys:
+      out:
+        owner: alice@acme.example
+        expires_after_days: 90
+        secret: { file: secrets/out.key }
+      one:
+        owner: alice@acme.example
+        expires_after_days: 90
+        secret: { file: public/k.key }
+      two:
+        owner: alice@acme.example
+        expires_after_days: 90
+        secret: { file: alias/k.key }
+",
+    );
+    std::fs::create_dir(env.path().join("public")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), env.path().join("secrets")).unwrap();
+    std::os::unix::fs::symlink("public", env.path().join("alias")).unwrap();
+    let run = env.test().arg("validate").expect_code(1).run();
+    insta::assert_snapshot!(run.stdout);
+}

@@ -364,6 +364,14 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         return Ok(ExitStatus::Refused);
     }
     for file in git_ignore::unignored_secret_files(&desired, root.path()) {
+        if let Some(link) = &file.through_link {
+            eprintln!(
+                "warning: the secret file `{}` lies behind the symbolic link `{}`; its secret will not be written there",
+                untrusted::terminal(&file.path),
+                untrusted::terminal(link)
+            );
+            continue;
+        }
         eprintln!(
             "warning: the secret file `{}` is inside a git work tree and not ignored; add `{}` to .gitignore so it is never committed",
             untrusted::terminal(&file.path),
@@ -401,6 +409,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         concurrency: args.org.concurrency.max(1),
         sink_timeout: args.sink_timeout.unsigned_abs(),
         journal: Some(journal),
+        now: args.clock.now(),
     };
     let report = runtime.block_on(apply_each(
         &plan,

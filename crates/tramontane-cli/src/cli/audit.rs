@@ -69,7 +69,7 @@ pub struct Args {
     pub unmetered_tolerance: f64,
 
     #[command(flatten)]
-    pub clock: super::ClockArgs,
+    pub clock: super::JudgedAtArgs,
 }
 
 fn percent(text: &str) -> Result<f64, String> {
@@ -254,9 +254,12 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         Format::Json => hygiene::render::json(&report),
         Format::Csv => hygiene::render::csv(&report),
         Format::Markdown => hygiene::render::markdown(&report),
-        Format::Sarif => {
-            hygiene::sarif::render(&report, env!("CARGO_PKG_VERSION"), locator.first_file())
-        }
+        Format::Sarif => hygiene::sarif::render(
+            &report,
+            env!("CARGO_PKG_VERSION"),
+            locator.first_file(),
+            tramontane::repository::RepositoryRoot::of_policies(&args.policies).path(),
+        ),
     };
     stdout.lock().write_all(text.as_bytes())?;
     Ok(if report.at_or_above(args.fail_on.severity()) > 0 {

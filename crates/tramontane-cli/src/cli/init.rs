@@ -47,6 +47,26 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
             ),
         });
     }
+    // A file the starter would write or extend through a symbolic link (a committed
+    // `.gitignore -> ../elsewhere`, `.github -> /somewhere`) would land outside the
+    // repository: refused before anything is written.
+    for file in scaffold::scaffold(&ScaffoldOptions {
+        admin: args.admin.clone(),
+    }) {
+        if let Some(link) = tramontane::policy::secret_path::first_link(&args.dir, &file.path) {
+            return Err(CommandError::Usage {
+                message: format!(
+                    "`{}` is a symbolic link; init would write `{}` through it, and writes through no link",
+                    args.dir.join(&link).display(),
+                    file.path.display()
+                ),
+                help: Some(
+                    "replace the link with the file or directory itself, or run `tramontane init` in a new directory"
+                        .into(),
+                ),
+            });
+        }
+    }
     // The live org is read whole before anything is written, so a missing key or an
     // unreachable API leaves the directory as it was.
     let now = args.clock.now();

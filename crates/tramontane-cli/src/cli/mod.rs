@@ -130,6 +130,27 @@ impl ClockArgs {
     }
 }
 
+/// The clock of `audit`, whose findings (expiring within days, unused for 30 days) are
+/// judged at an instant: `--now` is part of its interface, to reproduce a report or see what
+/// a date will bring, so it is shown in its help.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JudgedAtArgs {
+    /// Judge from this instant (RFC 3339) instead of the system clock: to reproduce a past
+    /// report, or see what a coming date will bring.
+    #[arg(long, env = "TRAMONTANE_NOW", value_name = "RFC3339")]
+    pub now: Option<Timestamp>,
+
+    /// Count from noon (UTC) of this day instead.
+    #[arg(long, env = "TRAMONTANE_TODAY", hide = true)]
+    pub today: Option<Date>,
+}
+
+impl JudgedAtArgs {
+    pub fn now(&self) -> Timestamp {
+        Clock::pinned(self.now, self.today).now()
+    }
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
     match cli.command {

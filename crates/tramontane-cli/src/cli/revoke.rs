@@ -184,6 +184,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
             result: if result.is_ok() { "ok" } else { "failed" },
             error: result.as_ref().err().map(ToString::to_string),
             reason: args.reason.as_deref(),
+            key_id: Some(&key.id),
         });
         if let Err(error) = result {
             failure = Some(error);

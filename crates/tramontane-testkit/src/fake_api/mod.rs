@@ -38,7 +38,7 @@ pub struct FakeState {
     /// Paging as a server may do it: the most items served on one page, whatever
     /// `page_size` or `limit` asked (the echoed `page_size` says what was served).
     pub page_clamp: Mutex<Option<usize>>,
-    /// `GET /audit-logs?after=T` also serves entries of the instant T itself.
+    /// `GET /audit-logs?after=T&before=U` also serves entries of the instants T and U.
     pub audit_log_after_inclusive: AtomicBool,
 }
 
@@ -186,7 +186,8 @@ impl FakeApi {
 
     // ---- paging knobs
 
-    /// `GET /audit-logs?after=T` includes entries at T from now on (`false`: only after).
+    /// `GET /audit-logs?after=T&before=U` includes entries at T and at U from now on
+    /// (`false`: only those strictly between).
     pub fn audit_log_after_inclusive(&self, on: bool) {
         self.state
             .audit_log_after_inclusive

@@ -30,6 +30,10 @@ pub struct Entry<'a> {
     /// Why, for a change a person made outside a plan (`tramontane revoke --reason`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'a str>,
+    /// The live key's id, for a change to one key of several that share an address
+    /// (`tramontane revoke` of duplicates): the address alone does not say which went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<&'a str>,
 }
 
 /// Opens `path` for appending, readable by its owner alone: the log names every key, sink
@@ -88,6 +92,8 @@ pub struct OutsidePlan<'a> {
     pub result: &'a str,
     pub error: Option<String>,
     pub reason: Option<&'a str>,
+    /// The live key acted on.
+    pub key_id: Option<&'a str>,
 }
 
 pub struct AuditLog {
@@ -142,6 +148,7 @@ impl AuditLog {
             secret_delivered_to: report.delivered_to.as_deref(),
             request_ids: &report.request_ids,
             reason: None,
+            key_id: None,
         };
         self.append(&entry);
     }
@@ -161,6 +168,7 @@ impl AuditLog {
             secret_delivered_to: None,
             request_ids: &[],
             reason: revoked.reason,
+            key_id: revoked.key_id,
         };
         self.append(&entry);
     }

@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{ApplyError, Ids, Shared};
-use crate::model::{Budget, DesiredOrg, LiveOrg};
+use jiff::Timestamp;
+
+use crate::model::{Budget, DesiredOrg, LiveOrg, SecretSink};
 use crate::plan::{Change, ChangeSpec, KeySpec, LiveKeyRef, TeamWorkspaces, WorkspaceMembers};
 use crate::provider::{Operation, OrganizationLimit, Outcome, Provider, split_name};
 
@@ -242,6 +244,7 @@ impl<P: Provider> Engine<'_, P> {
                 let key = self
                     .key_before(before)
                     .ok_or_else(|| self.fail("the key is gone already; plan again"))?;
+                self.check_successor(before, &key).await?;
                 self.perform(Operation::DeleteKey { key }).await?;
             }
             // No platform call: the gateway enforces it. What puts it in force is the runtime
@@ -375,6 +378,73 @@ impl<P: Provider> Engine<'_, P> {
             .map(|key| key.id.clone())?;
         claimed.insert(id.clone());
         Some(id)
+    }
+
+    /// Before a rotation's predecessor goes, its successor is checked again: it was shown to
+    /// work when it was created, but the apply that ends the overlap runs a day or more
+    /// later, and a successor deleted, expired or whose secret was lost since would leave
+    /// the consumers with no working key at all. A file sink is read back and its secret
+    /// shown to work; a command sink's secret cannot be read back, so all that can be
+    /// checked is that the successor still exists and has not expired. A key with no newer
+    /// key of its name is no predecessor, and goes as planned.
+    async fn check_successor(
+        &self,
+        before: &LiveKeyRef,
+        predecessor: &str,
+    ) -> Result<(), ApplyError> {
+        let (Some(workspace), Some(name)) = (before.workspace.as_deref(), before.name.as_deref())
+        else {
+            return Ok(());
+        };
+        let created = |text: Option<&str>| text.and_then(|text| text.parse::<Timestamp>().ok());
+        let Some(predecessor_created) = created(before.created.as_deref()) else {
+            return Ok(());
+        };
+        let successor = self
+            .live
+            .keys
+            .iter()
+            .filter(|key| {
+                key.id != predecessor
+                    && key.workspace.as_deref() == Some(workspace)
+                    && key.name.as_deref() == Some(name)
+            })
+            .filter_map(|key| Some((created(key.created_at.as_deref())?, key)))
+            .filter(|(created, _)| *created > predecessor_created)
+            .max_by_key(|(created, _)| *created);
+        let Some((_, successor)) = successor else {
+            return Ok(());
+        };
+        let Some(declared) = self
+            .desired
+            .workspaces
+            .get(workspace)
+            .and_then(|workspace| workspace.keys.get(name))
+        else {
+            return Ok(());
+        };
+        let failing = |problem: String| ApplyError::SuccessorFailing {
+            address: self.change.address.clone(),
+            problem,
+        };
+        let today = self.shared.today;
+        if successor.expires.is_some_and(|expires| expires <= today) {
+            return Err(failing(format!(
+                "the successor {} expired on {}",
+                successor.id,
+                successor
+                    .expires
+                    .map(|date| date.to_string())
+                    .unwrap_or_default()
+            )));
+        }
+        if let SecretSink::File(path) = &declared.secret {
+            let secret = self.shared.files.read_back(path).map_err(failing)?;
+            self.provider.verify_key(&secret).await.map_err(|problem| {
+                failing(format!("its secret in `{path}` was refused: {problem}"))
+            })?;
+        }
+        Ok(())
     }
 
     /// Creates the key and delivers its secret; on a failed delivery the key is deleted

@@ -13,6 +13,10 @@ pub struct UnignoredSecretFile {
     pub path: String,
     /// The `.gitignore` line that covers it: its top directory, or the file itself.
     pub ignore_line: String,
+    /// The symbolic link its path crosses, relative to the root and `/`-separated: git's
+    /// rules for the path say nothing of where the file would really land (`secrets ->
+    /// public` with `secrets/` ignored). `apply` refuses to write through it.
+    pub through_link: Option<String>,
 }
 
 /// Every `file` sink of `desired` that lies inside the git work tree holding `root` and is
@@ -39,7 +43,9 @@ pub fn unignored_secret_files(desired: &DesiredOrg, root: &Path) -> Vec<Unignore
             let Ok(in_work_tree) = absolute.strip_prefix(work_tree) else {
                 continue;
             };
-            if repo.is_path_ignored(in_work_tree).unwrap_or(true) {
+            let through_link = crate::policy::secret_path::first_link(root, &normalized)
+                .map(|link| link.to_string_lossy().replace('\\', "/"));
+            if through_link.is_none() && repo.is_path_ignored(in_work_tree).unwrap_or(true) {
                 continue;
             }
             let mut components = in_work_tree.components();
@@ -59,6 +65,7 @@ pub fn unignored_secret_files(desired: &DesiredOrg, root: &Path) -> Vec<Unignore
                 unignored.push(UnignoredSecretFile {
                     path: path.clone(),
                     ignore_line,
+                    through_link,
                 });
             }
         }

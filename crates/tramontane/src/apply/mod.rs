@@ -58,6 +58,10 @@ pub enum ApplyError {
     )]
     Unverified { address: String, problem: String },
     #[error(
+        "{address}: the old key's overlap is over, but its successor no longer answers ({problem}), so the old key is kept; deliver the successor's secret again or rotate the key anew (`tramontane revoke` the successor), then run apply again"
+    )]
+    SuccessorFailing { address: String, problem: String },
+    #[error(
         "{address}: the new key was not shown to work ({problem}), and deleting it again failed too ({cleanup}); the key it was to succeed is kept; delete the new one in the console (Admin → API keys)"
     )]
     UnverifiedOrphan {
@@ -90,6 +94,7 @@ impl ApplyError {
             | ApplyError::Delivery { address, .. }
             | ApplyError::Orphan { address, .. }
             | ApplyError::Unverified { address, .. }
+            | ApplyError::SuccessorFailing { address, .. }
             | ApplyError::UnverifiedOrphan { address, .. }
             | ApplyError::JournalBefore { address, .. }
             | ApplyError::JournalAfter { address, .. } => address,
@@ -108,6 +113,9 @@ pub struct ApplyOptions {
     /// Where each key's creation and delivery is recorded; `None` records nothing, for
     /// callers that keep no state between runs.
     pub journal: Option<Journal>,
+    /// The instant the apply judges expiries at (a rotation's successor must not have
+    /// expired before its predecessor goes).
+    pub now: jiff::Timestamp,
 }
 
 impl ApplyOptions {
@@ -117,6 +125,7 @@ impl ApplyOptions {
             concurrency: 8,
             sink_timeout: DEFAULT_COMMAND_TIMEOUT,
             journal: None,
+            now: jiff::Timestamp::now(),
         }
     }
 }
@@ -282,6 +291,7 @@ pub async fn apply_each<P: Provider>(
         ids: Mutex::new(Ids::new(live)),
         claimed: Mutex::new(HashSet::new()),
         files: SecretFiles::new(options.root.clone(), options.sink_timeout),
+        today: options.now.to_zoned(jiff::tz::TimeZone::UTC).date(),
         journal: options.journal.as_ref(),
         stopped: AtomicBool::new(false),
         permits: tokio::sync::Semaphore::new(
@@ -345,6 +355,8 @@ struct Shared<'a> {
     /// Live keys already deleted or replaced by this apply, so two changes never pick one.
     claimed: Mutex<HashSet<String>>,
     files: SecretFiles,
+    /// The day (UTC) expiries are judged at.
+    today: jiff::civil::Date,
     /// Set by the first failure: nothing new starts after it.
     stopped: AtomicBool,
     permits: tokio::sync::Semaphore,

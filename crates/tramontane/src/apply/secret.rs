@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -16,11 +16,18 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The secret files one apply writes, so two keys never share one: a second key's secret
 /// written over the first's would leave the first key's consumers with the wrong secret.
+/// Checked by path as the policy spells it, and again by the file itself (device and
+/// inode), which catches two paths the file system takes for one (a case-insensitive
+/// volume, a hard link).
 pub struct SecretFiles {
     root: PathBuf,
     command_timeout: Duration,
     written: Mutex<HashMap<PathBuf, String>>,
+    identities: Arc<Mutex<Identities>>,
 }
+
+/// The files written so far, by device and inode, with the key each holds.
+type Identities = HashMap<(u64, u64), String>;
 
 impl SecretFiles {
     pub fn new(root: PathBuf, command_timeout: Duration) -> SecretFiles {
@@ -28,6 +35,7 @@ impl SecretFiles {
             root,
             command_timeout,
             written: Mutex::new(HashMap::new()),
+            identities: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -42,9 +50,30 @@ impl SecretFiles {
         self.claim(address, sink)?;
         let (sink, secret, root) = (sink.clone(), secret.clone(), self.root.clone());
         let timeout = self.command_timeout;
-        tokio::task::spawn_blocking(move || deliver(&sink, &secret, &root, timeout))
-            .await
-            .unwrap_or_else(|error| Err(format!("the delivery stopped: {error}")))
+        let claim = (address.to_owned(), Arc::clone(&self.identities));
+        tokio::task::spawn_blocking(move || {
+            deliver_claimed(&sink, &secret, &root, timeout, Some(claim))
+        })
+        .await
+        .unwrap_or_else(|error| Err(format!("the delivery stopped: {error}")))
+    }
+
+    /// The secret a file sink holds now, read back as apply wrote it (one line), through no
+    /// symbolic link. The error says what failed without the secret.
+    pub fn read_back(&self, path: &str) -> Result<SecretString, String> {
+        let normalized = crate::policy::secret_path::normalize(path)
+            .map_err(|problem| format!("the secret file `{path}` {problem}"))?;
+        let shown = self.root.join(&normalized);
+        if let Some(link) = crate::policy::secret_path::first_link(&self.root, &normalized) {
+            return Err(link_refused(&shown, &link));
+        }
+        let text = std::fs::read_to_string(&shown)
+            .map_err(|e| format!("cannot read {}: {e}", shown.display()))?;
+        let secret = text.trim_end_matches(['\n', '\r']);
+        if secret.is_empty() {
+            return Err(format!("{} is empty", shown.display()));
+        }
+        Ok(SecretString::from(secret.to_owned()))
     }
 
     fn claim(&self, address: &str, sink: &SecretSink) -> Result<(), String> {
@@ -74,56 +103,200 @@ impl SecretFiles {
 /// Writes the secret to its sink: a file replaced atomically with mode 0600 (its missing
 /// parent directories created 0700), or a command's stdin. Never through argv or the
 /// environment, where other processes could read it. A command gets `timeout` to finish.
+///
+/// A file's path is walked one directory at a time from `root`, following no symbolic
+/// link: a path that crosses one is refused, since a committed link could send the secret
+/// anywhere on the machine, or let two keys' paths name one file.
 pub fn deliver(
     sink: &SecretSink,
     secret: &SecretString,
     root: &Path,
     timeout: Duration,
 ) -> Result<(), String> {
+    deliver_claimed(sink, secret, root, timeout, None)
+}
+
+/// [`deliver`], refusing a file another key of this apply already holds.
+fn deliver_claimed(
+    sink: &SecretSink,
+    secret: &SecretString,
+    root: &Path,
+    timeout: Duration,
+    claim: Option<(String, Arc<Mutex<Identities>>)>,
+) -> Result<(), String> {
     match sink {
-        SecretSink::File(path) => write_file(&root.join(path), secret),
+        SecretSink::File(path) => {
+            let normalized = crate::policy::secret_path::normalize(path)
+                .map_err(|problem| format!("the secret file `{path}` {problem}"))?;
+            write_file(root, &normalized, secret, claim.as_ref())
+        }
         SecretSink::Command(argv) => run_command(argv, secret, root, timeout),
     }
 }
 
-fn write_file(path: &Path, secret: &SecretString) -> Result<(), String> {
-    let parent = path
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
+fn link_refused(path: &Path, link: &Path) -> String {
+    format!(
+        "refused to write {}: `{}` is a symbolic link, and tramontane follows no link in a secret file's path; replace it with a directory",
+        path.display(),
+        link.display()
+    )
+}
+
+#[cfg(unix)]
+fn write_file(
+    root: &Path,
+    normalized: &Path,
+    secret: &SecretString,
+    claim: Option<&(String, Arc<Mutex<Identities>>)>,
+) -> Result<(), String> {
+    use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
+    use rustix::io::Errno;
+
+    let shown = root.join(normalized);
+    let parts: Vec<&std::ffi::OsStr> = normalized.iter().collect();
+    let Some((file_name, parents)) = parts.split_last() else {
+        return Err(format!("{} is not a file path", shown.display()));
+    };
+    let directory_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut directory = rustix::fs::openat(
+        CWD,
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("cannot open {}: {e}", root.display()))?;
+    let is_link = |directory: &rustix::fd::OwnedFd, name: &std::ffi::OsStr| {
+        rustix::fs::statat(directory, name, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|stat| FileType::from_raw_mode(stat.st_mode) == FileType::Symlink)
+    };
+    let mut walked = PathBuf::new();
+    for part in parents {
+        walked.push(part);
+        let opened = match rustix::fs::openat(&directory, *part, directory_flags, Mode::empty()) {
+            Err(Errno::NOENT) => {
+                match rustix::fs::mkdirat(&directory, *part, Mode::from_raw_mode(0o700)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => {
+                        return Err(format!(
+                            "cannot create {}: {e}",
+                            root.join(&walked).display()
+                        ));
+                    }
+                }
+                rustix::fs::openat(&directory, *part, directory_flags, Mode::empty())
+            }
+            other => other,
+        };
+        directory = match opened {
+            Ok(opened) => opened,
+            Err(_) if is_link(&directory, part) => return Err(link_refused(&shown, &walked)),
+            Err(e) => return Err(format!("cannot open {}: {e}", root.join(&walked).display())),
+        };
     }
-    builder
-        .create(parent)
+    let file_name = *file_name;
+    match rustix::fs::statat(&directory, file_name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink => {
+            return Err(link_refused(&shown, normalized));
+        }
+        Ok(stat) => {
+            if let Some((address, identities)) = claim {
+                let identities = identities.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(other) = identities
+                    .get(&identity(&stat))
+                    .filter(|other| *other != address)
+                {
+                    return Err(format!(
+                        "{} already holds the secret of {other}, written by this apply under another path; give each key a file of its own",
+                        shown.display()
+                    ));
+                }
+            }
+        }
+        Err(_) => {}
+    }
+    // Written beside the target and renamed over it: a reader sees the old secret or the
+    // new one, never half of one, and a crash leaves no truncated file behind.
+    let temporary = format!(
+        ".{}.{}.tmp",
+        file_name.to_string_lossy(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let result = (|| -> Result<(u64, u64), Errno> {
+        let file = rustix::fs::openat(
+            &directory,
+            temporary.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )?;
+        let written = identity(&rustix::fs::fstat(&file)?);
+        let mut file = std::fs::File::from(file);
+        let write = |file: &mut std::fs::File| -> std::io::Result<()> {
+            file.write_all(secret.expose_secret().as_bytes())?;
+            file.write_all(b"\n")?;
+            file.sync_all()
+        };
+        write(&mut file).map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
+        rustix::fs::renameat(&directory, temporary.as_str(), &directory, file_name)?;
+        Ok(written)
+    })();
+    match result {
+        Ok(written) => {
+            if let Some((address, identities)) = claim {
+                identities
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(written, address.clone());
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let _ = rustix::fs::unlinkat(&directory, temporary.as_str(), AtFlags::empty());
+            Err(format!("cannot write {}: {e}", shown.display()))
+        }
+    }
+}
+
+/// A file's identity: its device and inode.
+#[cfg(unix)]
+// `st_dev` and `st_ino` are u64 on some targets and narrower on others.
+#[allow(clippy::unnecessary_cast)]
+fn identity(stat: &rustix::fs::Stat) -> (u64, u64) {
+    (stat.st_dev as u64, stat.st_ino as u64)
+}
+
+/// Without `openat`, each part of the path is checked for a link before it is written
+/// through: the same refusal, with a window between the check and the write.
+#[cfg(not(unix))]
+fn write_file(
+    root: &Path,
+    normalized: &Path,
+    secret: &SecretString,
+    _claim: Option<&(String, Arc<Mutex<Identities>>)>,
+) -> Result<(), String> {
+    let path = root.join(normalized);
+    if let Some(link) = crate::policy::secret_path::first_link(root, normalized) {
+        return Err(link_refused(&path, &link));
+    }
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
         .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     let file_name = path
         .file_name()
         .ok_or_else(|| format!("{} is not a file path", path.display()))?;
-    // Written beside the target and renamed over it: a reader sees the old secret or the
-    // new one, never half of one, and a crash leaves no truncated file behind.
     let temporary = parent.join(format!(
         ".{}.{}.tmp",
         file_name.to_string_lossy(),
         uuid::Uuid::new_v4().simple()
     ));
     let result = (|| {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&temporary)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temporary)?;
         file.write_all(secret.expose_secret().as_bytes())?;
         file.write_all(b"\n")?;
         file.sync_all()?;
-        std::fs::rename(&temporary, path)
+        std::fs::rename(&temporary, &path)
     })();
     result.map_err(|e| {
         let _ = std::fs::remove_file(&temporary);
@@ -470,6 +643,76 @@ mod tests {
             .unwrap_err();
         assert!(error.contains("leaves the repository"), "{error}");
         assert!(!root.path().parent().unwrap().join("escaped.key").exists());
+    }
+
+    #[tokio::test]
+    async fn a_file_sink_follows_no_symbolic_link_and_no_file_holds_two_keys() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let files = SecretFiles::new(root.path().to_owned(), DEFAULT_COMMAND_TIMEOUT);
+        let secret = SecretString::from("s3cret");
+        // A committed link to a directory outside the repository.
+        std::os::unix::fs::symlink(outside.path(), root.path().join("secrets")).unwrap();
+        // A link between two directories of the repository: `public/k` and `alias/k` are
+        // one file.
+        std::fs::create_dir(root.path().join("public")).unwrap();
+        std::os::unix::fs::symlink("public", root.path().join("alias")).unwrap();
+        // A link as the file itself.
+        std::os::unix::fs::symlink(outside.path().join("x"), root.path().join("public/l.key"))
+            .unwrap();
+        for (address, path, link) in [
+            ("workspace.a.key.out", "secrets/ci.key", "secrets"),
+            ("workspace.a.key.deep", "secrets/new/ci.key", "secrets"),
+            ("workspace.a.key.alias", "alias/k", "alias"),
+            ("workspace.a.key.file", "public/l.key", "public/l.key"),
+        ] {
+            let error = files
+                .deliver(address, &SecretSink::File(path.into()), &secret)
+                .await
+                .unwrap_err();
+            assert!(
+                error.contains(&format!("`{link}` is a symbolic link")),
+                "{path}: {error}"
+            );
+        }
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(root.path().join("public"))
+                .unwrap()
+                .count(),
+            1
+        );
+
+        // Two paths the file system takes for one file: the second key is refused.
+        files
+            .deliver(
+                "workspace.a.key.one",
+                &SecretSink::File("public/k".into()),
+                &secret,
+            )
+            .await
+            .unwrap();
+        std::fs::hard_link(
+            root.path().join("public/k"),
+            root.path().join("public/same"),
+        )
+        .unwrap();
+        let error = files
+            .deliver(
+                "workspace.a.key.two",
+                &SecretSink::File("public/same".into()),
+                &SecretString::from("other"),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            error.contains("already holds the secret of workspace.a.key.one"),
+            "{error}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.path().join("public/k")).unwrap(),
+            "s3cret\n"
+        );
     }
 
     #[test]

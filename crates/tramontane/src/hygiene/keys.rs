@@ -52,6 +52,9 @@ pub(super) fn findings(input: &AuditInput<'_>, settings: &AuditSettings) -> Vec<
             };
             let source = match (&key.workspace, &key.name, declared) {
                 (Some(workspace), Some(name), Some(_)) => input.locator.key(workspace, name),
+                // A key no policy declares is declared under its workspace's entry: that is
+                // the line to change.
+                (Some(workspace), _, None) => input.locator.workspace(workspace),
                 _ => None,
             };
             let judged = Judged {

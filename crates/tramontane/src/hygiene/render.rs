@@ -125,12 +125,16 @@ pub fn csv(report: &AuditReport) -> String {
 }
 
 fn csv_field(text: &str) -> String {
+    // Live names reach the message: a control character (an ANSI escape, a carriage return
+    // that repaints the line, a tab before a formula) is shown as a visible escape, as on a
+    // terminal, and a row stays one line.
+    let text = crate::render::untrusted::terminal(text);
     // A leading `=`, `+`, `-` or `@` makes a spreadsheet run the cell as a formula: a
     // live name is not trusted to be harmless.
     let guarded = if text.starts_with(['=', '+', '-', '@']) {
         format!("'{text}")
     } else {
-        text.to_owned()
+        text.into_owned()
     };
     if guarded.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", guarded.replace('"', "\"\""))

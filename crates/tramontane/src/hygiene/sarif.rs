@@ -11,13 +11,21 @@ use crate::scan::sarif::{INFORMATION_URI, pascal_case, uri_path};
 pub const FINGERPRINT_KEY: &str = "tramontaneAuditFinding/v1";
 
 /// The SARIF log for `report`; `fallback_file` is where findings without a policy line are
-/// placed (GitHub needs a location for every result).
-pub fn render(report: &AuditReport, version: &str, fallback_file: Option<&str>) -> String {
+/// placed (GitHub needs a location for every result). Locations are relative to `root`,
+/// the repository root `%SRCROOT%` stands for: a policy file given as an absolute path
+/// (`--policies /home/ci/repo/policies`) is made relative to it, and one outside it gets
+/// no location rather than a path of the machine that ran the audit.
+pub fn render(
+    report: &AuditReport,
+    version: &str,
+    fallback_file: Option<&str>,
+    root: &std::path::Path,
+) -> String {
     let rules: Vec<Json> = Rule::ALL.iter().map(|rule| descriptor(*rule)).collect();
     let results: Vec<Json> = report
         .findings
         .iter()
-        .map(|finding| result(finding, fallback_file))
+        .map(|finding| result(finding, fallback_file, root))
         .collect();
     crate::scan::sarif::log("tramontane-audit", version, rules, results)
 }
@@ -56,7 +64,32 @@ fn descriptor(rule: Rule) -> Json {
     })
 }
 
-fn result(finding: &Finding, fallback_file: Option<&str>) -> Json {
+/// `file` as a path relative to `root`, `/`-separated; `None` for an absolute path outside
+/// it.
+fn relative_to_root(file: &str, root: &std::path::Path) -> Option<String> {
+    let path = std::path::Path::new(file);
+    if !path.is_absolute() {
+        return Some(file.to_owned());
+    }
+    let canonical = |path: &std::path::Path| std::fs::canonicalize(path).ok();
+    let relative = path
+        .strip_prefix(root)
+        .map(std::path::Path::to_owned)
+        .ok()
+        .or_else(|| {
+            let (path, root) = (canonical(path)?, canonical(root)?);
+            path.strip_prefix(root).map(std::path::Path::to_owned).ok()
+        })?;
+    Some(
+        relative
+            .components()
+            .map(|part| part.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/"),
+    )
+}
+
+fn result(finding: &Finding, fallback_file: Option<&str>, root: &std::path::Path) -> Json {
     let index = Rule::ALL
         .iter()
         .position(|rule| *rule == finding.rule)
@@ -66,10 +99,11 @@ fn result(finding: &Finding, fallback_file: Option<&str>) -> Json {
         None => fallback_file.map(|file| (file, 1, 1)),
     };
     let locations: Vec<Json> = place
+        .and_then(|(file, line, column)| Some((relative_to_root(file, root)?, line, column)))
         .map(|(file, line, column)| {
             json!({
                 "physicalLocation": {
-                    "artifactLocation": { "uri": uri_path(file), "uriBaseId": "%SRCROOT%" },
+                    "artifactLocation": { "uri": uri_path(&file), "uriBaseId": "%SRCROOT%" },
                     "region": { "startLine": line, "startColumn": column },
                 },
                 "logicalLocations": [{ "fullyQualifiedName": finding.address }],

@@ -178,6 +178,12 @@ codes! {
          taking over a name Mistral's catalog gives to another model would silently change what \
          every policy line naming it allows. Pick a name of your own; to set negotiated prices \
          for a model the catalog knows, declare them under that model's id.";
+    SecretFileThroughLink = "E051", Error, "a secret file path crosses a symbolic link",
+        "tramontane writes a key's secret to the path the policy names and follows no symbolic \
+         link on the way: a committed link (`secrets -> ../elsewhere`, `secrets -> public`) \
+         would send the secret where neither the policy, its review nor `.gitignore` see it, \
+         or let two keys' paths name one file. Replace the link with a real directory, or \
+         point the key's `file` at the link's target.";
     KeyNeverExpires = "W001", Warning, "a key never expires",
         "A key without `expires` or `expires_after_days` stays valid until someone deletes it. \
          Security teams usually want every key to expire and be rotated.";

@@ -38,6 +38,9 @@ pub struct LoadOptions<'a> {
     /// Expiry dates are checked against this day (UTC).
     pub today: Date,
     pub catalog: &'a Catalog,
+    /// The repository root secret file paths are checked under, for symbolic links; `None`
+    /// where the files are not on disk (a policy read from another git ref).
+    pub repository: Option<PathBuf>,
 }
 
 impl LoadOptions<'static> {
@@ -45,6 +48,7 @@ impl LoadOptions<'static> {
         LoadOptions {
             today,
             catalog: Catalog::bundled(),
+            repository: None,
         }
     }
 }
@@ -202,6 +206,18 @@ pub fn load(dir: &Path, options: &LoadOptions<'_>) -> LoadedPolicy {
         }
     };
     let paths = discovered.files;
+    // Policies on disk: their secret files are checked where apply would write them.
+    let options = &LoadOptions {
+        today: options.today,
+        catalog: options.catalog,
+        repository: options.repository.clone().or_else(|| {
+            Some(
+                crate::repository::RepositoryRoot::of_policies(dir)
+                    .path()
+                    .to_owned(),
+            )
+        }),
+    };
     // The walk summed the sizes; this holds the total to the limit even if files grow
     // between the walk and the reads.
     let bytes_read = AtomicU64::new(0);

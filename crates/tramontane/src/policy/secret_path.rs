@@ -55,6 +55,27 @@ pub fn normalize(path: &str) -> Result<PathBuf, SecretPathError> {
     Ok(normalized)
 }
 
+/// The first part of `normalized` (a path [`normalize`] returned) that is a symbolic link
+/// under `root`, relative to `root`; `None` when none is, as far as the path exists.
+///
+/// A sink is refused when its path crosses a link, however harmless the link looks: the
+/// lexical path is what the policy, `.gitignore` and review all read, and a committed link
+/// (`secrets -> ../elsewhere`, `secrets -> public`) would send the secret somewhere none of
+/// them see. `root` itself may be reached through links; it is the user's own choice.
+pub fn first_link(root: &Path, normalized: &Path) -> Option<PathBuf> {
+    let mut relative = PathBuf::new();
+    for part in normalized.components() {
+        relative.push(part);
+        match std::fs::symlink_metadata(root.join(&relative)) {
+            Ok(metadata) if metadata.file_type().is_symlink() => return Some(relative),
+            Ok(metadata) if metadata.is_dir() => {}
+            // Missing, or a file where a directory is needed: nothing further to follow.
+            _ => return None,
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +112,22 @@ mod tests {
         );
         assert_eq!(normalize("."), Err(SecretPathError::NotAFile));
         assert_eq!(normalize("secrets/.."), Err(SecretPathError::NotAFile));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_anywhere_in_the_path_is_found() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("public/deep")).unwrap();
+        std::os::unix::fs::symlink("public", root.path().join("secrets")).unwrap();
+        std::os::unix::fs::symlink("../x", root.path().join("public/deep/k.key")).unwrap();
+        let link = |path: &str| first_link(root.path(), &normalize(path).unwrap());
+        assert_eq!(link("secrets/k.key"), Some(PathBuf::from("secrets")));
+        assert_eq!(
+            link("public/deep/k.key"),
+            Some(PathBuf::from("public/deep/k.key"))
+        );
+        assert_eq!(link("public/deep/other.key"), None);
+        assert_eq!(link("missing/k.key"), None);
     }
 }

@@ -431,6 +431,23 @@ impl Checker<'_> {
                 return;
             }
         };
+        if let Some(root) = &self.options.repository
+            && let Some(link) = super::secret_path::first_link(root, &normalized)
+        {
+            let link = link.to_string_lossy().replace('\\', "/");
+            self.push(
+                span,
+                Diagnostic::new(
+                    Code::SecretFileThroughLink,
+                    format!(
+                        "{subject} writes its secret to `{file}`, but `{link}` is a symbolic link"
+                    ),
+                )
+                .label("crosses a symbolic link")
+                .help("replace the link with a directory, or name the file where the link points: tramontane follows no link in a secret file's path"),
+            );
+            return;
+        }
         match secret_files.get(&normalized) {
             Some(first) => self.push(
                 span,

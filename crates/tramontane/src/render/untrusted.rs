@@ -69,6 +69,31 @@ fn starts_mention(previous: Option<char>) -> bool {
     !previous.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Where GitHub would make a link of text it was given as text, the character before which
+/// a [`MENTION_BREAK`] keeps it text: the `:` of `https://evil.example` (and of any
+/// `scheme://`), the `.` of `www.evil.example`, the digit of `#12` and `owner/repo#12` (a
+/// cross-reference into another repository). One flag per character of `text`.
+fn link_breaks(text: &str) -> Vec<bool> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut breaks = vec![false; chars.len()];
+    for index in 0..chars.len() {
+        let next = |offset: usize| chars.get(index + offset).copied();
+        match chars[index] {
+            ':' if next(1) == Some('/') && next(2) == Some('/') => breaks[index] = true,
+            '.' if index >= 3
+                && chars[index - 3..index]
+                    .iter()
+                    .all(|c| c.eq_ignore_ascii_case(&'w')) =>
+            {
+                breaks[index] = true;
+            }
+            '#' if next(1).is_some_and(|c| c.is_ascii_digit()) => breaks[index + 1] = true,
+            _ => {}
+        }
+    }
+    breaks
+}
+
 /// Escapes what HTML and markdown text both must: a mention, and the characters that start a
 /// tag or an entity. Whether `c` was one of them (and so is written).
 fn escape_mention_or_markup(c: char, previous: Option<char>, out: &mut String) -> bool {
@@ -91,13 +116,19 @@ fn escape_mention_or_markup(c: char, previous: Option<char>, out: &mut String) -
 pub fn html(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     let mut previous = None;
-    for c in text.chars() {
+    let breaks = link_breaks(text);
+    for (index, c) in text.chars().enumerate() {
         let before = previous.replace(c);
+        if breaks[index] {
+            out.push(MENTION_BREAK);
+        }
         if escape_mention_or_markup(c, before, &mut out) {
             continue;
         }
         match c {
             '"' => out.push_str("&quot;"),
+            // `$…$` is math on GitHub, in HTML blocks too.
+            '$' => out.push_str("&#36;"),
             '\'' => out.push_str("&#39;"),
             c if is_hidden(c) => escape_hidden(c, &mut out),
             c => out.push(c),
@@ -107,17 +138,22 @@ pub fn html(text: &str) -> String {
 }
 
 /// Text in markdown (a paragraph, a list item, a table cell, a quote): shown as itself, with
-/// no HTML, link, image, emphasis, code span, table cell break, mention or block of its own.
+/// no HTML, link (bare URLs and cross-references included), image, emphasis, math, code
+/// span, table cell break, mention or block of its own.
 pub fn markdown(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     let mut previous = None;
+    let breaks = link_breaks(text);
     for (index, c) in text.chars().enumerate() {
         let before = previous.replace(c);
+        if breaks[index] {
+            out.push(MENTION_BREAK);
+        }
         if escape_mention_or_markup(c, before, &mut out) {
             continue;
         }
         match c {
-            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' | '!' => {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' | '!' | '$' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -240,7 +276,7 @@ mod tests {
         assert_eq!(markdown("# title"), "\\# title");
         assert_eq!(markdown("- item"), "\\- item");
         assert_eq!(markdown("12. item"), "12\\. item");
-        assert_eq!(markdown("a-b #1"), "a-b #1");
+        assert_eq!(markdown("a-b #1"), "a-b #\u{200D}1");
         assert_eq!(markdown("back\\slash"), "back\\\\slash");
         assert_eq!(markdown("line\nbreak"), "line\\\\nbreak");
         assert_eq!(markdown_code("a`b<c"), "<code>a\\`b&lt;c</code>");
@@ -277,6 +313,29 @@ mod tests {
         assert_eq!(html("a_b@x.example"), "a_b@x.example");
         // In a code span a mention is text already.
         assert_eq!(markdown_code("@team"), "`@team`");
+    }
+
+    #[test]
+    fn urls_cross_references_and_math_stay_text() {
+        let z = MENTION_BREAK;
+        assert_eq!(
+            markdown("see https://evil.example/x"),
+            format!("see https{z}://evil.example/x")
+        );
+        assert_eq!(markdown("WWW.evil.example"), format!("WWW{z}.evil.example"));
+        assert_eq!(
+            markdown("fixes acme/infra#12 and #3"),
+            format!("fixes acme/infra#{z}12 and #{z}3")
+        );
+        assert_eq!(markdown("$x^2$ costs $5"), "\\$x^2\\$ costs \\$5");
+        assert_eq!(
+            html("a https://e.example $x$"),
+            format!("a https{z}://e.example &#36;x&#36;")
+        );
+        assert_eq!(html("x/y#7"), format!("x/y#{z}7"));
+        // A heading mark stays escaped; a `#` before no digit is plain text.
+        assert_eq!(markdown("# title"), "\\# title");
+        assert_eq!(markdown("a #b"), "a #b");
     }
 
     #[test]

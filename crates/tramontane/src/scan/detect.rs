@@ -235,33 +235,39 @@ impl std::fmt::Debug for SecretMatch {
 pub fn find_secrets(path: &str, text: &str, context: FileContext) -> Vec<SecretMatch> {
     let path_mentions_mistral = contains_ignore_case(path, "mistral");
     let lines: Vec<&str> = text.split('\n').collect();
+    // Every question about a candidate's surroundings is answered from state carried along
+    // the line, never by reading the line again: a hostile line with a candidate every 33
+    // bytes would otherwise cost time quadratic in its length.
+    let mut mentions = MistralMentions::new(&lines);
     let mut found = Vec::new();
     for (index, line) in lines.iter().enumerate() {
         let line_number = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        let mut names = NamesBefore::new(line);
+        let mut columns = Columns::new(line);
         for (start, end) in alphanumeric_runs(line) {
             let candidate = &line[start..end];
             if !is_mistral_key_shape(line, start, end) {
                 continue;
             }
-            let before = &line[..start];
+            names.advance_to(start);
             let in_context = context.is_secret_sink
-                || has_mistral_name(before)
-                || (has_generic_secret_name(before)
-                    && (path_mentions_mistral || mistral_nearby(&lines, index)));
+                || names.mistral_name
+                || (names.generic_secret_name && (path_mentions_mistral || mentions.nearby(index)));
             if in_context {
                 found.push(SecretMatch {
                     rule: Rule::MistralApiKey,
                     line: line_number,
-                    column: column_of(line, start),
+                    column: columns.at(start),
                     secret: SecretString::from(candidate.to_owned()),
                 });
             }
         }
+        let mut columns = Columns::new(line);
         for (start, end) in gateway_keys(line) {
             found.push(SecretMatch {
                 rule: Rule::GatewayKey,
                 line: line_number,
-                column: column_of(line, start),
+                column: columns.at(start),
                 secret: SecretString::from(line[start..end].to_owned()),
             });
         }
@@ -270,14 +276,106 @@ pub fn find_secrets(path: &str, text: &str, context: FileContext) -> Vec<SecretM
     found
 }
 
+/// 1-based character columns of byte offsets asked for in increasing order, each byte
+/// counted once.
+struct Columns<'a> {
+    line: &'a str,
+    byte: usize,
+    column: usize,
+}
+
+impl<'a> Columns<'a> {
+    fn new(line: &'a str) -> Columns<'a> {
+        Columns {
+            line,
+            byte: 0,
+            column: 1,
+        }
+    }
+
+    fn at(&mut self, byte: usize) -> u32 {
+        debug_assert!(byte >= self.byte, "columns are asked for in order");
+        self.column += self.line[self.byte..byte].chars().count();
+        self.byte = byte;
+        u32::try_from(self.column).unwrap_or(u32::MAX)
+    }
+}
+
+/// What the names on a line before some point say, read once from left to right: the
+/// names before a candidate are those before the previous candidate and the ones between.
+struct NamesBefore<'a> {
+    bytes: &'a [u8],
+    line: &'a str,
+    at: usize,
+    mistral_name: bool,
+    generic_secret_name: bool,
+}
+
+impl<'a> NamesBefore<'a> {
+    fn new(line: &'a str) -> NamesBefore<'a> {
+        NamesBefore {
+            bytes: line.as_bytes(),
+            line,
+            at: 0,
+            mistral_name: false,
+            generic_secret_name: false,
+        }
+    }
+
+    /// Takes in every name that ends before `to`. A candidate of a key's shape never
+    /// continues a name (`_` or `-` before it refuse it), so no name straddles `to`.
+    fn advance_to(&mut self, to: usize) {
+        let is_name_byte = |byte: u8| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-';
+        while self.at < to {
+            if !is_name_byte(self.bytes[self.at]) {
+                self.at += 1;
+                continue;
+            }
+            let start = self.at;
+            while self.at < self.bytes.len() && is_name_byte(self.bytes[self.at]) {
+                self.at += 1;
+            }
+            let name = &self.line[start..self.at];
+            self.mistral_name = self.mistral_name || is_mistral_name(name);
+            self.generic_secret_name = self.generic_secret_name || is_generic_secret_name(name);
+        }
+    }
+}
+
+/// Which lines mention Mistral, worked out on first need and then looked up: a line is
+/// read once however many candidates around it ask.
+struct MistralMentions<'a> {
+    lines: &'a [&'a str],
+    mentions: Option<Vec<bool>>,
+}
+
+impl<'a> MistralMentions<'a> {
+    fn new(lines: &'a [&'a str]) -> MistralMentions<'a> {
+        MistralMentions {
+            lines,
+            mentions: None,
+        }
+    }
+
+    /// Whether `mistral` is within [`CONTEXT_LINES`] lines of line `index`.
+    fn nearby(&mut self, index: usize) -> bool {
+        let lines = self.lines;
+        let mentions = self.mentions.get_or_insert_with(|| {
+            lines
+                .iter()
+                .map(|line| contains_ignore_case(line, "mistral"))
+                .collect()
+        });
+        let first = index.saturating_sub(CONTEXT_LINES);
+        let last = (index + CONTEXT_LINES).min(mentions.len() - 1);
+        mentions[first..=last].iter().any(|&mention| mention)
+    }
+}
+
 /// Whether the bytes look like a binary file rather than text: a NUL in the first 8000
 /// bytes, as git decides it.
 pub fn is_binary(bytes: &[u8]) -> bool {
     bytes[..bytes.len().min(8000)].contains(&0)
-}
-
-fn column_of(line: &str, byte: usize) -> u32 {
-    u32::try_from(line[..byte].chars().count() + 1).unwrap_or(u32::MAX)
 }
 
 /// Byte ranges of the maximal runs of ASCII letters and digits in `line`.
@@ -345,32 +443,14 @@ fn distinct(bytes: &[u8]) -> usize {
         .count()
 }
 
-/// Names in `text`: maximal runs of letters, digits, `_` and `-`.
-fn names(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-        .filter(|name| !name.is_empty())
+fn is_mistral_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.contains("mistral") && MISTRAL_NAME_PARTS.iter().any(|part| lower.contains(part))
 }
 
-fn has_mistral_name(text: &str) -> bool {
-    names(text).any(|name| {
-        let lower = name.to_ascii_lowercase();
-        lower.contains("mistral") && MISTRAL_NAME_PARTS.iter().any(|part| lower.contains(part))
-    })
-}
-
-fn has_generic_secret_name(text: &str) -> bool {
-    names(text).any(|name| {
-        let normalized = name.to_ascii_lowercase().replace('-', "_");
-        GENERIC_SECRET_NAMES.contains(&normalized.trim_matches('_'))
-    })
-}
-
-fn mistral_nearby(lines: &[&str], index: usize) -> bool {
-    let first = index.saturating_sub(CONTEXT_LINES);
-    let last = (index + CONTEXT_LINES).min(lines.len() - 1);
-    lines[first..=last]
-        .iter()
-        .any(|line| contains_ignore_case(line, "mistral"))
+fn is_generic_secret_name(name: &str) -> bool {
+    let normalized = name.to_ascii_lowercase().replace('-', "_");
+    GENERIC_SECRET_NAMES.contains(&normalized.trim_matches('_'))
 }
 
 fn contains_ignore_case(haystack: &str, lowercase_needle: &str) -> bool {

@@ -100,12 +100,19 @@ pub(super) fn secret_sinks(work_tree: &Path) -> SecretSinks {
             ),
             None => (file.path.clone(), 1, 1, String::new()),
         };
+        let detail = match &file.through_link {
+            Some(link) => format!(
+                "secret file `{}`{owner} is reached through the symbolic link `{link}`, so git's ignore rules for its path do not cover where it lands; replace the link with a directory",
+                file.path
+            ),
+            None => format!(
+                "secret file `{}`{owner} is not ignored by git; add `{}` to .gitignore",
+                file.path, file.ignore_line
+            ),
+        };
         let mut finding =
             Finding::file(Rule::SinkNotIgnored, &policy_file, line, column, &file.path)
-                .with_detail(format!(
-                    "secret file `{}`{owner} is not ignored by git; add `{}` to .gitignore",
-                    file.path, file.ignore_line
-                ));
+                .with_detail(detail);
         finding.in_working_tree = true;
         unignored.push(finding);
     }

@@ -1,6 +1,10 @@
 //! `/audit-logs`: the sandbox's audit log, filtered, sorted and cut to `limit` as the spec
 //! describes, as a bare array. The page clamp serves fewer than `limit`; whether `after`
-//! includes its own instant is a knob, since the spec does not say.
+//! and `before` include their own instants is a knob, since the spec does not say.
+//!
+//! Times are kept in microseconds, as the real server (pydantic over Postgres) keeps them:
+//! entries are served with their times truncated to the microsecond, and a bound finer
+//! than that is truncated before it filters.
 
 use std::sync::atomic::Ordering;
 
@@ -19,7 +23,7 @@ pub(super) fn route(call: &Call, org: &mut SandboxOrg, segments: &[&str]) -> Res
         None => Ok(None),
         Some(text) => text
             .parse::<jiff::Timestamp>()
-            .map(Some)
+            .map(|time| Some(to_micros(time)))
             .map_err(|_| Box::new(invalid(name, "Input should be a valid datetime"))),
     };
     let (after, before) = match (time("after"), time("before")) {
@@ -39,16 +43,24 @@ pub(super) fn route(call: &Call, org: &mut SandboxOrg, segments: &[&str]) -> Res
         },
     };
     // The page clamp has already cut `limit` (serve.rs).
-    // The sandbox's `after` is strict; an inclusive server also serves the instant itself.
     let inclusive = call.state.audit_log_after_inclusive.load(Ordering::SeqCst);
-    let after = after.map(|after| {
-        if inclusive {
-            after - jiff::SignedDuration::from_nanos(1)
-        } else {
-            after
-        }
-    });
-    let mut entries = org.audit_log_between(after, before);
+    let mut timed: Vec<(jiff::Timestamp, _)> = org
+        .audit_log_between(None, None)
+        .into_iter()
+        .filter_map(|mut entry| {
+            let time = to_micros(entry.created_at.parse::<jiff::Timestamp>().ok()?);
+            entry.created_at = time.to_string();
+            Some((time, entry))
+        })
+        .filter(|(time, _)| {
+            let after = after.is_none_or(|after| *time > after || (inclusive && *time == after));
+            let before =
+                before.is_none_or(|before| *time < before || (inclusive && *time == before));
+            after && before
+        })
+        .collect();
+    timed.sort_by_key(|(time, entry)| (*time, entry.log_id));
+    let mut entries: Vec<_> = timed.into_iter().map(|(_, entry)| entry).collect();
     let wanted = |name: &str| call.query.get(name).map(String::as_str);
     entries.retain(|entry| {
         wanted("actor_type").is_none_or(|want| entry.actor_type.as_str() == want)
@@ -69,4 +81,14 @@ fn invalid(field: &str, message: &str) -> Response {
         StatusCode::UNPROCESSABLE_ENTITY,
         json!([{"loc": ["query", field], "msg": message, "type": "value_error"}]),
     )
+}
+
+/// `time` truncated to the microsecond, as pydantic reads a finer one.
+fn to_micros(time: jiff::Timestamp) -> jiff::Timestamp {
+    time.round(
+        jiff::TimestampRound::new()
+            .smallest(jiff::Unit::Microsecond)
+            .mode(jiff::RoundMode::Trunc),
+    )
+    .unwrap_or(time)
 }

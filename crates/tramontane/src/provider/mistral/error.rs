@@ -61,6 +61,10 @@ pub enum ApiError {
     BodyTooLarge { call: String, limit_mib: usize },
     #[error("{call}: {problem}: the list changed while it was read: re-run")]
     ListChanged { call: String, problem: String },
+    /// The server's answers contradict how its time windows were read, the same way on
+    /// every run: a re-run cannot help, so the message says what the server did instead.
+    #[error("{call}: {problem}")]
+    AuditLogWindow { call: String, problem: String },
     #[error(
         "{call}: the list holds {count} items or more, beyond the {max} tramontane reads from one list; check that MISTRAL_API_URL points at the Admin API"
     )]
@@ -106,6 +110,9 @@ impl ApiError {
             ),
             ApiError::InvalidResponse { .. } => Some(
                 "check that MISTRAL_API_URL points at the Admin API, not at a proxy or gateway answering in its place",
+            ),
+            ApiError::AuditLogWindow { .. } => Some(
+                "re-running will not help: the server filters `after`/`before` differently from how tramontane pages (microseconds, bounds exclusive or inclusive); please report it with the call above",
             ),
             ApiError::Client(_) => Some(
                 "this machine could not set up HTTPS for the client; check its TLS configuration",

@@ -112,6 +112,14 @@ impl<T: Listed> Collected<T> {
         }
     }
 
+    /// The server's time windows do not answer as documented, the same way every run.
+    pub fn window(&self, problem: String) -> ApiError {
+        ApiError::AuditLogWindow {
+            call: self.call.clone(),
+            problem,
+        }
+    }
+
     pub fn too_long(&self, count: u64) -> ApiError {
         ApiError::ListTooLong {
             call: self.call.clone(),

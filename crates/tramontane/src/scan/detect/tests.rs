@@ -331,3 +331,38 @@ fn long_and_hostile_lines_are_read_in_one_pass() {
     let line = "tmt_".repeat(200_000) + &"a".repeat(100_000);
     assert!(found("x", &line).is_empty());
 }
+
+/// A fork's pull request can hold a crafted file: one line of megabytes, a key-shaped
+/// candidate every 33 bytes and secret-field names between them, must be read in time
+/// linear in its length. Run on a thread so a regression fails here instead of hanging.
+#[test]
+fn a_multi_megabyte_line_of_candidates_is_read_in_linear_time() {
+    let mut line = String::from("token = [");
+    let mut seed = 0;
+    while line.len() < 4 << 20 {
+        line.push_str(&mistral_key(seed));
+        line.push_str(if seed % 7 == 0 { " key " } else { " " });
+        seed += 1;
+    }
+    line.push(']');
+    let key = mistral_key(u64::MAX);
+    // Mistral is mentioned further away than CONTEXT_LINES: the generic names do not count.
+    let text = format!(
+        "{line}{}const MISTRAL_API_KEY: &str = \"{key}\";\n",
+        "\n".repeat(7)
+    );
+    let (line_number, column) = position(&text, &key);
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let found = found("src/x.rs", &text);
+        let _ = sender.send((found, started.elapsed()));
+    });
+    // A slow debug build on a busy machine reads it in well under a second; the quadratic
+    // reading took minutes.
+    let (found, elapsed) = receiver
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("a 4 MB line took more than 20 s: scanning is not linear");
+    assert!(elapsed < std::time::Duration::from_secs(10), "{elapsed:?}");
+    assert_eq!(found, vec![(Rule::MistralApiKey, line_number, column, key)]);
+}

@@ -4,16 +4,21 @@
 //! The endpoint pages by time, not by number: `sort=ascending&after=T&limit=N` answers the
 //! next N entries after T, as a bare array without a total, and the server may serve fewer
 //! than N. Paging on by the latest time seen would lose entries that share that instant
-//! but did not fit on the page, so each page's latest instant is read on its own
-//! (`after` just before it, `before` just after it), from both ends: when the two answers
+//! but did not fit on the page, so each page's latest instant is read on its own (`after`
+//! one microsecond before it, `before` one after it), from both ends: when the two answers
 //! meet, every entry of that instant is in hand; when they do not, more entries share one
-//! instant than two pages hold, and the read fails rather than miss some. Whether the
-//! server's `after` includes its own instant or not, entries are told apart by `log_id`.
+//! instant than two pages hold, and the read fails rather than miss some.
+//!
+//! Every bound asked for is a whole microsecond: the real server (pydantic over Postgres)
+//! keeps no finer time and truncates a finer bound, so a window of ±1 ns around an instant
+//! came back empty, or holding the instant itself, and paging could never finish. Whether
+//! the server's bounds include their own instant or not, both are handled: entries are told
+//! apart by `log_id`, and each window is read for the instant it was asked about only.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::{RoundMode, SignedDuration, Timestamp, TimestampRound, Unit};
 
 use super::Client;
 use crate::provider::mistral::api::{AuditLogOut, AuditLogsSorting};
@@ -35,6 +40,24 @@ impl Listed for AuditLogOut {
 /// One page's entries with their times.
 type Timed = Vec<(Timestamp, AuditLogOut)>;
 
+/// The finest time the server keeps and filters by.
+const TICK: SignedDuration = SignedDuration::from_micros(1);
+
+/// `time` on the tick at or before it.
+fn tick_floor(time: Timestamp) -> Timestamp {
+    to_tick(time, RoundMode::Floor)
+}
+
+/// `time` on the tick at or after it.
+fn tick_ceil(time: Timestamp) -> Timestamp {
+    to_tick(time, RoundMode::Ceil)
+}
+
+fn to_tick(time: Timestamp, mode: RoundMode) -> Timestamp {
+    time.round(TimestampRound::new().smallest(Unit::Microsecond).mode(mode))
+        .unwrap_or(time)
+}
+
 impl Client {
     /// Every entry created after `after` and before `before`, oldest first.
     pub async fn audit_logs(
@@ -47,10 +70,20 @@ impl Client {
         let mut found: BTreeMap<(Timestamp, i64), AuditLogOut> = BTreeMap::new();
         // Every entry at or before `done` is in hand.
         let mut done: Option<Timestamp> = None;
-        let mut asked_after = after;
+        // The window widened to whole ticks; entries between it and the one asked for are
+        // dropped at the end.
+        let mut asked_after = tick_floor(after);
+        let asked_before = tick_ceil(before);
+        // Whether the server's bounds include their own instants, once an answer shows it.
+        let mut inclusive = false;
         loop {
             let page = self
-                .audit_page(asked_after, before, AuditLogsSorting::Ascending, &list)
+                .audit_page(
+                    asked_after,
+                    asked_before,
+                    AuditLogsSorting::Ascending,
+                    &list,
+                )
                 .await?;
             let served = !page.is_empty();
             let fresh: Timed = page
@@ -61,19 +94,24 @@ impl Client {
                 if !served {
                     break;
                 }
-                // The server's `after` includes its own instant, and that instant is read
-                // already: ask from just past it.
+                // Only entries in hand came back: the server's `after` includes its own
+                // instant (or keeps finer times than a tick). Ask from the instant read,
+                // then from the tick past it.
                 let Some(done) = done else { break };
-                let past = done + SignedDuration::from_nanos(1);
-                if asked_after >= past {
-                    return Err(list.changed(format!(
-                        "entries at or before {done} came back for `after={asked_after}`"
+                let next = if asked_after < done {
+                    done
+                } else {
+                    tick_floor(done) + TICK
+                };
+                if asked_after >= next {
+                    return Err(list.window(format!(
+                        "`after={asked_after}` served only entries at or before {done} again, so paging cannot move on"
                     )));
                 }
-                asked_after = past;
+                asked_after = next;
                 continue;
             };
-            let instant = self.audit_instant(latest, &list).await?;
+            let instant = self.audit_instant(latest, &mut inclusive, &list).await?;
             let mut batch = Vec::new();
             for (time, entry) in fresh.into_iter().chain(instant) {
                 if seen.insert(entry.log_id) {
@@ -83,38 +121,64 @@ impl Client {
             }
             list.add(batch)?;
             done = Some(latest);
-            asked_after = latest;
+            asked_after = tick_floor(latest);
         }
         drop(list);
-        Ok(found.into_values().collect())
+        Ok(found
+            .into_iter()
+            .filter(|((time, _), _)| *time > after && *time < before)
+            .map(|(_, entry)| entry)
+            .collect())
     }
 
     /// Every entry of one instant, or an error when more share it than two pages hold.
+    /// `inclusive` is whether the server's bounds were seen to include their own instants.
     async fn audit_instant(
         &self,
         instant: Timestamp,
+        inclusive: &mut bool,
         list: &Collected<AuditLogOut>,
     ) -> Result<Timed, ApiError> {
-        let (from, to) = (
-            instant - SignedDuration::from_nanos(1),
-            instant + SignedDuration::from_nanos(1),
-        );
+        let on_tick = tick_floor(instant) == instant;
+        // A tick either side is a window around the instant alone for a server whose
+        // bounds are exclusive. One whose bounds include their instants serves the
+        // neighbours too, which could fill both pages: it is asked for the instant itself.
+        let (from, to) = if *inclusive && on_tick {
+            (instant, instant)
+        } else {
+            (tick_floor(instant) - TICK, tick_ceil(instant) + TICK)
+        };
         let (first, last) = tokio::try_join!(
             self.audit_page(from, to, AuditLogsSorting::Ascending, list),
             self.audit_page(from, to, AuditLogsSorting::Descending, list),
         )?;
+        if from != to
+            && on_tick
+            && first
+                .iter()
+                .chain(&last)
+                .any(|(time, _)| *time == from || *time == to)
+        {
+            *inclusive = true;
+            return Box::pin(self.audit_instant(instant, inclusive, list)).await;
+        }
         let at = |page: Timed| -> Timed {
             page.into_iter()
                 .filter(|(time, _)| *time == instant)
                 .collect()
         };
         let (first, last) = (at(first), at(last));
+        if first.is_empty() && last.is_empty() {
+            return Err(list.window(format!(
+                "the server served an entry at {instant}, but none for `after={from}&before={to}` around it: it filters by times other than those it reports"
+            )));
+        }
         let from_start: HashSet<i64> = first.iter().map(|(_, entry)| entry.log_id).collect();
         if !last
             .iter()
             .any(|(_, entry)| from_start.contains(&entry.log_id))
         {
-            return Err(list.changed(format!(
+            return Err(list.window(format!(
                 "more entries share the instant {instant} than two pages of the server's hold ({} and {} served): they cannot be read whole",
                 first.len(),
                 last.len()
@@ -147,9 +211,10 @@ impl Client {
                         entry.created_at.chars().take(40).collect::<String>()
                     ))
                 })?;
+                // Bounds may be inclusive or exclusive: only beyond them is an entry wrong.
                 if time < after || time > before {
-                    return Err(list.changed(format!(
-                        "entry {} of {time} lies outside the window asked for ({after} to {before})",
+                    return Err(list.window(format!(
+                        "entry {} of {time} lies outside the window asked for ({after} to {before}): the server did not filter by `after` and `before`",
                         entry.log_id
                     )));
                 }
