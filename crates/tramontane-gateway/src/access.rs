@@ -316,7 +316,7 @@ mod tests {
         let table = CallerTable::of(&org());
         let models = ModelDirectory::bundled();
         let bob = &table.get("bobk").unwrap().grant;
-        assert!(bob.allows_model("mistral-small-2506", &models));
+        assert!(bob.allows_model("mistral-small-2603", &models));
         assert!(bob.allows_model("mistral-embed", &models));
         assert!(!bob.allows_model("codestral-latest", &models));
         assert!(!bob.allows_model("mistral-large-latest", &models));

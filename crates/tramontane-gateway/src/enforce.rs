@@ -343,7 +343,7 @@ mod tests {
             Err(Refusal::ModelNotAllowed { allowed, .. }) if allowed == vec!["mistral-small-latest"]
         ));
         let (request, body) =
-            chat(r#"{"model":"mistral-small-2506","messages":[],"max_tokens":101}"#);
+            chat(r#"{"model":"mistral-small-2603","messages":[],"max_tokens":101}"#);
         assert_eq!(
             check_request(&grant(), &request, &body, &models, 8),
             Err(Refusal::MaxTokensExceeded {
@@ -351,12 +351,12 @@ mod tests {
                 limit: 100
             })
         );
-        let (request, body) = chat(r#"{"model":"mistral-small-2506","messages":[],"n":9}"#);
+        let (request, body) = chat(r#"{"model":"mistral-small-2603","messages":[],"n":9}"#);
         assert!(matches!(
             check_request(&grant(), &request, &body, &models, 8),
             Err(Refusal::TooManyChoices { .. })
         ));
-        let (request, body) = chat(r#"{"model":"mistral-small-2506","messages":[]}"#);
+        let (request, body) = chat(r#"{"model":"mistral-small-2603","messages":[]}"#);
         let forwarded = check_request(&grant(), &request, &body, &models, 8).unwrap();
         assert!(forwarded.starts_with(br#"{"max_tokens":100,"#));
     }

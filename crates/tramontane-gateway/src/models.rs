@@ -74,11 +74,11 @@ mod tests {
     #[test]
     fn the_bundled_catalog_resolves_aliases_both_ways() {
         let models = ModelDirectory::bundled();
-        assert!(models.same("mistral-small-latest", "mistral-small-2506"));
+        assert!(models.same("mistral-small-latest", "mistral-small-2603"));
         assert!(models.same("mistral-embed", "mistral-embed-2312"));
         assert!(!models.same("mistral-small-latest", "mistral-large-latest"));
         assert!(!models.same("nope", "mistral-small-latest"));
-        assert_eq!(models.max_context_tokens("codestral-latest"), 256_000);
+        assert_eq!(models.max_context_tokens("codestral-latest"), 131_072);
         assert_eq!(
             models.max_context_tokens("not-a-model"),
             UNKNOWN_CONTEXT_TOKENS

@@ -165,8 +165,8 @@ mod tests {
         assert_eq!(
             table.price("mistral-small-latest", &models),
             PriceSource::Table(Price {
-                input: 100_000,
-                output: 300_000
+                input: 150_000,
+                output: 600_000
             })
         );
         assert!(matches!(

@@ -387,7 +387,7 @@ mod tests {
         assert_eq!(answer["data"].as_array().unwrap().len(), 2);
         let response = sandbox.answer(post(
             "/v1/moderations",
-            json!({"model": "mistral-moderation-latest", "input": ["a", "b"]}),
+            json!({"model": "mistral-moderation-2603", "input": ["a", "b"]}),
         ));
         let answer: Value = serde_json::from_str(&text(response).await).unwrap();
         assert_eq!(answer["results"].as_array().unwrap().len(), 2);
