@@ -71,6 +71,31 @@ pub enum PriceUnit {
 }
 
 impl PriceUnit {
+    pub const ALL: [PriceUnit; 8] = [
+        PriceUnit::InputTokens,
+        PriceUnit::OutputTokens,
+        PriceUnit::CachedInputTokens,
+        PriceUnit::Pages,
+        PriceUnit::AnnotatedPages,
+        PriceUnit::AudioMinutes,
+        PriceUnit::InputCharacters,
+        PriceUnit::OutputCharacters,
+    ];
+
+    /// The unit's name in [`ModelPrices`] and in the policy's `prices`.
+    pub const fn key(self) -> &'static str {
+        match self {
+            PriceUnit::InputTokens => "input_tokens",
+            PriceUnit::OutputTokens => "output_tokens",
+            PriceUnit::CachedInputTokens => "cached_input_tokens",
+            PriceUnit::Pages => "pages",
+            PriceUnit::AnnotatedPages => "annotated_pages",
+            PriceUnit::AudioMinutes => "audio_minutes",
+            PriceUnit::InputCharacters => "input_characters",
+            PriceUnit::OutputCharacters => "output_characters",
+        }
+    }
+
     /// How many units one published price is for: per million tokens or characters, per
     /// thousand pages, per minute of audio.
     pub const fn per(self) -> u64 {
@@ -169,7 +194,7 @@ impl ModelPrices {
     /// `overrides`' prices where it has one, these elsewhere.
     pub fn overridden_by(&self, overrides: &ModelPrices) -> ModelPrices {
         let mut merged = self.clone();
-        for unit in ALL_UNITS {
+        for unit in PriceUnit::ALL {
             if let Some(price) = overrides.get(unit) {
                 merged.set(unit, price);
             }
@@ -203,17 +228,6 @@ impl ModelPrices {
         }
     }
 }
-
-const ALL_UNITS: [PriceUnit; 8] = [
-    PriceUnit::InputTokens,
-    PriceUnit::OutputTokens,
-    PriceUnit::CachedInputTokens,
-    PriceUnit::Pages,
-    PriceUnit::AnnotatedPages,
-    PriceUnit::AudioMinutes,
-    PriceUnit::InputCharacters,
-    PriceUnit::OutputCharacters,
-];
 
 /// `percent` % of an amount, rounded up to a micro-unit, saturating.
 fn percent_of(amount: Money, percent: u64) -> Money {
@@ -298,6 +312,22 @@ mod tests {
         assert_eq!("eur".parse::<Currency>(), Ok(Currency::Eur));
         assert!("GBP".parse::<Currency>().is_err());
         assert_eq!(Currency::Eur.to_string(), "EUR");
+    }
+
+    #[test]
+    fn unit_keys_are_the_field_names() {
+        let prices = ModelPrices {
+            pages: Some(money("1")),
+            ..ModelPrices::default()
+        };
+        let json = serde_json::to_value(&prices).unwrap();
+        assert_eq!(json[PriceUnit::Pages.key()], 1);
+        for unit in PriceUnit::ALL {
+            let mut one = ModelPrices::default();
+            one.set(unit, money("2"));
+            let json = serde_json::to_value(&one).unwrap();
+            assert_eq!(json.as_object().unwrap().keys().next().unwrap(), unit.key());
+        }
     }
 
     #[test]

@@ -166,9 +166,10 @@ codes! {
          named by `gateway.upstream_key`; a service's requests go out with the service's own \
          key. Add `gateway: { upstream_key: <key> }` to the workspace, naming one of its keys.";
     AmountTooPrecise = "E048", Error, "a currency amount is not exact to a millionth",
-        "Spend guards are counted in millionths of the billing currency, as integers, so that \
-         thousands of small request costs add up exactly. An amount with more than 6 decimals \
-         cannot be held exactly: round it to 6 decimals or fewer.";
+        "Spend guards and the prices of declared models are counted in millionths of the \
+         currency, as integers, so that thousands of small request costs add up exactly. An \
+         amount with more than 6 decimals cannot be held exactly: round it to 6 decimals or \
+         fewer.";
     DuplicateDigest = "E049", Error, "two gateway keys have the same digest",
         "A digest covers the whole key, public id included, so two entries can share one only \
          if one was copied from the other: the copy can never match a key. Remove the copy, \

@@ -37,7 +37,7 @@ pub(super) fn check(
         catalog: &catalog,
         found: Vec::new(),
     };
-    checker.declared_models();
+    checker.declared_models(sources);
     checker.organization();
     checker.roles();
     checker.teams();

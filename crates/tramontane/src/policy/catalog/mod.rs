@@ -264,6 +264,13 @@ impl Catalog {
         self.priority_percent
     }
 
+    /// The tier multipliers, for [`crate::model::TierPrices::priority`].
+    pub fn tiers(&self) -> crate::model::TierPrices {
+        crate::model::TierPrices {
+            priority_percent: self.priority_percent,
+        }
+    }
+
     /// Every priced model's dated id, sorted (for the gateway to list what it cannot price).
     pub fn priced_ids(&self) -> Vec<&str> {
         let mut ids: Vec<&str> = self

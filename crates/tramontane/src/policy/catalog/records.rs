@@ -252,7 +252,8 @@ fn card(record: &Record, id: &str) -> Value {
         .and_then(|day| day.to_zoned(jiff::tz::TimeZone::UTC).ok())
         .map_or(0, |zoned| zoned.timestamp().as_second());
     let lifecycle = record.lifecycle();
-    // The API's `deprecation` is when a deprecated model stops being served.
+    // The API's `deprecation` is when a deprecated model stops being served: set for every
+    // model that will ever be deprecated (its stage at the end of time), from its retirement.
     let deprecation = match lifecycle.stage(Date::MAX) {
         Stage::Current => None,
         _ => lifecycle.retirement.map(|day| format!("{day}T00:00:00Z")),
@@ -274,6 +275,7 @@ fn card(record: &Record, id: &str) -> Value {
             "moderation": has(features, "moderations") || has(features, "chat-moderations"),
             "audio": has(&record.capabilities.input, "audio"),
             "audio_transcription": has(features, "transcriptions"),
+            // The records' features do not tell realtime transcription apart; its ids do.
             "audio_transcription_realtime": has(features, "transcriptions") && id.contains("realtime"),
             "audio_speech": has(features, "tts"),
             "unified_resources": false,

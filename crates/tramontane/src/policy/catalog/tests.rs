@@ -117,6 +117,12 @@ fn published_prices_read_exactly() {
     assert_eq!(catalog.prices("open-mistral-7b", Currency::Usd), None);
     assert_eq!(catalog.prices("no-such-model", Currency::Usd), None);
     assert_eq!(catalog.priority_percent(), 175);
+    assert_eq!(
+        catalog
+            .tiers()
+            .priority(usd("mistral-medium-3-5").output_tokens.unwrap()),
+        money("13.125")
+    );
     let priced = catalog.priced_ids();
     assert!(priced.contains(&"mistral-medium-3-5"));
     assert!(!priced.contains(&"open-mistral-7b"));

@@ -383,7 +383,11 @@ impl Checker<'_> {
 ///
 /// The YAML number reached the model through an f64, which cannot tell `0.1234567` from a
 /// rounding of it, so the check reads the number's own text from the file.
-fn inexact_amount(node: &yaml::Node, decoded: Money, sources: &SourceSet) -> Option<String> {
+pub(super) fn inexact_amount(
+    node: &yaml::Node,
+    decoded: Money,
+    sources: &SourceSet,
+) -> Option<String> {
     let yaml::Value::Float(value) = node.value else {
         // An integer is a whole amount, exact by construction.
         return None;

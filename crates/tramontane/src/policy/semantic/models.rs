@@ -4,9 +4,12 @@
 use jiff::civil::Date;
 
 use super::Checker;
+use super::gateway::inexact_amount;
+use crate::model::PriceUnit;
 use crate::policy::Section;
 use crate::policy::catalog::{Catalog, Stage};
 use crate::policy::diagnostic::{Code, Diagnostic};
+use crate::policy::source::SourceSet;
 
 /// What is wrong with naming `model` on `today`, if anything.
 pub(super) fn model_diagnostic(catalog: &Catalog, model: &str, today: Date) -> Option<Diagnostic> {
@@ -69,10 +72,33 @@ pub(super) fn model_diagnostic(catalog: &Catalog, model: &str, today: Date) -> O
 impl Checker<'_> {
     /// A declared model's aliases must not take over a name the bundled catalog gives to
     /// another model: every policy line naming it would silently change meaning.
-    pub(super) fn declared_models(&mut self) {
+    /// Declared prices, like spend guards, must be exact to a millionth as written.
+    pub(super) fn declared_models(&mut self, sources: &SourceSet) {
         let bundled = self.options.catalog;
         let mut found = Vec::new();
         for (id, model) in &self.desired.models {
+            for unit in PriceUnit::ALL {
+                let Some(decoded) = model.prices.as_ref().and_then(|p| p.per_unit.get(unit)) else {
+                    continue;
+                };
+                let Some(node) = self
+                    .origins
+                    .node(Section::Models, id, &["prices", unit.key()])
+                else {
+                    continue;
+                };
+                if let Some(problem) = inexact_amount(node, decoded, sources) {
+                    found.push((
+                        Some(node.span),
+                        Diagnostic::new(
+                            Code::AmountTooPrecise,
+                            format!("the {} price of declared model `{id}` is {problem}", unit.key()),
+                        )
+                        .label("more than 6 decimals")
+                        .help("prices are counted exactly in millionths: round it to at most 6 decimals, or quote it"),
+                    ));
+                }
+            }
             let own = bundled.resolve(id);
             for (i, alias) in model.aliases.iter().enumerate() {
                 let Some(other) = bundled.resolve(alias) else {
@@ -124,7 +150,7 @@ mod tests {
         )
     }
 
-    fn only<'a>(loaded: &'a LoadedPolicy, code: Code) -> Vec<&'a Diagnostic> {
+    fn only(loaded: &LoadedPolicy, code: Code) -> Vec<&Diagnostic> {
         loaded
             .diagnostics
             .iter()
