@@ -15,6 +15,7 @@ mod test_fixtures;
 mod test_gateway;
 mod test_gateway_keys;
 mod test_gateway_money;
+mod test_gateway_paths;
 mod test_gateway_replicas;
 mod test_hostile;
 mod test_init;

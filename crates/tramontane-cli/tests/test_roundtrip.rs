@@ -271,7 +271,7 @@ fn workspace(emails: Vec<String>, seeds: Vec<u64>) -> impl Strategy<Value = Work
                 let gateway = gateway.map(|(with_upstream, fail_open)| WorkspaceGateway {
                     upstream_key: keys.keys().next().filter(|_| with_upstream).cloned(),
                     agents: vec!["ag_0195d3c4".to_owned()],
-                    paths: vec!["/v1/ocr".to_owned()],
+                    paths: vec![tramontane::model::OpenedPath::Post("/v1/ocr".to_owned())],
                     store_failure: if fail_open {
                         StoreFailure::FailOpen
                     } else {

@@ -21,7 +21,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::civil::Date;
-use tramontane::model::{DesiredOrg, GatewayKeyId, Holder, KeyDigest, StoreFailure, Workspace};
+use tramontane::model::{
+    DesiredOrg, GatewayKeyId, Holder, KeyDigest, OpenedPath, StoreFailure, Workspace,
+};
 use tramontane::policy::catalog::Catalog;
 use tramontane::runtime::{GuardScope, Limits, Models, Runtime, WorkspaceAccess, key_address};
 
@@ -58,8 +60,8 @@ pub struct Grant {
     /// The address (`workspace.W.key.K`) of the Mistral key requests are forwarded with.
     pub upstream_key: Option<String>,
     pub agents: BTreeSet<String>,
-    /// Extra paths the workspace opens.
-    pub paths: BTreeSet<String>,
+    /// Extra paths the workspace opens, with their methods.
+    pub paths: Vec<OpenedPath>,
     pub store_failure: StoreFailure,
     /// What each fetched or expanded item is reserved at; `None`: refused under a budget.
     pub fetched_content_tokens: Option<u64>,
@@ -181,7 +183,7 @@ impl Grant {
     fn with_settings(mut self, workspace: &Workspace) -> Grant {
         if let Some(gateway) = &workspace.gateway {
             self.agents = gateway.agents.iter().cloned().collect();
-            self.paths = gateway.paths.iter().cloned().collect();
+            self.paths = gateway.paths.clone();
             self.store_failure = gateway.store_failure;
             self.fetched_content_tokens = gateway.fetched_content_tokens;
         }

@@ -21,6 +21,7 @@ pub mod identity;
 pub mod metered;
 pub mod metrics;
 pub mod models;
+pub mod opened;
 pub mod prices;
 pub mod proxy;
 pub mod refusal;

@@ -19,6 +19,7 @@ use crate::audit::AuditRecord;
 use crate::enforce::{self, Admitted};
 use crate::identity;
 use crate::metered::{Accounting, Closing, MeteredBody};
+use crate::opened;
 use crate::refusal::Refusal;
 use crate::request::{Endpoint, InferenceRequest};
 use crate::state::{Gateway, PolicyState};
@@ -159,13 +160,7 @@ async fn proxy(
             let (parts, _) = request.into_parts();
             forward(&mut call, parts, Bytes::new(), key, None).await
         }
-        Route::Other => {
-            let path = request.uri().path().to_owned();
-            if !opens(grant, &path) {
-                return Err(Refusal::PathNotFound { path });
-            }
-            opened_path(&mut call, request).await
-        }
+        Route::Other => opened_path(&mut call, request).await,
     }
 }
 
@@ -214,17 +209,6 @@ impl Call<'_> {
             .upstream_latency(endpoint, sent.elapsed().as_secs_f64());
         Ok(response)
     }
-}
-
-/// Whether the workspace's `gateway.paths` opens `path`: an exact path, or a prefix ending
-/// in `/*`.
-fn opens(grant: &Grant, path: &str) -> bool {
-    grant.paths.iter().any(|open| {
-        open == path
-            || open
-                .strip_suffix('*')
-                .is_some_and(|prefix| prefix.ends_with('/') && path.starts_with(prefix))
-    })
 }
 
 fn upstream_key(
@@ -468,19 +452,24 @@ async fn models(call: &mut Call<'_>, request: Request<Body>) -> Result<Response<
     Ok(Response::from_parts(head, Body::from(body)))
 }
 
-/// A path the workspace opens: the caller's rates apply, and the model if the body names
-/// one; nothing is metered for budgets.
+/// A path the workspace opens, for the methods its entry names: the caller's rates apply,
+/// the model and agent the body names are checked (JSON or a multipart form; a body that is
+/// neither is refused), and where a token budget or spend guard applies the call is reserved
+/// at its unit price (OCR pages, speech characters) or, for a path the gateway cannot price,
+/// refused unless the entry says `unmetered: true`.
 async fn opened_path(
     call: &mut Call<'_>,
     request: Request<Body>,
 ) -> Result<Response<Body>, Refusal> {
     let (gateway, grant) = (call.gateway, &call.caller.grant);
+    let path = request.uri().path().to_owned();
+    let entry = opened::entry(&grant.paths, request.method(), &path)?;
     let (parts, body) = request.into_parts();
     let body = read_body(gateway, &parts.headers, body).await?;
-    if let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body)
-        && let Some(Value::String(model)) = fields.get("model")
-    {
-        call.record.model_asked = Some(model.clone());
+    let fields = opened::read(&parts.headers, &body).await?;
+    call.record.model_asked = fields.model.clone();
+    call.record.agent_id = fields.agent_id.clone();
+    if let Some(model) = &fields.model {
         let directory = gateway.models.load();
         if !grant.allows_model(model, &directory) {
             return Err(Refusal::ModelNotAllowed {
@@ -489,9 +478,42 @@ async fn opened_path(
             });
         }
     }
+    if let Some(agent) = &fields.agent_id
+        && !grant.agents.contains(agent)
+    {
+        return Err(Refusal::AgentNotAllowed {
+            agent: agent.clone(),
+        });
+    }
+    let budgeted = !grant.token_budgets.is_empty() || !grant.spend_guards.is_empty();
     let key = call.upstream_key()?;
-    count(gateway, grant, &call.record.request_id, &[]).await?;
-    forward(call, parts, body, key, None).await
+    let accounting = match opened::UnitPath::of(&path) {
+        Some(kind) if budgeted => {
+            let cost = opened::unit_cost(kind, &fields, &call.policy.catalog, gateway.currency)?;
+            let worst = enforce::Worst {
+                tokens: crate::prices::TokenCounts::default(),
+                cost,
+                prices: None,
+                tier_percent: crate::prices::STANDARD_PERCENT,
+            };
+            let (lines, kinds) = enforce::budget_lines(grant, 0, cost, Timestamp::now());
+            let reservation = count(gateway, grant, &call.record.request_id, &lines).await?;
+            Some(Accounting {
+                reservation,
+                lines: kinds,
+                worst,
+                prices: call.policy.prices.clone(),
+            })
+        }
+        None if budgeted && !entry.unmetered() => {
+            return Err(Refusal::UnmeteredPath { path });
+        }
+        _ => {
+            count(gateway, grant, &call.record.request_id, &[]).await?;
+            None
+        }
+    };
+    forward(call, parts, body, key, accounting).await
 }
 
 #[cfg(test)]
@@ -514,18 +536,5 @@ mod tests {
             Ok(Route::Model("mistral-embed".into()))
         );
         assert_eq!(Route::of(&Method::POST, "/v1/files"), Ok(Route::Other));
-    }
-
-    #[test]
-    fn opened_paths_match_exactly_or_by_a_slash_star_prefix() {
-        let grant = Grant {
-            paths: ["/v1/ocr".to_owned(), "/v1/classifiers/*".to_owned()].into(),
-            ..Grant::default()
-        };
-        assert!(opens(&grant, "/v1/ocr"));
-        assert!(!opens(&grant, "/v1/ocr/x"));
-        assert!(opens(&grant, "/v1/classifiers/moderate"));
-        assert!(!opens(&grant, "/v1/classifiersX"));
-        assert!(!opens(&grant, "/v1/files"));
     }
 }

@@ -97,6 +97,19 @@ pub enum Refusal {
     FetchedContentUnbounded {
         items: u64,
     },
+    /// An opened path's body is neither JSON nor a form the gateway can read, so the model
+    /// and agent it names cannot be checked.
+    UnreadableBody {
+        detail: String,
+    },
+    /// A budget applies and the request does not bound what it costs.
+    CostUnbounded {
+        why: &'static str,
+    },
+    /// A budget applies and the opened path is one the gateway cannot price.
+    UnmeteredPath {
+        path: String,
+    },
     NoUpstreamKey {
         address: String,
     },
@@ -126,7 +139,10 @@ impl Refusal {
             Refusal::ModelNotAllowed { .. }
             | Refusal::AgentNotAllowed { .. }
             | Refusal::PriceUnknown { .. }
-            | Refusal::FetchedContentUnbounded { .. } => StatusCode::FORBIDDEN,
+            | Refusal::FetchedContentUnbounded { .. }
+            | Refusal::CostUnbounded { .. }
+            | Refusal::UnmeteredPath { .. } => StatusCode::FORBIDDEN,
+            Refusal::UnreadableBody { .. } => StatusCode::BAD_REQUEST,
             Refusal::RateLimited { .. }
             | Refusal::TokenBudgetExhausted { .. }
             | Refusal::SpendGuardReached { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -162,6 +178,9 @@ impl Refusal {
             Refusal::SpendGuardReached { .. } => "spend_guard_reached",
             Refusal::PriceUnknown { .. } => "price_unknown",
             Refusal::FetchedContentUnbounded { .. } => "fetched_content_unbounded",
+            Refusal::UnreadableBody { .. } => "unreadable_body",
+            Refusal::CostUnbounded { .. } => "cost_unbounded",
+            Refusal::UnmeteredPath { .. } => "unmetered_path",
             Refusal::NoUpstreamKey { .. } => "no_upstream_key",
             Refusal::StoreUnavailable => "store_unavailable",
             Refusal::UpstreamUnreachable => "upstream_unreachable",
@@ -232,6 +251,9 @@ impl Refusal {
             Refusal::SpendGuardReached { scope, period, limit_micros, retry_after } => format!("Spend guard of {} per {period} reached for {scope}; it renews in {}s.", micros(*limit_micros), seconds(*retry_after)),
             Refusal::PriceUnknown { model } => format!("Model `{model}` has no known price, and a spend guard applies to this key: the gateway does not guess prices. Its operator can declare the model's prices in the policy (`models:`)."),
             Refusal::FetchedContentUnbounded { items } => format!("The request holds {items} item(s) the upstream fetches or expands (a document, an image by URL, a stored file, an agent's own prompt) whose tokens the gateway cannot see, and a token budget or spend guard applies: send the content inline, or ask the operator to set the workspace's `gateway.fetched_content_tokens`."),
+            Refusal::UnreadableBody { detail } => format!("The request body is neither a JSON object nor a multipart form the gateway can read ({detail}), so the model and agent it names cannot be checked."),
+            Refusal::CostUnbounded { why } => format!("A token budget or spend guard applies to this key, and the request's cost has no bound: {why}."),
+            Refusal::UnmeteredPath { path } => format!("`{path}` is not metered by the gateway, and a token budget or spend guard applies to this key; its operator can mark the path `unmetered: true` in the workspace's `gateway.paths` to let it through anyway."),
             Refusal::NoUpstreamKey { address } => format!("The gateway holds no upstream key for `{address}`; its operator must provide it."),
             Refusal::StoreUnavailable => "The gateway's limit store is unavailable; try again shortly.".into(),
             Refusal::UpstreamUnreachable => "The gateway could not reach the upstream API.".into(),

@@ -77,6 +77,7 @@ pub fn load(
         upstream_keys,
         expired,
         prices: Arc::new(prices),
+        catalog: Arc::new(catalog),
     })
 }
 

@@ -95,7 +95,7 @@ pub struct InferenceRequest {
     pub tier: RequestedTier,
 }
 
-struct Entries<'a>(Vec<(String, &'a RawValue)>);
+pub(crate) struct Entries<'a>(Vec<(String, &'a RawValue)>);
 
 impl<'de: 'a, 'a> serde::Deserialize<'de> for Entries<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -118,7 +118,7 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Entries<'a> {
     }
 }
 
-fn top_level(body: &[u8]) -> Result<Entries<'_>, Refusal> {
+pub(crate) fn top_level(body: &[u8]) -> Result<Entries<'_>, Refusal> {
     let entries: Entries<'_> =
         serde_json::from_slice(body).map_err(|error| Refusal::MalformedJson {
             detail: error.to_string(),
@@ -132,7 +132,7 @@ fn top_level(body: &[u8]) -> Result<Entries<'_>, Refusal> {
     Ok(entries)
 }
 
-fn field<'a>(entries: &'a Entries<'_>, name: &str) -> Option<&'a RawValue> {
+pub(crate) fn field<'a>(entries: &'a Entries<'_>, name: &str) -> Option<&'a RawValue> {
     entries
         .0
         .iter()
@@ -142,13 +142,13 @@ fn field<'a>(entries: &'a Entries<'_>, name: &str) -> Option<&'a RawValue> {
 
 /// A field's value. The raw value is known to be JSON; this fails only where it nests deeper
 /// than the parser's recursion limit, which no real request does.
-fn parse_value(raw: &RawValue) -> Result<Value, Refusal> {
+pub(crate) fn parse_value(raw: &RawValue) -> Result<Value, Refusal> {
     serde_json::from_str(raw.get()).map_err(|error| Refusal::MalformedJson {
         detail: error.to_string(),
     })
 }
 
-fn string_field(entries: &Entries<'_>, name: &'static str) -> Result<Option<String>, Refusal> {
+pub(crate) fn string_field(entries: &Entries<'_>, name: &'static str) -> Result<Option<String>, Refusal> {
     match field(entries, name).map(parse_value).transpose()? {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Ok(Some(text)),

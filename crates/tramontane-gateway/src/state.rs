@@ -31,7 +31,10 @@ pub struct PolicyState {
     pub upstream_keys: UpstreamKeys,
     /// Validation's messages about gateway keys past their expiry: refused, not fatal.
     pub expired: Vec<String>,
-    /// The bundled records' prices joined to the models the policy declares.
+    /// The bundled records joined to the models the policy declares: what unit prices (OCR
+    /// pages, speech characters) are read from.
+    pub catalog: Arc<Catalog>,
+    /// The token prices of `catalog`, in the gateway's currency.
     pub prices: Arc<PriceTable>,
 }
 

@@ -446,6 +446,12 @@ async fn handle(
                        "usage": {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": 0, "total_tokens": PROMPT_TOKENS}}),
             )
         }
+        (Method::POST, "/v1/ocr" | "/v1/audio/speech") => {
+            let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+                return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid JSON");
+            };
+            unit_answer(&state, &path, &request)
+        }
         (
             Method::POST,
             "/v1/chat/completions" | "/v1/fim/completions" | "/v1/agents/completions",
@@ -505,6 +511,50 @@ async fn handle(
         }
         _ => error(StatusCode::NOT_FOUND, "Not Found"),
     }
+}
+
+/// An OCR or speech answer, billed by the unit when billing like Mistral: every page of the
+/// document (12 when the request names none) or every character spoken.
+fn unit_answer(state: &FakeInferenceState, path: &str, request: &Value) -> Response {
+    use tramontane::model::{Currency, PriceUnit};
+    let model = request["model"].as_str().unwrap_or_default();
+    let catalog = tramontane::policy::catalog::Catalog::bundled();
+    let Some(prices) = catalog.prices(model, Currency::Usd) else {
+        return error(StatusCode::BAD_REQUEST, "Invalid model");
+    };
+    let (unit, count, answer) = if path == "/v1/ocr" {
+        let pages = request["pages"].as_array().map_or(12, Vec::len) as u64;
+        let annotated = !request["document_annotation_format"].is_null()
+            || !request["bbox_annotation_format"].is_null();
+        let unit = if annotated {
+            PriceUnit::AnnotatedPages
+        } else {
+            PriceUnit::Pages
+        };
+        let answer = json!({"pages": (0..pages).map(|i| json!({"index": i, "markdown": "text"})).collect::<Vec<_>>(),
+                            "model": model, "usage_info": {"pages_processed": pages, "doc_size_bytes": 1000}});
+        (unit, pages, answer)
+    } else {
+        let characters = request["input"].as_str().unwrap_or_default().chars().count() as u64;
+        (
+            PriceUnit::OutputCharacters,
+            characters,
+            json!({"audio_data": "UklGRg=="}),
+        )
+    };
+    if state.billing.lock().unwrap().is_some() {
+        let cost = prices.cost(unit, count).map_or(0, |money| money.micros());
+        state.bills.lock().unwrap().push(Bill {
+            path: path.to_owned(),
+            model: model.to_owned(),
+            prompt_tokens: 0,
+            cached_tokens: 0,
+            completion_tokens: 0,
+            priority: false,
+            cost_micros: cost,
+        });
+    }
+    json_response(StatusCode::OK, answer)
 }
 
 /// A stream of up to 50 chunks carrying the completion's tokens, the last with `usage` when

@@ -269,6 +269,87 @@ impl StoreFailure {
     }
 }
 
+/// A path a workspace opens through the gateway: `/v1/ocr` (for `POST`), or
+/// `{ path: /v1/files/*, methods: [GET, POST], unmetered: true }`. A path ending in `/*` opens
+/// every path under it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OpenedPath {
+    Post(String),
+    With {
+        path: String,
+        #[serde(default = "post_only")]
+        methods: Vec<OpenedMethod>,
+        /// The operator's word that calls here may go unmetered under a token budget or
+        /// spend guard: without it, a path the gateway cannot price is refused there.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        unmetered: bool,
+    },
+}
+
+fn post_only() -> Vec<OpenedMethod> {
+    vec![OpenedMethod::Post]
+}
+
+/// A method an opened path lets through.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub enum OpenedMethod {
+    #[serde(rename = "GET")]
+    Get,
+    #[serde(rename = "POST")]
+    Post,
+    #[serde(rename = "PUT")]
+    Put,
+    #[serde(rename = "PATCH")]
+    Patch,
+    #[serde(rename = "DELETE")]
+    Delete,
+}
+
+impl OpenedMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpenedMethod::Get => "GET",
+            OpenedMethod::Post => "POST",
+            OpenedMethod::Put => "PUT",
+            OpenedMethod::Patch => "PATCH",
+            OpenedMethod::Delete => "DELETE",
+        }
+    }
+}
+
+impl OpenedPath {
+    pub fn path(&self) -> &str {
+        match self {
+            OpenedPath::Post(path) | OpenedPath::With { path, .. } => path,
+        }
+    }
+
+    /// The methods it lets through: `POST` unless it names others.
+    pub fn methods(&self) -> &[OpenedMethod] {
+        match self {
+            OpenedPath::Post(_) => &[OpenedMethod::Post],
+            OpenedPath::With { methods, .. } => methods,
+        }
+    }
+
+    /// Whether calls may go unmetered under a budget (`unmetered: true`).
+    pub fn unmetered(&self) -> bool {
+        matches!(self, OpenedPath::With { unmetered: true, .. })
+    }
+
+    /// Whether it opens `path`: the same path, or one under a `/*` entry.
+    pub fn opens(&self, path: &str) -> bool {
+        let open = self.path();
+        open == path
+            || open
+                .strip_suffix('*')
+                .is_some_and(|prefix| prefix.ends_with('/') && path.starts_with(prefix))
+    }
+}
+
 /// A workspace's `gateway:` block: what the gateway opens for the workspace and which
 /// platform key it forwards member requests with.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -281,11 +362,11 @@ pub struct WorkspaceGateway {
     /// Agent ids callers may use through `/v1/agents/completions`; none unless listed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub agents: Vec<String>,
-    /// Inference paths opened beyond the five the gateway always passes
+    /// Inference paths opened beyond the ones the gateway always passes
     /// (`/v1/chat/completions`, `/v1/fim/completions`, `/v1/embeddings`,
-    /// `/v1/agents/completions`, `/v1/models`).
+    /// `/v1/agents/completions`, the moderation paths, `/v1/models`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub paths: Vec<String>,
+    pub paths: Vec<OpenedPath>,
     #[serde(default, skip_serializing_if = "StoreFailure::is_default")]
     pub store_failure: StoreFailure,
     /// Tokens each item the upstream fetches or expands (a document, an image by URL, a

@@ -24,7 +24,10 @@ pub mod money;
 pub mod price;
 pub use budget::Budget;
 pub use declared::{DeclaredModel, DeclaredPrices};
-pub use gateway::{GatewayKey, GatewayKeyId, Holder, KeyDigest, StoreFailure, WorkspaceGateway};
+pub use gateway::{
+    GatewayKey, GatewayKeyId, Holder, KeyDigest, OpenedMethod, OpenedPath, StoreFailure,
+    WorkspaceGateway,
+};
 pub use hygiene::AuditSettings;
 pub use kind::{Enforcement, Kind};
 pub use live::{LiveInvite, LiveKey, LiveMember, LiveOrg, LiveTeam, LiveWorkspace, RateLimits};
