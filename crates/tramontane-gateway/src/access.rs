@@ -25,10 +25,9 @@ use tramontane::model::{
     DesiredOrg, GatewayKeyId, Holder, KeyDigest, OpenedPath, StoreFailure, Workspace,
 };
 use tramontane::policy::catalog::Catalog;
-use tramontane::runtime::{GuardScope, Limits, Models, Runtime, WorkspaceAccess, key_address};
+use tramontane::runtime::{Limits, Measure, Models, Rule, RuleScope, Runtime, WorkspaceAccess, key_address};
 
 use crate::models::ModelDirectory;
-use crate::refusal::LimitScope;
 
 /// Everyone who may call the gateway, by public key id.
 #[derive(Clone, Debug, Default)]
@@ -54,9 +53,9 @@ pub struct Grant {
     /// Every list must allow a model for the caller to use it.
     pub model_rules: Vec<Models>,
     pub max_tokens_per_request: Option<u64>,
-    pub rates: Vec<RateRule>,
-    pub token_budgets: Vec<TokenBudget>,
-    pub spend_guards: Vec<SpendRule>,
+    /// Every counted limit the caller meets, from the library's runtime: rates, token
+    /// budgets and spend guards alike.
+    pub rules: Vec<Rule>,
     /// The address (`workspace.W.key.K`) of the Mistral key requests are forwarded with.
     pub upstream_key: Option<String>,
     pub agents: BTreeSet<String>,
@@ -65,43 +64,6 @@ pub struct Grant {
     pub store_failure: StoreFailure,
     /// What each fetched or expanded item is reserved at; `None`: refused under a budget.
     pub fetched_content_tokens: Option<u64>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RateRule {
-    pub scope: LimitScope,
-    pub rpm: u32,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TokenBudget {
-    pub scope: LimitScope,
-    pub daily: u64,
-}
-
-/// A calendar window a spend guard counts over (UTC).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Period {
-    Hour,
-    Day,
-    Month,
-}
-
-impl Period {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Period::Hour => "hour",
-            Period::Day => "day",
-            Period::Month => "month",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SpendRule {
-    pub scope: LimitScope,
-    pub period: Period,
-    pub limit_micros: u64,
 }
 
 impl Grant {
@@ -133,50 +95,32 @@ impl Grant {
         )
     }
 
-    /// The rules for a caller of `workspace` with `limits`, whose own rate and token budget
-    /// count under `own`.
-    fn of(workspace: &str, access: &WorkspaceAccess, limits: &Limits, own: LimitScope) -> Grant {
-        let mut grant = Grant {
+    /// What a caller of `workspace` with `limits` may do, its own rate and token budget
+    /// counted under `own`.
+    fn of(workspace: &str, access: &WorkspaceAccess, limits: &Limits, own: &RuleScope) -> Grant {
+        Grant {
             model_rules: vec![access.models.clone(), limits.models.clone()],
             max_tokens_per_request: limits.max_tokens_per_request,
+            rules: limits.rules(workspace, own),
             ..Grant::default()
-        };
-        if let Some(rpm) = limits.workspace_rpm {
-            grant.rates.push(RateRule {
-                scope: scope("workspace", workspace),
-                rpm,
-            });
         }
-        if let Some(rpm) = limits.rpm {
-            grant.rates.push(RateRule {
-                scope: own.clone(),
-                rpm,
-            });
-        }
-        if let Some(daily) = limits.daily_token_budget {
-            grant.token_budgets.push(TokenBudget { scope: own, daily });
-        }
-        for shared in &limits.spend_guards {
-            let scope = match &shared.scope {
-                GuardScope::Workspace(name) => scope("workspace", name),
-                GuardScope::Team(name) => scope("team", name),
-                GuardScope::Key(address) => scope("key", address),
-            };
-            for (period, amount) in [
-                (Period::Hour, shared.guard.hour),
-                (Period::Day, shared.guard.day),
-                (Period::Month, shared.guard.month),
-            ] {
-                if let Some(amount) = amount {
-                    grant.spend_guards.push(SpendRule {
-                        scope: scope.clone(),
-                        period,
-                        limit_micros: amount.micros(),
-                    });
-                }
-            }
-        }
-        grant
+    }
+
+    /// Whether a token or spend rule applies: then every request's worst case needs a bound.
+    pub fn budgeted(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|rule| rule.measure != Measure::Requests)
+    }
+
+    /// Whether a spend rule applies: then every request needs a price.
+    pub fn spend_guarded(&self) -> bool {
+        self.rules.iter().any(|rule| rule.measure == Measure::Spend)
+    }
+
+    /// The rule of this grant with `id`.
+    pub fn rule(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|rule| rule.id == id)
     }
 
     /// The workspace's gateway settings, as its `gateway` section has them.
@@ -236,14 +180,14 @@ impl CallerTable {
                 let grant = match &entry.holder {
                     Holder::Member(email) => {
                         let limits = runtime.member(email, &entry.workspace)?;
-                        let own = scope("member", &email.to_lowercase());
+                        let own = RuleScope::Member(email.to_lowercase());
                         Grant {
                             upstream_key: workspace
                                 .gateway
                                 .as_ref()
                                 .and_then(|gateway| gateway.upstream_key.as_deref())
                                 .map(|key| key_address(&entry.workspace, key)),
-                            ..Grant::of(&entry.workspace, access, &limits, own)
+                            ..Grant::of(&entry.workspace, access, &limits, &own)
                         }
                     }
                     Holder::ServiceKey {
@@ -252,10 +196,10 @@ impl CallerTable {
                     } => {
                         let key_access = runtime.key(key_workspace, key)?;
                         let address = key_address(key_workspace, key);
-                        let own = scope("key", &address);
+                        let own = RuleScope::Key(address.clone());
                         Grant {
                             upstream_key: Some(address),
-                            ..Grant::of(&entry.workspace, access, &key_access.limits, own)
+                            ..Grant::of(&entry.workspace, access, &key_access.limits, &own)
                         }
                     }
                 };
@@ -276,12 +220,6 @@ impl CallerTable {
     }
 }
 
-fn scope(kind: &'static str, name: &str) -> LimitScope {
-    LimitScope {
-        kind,
-        name: name.to_owned(),
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -348,20 +286,21 @@ mod tests {
         );
         // One role has no rpm and no budget: the more generous role leaves them unlimited.
         assert_eq!(bob.max_tokens_per_request, Some(300));
-        assert!(bob.token_budgets.is_empty());
-        assert_eq!(bob.rates.len(), 1, "only the workspace's shared rpm");
         assert_eq!(bob.upstream_key.as_deref(), Some("workspace.dev.key.gw"));
         assert!(bob.agents.contains("ag_1"));
-        let guards: Vec<(&str, Period, u64)> = bob
-            .spend_guards
+        let rules: Vec<(&str, u64)> = bob
+            .rules
             .iter()
-            .map(|g| (g.scope.kind, g.period, g.limit_micros))
+            .map(|rule| (rule.id.as_str(), rule.limit))
             .collect();
+        // Only the workspace's shared rpm; no token budget; the workspace's and the team's
+        // spend guards.
         assert_eq!(
-            guards,
+            rules,
             vec![
-                ("workspace", Period::Month, 50_500_000),
-                ("team", Period::Day, 2_000_000)
+                ("workspace:dev:requests:minute", 60),
+                ("workspace:dev:spend:month", 50_500_000),
+                ("team:devs:spend:day", 2_000_000)
             ]
         );
         assert!(table.get("lost").is_none());
@@ -376,9 +315,16 @@ mod tests {
         assert!(!ci.allows_model("mistral-small-latest", &models));
         assert_eq!(ci.max_tokens_per_request, Some(50));
         assert_eq!(ci.upstream_key.as_deref(), Some("workspace.dev.key.ci"));
-        let rates: Vec<u32> = ci.rates.iter().map(|r| r.rpm).collect();
-        assert_eq!(rates, vec![60, 10]);
-        assert_eq!(ci.token_budgets[0].daily, 500);
-        assert_eq!(ci.spend_guards.len(), 2);
+        let rules: Vec<(&str, u64)> = ci
+            .rules
+            .iter()
+            .map(|rule| (rule.id.as_str(), rule.limit))
+            .collect();
+        assert_eq!(&rules[..3], &[
+            ("workspace:dev:requests:minute", 60),
+            ("key:workspace.dev.key.ci:requests:minute", 10),
+            ("key:workspace.dev.key.ci:tokens:day", 500),
+        ]);
+        assert_eq!(rules.len(), 5, "and two spend guards");
     }
 }

@@ -34,6 +34,9 @@ pub struct AuditRecord {
     /// `admitted`, `refused` or `failed`.
     pub decision: &'static str,
     pub reason: &'static str,
+    /// The id of the counted limit that refused the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]

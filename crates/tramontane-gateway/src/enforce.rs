@@ -8,12 +8,15 @@ use bytes::Bytes;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
-use crate::access::{Grant, Period};
+use crate::access::Grant;
 use crate::models::ModelDirectory;
 use crate::prices::{PRIORITY_PERCENT, PriceTable, STANDARD_PERCENT, TokenCounts, TokenPrices};
 use crate::refusal::Refusal;
 use crate::request::{InferenceRequest, RequestedTier};
-use crate::store::{Admission, BudgetLine, LimitStore, RateHit, Reservation, ReservationId};
+use crate::store::{
+    Admission, BudgetLine, LimitStore, RateHit, Reservation, ReservationId, StoreError,
+};
+use tramontane::runtime::{Measure, Window};
 
 /// What a reserved line counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,14 +89,16 @@ pub fn check_request(
         .unwrap_or_else(|| body.clone()))
 }
 
-/// The rate keys of a grant, in the order a refusal names them.
+/// The request-rate rules of a grant, as the store counts them.
 pub fn rate_hits(grant: &Grant) -> Vec<RateHit> {
     grant
-        .rates
+        .rules
         .iter()
+        .filter(|rule| rule.measure == Measure::Requests)
         .map(|rule| RateHit {
-            key: format!("rpm:{}:{}", rule.scope.kind, rule.scope.name),
-            per_minute: rule.rpm,
+            rule: rule.id.clone(),
+            key: rule.store_key("now"),
+            per_minute: u32::try_from(rule.limit).unwrap_or(u32::MAX),
         })
         .collect()
 }
@@ -101,61 +106,43 @@ pub fn rate_hits(grant: &Grant) -> Vec<RateHit> {
 /// Counts the request against the grant's rates and reserves `lines` (its worst case, from
 /// [`worst_case`]) under `request_id`, in one store operation: a request refused for a
 /// budget takes no rate slot. The reservation, when there are lines, is the caller's to
-/// settle. `Err(None)`: the store failed (the caller decides between failing open and
-/// closed).
+/// settle; a refusal names the rule the store says refused.
 pub async fn admit(
     store: &Arc<dyn LimitStore>,
     grant: &Grant,
     request_id: &str,
     lines: &[BudgetLine],
     now: Timestamp,
-) -> Result<Option<Reservation>, Option<Refusal>> {
+) -> Result<Option<Reservation>, Admit> {
     let hits = rate_hits(grant);
     let id = ReservationId(request_id.to_owned());
     match store.admit_and_reserve(&hits, &id, lines, now).await {
         Ok(Admission::Admitted) => {
             Ok((!lines.is_empty()).then(|| Reservation::new(store.clone(), id, lines.len())))
         }
-        Ok(Admission::RateLimited { index, retry_after }) => {
-            let rule = &grant.rates[index];
-            Err(Some(Refusal::RateLimited {
-                scope: rule.scope.clone(),
-                rpm: rule.rpm,
-                retry_after,
-            }))
+        Ok(refused) => {
+            let (rule, retry_after) = refused
+                .refused_by(&hits, lines)
+                .ok_or_else(|| Admit::StoreFailed(StoreError("the store named a limit it was not asked about".into())))?;
+            let rule = grant.rule(rule).cloned().ok_or_else(|| {
+                Admit::StoreFailed(StoreError(format!("the store named an unknown rule `{rule}`")))
+            })?;
+            Err(Admit::Refused(Refusal::LimitReached { rule, retry_after }))
         }
-        Ok(Admission::BudgetRefused { index, retry_after }) => {
-            // The lines are the token budgets, then the spend guards (`budget_lines`).
-            let refusal = match index.checked_sub(grant.token_budgets.len()) {
-                None => {
-                    let budget = &grant.token_budgets[index];
-                    Refusal::TokenBudgetExhausted {
-                        scope: budget.scope.clone(),
-                        budget: budget.daily,
-                        retry_after,
-                    }
-                }
-                Some(guard) => {
-                    let guard = &grant.spend_guards[guard];
-                    Refusal::SpendGuardReached {
-                        scope: guard.scope.clone(),
-                        period: guard.period.as_str(),
-                        limit_micros: guard.limit_micros,
-                        retry_after,
-                    }
-                }
-            };
-            Err(Some(refusal))
-        }
-        Err(error) => {
-            crate::store::failure_log::STORE_FAILURES.warn("admit and reserve", &error);
-            Err(None)
-        }
+        Err(error) => Err(Admit::StoreFailed(error)),
     }
 }
 
+/// Why a request was not admitted: a rule refused it, or the store failed (the caller
+/// decides between failing open and closed).
+#[derive(Debug)]
+pub enum Admit {
+    Refused(Refusal),
+    StoreFailed(StoreError),
+}
+
 /// The calendar window (UTC) `now` falls in: its name and when it ends.
-pub fn window(period: Period, now: Timestamp) -> (String, Timestamp) {
+pub fn window(window: Window, now: Timestamp) -> (String, Timestamp) {
     let zoned = now.to_zoned(TimeZone::UTC);
     let date = zoned.date();
     let end_of = |date: jiff::civil::Date| {
@@ -163,8 +150,10 @@ pub fn window(period: Period, now: Timestamp) -> (String, Timestamp) {
             .map(|zoned| zoned.timestamp())
             .unwrap_or(Timestamp::MAX)
     };
-    match period {
-        Period::Hour => {
+    match window {
+        // Rates slide over the last minute in the store; the name is a placeholder.
+        Window::Minute => ("now".into(), now + std::time::Duration::from_secs(60)),
+        Window::Hour => {
             let start = date.at(zoned.hour(), 0, 0, 0);
             let end = start
                 .checked_add(1.hour())
@@ -173,11 +162,11 @@ pub fn window(period: Period, now: Timestamp) -> (String, Timestamp) {
                 .map_or(Timestamp::MAX, |zoned| zoned.timestamp());
             (format!("{date}T{:02}", zoned.hour()), end)
         }
-        Period::Day => (
+        Window::Day => (
             date.to_string(),
             date.tomorrow().map_or(Timestamp::MAX, end_of),
         ),
-        Period::Month => {
+        Window::Month => {
             let first = date.first_of_month();
             let next = date.last_of_month().tomorrow();
             (
@@ -208,7 +197,8 @@ pub fn worst_completion(request: &InferenceRequest, grant: &Grant, models: &Mode
     per_choice.saturating_mul(request.choices)
 }
 
-/// The budget lines a request reserves against, with what each may take at worst.
+/// The budget lines a request reserves against — every token and spend rule of the grant,
+/// in its current window — with what each may take at worst.
 pub fn budget_lines(
     grant: &Grant,
     worst_tokens: u64,
@@ -217,33 +207,21 @@ pub fn budget_lines(
 ) -> (Vec<BudgetLine>, Vec<LineKind>) {
     let mut lines = Vec::new();
     let mut kinds = Vec::new();
-    for budget in &grant.token_budgets {
-        let (name, end) = window(Period::Day, now);
+    for rule in &grant.rules {
+        let (amount, kind) = match rule.measure {
+            Measure::Requests => continue,
+            Measure::Tokens => (worst_tokens, LineKind::Tokens),
+            Measure::Spend => (worst_cost, LineKind::Spend),
+        };
+        let (name, end) = window(rule.window, now);
         lines.push(BudgetLine {
-            counter: format!(
-                "tokens:{}:{}:day:{name}",
-                budget.scope.kind, budget.scope.name
-            ),
-            limit: budget.daily,
-            amount: worst_tokens,
+            rule: rule.id.clone(),
+            counter: rule.store_key(&name),
+            limit: rule.limit,
+            amount,
             window_end: end,
         });
-        kinds.push(LineKind::Tokens);
-    }
-    for guard in &grant.spend_guards {
-        let (name, end) = window(guard.period, now);
-        lines.push(BudgetLine {
-            counter: format!(
-                "spend:{}:{}:{}:{name}",
-                guard.scope.kind,
-                guard.scope.name,
-                guard.period.as_str()
-            ),
-            limit: guard.limit_micros,
-            amount: worst_cost,
-            window_end: end,
-        });
-        kinds.push(LineKind::Spend);
+        kinds.push(kind);
     }
     (lines, kinds)
 }
@@ -260,7 +238,7 @@ pub fn worst_case(
     prices: &PriceTable,
     now: Timestamp,
 ) -> Result<(Admitted, Vec<BudgetLine>), Refusal> {
-    let budgeted = !grant.token_budgets.is_empty() || !grant.spend_guards.is_empty();
+    let budgeted = grant.budgeted();
     let mut prompt = request.prompt_estimate;
     if request.fetched_items > 0 && budgeted {
         let per_item = grant
@@ -287,7 +265,7 @@ pub fn worst_case(
     let cost = model_prices.and_then(|p| p.cost(tokens, tier_percent));
     let cost = match cost {
         Some(cost) => cost,
-        None if grant.spend_guards.is_empty() => 0,
+        None if !grant.spend_guarded() => 0,
         None => {
             return Err(Refusal::PriceUnknown {
                 model: request
@@ -315,37 +293,34 @@ pub fn worst_case(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::{RateRule, SpendRule, TokenBudget};
-    use crate::refusal::LimitScope;
     use crate::request::Endpoint;
     use crate::store::memory::MemoryStore;
-    use tramontane::runtime::Models;
-
-    fn scope(kind: &'static str) -> LimitScope {
-        LimitScope {
-            kind,
-            name: "x".into(),
-        }
-    }
+    use tramontane::runtime::{Models, Rule, RuleScope};
 
     fn grant() -> Grant {
         Grant {
             model_rules: vec![Models::Only(["mistral-small-latest".to_owned()].into())],
             max_tokens_per_request: Some(100),
-            rates: vec![RateRule {
-                scope: scope("key"),
-                rpm: 1,
-            }],
-            token_budgets: vec![TokenBudget {
-                scope: scope("member"),
-                daily: 1000,
-            }],
-            spend_guards: vec![SpendRule {
-                scope: scope("team"),
-                period: Period::Hour,
-                limit_micros: 50,
-            }],
+            rules: vec![
+                Rule::new(RuleScope::Key("x".into()), Measure::Requests, Window::Minute, 1),
+                Rule::new(RuleScope::Member("x".into()), Measure::Tokens, Window::Day, 1000),
+                Rule::new(RuleScope::Team("x".into()), Measure::Spend, Window::Hour, 50),
+            ],
             ..Grant::default()
+        }
+    }
+
+    fn without(mut grant: Grant, measure: Measure) -> Grant {
+        grant.rules.retain(|rule| rule.measure != measure);
+        grant
+    }
+
+    /// The rule a refusal names, and its wait.
+    fn refused(result: Result<Option<Reservation>, Admit>) -> (Rule, std::time::Duration) {
+        match result {
+            Err(Admit::Refused(Refusal::LimitReached { rule, retry_after })) => (rule, retry_after),
+            Err(other) => panic!("not a limit: {other:?}"),
+            Ok(_) => panic!("admitted"),
         }
     }
 
@@ -361,18 +336,18 @@ mod tests {
     fn windows_are_utc_calendar_periods() {
         let now: Timestamp = "2026-02-28T23:59:30Z".parse().unwrap();
         assert_eq!(
-            window(Period::Hour, now),
+            window(Window::Hour, now),
             (
                 "2026-02-28T23".into(),
                 "2026-03-01T00:00:00Z".parse().unwrap()
             )
         );
         assert_eq!(
-            window(Period::Day, now),
+            window(Window::Day, now),
             ("2026-02-28".into(), "2026-03-01T00:00:00Z".parse().unwrap())
         );
         assert_eq!(
-            window(Period::Month, now),
+            window(Window::Month, now),
             ("2026-02".into(), "2026-03-01T00:00:00Z".parse().unwrap())
         );
     }
@@ -410,7 +385,7 @@ mod tests {
         store: &Arc<dyn LimitStore>,
         grant: &Grant,
         id: &str,
-    ) -> Result<Option<Reservation>, Option<Refusal>> {
+    ) -> Result<Option<Reservation>, Admit> {
         let now: Timestamp = "2026-11-26T10:30:00Z".parse().unwrap();
         let (request, _) =
             chat(r#"{"model":"mistral-small-latest","messages":[],"max_tokens":100}"#);
@@ -426,9 +401,7 @@ mod tests {
     #[tokio::test]
     async fn a_budget_that_cannot_take_the_worst_case_refuses_with_its_scope() {
         let store: Arc<dyn LimitStore> = Arc::new(MemoryStore::default());
-        let mut grant = grant();
-        grant.rates.clear();
-        grant.spend_guards.clear();
+        let grant = without(without(grant(), Measure::Requests), Measure::Spend);
         // Eight worst cases (19 prompt tokens: two keys and a number; 100 completion) fit
         // in 1000 tokens.
         let mut held = Vec::new();
@@ -438,31 +411,20 @@ mod tests {
                 .unwrap_or_else(|_| panic!("request {i} fits"));
             held.push(reservation.expect("a reservation for the budget"));
         }
-        let Err(Some(Refusal::TokenBudgetExhausted {
-            scope, retry_after, ..
-        })) = take(&store, &grant, "r8").await
-        else {
-            panic!("the ninth is refused");
-        };
-        assert_eq!(scope.kind, "member");
+        let (rule, retry_after) = refused(take(&store, &grant, "r8").await);
+        assert_eq!(rule.id, "member:x:tokens:day");
         assert_eq!(retry_after.as_secs(), 13 * 3600 + 30 * 60);
         drop(held);
     }
 
     #[tokio::test]
     async fn a_spend_guard_refusal_names_the_guard_after_the_token_budgets() {
-        let mut grant = grant();
-        grant.rates.clear();
+        let mut grant = without(grant(), Measure::Requests);
         // 10 micros cannot hold a worst case the token budget can.
-        grant.spend_guards[0].limit_micros = 10;
+        grant.rules[1].limit = 10;
         let store: Arc<dyn LimitStore> = Arc::new(MemoryStore::default());
-        let Err(Some(Refusal::SpendGuardReached {
-            scope, retry_after, ..
-        })) = take(&store, &grant, "r1").await
-        else {
-            panic!("the spend guard refuses");
-        };
-        assert_eq!(scope.kind, "team");
+        let (rule, retry_after) = refused(take(&store, &grant, "r1").await);
+        assert_eq!(rule.id, "team:x:spend:hour");
         assert_eq!(retry_after.as_secs(), 30 * 60);
     }
 
@@ -474,11 +436,8 @@ mod tests {
             admit(&store, &grant(), "r1", &[], now).await,
             Ok(None)
         ));
-        let Err(Some(Refusal::RateLimited { rpm, .. })) =
-            admit(&store, &grant(), "r2", &[], now).await
-        else {
-            panic!("the second request in a minute is refused");
-        };
-        assert_eq!(rpm, 1);
+        let (rule, _) = refused(admit(&store, &grant(), "r2", &[], now).await);
+        assert_eq!(rule.id, "key:x:requests:minute");
+        assert_eq!(rule.limit, 1);
     }
 }

@@ -111,6 +111,9 @@ pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request<Body>)
     .unwrap_or_else(|refusal| {
         record.decision = decision_of(&refusal);
         record.reason = refusal.reason();
+        if let Refusal::LimitReached { rule, .. } = &refusal {
+            record.rule = Some(rule.id.clone());
+        }
         record.status = Some(refusal.status().as_u16());
         record.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         gateway.metrics.decision(record.decision, record.reason);
@@ -264,14 +267,15 @@ async fn count(
 ) -> Result<Option<Reservation>, Refusal> {
     match enforce::admit(&gateway.store, grant, request_id, lines, Timestamp::now()).await {
         Ok(reservation) => Ok(reservation),
-        Err(Some(refusal)) => Err(refusal),
-        Err(None) => {
+        Err(enforce::Admit::Refused(refusal)) => Err(refusal),
+        Err(enforce::Admit::StoreFailed(error)) => {
+            crate::store::failure_log::STORE_FAILURES.warn("admit and reserve", &error);
             store_failed(gateway, grant)?;
             let now = Timestamp::now();
             match enforce::admit(&gateway.fallback, grant, request_id, lines, now).await {
                 Ok(reservation) => Ok(reservation),
-                Err(Some(refusal)) => Err(refusal),
-                Err(None) => Err(Refusal::StoreUnavailable),
+                Err(enforce::Admit::Refused(refusal)) => Err(refusal),
+                Err(enforce::Admit::StoreFailed(_)) => Err(Refusal::StoreUnavailable),
             }
         }
     }
@@ -485,7 +489,7 @@ async fn opened_path(
             agent: agent.clone(),
         });
     }
-    let budgeted = !grant.token_budgets.is_empty() || !grant.spend_guards.is_empty();
+    let budgeted = grant.budgeted();
     let key = call.upstream_key()?;
     let accounting = match opened::UnitPath::of(&path) {
         Some(kind) if budgeted => {

@@ -8,20 +8,7 @@ use axum::body::Body;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Response, StatusCode};
 use serde_json::json;
-
-/// Which limit a 429 hit, named in the message so a caller knows whose limit it is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LimitScope {
-    /// `key`, `member`, `team` or `workspace`.
-    pub kind: &'static str,
-    pub name: String,
-}
-
-impl std::fmt::Display for LimitScope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} `{}`", self.kind, self.name)
-    }
-}
+use tramontane::runtime::{Measure, Rule};
 
 /// A request the gateway answers itself: refused before anything goes upstream, or failed
 /// on the way there.
@@ -72,20 +59,9 @@ pub enum Refusal {
         asked: u64,
         limit: u64,
     },
-    RateLimited {
-        scope: LimitScope,
-        rpm: u32,
-        retry_after: Duration,
-    },
-    TokenBudgetExhausted {
-        scope: LimitScope,
-        budget: u64,
-        retry_after: Duration,
-    },
-    SpendGuardReached {
-        scope: LimitScope,
-        period: &'static str,
-        limit_micros: u64,
+    /// A counted limit has no room for the request: named by its rule.
+    LimitReached {
+        rule: Rule,
         retry_after: Duration,
     },
     /// A spend guard applies and the model has no price: the gateway never guesses one.
@@ -143,9 +119,7 @@ impl Refusal {
             | Refusal::CostUnbounded { .. }
             | Refusal::UnmeteredPath { .. } => StatusCode::FORBIDDEN,
             Refusal::UnreadableBody { .. } => StatusCode::BAD_REQUEST,
-            Refusal::RateLimited { .. }
-            | Refusal::TokenBudgetExhausted { .. }
-            | Refusal::SpendGuardReached { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Refusal::LimitReached { .. } => StatusCode::TOO_MANY_REQUESTS,
             Refusal::NoUpstreamKey { .. } | Refusal::StoreUnavailable | Refusal::NotReady => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -173,9 +147,11 @@ impl Refusal {
             Refusal::AgentNotAllowed { .. } => "agent_not_allowed",
             Refusal::MaxTokensExceeded { .. } => "max_tokens_exceeded",
             Refusal::TooManyChoices { .. } => "too_many_choices",
-            Refusal::RateLimited { .. } => "rate_limited",
-            Refusal::TokenBudgetExhausted { .. } => "token_budget_exhausted",
-            Refusal::SpendGuardReached { .. } => "spend_guard_reached",
+            Refusal::LimitReached { rule, .. } => match rule.measure {
+                Measure::Requests => "rate_limited",
+                Measure::Tokens => "token_budget_exhausted",
+                Measure::Spend => "spend_guard_reached",
+            },
             Refusal::PriceUnknown { .. } => "price_unknown",
             Refusal::FetchedContentUnbounded { .. } => "fetched_content_unbounded",
             Refusal::UnreadableBody { .. } => "unreadable_body",
@@ -215,9 +191,7 @@ impl Refusal {
 
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Refusal::RateLimited { retry_after, .. }
-            | Refusal::TokenBudgetExhausted { retry_after, .. }
-            | Refusal::SpendGuardReached { retry_after, .. } => Some(*retry_after),
+            Refusal::LimitReached { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -246,9 +220,7 @@ impl Refusal {
             Refusal::AgentNotAllowed { agent } => format!("Agent `{agent}` is not allowed for this key's workspace."),
             Refusal::MaxTokensExceeded { asked, limit } => format!("`max_tokens` {asked} is above this key's limit of {limit} tokens per request."),
             Refusal::TooManyChoices { asked, limit } => format!("`n` {asked} is above the gateway's limit of {limit} completions per request."),
-            Refusal::RateLimited { scope, rpm, retry_after } => format!("Rate limit of {rpm} requests per minute reached for {scope}; retry in {}s.", seconds(*retry_after)),
-            Refusal::TokenBudgetExhausted { scope, budget, retry_after } => format!("Daily token budget of {budget} tokens reached for {scope}; it renews in {}s.", seconds(*retry_after)),
-            Refusal::SpendGuardReached { scope, period, limit_micros, retry_after } => format!("Spend guard of {} per {period} reached for {scope}; it renews in {}s.", micros(*limit_micros), seconds(*retry_after)),
+            Refusal::LimitReached { rule, retry_after } => format!("Limit reached: {rule} (rule `{}`); it has room again in {}s.", rule.id, seconds(*retry_after)),
             Refusal::PriceUnknown { model } => format!("Model `{model}` has no known price, and a spend guard applies to this key: the gateway does not guess prices. Its operator can declare the model's prices in the policy (`models:`)."),
             Refusal::FetchedContentUnbounded { items } => format!("The request holds {items} item(s) the upstream fetches or expands (a document, an image by URL, a stored file, an agent's own prompt) whose tokens the gateway cannot see, and a token budget or spend guard applies: send the content inline, or ask the operator to set the workspace's `gateway.fetched_content_tokens`."),
             Refusal::UnreadableBody { detail } => format!("The request body is neither a JSON object nor a multipart form the gateway can read ({detail}), so the model and agent it names cannot be checked."),
@@ -299,23 +271,19 @@ pub fn seconds(duration: Duration) -> u64 {
     whole.max(1)
 }
 
-/// Micro-units of the billing currency shown as a decimal amount.
-pub fn micros(amount: u64) -> String {
-    format!("{}.{:06}", amount / 1_000_000, amount % 1_000_000)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[tokio::test]
     async fn a_refusal_is_mistral_shaped_with_retry_after() {
-        let refusal = Refusal::RateLimited {
-            scope: LimitScope {
-                kind: "key",
-                name: "ab12".into(),
-            },
-            rpm: 30,
+        let refusal = Refusal::LimitReached {
+            rule: Rule::new(
+                tramontane::runtime::RuleScope::Key("workspace.w.key.ab12".into()),
+                Measure::Requests,
+                tramontane::runtime::Window::Minute,
+                30,
+            ),
             retry_after: Duration::from_millis(1500),
         };
         let response = refusal.into_response();
@@ -334,8 +302,6 @@ mod tests {
 
     #[test]
     fn amounts_and_waits_are_shown_plainly() {
-        assert_eq!(micros(1_500_000), "1.500000");
-        assert_eq!(micros(7), "0.000007");
         assert_eq!(seconds(Duration::ZERO), 1);
         assert_eq!(seconds(Duration::from_secs(60)), 60);
     }

@@ -250,6 +250,7 @@ mod tests {
 
     fn hit(key: &str, per_minute: u32) -> RateHit {
         RateHit {
+            rule: key.into(),
             key: key.into(),
             per_minute,
         }
@@ -310,6 +311,7 @@ mod tests {
         let end = at("2026-11-27T00:00:00Z");
         let now = at("2026-11-26T23:00:00Z");
         let line = |counter: &str, limit, amount| BudgetLine {
+            rule: counter.into(),
             counter: counter.into(),
             limit,
             amount,

@@ -38,17 +38,23 @@ pub struct StoreError(pub String);
 
 pub type StoreResult<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
 
-/// One rate a request counts against, such as `rpm:workspace:prod` at 500 a minute.
+/// One rate a request counts against: a requests-a-minute rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RateHit {
+    /// The id of the rule it counts for, named back when it refuses.
+    pub rule: String,
+    /// The rule's store key, such as `rule:workspace:prod:requests:minute`.
     pub key: String,
     pub per_minute: u32,
 }
 
-/// One counter a reservation takes from: a token budget or a spend guard in one window.
+/// One counter a reservation takes from: a token or spend rule in one window.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BudgetLine {
-    /// Names the scope and the window, such as `tokens:member:bob@acme.example:day:2026-11-26`.
+    /// The id of the rule it counts for, named back when it refuses.
+    pub rule: String,
+    /// The rule's store key in its window, such as
+    /// `rule:member:bob@acme.example:tokens:day:2026-11-26`.
     pub counter: String,
     pub limit: u64,
     /// What this request may cost at worst.
@@ -63,12 +69,32 @@ pub struct BudgetLine {
 pub enum Admission {
     /// Counted against every rate, and the reservation opened (when there were lines).
     Admitted,
-    /// The `index`th rate is at its limit; a slot frees up after `retry_after`. Nothing was
-    /// counted or reserved.
+    /// The `index`th rate (whose `rule` says which) is at its limit; a slot frees up after
+    /// `retry_after`. Nothing was counted or reserved.
     RateLimited { index: usize, retry_after: Duration },
-    /// The `index`th budget line has no room; its window closes after `retry_after`.
-    /// Nothing was counted or reserved: the request takes no rate slot either.
+    /// The `index`th budget line (whose `rule` says which) has no room; its window closes
+    /// after `retry_after`. Nothing was counted or reserved: the request takes no rate slot
+    /// either.
     BudgetRefused { index: usize, retry_after: Duration },
+}
+
+impl Admission {
+    /// The id of the rule that refused, read from what was asked; `None` when admitted.
+    pub fn refused_by<'a>(
+        &self,
+        hits: &'a [RateHit],
+        lines: &'a [BudgetLine],
+    ) -> Option<(&'a str, Duration)> {
+        match *self {
+            Admission::Admitted => None,
+            Admission::RateLimited { index, retry_after } => {
+                hits.get(index).map(|hit| (hit.rule.as_str(), retry_after))
+            }
+            Admission::BudgetRefused { index, retry_after } => {
+                lines.get(index).map(|line| (line.rule.as_str(), retry_after))
+            }
+        }
+    }
 }
 
 /// A reservation's name, chosen by the gateway (the request id).
@@ -243,6 +269,7 @@ mod tests {
 
     fn line(amount: u64) -> BudgetLine {
         BudgetLine {
+            rule: "a".into(),
             counter: "tokens:key:k:day:2026-11-26".into(),
             limit: 100,
             amount,

@@ -118,6 +118,7 @@ impl<S: LimitStore + ?Sized> OneSide for S {
 
 pub fn hit(key: &str, per_minute: u32) -> RateHit {
     RateHit {
+        rule: key.into(),
         key: key.into(),
         per_minute,
     }
@@ -126,6 +127,7 @@ pub fn hit(key: &str, per_minute: u32) -> RateHit {
 /// A line in a window that ends an hour from now.
 pub fn line(counter: &str, limit: u64, amount: u64) -> BudgetLine {
     BudgetLine {
+        rule: counter.into(),
         counter: counter.into(),
         limit,
         amount,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Limits, Runtime};
+use super::{Limits, RuleScope, Runtime, key_address};
 
 /// One caller the gateway serves in one workspace.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -20,6 +20,24 @@ pub enum Caller {
 }
 
 impl Caller {
+    /// Whose own rate and token budget a caller's rules count: the key, the member, or each
+    /// member of the team.
+    pub fn own_scope(&self) -> RuleScope {
+        match self {
+            Caller::Key { workspace, key } => RuleScope::Key(key_address(workspace, key)),
+            Caller::Team { team, .. } => RuleScope::Team(team.clone()),
+            Caller::Member { email, .. } => RuleScope::Member(email.clone()),
+        }
+    }
+
+    pub fn workspace(&self) -> &str {
+        match self {
+            Caller::Key { workspace, .. }
+            | Caller::Team { workspace, .. }
+            | Caller::Member { workspace, .. } => workspace,
+        }
+    }
+
     /// Where a plan shows a change to this caller's limits.
     pub fn address(&self) -> String {
         match self {

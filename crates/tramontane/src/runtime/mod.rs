@@ -26,6 +26,7 @@ mod callers;
 mod gateway_keys;
 mod guards;
 mod models;
+mod rule;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,6 +36,7 @@ pub use callers::Caller;
 pub use gateway_keys::{GatewayKeyAccess, fingerprint};
 pub use guards::{GuardScope, SharedGuard, key_address};
 pub use models::Models;
+pub use rule::{Measure, Rule, RuleScope, Window};
 
 use crate::model::{
     AccessProfile, Budget, DesiredOrg, Expiry, OrganizationRole, SpendGuard, Workspace,
@@ -103,6 +105,54 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// The counted limits a caller of `workspace` meets, in the order a refusal is checked:
+    /// the workspace's shared rate, the caller's own rate and daily token budget (counted
+    /// under `own`), then every spend guard of every group the caller spends for.
+    pub fn rules(&self, workspace: &str, own: &RuleScope) -> Vec<Rule> {
+        let mut rules = Vec::new();
+        if let Some(rpm) = self.workspace_rpm {
+            rules.push(Rule::new(
+                RuleScope::Workspace(workspace.to_owned()),
+                Measure::Requests,
+                Window::Minute,
+                u64::from(rpm),
+            ));
+        }
+        if let Some(rpm) = self.rpm {
+            rules.push(Rule::new(
+                own.clone(),
+                Measure::Requests,
+                Window::Minute,
+                u64::from(rpm),
+            ));
+        }
+        if let Some(daily) = self.daily_token_budget {
+            rules.push(Rule::new(own.clone(), Measure::Tokens, Window::Day, daily));
+        }
+        for shared in &self.spend_guards {
+            let scope = match &shared.scope {
+                GuardScope::Workspace(name) => RuleScope::Workspace(name.clone()),
+                GuardScope::Team(name) => RuleScope::Team(name.clone()),
+                GuardScope::Key(address) => RuleScope::Key(address.clone()),
+            };
+            for (window, amount) in [
+                (Window::Hour, shared.guard.hour),
+                (Window::Day, shared.guard.day),
+                (Window::Month, shared.guard.month),
+            ] {
+                if let Some(amount) = amount {
+                    rules.push(Rule::new(
+                        scope.clone(),
+                        Measure::Spend,
+                        window,
+                        amount.micros(),
+                    ));
+                }
+            }
+        }
+        rules
+    }
+
     /// The rate a caller can reach: the lower of its own and the workspace's.
     pub fn effective_rpm(&self) -> Option<u32> {
         match (self.rpm, self.workspace_rpm) {
