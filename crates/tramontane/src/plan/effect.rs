@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Change, ChangeSpec};
 use crate::model::ALL_MODELS;
-use crate::runtime::{Caller, GatewayKeyAccess, GuardScope, Limits, Models};
+use crate::model::Holder;
+use crate::runtime::{Caller, GatewayKeyAccess, Limits, Models, RuleScope, key_address};
 
 /// What a runtime change does to the one caller it is about.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -76,7 +77,7 @@ fn caller_effect(caller: &Caller, before: Option<&Limits>, after: Option<&Limits
             effect.gains = model_names(&new.models);
             effect.summary.push(format!(
                 "{subject} gains access: {}",
-                grant_phrase(new, workspace)
+                grant_phrase(new, workspace, &caller.own_scope())
             ));
         }
         (Some(old), None) => {
@@ -87,7 +88,7 @@ fn caller_effect(caller: &Caller, before: Option<&Limits>, after: Option<&Limits
             ));
         }
         (Some(old), Some(new)) => {
-            changed_limits(&mut effect, &subject, workspace, old, new);
+            changed_limits(&mut effect, &subject, workspace, &caller.own_scope(), old, new);
         }
         (None, None) => {}
     }
@@ -118,7 +119,7 @@ fn gateway_key_effect(
                     effect.gains = model_names(&limits.models);
                     format!(
                         "{subject} added: {}; expires {}",
-                        grant_phrase(limits, &new.workspace),
+                        grant_phrase(limits, &new.workspace, &holder_scope(&new.holder)),
                         new.expires
                     )
                 }
@@ -166,6 +167,7 @@ fn gateway_key_effect(
                     &mut effect,
                     &subject,
                     &new.workspace,
+                    &holder_scope(&new.holder),
                     old_limits,
                     new_limits,
                 ),
@@ -173,7 +175,7 @@ fn gateway_key_effect(
                     effect.gains = model_names(&limits.models);
                     effect.summary.push(format!(
                         "{subject} gains access: {}",
-                        grant_phrase(limits, &new.workspace)
+                        grant_phrase(limits, &new.workspace, &holder_scope(&new.holder))
                     ));
                 }
                 (Some(limits), None) => {
@@ -196,6 +198,7 @@ fn changed_limits(
     effect: &mut AccessEffect,
     subject: &str,
     workspace: &str,
+    own: &RuleScope,
     old: &Limits,
     new: &Limits,
 ) {
@@ -247,18 +250,40 @@ fn changed_limits(
             ));
         }
     }
-    // A spend guard that goes away has no field on the new side.
-    for (name, old_value) in &old_fields {
-        if !new_fields.iter().any(|(new_name, _)| new_name == name) {
-            effect.summary.push(format!(
-                "{subject}: {name} {old_value} → {UNSET} in workspace {workspace}"
-            ));
+    // Counted limits are rules, compared by id and worded by the rule itself.
+    let (old_rules, new_rules) = (old.rules(workspace, own), new.rules(workspace, own));
+    for rule in &new_rules {
+        match old_rules.iter().find(|old| old.id == rule.id) {
+            None => effect
+                .summary
+                .push(format!("{subject}: rule `{}` added: {rule}", rule.id)),
+            Some(old) if old.limit != rule.limit => effect.summary.push(format!(
+                "{subject}: rule `{}` was {}, now {rule}",
+                rule.id,
+                old.amount(old.limit)
+            )),
+            Some(_) => {}
+        }
+    }
+    for rule in &old_rules {
+        if !new_rules.iter().any(|new| new.id == rule.id) {
+            effect
+                .summary
+                .push(format!("{subject}: rule `{}` removed (was {rule})", rule.id));
         }
     }
 }
 
+/// Whose own rate and token budget a gateway key's rules count: its holder's.
+fn holder_scope(holder: &Holder) -> RuleScope {
+    match holder {
+        Holder::Member(email) => RuleScope::Member(email.to_lowercase()),
+        Holder::ServiceKey { workspace, key } => RuleScope::Key(key_address(workspace, key)),
+    }
+}
+
 /// What a new caller may do in `workspace`: its models, then each limit it has.
-fn grant_phrase(limits: &Limits, workspace: &str) -> String {
+fn grant_phrase(limits: &Limits, workspace: &str, own: &RuleScope) -> String {
     let mut phrase = format!(
         "can call {} in workspace {workspace}",
         models_phrase(&limits.models)
@@ -267,6 +292,12 @@ fn grant_phrase(limits: &Limits, workspace: &str) -> String {
         .into_iter()
         .filter(|(_, value)| value != UNSET)
         .map(|(name, value)| format!("{name} {value}"))
+        .chain(
+            limits
+                .rules(workspace, own)
+                .iter()
+                .map(|rule| format!("rule `{}`: {rule}", rule.id)),
+        )
         .collect();
     if !set.is_empty() {
         phrase.push_str(&format!(" ({})", set.join(", ")));
@@ -296,39 +327,18 @@ fn join(names: &BTreeSet<String>) -> String {
 /// How a limit without a value reads.
 const UNSET: &str = "none";
 
-/// Every limit but the models, named for people and shown as values. Each spend guard
-/// window is one limit, named for the group it counts.
+/// The limits that are not counted (so not rules), named for people and shown as values.
 fn limit_fields(limits: &Limits) -> Vec<(String, String)> {
     fn shown<T: ToString>(value: Option<T>) -> String {
         value.map_or_else(|| UNSET.to_owned(), |value| value.to_string())
     }
-    let mut fields = vec![
-        ("rpm".to_owned(), shown(limits.rpm)),
-        ("workspace rpm".to_owned(), shown(limits.workspace_rpm)),
+    vec![
         (
             "max tokens per request".to_owned(),
             shown(limits.max_tokens_per_request),
         ),
-        (
-            "daily token budget".to_owned(),
-            shown(limits.daily_token_budget),
-        ),
         ("spend limit".to_owned(), shown(limits.spend_limit)),
-    ];
-    for shared in &limits.spend_guards {
-        let group = match &shared.scope {
-            GuardScope::Workspace(name) => format!("workspace {name}"),
-            GuardScope::Team(name) => format!("team {name}"),
-            GuardScope::Key(address) => address.clone(),
-        };
-        for (window, amount) in shared.guard.windows() {
-            fields.push((
-                format!("{group} spend guard per {window}"),
-                amount.to_string(),
-            ));
-        }
-    }
-    fields
+    ]
 }
 
 #[cfg(test)]
@@ -380,7 +390,7 @@ mod tests {
             [
                 "member bob@acme.example gains embed in workspace prod",
                 "member bob@acme.example loses large in workspace prod",
-                "member bob@acme.example: rpm 60 → 30 in workspace prod",
+                "member bob@acme.example: rule `member:bob@acme.example:requests:minute` was 60 requests, now 30 requests a minute for member `bob@acme.example`",
             ]
         );
     }
@@ -391,7 +401,7 @@ mod tests {
         assert_eq!(
             new.access_effect().unwrap().summary,
             [
-                "member bob@acme.example gains access: can call every model in workspace prod (workspace rpm 500)"
+                "member bob@acme.example gains access: can call every model in workspace prod (rule `workspace:prod:requests:minute`: 500 requests a minute for workspace `prod` together)"
             ]
         );
         let gone = member_change(Some(limits(&["small"], Some(5))), None);
@@ -438,7 +448,7 @@ mod tests {
         assert_eq!(
             effect.summary,
             [
-                "gateway key tmt_ab12cd34_… (holder alice@acme.example) added: can call codestral, small in workspace prod (workspace rpm 500); expires 2027-12-31"
+                "gateway key tmt_ab12cd34_… (holder alice@acme.example) added: can call codestral, small in workspace prod (rule `workspace:prod:requests:minute`: 500 requests a minute for workspace `prod` together); expires 2027-12-31"
             ]
         );
         let rotated = Change::new(
@@ -460,7 +470,7 @@ mod tests {
             [
                 "gateway key tmt_ab12cd34_… (holder workspace.prod.key.ci): holder alice@acme.example → workspace.prod.key.ci",
                 "gateway key tmt_ab12cd34_… (holder workspace.prod.key.ci) re-issued: the key it had stops working, the new one works",
-                "gateway key tmt_ab12cd34_… (holder workspace.prod.key.ci) gains access: can call small in workspace prod (rpm 30, workspace rpm 500)",
+                "gateway key tmt_ab12cd34_… (holder workspace.prod.key.ci) gains access: can call small in workspace prod (rule `workspace:prod:requests:minute`: 500 requests a minute for workspace `prod` together, rule `key:workspace.prod.key.ci:requests:minute`: 30 requests a minute for key `workspace.prod.key.ci`)",
             ]
         );
         assert!(!summary.join("\n").contains("8899aabb"));
