@@ -456,7 +456,7 @@ fn a_model_without_a_price_is_refused_under_a_spend_guard_and_named_on_readyz() 
         assert_ne!(priced.status, 403, "{}", priced.body);
         assert_eq!(fake.inference_requests().len(), 1);
         // `/readyz` names what callers may use and nothing prices.
-        let ready = super::test_gateway::get(&client, &running.url("/readyz"), None).await;
+        let ready = super::test_gateway::get(&client, &running.admin_url("/readyz"), None).await;
         assert_eq!(ready.status, 200);
         assert!(
             ready.body.contains("no price for") && ready.body.contains("ft:mistral-small-2603:acme:9f2b"),
