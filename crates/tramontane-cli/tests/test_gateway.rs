@@ -37,7 +37,7 @@ pub(crate) fn digest(id: &str) -> String {
 
 /// The test organization: Bob (a developer) and a CI service key in `dev`, a service key
 /// with a tight daily budget in `race`.
-fn policy(race_budget: u64, extra_keys: &str) -> String {
+pub(crate) fn policy(race_budget: u64, extra_keys: &str) -> String {
     format!(
         r#"version: 1
 members:
@@ -87,7 +87,7 @@ gateway_keys:
     )
 }
 
-fn write_env(policy_text: &str) -> TestDir {
+pub(crate) fn write_env(policy_text: &str) -> TestDir {
     let env = TestDir::new();
     env.write("policies/org.yaml", policy_text);
     env.write("upstream-keys/workspace.dev.key.gw", DEV_UPSTREAM);
@@ -345,7 +345,7 @@ pub(crate) async fn wait_for_metric(client: &reqwest::Client, running: &Running,
     }
 }
 
-const CHAT: &str =
+pub(crate) const CHAT: &str =
     r#"{"model":"mistral-small-latest","messages":[{"role":"user","content":"hello"}]}"#;
 
 #[test]

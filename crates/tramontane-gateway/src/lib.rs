@@ -143,8 +143,9 @@ pub async fn serve_on(
         StoreChoice::Memory => Arc::new(store::memory::MemoryStore::default()),
         StoreChoice::Redis(settings) => Arc::new(store::redis::RedisStore::new(settings)?),
     };
-    let policy = reload::load(&config, today)?;
+    let policy = reload::load(&config, today, None)?;
     policy.warn_expired();
+    policy.upstream_keys.warn_problems();
     let keys = policy.callers.len();
     let gateway = Arc::new(Gateway {
         policy: ArcSwapOption::from_pointee(policy),

@@ -74,8 +74,9 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready once a policy is in force. The limit store's state is reported, but a failing store
-/// does not make the replica unready: every replica shares it, so taking them all out of the
+/// Ready once a policy is in force and the limit store takes this gateway's credentials.
+/// The store's state is reported, but a store that fails otherwise does not make the replica
+/// unready: every replica shares it, so taking them all out of the
 /// load balancer at once would refuse even the workspaces that chose `fail_open`, and a
 /// `fail_closed` one gets its 503 per request anyway.
 async fn readyz(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
@@ -87,6 +88,14 @@ async fn readyz(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
     }
     let store = match gateway.store.open_reservations().await {
         Ok(_) => "store: ok\n".to_owned(),
+        // Unlike an outage, a password this replica lacks or has wrong is its own
+        // misconfiguration: every request it takes would fail, so it is not ready.
+        Err(error) if gateway.store.refuses_credentials() => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: the limit store refuses this gateway's credentials: {error}\n"),
+            );
+        }
         Err(error) => format!("store: failing ({error})\n"),
     };
     let unpriced = gateway.unpriced_models();

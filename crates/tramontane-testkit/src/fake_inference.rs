@@ -44,6 +44,9 @@ pub enum InferenceFault {
         status: u16,
         retry_after: Option<u64>,
     },
+    /// Answer with this status and an error whose message repeats the `Authorization`
+    /// header it was sent, as a careless upstream might.
+    EchoKey { status: u16 },
     /// Wait this long before sending the response headers.
     Stall(Duration),
     /// Stream this many chunks, then close the connection without `usage` or `[DONE]`.
@@ -408,6 +411,16 @@ async fn handle(
                     .insert("retry-after", seconds.to_string().parse().unwrap());
             }
             return response;
+        }
+        Some(InferenceFault::EchoKey { status }) => {
+            let sent = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            return error(
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::UNAUTHORIZED),
+                &format!("Invalid credentials `{sent}`"),
+            );
         }
         Some(InferenceFault::Stall(pause)) => tokio::time::sleep(*pause).await,
         _ => {}

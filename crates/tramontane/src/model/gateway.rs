@@ -259,7 +259,9 @@ pub enum StoreFailure {
     /// Refuse requests: no limit is ever overrun.
     #[default]
     FailClosed,
-    /// Let requests through unmetered: availability over limits.
+    /// Let requests through, counted in each replica's own memory while the shared store
+    /// fails: every limit holds per replica (N replicas may allow N times a limit), and
+    /// their use is missing from the shared meters. Availability over exact limits.
     FailOpen,
 }
 
