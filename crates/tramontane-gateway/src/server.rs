@@ -474,3 +474,37 @@ pub async fn shutdown_signal() {
         () = terminate => tracing::info!("SIGTERM received"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_is_logged_once_per_period_with_its_count() {
+        let log = BurstLog::default();
+        let start = Instant::now();
+        assert_eq!(log.note_at(start), Some(1));
+        for i in 1..200 {
+            assert_eq!(log.note_at(start + Duration::from_millis(i * 40)), None);
+        }
+        assert_eq!(log.note_at(start + ACCEPT_LOG_PERIOD), Some(200));
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_idle_only_with_nothing_in_flight() {
+        let activity = Arc::new(Activity::new());
+        let busy = activity.begin();
+        let idle = tokio::spawn(
+            activity
+                .clone()
+                .idle(Duration::from_millis(50), Duration::from_millis(50)),
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!idle.is_finished(), "idle while a request was in flight");
+        drop(busy);
+        tokio::time::timeout(Duration::from_secs(2), idle)
+            .await
+            .expect("idle once the request ended")
+            .unwrap();
+    }
+}
