@@ -292,7 +292,12 @@ impl Answer {
     }
 }
 
-pub(crate) async fn post(client: &reqwest::Client, url: &str, key: Option<&str>, body: &str) -> Answer {
+pub(crate) async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    key: Option<&str>,
+    body: &str,
+) -> Answer {
     let mut request = client
         .post(url)
         .header("content-type", "application/json")
@@ -330,7 +335,12 @@ pub(crate) async fn metric(client: &reqwest::Client, running: &Running, name: &s
     })
 }
 
-pub(crate) async fn wait_for_metric(client: &reqwest::Client, running: &Running, name: &str, want: f64) {
+pub(crate) async fn wait_for_metric(
+    client: &reqwest::Client,
+    running: &Running,
+    name: &str,
+    want: f64,
+) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let value = metric(client, running, name).await;
@@ -867,7 +877,9 @@ fn the_sandbox_answers_chat_streams_embeddings_and_models_without_an_account() {
             200
         );
         assert_eq!(
-            get(&client, &running.admin_url("/readyz"), None).await.status,
+            get(&client, &running.admin_url("/readyz"), None)
+                .await
+                .status,
             200
         );
     });

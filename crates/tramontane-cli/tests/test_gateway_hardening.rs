@@ -87,7 +87,10 @@ fn a_model_path_reaches_the_upstream_only_as_the_one_segment_checked() {
     ] {
         let answer = ask(path);
         assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
-        assert!(answer.contains("\"code\":\"invalid_path\""), "{path}: {answer}");
+        assert!(
+            answer.contains("\"code\":\"invalid_path\""),
+            "{path}: {answer}"
+        );
     }
     // A model id of two segments is no model card: not served, not forwarded.
     let answer = ask("/v1/models/x/files");
@@ -122,20 +125,29 @@ fn silent_and_idle_connections_are_closed_and_connections_past_the_cap_wait() {
 
     // A socket that never says anything is closed after the client timeout.
     let (took, _) = closed_after(&address, b"");
-    assert!(took < Duration::from_secs(4), "silent socket open for {took:?}");
+    assert!(
+        took < Duration::from_secs(4),
+        "silent socket open for {took:?}"
+    );
 
     // HTTP/1 keep-alive: after its answer, an idle connection is closed after the idle
     // timeout.
     let (took, seen) = closed_after(&address, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
-    assert!(took < Duration::from_secs(4), "idle HTTP/1 open for {took:?}");
+    assert!(
+        took < Duration::from_secs(4),
+        "idle HTTP/1 open for {took:?}"
+    );
 
     // HTTP/2 with prior knowledge: the preface and empty settings, then silence.
     let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     preface.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
     let (took, seen) = closed_after(&address, &preface);
     assert!(!seen.is_empty(), "the gateway spoke HTTP/2");
-    assert!(took < Duration::from_secs(5), "idle HTTP/2 open for {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "idle HTTP/2 open for {took:?}"
+    );
 
     // Two silent sockets take the whole cap: a third connection waits to be accepted, and
     // is answered once the silent ones are closed.
@@ -238,7 +250,11 @@ fn audit_lines_stay_small_whatever_the_request_names() {
     let unauthenticated = running.audit_line(|line| line["reason"] == "missing_key");
     let refused = running.audit_line(|line| line["reason"] == "model_not_allowed");
     for line in [&unauthenticated, &refused] {
-        assert!(line.to_string().len() < 1_500, "{} bytes", line.to_string().len());
+        assert!(
+            line.to_string().len() < 1_500,
+            "{} bytes",
+            line.to_string().len()
+        );
     }
     assert!(
         unauthenticated["path"]
@@ -246,12 +262,7 @@ fn audit_lines_stay_small_whatever_the_request_names() {
             .unwrap()
             .ends_with("bytes cut]")
     );
-    assert!(
-        refused["model_asked"]
-            .as_str()
-            .unwrap()
-            .starts_with("aaaa")
-    );
+    assert!(refused["model_asked"].as_str().unwrap().starts_with("aaaa"));
 }
 
 #[test]
@@ -284,8 +295,10 @@ fn an_upstream_error_never_hands_the_caller_the_upstream_key() {
     // The gateway reads answers as they come back: it never asks for a compressed one.
     let sent = fake.inference_requests();
     assert!(
-        sent.iter()
-            .all(|request| !request.headers.iter().any(|(name, _)| name == "accept-encoding")),
+        sent.iter().all(|request| !request
+            .headers
+            .iter()
+            .any(|(name, _)| name == "accept-encoding")),
         "{sent:?}"
     );
 }
@@ -311,7 +324,10 @@ fn a_compressed_request_body_is_refused_with_415() {
         assert_eq!(body["code"], "unsupported_content_encoding");
         assert!(body["message"].as_str().unwrap().contains("gzip"));
     });
-    assert!(fake.inference_requests().is_empty(), "nothing was forwarded");
+    assert!(
+        fake.inference_requests().is_empty(),
+        "nothing was forwarded"
+    );
 }
 
 #[test]
@@ -323,7 +339,10 @@ fn metrics_and_readiness_are_on_the_admin_listener_only() {
         let client = client();
         let bob = gateway_key("bobkey");
         // The callers' listener: liveness for load balancers, nothing else without a key.
-        assert_eq!(get(&client, &running.url("/healthz"), None).await.status, 200);
+        assert_eq!(
+            get(&client, &running.url("/healthz"), None).await.status,
+            200
+        );
         for path in ["/metrics", "/readyz"] {
             get(&client, &running.url(path), None)
                 .await
@@ -336,9 +355,25 @@ fn metrics_and_readiness_are_on_the_admin_listener_only() {
         let metrics = get(&client, &running.admin_url("/metrics"), None).await;
         assert_eq!(metrics.status, 200);
         assert!(metrics.body.contains("tramontane_gateway_keys"));
-        assert_eq!(get(&client, &running.admin_url("/readyz"), None).await.status, 200);
-        assert_eq!(get(&client, &running.admin_url("/healthz"), None).await.status, 200);
-        let chat = post(&client, &running.admin_url("/v1/chat/completions"), Some(&bob), CHAT).await;
+        assert_eq!(
+            get(&client, &running.admin_url("/readyz"), None)
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            get(&client, &running.admin_url("/healthz"), None)
+                .await
+                .status,
+            200
+        );
+        let chat = post(
+            &client,
+            &running.admin_url("/v1/chat/completions"),
+            Some(&bob),
+            CHAT,
+        )
+        .await;
         assert_eq!(chat.status, 404);
     });
     assert!(fake.inference_requests().is_empty());
@@ -356,10 +391,19 @@ fn a_redis_that_wants_a_password_leaves_the_gateway_unready_and_says_so() {
         let ready = get(&client, &running.admin_url("/readyz"), None).await;
         assert_eq!(ready.status, 503, "{}", ready.body);
         assert!(ready.body.contains("wants a password"), "{}", ready.body);
-        assert!(ready.body.contains("--store-password-file"), "{}", ready.body);
-        post(&client, &running.url("/v1/chat/completions"), Some(&gateway_key("bobkey")), CHAT)
-            .await
-            .refusal(503, "store_unavailable");
+        assert!(
+            ready.body.contains("--store-password-file"),
+            "{}",
+            ready.body
+        );
+        post(
+            &client,
+            &running.url("/v1/chat/completions"),
+            Some(&gateway_key("bobkey")),
+            CHAT,
+        )
+        .await
+        .refusal(503, "store_unavailable");
     });
     let deadline = Instant::now() + Duration::from_secs(5);
     while !running.logs().contains("--store-password-file") {

@@ -78,7 +78,10 @@ fn store_failure_says_fail_open_counts_per_replica() {
     }
     assert!(!descriptions.is_empty());
     for description in descriptions {
-        assert!(description.contains("each replica's own memory"), "{description}");
+        assert!(
+            description.contains("each replica's own memory"),
+            "{description}"
+        );
         assert!(!description.contains("through unmetered"), "{description}");
     }
 }

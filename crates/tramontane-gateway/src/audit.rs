@@ -76,22 +76,13 @@ pub fn bounded(text: &str, max: usize) -> Cow<'_, str> {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    Cow::Owned(format!(
-        "{}…[{} bytes cut]",
-        &text[..end],
-        text.len() - end
-    ))
+    Cow::Owned(format!("{}…[{} bytes cut]", &text[..end], text.len() - end))
 }
 
 impl AuditRecord {
     /// The record with every text field at most [`MAX_FIELD_BYTES`].
     fn bounded(&self) -> Cow<'_, AuditRecord> {
-        let fields = [
-            &self.time,
-            &self.request_id,
-            &self.method,
-            &self.path,
-        ];
+        let fields = [&self.time, &self.request_id, &self.method, &self.path];
         let optional = [
             &self.key_id,
             &self.holder,
@@ -101,9 +92,11 @@ impl AuditRecord {
             &self.agent_id,
         ];
         let fits = fields.iter().all(|field| field.len() <= MAX_FIELD_BYTES)
-            && optional
-                .iter()
-                .all(|field| field.as_ref().is_none_or(|field| field.len() <= MAX_FIELD_BYTES));
+            && optional.iter().all(|field| {
+                field
+                    .as_ref()
+                    .is_none_or(|field| field.len() <= MAX_FIELD_BYTES)
+            });
         if fits {
             return Cow::Borrowed(self);
         }
@@ -225,7 +218,11 @@ mod tests {
         };
         log.write(&record);
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.len() < 6 * (MAX_FIELD_BYTES + 40), "{} bytes", text.len());
+        assert!(
+            text.len() < 6 * (MAX_FIELD_BYTES + 40),
+            "{} bytes",
+            text.len()
+        );
         let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         let path = line["path"].as_str().unwrap();
         assert!(path.starts_with("/v1/é"), "{path}");

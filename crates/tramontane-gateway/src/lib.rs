@@ -39,7 +39,9 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 
-pub use config::{AuditTarget, ConnectionLimits, GatewayConfig, RequestLimits, StoreChoice, UpstreamChoice};
+pub use config::{
+    AuditTarget, ConnectionLimits, GatewayConfig, RequestLimits, StoreChoice, UpstreamChoice,
+};
 
 use crate::state::Gateway;
 use crate::upstream::Upstream;
@@ -74,7 +76,10 @@ impl GatewayError {
             GatewayError::Upstream(error) => error.help(),
             GatewayError::Audit(error) => error.help(),
             GatewayError::Store(error) => error.help(),
-            GatewayError::Listen { flag: "admin-listen", .. } => {
+            GatewayError::Listen {
+                flag: "admin-listen",
+                ..
+            } => {
                 "pick another --admin-listen address (each replica on one host needs its own), `--admin-listen off`, or stop what holds this one"
             }
             GatewayError::Listen { .. } => {
@@ -150,9 +155,7 @@ pub async fn serve_on(
     let gateway = Arc::new(Gateway {
         policy: ArcSwapOption::from_pointee(policy),
         models: ArcSwap::from_pointee(models::ModelDirectory::bundled()),
-        live_models: ArcSwap::from_pointee(
-            tramontane::policy::catalog::Catalog::bundled().clone(),
-        ),
+        live_models: ArcSwap::from_pointee(tramontane::policy::catalog::Catalog::bundled().clone()),
         currency: config.currency,
         upstream,
         store,

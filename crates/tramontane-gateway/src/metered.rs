@@ -382,15 +382,10 @@ async fn drain(
 ) {
     use http_body_util::BodyExt;
     let read = async {
-        loop {
-            match tokio::time::timeout(idle, inner.frame()).await {
-                Ok(Some(Ok(frame))) => {
-                    if let Some(data) = frame.data_ref() {
-                        scanner.push(data);
-                    }
-                }
-                // The end, a broken body, or a stall: what was read is all there is.
-                Ok(Some(Err(_)) | None) | Err(_) => break,
+        // Until the end, a broken body, or a stall: what was read then is all there is.
+        while let Ok(Some(Ok(frame))) = tokio::time::timeout(idle, inner.frame()).await {
+            if let Some(data) = frame.data_ref() {
+                scanner.push(data);
             }
         }
     };

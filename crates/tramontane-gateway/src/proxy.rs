@@ -20,8 +20,8 @@ use crate::enforce::{self, Admitted};
 use crate::identity;
 use crate::metered::{Accounting, Closing, MeteredBody};
 use crate::refusal::Refusal;
-use crate::scrub::ScrubbedBody;
 use crate::request::{Endpoint, InferenceRequest};
+use crate::scrub::ScrubbedBody;
 use crate::state::{Gateway, PolicyState};
 use crate::store::{BudgetLine, Reservation};
 use crate::upstream::{UpstreamError, UpstreamRequest, forwardable, strip_hop_by_hop};
@@ -134,9 +134,9 @@ fn check_path(path: &str) -> Result<(), Refusal> {
 fn check_content_encoding(headers: &HeaderMap) -> Result<(), Refusal> {
     for value in headers.get_all(CONTENT_ENCODING) {
         let encoding = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        let identity = encoding
-            .split(',')
-            .all(|coding| coding.trim().is_empty() || coding.trim().eq_ignore_ascii_case("identity"));
+        let identity = encoding.split(',').all(|coding| {
+            coding.trim().is_empty() || coding.trim().eq_ignore_ascii_case("identity")
+        });
         if !identity {
             return Err(Refusal::UnsupportedContentEncoding { encoding });
         }

@@ -155,7 +155,10 @@ pub async fn run(listeners: Listeners, gateway: Arc<Gateway>, shutdown: impl Fut
             cap: ADMIN_MAX_CONNECTIONS,
             ..main.clone()
         };
-        (serving.clone(), tokio::spawn(serving.accept(listener, stopped.clone())))
+        (
+            serving.clone(),
+            tokio::spawn(serving.accept(listener, stopped.clone())),
+        )
     });
     let accepting = tokio::spawn(main.clone().accept(listeners.main, stopped));
     shutdown.await;
@@ -405,7 +408,10 @@ impl Activity {
                 self.went_idle.notified().await;
                 continue;
             }
-            let since = self.idle_since.lock().map_or_else(|_| Instant::now(), |since| *since);
+            let since = self
+                .idle_since
+                .lock()
+                .map_or_else(|_| Instant::now(), |since| *since);
             let timeout = if self.served.load(Ordering::Acquire) == 0 {
                 first
             } else {

@@ -217,8 +217,16 @@ mod tests {
         let problems: Vec<(&str, &str)> = keys.problems().collect();
         assert_eq!(problems.len(), 2);
         assert_eq!(problems[0].0, "workspace.a.key.b");
-        assert!(problems[0].1.contains("workspace.a.key.b` is empty"), "{}", problems[0].1);
-        assert!(problems[1].1.contains("more than one word"), "{}", problems[1].1);
+        assert!(
+            problems[0].1.contains("workspace.a.key.b` is empty"),
+            "{}",
+            problems[0].1
+        );
+        assert!(
+            problems[1].1.contains("more than one word"),
+            "{}",
+            problems[1].1
+        );
         // A directory that cannot be listed is still an error.
         assert!(UpstreamKeys::read_dir(&dir.path().join("missing")).is_err());
     }

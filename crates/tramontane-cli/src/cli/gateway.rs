@@ -143,7 +143,9 @@ fn config(args: &ServeArgs) -> Result<GatewayConfig, CommandError> {
         if max == 0 {
             return Err(CommandError::Usage {
                 message: "--max-connections must be at least 1".into(),
-                help: Some("leave it out for the default, which follows the open-file limit".into()),
+                help: Some(
+                    "leave it out for the default, which follows the open-file limit".into(),
+                ),
             });
         }
         config.connections.max_connections = max;
