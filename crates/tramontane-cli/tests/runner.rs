@@ -13,6 +13,7 @@ mod test_exit_codes;
 mod test_explain;
 mod test_fixtures;
 mod test_gateway;
+mod test_gateway_hardening;
 mod test_gateway_keys;
 mod test_gateway_money;
 mod test_gateway_paths;

@@ -37,7 +37,7 @@ pub(crate) fn digest(id: &str) -> String {
 
 /// The test organization: Bob (a developer) and a CI service key in `dev`, a service key
 /// with a tight daily budget in `race`.
-fn policy(race_budget: u64, extra_keys: &str) -> String {
+pub(crate) fn policy(race_budget: u64, extra_keys: &str) -> String {
     format!(
         r#"version: 1
 members:
@@ -87,7 +87,7 @@ gateway_keys:
     )
 }
 
-fn write_env(policy_text: &str) -> TestDir {
+pub(crate) fn write_env(policy_text: &str) -> TestDir {
     let env = TestDir::new();
     env.write("policies/org.yaml", policy_text);
     env.write("upstream-keys/workspace.dev.key.gw", DEV_UPSTREAM);
@@ -103,6 +103,7 @@ fn write_env(policy_text: &str) -> TestDir {
 pub(crate) struct Running {
     child: Child,
     base: String,
+    admin: String,
     logs: Arc<Mutex<Vec<String>>>,
     audit: Arc<Mutex<Vec<String>>>,
 }
@@ -122,6 +123,8 @@ impl Running {
             "gateway",
             "serve",
             "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
             "127.0.0.1:0",
             "--upstream",
             upstream,
@@ -145,15 +148,20 @@ impl Running {
         collect(child.stdout.take().unwrap(), audit.clone());
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let address = logs.lock().unwrap().iter().find_map(|line| {
+            let addresses = logs.lock().unwrap().iter().find_map(|line| {
                 let event: Value = serde_json::from_str(line).ok()?;
-                (event["message"] == "listening")
-                    .then(|| event["address"].as_str().map(str::to_owned))?
+                (event["message"] == "listening").then(|| {
+                    Some((
+                        event["address"].as_str()?.to_owned(),
+                        event["admin_address"].as_str()?.to_owned(),
+                    ))
+                })?
             });
-            if let Some(address) = address {
+            if let Some((address, admin)) = addresses {
                 return Running {
                     child,
                     base: format!("http://{address}"),
+                    admin: format!("http://{admin}"),
                     logs,
                     audit,
                 };
@@ -171,6 +179,11 @@ impl Running {
 
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// A path on the admin listener (`/metrics`, `/readyz`, `/healthz`).
+    pub(crate) fn admin_url(&self, path: &str) -> String {
+        format!("{}{path}", self.admin)
     }
 
     pub(crate) fn logs(&self) -> String {
@@ -279,7 +292,12 @@ impl Answer {
     }
 }
 
-pub(crate) async fn post(client: &reqwest::Client, url: &str, key: Option<&str>, body: &str) -> Answer {
+pub(crate) async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    key: Option<&str>,
+    body: &str,
+) -> Answer {
     let mut request = client
         .post(url)
         .header("content-type", "application/json")
@@ -310,14 +328,19 @@ pub(crate) async fn get(client: &reqwest::Client, url: &str, key: Option<&str>) 
 
 /// The value of one metric line, such as `tramontane_gateway_reservations_open`.
 pub(crate) async fn metric(client: &reqwest::Client, running: &Running, name: &str) -> Option<f64> {
-    let text = get(client, &running.url("/metrics"), None).await.body;
+    let text = get(client, &running.admin_url("/metrics"), None).await.body;
     text.lines().find_map(|line| {
         let (key, value) = line.rsplit_once(' ')?;
         (key == name).then(|| value.parse().ok())?
     })
 }
 
-pub(crate) async fn wait_for_metric(client: &reqwest::Client, running: &Running, name: &str, want: f64) {
+pub(crate) async fn wait_for_metric(
+    client: &reqwest::Client,
+    running: &Running,
+    name: &str,
+    want: f64,
+) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let value = metric(client, running, name).await;
@@ -332,7 +355,7 @@ pub(crate) async fn wait_for_metric(client: &reqwest::Client, running: &Running,
     }
 }
 
-const CHAT: &str =
+pub(crate) const CHAT: &str =
     r#"{"model":"mistral-small-latest","messages":[{"role":"user","content":"hello"}]}"#;
 
 #[test]
@@ -424,7 +447,7 @@ fn every_decision_comes_back_in_mistrals_error_shape_and_nothing_refused_is_forw
         let agent = post(&client, &running.url("/v1/agents/completions"), Some(&bob), r#"{"agent_id":"ag_allowed","messages":[{"role":"user","content":"hi"}]}"#).await;
         assert_eq!(agent.status, 200, "{}", agent.body);
         seen.push(limited.shown());
-        seen.push(get(&client, &running.url("/metrics"), None).await.body);
+        seen.push(get(&client, &running.admin_url("/metrics"), None).await.body);
     });
     // One audit line per request, none holding a prompt.
     running.audit_line(|line| {
@@ -506,7 +529,7 @@ fn admitted_requests_are_forwarded_byte_for_byte_with_the_gateways_key() {
         wait_for_metric(&client, &running, "tramontane_gateway_reservations_open", 0.0).await;
         let tokens = metric(&client, &running, "tramontane_gateway_tokens_total{kind=\"completion\"}").await;
         assert!(tokens.is_some_and(|t| t >= 12.0), "{tokens:?}");
-        seen.push(get(&client, &running.url("/metrics"), None).await.body);
+        seen.push(get(&client, &running.admin_url("/metrics"), None).await.body);
     });
     let completed = running.audit_line(|line| {
         line["reason"] == "completed" && line["model_asked"] == "mistral-small-latest"
@@ -854,7 +877,9 @@ fn the_sandbox_answers_chat_streams_embeddings_and_models_without_an_account() {
             200
         );
         assert_eq!(
-            get(&client, &running.url("/readyz"), None).await.status,
+            get(&client, &running.admin_url("/readyz"), None)
+                .await
+                .status,
             200
         );
     });
@@ -870,6 +895,8 @@ fn the_gateway_refuses_to_start_on_a_bad_policy_or_without_upstream_keys() {
         "sandbox",
         "--listen",
         "127.0.0.1:0",
+        "--admin-listen",
+        "off",
     ]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
@@ -888,6 +915,8 @@ fn the_gateway_refuses_to_start_on_a_bad_policy_or_without_upstream_keys() {
         "https://api.mistral.ai",
         "--listen",
         "127.0.0.1:0",
+        "--admin-listen",
+        "off",
     ]);
     assert_eq!(run.code, 1);
     assert!(
@@ -904,6 +933,8 @@ fn the_gateway_refuses_to_start_on_a_bad_policy_or_without_upstream_keys() {
         "upstream-keys",
         "--listen",
         "127.0.0.1:0",
+        "--admin-listen",
+        "off",
     ]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("plain http"), "{}", run.stderr);

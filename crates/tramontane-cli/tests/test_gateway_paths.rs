@@ -85,17 +85,31 @@ fn opened_paths_check_the_model_agent_and_method_whatever_the_body() {
                 .send()
         };
         // A model the workspace does not allow, named in a multipart form.
-        let (form_type, form) = multipart(&[("file", "RIFF0000WAVE"), ("model", "mistral-large-latest")]);
-        let answer = send(reqwest::Method::POST, "/v1/audio/transcriptions", &form_type, form)
-            .await
-            .unwrap();
+        let (form_type, form) =
+            multipart(&[("file", "RIFF0000WAVE"), ("model", "mistral-large-latest")]);
+        let answer = send(
+            reqwest::Method::POST,
+            "/v1/audio/transcriptions",
+            &form_type,
+            form,
+        )
+        .await
+        .unwrap();
         assert_eq!(answer.status(), 403);
         assert!(answer.text().await.unwrap().contains("model_not_allowed"));
         // Two models in one form: which one the upstream reads is not the gateway's guess.
-        let (form_type, form) = multipart(&[("model", "voxtral-mini-latest"), ("model", "mistral-large-latest")]);
-        let answer = send(reqwest::Method::POST, "/v1/audio/transcriptions", &form_type, form)
-            .await
-            .unwrap();
+        let (form_type, form) = multipart(&[
+            ("model", "voxtral-mini-latest"),
+            ("model", "mistral-large-latest"),
+        ]);
+        let answer = send(
+            reqwest::Method::POST,
+            "/v1/audio/transcriptions",
+            &form_type,
+            form,
+        )
+        .await
+        .unwrap();
         assert_eq!(answer.status(), 400);
         // A JSON body with `NaN`: no model can be read from it, so it is refused.
         let answer = send(
@@ -127,19 +141,38 @@ fn opened_paths_check_the_model_agent_and_method_whatever_the_body() {
             assert_eq!(answer.status(), 405);
         }
         // `/v1/files/*` for GET and DELETE, not POST.
-        let answer = send(reqwest::Method::POST, "/v1/files/f-1", "application/json", "{}".into())
-            .await
-            .unwrap();
+        let answer = send(
+            reqwest::Method::POST,
+            "/v1/files/f-1",
+            "application/json",
+            "{}".into(),
+        )
+        .await
+        .unwrap();
         assert_eq!(answer.status(), 405);
-        assert!(fake.inference_requests().is_empty(), "a refused call went upstream");
+        assert!(
+            fake.inference_requests().is_empty(),
+            "a refused call went upstream"
+        );
         // What the workspace allows goes through.
-        let (form_type, form) = multipart(&[("file", "RIFF0000WAVE"), ("model", "voxtral-mini-latest")]);
-        send(reqwest::Method::POST, "/v1/audio/transcriptions", &form_type, form)
-            .await
-            .unwrap();
-        send(reqwest::Method::GET, "/v1/files/f-1", "application/json", String::new())
-            .await
-            .unwrap();
+        let (form_type, form) =
+            multipart(&[("file", "RIFF0000WAVE"), ("model", "voxtral-mini-latest")]);
+        send(
+            reqwest::Method::POST,
+            "/v1/audio/transcriptions",
+            &form_type,
+            form,
+        )
+        .await
+        .unwrap();
+        send(
+            reqwest::Method::GET,
+            "/v1/files/f-1",
+            "application/json",
+            String::new(),
+        )
+        .await
+        .unwrap();
         let forwarded: Vec<String> = fake
             .inference_requests()
             .iter()

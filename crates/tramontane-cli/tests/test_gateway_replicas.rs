@@ -205,7 +205,7 @@ impl Cluster {
         for replica in &self.replicas {
             wait_for_metric(
                 client,
-                &replica.base,
+                &replica.admin_base,
                 OPEN_RESERVATIONS,
                 0.0,
                 Duration::from_secs(10),
@@ -544,7 +544,7 @@ fn a_replica_killed_mid_stream_gives_its_reservation_back_when_the_lease_runs_ou
         for replica in &cluster.replicas[1..] {
             wait_for_metric(
                 &client,
-                &replica.base,
+                &replica.admin_base,
                 OPEN_RESERVATIONS,
                 0.0,
                 Duration::from_secs(10),
@@ -606,7 +606,7 @@ fn with_redis_gone_fail_closed_answers_503_and_fail_open_serves_until_it_is_back
         for replica in &cluster.replicas {
             let errors = metric(
                 &client,
-                &replica.base,
+                &replica.admin_base,
                 "tramontane_gateway_store_errors_total",
             )
             .await;

@@ -48,3 +48,40 @@ fn every_property_is_described_and_every_object_closed() {
     }
     assert!(missing.is_empty(), "{}", missing.join("\n"));
 }
+
+/// `store_failure` says what `fail_open` really does: requests are counted per replica in
+/// memory while the shared store fails, not let through uncounted.
+#[test]
+fn store_failure_says_fail_open_counts_per_replica() {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("schema/policy.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let mut pending = vec![&schema];
+    let mut descriptions = Vec::new();
+    while let Some(node) = pending.pop() {
+        match node {
+            Value::Object(object) => {
+                if let Some(description) = object
+                    .get("properties")
+                    .and_then(|properties| properties.get("store_failure"))
+                    .and_then(|property| property.get("description"))
+                    .and_then(Value::as_str)
+                {
+                    descriptions.push(description.to_owned());
+                }
+                pending.extend(object.values());
+            }
+            Value::Array(items) => pending.extend(items),
+            _ => {}
+        }
+    }
+    assert!(!descriptions.is_empty());
+    for description in descriptions {
+        assert!(
+            description.contains("each replica's own memory"),
+            "{description}"
+        );
+        assert!(!description.contains("through unmetered"), "{description}");
+    }
+}

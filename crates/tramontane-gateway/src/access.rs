@@ -25,7 +25,9 @@ use tramontane::model::{
     DesiredOrg, GatewayKeyId, Holder, KeyDigest, OpenedPath, StoreFailure, Workspace,
 };
 use tramontane::policy::catalog::Catalog;
-use tramontane::runtime::{Limits, Measure, Models, Rule, RuleScope, Runtime, WorkspaceAccess, key_address};
+use tramontane::runtime::{
+    Limits, Measure, Models, Rule, RuleScope, Runtime, WorkspaceAccess, key_address,
+};
 
 use crate::models::ModelDirectory;
 
@@ -220,7 +222,6 @@ impl CallerTable {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,11 +321,14 @@ mod tests {
             .iter()
             .map(|rule| (rule.id.as_str(), rule.limit))
             .collect();
-        assert_eq!(&rules[..3], &[
-            ("workspace:dev:requests:minute", 60),
-            ("key:workspace.dev.key.ci:requests:minute", 10),
-            ("key:workspace.dev.key.ci:tokens:day", 500),
-        ]);
+        assert_eq!(
+            &rules[..3],
+            &[
+                ("workspace:dev:requests:minute", 60),
+                ("key:workspace.dev.key.ci:requests:minute", 10),
+                ("key:workspace.dev.key.ci:tokens:day", 500),
+            ]
+        );
         assert_eq!(rules.len(), 5, "and two spend guards");
     }
 }

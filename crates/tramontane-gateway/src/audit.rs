@@ -2,6 +2,7 @@
 //! cost. Never a prompt, a completion or a key: a caller is named by the public id of their
 //! gateway key and its holder.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{LineWriter, Write};
 use std::path::{Path, PathBuf};
@@ -64,6 +65,62 @@ pub struct AuditRecord {
     pub duration_ms: f64,
 }
 
+/// Longest a text field of an audit line may be: a caller chooses the path and the model
+/// name, and nobody may fill the log with one request.
+pub const MAX_FIELD_BYTES: usize = 256;
+
+/// `text` cut to at most `max` bytes on a character boundary, followed by a marker saying
+/// how many bytes were left out; unchanged when it fits.
+pub fn bounded(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}…[{} bytes cut]", &text[..end], text.len() - end))
+}
+
+impl AuditRecord {
+    /// The record with every text field at most [`MAX_FIELD_BYTES`].
+    fn bounded(&self) -> Cow<'_, AuditRecord> {
+        let fields = [&self.time, &self.request_id, &self.method, &self.path];
+        let optional = [
+            &self.key_id,
+            &self.holder,
+            &self.workspace,
+            &self.model_asked,
+            &self.model_resolved,
+            &self.agent_id,
+        ];
+        let fits = fields.iter().all(|field| field.len() <= MAX_FIELD_BYTES)
+            && optional.iter().all(|field| {
+                field
+                    .as_ref()
+                    .is_none_or(|field| field.len() <= MAX_FIELD_BYTES)
+            });
+        if fits {
+            return Cow::Borrowed(self);
+        }
+        let cut = |text: &String| bounded(text, MAX_FIELD_BYTES).into_owned();
+        let cut_some = |text: &Option<String>| text.as_ref().map(cut);
+        Cow::Owned(AuditRecord {
+            time: cut(&self.time),
+            request_id: cut(&self.request_id),
+            method: cut(&self.method),
+            path: cut(&self.path),
+            key_id: cut_some(&self.key_id),
+            holder: cut_some(&self.holder),
+            workspace: cut_some(&self.workspace),
+            model_asked: cut_some(&self.model_asked),
+            model_resolved: cut_some(&self.model_resolved),
+            agent_id: cut_some(&self.agent_id),
+            ..self.clone()
+        })
+    }
+}
+
 enum Sink {
     Stdout,
     File {
@@ -104,7 +161,7 @@ impl AuditLog {
     }
 
     pub fn write(&self, record: &AuditRecord) {
-        let Ok(mut line) = serde_json::to_string(record) else {
+        let Ok(mut line) = serde_json::to_string(&*record.bounded()) else {
             return;
         };
         line.push('\n');
@@ -142,6 +199,40 @@ fn open_append(path: &Path) -> Result<File, AuditOpenError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_text_field_is_bounded_with_a_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&AuditTarget::File(path.clone())).unwrap();
+        let long = "é".repeat(30_000);
+        let record = AuditRecord {
+            time: "2026-11-26T10:00:00Z".into(),
+            request_id: "r1".into(),
+            method: "GET".into(),
+            path: format!("/v1/{long}"),
+            model_asked: Some(long.clone()),
+            model_resolved: Some(long.clone()),
+            agent_id: Some(long.clone()),
+            holder: Some(long.clone()),
+            decision: "refused",
+            reason: "missing_key",
+            ..AuditRecord::default()
+        };
+        log.write(&record);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.len() < 6 * (MAX_FIELD_BYTES + 40),
+            "{} bytes",
+            text.len()
+        );
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        let path = line["path"].as_str().unwrap();
+        assert!(path.starts_with("/v1/é"), "{path}");
+        assert!(path.ends_with("bytes cut]"), "{path}");
+        assert!(line["model_asked"].as_str().unwrap().contains("bytes cut"));
+        assert_eq!(line["request_id"], "r1");
+    }
 
     #[test]
     fn a_record_is_one_json_line_without_empty_fields() {

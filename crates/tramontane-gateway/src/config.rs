@@ -37,6 +37,12 @@ pub enum AuditTarget {
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
     pub listen: SocketAddr,
+    /// Where `/metrics`, `/readyz` and `/healthz` are served, apart from the callers'
+    /// listener: they need no key, so they stay on loopback unless asked otherwise. `None`
+    /// serves no admin listener.
+    pub admin_listen: Option<SocketAddr>,
+    /// Bounds on the connections each listener holds.
+    pub connections: ConnectionLimits,
     pub upstream: UpstreamChoice,
     /// A directory with one file per policy key address (`workspace.W.key.K`) holding that
     /// Mistral key; required for a real upstream.
@@ -57,6 +63,56 @@ pub struct GatewayConfig {
     pub shutdown_grace: Duration,
     /// The UTC day policy validation and key expiry count from; today when unset.
     pub today: Option<jiff::civil::Date>,
+}
+
+/// The default admin address: loopback only, since what it serves needs no key.
+pub const DEFAULT_ADMIN_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9464);
+
+/// Bounds on the connections a listener holds, so idle or silent sockets cannot take the
+/// file descriptors real requests need.
+#[derive(Clone, Debug)]
+pub struct ConnectionLimits {
+    /// Most connections open at once on the callers' listener; past it, accepting waits
+    /// (new connections queue in the kernel's backlog) until one closes.
+    pub max_connections: usize,
+    /// Longest a connection may stay open with no request in flight once it has served
+    /// one, over HTTP/1 keep-alive or HTTP/2. Before its first request a connection has the
+    /// client timeout.
+    pub idle_timeout: Duration,
+    /// Most concurrent streams one HTTP/2 connection may open.
+    pub max_concurrent_streams: u32,
+}
+
+impl ConnectionLimits {
+    /// Connections kept free for everything else the process opens (policy and key files,
+    /// the audit log, upstream and Redis connections) below its file descriptor limit.
+    const RESERVED_DESCRIPTORS: u64 = 64;
+    /// The ceiling of the default cap, however high the descriptor limit is.
+    const DEFAULT_CAP: u64 = 4096;
+
+    /// The default connection cap: 4096, or less when the process's open-file limit is
+    /// lower, so the cap is reached before the descriptors run out.
+    pub fn default_max_connections() -> usize {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(u64::MAX);
+        let cap = limit
+            .saturating_sub(Self::RESERVED_DESCRIPTORS)
+            .saturating_mul(3)
+            / 4;
+        usize::try_from(cap.clamp(16, Self::DEFAULT_CAP)).unwrap_or(16)
+    }
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: ConnectionLimits::default_max_connections(),
+            idle_timeout: Duration::from_secs(60),
+            max_concurrent_streams: 128,
+        }
+    }
 }
 
 /// Bounds on what one request may take.
@@ -94,6 +150,8 @@ impl GatewayConfig {
     pub fn new(listen: SocketAddr, upstream: UpstreamChoice, policies: PathBuf) -> GatewayConfig {
         GatewayConfig {
             listen,
+            admin_listen: Some(DEFAULT_ADMIN_LISTEN),
+            connections: ConnectionLimits::default(),
             upstream,
             upstream_keys: None,
             policies,

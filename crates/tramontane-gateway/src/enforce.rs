@@ -121,11 +121,15 @@ pub async fn admit(
             Ok((!lines.is_empty()).then(|| Reservation::new(store.clone(), id, lines.len())))
         }
         Ok(refused) => {
-            let (rule, retry_after) = refused
-                .refused_by(&hits, lines)
-                .ok_or_else(|| Admit::StoreFailed(StoreError("the store named a limit it was not asked about".into())))?;
+            let (rule, retry_after) = refused.refused_by(&hits, lines).ok_or_else(|| {
+                Admit::StoreFailed(StoreError(
+                    "the store named a limit it was not asked about".into(),
+                ))
+            })?;
             let rule = grant.rule(rule).cloned().ok_or_else(|| {
-                Admit::StoreFailed(StoreError(format!("the store named an unknown rule `{rule}`")))
+                Admit::StoreFailed(StoreError(format!(
+                    "the store named an unknown rule `{rule}`"
+                )))
             })?;
             Err(Admit::Refused(Refusal::LimitReached { rule, retry_after }))
         }
@@ -302,9 +306,24 @@ mod tests {
             model_rules: vec![Models::Only(["mistral-small-latest".to_owned()].into())],
             max_tokens_per_request: Some(100),
             rules: vec![
-                Rule::new(RuleScope::Key("x".into()), Measure::Requests, Window::Minute, 1),
-                Rule::new(RuleScope::Member("x".into()), Measure::Tokens, Window::Day, 1000),
-                Rule::new(RuleScope::Team("x".into()), Measure::Spend, Window::Hour, 50),
+                Rule::new(
+                    RuleScope::Key("x".into()),
+                    Measure::Requests,
+                    Window::Minute,
+                    1,
+                ),
+                Rule::new(
+                    RuleScope::Member("x".into()),
+                    Measure::Tokens,
+                    Window::Day,
+                    1000,
+                ),
+                Rule::new(
+                    RuleScope::Team("x".into()),
+                    Measure::Spend,
+                    Window::Hour,
+                    50,
+                ),
             ],
             ..Grant::default()
         }

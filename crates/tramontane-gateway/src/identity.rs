@@ -81,9 +81,7 @@ mod tests {
             prices: std::sync::Arc::new(crate::prices::PriceTable::bundled(
                 tramontane::model::Currency::Usd,
             )),
-            catalog: std::sync::Arc::new(
-                tramontane::policy::catalog::Catalog::bundled().clone(),
-            ),
+            catalog: std::sync::Arc::new(tramontane::policy::catalog::Catalog::bundled().clone()),
         }
     }
 

@@ -27,6 +27,7 @@ pub mod proxy;
 pub mod refusal;
 pub mod reload;
 pub mod request;
+pub mod scrub;
 pub mod server;
 pub mod state;
 pub mod store;
@@ -39,7 +40,9 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 
-pub use config::{AuditTarget, GatewayConfig, RequestLimits, StoreChoice, UpstreamChoice};
+pub use config::{
+    AuditTarget, ConnectionLimits, GatewayConfig, RequestLimits, StoreChoice, UpstreamChoice,
+};
 
 use crate::state::Gateway;
 use crate::upstream::Upstream;
@@ -55,8 +58,9 @@ pub enum GatewayError {
     Audit(#[from] audit::AuditOpenError),
     #[error("the limit store: {0}")]
     Store(#[from] store::redis::RedisAddressError),
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address} (--{flag}): {source}")]
     Listen {
+        flag: &'static str,
         address: std::net::SocketAddr,
         source: std::io::Error,
     },
@@ -73,6 +77,12 @@ impl GatewayError {
             GatewayError::Upstream(error) => error.help(),
             GatewayError::Audit(error) => error.help(),
             GatewayError::Store(error) => error.help(),
+            GatewayError::Listen {
+                flag: "admin-listen",
+                ..
+            } => {
+                "pick another --admin-listen address (each replica on one host needs its own), `--admin-listen off`, or stop what holds this one"
+            }
             GatewayError::Listen { .. } => {
                 "pick another --listen address, or stop what holds this one"
             }
@@ -85,18 +95,35 @@ impl GatewayError {
 
 /// Runs the gateway until SIGTERM or ctrl-c, then lets requests in flight finish.
 pub async fn serve(config: GatewayConfig) -> Result<(), GatewayError> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| GatewayError::Listen {
-            address: config.listen,
-            source,
-        })?;
-    serve_on(listener, config, server::shutdown_signal()).await
+    let main = bind("listen", config.listen).await?;
+    let admin = match config.admin_listen {
+        Some(address) => Some(bind("admin-listen", address).await?),
+        None => None,
+    };
+    serve_on(
+        server::Listeners { main, admin },
+        config,
+        server::shutdown_signal(),
+    )
+    .await
 }
 
-/// Runs the gateway on a bound listener until `shutdown` completes.
+async fn bind(
+    flag: &'static str,
+    address: std::net::SocketAddr,
+) -> Result<tokio::net::TcpListener, GatewayError> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| GatewayError::Listen {
+            flag,
+            address,
+            source,
+        })
+}
+
+/// Runs the gateway on bound listeners until `shutdown` completes.
 pub async fn serve_on(
-    listener: tokio::net::TcpListener,
+    listeners: server::Listeners,
     config: GatewayConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), GatewayError> {
@@ -122,15 +149,14 @@ pub async fn serve_on(
         StoreChoice::Memory => Arc::new(store::memory::MemoryStore::default()),
         StoreChoice::Redis(settings) => Arc::new(store::redis::RedisStore::new(settings)?),
     };
-    let policy = reload::load(&config, today)?;
+    let policy = reload::load(&config, today, None)?;
     policy.warn_expired();
+    policy.upstream_keys.warn_problems();
     let keys = policy.callers.len();
     let gateway = Arc::new(Gateway {
         policy: ArcSwapOption::from_pointee(policy),
         models: ArcSwap::from_pointee(models::ModelDirectory::bundled()),
-        live_models: ArcSwap::from_pointee(
-            tramontane::policy::catalog::Catalog::bundled().clone(),
-        ),
+        live_models: ArcSwap::from_pointee(tramontane::policy::catalog::Catalog::bundled().clone()),
         currency: config.currency,
         upstream,
         store,
@@ -141,9 +167,12 @@ pub async fn serve_on(
     });
     gateway.metrics.keys(keys);
     gateway.join_models();
-    let address = listener.local_addr().ok();
+    let address = server::address_of(&listeners.main);
+    let admin_address = listeners.admin.as_ref().and_then(server::address_of);
     tracing::info!(
         address = %address.map_or_else(|| "?".into(), |a| a.to_string()),
+        admin_address = %admin_address.map_or_else(|| "off".into(), |a| a.to_string()),
+        max_connections = gateway.config.connections.max_connections,
         upstream = %gateway.upstream.describe(),
         gateway_keys = keys,
         currency = %gateway.currency,
@@ -163,6 +192,6 @@ pub async fn serve_on(
     }
     let _watcher = reload::spawn(gateway.clone());
     reload::spawn_model_refresh(gateway.clone());
-    server::run(listener, gateway, shutdown).await;
+    server::run(listeners, gateway, shutdown).await;
     Ok(())
 }

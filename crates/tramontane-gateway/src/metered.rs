@@ -46,7 +46,11 @@ impl Charge {
     /// model that answered; without `usage` — a stream cut or left before its last chunk and
     /// not read to its end, an answer that never says — or for a model without a price, the
     /// whole reservation. Never less than Mistral bills for what it reported.
-    pub fn of(usage: Option<Usage>, answered_by: Option<TokenPricesLookup>, worst: Worst) -> Charge {
+    pub fn of(
+        usage: Option<Usage>,
+        answered_by: Option<TokenPricesLookup>,
+        worst: Worst,
+    ) -> Charge {
         let Some(usage) = usage else {
             return Charge::reservation(worst);
         };
@@ -382,15 +386,10 @@ async fn drain(
 ) {
     use http_body_util::BodyExt;
     let read = async {
-        loop {
-            match tokio::time::timeout(idle, inner.frame()).await {
-                Ok(Some(Ok(frame))) => {
-                    if let Some(data) = frame.data_ref() {
-                        scanner.push(data);
-                    }
-                }
-                // The end, a broken body, or a stall: what was read is all there is.
-                Ok(Some(Err(_)) | None) | Err(_) => break,
+        // Until the end, a broken body, or a stall: what was read then is all there is.
+        while let Ok(Some(Ok(frame))) = tokio::time::timeout(idle, inner.frame()).await {
+            if let Some(data) = frame.data_ref() {
+                scanner.push(data);
             }
         }
     };

@@ -104,11 +104,7 @@ async fn form(content_type: &str, body: Bytes) -> Result<Fields, Refusal> {
                 continue;
             }
         };
-        let field_name: &'static str = if name == "model" {
-            "model"
-        } else {
-            "agent_id"
-        };
+        let field_name: &'static str = if name == "model" { "model" } else { "agent_id" };
         if slot.is_some() {
             return Err(Refusal::DuplicateField { field: name });
         }
@@ -156,11 +152,12 @@ pub fn unit_cost(
     currency: Currency,
 ) -> Result<u64, Refusal> {
     let model = fields.model.clone().unwrap_or_default();
-    let prices: &ModelPrices = catalog
-        .prices(&model, currency)
-        .ok_or_else(|| Refusal::PriceUnknown {
-            model: model.clone(),
-        })?;
+    let prices: &ModelPrices =
+        catalog
+            .prices(&model, currency)
+            .ok_or_else(|| Refusal::PriceUnknown {
+                model: model.clone(),
+            })?;
     let priced = |unit: PriceUnit, count: u64| prices.cost(unit, count).map(|m| m.micros());
     let cost = match kind {
         UnitPath::Ocr => {
@@ -255,7 +252,11 @@ mod tests {
             entry(&paths, &Method::DELETE, "/v1/files/f-1"),
             Err(Refusal::MethodNotAllowed { .. })
         ));
-        assert!(entry(&paths, &Method::GET, "/v1/files/f-1").unwrap().unmetered());
+        assert!(
+            entry(&paths, &Method::GET, "/v1/files/f-1")
+                .unwrap()
+                .unmetered()
+        );
         assert!(matches!(
             entry(&paths, &Method::POST, "/v1/ocr/x"),
             Err(Refusal::PathNotFound { .. })
@@ -265,7 +266,9 @@ mod tests {
     #[test]
     fn the_model_is_read_from_json_and_forms_alike() {
         assert_eq!(
-            json(r#"{"model":"mistral-ocr-latest","pages":[0]}"#).model.as_deref(),
+            json(r#"{"model":"mistral-ocr-latest","pages":[0]}"#)
+                .model
+                .as_deref(),
             Some("mistral-ocr-latest")
         );
         let fields = form_of(&[("file", "RIFF...."), ("model", "voxtral-mini-latest")]).unwrap();
@@ -277,7 +280,9 @@ mod tests {
             })
         );
         let headers = HeaderMap::new();
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         // `NaN` is not JSON: the model cannot be read, so the body is refused.
         assert!(matches!(
             runtime.block_on(read(
@@ -287,7 +292,10 @@ mod tests {
             Err(Refusal::UnreadableBody { .. })
         ));
         assert!(matches!(
-            runtime.block_on(read(&headers, &Bytes::from_static(br#"{"model":"a","model":"b"}"#))),
+            runtime.block_on(read(
+                &headers,
+                &Bytes::from_static(br#"{"model":"a","model":"b"}"#)
+            )),
             Err(Refusal::DuplicateField { .. })
         ));
         assert_eq!(

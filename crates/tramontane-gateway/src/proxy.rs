@@ -8,7 +8,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::State;
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use http_body_util::{BodyExt, Limited};
 use jiff::Timestamp;
@@ -22,6 +22,7 @@ use crate::metered::{Accounting, Closing, MeteredBody};
 use crate::opened;
 use crate::refusal::Refusal;
 use crate::request::{Endpoint, InferenceRequest};
+use crate::scrub::ScrubbedBody;
 use crate::state::{Gateway, PolicyState};
 use crate::store::{BudgetLine, Reservation};
 use crate::upstream::{UpstreamError, UpstreamRequest, forwardable, strip_hop_by_hop};
@@ -42,6 +43,7 @@ enum Route {
 
 impl Route {
     fn of(method: &Method, path: &str) -> Result<Route, Refusal> {
+        check_path(path)?;
         let wrong_method = || Refusal::MethodNotAllowed {
             method: method.to_string(),
             path: path.to_owned(),
@@ -60,13 +62,30 @@ impl Route {
                 Err(wrong_method())
             };
         }
+        // The id is one path segment: anything with a further `/` is not a model card.
         if let Some(id) = path.strip_prefix("/v1/models/")
             && !id.is_empty()
+            && !id.contains('/')
             && method == Method::GET
         {
             return Ok(Route::Model(id.to_owned()));
         }
         Ok(Route::Other)
+    }
+
+    /// The path and query sent upstream: built from the route the gateway checked, never
+    /// the caller's raw target. Only an opened path keeps its query (file listings page with
+    /// one); the inference paths and the model paths take none.
+    fn upstream_target(&self, path: &str, query: Option<&str>) -> String {
+        match self {
+            Route::Inference(_) => path.to_owned(),
+            Route::Models => "/v1/models".to_owned(),
+            Route::Model(id) => format!("/v1/models/{id}"),
+            Route::Other => match query {
+                Some(query) => format!("{path}?{query}"),
+                None => path.to_owned(),
+            },
+        }
     }
 
     fn label(&self) -> &'static str {
@@ -76,6 +95,54 @@ impl Route {
             Route::Other => "other",
         }
     }
+}
+
+/// Refuses a path the upstream could read differently from the gateway: a dot segment
+/// (`/v1/models/../files`), an empty segment, a backslash, or a percent-encoded dot, slash,
+/// backslash or percent sign (`%2e%2e`, `%2f`, `%5c`, and `%25`, which a second decoding
+/// turns into one of them). Checked before routing, on the path exactly as received.
+fn check_path(path: &str) -> Result<(), Refusal> {
+    let invalid = || Refusal::InvalidPath {
+        path: path.to_owned(),
+    };
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err(invalid());
+    };
+    if path.contains('\\') {
+        return Err(invalid());
+    }
+    let lowered = path.to_ascii_lowercase();
+    if ["%2e", "%2f", "%5c", "%25"]
+        .iter()
+        .any(|encoded| lowered.contains(encoded))
+    {
+        return Err(invalid());
+    }
+    let segments: Vec<&str> = rest.split('/').collect();
+    let last = segments.len() - 1;
+    let bad = segments.iter().enumerate().any(|(index, segment)| {
+        matches!(*segment, "." | "..") || (segment.is_empty() && index != last)
+    });
+    if bad {
+        return Err(invalid());
+    }
+    Ok(())
+}
+
+/// Refuses a request body in a `Content-Encoding` other than identity: the gateway reads the
+/// body to judge it (the model, `max_tokens`, the worst case), and a compressed one would be
+/// forwarded as bytes it never read.
+fn check_content_encoding(headers: &HeaderMap) -> Result<(), Refusal> {
+    for value in headers.get_all(CONTENT_ENCODING) {
+        let encoding = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        let identity = encoding.split(',').all(|coding| {
+            coding.trim().is_empty() || coding.trim().eq_ignore_ascii_case("identity")
+        });
+        if !identity {
+            return Err(Refusal::UnsupportedContentEncoding { encoding });
+        }
+    }
+    Ok(())
 }
 
 /// Failures of the gateway or the upstream, as opposed to refusals of the request.
@@ -136,6 +203,8 @@ async fn proxy(
 ) -> Result<Response<Body>, Refusal> {
     let policy = gateway.policy.load_full().ok_or(Refusal::NotReady)?;
     let caller = identity::authenticate(&policy, request.headers(), gateway.today())?;
+    check_content_encoding(request.headers())?;
+    let target = route.upstream_target(request.uri().path(), request.uri().query());
     record.key_id = Some(caller.id.to_string());
     record.holder = Some(caller.holder.to_string());
     record.workspace = Some(caller.workspace.clone());
@@ -145,6 +214,7 @@ async fn proxy(
         caller,
         record,
         started,
+        target,
     };
     let grant = &caller.grant;
     match route {
@@ -175,6 +245,8 @@ struct Call<'a> {
     caller: &'a Caller,
     record: &'a mut AuditRecord,
     started: Instant,
+    /// The path and query forwarded: the one the gateway checked.
+    target: String,
 }
 
 impl Call<'_> {
@@ -345,16 +417,12 @@ async fn forward(
     accounting: Option<Accounting>,
 ) -> Result<Response<Body>, Refusal> {
     let gateway = call.gateway;
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
     let upstream_request = UpstreamRequest {
         method: parts.method,
-        path_and_query,
+        path_and_query: call.target.clone(),
         headers: forwardable(parts.headers),
         body,
-        key,
+        key: key.clone(),
     };
     let added = call.started.elapsed();
     gateway.metrics.added_latency(added.as_secs_f64());
@@ -365,6 +433,12 @@ async fn forward(
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
     let status = head.status;
+    // An error may repeat the credential it refused: the caller never sees that key.
+    let body = if status.is_success() {
+        body
+    } else {
+        BodyExt::boxed_unsync(ScrubbedBody::new(body, key))
+    };
     record.upstream_status = Some(status.as_u16());
     record.status = Some(status.as_u16());
     let upstream_ok = status.is_success();
@@ -398,18 +472,14 @@ async fn models(call: &mut Call<'_>, request: Request<Body>) -> Result<Response<
     let key = call.upstream_key()?;
     let (gateway, grant) = (call.gateway, &call.caller.grant);
     let (parts, _) = request.into_parts();
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| "/v1/models".to_owned(), |pq| pq.as_str().to_owned());
     let timeout = gateway.config.limits.upstream_timeout;
     call.record.added_ms = Some(call.started.elapsed().as_secs_f64() * 1000.0);
     let upstream_request = UpstreamRequest {
         method: Method::GET,
-        path_and_query,
+        path_and_query: call.target.clone(),
         headers: forwardable(parts.headers),
         body: Bytes::new(),
-        key,
+        key: key.clone(),
     };
     let response = call.send(upstream_request, "models").await?;
     let record = &mut *call.record;
@@ -448,12 +518,33 @@ async fn models(call: &mut Call<'_>, request: Request<Body>) -> Result<Response<
             Err(_) => return Err(Refusal::UpstreamUnreachable),
         }
     } else {
-        bytes
+        scrub_bytes(bytes, &key)
     };
     record.duration_ms = call.started.elapsed().as_secs_f64() * 1000.0;
     gateway.metrics.decision(record.decision, record.reason);
     gateway.audit.write(record);
     Ok(Response::from_parts(head, Body::from(body)))
+}
+
+/// A whole error body with the key it was sent with masked, as [`ScrubbedBody`] does for a
+/// streamed one.
+fn scrub_bytes(bytes: Bytes, key: &secrecy::SecretString) -> Bytes {
+    use secrecy::ExposeSecret;
+    let secret = key.expose_secret().as_bytes();
+    if secret.is_empty() || !bytes.windows(secret.len()).any(|window| window == secret) {
+        return bytes;
+    }
+    let mut out = bytes.to_vec();
+    let mut at = 0;
+    while at + secret.len() <= out.len() {
+        if &out[at..at + secret.len()] == secret {
+            out[at..at + secret.len()].fill(b'*');
+            at += secret.len();
+        } else {
+            at += 1;
+        }
+    }
+    Bytes::from(out)
 }
 
 /// A path the workspace opens, for the methods its entry names: the caller's rates apply,
@@ -540,5 +631,78 @@ mod tests {
             Ok(Route::Model("mistral-embed".into()))
         );
         assert_eq!(Route::of(&Method::POST, "/v1/files"), Ok(Route::Other));
+        // A model id is one segment.
+        assert_eq!(
+            Route::of(&Method::GET, "/v1/models/x/files"),
+            Ok(Route::Other)
+        );
+    }
+
+    #[test]
+    fn dot_segments_and_encoded_separators_are_refused_before_routing() {
+        for path in [
+            "/v1/models/../files",
+            "/v1/models/%2e%2e/batch/jobs",
+            "/v1/models/%2E%2E/batch/jobs",
+            "/v1/models/x/../../files/file-abc/content",
+            "/v1/models/./x",
+            "/v1/models/a%2fb",
+            "/v1/models/a%5Cb",
+            "/v1/models/a\\..\\files",
+            "/v1/models/%252e%252e/files",
+            "/v1//files",
+            "v1/models",
+        ] {
+            assert!(
+                matches!(
+                    Route::of(&Method::GET, path),
+                    Err(Refusal::InvalidPath { .. })
+                ),
+                "{path}"
+            );
+        }
+        assert!(check_path("/v1/models/ft:open-mistral-7b:abc%3A1").is_ok());
+        assert!(check_path("/v1/classifiers/").is_ok());
+    }
+
+    #[test]
+    fn the_upstream_target_is_built_from_the_route() {
+        let model = Route::Model("mistral-embed".into());
+        assert_eq!(
+            model.upstream_target("/v1/models/mistral-embed", Some("x=../../files")),
+            "/v1/models/mistral-embed"
+        );
+        assert_eq!(
+            Route::Inference(Endpoint::Chat).upstream_target("/v1/chat/completions", Some("a=b")),
+            "/v1/chat/completions"
+        );
+        assert_eq!(
+            Route::Models.upstream_target("/v1/models", Some("a=b")),
+            "/v1/models"
+        );
+        assert_eq!(
+            Route::Other.upstream_target("/v1/files", Some("page=2")),
+            "/v1/files?page=2"
+        );
+    }
+
+    #[test]
+    fn only_identity_bodies_are_read() {
+        let mut headers = HeaderMap::new();
+        assert!(check_content_encoding(&headers).is_ok());
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("identity"));
+        assert!(check_content_encoding(&headers).is_ok());
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        assert!(matches!(
+            check_content_encoding(&headers),
+            Err(Refusal::UnsupportedContentEncoding { .. })
+        ));
+    }
+
+    #[test]
+    fn a_whole_error_body_loses_the_key() {
+        let key = secrecy::SecretString::from("sk-secret-1".to_owned());
+        let out = scrub_bytes(Bytes::from_static(b"bad key sk-secret-1!"), &key);
+        assert_eq!(&out[..], b"bad key ***********!");
     }
 }

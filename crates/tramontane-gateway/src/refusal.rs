@@ -27,6 +27,16 @@ pub enum Refusal {
         method: String,
         path: String,
     },
+    /// A path with a dot segment, an empty segment or an encoded separator: the upstream
+    /// might resolve it to another path than the one the gateway checked.
+    InvalidPath {
+        path: String,
+    },
+    /// A request body in a `Content-Encoding` other than identity: the gateway could not
+    /// read what it checks, and would forward bytes it never judged.
+    UnsupportedContentEncoding {
+        encoding: String,
+    },
     BodyTooLarge {
         limit: usize,
     },
@@ -104,6 +114,8 @@ impl Refusal {
             | Refusal::ExpiredKey { .. } => StatusCode::UNAUTHORIZED,
             Refusal::PathNotFound { .. } => StatusCode::NOT_FOUND,
             Refusal::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Refusal::InvalidPath { .. } => StatusCode::BAD_REQUEST,
+            Refusal::UnsupportedContentEncoding { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Refusal::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Refusal::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Refusal::MalformedJson { .. }
@@ -137,6 +149,8 @@ impl Refusal {
             Refusal::ExpiredKey { .. } => "expired_key",
             Refusal::PathNotFound { .. } => "path_not_found",
             Refusal::MethodNotAllowed { .. } => "method_not_allowed",
+            Refusal::InvalidPath { .. } => "invalid_path",
+            Refusal::UnsupportedContentEncoding { .. } => "unsupported_content_encoding",
             Refusal::BodyTooLarge { .. } => "body_too_large",
             Refusal::BodyTimeout => "body_timeout",
             Refusal::MalformedJson { .. } => "malformed_json",
@@ -202,8 +216,10 @@ impl Refusal {
             Refusal::MalformedKey => "The Authorization header does not hold a gateway key of the form `tmt_<id>_<secret>`; a Mistral key is not accepted here.".into(),
             Refusal::UnknownKey => "This gateway key is unknown or was revoked; ask for a new one.".into(),
             Refusal::ExpiredKey { expired } => format!("This gateway key expired on {expired}; ask for a new one."),
-            Refusal::PathNotFound { path } => format!("`{path}` is not served by this gateway; it passes /v1/chat/completions, /v1/fim/completions, /v1/embeddings, /v1/agents/completions, /v1/moderations, /v1/chat/moderations and /v1/models, and paths the policy opens."),
-            Refusal::MethodNotAllowed { method, path } => format!("`{method} {path}` is not allowed."),
+            Refusal::InvalidPath { path } => format!("`{}` holds a dot segment, an empty segment or an encoded separator (`%2e`, `%2f`, `%5c`, `%25` or a backslash); the gateway forwards only plain paths.", shown(path)),
+            Refusal::UnsupportedContentEncoding { encoding } => format!("The request body is sent with `Content-Encoding: {}`; the gateway reads only uncompressed bodies: send it without a content encoding.", shown(encoding)),
+            Refusal::PathNotFound { path } => format!("`{}` is not served by this gateway; it passes /v1/chat/completions, /v1/fim/completions, /v1/embeddings, /v1/agents/completions, /v1/moderations, /v1/chat/moderations and /v1/models, and paths the policy opens.", shown(path)),
+            Refusal::MethodNotAllowed { method, path } => format!("`{} {}` is not allowed.", shown(method), shown(path)),
             Refusal::BodyTooLarge { limit } => format!("The request body is larger than the gateway's limit of {limit} bytes."),
             Refusal::BodyTimeout => "The request body did not arrive in time.".into(),
             Refusal::MalformedJson { detail } => format!("The request body is not a JSON object: {detail}."),
@@ -263,6 +279,15 @@ impl Refusal {
         }
         response
     }
+}
+
+/// Longest piece of a caller's request an answer repeats.
+const SHOWN_BYTES: usize = 200;
+
+/// A caller's text as an answer repeats it: at most [`SHOWN_BYTES`], cut on a character
+/// boundary with a marker, so a huge path is not sent back whole.
+fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    crate::audit::bounded(text, SHOWN_BYTES)
 }
 
 /// Whole seconds, rounded up and at least one: `Retry-After: 0` invites a tight loop.

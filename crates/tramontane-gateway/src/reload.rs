@@ -40,9 +40,12 @@ impl PolicyLoadError {
 }
 
 /// Loads and checks the policy and the upstream keys into a state ready to swap in.
+/// `previous` holds the keys in force on a reload: if the key directory cannot be read at
+/// all then, they stay, so a revocation in the policy still takes effect.
 pub fn load(
     gateway_config: &crate::config::GatewayConfig,
     today: jiff::civil::Date,
+    previous: Option<&UpstreamKeys>,
 ) -> Result<PolicyState, PolicyLoadError> {
     let dir = &gateway_config.policies;
     let loaded = policy::load(dir, &LoadOptions::new(today));
@@ -65,11 +68,19 @@ pub fn load(
         });
     }
     let upstream_keys = match &gateway_config.upstream_keys {
-        Some(dir) => UpstreamKeys::read_dir(dir)?,
+        Some(dir) => match (UpstreamKeys::read_dir(dir), previous) {
+            (Ok(keys), _) => keys,
+            (Err(error), Some(previous)) => {
+                tracing::error!(%error, help = error.help(), "the upstream keys read before stay in force; the policy is reloaded");
+                previous.clone()
+            }
+            (Err(error), None) => return Err(error.into()),
+        },
         None => UpstreamKeys::default(),
     };
     let callers = CallerTable::of(&loaded.desired);
-    let catalog = tramontane::policy::catalog::Catalog::bundled().with_declared(&loaded.desired.models);
+    let catalog =
+        tramontane::policy::catalog::Catalog::bundled().with_declared(&loaded.desired.models);
     let prices = crate::prices::PriceTable::from_catalog(&catalog, gateway_config.currency);
     Ok(PolicyState {
         desired: loaded.desired,
@@ -83,18 +94,20 @@ pub fn load(
 
 /// Loads the policy again and swaps it in if it validates and differs.
 pub fn reload(gateway: &Gateway, why: &str) {
-    match load(&gateway.config, gateway.today()) {
+    let current = gateway.policy.load_full();
+    let previous = current.as_ref().map(|current| &current.upstream_keys);
+    match load(&gateway.config, gateway.today(), previous) {
         Ok(state) => {
-            let current = gateway.policy.load_full();
             let unchanged = current.as_ref().is_some_and(|current| {
                 current.desired == state.desired
-                    && same_keys(&current.upstream_keys, &state.upstream_keys)
+                    && current.upstream_keys.same_as(&state.upstream_keys)
             });
             if unchanged {
                 return;
             }
             let keys = state.callers.len();
             state.warn_expired();
+            state.upstream_keys.warn_problems();
             gateway.policy.store(Some(Arc::new(state)));
             gateway.join_models();
             gateway.metrics.reload(true);
@@ -106,15 +119,6 @@ pub fn reload(gateway: &Gateway, why: &str) {
             tracing::error!(trigger = why, %error, help = error.help(), "policy reload rejected; the previous policy stays in force");
         }
     }
-}
-
-fn same_keys(a: &UpstreamKeys, b: &UpstreamKeys) -> bool {
-    use secrecy::ExposeSecret;
-    a.addresses().eq(b.addresses())
-        && a.addresses().all(|address| {
-            a.get(address).map(|k| k.expose_secret().to_owned())
-                == b.get(address).map(|k| k.expose_secret().to_owned())
-        })
 }
 
 /// Runs until the process ends: reloads on file changes, SIGHUP and the poll interval.

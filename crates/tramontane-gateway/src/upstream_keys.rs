@@ -36,29 +36,35 @@ impl UpstreamKeysError {
     }
 }
 
-/// The upstream keys by policy key address.
+/// The upstream keys by policy key address, and the key files that could not be read: a
+/// bad file disables only the address it names (its callers get `503 no_upstream_key`), so
+/// it never holds back the rest of a reload.
 #[derive(Clone, Default)]
 pub struct UpstreamKeys {
     keys: BTreeMap<String, SecretString>,
+    /// Each unreadable or malformed key file: its address and why.
+    problems: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for UpstreamKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpstreamKeys")
             .field("addresses", &self.keys.keys().collect::<Vec<_>>())
+            .field("problems", &self.problems)
             .finish()
     }
 }
 
 impl UpstreamKeys {
     /// Reads every key file of `dir`. Hidden entries (a mounted secret's `..data` links) are
-    /// skipped.
+    /// skipped. Only a directory that cannot be listed is an error; a file that cannot be
+    /// read or holds no key is set aside in [`problems`](UpstreamKeys::problems).
     pub fn read_dir(dir: &Path) -> Result<UpstreamKeys, UpstreamKeysError> {
         let entries = std::fs::read_dir(dir).map_err(|source| UpstreamKeysError::Directory {
             dir: dir.to_owned(),
             source,
         })?;
-        let mut keys = BTreeMap::new();
+        let mut read = UpstreamKeys::default();
         for entry in entries {
             let entry = entry.map_err(|source| UpstreamKeysError::Directory {
                 dir: dir.to_owned(),
@@ -68,42 +74,36 @@ impl UpstreamKeys {
             if name.starts_with('.') {
                 continue;
             }
-            let path = entry.path();
-            // Follows links on purpose: mounted secrets are links into a timestamped dir.
-            let metadata = std::fs::metadata(&path).map_err(|source| UpstreamKeysError::File {
-                path: path.clone(),
-                source,
-            })?;
-            if !metadata.is_file() {
-                continue;
+            match read_key(&entry.path()) {
+                Ok(Some(key)) => {
+                    read.keys.insert(name, key);
+                }
+                Ok(None) => {}
+                Err(problem) => {
+                    read.problems.insert(name, problem.to_string());
+                }
             }
-            if metadata.len() > MAX_KEY_BYTES {
-                return Err(UpstreamKeysError::Invalid {
-                    path,
-                    problem: "is larger than a key can be",
-                });
-            }
-            let text =
-                std::fs::read_to_string(&path).map_err(|source| UpstreamKeysError::File {
-                    path: path.clone(),
-                    source,
-                })?;
-            let key = text.trim();
-            if key.is_empty() {
-                return Err(UpstreamKeysError::Invalid {
-                    path,
-                    problem: "is empty",
-                });
-            }
-            if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(UpstreamKeysError::Invalid {
-                    path,
-                    problem: "holds more than one word; a key is one line without spaces",
-                });
-            }
-            keys.insert(name, SecretString::from(key.to_owned()));
         }
-        Ok(UpstreamKeys { keys })
+        Ok(read)
+    }
+
+    /// The key files set aside, by address, with why.
+    pub fn problems(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.problems
+            .iter()
+            .map(|(address, problem)| (address.as_str(), problem.as_str()))
+    }
+
+    /// Says in the log which key files were set aside and what that disables.
+    pub fn warn_problems(&self) {
+        for (address, problem) in self.problems() {
+            tracing::error!(
+                address,
+                problem,
+                help = "fix or remove the file; requests that forward with this address get 503 no_upstream_key until then, and every other key works",
+                "an upstream key file is unusable"
+            );
+        }
     }
 
     pub fn from_pairs<I: IntoIterator<Item = (String, String)>>(pairs: I) -> UpstreamKeys {
@@ -112,7 +112,20 @@ impl UpstreamKeys {
                 .into_iter()
                 .map(|(address, key)| (address, SecretString::from(key)))
                 .collect(),
+            problems: BTreeMap::new(),
         }
+    }
+
+    /// Whether `other` holds the same keys and the same problems.
+    pub fn same_as(&self, other: &UpstreamKeys) -> bool {
+        self.problems == other.problems
+            && self.keys.len() == other.keys.len()
+            && self.keys.iter().all(|(address, key)| {
+                other
+                    .keys
+                    .get(address)
+                    .is_some_and(|theirs| theirs.expose_secret() == key.expose_secret())
+            })
     }
 
     pub fn get(&self, address: &str) -> Option<&SecretString> {
@@ -136,6 +149,39 @@ impl UpstreamKeys {
     }
 }
 
+/// One key file: its key, `None` for what is not a file, or why it holds no usable key.
+fn read_key(path: &Path) -> Result<Option<SecretString>, UpstreamKeysError> {
+    // Follows links on purpose: mounted secrets are links into a timestamped dir.
+    let metadata = std::fs::metadata(path).map_err(|source| UpstreamKeysError::File {
+        path: path.to_owned(),
+        source,
+    })?;
+    if !metadata.is_file() {
+        return Ok(None);
+    }
+    let invalid = |problem| UpstreamKeysError::Invalid {
+        path: path.to_owned(),
+        problem,
+    };
+    if metadata.len() > MAX_KEY_BYTES {
+        return Err(invalid("is larger than a key can be"));
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| UpstreamKeysError::File {
+        path: path.to_owned(),
+        source,
+    })?;
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(invalid("is empty"));
+    }
+    if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(
+            "holds more than one word; a key is one line without spaces",
+        ));
+    }
+    Ok(Some(SecretString::from(key.to_owned())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,13 +202,32 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_or_spaced_key_file_is_refused() {
+    fn an_empty_or_spaced_key_file_disables_only_its_own_address() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("workspace.a.key.b"), "  \n").unwrap();
-        let error = UpstreamKeys::read_dir(dir.path()).unwrap_err();
-        assert!(error.to_string().contains("is empty"), "{error}");
-        std::fs::write(dir.path().join("workspace.a.key.b"), "one two").unwrap();
-        let error = UpstreamKeys::read_dir(dir.path()).unwrap_err();
-        assert!(error.to_string().contains("more than one word"), "{error}");
+        std::fs::write(dir.path().join("workspace.a.key.c"), "one two").unwrap();
+        std::fs::write(dir.path().join("workspace.a.key.d"), "sk-good").unwrap();
+        let keys = UpstreamKeys::read_dir(dir.path()).unwrap();
+        assert!(keys.get("workspace.a.key.b").is_none());
+        assert!(keys.get("workspace.a.key.c").is_none());
+        assert_eq!(
+            keys.get("workspace.a.key.d").unwrap().expose_secret(),
+            "sk-good"
+        );
+        let problems: Vec<(&str, &str)> = keys.problems().collect();
+        assert_eq!(problems.len(), 2);
+        assert_eq!(problems[0].0, "workspace.a.key.b");
+        assert!(
+            problems[0].1.contains("workspace.a.key.b` is empty"),
+            "{}",
+            problems[0].1
+        );
+        assert!(
+            problems[1].1.contains("more than one word"),
+            "{}",
+            problems[1].1
+        );
+        // A directory that cannot be listed is still an error.
+        assert!(UpstreamKeys::read_dir(&dir.path().join("missing")).is_err());
     }
 }

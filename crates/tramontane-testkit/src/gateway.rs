@@ -41,6 +41,8 @@ pub struct GatewayProcess {
     child: Child,
     /// `http://127.0.0.1:PORT`, as the gateway's `listening` log line gave it.
     pub base: String,
+    /// `http://127.0.0.1:PORT` of its admin listener (`/metrics`, `/readyz`, `/healthz`).
+    pub admin_base: String,
     logs: Arc<Mutex<Vec<String>>>,
     audit: Arc<Mutex<Vec<String>>>,
 }
@@ -55,7 +57,8 @@ fn collect(stream: impl std::io::Read + Send + 'static, into: Arc<Mutex<Vec<Stri
 }
 
 impl GatewayProcess {
-    /// Starts `tramontane gateway serve --listen 127.0.0.1:0 ARGS...` in `dir` (paths in
+    /// Starts `tramontane gateway serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
+    /// ARGS...` in `dir` (paths in
     /// `args` are relative to it) and waits until it listens. Fails the test, with the
     /// gateway's log, if it exits or stays silent.
     pub fn start(dir: &TestDir, args: &[&str]) -> GatewayProcess {
@@ -66,6 +69,7 @@ impl GatewayProcess {
     pub fn start_with_env(dir: &TestDir, args: &[&str], env: &[(&str, &str)]) -> GatewayProcess {
         let mut test = Test::in_dir(dir)
             .args(["gateway", "serve", "--listen", "127.0.0.1:0"])
+            .args(["--admin-listen", "127.0.0.1:0"])
             .args(args)
             .env("RUST_LOG", "info");
         for (name, value) in env {
@@ -84,15 +88,20 @@ impl GatewayProcess {
         collect(child.stdout.take().expect("piped stdout"), audit.clone());
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            let address = logs.lock().unwrap().iter().find_map(|line| {
+            let addresses = logs.lock().unwrap().iter().find_map(|line| {
                 let event: Value = serde_json::from_str(line).ok()?;
-                (event["message"] == "listening")
-                    .then(|| event["address"].as_str().map(str::to_owned))?
+                (event["message"] == "listening").then(|| {
+                    Some((
+                        event["address"].as_str()?.to_owned(),
+                        event["admin_address"].as_str()?.to_owned(),
+                    ))
+                })?
             });
-            if let Some(address) = address {
+            if let Some((address, admin)) = addresses {
                 return GatewayProcess {
                     child,
                     base: format!("http://{address}"),
+                    admin_base: format!("http://{admin}"),
                     logs,
                     audit,
                 };

@@ -82,7 +82,8 @@ pub async fn get(client: &reqwest::Client, url: &str, key: Option<&str>) -> Answ
     read(request.send().await.expect("the gateway answers")).await
 }
 
-/// The value of one metric line of the gateway at `base` (`http://HOST:PORT`), such as
+/// The value of one metric line of the gateway whose admin listener is at `base`
+/// (`http://HOST:PORT`), such as
 /// `tramontane_gateway_reservations_open`, or with its labels,
 /// `tramontane_gateway_tokens_total{kind="completion"}`.
 pub async fn metric(client: &reqwest::Client, base: &str, name: &str) -> Option<f64> {

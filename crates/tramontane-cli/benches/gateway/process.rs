@@ -69,7 +69,15 @@ impl Gateway {
             .expect("an audit file");
         let mut command = Command::new(binary);
         command
-            .args(["gateway", "serve", "--listen", "127.0.0.1:0", "--upstream"])
+            .args([
+                "gateway",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "off",
+            ])
+            .arg("--upstream")
             .arg(format!("http://{upstream}"))
             .args(["--upstream-keys", "upstream-keys", "--policies", "policies"])
             .current_dir(dir)

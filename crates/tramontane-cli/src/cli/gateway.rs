@@ -16,6 +16,22 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Address of the admin listener, which serves `/metrics`, `/readyz` and `/healthz`
+    /// without a key: loopback by default; `off` serves none. Replicas sharing a host each
+    /// need their own.
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9464")]
+    pub admin_listen: String,
+
+    /// Most connections the callers' listener holds open at once; past it, new connections
+    /// wait to be accepted. Default: 4096, or 3/4 of the open-file limit when that is lower.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Longest a connection may stay open with no request in flight, after its first
+    /// request (HTTP/1 keep-alive and HTTP/2 alike); before it, --client-timeout.
+    #[arg(long, default_value = "60s")]
+    pub idle_timeout: SignedDuration,
+
     /// Where admitted requests go: Mistral's API (`https://api.mistral.ai`), another server
     /// speaking it (plain http only on loopback), or `sandbox`, a built-in deterministic
     /// stand-in for trying the gateway without an account.
@@ -116,6 +132,26 @@ fn config(args: &ServeArgs) -> Result<GatewayConfig, CommandError> {
         UpstreamChoice::Url(args.upstream.clone())
     };
     let mut config = GatewayConfig::new(args.listen, upstream, args.policies.clone());
+    config.admin_listen = match args.admin_listen.as_str() {
+        "off" => None,
+        address => Some(address.parse().map_err(|_| CommandError::Usage {
+            message: format!("--admin-listen `{address}` is not an address"),
+            help: Some("give HOST:PORT such as 127.0.0.1:9464, or `off`".into()),
+        })?),
+    };
+    if let Some(max) = args.max_connections {
+        if max == 0 {
+            return Err(CommandError::Usage {
+                message: "--max-connections must be at least 1".into(),
+                help: Some(
+                    "leave it out for the default, which follows the open-file limit".into(),
+                ),
+            });
+        }
+        config.connections.max_connections = max;
+    }
+    config.connections.idle_timeout =
+        duration("idle-timeout", args.idle_timeout)?.max(Duration::from_millis(100));
     config.upstream_keys = args.upstream_keys.clone();
     config.currency = args.currency;
     config.audit = match args.audit.as_str() {

@@ -27,7 +27,8 @@ pub const MAX_DAYS: i64 = 3650;
 pub enum GatewayCommand {
     /// Serve Mistral's inference API to holders of gateway keys, enforcing the policy's
     /// runtime limits; reloads the policy on change and on SIGHUP.
-    Serve(super::gateway::ServeArgs),
+    // Boxed: its many flags make it far larger than the other variants.
+    Serve(Box<super::gateway::ServeArgs>),
     /// Mint a gateway key, deliver it once, and add its digest to the policy for review.
     Issue(IssueArgs),
     /// Remove a gateway key's entry from the policy; the key stops working once the gateway

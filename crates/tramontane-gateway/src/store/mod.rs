@@ -90,9 +90,9 @@ impl Admission {
             Admission::RateLimited { index, retry_after } => {
                 hits.get(index).map(|hit| (hit.rule.as_str(), retry_after))
             }
-            Admission::BudgetRefused { index, retry_after } => {
-                lines.get(index).map(|line| (line.rule.as_str(), retry_after))
-            }
+            Admission::BudgetRefused { index, retry_after } => lines
+                .get(index)
+                .map(|line| (line.rule.as_str(), retry_after)),
         }
     }
 }
@@ -127,6 +127,13 @@ pub trait LimitStore: Send + Sync + 'static {
 
     /// Reservations taken and neither settled nor released.
     fn open_reservations(&self) -> StoreResult<'_, u64>;
+
+    /// Whether the store's last answer refused this gateway's credentials (a Redis that
+    /// wants a password it was not given, or refuses the one it was): a mistake in this
+    /// replica's configuration, not an outage every replica shares.
+    fn refuses_credentials(&self) -> bool {
+        false
+    }
 
     /// Adds one settled request to its workspace's meter for its month, totals and model
     /// alike, in one operation. Meters outlive the month long enough to audit it after it

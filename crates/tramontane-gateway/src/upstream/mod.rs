@@ -102,10 +102,14 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// The headers of a caller's request as they go upstream: no hop-by-hop header, no
-/// credential of the caller's, no host or length (the client sets them for the new body).
+/// credential of the caller's, no host or length (the client sets them for the new body),
+/// and no `Accept-Encoding`: the gateway reads answers on their way back (the usage it
+/// settles at, an error that may repeat the upstream key), which a compressed answer would
+/// hide from it.
 pub fn forwardable(mut headers: HeaderMap) -> HeaderMap {
     strip_hop_by_hop(&mut headers);
     for name in [
+        header::ACCEPT_ENCODING,
         header::AUTHORIZATION,
         header::HOST,
         header::CONTENT_LENGTH,
@@ -135,6 +139,7 @@ mod tests {
         headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
         headers.insert(header::USER_AGENT, "mistralai-python".parse().unwrap());
         headers.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
+        headers.insert(header::ACCEPT_ENCODING, "gzip, br".parse().unwrap());
         let kept = forwardable(headers);
         let mut names: Vec<&str> = kept.keys().map(|name| name.as_str()).collect();
         names.sort_unstable();

@@ -259,7 +259,9 @@ pub enum StoreFailure {
     /// Refuse requests: no limit is ever overrun.
     #[default]
     FailClosed,
-    /// Let requests through unmetered: availability over limits.
+    /// Let requests through, counted in each replica's own memory while the shared store
+    /// fails: every limit holds per replica (N replicas may allow N times a limit), and
+    /// their use is missing from the shared meters. Availability over exact limits.
     FailOpen,
 }
 
@@ -292,9 +294,7 @@ fn post_only() -> Vec<OpenedMethod> {
 }
 
 /// A method an opened path lets through.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum OpenedMethod {
     #[serde(rename = "GET")]
     Get,
@@ -337,7 +337,13 @@ impl OpenedPath {
 
     /// Whether calls may go unmetered under a budget (`unmetered: true`).
     pub fn unmetered(&self) -> bool {
-        matches!(self, OpenedPath::With { unmetered: true, .. })
+        matches!(
+            self,
+            OpenedPath::With {
+                unmetered: true,
+                ..
+            }
+        )
     }
 
     /// Whether it opens `path`: the same path, or one under a `/*` entry.

@@ -88,7 +88,14 @@ fn caller_effect(caller: &Caller, before: Option<&Limits>, after: Option<&Limits
             ));
         }
         (Some(old), Some(new)) => {
-            changed_limits(&mut effect, &subject, workspace, &caller.own_scope(), old, new);
+            changed_limits(
+                &mut effect,
+                &subject,
+                workspace,
+                &caller.own_scope(),
+                old,
+                new,
+            );
         }
         (None, None) => {}
     }
@@ -267,9 +274,10 @@ fn changed_limits(
     }
     for rule in &old_rules {
         if !new_rules.iter().any(|new| new.id == rule.id) {
-            effect
-                .summary
-                .push(format!("{subject}: rule `{}` removed (was {rule})", rule.id));
+            effect.summary.push(format!(
+                "{subject}: rule `{}` removed (was {rule})",
+                rule.id
+            ));
         }
     }
 }

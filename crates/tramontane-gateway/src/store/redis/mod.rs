@@ -21,6 +21,7 @@
 //! A standalone Redis (or a primary with replicas for failover): the budget scripts touch
 //! keys they read from a reservation record, which Redis Cluster does not allow.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -52,6 +53,9 @@ struct Scripts {
 
 pub struct RedisStore {
     connection: ConnectionManager,
+    /// Set when an operation is refused for want of the right password, cleared when one
+    /// succeeds.
+    refused_credentials: AtomicBool,
     scripts: Scripts,
     prefix: String,
     timeout: Duration,
@@ -94,6 +98,7 @@ impl RedisStore {
             ConnectionManager::new_lazy_with_config(client, config).map_err(invalid)?;
         Ok(RedisStore {
             connection,
+            refused_credentials: AtomicBool::new(false),
             scripts: Scripts {
                 admit_and_reserve: Script::new(include_str!("../scripts/admit_and_reserve.lua")),
                 renew: Script::new(include_str!("../scripts/renew.lua")),
@@ -151,7 +156,16 @@ impl RedisStore {
     ) -> Result<T, StoreError> {
         let mut connection = self.connection.clone();
         match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection)).await {
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok(value)) => {
+                self.refused_credentials.store(false, Ordering::Relaxed);
+                Ok(value)
+            }
+            Ok(Err(error)) if refuses_credentials(&error) => {
+                self.refused_credentials.store(true, Ordering::Relaxed);
+                Err(StoreError(format!(
+                    "Redis {operation}: Redis wants a password this gateway was not given, or refuses the one it was ({error}); give it with --store-password-file or TRAMONTANE_STORE_PASSWORD"
+                )))
+            }
             Ok(Err(error)) => Err(StoreError(format!("Redis {operation}: {error}"))),
             Err(_) => Err(StoreError(format!(
                 "Redis {operation}: no answer within {} ms",
@@ -165,6 +179,21 @@ impl RedisStore {
             .unwrap_or(u64::MAX)
             .max(1)
     }
+}
+
+/// Whether Redis refused the connection's credentials. A client that has not authenticated
+/// hears `NOAUTH` for a short command, but a long script call is cut off first with a bare
+/// protocol error (`unauthenticated multibulk length`), which names no password at all.
+fn refuses_credentials(error: &redis::RedisError) -> bool {
+    if error.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(error.code(), Some("NOAUTH" | "WRONGPASS"))
+    {
+        return true;
+    }
+    let text = error.to_string();
+    ["NOAUTH", "WRONGPASS", "unauthenticated"]
+        .iter()
+        .any(|marker| text.contains(marker))
 }
 
 fn index_of(value: i64, len: usize) -> Result<usize, StoreError> {
@@ -269,6 +298,10 @@ impl LimitStore for RedisStore {
 
     fn lease(&self) -> Option<Duration> {
         Some(self.lease)
+    }
+
+    fn refuses_credentials(&self) -> bool {
+        self.refused_credentials.load(Ordering::Relaxed)
     }
 
     fn open_reservations(&self) -> StoreResult<'_, u64> {
