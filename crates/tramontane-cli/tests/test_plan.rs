@@ -611,7 +611,7 @@ fn a_gateway_key_and_a_role_rate_change_say_who_gains_or_loses_what() {
     let human = plan_without_digests(&env, "human");
     for line in [
         "» member bob.stone@acme.example loses codestral-latest in workspace dev-workspace",
-        "» member bob.stone@acme.example: rpm 30 → 15 in workspace dev-workspace",
+        "» member bob.stone@acme.example: rule `member:bob.stone@acme.example:requests:minute` was 30 requests, now 15 requests a minute for member `bob.stone@acme.example`",
         "» gateway key tmt_b7k2m9q4x1za_… (holder alice.martin@acme.example) revoked",
         "» gateway key tmt_c9q2w8e4r6ty_… (holder bob.stone@acme.example) added: can call mistral-small-latest in workspace dev-workspace",
         "» gateway key tmt_s4t8w1n6c3pe_… (holder workspace.prod-workspace.key.support-bot) re-issued",
