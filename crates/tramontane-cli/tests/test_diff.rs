@@ -157,14 +157,15 @@ fn access_changes_between_two_commits_for_people() {
         spend_limit: 400
 
     ~ key dev/ci
-        ~ rpm: 30 → 60
+        ~ rules:
+            + `key:workspace.dev.key.ci:requests:minute`: 60 requests a minute for key `workspace.dev.key.ci`
+            - `key:workspace.dev.key.ci:requests:minute`: 30 requests a minute for key `workspace.dev.key.ci`
 
     + key ml/batch
         owner: carol@acme.example
         models: every model (the workspace's)
-        rpm: 120 (the workspace's)
         max_tokens_per_request: no limit
-        daily_token_budget: no cap
+        rules: `workspace:ml:requests:minute`: 120 requests a minute for workspace `ml` together
         expires: 2027-01-01
 
     ~ team developers
@@ -176,15 +177,14 @@ fn access_changes_between_two_commits_for_people() {
         ~ workspaces:
             + ml: workspace_admin
         ~ access:
-            + ml: daily token budget no cap
+            + ml: `workspace:ml:requests:minute`: 120 requests a minute for workspace `ml` together
             + ml: max tokens per request no limit
             + ml: models every model
-            + ml: rpm 120 (the workspace's)
 
     ~ member bob@acme.example
         ~ access:
-            + dev: daily token budget 750000
-            - dev: daily token budget 500000
+            + dev: `member:bob@acme.example:tokens:day`: 750000 tokens a day for member `bob@acme.example`
+            - dev: `member:bob@acme.example:tokens:day`: 500000 tokens a day for member `bob@acme.example`
 
     ~ member carol@acme.example
         ~ teams:
@@ -193,14 +193,13 @@ fn access_changes_between_two_commits_for_people() {
             + dev: user (team developers)
             + ml: dev
         ~ access:
-            + dev: daily token budget 750000
+            + dev: `member:carol@acme.example:tokens:day`: 750000 tokens a day for member `carol@acme.example`
+            + dev: `workspace:dev:requests:minute`: 60 requests a minute for workspace `dev` together
             + dev: max tokens per request 2000
             + dev: models codestral-latest, mistral-small-latest
-            + dev: rpm 60 (the workspace's)
-            + ml: daily token budget no cap
+            + ml: `workspace:ml:requests:minute`: 120 requests a minute for workspace `ml` together
             + ml: max tokens per request no limit
             + ml: models every model
-            + ml: rpm 120 (the workspace's)
 
     - member dave@acme.example
         roles: member
@@ -252,21 +251,20 @@ fn access_changes_as_markdown_for_the_pull_request() {
     |  |  | models | `every model` |
     |  |  | rpm | `120` |
     |  |  | spend_limit | `400` |
-    | ~ | key `dev/ci` | rpm | `30` → `60` |
+    | ~ | key `dev/ci` | rules | added `` `key:workspace.dev.key.ci:requests:minute`: 60 requests a minute for key `workspace.dev.key.ci` ``; removed `` `key:workspace.dev.key.ci:requests:minute`: 30 requests a minute for key `workspace.dev.key.ci` `` |
     | + | key `ml/batch` | owner | `carol@acme.example` |
     |  |  | models | `every model (the workspace's)` |
-    |  |  | rpm | `120 (the workspace's)` |
     |  |  | max_tokens_per_request | `no limit` |
-    |  |  | daily_token_budget | `no cap` |
+    |  |  | rules | `` `workspace:ml:requests:minute`: 120 requests a minute for workspace `ml` together `` |
     |  |  | expires | `2027-01-01` |
     | ~ | team `developers` | members | added `carol@acme.example` |
     |  |  | daily_token_budget | `500000` → `750000` |
     | ~ | member `alice@acme.example` | workspaces | added `ml: workspace_admin` |
-    |  |  | access | added `ml: daily token budget no cap`, `ml: max tokens per request no limit`, `ml: models every model`, `ml: rpm 120 (the workspace's)` |
-    | ~ | member `bob@acme.example` | access | added `dev: daily token budget 750000`; removed `dev: daily token budget 500000` |
+    |  |  | access | added ``ml: `workspace:ml:requests:minute`: 120 requests a minute for workspace `ml` together``, `ml: max tokens per request no limit`, `ml: models every model` |
+    | ~ | member `bob@acme.example` | access | added `` dev: `member:bob@acme.example:tokens:day`: 750000 tokens a day for member `bob@acme.example` ``; removed `` dev: `member:bob@acme.example:tokens:day`: 500000 tokens a day for member `bob@acme.example` `` |
     | ~ | member `carol@acme.example` | teams | added `developers` |
     |  |  | workspaces | added `dev: user (team developers)`, `ml: dev` |
-    |  |  | access | added `dev: daily token budget 750000`, `dev: max tokens per request 2000`, `dev: models codestral-latest, mistral-small-latest`, `dev: rpm 60 (the workspace's)`, `ml: daily token budget no cap`, `ml: max tokens per request no limit`, `ml: models every model`, `ml: rpm 120 (the workspace's)` |
+    |  |  | access | added `` dev: `member:carol@acme.example:tokens:day`: 750000 tokens a day for member `carol@acme.example` ``, ``dev: `workspace:dev:requests:minute`: 60 requests a minute for workspace `dev` together``, `dev: max tokens per request 2000`, `dev: models codestral-latest, mistral-small-latest`, ``ml: `workspace:ml:requests:minute`: 120 requests a minute for workspace `ml` together``, `ml: max tokens per request no limit`, `ml: models every model` |
     | − | member `dave@acme.example` | roles | `member` |
     ");
 }
@@ -524,9 +522,8 @@ fn gateway_keys_show_their_holder_workspace_expiry_and_limits_and_never_a_digest
         workspace: dev
         expires: 2027-03-31
         models: codestral-latest, mistral-small-latest
-        rpm: 60 (the workspace's)
         max_tokens_per_request: no limit
-        daily_token_budget: no cap
+        rules: `workspace:dev:requests:minute`: 60 requests a minute for workspace `dev` together
 
     ~ gateway key bobkey0001
         ~ expires: 2027-06-30 → 2027-12-31
@@ -537,9 +534,8 @@ fn gateway_keys_show_their_holder_workspace_expiry_and_limits_and_never_a_digest
         workspace: dev
         expires: 2027-06-30
         models: codestral-latest
-        rpm: 30
         max_tokens_per_request: no limit
-        daily_token_budget: no cap
+        rules: `key:workspace.dev.key.ci:requests:minute`: 30 requests a minute for key `workspace.dev.key.ci`, `workspace:dev:requests:minute`: 60 requests a minute for workspace `dev` together
 
     Maximum monthly spend exposure: 1000, unchanged (the organization's spend limit).
     Access: 1 added, 1 changed, 1 removed.
@@ -557,18 +553,16 @@ fn gateway_keys_show_their_holder_workspace_expiry_and_limits_and_never_a_digest
     |  |  | workspace | `dev` |
     |  |  | expires | `2027-03-31` |
     |  |  | models | `codestral-latest`, `mistral-small-latest` |
-    |  |  | rpm | `60 (the workspace's)` |
     |  |  | max_tokens_per_request | `no limit` |
-    |  |  | daily_token_budget | `no cap` |
+    |  |  | rules | `` `workspace:dev:requests:minute`: 60 requests a minute for workspace `dev` together `` |
     | ~ | gateway key `bobkey0001` | expires | `2027-06-30` → `2027-12-31` |
     |  |  | secret | `the key issued before` → `re-issued (a new digest)` |
     | − | gateway key `cikey00001` | holder | `workspace.dev.key.ci` |
     |  |  | workspace | `dev` |
     |  |  | expires | `2027-06-30` |
     |  |  | models | `codestral-latest` |
-    |  |  | rpm | `30` |
     |  |  | max_tokens_per_request | `no limit` |
-    |  |  | daily_token_budget | `no cap` |
+    |  |  | rules | `` `key:workspace.dev.key.ci:requests:minute`: 30 requests a minute for key `workspace.dev.key.ci` ``, `` `workspace:dev:requests:minute`: 60 requests a minute for workspace `dev` together `` |
     ");
     let json: serde_json::Value = serde_json::from_str(&diff("json")).unwrap();
     let kinds: Vec<(&str, &str, &str)> = json["changes"]

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::model::{Budget, Expiry, Money, WorkspaceRole};
-use crate::runtime::{Limits, Models, Runtime};
+use crate::runtime::{Limits, Models, Rule, RuleScope, Runtime, key_address};
 
 /// Whom or what an access record describes, in the order changes are shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -136,7 +136,11 @@ impl Access {
                     }
                     other => other,
                 };
-                let key_rpm = caller_rpm(&key.limits);
+                let key_rules = rules(
+                    &key.limits,
+                    name,
+                    &RuleScope::Key(key_address(name, key_name)),
+                );
                 let expires = match key.expiry {
                     Some(Expiry::On(date)) => date.to_string(),
                     Some(Expiry::AfterDays(days)) => format!("{days} days after creation"),
@@ -147,15 +151,11 @@ impl Access {
                     vec![
                         ("owner", Value::text(key.owner.clone())),
                         ("models", key_models),
-                        ("rpm", key_rpm),
                         (
                             "max_tokens_per_request",
                             limit(key.limits.max_tokens_per_request, "no limit"),
                         ),
-                        (
-                            "daily_token_budget",
-                            limit(key.limits.daily_token_budget, "no cap"),
-                        ),
+                        ("rules", key_rules),
                         ("expires", Value::text(expires)),
                     ],
                 );
@@ -171,14 +171,13 @@ impl Access {
             match &key.limits {
                 Some(limits) => attributes.extend([
                     ("models", models(&limits.models)),
-                    ("rpm", caller_rpm(limits)),
                     (
                         "max_tokens_per_request",
                         limit(limits.max_tokens_per_request, "no limit"),
                     ),
                     (
-                        "daily_token_budget",
-                        limit(limits.daily_token_budget, "no cap"),
+                        "rules",
+                        rules(limits, &key.workspace, &RuleScope::holder(&key.holder)),
                     ),
                 ]),
                 None => attributes.push((
@@ -234,8 +233,9 @@ impl Access {
                     workspaces.insert(format!("{workspace}: {} (team {team})", join(roles)));
                 }
             }
+            let own = RuleScope::Member(email.clone());
             let access = member.workspaces.iter().flat_map(|(workspace, grant)| {
-                limits_items(&grant.limits)
+                limits_items(&grant.limits, workspace, &own)
                     .into_iter()
                     .map(move |item| format!("{workspace}: {item}"))
             });
@@ -343,20 +343,23 @@ fn limit(value: Option<u64>, none: &str) -> Value {
     Value::text(value.map_or_else(|| none.to_owned(), |n| n.to_string()))
 }
 
-/// The rate a caller can reach, noting when it is the workspace's shared one that binds.
-fn caller_rpm(limits: &Limits) -> Value {
-    match limits.effective_rpm() {
-        Some(rate) if limits.rpm_is_the_workspace_s() => {
-            Value::text(format!("{rate} (the workspace's)"))
-        }
-        Some(rate) => Value::text(rate.to_string()),
-        None => Value::text("unlimited"),
+/// A caller's counted limits, each named by its rule id and worded as the rule words itself.
+fn rules(limits: &Limits, workspace: &str, own: &RuleScope) -> Value {
+    let rules = limits.rules(workspace, own);
+    if rules.is_empty() {
+        return Value::text("none");
     }
+    Value::set(rules.iter().map(rule_line))
 }
+
+fn rule_line(rule: &Rule) -> String {
+    format!("`{}`: {rule}", rule.id)
+}
+
 
 /// A caller's access in one workspace, an item per limit, so a change shows only the limit
 /// that moves.
-fn limits_items(limits: &Limits) -> Vec<String> {
+fn limits_items(limits: &Limits, workspace: &str, own: &RuleScope) -> Vec<String> {
     let models = match &limits.models {
         Models::Every => EVERY_MODEL.to_owned(),
         Models::Only(names) if names.is_empty() => "no model".to_owned(),
@@ -366,18 +369,15 @@ fn limits_items(limits: &Limits) -> Vec<String> {
         Value::Text(text) => text,
         Value::Set(items) => items.into_iter().collect::<Vec<_>>().join(", "),
     };
-    vec![
+    let mut items = vec![
         format!("models {models}"),
-        format!("rpm {}", text(caller_rpm(limits))),
         format!(
             "max tokens per request {}",
             text(limit(limits.max_tokens_per_request, "no limit"))
         ),
-        format!(
-            "daily token budget {}",
-            text(limit(limits.daily_token_budget, "no cap"))
-        ),
-    ]
+    ];
+    items.extend(limits.rules(workspace, own).iter().map(rule_line));
+    items
 }
 
 fn rpm(value: Option<u32>) -> Value {
@@ -588,7 +588,7 @@ mod tests {
     }
 
     #[test]
-    fn a_key_inherits_its_workspace_models_and_the_lower_rate() {
+    fn a_key_inherits_its_workspace_models_and_meets_both_rates() {
         let desired = org(serde_json::json!({
             "workspaces": {"dev": {"rpm": 60, "models": ["a", "b"], "keys": {
                 "own": {"owner": "X@acme.example", "rpm": 30, "models": ["a"], "secret": {"file": "s"}},
@@ -604,11 +604,26 @@ mod tests {
         };
         assert_eq!(key("dev/own")[0], ("owner", Value::text("x@acme.example")));
         assert_eq!(key("dev/own")[1], ("models", Value::set(["a"])));
-        assert_eq!(key("dev/own")[2], ("rpm", Value::text("30")));
+        // Both rates count, each named by its rule: the workspace's shared one and the key's.
+        assert_eq!(
+            key("dev/own")[3],
+            (
+                "rules",
+                Value::set([
+                    "`key:workspace.dev.key.own:requests:minute`: 30 requests a minute for key `workspace.dev.key.own`",
+                    "`workspace:dev:requests:minute`: 60 requests a minute for workspace `dev` together",
+                ])
+            )
+        );
         assert_eq!(key("dev/inherits")[1], ("models", Value::set(["a", "b"])));
         assert_eq!(
-            key("dev/inherits")[2],
-            ("rpm", Value::text("60 (the workspace's)"))
+            key("dev/inherits")[3],
+            (
+                "rules",
+                Value::set([
+                    "`workspace:dev:requests:minute`: 60 requests a minute for workspace `dev` together"
+                ])
+            )
         );
     }
 

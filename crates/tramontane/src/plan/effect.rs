@@ -14,8 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Change, ChangeSpec};
 use crate::model::ALL_MODELS;
-use crate::model::Holder;
-use crate::runtime::{Caller, GatewayKeyAccess, Limits, Models, RuleScope, key_address};
+use crate::runtime::{Caller, GatewayKeyAccess, Limits, Models, RuleScope};
 
 /// What a runtime change does to the one caller it is about.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -126,7 +125,7 @@ fn gateway_key_effect(
                     effect.gains = model_names(&limits.models);
                     format!(
                         "{subject} added: {}; expires {}",
-                        grant_phrase(limits, &new.workspace, &holder_scope(&new.holder)),
+                        grant_phrase(limits, &new.workspace, &RuleScope::holder(&new.holder)),
                         new.expires
                     )
                 }
@@ -174,7 +173,7 @@ fn gateway_key_effect(
                     &mut effect,
                     &subject,
                     &new.workspace,
-                    &holder_scope(&new.holder),
+                    &RuleScope::holder(&new.holder),
                     old_limits,
                     new_limits,
                 ),
@@ -182,7 +181,7 @@ fn gateway_key_effect(
                     effect.gains = model_names(&limits.models);
                     effect.summary.push(format!(
                         "{subject} gains access: {}",
-                        grant_phrase(limits, &new.workspace, &holder_scope(&new.holder))
+                        grant_phrase(limits, &new.workspace, &RuleScope::holder(&new.holder))
                     ));
                 }
                 (Some(limits), None) => {
@@ -282,13 +281,6 @@ fn changed_limits(
     }
 }
 
-/// Whose own rate and token budget a gateway key's rules count: its holder's.
-fn holder_scope(holder: &Holder) -> RuleScope {
-    match holder {
-        Holder::Member(email) => RuleScope::Member(email.to_lowercase()),
-        Holder::ServiceKey { workspace, key } => RuleScope::Key(key_address(workspace, key)),
-    }
-}
 
 /// What a new caller may do in `workspace`: its models, then each limit it has.
 fn grant_phrase(limits: &Limits, workspace: &str, own: &RuleScope) -> String {

@@ -153,23 +153,6 @@ impl Limits {
         rules
     }
 
-    /// The rate a caller can reach: the lower of its own and the workspace's.
-    pub fn effective_rpm(&self) -> Option<u32> {
-        match (self.rpm, self.workspace_rpm) {
-            (Some(own), Some(shared)) => Some(own.min(shared)),
-            (own, shared) => own.or(shared),
-        }
-    }
-
-    /// Whether the workspace's shared rate is the one that binds.
-    pub fn rpm_is_the_workspace_s(&self) -> bool {
-        match (self.rpm, self.workspace_rpm) {
-            (Some(own), Some(shared)) => shared < own,
-            (None, Some(_)) => true,
-            (_, None) => false,
-        }
-    }
-
     /// The most generous of two ways into one workspace: any model either allows, the
     /// larger of each limit, and no limit where either has none.
     fn most_generous(&self, other: &Limits) -> Limits {

@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Money;
+use crate::model::{Holder, Money};
 
 /// Whose use a rule counts.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -29,6 +29,16 @@ pub enum RuleScope {
 }
 
 impl RuleScope {
+    /// Whose own rate and token budget a gateway key's rules count: its holder's.
+    pub fn holder(holder: &Holder) -> RuleScope {
+        match holder {
+            Holder::Member(email) => RuleScope::Member(email.to_lowercase()),
+            Holder::ServiceKey { workspace, key } => {
+                RuleScope::Key(super::key_address(workspace, key))
+            }
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             RuleScope::Key(_) => "key",

@@ -43,8 +43,17 @@ fn a_service_key_has_its_own_rate_under_the_shared_one_and_models_within_the_wor
         (own.limits.rpm, own.limits.workspace_rpm),
         (Some(90), Some(60))
     );
-    assert_eq!(own.limits.effective_rpm(), Some(60));
-    assert!(own.limits.rpm_is_the_workspace_s());
+    let ids: Vec<String> = own
+        .limits
+        .rules("dev", &crate::runtime::RuleScope::Key("k".into()))
+        .into_iter()
+        .filter(|rule| rule.measure == crate::runtime::Measure::Requests)
+        .map(|rule| format!("{} {}", rule.id, rule.limit))
+        .collect();
+    assert_eq!(
+        ids,
+        vec!["workspace:dev:requests:minute 60", "key:k:requests:minute 90"]
+    );
     assert_eq!(
         own.limits.spend_limit,
         Some(Budget::Monthly(crate::model::Money::from_amount(25.5)))
@@ -54,8 +63,7 @@ fn a_service_key_has_its_own_rate_under_the_shared_one_and_models_within_the_wor
     let inherits = &keys["inherits"];
     assert!(inherits.inherits_models);
     assert_eq!(inherits.limits.models, only(&["embed", "small-latest"]));
-    assert_eq!(inherits.limits.effective_rpm(), Some(30));
-    assert!(!inherits.limits.rpm_is_the_workspace_s());
+    assert_eq!(inherits.limits.rpm, Some(30));
 }
 
 #[test]
