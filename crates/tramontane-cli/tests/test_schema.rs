@@ -1,11 +1,11 @@
 use serde_json::Value;
 
-use tramontane_testkit::{Test, repo_root};
+use tramontane_testkit::{Test, TestDir, repo_root};
 
 #[test]
 fn schema_prints_the_bundled_schema() {
-    let run = Test::new()
-        .current_dir(repo_root())
+    let run = TestDir::new()
+        .test()
         .arg("schema")
         .expect_code(0)
         .run();

@@ -21,11 +21,8 @@ workspaces:
 
 #[test]
 fn the_example_org_is_valid() {
-    let run = Test::new()
-        .current_dir(repo_root())
-        .arg("validate")
-        .expect_code(0)
-        .run();
+    let env = TestDir::with_example_policies();
+    let run = env.test().arg("validate").expect_code(0).run();
     insta::assert_snapshot!(run.stdout, @"`policies` is valid: 7 files");
 }
 
