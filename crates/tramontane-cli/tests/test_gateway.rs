@@ -951,7 +951,7 @@ out["rate"] = [failure(lambda: ci.chat.complete(model="codestral-latest", messag
 print(json.dumps(out))
 "#;
 
-/// The Python with the SDK: the one `.ci/run` prepared (`TRAMONTANE_TEST_PYTHON`), or a
+/// The Python with the SDK: the one `scripts/test` prepared (`TRAMONTANE_TEST_PYTHON`), or a
 /// virtual environment made once under the target directory.
 fn sdk_python() -> std::path::PathBuf {
     if let Some(python) = std::env::var_os("TRAMONTANE_TEST_PYTHON") {
