@@ -953,7 +953,7 @@ print(json.dumps(out))
 
 /// The Python with the SDK: the one `scripts/test` prepared (`TRAMONTANE_TEST_PYTHON`), or a
 /// virtual environment made once under the target directory.
-fn sdk_python() -> std::path::PathBuf {
+pub(crate) fn sdk_python() -> std::path::PathBuf {
     if let Some(python) = std::env::var_os("TRAMONTANE_TEST_PYTHON") {
         return python.into();
     }
