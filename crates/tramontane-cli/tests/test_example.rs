@@ -94,11 +94,7 @@ fn editing_the_example_as_the_readme_does_leaves_the_suites_copy_alone() {
             "        rpm: 30\n",
             "        rpm: 300\n",
         );
-    clone
-        .test()
-        .args(["validate"])
-        .expect_code(1)
-        .run();
+    clone.test().args(["validate"]).expect_code(1).run();
     clone.edit(
         "policies/workspaces/dev.yaml",
         "    descripton: Every developer",

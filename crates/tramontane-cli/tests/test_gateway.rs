@@ -279,7 +279,12 @@ impl Answer {
     }
 }
 
-pub(crate) async fn post(client: &reqwest::Client, url: &str, key: Option<&str>, body: &str) -> Answer {
+pub(crate) async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    key: Option<&str>,
+    body: &str,
+) -> Answer {
     let mut request = client
         .post(url)
         .header("content-type", "application/json")
@@ -317,7 +322,12 @@ pub(crate) async fn metric(client: &reqwest::Client, running: &Running, name: &s
     })
 }
 
-pub(crate) async fn wait_for_metric(client: &reqwest::Client, running: &Running, name: &str, want: f64) {
+pub(crate) async fn wait_for_metric(
+    client: &reqwest::Client,
+    running: &Running,
+    name: &str,
+    want: f64,
+) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let value = metric(client, running, name).await;

@@ -59,7 +59,9 @@ struct Charged {
 fn charged(line: &Value) -> Charged {
     Charged {
         tokens: line["prompt_tokens"].as_u64().expect("prompt tokens")
-            + line["completion_tokens"].as_u64().expect("completion tokens"),
+            + line["completion_tokens"]
+                .as_u64()
+                .expect("completion tokens"),
         cost: line["cost_micros"].as_u64().expect("a cost"),
         line: line.clone(),
     }
@@ -277,7 +279,10 @@ fn every_path_is_charged_at_least_what_the_upstream_billed() {
     // Where the answer says what it used, the charge is exactly the bill.
     assert_eq!(lines[0]["cost_micros"], fake.bills()[0].cost_micros);
     let everything = format!("{}\n{:?}", running.logs(), running.audit_lines());
-    assert!(!everything.contains(MONEY_UPSTREAM), "the upstream key leaked");
+    assert!(
+        !everything.contains(MONEY_UPSTREAM),
+        "the upstream key leaked"
+    );
 }
 
 #[test]
@@ -343,13 +348,19 @@ fn an_answer_that_never_says_what_it_used_is_charged_its_whole_reservation() {
     runtime().block_on(async {
         let response = client()
             .post(running.url("/v1/chat/completions"))
-            .header("authorization", format!("Bearer {}", gateway_key("moneykey")))
+            .header(
+                "authorization",
+                format!("Bearer {}", gateway_key("moneykey")),
+            )
             .body(stream.to_string())
             .send()
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
-        assert!(response.text().await.is_err(), "a cut stream is not a whole one");
+        assert!(
+            response.text().await.is_err(),
+            "a cut stream is not a whole one"
+        );
     });
     let lines = metered_lines(&running, 4);
     let bills = fake.bills();

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tramontane::provider::sandbox::SandboxOrg;
 use tramontane_testkit::fake_api::{FakeApi, Fault};
-use tramontane_testkit::{Test, TestDir, orgs, example_policies};
+use tramontane_testkit::{Test, TestDir, example_policies, orgs};
 
 const KEY: &str = "test-admin-key-do-not-print";
 

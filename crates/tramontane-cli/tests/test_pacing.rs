@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tramontane::provider::sandbox::SandboxOrg;
 use tramontane::provider::{Operation, Outcome};
 use tramontane_testkit::fake_api::{FakeApi, RetryAfter, ServerLimit};
-use tramontane_testkit::{TestDir, orgs, example_policies};
+use tramontane_testkit::{TestDir, example_policies, orgs};
 
 const KEY: &str = "pacing-admin-key";
 

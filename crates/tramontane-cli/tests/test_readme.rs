@@ -609,17 +609,14 @@ fn ran_code(sample: &Sample, scenario: &Scenario, scratch: &Scratch) -> Result<S
     }
     let mut command = if sample.language == "python" {
         scratch.env.write("sample.py", &code);
-        let mut python = with_env(std::process::Command::new(
-            crate::test_gateway::sdk_python(),
-        ));
+        let mut python = with_env(std::process::Command::new(crate::test_gateway::sdk_python()));
         python.arg("sample.py");
         python
     } else {
         // `set -e` so a failing line fails the sample; a server the code starts in the
         // background is waited for before the next line, and stopped at the end.
-        let mut script = String::from(
-            "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n",
-        );
+        let mut script =
+            String::from("set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n");
         for line in code.lines() {
             script.push_str(line);
             script.push('\n');
@@ -635,13 +632,14 @@ fn ran_code(sample: &Sample, scenario: &Scenario, scratch: &Scratch) -> Result<S
         }
         scratch.env.write("sample.sh", script);
         let binary = std::path::Path::new(binary_run.get_program());
-        let path = std::env::join_paths(
-            std::iter::once(binary.parent().unwrap().to_owned())
-                .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-        )
-        .unwrap();
+        let path =
+            std::env::join_paths(std::iter::once(binary.parent().unwrap().to_owned()).chain(
+                std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+            ))
+            .unwrap();
         let mut bash = with_env(std::process::Command::new("bash"));
-        bash.args(["--noprofile", "--norc", "sample.sh"]).env("PATH", path);
+        bash.args(["--noprofile", "--norc", "sample.sh"])
+            .env("PATH", path);
         bash
     };
     if scenario.gateway {
@@ -861,5 +859,42 @@ fn a_difference_is_shown_as_a_diff() {
     assert_eq!(
         diff(shown, printed),
         "--- the document\n+++ the binary\n  …\n  b\n  c\n- d\n+ D\n  e\n  f\n  …\n"
+    );
+}
+
+/// The README opens with the two commands a newcomer runs: a plan of the demo organization
+/// (the run the `plan-demo` sample shows, built by cargo) and the test command.
+#[test]
+fn the_readme_opens_with_the_two_commands_of_a_fresh_clone() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let before_install = &readme[..readme.find("\n## Install\n").expect("an Install section")];
+    let block = before_install
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a ```sh block before Install");
+    assert_eq!(
+        block,
+        "cargo run --locked -p tramontane-cli -- plan --org sandbox:demo\nscripts/test\n"
+    );
+    let plan_demo = SCENARIOS
+        .iter()
+        .find(|scenario| scenario.name == "plan-demo")
+        .unwrap();
+    assert!(plan_demo.json_of.is_none() && plan_demo.exits == [0]);
+    assert!(
+        readme.contains(
+            "<!-- sample: plan-demo -->\n```console\n$ tramontane plan --org sandbox:demo\n"
+        ),
+        "the plan the first command runs is the quickstart's `plan-demo` sample"
+    );
+    let script = repo_root().join("scripts/test");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&script).unwrap().permissions());
+    assert!(mode & 0o111 != 0, "scripts/test must be executable");
+    assert!(
+        std::fs::read_to_string(&script)
+            .unwrap()
+            .contains("cargo test --locked \"$@\"")
     );
 }

@@ -4,11 +4,7 @@ use tramontane_testkit::{Test, TestDir, repo_root};
 
 #[test]
 fn schema_prints_the_bundled_schema() {
-    let run = TestDir::new()
-        .test()
-        .arg("schema")
-        .expect_code(0)
-        .run();
+    let run = TestDir::new().test().arg("schema").expect_code(0).run();
     let on_disk = std::fs::read_to_string(repo_root().join("schema/policy.schema.json")).unwrap();
     assert_eq!(run.stdout, on_disk);
     let schema: Value = serde_json::from_str(&run.stdout).unwrap();

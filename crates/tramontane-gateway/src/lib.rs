@@ -127,9 +127,7 @@ pub async fn serve_on(
     let gateway = Arc::new(Gateway {
         policy: ArcSwapOption::from_pointee(policy),
         models: ArcSwap::from_pointee(models::ModelDirectory::bundled()),
-        live_models: ArcSwap::from_pointee(
-            tramontane::policy::catalog::Catalog::bundled().clone(),
-        ),
+        live_models: ArcSwap::from_pointee(tramontane::policy::catalog::Catalog::bundled().clone()),
         currency: config.currency,
         upstream,
         store,

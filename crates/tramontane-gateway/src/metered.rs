@@ -46,7 +46,11 @@ impl Charge {
     /// model that answered; without `usage` — a stream cut or left before its last chunk and
     /// not read to its end, an answer that never says — or for a model without a price, the
     /// whole reservation. Never less than Mistral bills for what it reported.
-    pub fn of(usage: Option<Usage>, answered_by: Option<TokenPricesLookup>, worst: Worst) -> Charge {
+    pub fn of(
+        usage: Option<Usage>,
+        answered_by: Option<TokenPricesLookup>,
+        worst: Worst,
+    ) -> Charge {
         let Some(usage) = usage else {
             return Charge::reservation(worst);
         };

@@ -37,7 +37,9 @@ impl TokenPrices {
         let input = prices.get(PriceUnit::InputTokens)?.micros();
         Some(TokenPrices {
             input,
-            output: prices.get(PriceUnit::OutputTokens).map(|money| money.micros()),
+            output: prices
+                .get(PriceUnit::OutputTokens)
+                .map(|money| money.micros()),
             cached_input: prices
                 .get(PriceUnit::CachedInputTokens)
                 .map_or(input, |money| money.micros()),

@@ -69,7 +69,8 @@ pub fn load(
         None => UpstreamKeys::default(),
     };
     let callers = CallerTable::of(&loaded.desired);
-    let catalog = tramontane::policy::catalog::Catalog::bundled().with_declared(&loaded.desired.models);
+    let catalog =
+        tramontane::policy::catalog::Catalog::bundled().with_declared(&loaded.desired.models);
     let prices = crate::prices::PriceTable::from_catalog(&catalog, gateway_config.currency);
     Ok(PolicyState {
         desired: loaded.desired,

@@ -508,10 +508,7 @@ mod tests {
         assert!(request.prompt_estimate >= IMAGE_TOKENS_MAX);
         assert!(request.prompt_estimate < IMAGE_TOKENS_MAX + 200);
         assert_eq!(request.fetched_items, 0);
-        let nested = image.replace(
-            r#""image_url":"data"#,
-            r#""image_url":{"url":"data"#,
-        );
+        let nested = image.replace(r#""image_url":"data"#, r#""image_url":{"url":"data"#);
         let nested = nested.replace(r#""}]}]}"#, r#""}}]}]}"#);
         let request = chat(&nested).unwrap();
         assert!(request.prompt_estimate < IMAGE_TOKENS_MAX + 200, "{nested}");
@@ -523,10 +520,18 @@ mod tests {
         for body in [
             // Text that merely starts like an inline image.
             format!(r#"{{"model":"m","messages":[{{"role":"user","content":"data:{text}"}}]}}"#),
-            format!(r#"{{"model":"m","messages":[],"tools":[{{"type":"function","function":{{"name":"f","description":"{text}"}}}}]}}"#),
-            format!(r#"{{"model":"m","messages":[],"response_format":{{"type":"json_schema","json_schema":{{"schema":{{"properties":{{"{text}":{{}}}}}}}}}}}}"#),
-            format!(r#"{{"model":"m","messages":[],"prediction":{{"type":"content","content":"{text}"}}}}"#),
-            format!(r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"image_url","image_url":"data:text/plain,{text}"}}]}}]}}"#),
+            format!(
+                r#"{{"model":"m","messages":[],"tools":[{{"type":"function","function":{{"name":"f","description":"{text}"}}}}]}}"#
+            ),
+            format!(
+                r#"{{"model":"m","messages":[],"response_format":{{"type":"json_schema","json_schema":{{"schema":{{"properties":{{"{text}":{{}}}}}}}}}}}}"#
+            ),
+            format!(
+                r#"{{"model":"m","messages":[],"prediction":{{"type":"content","content":"{text}"}}}}"#
+            ),
+            format!(
+                r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"image_url","image_url":"data:text/plain,{text}"}}]}}]}}"#
+            ),
         ] {
             let request = chat(&body).unwrap();
             assert!(request.prompt_estimate >= 100_000, "{}", &body[..120]);
@@ -545,9 +550,15 @@ mod tests {
             assert_eq!(chat(body).unwrap().fetched_items, 1, "{body}");
         }
         let agents =
-            InferenceRequest::parse(Endpoint::Agents, br#"{"agent_id":"a","messages":[]}"#).unwrap();
+            InferenceRequest::parse(Endpoint::Agents, br#"{"agent_id":"a","messages":[]}"#)
+                .unwrap();
         assert_eq!(agents.fetched_items, 1);
-        assert_eq!(chat(r#"{"model":"m","messages":[]}"#).unwrap().fetched_items, 0);
+        assert_eq!(
+            chat(r#"{"model":"m","messages":[]}"#)
+                .unwrap()
+                .fetched_items,
+            0
+        );
     }
 
     #[test]

@@ -15,11 +15,11 @@ use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
 use crate::models::ModelDirectory;
 use crate::prices::PriceTable;
-use tramontane::model::Currency;
-use tramontane::policy::catalog::Catalog;
 use crate::store::LimitStore;
 use crate::upstream::Upstream;
 use crate::upstream_keys::UpstreamKeys;
+use tramontane::model::Currency;
+use tramontane::policy::catalog::Catalog;
 
 /// The key the sandbox is sent for an address the key directory does not hold.
 const SANDBOX_KEY: &str = "sandbox-upstream-key";

@@ -125,7 +125,10 @@ const IMAGE_TOKENS: u64 = 64 * 65 + 1;
 fn billed_prompt(value: &Value, billing: &Billing) -> u64 {
     match value {
         Value::String(text) => text.len() as u64,
-        Value::Array(items) => items.iter().map(|item| 3 + billed_prompt(item, billing)).sum(),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| 3 + billed_prompt(item, billing))
+            .sum(),
         Value::Object(map) => match map.get("type").and_then(Value::as_str) {
             Some("image_url") => {
                 let url = map["image_url"]
@@ -139,7 +142,10 @@ fn billed_prompt(value: &Value, billing: &Billing) -> u64 {
                 }
             }
             Some("document_url" | "file") => billing.fetched_tokens,
-            _ => map.values().map(|value| billed_prompt(value, billing)).sum(),
+            _ => map
+                .values()
+                .map(|value| billed_prompt(value, billing))
+                .sum(),
         },
         Value::Number(_) | Value::Bool(_) | Value::Null => 0,
     }
@@ -147,7 +153,16 @@ fn billed_prompt(value: &Value, billing: &Billing) -> u64 {
 
 fn bill(path: &str, model: &str, request: &Value, billing: &Billing, completion: u64) -> Bill {
     let mut prompt = 0;
-    for field in ["messages", "prompt", "suffix", "input", "inputs", "tools", "response_format", "prediction"] {
+    for field in [
+        "messages",
+        "prompt",
+        "suffix",
+        "input",
+        "inputs",
+        "tools",
+        "response_format",
+        "prediction",
+    ] {
         if let Some(value) = request.get(field) {
             prompt += billed_prompt(value, billing);
         }
@@ -155,13 +170,15 @@ fn bill(path: &str, model: &str, request: &Value, billing: &Billing, completion:
     if path == "/v1/agents/completions" {
         prompt += billing.agent_prompt_tokens;
     }
-    let cached = if request.get("prompt_cache_key").is_some_and(Value::is_string) {
+    let cached = if request
+        .get("prompt_cache_key")
+        .is_some_and(Value::is_string)
+    {
         prompt / 2
     } else {
         0
     };
-    let priority =
-        billing.priority && request["service_tier"].as_str() != Some("standard_only");
+    let priority = billing.priority && request["service_tier"].as_str() != Some("standard_only");
     let (input, cached_input, output) = list_price(model);
     let at_list = u128::from(prompt - cached) * u128::from(input)
         + u128::from(cached) * u128::from(cached_input)
