@@ -245,6 +245,7 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
 }
 
 pub(crate) fn client() -> reqwest::Client {
+    tramontane::tls::install_default_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -622,6 +623,7 @@ fn a_budget_race_admits_no_more_worst_cases_than_the_budget_holds() {
     let chat = running.url("/v1/chat/completions");
     let key = gateway_key("racekey");
     let (admitted, refused) = runtime().block_on(async {
+        tramontane::tls::install_default_provider();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(600)

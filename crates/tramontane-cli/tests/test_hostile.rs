@@ -79,6 +79,7 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    tramontane::tls::install_default_provider();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -1,6 +1,6 @@
 use serde_json::Value;
 
-use tramontane_testkit::{Test, TestDir, repo_root};
+use tramontane_testkit::{TestDir, repo_root};
 
 #[test]
 fn schema_prints_the_bundled_schema() {

@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use tramontane_testkit::{Test, TestDir, repo_root};
+use tramontane_testkit::TestDir;
 
 const BROKEN: &str = "\
 version: 1
