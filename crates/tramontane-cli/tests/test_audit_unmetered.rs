@@ -169,6 +169,12 @@ fn a_workspace_billed_more_than_metered_is_reported_and_one_within_tolerance_is_
         let text = run
             .stdout
             .replace(redis.url(), "redis://127.0.0.1:[port]")
+            // Markdown breaks the address's autolink with a zero-width joiner; the
+            // snapshot shows it plain.
+            .replace(
+                &redis.url().replacen("://", "\u{200d}://", 1),
+                "redis://127.0.0.1:[port]",
+            )
             .replace(
                 &format!("\"{}\"", env!("CARGO_PKG_VERSION")),
                 "\"[version]\"",
