@@ -124,7 +124,7 @@ mod tests {
         )
     }
 
-    fn only<'a>(loaded: &'a LoadedPolicy, code: Code) -> Vec<&'a Diagnostic> {
+    fn only(loaded: &LoadedPolicy, code: Code) -> Vec<&Diagnostic> {
         loaded
             .diagnostics
             .iter()
