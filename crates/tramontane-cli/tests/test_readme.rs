@@ -621,11 +621,10 @@ fn ran_code(sample: &Sample, scenario: &Scenario, scratch: &Scratch) -> Result<S
             script.push_str(line);
             script.push('\n');
             if line.trim_end().ends_with('&') {
+                let port = address.rsplit(':').next().unwrap();
                 writeln!(
                     script,
-                    "for _ in $(seq 400); do (exec 3<>/dev/tcp/{}/{}) 2>/dev/null && break; sleep 0.025; done",
-                    "127.0.0.1",
-                    address.rsplit(':').next().unwrap()
+                    "for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && break; sleep 0.025; done"
                 )
                 .unwrap();
             }
