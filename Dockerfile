@@ -42,8 +42,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     export "CARGO_TARGET_$(echo "$target" | tr a-z- A-Z_)_LINKER=$arch-linux-gnu-gcc" \
       "CC_$(echo "$target" | tr - _)=$arch-linux-gnu-gcc" \
       "AR_$(echo "$target" | tr - _)=$arch-linux-gnu-ar"; \
-    cargo build --release --locked -p tramontane-cli --target "$target"; \
-    cp "target/$target/release/tramontane" /tramontane
+    cargo build --profile dist --locked -p tramontane-cli --target "$target"; \
+    cp "target/$target/dist/tramontane" /tramontane
 
 # glibc of Debian 12, as the builder's: the binary links against it.
 FROM gcr.io/distroless/cc-debian12:nonroot

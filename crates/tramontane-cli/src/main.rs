@@ -6,6 +6,8 @@ mod cli;
 use cli::{Cli, command_error};
 
 fn main() -> ExitCode {
+    // Before any client is made: every HTTPS client, and a `rediss://` store, uses it.
+    tramontane::tls::install_default_provider();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(usage) => {

@@ -9,6 +9,7 @@ mod test_audit_findings;
 mod test_audit_unmetered;
 mod test_comment;
 mod test_diff;
+mod test_example;
 mod test_exit_codes;
 mod test_explain;
 mod test_fixtures;

@@ -574,7 +574,7 @@ fn what_the_release_workflow_packs_the_installer_installs() {
     for (target, _, _) in targets {
         let binary = workspace
             .path()
-            .join(format!("target/{target}/release/tramontane"));
+            .join(format!("target/{target}/dist/tramontane"));
         std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
         std::fs::write(&binary, format!("#!/bin/sh\necho 'tramontane {VERSION}'\n")).unwrap();
         std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -1,13 +1,10 @@
 use tramontane::policy::diagnostic::Code;
 
-use tramontane_testkit::{Test, repo_root};
+use tramontane_testkit::{Test, TestDir, repo_root};
 
-/// `tramontane explain ARGS`, run from the repository's root.
+/// `tramontane explain ARGS`, run in an empty directory: it reads no policy.
 fn explain(args: &[&str]) -> Test {
-    Test::new()
-        .current_dir(repo_root())
-        .arg("explain")
-        .args(args)
+    TestDir::new().test().arg("explain").args(args)
 }
 
 #[test]

@@ -258,6 +258,7 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
 }
 
 pub(crate) fn client() -> reqwest::Client {
+    tramontane::tls::install_default_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -635,6 +636,7 @@ fn a_budget_race_admits_no_more_worst_cases_than_the_budget_holds() {
     let chat = running.url("/v1/chat/completions");
     let key = gateway_key("racekey");
     let (admitted, refused) = runtime().block_on(async {
+        tramontane::tls::install_default_provider();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(600)
@@ -982,9 +984,9 @@ out["rate"] = [failure(lambda: ci.chat.complete(model="codestral-latest", messag
 print(json.dumps(out))
 "#;
 
-/// The Python with the SDK: the one `.ci/run` prepared (`TRAMONTANE_TEST_PYTHON`), or a
+/// The Python with the SDK: the one `scripts/test` prepared (`TRAMONTANE_TEST_PYTHON`), or a
 /// virtual environment made once under the target directory.
-fn sdk_python() -> std::path::PathBuf {
+pub(crate) fn sdk_python() -> std::path::PathBuf {
     if let Some(python) = std::env::var_os("TRAMONTANE_TEST_PYTHON") {
         return python.into();
     }

@@ -19,7 +19,7 @@ use axum::routing::get;
 use serde_json::json;
 
 use tramontane_testkit::fake_api::FakeApi;
-use tramontane_testkit::{Output, TestDir, orgs, repo_root};
+use tramontane_testkit::{Output, TestDir, example_policies, orgs};
 
 const KEY: &str = "test-admin-key-do-not-print";
 
@@ -79,6 +79,7 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    tramontane::tls::install_default_provider();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -123,10 +124,6 @@ fn plan_against(url: &str, policies: &std::path::Path, extra: &[&str], limit: Du
         .timeout(limit)
         .no_secret_in_output(KEY)
         .run()
-}
-
-fn example_policies() -> std::path::PathBuf {
-    repo_root().join("policies")
 }
 
 #[test]

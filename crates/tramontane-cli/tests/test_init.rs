@@ -79,6 +79,33 @@ fn init_then_validate_plan_apply_works_and_leaves_no_secret_for_git() {
     );
 }
 
+/// The starter takes a member's gateway key as written: its workspace names the key the
+/// gateway forwards members' requests with (else `issue` stops at E047).
+#[test]
+fn the_starter_takes_a_gateway_key_without_an_edit() {
+    let env = TestDir::new();
+    env.test().arg("init").expect_code(0).run();
+    let issued = env
+        .test()
+        .args([
+            "gateway",
+            "issue",
+            "--member",
+            "admin@example.com",
+            "--workspace",
+            "starter",
+            "--sink",
+            "file:secrets/admin.key",
+        ])
+        .run();
+    assert_eq!(issued.code, 0, "{}{}", issued.stdout, issued.stderr);
+    assert!(
+        env.read("policies/gateway-keys.yaml")
+            .contains("holder: admin@example.com")
+    );
+    env.test().arg("validate").expect_code(0).run();
+}
+
 #[test]
 fn init_refuses_to_overwrite_existing_policies() {
     let env = TestDir::new();

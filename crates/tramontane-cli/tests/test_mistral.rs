@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tramontane::provider::sandbox::SandboxOrg;
 use tramontane_testkit::fake_api::{FakeApi, Fault};
-use tramontane_testkit::{Test, TestDir, orgs, repo_root};
+use tramontane_testkit::{Test, TestDir, example_policies, orgs};
 
 const KEY: &str = "test-admin-key-do-not-print";
 
@@ -18,7 +18,7 @@ fn fake(org: SandboxOrg) -> FakeApi {
 fn plan(env: &TestDir, api: &FakeApi) -> Test {
     env.test()
         .args(["plan", "--org", "mistral"])
-        .policies(repo_root().join("policies"))
+        .policies(example_policies())
         .fake_api(api)
         .env("TRAMONTANE_BACKOFF_MS", "5")
         .env("TRAMONTANE_RATE_LIMIT", "1000")
@@ -42,7 +42,7 @@ fn the_http_provider_reads_what_the_sandbox_reads() {
     let direct = env
         .test()
         .args(["plan", "--format", "json", "--org", "sandbox:org.json"])
-        .policies(repo_root().join("policies"))
+        .policies(example_policies())
         .expect_code(0)
         .run()
         .json();
@@ -175,7 +175,7 @@ fn a_broken_answer_is_an_error_naming_the_call() {
 fn plain_http_is_refused_beyond_loopback() {
     Test::new()
         .args(["plan", "--org", "mistral"])
-        .policies(repo_root().join("policies"))
+        .policies(example_policies())
         .env("MISTRAL_ADMIN_API_KEY", KEY)
         .env("MISTRAL_API_URL", "http://api.example.com")
         .expect_code(1)

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tramontane::provider::sandbox::SandboxOrg;
 use tramontane::provider::{Operation, Outcome};
 use tramontane_testkit::fake_api::{FakeApi, RetryAfter, ServerLimit};
-use tramontane_testkit::{TestDir, orgs, repo_root};
+use tramontane_testkit::{TestDir, example_policies, orgs};
 
 const KEY: &str = "pacing-admin-key";
 
@@ -35,7 +35,7 @@ fn plan(env: &TestDir, api: &FakeApi) -> (serde_json::Value, Duration) {
     let run = env
         .test()
         .args(["plan", "--org", "mistral", "--format", "json"])
-        .policies(repo_root().join("policies"))
+        .policies(example_policies())
         .fake_api(api)
         .expect_code(0)
         .run();

@@ -17,6 +17,13 @@
 //!   real answer must be shown, so a new section of the contract cannot go unmentioned.
 //! - ```` ```yaml ````: a policy file. It is input, not output, so it is never rewritten; it
 //!   must validate on its own, alone in a `policies/` directory.
+//! - ```` ```sh ```` and ```` ```python ````: code a reader runs, input too. It runs in a
+//!   scratch copy, the shell with `tramontane` on its PATH and the Python with the official
+//!   SDK, against the gateway on the sandbox upstream: on a free port instead of 8080
+//!   (`TRAMONTANE_LISTEN`, and `127.0.0.1:8080` / `localhost:8080` in the code rewritten to
+//!   it), started by the scenario (`gateway: true`, with a key for Alice in `TRAMONTANE_KEY`)
+//!   or by the code itself (a line ending in `&` waits until the port listens). It must exit
+//!   0 and print what its scenario names.
 
 use std::fmt::Write as _;
 use std::io::{Read, Seek};
@@ -92,6 +99,11 @@ struct Scenario {
     exits: &'static [i32],
     /// For a JSON block: the command whose answer the block abridges.
     json_of: Option<&'static [&'static str]>,
+    /// For code: a gateway on the sandbox upstream runs before it, with a key in
+    /// `TRAMONTANE_KEY`.
+    gateway: bool,
+    /// For code: what its output must hold.
+    prints: &'static [&'static str],
 }
 
 /// The two mistakes the quickstart makes in the example to show what `validate` says.
@@ -113,36 +125,48 @@ const SCENARIOS: &[Scenario] = &[
         setup: nothing,
         exits: &[0],
         json_of: None,
+        gateway: false,
+        prints: &[],
     },
     Scenario {
         name: "validate-error",
         setup: break_the_example,
         exits: &[1],
         json_of: None,
+        gateway: false,
+        prints: &[],
     },
     Scenario {
         name: "validate-json",
         setup: break_the_example,
         exits: &[1],
         json_of: None,
+        gateway: false,
+        prints: &[],
     },
     Scenario {
         name: "policy-format",
         setup: nothing,
         exits: &[0],
         json_of: None,
+        gateway: false,
+        prints: &[],
     },
     Scenario {
         name: "explain",
         setup: nothing,
         exits: &[0],
         json_of: None,
+        gateway: false,
+        prints: &[],
     },
     Scenario {
         name: "plan-demo",
         setup: nothing,
         exits: &[0],
         json_of: None,
+        gateway: false,
+        prints: &[],
     },
     Scenario {
         name: "apply-demo",
@@ -151,6 +175,8 @@ const SCENARIOS: &[Scenario] = &[
         },
         exits: &[0, 0],
         json_of: None,
+        gateway: false,
+        prints: &[],
     },
     Scenario {
         name: "plan-delete-replace",
@@ -169,18 +195,24 @@ const SCENARIOS: &[Scenario] = &[
         },
         exits: &[0],
         json_of: None,
+        gateway: false,
+        prints: &[],
     },
     Scenario {
         name: "plan-json",
         setup: nothing,
         exits: &[0],
         json_of: Some(&["plan", "--org", "sandbox:demo", "--format", "json"]),
+        gateway: false,
+        prints: &[],
     },
     Scenario {
         name: "init",
         setup: nothing,
         exits: &[0, 0, 0],
         json_of: None,
+        gateway: false,
+        prints: &[],
     },
     Scenario {
         name: "diff",
@@ -204,6 +236,32 @@ const SCENARIOS: &[Scenario] = &[
         },
         exits: &[0],
         json_of: None,
+        gateway: false,
+        prints: &[],
+    },
+    Scenario {
+        name: "gateway-three-commands",
+        setup: nothing,
+        exits: &[0],
+        json_of: None,
+        gateway: false,
+        prints: &["\"code\":\"model_not_allowed\"", "mistral-small-latest"],
+    },
+    Scenario {
+        name: "gateway-python",
+        setup: nothing,
+        exits: &[0],
+        json_of: None,
+        gateway: true,
+        prints: &["Sandbox answer from mistral-small-latest"],
+    },
+    Scenario {
+        name: "gateway-curl",
+        setup: nothing,
+        exits: &[0],
+        json_of: None,
+        gateway: true,
+        prints: &["\"choices\"", "\"mistral-small"],
     },
 ];
 
@@ -472,6 +530,147 @@ fn validated_policy(sample: &Sample, scenario: &Scenario) -> Result<String, Stri
     Ok(sample.content.clone())
 }
 
+/// A free loopback port, for a gateway the code talks to.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts connections on `address`.
+fn wait_listening(address: &str) -> Result<(), String> {
+    for _ in 0..400 {
+        if std::net::TcpStream::connect(address).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    Err(format!("nothing listens on {address} after 10 s"))
+}
+
+/// A process killed when the sample is done with it.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs a code sample as a reader would, and returns it unchanged when it exits 0 and prints
+/// what its scenario names.
+fn ran_code(sample: &Sample, scenario: &Scenario, scratch: &Scratch) -> Result<String, String> {
+    let address = format!("127.0.0.1:{}", free_port());
+    let code = sample
+        .content
+        .replace("127.0.0.1:8080", &address)
+        .replace("localhost:8080", &address);
+    // The binary's controlled environment (fixed day, none of the caller's variables), for
+    // every process the code starts.
+    let binary_run = Test::new().current_dir(scratch.path()).command();
+    let with_env = |mut command: std::process::Command| {
+        for (name, value) in binary_run.get_envs() {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
+        command.current_dir(scratch.path());
+        command.env("TRAMONTANE_LISTEN", &address);
+        command
+    };
+    let mut _gateway = None;
+    let mut key = String::new();
+    if scenario.gateway {
+        scratch.tramontane(&[
+            "gateway",
+            "issue",
+            "--member",
+            "alice.martin@acme.example",
+            "--workspace",
+            "dev-workspace",
+            "--sink",
+            "file:secrets/alice.key",
+        ]);
+        key = std::fs::read_to_string(scratch.path().join("secrets/alice.key"))
+            .unwrap()
+            .trim_end()
+            .to_owned();
+        let mut serve = with_env(std::process::Command::new(binary_run.get_program()));
+        serve
+            .args(["gateway", "serve", "--upstream", "sandbox"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        _gateway = Some(Killed(serve.spawn().unwrap()));
+        wait_listening(&address)?;
+    }
+    let mut command = if sample.language == "python" {
+        scratch.env.write("sample.py", &code);
+        let mut python = with_env(std::process::Command::new(crate::test_gateway::sdk_python()));
+        python.arg("sample.py");
+        python
+    } else {
+        // `set -e` so a failing line fails the sample; a server the code starts in the
+        // background is waited for before the next line, and stopped at the end.
+        let mut script =
+            String::from("set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n");
+        for line in code.lines() {
+            script.push_str(line);
+            script.push('\n');
+            if line.trim_end().ends_with('&') {
+                let port = address.rsplit(':').next().unwrap();
+                writeln!(
+                    script,
+                    "for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && break; sleep 0.025; done"
+                )
+                .unwrap();
+            }
+        }
+        scratch.env.write("sample.sh", script);
+        let binary = std::path::Path::new(binary_run.get_program());
+        let path =
+            std::env::join_paths(std::iter::once(binary.parent().unwrap().to_owned()).chain(
+                std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+            ))
+            .unwrap();
+        let mut bash = with_env(std::process::Command::new("bash"));
+        bash.args(["--noprofile", "--norc", "sample.sh"])
+            .env("PATH", path);
+        bash
+    };
+    if scenario.gateway {
+        command.env("TRAMONTANE_KEY", &key);
+    }
+    let output = command
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run the {} sample: {e}", sample.language))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        return Err(format!(
+            "the {} sample exited {:?}:\n{stdout}{stderr}",
+            sample.language,
+            output.status.code()
+        ));
+    }
+    let missing: Vec<&&str> = scenario
+        .prints
+        .iter()
+        .filter(|expected| !stdout.contains(**expected))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "the {} sample's output lacks {missing:?}:\n{stdout}{stderr}",
+            sample.language
+        ));
+    }
+    Ok(sample.content.clone())
+}
+
 /// A line diff of what the document shows against what the binary prints, with a little
 /// context around each difference.
 fn diff(shown: &str, printed: &str) -> String {
@@ -568,8 +767,9 @@ fn the_samples_in_the_docs_are_what_the_binary_prints() {
                 "console" => transcript(sample, scenario, &prepared()),
                 "json" => abridged(sample, scenario, &prepared()),
                 "yaml" => validated_policy(sample, scenario),
+                "sh" | "python" => ran_code(sample, scenario, &prepared()),
                 other => Err(format!(
-                    "a sample block is ```console, ```json or ```yaml, not ```{other}"
+                    "a sample block is ```console, ```json, ```yaml, ```sh or ```python, not ```{other}"
                 )),
             };
             let made = match made {
@@ -658,5 +858,42 @@ fn a_difference_is_shown_as_a_diff() {
     assert_eq!(
         diff(shown, printed),
         "--- the document\n+++ the binary\n  …\n  b\n  c\n- d\n+ D\n  e\n  f\n  …\n"
+    );
+}
+
+/// The README opens with the two commands a newcomer runs: a plan of the demo organization
+/// (the run the `plan-demo` sample shows, built by cargo) and the test command.
+#[test]
+fn the_readme_opens_with_the_two_commands_of_a_fresh_clone() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let before_install = &readme[..readme.find("\n## Install\n").expect("an Install section")];
+    let block = before_install
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a ```sh block before Install");
+    assert_eq!(
+        block,
+        "cargo run --locked -p tramontane-cli -- plan --org sandbox:demo\nscripts/test\n"
+    );
+    let plan_demo = SCENARIOS
+        .iter()
+        .find(|scenario| scenario.name == "plan-demo")
+        .unwrap();
+    assert!(plan_demo.json_of.is_none() && plan_demo.exits == [0]);
+    assert!(
+        readme.contains(
+            "<!-- sample: plan-demo -->\n```console\n$ tramontane plan --org sandbox:demo\n"
+        ),
+        "the plan the first command runs is the quickstart's `plan-demo` sample"
+    );
+    let script = repo_root().join("scripts/test");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&script).unwrap().permissions());
+    assert!(mode & 0o111 != 0, "scripts/test must be executable");
+    assert!(
+        std::fs::read_to_string(&script)
+            .unwrap()
+            .contains("cargo test --locked \"$@\"")
     );
 }

@@ -1,14 +1,10 @@
 use serde_json::Value;
 
-use tramontane_testkit::{Test, repo_root};
+use tramontane_testkit::{TestDir, repo_root};
 
 #[test]
 fn schema_prints_the_bundled_schema() {
-    let run = Test::new()
-        .current_dir(repo_root())
-        .arg("schema")
-        .expect_code(0)
-        .run();
+    let run = TestDir::new().test().arg("schema").expect_code(0).run();
     let on_disk = std::fs::read_to_string(repo_root().join("schema/policy.schema.json")).unwrap();
     assert_eq!(run.stdout, on_disk);
     let schema: Value = serde_json::from_str(&run.stdout).unwrap();

@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use tramontane_testkit::{Test, TestDir, repo_root};
+use tramontane_testkit::TestDir;
 
 const BROKEN: &str = "\
 version: 1
@@ -21,11 +21,8 @@ workspaces:
 
 #[test]
 fn the_example_org_is_valid() {
-    let run = Test::new()
-        .current_dir(repo_root())
-        .arg("validate")
-        .expect_code(0)
-        .run();
+    let env = TestDir::with_example_policies();
+    let run = env.test().arg("validate").expect_code(0).run();
     insta::assert_snapshot!(run.stdout, @"`policies` is valid: 7 files");
 }
 
@@ -291,4 +288,53 @@ workspaces:
     std::os::unix::fs::symlink("public", env.path().join("alias")).unwrap();
     let run = env.test().arg("validate").expect_code(1).run();
     insta::assert_snapshot!(run.stdout);
+}
+
+/// One run reports every problem, the one to fix first first, and nothing that follows from
+/// it: a file that does not parse comes first and hides no reference into it as "not
+/// defined"; a missing colon is reported on its own line; a schema error in a workspace does
+/// not hide that workspace's other errors.
+#[test]
+fn errors_neither_cascade_nor_hide() {
+    let env = TestDir::with_example_policies();
+    env.edit(
+        "policies/workspaces/dev.yaml",
+        "    description: Every developer",
+        "    description Every developer",
+    );
+    let run = env.test().arg("validate").expect_code(1).run();
+    let errors: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|line| line.starts_with("error"))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "error[E003]: invalid YAML: `description` is not followed by `:`",
+            "error: could not validate `policies`: 1 error in 7 files"
+        ],
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("policies/workspaces/dev.yaml:6:16"),
+        "{}",
+        run.stdout
+    );
+
+    let env = TestDir::with_example_policies();
+    env.edit(
+        "policies/workspaces/dev.yaml",
+        "    rpm: 60 ",
+        "    rpm: sixty ",
+    )
+    .edit(
+        "policies/workspaces/dev.yaml",
+        "models: [mistral-small-latest, codestral-latest]",
+        "models: [mistral-smal-latest, codestral-latest]",
+    );
+    let run = env.test().arg("validate").expect_code(1).run();
+    assert!(run.stdout.contains("error[E012]"), "{}", run.stdout);
+    assert!(run.stdout.contains("error[E033]"), "{}", run.stdout);
 }

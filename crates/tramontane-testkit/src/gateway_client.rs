@@ -9,6 +9,7 @@ use serde_json::Value;
 /// An HTTP client for gateway tests: generous timeouts, and a pool large enough that a burst
 /// of concurrent requests is not serialized by it.
 pub fn client() -> reqwest::Client {
+    tramontane::tls::install_default_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(600)

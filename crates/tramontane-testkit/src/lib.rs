@@ -18,4 +18,4 @@ pub mod test_dir;
 pub use output::Output;
 pub use process::binary;
 pub use test::{TODAY, Test};
-pub use test_dir::{TestDir, repo_root};
+pub use test_dir::{TestDir, copy_dir, example_policies, repo_root};

@@ -93,7 +93,7 @@ impl RedisServer {
             .spawn()
             .unwrap_or_else(|error| {
                 panic!(
-                    "cannot run {}: {error}; install Redis 6.2 or newer (`apt-get install redis-server`) or set TRAMONTANE_TEST_REDIS_SERVER to its redis-server",
+                    "cannot run {}: {error}; run the tests with `scripts/test`, which installs it, or install Redis 6.2 or newer (`apt-get install redis-server`) or set TRAMONTANE_TEST_REDIS_SERVER to its redis-server",
                     self.binary.display()
                 )
             });

@@ -18,16 +18,17 @@ impl TestDir {
         ))
     }
 
-    /// A scratch directory holding a copy of the example organization's `policies/`.
+    /// A scratch directory holding a copy of the example organization's `policies/`, from
+    /// the suite's own fixture (see [`example_policies`]).
     pub fn with_example_policies() -> TestDir {
         let dir = TestDir::new();
         dir.copy_example_policies();
         dir
     }
 
-    /// Copies the repository's example `policies/` into `policies/` here.
+    /// Copies the suite's fixture of the example `policies/` into `policies/` here.
     pub fn copy_example_policies(&self) -> &TestDir {
-        copy_dir(&repo_root().join("policies"), &self.join("policies"));
+        copy_dir(&example_policies(), &self.join("policies"));
         self
     }
 
@@ -113,13 +114,25 @@ impl std::fmt::Debug for TestDir {
     }
 }
 
-/// The workspace's root, where the example `policies/`, the schema and the README live.
+/// The workspace's root, where the schema, the README and the docs live. Its `policies/` is
+/// the example a reader edits while following the README: no test reads it (use
+/// [`example_policies`]).
 pub fn repo_root() -> PathBuf {
     // This crate lives at crates/tramontane-testkit.
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+/// The suite's own copy of the example organization's `policies/`, which tests copy from.
+/// The README has a reader edit the repository's `policies/` (break it for `validate`, issue
+/// a gateway key into it), so a test reading that would pass or fail with the reader's
+/// edits; `test_example` checks this copy against the example as committed.
+pub fn example_policies() -> PathBuf {
+    repo_root().join("crates/tramontane-cli/tests/fixtures/example/policies")
+}
+
+/// Copies a directory tree: what [`TestDir::copy_example_policies`] does, for a test that
+/// needs the example somewhere else.
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();

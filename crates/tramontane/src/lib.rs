@@ -41,3 +41,4 @@ pub mod repository;
 pub mod runtime;
 pub mod scaffold;
 pub mod scan;
+pub mod tls;

@@ -175,6 +175,10 @@ workspaces:
     admin: {admin}
     members:
       {admin}: [workspace_admin]
+    gateway:
+      # Members' gateway keys (`tramontane gateway issue`) are forwarded to Mistral with this
+      # key's secret, so the starter takes one without an edit.
+      upstream_key: starter-key
     keys:
       starter-key:
         owner: {admin}

@@ -13,7 +13,7 @@ use super::{CommandError, ExitStatus};
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on (`127.0.0.1:0` picks a free port, shown in the log).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", env = "TRAMONTANE_LISTEN")]
     pub listen: SocketAddr,
 
     /// Address of the admin listener, which serves `/metrics`, `/readyz` and `/healthz`

@@ -197,6 +197,7 @@ impl GitHub {
             GitHubError::Client("GITHUB_TOKEN holds characters a header cannot carry".into())
         })?;
         auth.set_sensitive(true);
+        crate::tls::install_default_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .user_agent(concat!("tramontane/", env!("CARGO_PKG_VERSION")))

@@ -132,6 +132,9 @@ pub(crate) struct Origins {
     /// Entities that exist in the files but failed the schema: references to them are not
     /// reported again as unknown.
     broken: HashSet<(Section, String)>,
+    /// A file could not be read or parsed: it may define anything, so no reference is
+    /// reported as unknown for want of it (its own error says what to fix first).
+    incomplete: bool,
 }
 
 impl Origins {
@@ -187,7 +190,7 @@ impl Origins {
 
     pub(crate) fn is_known(&self, section: Section, name: &str) -> bool {
         let key = (section, name.to_owned());
-        self.entities.contains_key(&key) || self.broken.contains(&key)
+        self.incomplete || self.entities.contains_key(&key) || self.broken.contains(&key)
     }
 }
 
@@ -295,6 +298,9 @@ fn merge(
     }
 
     let mut first_definition: HashMap<(Section, String), Span> = HashMap::new();
+    // Entities checked without their broken values: a warning inside one may only say that
+    // a dropped value is missing (an invalid `expires` is not "never expires").
+    let mut partial: Vec<Span> = Vec::new();
     let mut organization_at: Option<Span> = None;
     let mut audit_at: Option<Span> = None;
     let any_files = !prepared.is_empty();
@@ -307,10 +313,12 @@ fn merge(
 
         // A file without a root is either empty (no diagnostics) or broken; one whose root
         // is not a mapping is broken (and reported) too.
-        all_parsed &= match &prepared.root {
+        let parsed = match &prepared.root {
             Some(root) => matches!(root.value, yaml::Value::Map(_)),
             None => prepared.diagnostics.is_empty(),
         };
+        all_parsed &= parsed;
+        origins.incomplete |= !parsed;
         diagnostics.extend(prepared.diagnostics);
         let Some(root) = prepared.root else {
             continue;
@@ -404,8 +412,34 @@ fn merge(
                     Segment::Key(section.key().to_owned()),
                     Segment::Key(entry.key.clone()),
                 ];
-                let value = entities.remove(&entry.key).unwrap_or(Json::Null);
-                if is_broken(&path) || !decode_into(&mut desired, section, &entry.key, value) {
+                let mut value = entities.remove(&entry.key).unwrap_or(Json::Null);
+                if is_broken(&path) {
+                    // A schema error inside the entity: its other values are still checked,
+                    // so one run reports the schema error and the rest together. Without
+                    // the broken values it may decode; if the entity itself is broken, or
+                    // what remains does not decode, it is left out.
+                    origins.broken.insert(key.clone());
+                    let inside: Vec<&Vec<Segment>> = broken_paths
+                        .iter()
+                        .filter(|bad| bad.len() > path.len() && bad.starts_with(&path))
+                        .collect();
+                    if inside.len()
+                        != broken_paths
+                            .iter()
+                            .filter(|bad| bad.starts_with(&path) || path.starts_with(bad))
+                            .count()
+                    {
+                        continue;
+                    }
+                    for bad in inside {
+                        drop_value(&mut value, &bad[path.len()..]);
+                    }
+                    partial.push(Span {
+                        end: entry.value.span.end,
+                        ..entry.key_span
+                    });
+                }
+                if !decode_into(&mut desired, section, &entry.key, value) {
                     origins.broken.insert(key);
                     continue;
                 }
@@ -432,10 +466,26 @@ fn merge(
         );
     }
 
-    diagnostics.extend(semantic::check(&desired, &origins, &sources, options));
+    diagnostics.extend(
+        semantic::check(&desired, &origins, &sources, options)
+            .into_iter()
+            .filter(|diagnostic| {
+                diagnostic.severity() != Severity::Warning
+                    || !diagnostic.span.is_some_and(|at| {
+                        partial.iter().any(|entity| {
+                            entity.file == at.file
+                                && entity.start <= at.start
+                                && at.end <= entity.end
+                        })
+                    })
+            }),
+    );
     diagnostics.sort_by(|a, b| {
+        // A file that does not parse or cannot be read comes first: what else is reported
+        // may follow from it, and it is what to fix first.
         let place = |d: &Diagnostic| {
             (
+                !matches!(d.code, Code::Syntax | Code::Io | Code::Encoding),
                 d.span.map(|span| span.file),
                 d.span.map(|span| span.start),
                 d.path.clone(),

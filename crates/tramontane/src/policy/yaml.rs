@@ -195,6 +195,20 @@ fn scan_error(file: FileId, text: &str, error: &ScanError) -> Diagnostic {
         )
         .at(at)
         .help("policies need only a few levels; flatten the structure");
+    } else if info.contains("mapping values are not allowed")
+        && let Some((missing, key)) = missing_colon_above(text, position(error.marker()))
+    {
+        // The scanner read the line without a colon and this one as one plain scalar, and
+        // only balks at this line's `:`; the mistake is on the line above.
+        diagnostic = Diagnostic::new(
+            Code::Syntax,
+            format!("invalid YAML: `{key}` is not followed by `:`"),
+        )
+        .at(Span::point(file, missing))
+        .label("`:` missing here")
+        .help(format!(
+            "write `{key}: value`; a key and its value are separated by `: `"
+        ));
     } else if info.contains("mapping values are not allowed") {
         diagnostic = diagnostic
             .label("unexpected `:`")
@@ -210,6 +224,37 @@ fn scan_error(file: FileId, text: &str, error: &ScanError) -> Diagnostic {
         );
     }
     diagnostic
+}
+
+/// For a `:` the scanner refused on the marker's line: the line above it with content, when
+/// it is a key of the same mapping written without its colon (same indentation, no `:` at
+/// all, not a list item). Returns where the colon belongs and the key.
+fn missing_colon_above(text: &str, marker: Position) -> Option<(Position, String)> {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let index = (marker.line as usize).checked_sub(1)?;
+    let indent = |line: &str| line.len() - line.trim_start_matches(' ').len();
+    let current = lines.get(index)?;
+    let above_index = (0..index).rev().find(|&i| {
+        let content = lines[i].trim();
+        !content.is_empty() && !content.starts_with('#')
+    })?;
+    let above = lines[above_index].trim_end_matches('\r');
+    let content = above.trim();
+    if indent(above) != indent(current)
+        || content.starts_with('-')
+        || content.contains(':')
+        || content.starts_with(['"', '\'', '[', '{'])
+    {
+        return None;
+    }
+    let key: String = content.chars().take_while(|c| !c.is_whitespace()).collect();
+    Some((
+        Position {
+            line: above_index as u32 + 1,
+            column: (indent(above) + key.len()) as u32 + 1,
+        },
+        key,
+    ))
 }
 
 /// Where the tab a tab error is about actually is. The scanner reports some tab errors at

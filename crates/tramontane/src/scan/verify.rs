@@ -42,6 +42,7 @@ impl Verifier {
                 reason: "keys are sent only over https (or plain http to loopback)".into(),
             });
         }
+        crate::tls::install_default_provider();
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))

@@ -171,6 +171,7 @@ impl Client {
             ApiError::Client("the admin key holds characters a header cannot carry".into())
         })?;
         value.set_sensitive(true);
+        crate::tls::install_default_provider();
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
