@@ -66,7 +66,7 @@ impl HttpUpstream {
         http.set_connect_timeout(Some(connect_timeout));
         http.set_keepalive(Some(Duration::from_secs(60)));
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::aws_lc_rs::default_provider())
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
             .map_err(|error| UpstreamUrlError::Tls(error.to_string()))?
             .https_or_http()
             .enable_http1()
