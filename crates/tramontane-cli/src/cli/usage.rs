@@ -118,11 +118,12 @@ fn from_store(
     };
     let catalog = tramontane::policy::catalog::Catalog::bundled();
     let runtime_access = Runtime::of(&loaded.desired, catalog);
-    let store = RedisStore::new(&settings).map_err(|error| CommandError::Usage {
-        message: format!("--store: {error}"),
-        help: Some(error.help().into()),
-    })?;
+    // The store's client lives in the runtime, so it is made there.
     runtime()?.block_on(async {
+        let store = RedisStore::new(&settings).map_err(|error| CommandError::Usage {
+            message: format!("--store: {error}"),
+            help: Some(error.help().into()),
+        })?;
         ledger::read(&store, &runtime_access, now)
             .await
             .map_err(|error| UsageReadError::store(store.describe(), error).into())
