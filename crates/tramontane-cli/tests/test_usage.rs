@@ -40,7 +40,7 @@ gateway_keys:
 
 fn start(fake: &FakeInference, extra: &[&str]) -> (TestDir, Running) {
     let env = TestDir::new();
-    env.write("policies/org.yaml", &policy());
+    env.write("policies/org.yaml", policy());
     env.write("upstream-keys/workspace.watch.key.svc", UPSTREAM);
     let running = Running::start(&env, &fake.url, extra);
     (env, running)

@@ -180,7 +180,10 @@ fn html_escapes_every_policy_name_and_fetches_nothing() {
 fn the_docs_show_the_table_as_rendered() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/usage.md");
     let docs = std::fs::read_to_string(path).unwrap();
-    let shown = format!("<!-- usage-table -->\n```text\n{}```", render::table(&fixture()));
+    let shown = format!(
+        "<!-- usage-table -->\n```text\n{}```",
+        render::table(&fixture())
+    );
     assert!(
         docs.contains(&shown),
         "docs/usage.md should show, after `<!-- usage-table -->`:\n{shown}"
