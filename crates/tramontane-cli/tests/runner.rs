@@ -31,5 +31,7 @@ mod test_roundtrip;
 mod test_sandbox;
 mod test_scan;
 mod test_schema;
+mod test_usage;
+mod test_usage_html;
 mod test_validate;
 mod test_workflows;

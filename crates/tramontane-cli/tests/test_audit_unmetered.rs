@@ -86,6 +86,7 @@ fn meter(redis: &RedisServer, prefix: &str) {
                     .meter(&MeterEntry {
                         workspace: workspace.into(),
                         month: month.into(),
+                        day: format!("{month}-01"),
                         model: model.into(),
                         requests: 1,
                         prompt_tokens: 1000,

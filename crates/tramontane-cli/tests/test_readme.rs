@@ -121,6 +121,14 @@ fn nothing(_: &Scratch) {}
 
 const SCENARIOS: &[Scenario] = &[
     Scenario {
+        name: "usage-memory",
+        setup: nothing,
+        exits: &[1],
+        json_of: None,
+        gateway: false,
+        prints: &[],
+    },
+    Scenario {
         name: "validate",
         setup: nothing,
         exits: &[0],

@@ -18,6 +18,7 @@ pub mod audit;
 pub mod config;
 pub mod enforce;
 pub mod identity;
+pub mod ledger;
 pub mod metered;
 pub mod metrics;
 pub mod models;

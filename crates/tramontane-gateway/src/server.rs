@@ -1,5 +1,5 @@
 //! The listening side: the callers' listener and the admin listener (`/metrics`, `/readyz`,
-//! `/healthz`, which need no key), each an accept loop with TCP_NODELAY, HTTP/1.1 and HTTP/2,
+//! `/healthz`, `/usage`, which need no key), each an accept loop with TCP_NODELAY, HTTP/1.1 and HTTP/2,
 //! and bounds that keep silent or idle sockets from holding the process's file descriptors:
 //! a connection cap that makes accepting wait, a deadline for a connection's first request,
 //! an idle timeout between requests, HTTP/2 keep-alive pings and a stream limit. Shutdown
@@ -59,6 +59,7 @@ pub fn admin_router(gateway: Arc<Gateway>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/usage", get(usage))
         .fallback(admin_not_found)
         .with_state(gateway)
 }
@@ -66,7 +67,7 @@ pub fn admin_router(gateway: Arc<Gateway>) -> Router {
 async fn admin_not_found() -> (StatusCode, &'static str) {
     (
         StatusCode::NOT_FOUND,
-        "not found: the admin listener serves /healthz, /readyz and /metrics\n",
+        "not found: the admin listener serves /healthz, /readyz, /metrics and /usage\n",
     )
 }
 
@@ -125,6 +126,34 @@ async fn metrics(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
         )],
         gateway.metrics.render(open),
     )
+}
+
+#[derive(serde::Deserialize)]
+struct UsageQuery {
+    /// Read the windows `now` falls in (RFC 3339) instead of the present's.
+    now: Option<jiff::Timestamp>,
+}
+
+/// `tramontane usage --gateway`: the usage report (JSON, as `usage --format json` prints it)
+/// of every rule of the policy in force, read from this gateway's store; the one way to read
+/// an in-process store from outside the process.
+async fn usage(
+    State(gateway): State<Arc<Gateway>>,
+    axum::extract::Query(query): axum::extract::Query<UsageQuery>,
+) -> Response<Body> {
+    let Some(policy) = gateway.policy.load_full() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no policy loaded\n").into_response();
+    };
+    let runtime = tramontane::runtime::Runtime::of(&policy.desired, &policy.catalog);
+    let now = query.now.unwrap_or_else(jiff::Timestamp::now);
+    match crate::ledger::read(gateway.store.as_ref(), &runtime, now).await {
+        Ok(report) => (
+            [(CONTENT_TYPE, "application/json")],
+            tramontane::usage::render::json(&report),
+        )
+            .into_response(),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("{error}\n")).into_response(),
+    }
 }
 
 /// The gateway's listeners, bound.

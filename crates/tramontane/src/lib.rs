@@ -42,3 +42,4 @@ pub mod runtime;
 pub mod scaffold;
 pub mod scan;
 pub mod tls;
+pub mod usage;

@@ -118,6 +118,9 @@ pub enum CommandError {
     /// The gateway's meters could not be read from its store.
     #[error(transparent)]
     Meters(#[from] tramontane_gateway::store::MeterReadError),
+    /// `usage` could not read its store or gateway.
+    #[error(transparent)]
+    UsageRead(#[from] tramontane_gateway::ledger::UsageReadError),
     /// Output could not be written (a closed pipe, a full disk).
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
@@ -159,7 +162,8 @@ impl CommandError {
             | CommandError::Audit(_)
             | CommandError::Journal(_)
             | CommandError::Gateway(_)
-            | CommandError::Meters(_) => ExitCode::from(1),
+            | CommandError::Meters(_)
+            | CommandError::UsageRead(_) => ExitCode::from(1),
             CommandError::Scan(_) | CommandError::ScanOutput(_) => ExitCode::from(SCAN_FAILED),
         }
     }
@@ -179,6 +183,7 @@ impl CommandError {
             CommandError::Scan(error) => Some(error.help()),
             CommandError::Gateway(error) => Some(error.help()),
             CommandError::Meters(error) => Some(error.help()),
+            CommandError::UsageRead(error) => Some(error.help()),
             CommandError::Journal(error) => error.help(),
             CommandError::Output(_) | CommandError::ScanOutput(_) => {
                 Some("check where the output goes: a full disk, or a file that cannot be written")

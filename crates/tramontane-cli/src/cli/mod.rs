@@ -21,6 +21,7 @@ mod scan;
 mod schema;
 mod show;
 mod store;
+mod usage;
 mod validate;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -79,6 +80,10 @@ pub enum Command {
     Audit(audit::Args),
     /// Delete an API key now (a leaked one), and say which policy line would bring it back.
     Revoke(revoke::Args),
+    /// For every rule in force, what is used and what is left in its window; month-to-date
+    /// spend per workspace and model; the heaviest consumers. From the gateway's Redis store
+    /// or a running gateway's admin listener.
+    Usage(usage::Args),
     /// Mistral's models: compare the bundled catalog with what an organization is served.
     #[command(subcommand)]
     Models(models::ModelsCommand),
@@ -169,5 +174,6 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
         Command::Audit(args) => audit::run(&args, cli.color),
         Command::Revoke(args) => revoke::run(&args, cli.color),
         Command::Models(command) => models::run(&command),
+        Command::Usage(args) => usage::run(&args, cli.color),
     }
 }

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 
 use super::{
     Admission, BudgetLine, LimitStore, Meter, MeterEntry, RateHit, ReservationId, StoreError,
-    StoreResult,
+    StoreResult, UsageCounter,
 };
 
 const MINUTE_NANOS: i128 = 60_000_000_000;
@@ -219,8 +219,18 @@ impl LimitStore for MemoryStore {
                 .entry(entry.model.clone())
                 .or_default()
                 .add(entry);
+            let day = meter.days.entry(entry.day.clone()).or_default();
+            *day = day.saturating_add(entry.cost_micros);
             Ok(())
         })
+    }
+
+    fn usage<'a>(
+        &'a self,
+        counters: &'a [UsageCounter],
+        now: Timestamp,
+    ) -> StoreResult<'a, Vec<u64>> {
+        Box::pin(async move { self.read_usage(counters, nanos(now)) })
     }
 
     fn meters<'a>(&'a self, month: &'a str) -> StoreResult<'a, Vec<Meter>> {
@@ -232,6 +242,27 @@ impl LimitStore for MemoryStore {
                 .map(|workspaces| workspaces.values().cloned().collect())
                 .unwrap_or_default())
         })
+    }
+}
+
+impl MemoryStore {
+    fn read_usage(&self, counters: &[UsageCounter], now: i128) -> Result<Vec<u64>, StoreError> {
+        let state = self.lock()?;
+        Ok(counters
+            .iter()
+            .map(|counter| {
+                if counter.rate {
+                    state.rates.get(&counter.key).map_or(0, |times| {
+                        times.iter().filter(|&&t| t > now - MINUTE_NANOS).count() as u64
+                    })
+                } else {
+                    state
+                        .counters
+                        .get(&counter.key)
+                        .map_or(0, |held| held.used.saturating_add(held.reserved))
+                }
+            })
+            .collect())
     }
 }
 

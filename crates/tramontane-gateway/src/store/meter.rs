@@ -25,6 +25,8 @@ pub struct MeterEntry {
     pub workspace: String,
     /// `YYYY-MM`, UTC: see [`month_of`].
     pub month: String,
+    /// `YYYY-MM-DD`, UTC, within `month`: the day its spend is charted under.
+    pub day: String,
     /// The model that answered (or was asked for, when the answer named none).
     pub model: String,
     pub requests: u64,
@@ -46,6 +48,7 @@ impl MeterEntry {
         MeterEntry {
             workspace: workspace.to_owned(),
             month: month_of(at),
+            day: at.to_zoned(jiff::tz::TimeZone::UTC).date().to_string(),
             model: model.to_owned(),
             requests: 1,
             prompt_tokens,
@@ -112,6 +115,8 @@ pub struct Meter {
     pub total: MeterCounts,
     /// The same counts per model.
     pub models: BTreeMap<String, MeterCounts>,
+    /// Spend (micro-units) per day of the month, `YYYY-MM-DD`: for `tramontane usage`'s chart.
+    pub days: BTreeMap<String, u64>,
 }
 
 /// Why the meters could not be read back: an audit never goes on without them once asked to

@@ -97,6 +97,15 @@ impl Admission {
     }
 }
 
+/// A counter `tramontane usage` reads: a rule's store key in its window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageCounter {
+    /// The rule's store key, as [`RateHit::key`] or [`BudgetLine::counter`] name it.
+    pub key: String,
+    /// A requests-a-minute rate (a sliding log of admissions), not a budget counter.
+    pub rate: bool,
+}
+
 /// A reservation's name, chosen by the gateway (the request id).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ReservationId(pub String);
@@ -143,6 +152,17 @@ pub trait LimitStore: Send + Sync + 'static {
     /// Every workspace's meter for `month` (`YYYY-MM`), by workspace name; a workspace
     /// nothing was metered for is absent.
     fn meters<'a>(&'a self, month: &'a str) -> StoreResult<'a, Vec<Meter>>;
+
+    /// What each counter holds, in the order asked, in one operation (one round trip to a
+    /// shared store): for a budget counter, what was used *or reserved* in its window (a
+    /// request in flight holds its worst case); for a rate, the admissions in the minute
+    /// before `now`. A counter never written holds 0. Reads only: nothing is trimmed or given
+    /// back.
+    fn usage<'a>(
+        &'a self,
+        counters: &'a [UsageCounter],
+        now: Timestamp,
+    ) -> StoreResult<'a, Vec<u64>>;
 
     /// How long a reservation lives unless renewed; `None`: until settled or released (a
     /// store that dies with its gateway needs no lease).

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use tramontane_gateway::store::{
-    Admission, BudgetLine, LimitStore, MeterCounts, MeterEntry, RateHit, month_of,
+    Admission, BudgetLine, LimitStore, MeterCounts, MeterEntry, RateHit, UsageCounter, month_of,
 };
 use tramontane_testkit::redis_server::Reply;
 
@@ -49,6 +49,41 @@ conformance! {
     a_request_refused_for_a_rate_opens_no_reservation => rate_refusal_reserves_nothing;
     meters_add_up_per_workspace_month_and_model => meters_add_up;
     racing_meters_lose_nothing => meters_race;
+    usage_reads_what_is_used_or_reserved_and_the_last_minute_of_a_rate => usage_reads;
+}
+
+async fn usage_reads(store: Arc<dyn LimitStore>) {
+    let now = Timestamp::now();
+    let counters = [
+        UsageCounter {
+            key: "a".into(),
+            rate: false,
+        },
+        UsageCounter {
+            key: "r".into(),
+            rate: true,
+        },
+        UsageCounter {
+            key: "never".into(),
+            rate: false,
+        },
+    ];
+    assert_eq!(store.usage(&counters, now).await.unwrap(), [0, 0, 0]);
+    store
+        .reserve(&id("1"), &[line("a", 100, 30)], now)
+        .await
+        .unwrap();
+    store
+        .reserve(&id("2"), &[line("a", 100, 20)], now)
+        .await
+        .unwrap();
+    store.settle(&id("1"), &[10]).await.unwrap();
+    for _ in 0..3 {
+        store.admit(&[hit("r", 10)], now).await.unwrap();
+    }
+    // 10 used, 20 still reserved by the request in flight; three admissions this minute.
+    assert_eq!(store.usage(&counters, now).await.unwrap(), [30, 3, 0]);
+    assert_eq!(store.usage(&[], now).await.unwrap(), Vec::<u64>::new());
 }
 
 async fn reserve_is_all_or_nothing(store: Arc<dyn LimitStore>) {
@@ -500,6 +535,7 @@ fn entry(workspace: &str, month: &str, model: &str, tokens: (u64, u64), cost: u6
     MeterEntry {
         workspace: workspace.into(),
         month: month.into(),
+        day: format!("{month}-15"),
         model: model.into(),
         requests: 1,
         prompt_tokens: tokens.0,
@@ -545,6 +581,8 @@ async fn meters_add_up(store: Arc<dyn LimitStore>) {
         Some(&counts(1, 5, 1, 9_000_000_000_000))
     );
     assert_eq!(june[0].total, counts(1, 1, 1, 0));
+    // Spend per day, beside the month's.
+    assert_eq!(prod.days.get("2026-06-15"), Some(&9_000_000_002_200));
     let may = store.meters("2026-05").await.unwrap();
     assert_eq!(may.len(), 1);
     assert_eq!(may[0].total, counts(1, 7, 7, 7));

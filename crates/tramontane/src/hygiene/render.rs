@@ -124,7 +124,7 @@ pub fn csv(report: &AuditReport) -> String {
     out
 }
 
-fn csv_field(text: &str) -> String {
+pub(crate) fn csv_field(text: &str) -> String {
     // Live names reach the message: a control character (an ANSI escape, a carriage return
     // that repaints the line, a tab before a formula) is shown as a visible escape, as on a
     // terminal, and a row stays one line.

@@ -14,8 +14,8 @@
 //! server answers `NOSCRIPT` (after a restart or `SCRIPT FLUSH`).
 //!
 //! Meters are one hash per workspace and month, `PREFIX meter:YYYY-MM:WORKSPACE` (fields
-//! `requests`, `prompt_tokens`, `completion_tokens`, `cost_micros`, and the same per model as
-//! `model:MODEL:FIELD`), listed by a set per month, `PREFIX meters:YYYY-MM`; both expire
+//! `requests`, `prompt_tokens`, `completion_tokens`, `cost_micros`, the same per model as
+//! `model:MODEL:FIELD`, and the cost per day as `day:YYYY-MM-DD`), listed by a set per month, `PREFIX meters:YYYY-MM`; both expire
 //! [`super::meter::METER_RETENTION`] after their last write (`meter.lua`, `meters.lua`).
 //!
 //! A standalone Redis (or a primary with replicas for failover): the budget scripts touch
@@ -32,7 +32,7 @@ use secrecy::ExposeSecret;
 use super::meter::METER_RETENTION;
 use super::{
     Admission, BudgetLine, LimitStore, Meter, MeterCounts, MeterEntry, MeterReadError, RateHit,
-    ReservationId, StoreError, StoreResult,
+    ReservationId, StoreError, StoreResult, UsageCounter,
 };
 
 mod settings;
@@ -49,6 +49,7 @@ struct Scripts {
     open: Script,
     meter: Script,
     meters: Script,
+    usage: Script,
 }
 
 pub struct RedisStore {
@@ -106,6 +107,7 @@ impl RedisStore {
                 open: Script::new(include_str!("../scripts/open.lua")),
                 meter: Script::new(include_str!("../scripts/meter.lua")),
                 meters: Script::new(include_str!("../scripts/meters.lua")),
+                usage: Script::new(include_str!("../scripts/usage.lua")),
             },
             prefix: settings.prefix.clone(),
             timeout: settings.timeout,
@@ -331,8 +333,38 @@ impl LimitStore for RedisStore {
                 // HINCRBY counts in signed 64 bits.
                 invocation.arg(amount.min(i64::MAX as u64));
             }
+            invocation.arg(&entry.day);
             let _: i64 = self.run("meter", invocation).await?;
             Ok(())
+        })
+    }
+
+    fn usage<'a>(
+        &'a self,
+        counters: &'a [UsageCounter],
+        _now: Timestamp,
+    ) -> StoreResult<'a, Vec<u64>> {
+        Box::pin(async move {
+            if counters.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut invocation = self.scripts.usage.prepare_invoke();
+            for counter in counters {
+                let kind = if counter.rate { "rate" } else { "budget" };
+                invocation.key(self.key(kind, &counter.key)).arg(kind);
+            }
+            let used: Vec<i64> = self.run("read usage", invocation).await?;
+            if used.len() != counters.len() {
+                return Err(StoreError(format!(
+                    "Redis read usage answered {} counts for {} counters",
+                    used.len(),
+                    counters.len()
+                )));
+            }
+            Ok(used
+                .into_iter()
+                .map(|n| u64::try_from(n).unwrap_or(0))
+                .collect())
         })
     }
 
@@ -377,6 +409,10 @@ fn meters_of(month: &str, answer: Vec<redis::Value>) -> Result<Vec<Meter>, Store
             let value: u64 = value
                 .parse()
                 .map_err(|_| unexpected(&format!("`{value}` for `{field}`, not a count")))?;
+            if let Some(day) = field.strip_prefix("day:") {
+                meter.days.insert(day.to_owned(), value);
+                continue;
+            }
             match field
                 .strip_prefix("model:")
                 .and_then(|rest| rest.rsplit_once(':'))
