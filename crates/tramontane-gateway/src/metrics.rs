@@ -451,4 +451,62 @@ mod tests {
         assert!(text.contains("tramontane_gateway_cost_micros_total 42"));
         assert!(text.ends_with("# EOF\n"));
     }
+
+    #[test]
+    fn a_rules_use_counts_in_its_window_and_restarts_in_the_next() {
+        let meter = RuleMeter {
+            measure: Measure::Tokens,
+            window: Window::Day,
+            used: Gauge::default(),
+            counted: Mutex::new((0, 0)),
+        };
+        let at = |time: &str| time.parse::<Timestamp>().unwrap();
+        meter.add(40, at("2026-11-26T10:00:00Z"));
+        meter.add(2, at("2026-11-26T23:59:59Z"));
+        assert_eq!(meter.used.get(), 42);
+        // A scrape after midnight shows the new day, before any request is settled in it.
+        meter.roll(at("2026-11-26T23:59:59.9Z"));
+        assert_eq!(meter.used.get(), 42);
+        meter.roll(at("2026-11-27T00:00:00Z"));
+        assert_eq!(meter.used.get(), 0);
+        meter.add(5, at("2026-11-27T00:00:01Z"));
+        assert_eq!(meter.used.get(), 5);
+    }
+
+    #[test]
+    fn windows_change_on_utc_calendar_boundaries() {
+        let at = |time: &str| time.parse::<Timestamp>().unwrap();
+        let same = |window, a, b| window_number(window, at(a)) == window_number(window, at(b));
+        assert!(same(
+            Window::Minute,
+            "2026-11-26T10:00:00Z",
+            "2026-11-26T10:00:59Z"
+        ));
+        assert!(!same(
+            Window::Minute,
+            "2026-11-26T10:00:59Z",
+            "2026-11-26T10:01:00Z"
+        ));
+        assert!(!same(
+            Window::Hour,
+            "2026-11-26T10:59:59Z",
+            "2026-11-26T11:00:00Z"
+        ));
+        assert!(same(
+            Window::Month,
+            "2026-02-01T00:00:00Z",
+            "2026-02-28T23:59:59Z"
+        ));
+        assert!(!same(
+            Window::Month,
+            "2026-12-31T23:59:59Z",
+            "2027-01-01T00:00:00Z"
+        ));
+        // Before 1970 too: windows are floored, not truncated toward zero.
+        assert!(!same(
+            Window::Day,
+            "1969-12-31T23:59:59Z",
+            "1970-01-01T00:00:00Z"
+        ));
+    }
 }
