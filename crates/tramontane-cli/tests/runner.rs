@@ -16,6 +16,7 @@ mod test_fixtures;
 mod test_gateway;
 mod test_gateway_hardening;
 mod test_gateway_keys;
+mod test_gateway_metrics;
 mod test_gateway_money;
 mod test_gateway_paths;
 mod test_gateway_replicas;

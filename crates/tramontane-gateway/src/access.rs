@@ -146,6 +146,13 @@ impl CallerTable {
         self.callers.len()
     }
 
+    /// Every caller, by public key id.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Caller)> {
+        self.callers
+            .iter()
+            .map(|(id, caller)| (id.as_str(), caller))
+    }
+
     /// Every model name some caller's grant lists, each once; `every` is true when some
     /// caller may use every model.
     pub fn named_models(&self) -> (std::collections::BTreeSet<&str>, bool) {

@@ -154,6 +154,8 @@ pub async fn serve_on(
     policy.warn_expired();
     policy.upstream_keys.warn_problems();
     let keys = policy.callers.len();
+    let metrics = metrics::Metrics::default();
+    metrics.policy(&policy);
     let gateway = Arc::new(Gateway {
         policy: ArcSwapOption::from_pointee(policy),
         models: ArcSwap::from_pointee(models::ModelDirectory::bundled()),
@@ -162,11 +164,10 @@ pub async fn serve_on(
         upstream,
         store,
         fallback: Arc::new(store::memory::MemoryStore::default()),
-        metrics: metrics::Metrics::default(),
+        metrics,
         audit,
         config,
     });
-    gateway.metrics.keys(keys);
     gateway.join_models();
     let address = server::address_of(&listeners.main);
     let admin_address = listeners.admin.as_ref().and_then(server::address_of);

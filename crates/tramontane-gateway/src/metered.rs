@@ -202,6 +202,12 @@ impl Closing {
                 gateway
                     .metrics
                     .usage(charge.counts.prompt, charge.counts.completion, charge.cost);
+                gateway.metrics.settled(
+                    record.key_id.as_deref(),
+                    record.workspace.as_deref(),
+                    charge.tokens,
+                    charge.cost,
+                );
                 record.prompt_tokens = Some(charge.counts.prompt);
                 record.completion_tokens = Some(charge.counts.completion);
                 record.cached_tokens = Some(charge.counts.cached).filter(|&cached| cached > 0);

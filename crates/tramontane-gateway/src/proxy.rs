@@ -188,6 +188,9 @@ pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request<Body>)
         refusal.into_response()
     });
     gateway.metrics.request(label, response.status().as_u16());
+    gateway
+        .metrics
+        .workspace_request(record.workspace.as_deref());
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
@@ -337,20 +340,25 @@ async fn count(
     request_id: &str,
     lines: &[BudgetLine],
 ) -> Result<Option<Reservation>, Refusal> {
-    match enforce::admit(&gateway.store, grant, request_id, lines, Timestamp::now()).await {
-        Ok(reservation) => Ok(reservation),
-        Err(enforce::Admit::Refused(refusal)) => Err(refusal),
-        Err(enforce::Admit::StoreFailed(error)) => {
-            crate::store::failure_log::STORE_FAILURES.warn("admit and reserve", &error);
-            store_failed(gateway, grant)?;
-            let now = Timestamp::now();
-            match enforce::admit(&gateway.fallback, grant, request_id, lines, now).await {
-                Ok(reservation) => Ok(reservation),
-                Err(enforce::Admit::Refused(refusal)) => Err(refusal),
-                Err(enforce::Admit::StoreFailed(_)) => Err(Refusal::StoreUnavailable),
+    let counted =
+        match enforce::admit(&gateway.store, grant, request_id, lines, Timestamp::now()).await {
+            Ok(reservation) => Ok(reservation),
+            Err(enforce::Admit::Refused(refusal)) => Err(refusal),
+            Err(enforce::Admit::StoreFailed(error)) => {
+                crate::store::failure_log::STORE_FAILURES.warn("admit and reserve", &error);
+                store_failed(gateway, grant)?;
+                let now = Timestamp::now();
+                match enforce::admit(&gateway.fallback, grant, request_id, lines, now).await {
+                    Ok(reservation) => Ok(reservation),
+                    Err(enforce::Admit::Refused(refusal)) => Err(refusal),
+                    Err(enforce::Admit::StoreFailed(_)) => Err(Refusal::StoreUnavailable),
+                }
             }
-        }
+        };
+    if counted.is_ok() {
+        gateway.metrics.rates_counted(&grant.rules);
     }
+    counted
 }
 
 /// A store failure: refused for a `fail_closed` workspace, let through to the fallback

@@ -108,10 +108,10 @@ pub fn reload(gateway: &Gateway, why: &str) {
             let keys = state.callers.len();
             state.warn_expired();
             state.upstream_keys.warn_problems();
+            gateway.metrics.policy(&state);
             gateway.policy.store(Some(Arc::new(state)));
             gateway.join_models();
             gateway.metrics.reload(true);
-            gateway.metrics.keys(keys);
             tracing::info!(trigger = why, gateway_keys = keys, "policy reloaded");
         }
         Err(error) => {
