@@ -28,6 +28,8 @@ pub struct Metrics {
     keys: Gauge,
     store_errors: Counter,
     store_fallbacks: Counter,
+    alerts_failed: Counter,
+    alerts_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -96,6 +98,18 @@ impl Default for Metrics {
             "Requests of fail_open workspaces counted in-process because the shared store failed",
             store_fallbacks.clone(),
         );
+        let alerts_failed = Counter::default();
+        registry.register(
+            "alerts_failed",
+            "Threshold alerts not delivered after every try (each is also an audit line)",
+            alerts_failed.clone(),
+        );
+        let alerts_dropped = Counter::default();
+        registry.register(
+            "alerts_dropped",
+            "Threshold alerts dropped because the delivery queue was full",
+            alerts_dropped.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -109,6 +123,8 @@ impl Default for Metrics {
             keys,
             store_errors,
             store_fallbacks,
+            alerts_failed,
+            alerts_dropped,
         }
     }
 }
@@ -169,6 +185,14 @@ impl Metrics {
 
     pub fn store_fallback(&self) {
         self.store_fallbacks.inc();
+    }
+
+    pub fn alert_failed(&self) {
+        self.alerts_failed.inc();
+    }
+
+    pub fn alert_dropped(&self) {
+        self.alerts_dropped.inc();
     }
 
     /// The exposition text, with the open reservations as the store counts them now.
