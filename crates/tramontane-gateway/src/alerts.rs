@@ -118,18 +118,24 @@ impl AlertTargets {
 /// Why a destination is off. The messages name where the URL was to be read, never the URL.
 #[derive(Debug, thiserror::Error)]
 pub enum AlertSetupError {
-    #[error("alert destination `{destination}` is off: the environment variable `{variable}` is not set")]
+    #[error(
+        "alert destination `{destination}` is off: the environment variable `{variable}` is not set"
+    )]
     MissingVariable {
         destination: String,
         variable: String,
     },
-    #[error("alert destination `{destination}` is off: cannot read its URL from `{path}`: {source}")]
+    #[error(
+        "alert destination `{destination}` is off: cannot read its URL from `{path}`: {source}"
+    )]
     UnreadableFile {
         destination: String,
         path: String,
         source: std::io::Error,
     },
-    #[error("alert destination `{destination}` is off: the URL in the {from} is not an https URL (plain http only to a loopback address)")]
+    #[error(
+        "alert destination `{destination}` is off: the URL in the {from} is not an https URL (plain http only to a loopback address)"
+    )]
     InvalidUrl { destination: String, from: String },
 }
 
@@ -167,13 +173,14 @@ fn read_url(destination: &str, source: &SecretSource) -> Result<SecretString, Al
         }
     };
     let url = text.trim().to_owned();
-    let allowed = url.parse::<Uri>().ok().is_some_and(|uri| {
-        match (uri.scheme_str(), uri.host()) {
+    let allowed = url
+        .parse::<Uri>()
+        .ok()
+        .is_some_and(|uri| match (uri.scheme_str(), uri.host()) {
             (Some("https"), Some(_)) => true,
             (Some("http"), Some(host)) => is_loopback(host),
             _ => false,
-        }
-    });
+        });
     if !allowed {
         return Err(AlertSetupError::InvalidUrl {
             destination: destination.to_owned(),

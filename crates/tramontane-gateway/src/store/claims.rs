@@ -77,12 +77,23 @@ mod tests {
         // can leave more than the limit held): every threshold.
         assert_eq!(check.reached(5000).count(), 3);
         // A limit of zero refuses everything and alerts on nothing.
-        assert_eq!(super::ThresholdCheck { limit: 0, ..check.clone() }.reached(10).count(), 0);
+        assert_eq!(
+            super::ThresholdCheck {
+                limit: 0,
+                ..check.clone()
+            }
+            .reached(10)
+            .count(),
+            0
+        );
         // Huge limits do not overflow.
         assert_eq!(
-            super::ThresholdCheck { limit: u64::MAX, ..check.clone() }
-                .reached(u64::MAX / 2 + 1)
-                .collect::<Vec<_>>(),
+            super::ThresholdCheck {
+                limit: u64::MAX,
+                ..check.clone()
+            }
+            .reached(u64::MAX / 2 + 1)
+            .collect::<Vec<_>>(),
             vec![50]
         );
         assert_eq!(

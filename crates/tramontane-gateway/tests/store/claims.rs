@@ -83,7 +83,13 @@ async fn once_per_window(one: Arc<dyn LimitStore>, other: Arc<dyn LimitStore>) {
         won(&one.claim_thresholds(&checks, now).await.unwrap()),
         vec![(0, 95, 970), (1, 50, 100), (1, 80, 100), (1, 95, 100)]
     );
-    assert!(other.claim_thresholds(&checks, now).await.unwrap().is_empty());
+    assert!(
+        other
+            .claim_thresholds(&checks, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Another window of the same rule is claimed afresh.
     let next = [check("t", 1000, "w2")];
     assert_eq!(
@@ -100,7 +106,11 @@ async fn racing_claims(one: Arc<dyn LimitStore>, other: Arc<dyn LimitStore>) {
     let checks = Arc::new([check("r", 100, "w")]);
     let mut tasks = Vec::new();
     for n in 0..16 {
-        let store = if n % 2 == 0 { one.clone() } else { other.clone() };
+        let store = if n % 2 == 0 {
+            one.clone()
+        } else {
+            other.clone()
+        };
         let checks = checks.clone();
         tasks.push(tokio::spawn(async move {
             store.claim_thresholds(&checks[..], now).await.unwrap()

@@ -356,7 +356,6 @@ fn rule_line(rule: &Rule) -> String {
     format!("`{}`: {rule}", rule.id)
 }
 
-
 /// A caller's access in one workspace, an item per limit, so a change shows only the limit
 /// that moves.
 fn limits_items(limits: &Limits, workspace: &str, own: &RuleScope) -> Vec<String> {

@@ -281,7 +281,6 @@ fn changed_limits(
     }
 }
 
-
 /// What a new caller may do in `workspace`: its models, then each limit it has.
 fn grant_phrase(limits: &Limits, workspace: &str, own: &RuleScope) -> String {
     let mut phrase = format!(

@@ -121,9 +121,18 @@ mod tests {
         let unsorted = load("alerts:\n  thresholds: [80, 50, 95]\n");
         assert_eq!(codes(&unsorted), vec!["E052"]);
         assert_eq!(unsorted.diagnostics[0].code, Code::AlertThresholdOrder);
-        assert_eq!(codes(&load("alerts:\n  thresholds: [50, 50]\n")), vec!["E013"]);
-        assert_eq!(codes(&load("alerts:\n  thresholds: [0, 50]\n")), vec!["E013"]);
-        assert_eq!(codes(&load("alerts:\n  thresholds: [50, 101]\n")), vec!["E013"]);
+        assert_eq!(
+            codes(&load("alerts:\n  thresholds: [50, 50]\n")),
+            vec!["E013"]
+        );
+        assert_eq!(
+            codes(&load("alerts:\n  thresholds: [0, 50]\n")),
+            vec!["E013"]
+        );
+        assert_eq!(
+            codes(&load("alerts:\n  thresholds: [50, 101]\n")),
+            vec!["E013"]
+        );
         let twice = load_texts(
             "policies",
             vec![

@@ -52,7 +52,10 @@ fn a_service_key_has_its_own_rate_under_the_shared_one_and_models_within_the_wor
         .collect();
     assert_eq!(
         ids,
-        vec!["workspace:dev:requests:minute 60", "key:k:requests:minute 90"]
+        vec![
+            "workspace:dev:requests:minute 60",
+            "key:k:requests:minute 90"
+        ]
     );
     assert_eq!(
         own.limits.spend_limit,
