@@ -11,6 +11,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde_json::Value;
+use tramontane_gateway::request::{Endpoint, InferenceRequest};
 use tramontane_testkit::TestDir;
 use tramontane_testkit::fake_inference::FakeInference;
 use tramontane_testkit::gateway::{GatewayProcess, gateway_key, key_digest};
@@ -18,7 +19,7 @@ use tramontane_testkit::gateway_client::{client, metric, post};
 use tramontane_testkit::redis_server::RedisServer;
 
 const REPLICAS: usize = 3;
-const BUDGET: u64 = 1000;
+const BUDGET: u64 = 2000;
 /// A part of every URL the gateway is given: it must show nowhere.
 const URL_SECRET: &str = "T0KEN-w9Xq2";
 
@@ -137,9 +138,17 @@ fn a_budget_past_each_threshold_alerts_once_per_threshold_across_replicas() {
         let http = client();
         let key = gateway_key("watchkey");
         let body = r#"{"model":"mistral-small-latest","max_tokens":20,"messages":[{"role":"user","content":"how far?"}]}"#;
+        // Each request's worst case is small beside what is left of the budget when it is
+        // refused, so settled use itself (not only a reservation) passes 95 %: the last
+        // admitted request leaves more than `BUDGET - worst` used.
+        let worst = {
+            let request = InferenceRequest::parse(Endpoint::Chat, body.as_bytes()).unwrap();
+            request.prompt_estimate + request.max_tokens.unwrap()
+        };
+        assert!(worst <= BUDGET * 5 / 100, "a worst case of {worst}");
         let mut served = 0;
         let mut refused = false;
-        for n in 0..60 {
+        for n in 0..150 {
             let url = replicas[n % REPLICAS].url("/v1/chat/completions");
             let answer = post(&http, &url, Some(&key), body).await;
             if answer.status == 429 {
@@ -151,7 +160,7 @@ fn a_budget_past_each_threshold_alerts_once_per_threshold_across_replicas() {
             served += 1;
         }
         assert!(refused, "the budget refuses in the end");
-        assert!(served * 31 >= BUDGET * 80 / 100, "{served} served");
+        assert!(served * 31 > BUDGET - worst, "{served} served");
 
         // Exactly three deliveries to each working destination, one per threshold.
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -189,7 +198,7 @@ fn a_budget_past_each_threshold_alerts_once_per_threshold_across_replicas() {
             assert!(used * 100 >= threshold * BUDGET, "{body}");
             assert_eq!(
                 body["text"],
-                "1000 tokens a day for key `workspace.shared.key.watched`"
+                format!("{BUDGET} tokens a day for key `workspace.shared.key.watched`")
             );
         }
         let chat = thresholds(&delivered, "chat");
@@ -198,7 +207,9 @@ fn a_budget_past_each_threshold_alerts_once_per_threshold_across_replicas() {
             let text = body["text"].as_str().unwrap();
             assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
             assert!(
-                text.contains("of 1000 tokens a day for key `workspace.shared.key.watched` reached"),
+                text.contains(&format!(
+                    "of {BUDGET} tokens a day for key `workspace.shared.key.watched` reached"
+                )),
                 "{text}"
             );
         }
