@@ -14,6 +14,7 @@ mod test_exit_codes;
 mod test_explain;
 mod test_fixtures;
 mod test_gateway;
+mod test_gateway_alerts;
 mod test_gateway_hardening;
 mod test_gateway_keys;
 mod test_gateway_metrics;

@@ -179,6 +179,7 @@ pub(crate) fn org() -> impl Strategy<Value = DesiredOrg> {
                         gateway_keys,
                         models: BTreeMap::new(),
                         audit: Default::default(),
+                        alerts: Default::default(),
                     }
                 })
         })

@@ -161,9 +161,21 @@ impl AuditLog {
     }
 
     pub fn write(&self, record: &AuditRecord) {
-        let Ok(mut line) = serde_json::to_string(&*record.bounded()) else {
+        let Ok(line) = serde_json::to_string(&*record.bounded()) else {
             return;
         };
+        self.write_line(line);
+    }
+
+    /// An alert that could not be delivered: a line of its own kind (`"kind": "alert"`), in
+    /// the same log as the requests whose use it reports.
+    pub fn write_alert(&self, record: &crate::alerts::AlertAuditRecord) {
+        if let Ok(line) = serde_json::to_string(record) {
+            self.write_line(line);
+        }
+    }
+
+    fn write_line(&self, mut line: String) {
         line.push('\n');
         match &self.sink {
             Sink::Off => {}

@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use jiff::tz::TimeZone;
-use jiff::{Timestamp, ToSpan};
+use jiff::Timestamp;
 
 use crate::access::Grant;
 use crate::models::ModelDirectory;
@@ -145,40 +144,11 @@ pub enum Admit {
     StoreFailed(StoreError),
 }
 
-/// The calendar window (UTC) `now` falls in: its name and when it ends.
+/// The calendar window (UTC) `now` falls in: its name and when it ends, as the library
+/// names windows for everyone who reads the counters (`tramontane usage`).
 pub fn window(window: Window, now: Timestamp) -> (String, Timestamp) {
-    let zoned = now.to_zoned(TimeZone::UTC);
-    let date = zoned.date();
-    let end_of = |date: jiff::civil::Date| {
-        date.to_zoned(TimeZone::UTC)
-            .map(|zoned| zoned.timestamp())
-            .unwrap_or(Timestamp::MAX)
-    };
-    match window {
-        // Rates slide over the last minute in the store; the name is a placeholder.
-        Window::Minute => ("now".into(), now + std::time::Duration::from_secs(60)),
-        Window::Hour => {
-            let start = date.at(zoned.hour(), 0, 0, 0);
-            let end = start
-                .checked_add(1.hour())
-                .ok()
-                .and_then(|end| end.to_zoned(TimeZone::UTC).ok())
-                .map_or(Timestamp::MAX, |zoned| zoned.timestamp());
-            (format!("{date}T{:02}", zoned.hour()), end)
-        }
-        Window::Day => (
-            date.to_string(),
-            date.tomorrow().map_or(Timestamp::MAX, end_of),
-        ),
-        Window::Month => {
-            let first = date.first_of_month();
-            let next = date.last_of_month().tomorrow();
-            (
-                first.strftime("%Y-%m").to_string(),
-                next.map_or(Timestamp::MAX, end_of),
-            )
-        }
-    }
+    let period = tramontane::usage::Period::of(window, now);
+    (period.name, period.end)
 }
 
 /// The request's worst case: every prompt token the estimate allows plus every completion

@@ -82,6 +82,8 @@ mod tests {
                 tramontane::model::Currency::Usd,
             )),
             catalog: std::sync::Arc::new(tramontane::policy::catalog::Catalog::bundled().clone()),
+            alerts: Default::default(),
+            alert_problems: Vec::new(),
         }
     }
 

@@ -14,6 +14,7 @@
 //! limit [`store`]; the answer goes back through [`metered`], which settles what was used.
 
 pub mod access;
+pub mod alerts;
 pub mod audit;
 pub mod config;
 pub mod enforce;
@@ -152,6 +153,7 @@ pub async fn serve_on(
     };
     let policy = reload::load(&config, today, None)?;
     policy.warn_expired();
+    policy.warn_alert_problems();
     policy.upstream_keys.warn_problems();
     let keys = policy.callers.len();
     let metrics = metrics::Metrics::default();
@@ -166,8 +168,10 @@ pub async fn serve_on(
         fallback: Arc::new(store::memory::MemoryStore::default()),
         metrics,
         audit,
+        alerts: alerts::Alerts::default(),
         config,
     });
+    alerts::spawn_delivery(gateway.clone());
     gateway.join_models();
     let address = server::address_of(&listeners.main);
     let admin_address = listeners.admin.as_ref().and_then(server::address_of);

@@ -179,6 +179,7 @@ impl Closing {
                     gateway.metrics.store_error();
                     tracing::error!(%error, request_id = %record.request_id, "cannot settle a reservation");
                 }
+                gateway.alerts.settled(&gateway, &record.request_id);
                 // What the workspace was metered, for `tramontane audit` to set against its
                 // bill; a failure costs the request nothing.
                 if let Some(workspace) = &record.workspace {

@@ -39,6 +39,8 @@ pub struct Metrics {
     keys: Gauge,
     store_errors: Counter,
     store_fallbacks: Counter,
+    alerts_failed: Counter,
+    alerts_dropped: Counter,
     rule_limit: Family<Labels, Gauge>,
     rule_used: Family<Labels, Gauge>,
     workspace_requests: Family<Labels, Counter>,
@@ -225,6 +227,18 @@ impl Default for Metrics {
             "Spend charged to the workspace's requests, in micro-units of the billing currency, by workspace",
             workspace_spend.clone(),
         );
+        let alerts_failed = Counter::default();
+        registry.register(
+            "alerts_failed",
+            "Threshold alerts not delivered after every try (each is also an audit line)",
+            alerts_failed.clone(),
+        );
+        let alerts_dropped = Counter::default();
+        registry.register(
+            "alerts_dropped",
+            "Threshold alerts dropped because the delivery queue was full",
+            alerts_dropped.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -245,6 +259,8 @@ impl Default for Metrics {
             workspace_spend,
             series: ArcSwap::default(),
             loading: Mutex::new(()),
+            alerts_failed,
+            alerts_dropped,
         }
     }
 }
@@ -413,6 +429,14 @@ impl Metrics {
 
     pub fn store_fallback(&self) {
         self.store_fallbacks.inc();
+    }
+
+    pub fn alert_failed(&self) {
+        self.alerts_failed.inc();
+    }
+
+    pub fn alert_dropped(&self) {
+        self.alerts_dropped.inc();
     }
 
     /// The exposition text, with the open reservations as the store counts them now.

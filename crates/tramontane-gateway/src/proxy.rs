@@ -335,26 +335,38 @@ async fn read_body(gateway: &Gateway, headers: &HeaderMap, body: Body) -> Result
 /// operation. A store failure refuses it unless the workspace chose `store_failure:
 /// fail_open`; then it is counted in the in-process fallback store instead.
 async fn count(
-    gateway: &Gateway,
+    gateway: &Arc<Gateway>,
     grant: &Grant,
     request_id: &str,
     lines: &[BudgetLine],
 ) -> Result<Option<Reservation>, Refusal> {
-    let counted =
-        match enforce::admit(&gateway.store, grant, request_id, lines, Timestamp::now()).await {
-            Ok(reservation) => Ok(reservation),
-            Err(enforce::Admit::Refused(refusal)) => Err(refusal),
-            Err(enforce::Admit::StoreFailed(error)) => {
-                crate::store::failure_log::STORE_FAILURES.warn("admit and reserve", &error);
-                store_failed(gateway, grant)?;
-                let now = Timestamp::now();
-                match enforce::admit(&gateway.fallback, grant, request_id, lines, now).await {
-                    Ok(reservation) => Ok(reservation),
-                    Err(enforce::Admit::Refused(refusal)) => Err(refusal),
-                    Err(enforce::Admit::StoreFailed(_)) => Err(Refusal::StoreUnavailable),
+    let counted = match enforce::admit(&gateway.store, grant, request_id, lines, Timestamp::now())
+        .await
+    {
+        Ok(reservation) => {
+            // Off the request's path: a task of its own checks the alert thresholds.
+            gateway
+                .alerts
+                .admitted(gateway, &gateway.store, grant, request_id, lines);
+            Ok(reservation)
+        }
+        Err(enforce::Admit::Refused(refusal)) => Err(refusal),
+        Err(enforce::Admit::StoreFailed(error)) => {
+            crate::store::failure_log::STORE_FAILURES.warn("admit and reserve", &error);
+            store_failed(gateway, grant)?;
+            let now = Timestamp::now();
+            match enforce::admit(&gateway.fallback, grant, request_id, lines, now).await {
+                Ok(reservation) => {
+                    gateway
+                        .alerts
+                        .admitted(gateway, &gateway.fallback, grant, request_id, lines);
+                    Ok(reservation)
                 }
+                Err(enforce::Admit::Refused(refusal)) => Err(refusal),
+                Err(enforce::Admit::StoreFailed(_)) => Err(Refusal::StoreUnavailable),
             }
-        };
+        }
+    };
     if counted.is_ok() {
         gateway.metrics.rates_counted(&grant.rules);
     }

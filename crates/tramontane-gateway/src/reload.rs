@@ -82,7 +82,10 @@ pub fn load(
     let catalog =
         tramontane::policy::catalog::Catalog::bundled().with_declared(&loaded.desired.models);
     let prices = crate::prices::PriceTable::from_catalog(&catalog, gateway_config.currency);
+    let (alerts, alert_problems) = crate::alerts::AlertTargets::load(&loaded.desired.alerts);
     Ok(PolicyState {
+        alerts: Arc::new(alerts),
+        alert_problems,
         desired: loaded.desired,
         callers,
         upstream_keys,
@@ -101,12 +104,14 @@ pub fn reload(gateway: &Gateway, why: &str) {
             let unchanged = current.as_ref().is_some_and(|current| {
                 current.desired == state.desired
                     && current.upstream_keys.same_as(&state.upstream_keys)
+                    && current.alerts.same_as(&state.alerts)
             });
             if unchanged {
                 return;
             }
             let keys = state.callers.len();
             state.warn_expired();
+            state.warn_alert_problems();
             state.upstream_keys.warn_problems();
             gateway.metrics.policy(&state);
             gateway.policy.store(Some(Arc::new(state)));

@@ -36,9 +36,19 @@ pub struct PolicyState {
     pub catalog: Arc<Catalog>,
     /// The token prices of `catalog`, in the gateway's currency.
     pub prices: Arc<PriceTable>,
+    /// The policy's alert destinations, their URLs read.
+    pub alerts: Arc<crate::alerts::AlertTargets>,
+    /// Destinations left off, and why: said at start and on reload.
+    pub alert_problems: Vec<crate::alerts::AlertSetupError>,
 }
 
 impl PolicyState {
+    pub fn warn_alert_problems(&self) {
+        for problem in &self.alert_problems {
+            tracing::warn!(problem = %problem, help = problem.help(), "an alert destination is off");
+        }
+    }
+
     pub fn warn_expired(&self) {
         for message in &self.expired {
             tracing::warn!(problem = %message, help = "remove the entry, or issue a new key with `tramontane gateway issue`", "an expired gateway key is refused");
@@ -63,6 +73,8 @@ pub struct Gateway {
     pub fallback: Arc<dyn LimitStore>,
     pub metrics: Metrics,
     pub audit: AuditLog,
+    /// Threshold alerts: the requests watched and the delivery queue.
+    pub alerts: crate::alerts::Alerts,
 }
 
 impl Gateway {

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 
 use super::{
     Admission, BudgetLine, LimitStore, Meter, MeterEntry, RateHit, ReservationId, StoreError,
-    StoreResult, UsageCounter,
+    StoreResult, ThresholdCheck, ThresholdClaimed, UsageCounter,
 };
 
 const MINUTE_NANOS: i128 = 60_000_000_000;
@@ -154,6 +154,38 @@ impl State {
     }
 }
 
+impl State {
+    /// Claims are kept as counters (named `alert:…`, never a budget's `rule:…`) expiring at
+    /// their window's end, so the counters' sweep forgets them too.
+    fn claim_thresholds(&mut self, checks: &[ThresholdCheck], now: i128) -> Vec<ThresholdClaimed> {
+        self.sweep(now);
+        let mut won = Vec::new();
+        for (index, check) in checks.iter().enumerate() {
+            let held = self
+                .counters
+                .get(&check.counter)
+                .map_or(0, |counter| counter.used.saturating_add(counter.reserved));
+            for threshold in check.reached(held) {
+                let claim = self.counters.entry(check.claim_key(threshold)).or_default();
+                if claim.used > 0 && claim.expires > now {
+                    continue;
+                }
+                *claim = Counter {
+                    used: 1,
+                    reserved: 0,
+                    expires: nanos(check.window_end),
+                };
+                won.push(ThresholdClaimed {
+                    check: index,
+                    threshold,
+                    held,
+                });
+            }
+        }
+        won
+    }
+}
+
 impl MemoryStore {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, StoreError> {
         self.state
@@ -194,6 +226,14 @@ impl LimitStore for MemoryStore {
             self.lock()?.finish(id, None);
             Ok(())
         })
+    }
+
+    fn claim_thresholds<'a>(
+        &'a self,
+        checks: &'a [ThresholdCheck],
+        now: Timestamp,
+    ) -> StoreResult<'a, Vec<ThresholdClaimed>> {
+        Box::pin(async move { Ok(self.lock()?.claim_thresholds(checks, nanos(now))) })
     }
 
     fn open_reservations(&self) -> StoreResult<'_, u64> {

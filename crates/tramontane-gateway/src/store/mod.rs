@@ -18,11 +18,13 @@
 //! ([`LimitStore::meter`], read back by [`LimitStore::meters`]), for `tramontane audit` to set
 //! against what Mistral billed.
 
+pub mod claims;
 pub mod failure_log;
 pub mod memory;
 pub mod meter;
 pub mod redis;
 
+pub use claims::{ThresholdCheck, ThresholdClaimed};
 pub use meter::{Meter, MeterCounts, MeterEntry, MeterReadError, month_of};
 
 use std::sync::Arc;
@@ -163,6 +165,16 @@ pub trait LimitStore: Send + Sync + 'static {
         counters: &'a [UsageCounter],
         now: Timestamp,
     ) -> StoreResult<'a, Vec<u64>>;
+
+    /// Reads each check's counter (what is used and what is reserved, together) and claims
+    /// every threshold it has reached that no one claimed yet in its window, all in one
+    /// operation. Returns the claims this call won: only their winner alerts, so each fires
+    /// once across every replica sharing the store. A claim lives until its window ends.
+    fn claim_thresholds<'a>(
+        &'a self,
+        checks: &'a [ThresholdCheck],
+        now: Timestamp,
+    ) -> StoreResult<'a, Vec<ThresholdClaimed>>;
 
     /// How long a reservation lives unless renewed; `None`: until settled or released (a
     /// store that dies with its gateway needs no lease).

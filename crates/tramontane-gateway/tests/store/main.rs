@@ -7,6 +7,7 @@
 //! otherwise a private redis-server started per test; when neither is available the tests
 //! fail and say what to install, they never skip.
 
+mod claims;
 mod conformance;
 mod redis_faults;
 mod support;

@@ -250,7 +250,9 @@ impl<P: Provider> Engine<'_, P> {
             // No platform call: the gateway enforces it. What puts it in force is the runtime
             // record the caller writes once the whole apply has succeeded (see
             // `runtime_record`).
-            ChangeSpec::Runtime { .. } | ChangeSpec::GatewayKey { .. } => {}
+            ChangeSpec::Runtime { .. }
+            | ChangeSpec::GatewayKey { .. }
+            | ChangeSpec::Alerts { .. } => {}
         }
         Ok(None)
     }

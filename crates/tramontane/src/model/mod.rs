@@ -13,6 +13,7 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
 pub mod activity;
+pub mod alerts;
 mod budget;
 pub mod declared;
 pub mod gateway;
@@ -22,6 +23,7 @@ mod kind;
 pub mod live;
 pub mod money;
 pub mod price;
+pub use alerts::{AlertDestination, AlertKind, Alerts, SecretSource};
 pub use budget::Budget;
 pub use declared::{DeclaredModel, DeclaredPrices};
 pub use gateway::{
@@ -62,6 +64,9 @@ pub struct DesiredOrg {
     /// Thresholds of `tramontane audit`; read by nothing else.
     #[serde(default, skip_serializing_if = "AuditSettings::is_default")]
     pub audit: AuditSettings,
+    /// Threshold alerts the gateway sends on token budgets and spend guards.
+    #[serde(default, skip_serializing_if = "Alerts::is_default")]
+    pub alerts: Alerts,
 }
 
 impl DesiredOrg {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::Action;
-use crate::model::{Budget, Enforcement, Kind};
+use crate::model::{Alerts, Budget, Enforcement, Kind};
 use crate::runtime::{Caller, GatewayKeyAccess, Limits};
 
 /// One change: where it applies, why, and what it does.
@@ -148,6 +148,11 @@ pub enum ChangeSpec {
         before: Option<GatewayKeyAccess>,
         after: Option<GatewayKeyAccess>,
     },
+    /// The gateway's threshold alerts: `None` on a side without an `alerts` section.
+    Alerts {
+        before: Option<Alerts>,
+        after: Option<Alerts>,
+    },
 }
 
 impl ChangeSpec {
@@ -168,7 +173,9 @@ impl ChangeSpec {
             | ChangeSpec::KeyReplace { .. }
             | ChangeSpec::KeyRotate { .. }
             | ChangeSpec::KeyDelete(_) => Kind::ApiKey,
-            ChangeSpec::Runtime { .. } | ChangeSpec::GatewayKey { .. } => Kind::Runtime,
+            ChangeSpec::Runtime { .. }
+            | ChangeSpec::GatewayKey { .. }
+            | ChangeSpec::Alerts { .. } => Kind::Runtime,
         }
     }
 
@@ -191,6 +198,7 @@ impl ChangeSpec {
             ChangeSpec::WorkspaceSpendLimit { .. } => Action::Manual,
             ChangeSpec::Runtime { before, after, .. } => sides_action(before, after),
             ChangeSpec::GatewayKey { before, after, .. } => sides_action(before, after),
+            ChangeSpec::Alerts { before, after } => sides_action(before, after),
         }
     }
 
@@ -200,7 +208,9 @@ impl ChangeSpec {
     pub fn enforcement(&self) -> Enforcement {
         match self {
             ChangeSpec::WorkspaceSpendLimit { .. } => Enforcement::Console,
-            ChangeSpec::Runtime { .. } | ChangeSpec::GatewayKey { .. } => Enforcement::Runtime,
+            ChangeSpec::Runtime { .. }
+            | ChangeSpec::GatewayKey { .. }
+            | ChangeSpec::Alerts { .. } => Enforcement::Runtime,
             _ => Enforcement::Platform,
         }
     }
@@ -264,6 +274,15 @@ impl ChangeSpec {
                 };
                 (side(before), side(after))
             }
+            ChangeSpec::Alerts { before, after } => {
+                let side = |alerts: &Option<Alerts>| {
+                    value(&AlertsSide {
+                        caller: AlertsTag::Alerts,
+                        alerts: alerts.clone()?,
+                    })
+                };
+                (side(before), side(after))
+            }
         }
     }
 }
@@ -292,6 +311,20 @@ pub(super) struct GatewayKeySide {
 #[serde(rename_all = "snake_case")]
 pub(super) enum GatewayKeyTag {
     GatewayKey,
+}
+
+/// The gateway's alerts: one side of an alerts change. `caller` is `alerts`, as a runtime
+/// caller's side names its kind.
+#[derive(Serialize, Deserialize)]
+pub(super) struct AlertsSide {
+    pub caller: AlertsTag,
+    pub alerts: Alerts,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum AlertsTag {
+    Alerts,
 }
 
 /// A caller and its limits: one side of a runtime change.

@@ -156,6 +156,13 @@ fn decode(wire: &WireChange) -> Result<ChangeSpec, String> {
             ChangeSpec::KeyDelete(side::<LiveKeyRef>(&wire.before, "before")?)
         }
         (Kind::Runtime, action @ (Action::Create | Action::Update | Action::Delete))
+            if is_alerts(wire) =>
+        {
+            let before = alerts_side(&wire.before, "before", action != Action::Create)?;
+            let after = alerts_side(&wire.after, "after", action != Action::Delete)?;
+            ChangeSpec::Alerts { before, after }
+        }
+        (Kind::Runtime, action @ (Action::Create | Action::Update | Action::Delete))
             if is_gateway_key(wire) =>
         {
             let before = gateway_key_side(&wire.before, "before", action != Action::Create)?;
@@ -236,6 +243,29 @@ fn runtime_side(
 }
 
 /// Whether a runtime change is a gateway key's: its sides say `"caller": "gateway_key"`.
+fn is_alerts(wire: &WireChange) -> bool {
+    [&wire.before, &wire.after]
+        .into_iter()
+        .flatten()
+        .any(|side| side.get("caller").and_then(Value::as_str) == Some("alerts"))
+}
+
+/// One side of an alerts change: present exactly where the action says.
+fn alerts_side(
+    side: &Option<Value>,
+    name: &str,
+    present: bool,
+) -> Result<Option<crate::model::Alerts>, String> {
+    match (side, present) {
+        (Some(value), true) => serde_json::from_value::<super::change::AlertsSide>(value.clone())
+            .map(|side| Some(side.alerts))
+            .map_err(|error| format!("has a `{name}` that is not the gateway's alerts: {error}")),
+        (None, false) => Ok(None),
+        (Some(_), false) => Err(format!("has a `{name}` its action does not allow")),
+        (None, true) => Err(format!("has no `{name}`")),
+    }
+}
+
 fn is_gateway_key(wire: &WireChange) -> bool {
     [&wire.before, &wire.after]
         .into_iter()

@@ -185,6 +185,17 @@ codes! {
          would send the secret where neither the policy, its review nor `.gitignore` see it, \
          or let two keys' paths name one file. Replace the link with a real directory, or \
          point the key's `file` at the link's target.";
+    AlertThresholdOrder = "E052", Error, "alert thresholds are not in ascending order",
+        "`alerts.thresholds` lists the percentages of a limit at which an alert fires, each \
+         from 1 to 100 and each once. Write them in ascending order (`[50, 80, 95]`), as the \
+         alerts will fire: a list out of order is usually a typo.";
+    SecretInPolicy = "E053", Error, "a secret is written in the policy",
+        "A webhook URL carries its own credential: whoever reads it can post to the channel. \
+         Policies live in git and are read in pull requests, so an alert destination's `url` \
+         names where the gateway reads the URL instead: `url: { env: VARIABLE }` (an \
+         environment variable of the gateway) or `url: { file: /path/to/file }` (a file on \
+         the gateway's machine). Move the URL there, and treat the one committed as leaked: \
+         rotate it.";
     KeyNeverExpires = "W001", Warning, "a key never expires",
         "A key without `expires` or `expires_after_days` stays valid until someone deletes it. \
          Security teams usually want every key to expire and be rotated.";

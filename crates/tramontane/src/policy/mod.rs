@@ -1,6 +1,7 @@
 //! Policy files: discovery, parsing with positions, the schema pass, merging into one
 //! [`DesiredOrg`], and the semantic pass.
 
+mod alerts;
 pub mod catalog;
 pub mod diagnostic;
 pub mod directory;
@@ -303,6 +304,7 @@ fn merge(
     let mut partial: Vec<Span> = Vec::new();
     let mut organization_at: Option<Span> = None;
     let mut audit_at: Option<Span> = None;
+    let mut alerts_at: Option<Span> = None;
     let any_files = !prepared.is_empty();
     // Whether every file could be read and parsed, so that a missing `version` is not
     // reported when it may sit in a file that is broken.
@@ -380,6 +382,21 @@ fn merge(
                     && let Ok(audit) = serde_json::from_value(json["audit"].take())
                 {
                     desired.audit = audit;
+                }
+            }
+        }
+
+        if let Some(entry) = root.get("alerts") {
+            if let Some(first) = alerts_at {
+                diagnostics.push(duplicate("the `alerts` section", entry.key_span, first));
+            } else {
+                alerts_at = Some(entry.key_span);
+                diagnostics.extend(alerts::check(&entry.value));
+                let path = [Segment::Key("alerts".into())];
+                if !is_broken(&path)
+                    && let Ok(alerts) = serde_json::from_value(json["alerts"].take())
+                {
+                    desired.alerts = alerts;
                 }
             }
         }

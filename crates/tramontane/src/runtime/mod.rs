@@ -62,6 +62,10 @@ pub struct Runtime {
     /// Gateway keys by public id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub gateway_keys: BTreeMap<String, GatewayKeyAccess>,
+    /// The threshold alerts the gateway sends (the policy's `alerts`, URLs by where they are
+    /// read, never themselves). Absent from records made before it was added.
+    #[serde(default, skip_serializing_if = "crate::model::Alerts::is_default")]
+    pub alerts: crate::model::Alerts,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -345,6 +349,7 @@ impl Runtime {
             teams,
             members,
             gateway_keys,
+            alerts: desired.alerts.clone(),
         }
     }
 

@@ -32,7 +32,7 @@ use secrecy::ExposeSecret;
 use super::meter::METER_RETENTION;
 use super::{
     Admission, BudgetLine, LimitStore, Meter, MeterCounts, MeterEntry, MeterReadError, RateHit,
-    ReservationId, StoreError, StoreResult, UsageCounter,
+    ReservationId, StoreError, StoreResult, ThresholdCheck, ThresholdClaimed, UsageCounter,
 };
 
 mod settings;
@@ -51,6 +51,11 @@ struct Scripts {
     meters: Script,
     usage: Script,
 }
+
+/// Kept beside [`Scripts`] rather than in it: a script added after the others, loaded the
+/// same way (by digest, again on `NOSCRIPT`).
+static CLAIM_THRESHOLDS: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(include_str!("../scripts/claim_thresholds.lua")));
 
 pub struct RedisStore {
     connection: ConnectionManager,
@@ -304,6 +309,45 @@ impl LimitStore for RedisStore {
 
     fn refuses_credentials(&self) -> bool {
         self.refused_credentials.load(Ordering::Relaxed)
+    }
+
+    fn claim_thresholds<'a>(
+        &'a self,
+        checks: &'a [ThresholdCheck],
+        _now: Timestamp,
+    ) -> StoreResult<'a, Vec<ThresholdClaimed>> {
+        Box::pin(async move {
+            if checks.iter().all(|check| check.thresholds.is_empty()) {
+                return Ok(Vec::new());
+            }
+            let mut invocation = CLAIM_THRESHOLDS.prepare_invoke();
+            for check in checks {
+                invocation.key(self.key("budget", &check.counter));
+                for &threshold in &check.thresholds {
+                    invocation.key(format!("{}{}", self.prefix, check.claim_key(threshold)));
+                }
+                invocation
+                    .arg(check.limit.min(LARGEST_AMOUNT))
+                    .arg(check.window_end.as_millisecond())
+                    .arg(check.thresholds.len());
+                // One argument each: a `Vec<u8>` would go as one binary string.
+                for &threshold in &check.thresholds {
+                    invocation.arg(u32::from(threshold));
+                }
+            }
+            let won: Vec<i64> = self.run("claim thresholds", invocation).await?;
+            won.chunks_exact(3)
+                .map(|claim| {
+                    Ok(ThresholdClaimed {
+                        check: index_of(claim[0], checks.len())?,
+                        threshold: u8::try_from(claim[1]).map_err(|_| {
+                            StoreError(format!("Redis claimed threshold {}", claim[1]))
+                        })?,
+                        held: u64::try_from(claim[2]).unwrap_or(0),
+                    })
+                })
+                .collect()
+        })
     }
 
     fn open_reservations(&self) -> StoreResult<'_, u64> {

@@ -66,6 +66,25 @@ pub(super) fn gateway_key_changes(recorded: &Runtime, effective: &Runtime) -> Ve
         .collect()
 }
 
+/// The change to the gateway's threshold alerts from `recorded` to `effective`, if any:
+/// alerts are the gateway's to send, so they change with the runtime record like a caller's
+/// limits.
+pub(super) fn alert_changes(recorded: &Runtime, effective: &Runtime) -> Option<Change> {
+    let side = |runtime: &Runtime| (!runtime.alerts.is_default()).then(|| runtime.alerts.clone());
+    let (before, after) = (side(recorded), side(effective));
+    let reason = match (&before, &after) {
+        (None, Some(_)) => "threshold alerts: the gateway sends them once it loads this policy",
+        (Some(_), None) => "no more threshold alerts once the gateway loads this policy",
+        (Some(old), Some(new)) if old != new => "the policy changes the gateway's threshold alerts",
+        _ => return None,
+    };
+    Some(Change::new(
+        "runtime.alerts",
+        reason,
+        ChangeSpec::Alerts { before, after },
+    ))
+}
+
 /// Where a plan shows a change to a gateway key.
 pub(super) fn gateway_key_address(id: &str) -> String {
     format!("runtime.gateway_key.{id}")
@@ -81,6 +100,38 @@ mod tests {
     fn runtime(policy: serde_json::Value) -> Runtime {
         let desired: DesiredOrg = serde_json::from_value(policy).unwrap();
         Runtime::of(&desired, Catalog::bundled())
+    }
+
+    #[test]
+    fn alerts_added_changed_or_removed_are_one_runtime_change_that_round_trips() {
+        let none = runtime(serde_json::json!({}));
+        let hook = |thresholds: serde_json::Value| {
+            runtime(serde_json::json!({"alerts": {
+                "thresholds": thresholds,
+                "destinations": {"ops": {"kind": "webhook", "url": {"env": "OPS_URL"}}}
+            }}))
+        };
+        let (first, second) = (
+            hook(serde_json::json!([50, 80])),
+            hook(serde_json::json!([90])),
+        );
+        assert!(alert_changes(&none, &none).is_none());
+        assert!(alert_changes(&first, &first).is_none());
+        for (before, after, action) in [
+            (&none, &first, Action::Create),
+            (&first, &second, Action::Update),
+            (&second, &none, Action::Delete),
+        ] {
+            let change = alert_changes(before, after).expect("a change");
+            assert_eq!(change.address, "runtime.alerts");
+            assert_eq!(change.action, action);
+            assert_eq!(change.enforcement, crate::model::Enforcement::Runtime);
+            let text = serde_json::to_string(&change).unwrap();
+            // Where the URL is read, never a URL.
+            assert!(text.contains("OPS_URL"), "{text}");
+            let again: Change = serde_json::from_str(&text).unwrap();
+            assert_eq!(again, change);
+        }
     }
 
     #[test]
