@@ -326,6 +326,41 @@ fn a_rotation_keeps_the_old_key_while_its_successor_fails() {
     assert_eq!(sandbox_keys(&env, "ide-completion").len(), 1);
 }
 
+/// A successor whose secret went to a command cannot be read back: the apply that ends the
+/// overlap checks what it can (the successor exists and has not expired), deletes the
+/// predecessor, and says the check was partial.
+#[test]
+fn a_rotation_through_a_command_sink_says_its_check_was_partial() {
+    let env = env();
+    let dev = std::fs::read_to_string(env.path().join("policies/workspaces/dev.yaml")).unwrap();
+    let piped = dev.replace(
+        "secret: { file: secrets/dev-workspace/ide-completion.key }",
+        "secret: { command: [sh, -c, \"umask 077; cat > piped-ide.key\"] }",
+    );
+    assert_ne!(dev, piped);
+    env.write("policies/workspaces/dev.yaml", piped);
+    let first = run_at(
+        &env,
+        "2026-06-01T12:00:00Z",
+        &["apply", "--org", "sandbox:demo", "--auto-approve"],
+    );
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    assert_eq!(sandbox_keys(&env, "ide-completion").len(), 2);
+    let last = run_at(
+        &env,
+        "2026-06-02T12:00:00Z",
+        &["apply", "--org", "sandbox:demo", "--auto-approve"],
+    );
+    assert_eq!(last.code, 0, "{}{}", last.stdout, last.stderr);
+    assert!(
+        last.stdout
+            .contains("was checked only partly: it still exists and has not expired"),
+        "{}",
+        last.stdout
+    );
+    assert_eq!(sandbox_keys(&env, "ide-completion").len(), 1);
+}
+
 const ADMIN_KEY: &str = "admin-key-that-must-never-print";
 
 /// `tramontane apply --org mistral` against `api`, quick to retry and time out.

@@ -17,6 +17,9 @@ pub(super) struct Engine<'a, P> {
     pub provider: &'a P,
     pub live: &'a LiveOrg,
     pub desired: &'a DesiredOrg,
+    /// What a person should know about how the change went beyond done or failed, such as
+    /// a check that could only be partial.
+    pub note: std::sync::Mutex<Option<String>>,
 }
 
 impl<P: Provider> Engine<'_, P> {
@@ -440,11 +443,22 @@ impl<P: Provider> Engine<'_, P> {
                     .unwrap_or_default()
             )));
         }
-        if let SecretSink::File(path) = &declared.secret {
-            let secret = self.shared.files.read_back(path).map_err(failing)?;
-            self.provider.verify_key(&secret).await.map_err(|problem| {
-                failing(format!("its secret in `{path}` was refused: {problem}"))
-            })?;
+        match &declared.secret {
+            SecretSink::File(path) => {
+                let secret = self.shared.files.read_back(path).map_err(failing)?;
+                self.provider.verify_key(&secret).await.map_err(|problem| {
+                    failing(format!("its secret in `{path}` was refused: {problem}"))
+                })?;
+            }
+            _ => {
+                *self
+                    .note
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(format!(
+                    "the successor {} was checked only partly: it still exists and has not expired, but its secret went to a command and cannot be read back to show it works",
+                    successor.id
+                ));
+            }
         }
         Ok(())
     }

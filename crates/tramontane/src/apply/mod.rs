@@ -160,6 +160,8 @@ pub struct ChangeReport {
     pub request_ids: Vec<String>,
     /// Where a new key's secret went, as plans show a sink.
     pub delivered_to: Option<String>,
+    /// What a person should know beyond done or failed (a check that could only be partial).
+    pub note: Option<String>,
 }
 
 /// What an apply did: one report per change of the plan, in the plan's order.
@@ -313,6 +315,7 @@ pub async fn apply_each<P: Provider>(
                     status: Status::Manual,
                     request_ids: Vec::new(),
                     delivered_to: None,
+                    note: None,
                 })
             }
         }
@@ -344,6 +347,7 @@ pub async fn apply_each<P: Provider>(
                     status: Status::NotAttempted,
                     request_ids: Vec::new(),
                     delivered_to: None,
+                    note: None,
                 })
             })
             .collect(),
@@ -375,6 +379,7 @@ async fn run_one<P: Provider>(
         status: Status::NotAttempted,
         request_ids: Vec::new(),
         delivered_to: None,
+        note: None,
     };
     let Ok(_permit) = shared.permits.acquire().await else {
         return not_attempted();
@@ -388,13 +393,19 @@ async fn run_one<P: Provider>(
         provider,
         live,
         desired,
+        note: std::sync::Mutex::new(None),
     };
     let (result, request_ids) = request_id::gather(engine.run()).await;
+    let note = engine
+        .note
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     match result {
         Ok(delivered_to) => ChangeReport {
             status: Status::Done,
             request_ids,
             delivered_to,
+            note,
         },
         Err(error) => {
             shared.stopped.store(true, Ordering::SeqCst);
@@ -402,6 +413,7 @@ async fn run_one<P: Provider>(
                 status: Status::Failed(error),
                 request_ids,
                 delivered_to: None,
+                note: None,
             }
         }
     }

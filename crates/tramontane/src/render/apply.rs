@@ -24,6 +24,9 @@ pub fn report(plan: &Plan, report: &ApplyReport) -> String {
         if let Some(sink) = &result.delivered_to {
             let _ = write!(out, "; new secret delivered to {}", terminal(sink));
         }
+        if let Some(note) = &result.note {
+            let _ = write!(out, "; {}", terminal(note));
+        }
         out.push('\n');
     }
 
