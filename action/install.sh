@@ -3,9 +3,11 @@
 #
 #   install.sh download   the release binary of the version in the action's Cargo.toml,
 #                         verified against its SHA-256 before it is unpacked or run. When
-#                         the release has no asset for this platform (HTTP 404), or none is
-#                         published for it at all, it prepares a build from source instead:
-#                         outputs source=build, the cache key and the install root.
+#                         no release binary is built for this platform, or the input
+#                         from-source asks for it, it prepares a build from source instead:
+#                         outputs source=build, the cache key and the install root. When
+#                         the pinned release does not exist (HTTP 404), it fails, saying
+#                         which version it looked for, where, and what to do.
 #   install.sh build      the source build: `cargo install` into $INSTALL_ROOT, refused while
 #                         MISTRAL_ADMIN_API_KEY is set.
 #   install.sh activate   puts the built binary on the PATH.
@@ -210,9 +212,16 @@ cmd_download() {
   case "$status" in
     200) ;;
     404)
+      # No silent fallback to a build: the pinned version is not published (or not for
+      # this platform), and whoever pinned it should know.
+      local missing
+      if [ "$(download "$base/SHA256SUMS" "$work/SHA256SUMS")" = 200 ]; then
+        missing="The release v$version exists at $base but has no $asset (HTTP 404), so there is no tramontane $version for $target."
+      else
+        missing="There is no release v$version: $base/$asset and $base/SHA256SUMS answered HTTP 404."
+      fi
       rm -rf "$work"
-      prepare_build "No release asset $base/$asset (404)."
-      return
+      fail "$missing This action is at version $version (the version in its Cargo.toml); nothing was installed. Pin the action to the commit of a release that exists (a tag v<version> with published assets), or set the input from-source to true to build tramontane $version from the action's source (cargo install --locked --path crates/tramontane-cli; docs/releasing.md)."
       ;;
     *)
       rm -rf "$work"
@@ -228,13 +237,13 @@ cmd_download() {
     status=$(download "$base/SHA256SUMS" "$work/SHA256SUMS")
     if [ "$status" != 200 ]; then
       rm -rf "$work"
-      fail "The release v$version has $asset but its SHA256SUMS answered HTTP $status, so the binary cannot be verified and was not installed; re-run the job, or set the input from-source to build instead."
+      fail "action/checksums.txt at the action's commit does not list $asset (tramontane $version for $target), and the release's $base/SHA256SUMS answered HTTP $status, so the binary cannot be verified and was not installed; re-run the job, pin the action at a commit whose action/checksums.txt lists it, or set the input from-source to true to build it instead."
     fi
     expected=$(listed_digest "$work/SHA256SUMS" "$asset")
     source="$base/SHA256SUMS"
     if [ -z "$expected" ]; then
       rm -rf "$work"
-      fail "$source does not list $asset, so the binary cannot be verified and was not installed."
+      fail "Neither action/checksums.txt at the action's commit nor $source lists $asset (tramontane $version for $target), so the binary cannot be verified and was not installed; pin the action at a commit whose action/checksums.txt lists it, or set the input from-source to true to build it instead."
     fi
   fi
 

@@ -1,7 +1,8 @@
 //! The composite action's installer, action/install.sh, run step by step as action.yml runs
 //! it, with the environment a runner gives it, against a release served from loopback: a
-//! verified binary is put on the PATH, a tampered one is refused and nothing runs, and only
-//! a release with no asset for the platform (404) falls back to building from source.
+//! verified binary is put on the PATH, a tampered one is refused and nothing runs, a release
+//! that does not exist (404) is refused saying what to do, and a release cut by
+//! scripts/release installs end to end.
 
 #![cfg(unix)]
 
@@ -46,17 +47,24 @@ struct ReleaseServer {
 #[derive(Default)]
 struct Served {
     files: Mutex<HashMap<String, (u16, Vec<u8>)>>,
+    /// A directory served as /download/<path>, as a mirror lays releases out.
+    dir: Mutex<Option<PathBuf>>,
     requests: Mutex<Vec<String>>,
 }
 
 async fn serve(State(served): State<Arc<Served>>, uri: Uri) -> Response {
     served.requests.lock().unwrap().push(uri.path().to_owned());
-    match served.files.lock().unwrap().get(uri.path()) {
-        Some((status, body)) => {
-            (StatusCode::from_u16(*status).unwrap(), body.clone()).into_response()
-        }
-        None => StatusCode::NOT_FOUND.into_response(),
+    if let Some((status, body)) = served.files.lock().unwrap().get(uri.path()) {
+        return (StatusCode::from_u16(*status).unwrap(), body.clone()).into_response();
     }
+    let dir = served.dir.lock().unwrap().clone();
+    if let (Some(dir), Some(path)) = (dir, uri.path().strip_prefix("/download/"))
+        && !path.split('/').any(|part| part == ".." || part.is_empty())
+        && let Ok(body) = std::fs::read(dir.join(path))
+    {
+        return (StatusCode::OK, body).into_response();
+    }
+    StatusCode::NOT_FOUND.into_response()
 }
 
 impl ReleaseServer {
@@ -90,6 +98,12 @@ impl ReleaseServer {
     /// The base URL the installer is pointed at: BASE/v<version>/<file>.
     fn base(&self) -> String {
         format!("{}/download", self.url)
+    }
+
+    /// Serves the files under `dir` as BASE/<path>: BASE/v<version>/<file> is
+    /// `dir/v<version>/<file>`.
+    fn serve_dir(&self, dir: &Path) {
+        *self.state.dir.lock().unwrap() = Some(dir.to_owned());
     }
 
     fn publish(&self, file: &str, body: &[u8]) {
@@ -162,6 +176,11 @@ struct Job {
 
 impl Job {
     fn new(server: &ReleaseServer) -> Job {
+        Job::at(server, VERSION)
+    }
+
+    /// An action whose Cargo.toml says `version`.
+    fn at(server: &ReleaseServer, version: &str) -> Job {
         let job = Job {
             dir: tempfile::tempdir().unwrap(),
             base: server.base(),
@@ -173,7 +192,7 @@ impl Job {
         std::fs::write(
             job.action().join("Cargo.toml"),
             format!(
-                "[workspace]\nmembers = [\"crates/*\"]\n\n[workspace.package]\nversion = \"{VERSION}\"\nrepository = \"https://github.com/tramontane-rs/tramontane\"\n"
+                "[workspace]\nmembers = [\"crates/*\"]\n\n[workspace.package]\nversion = \"{version}\"\nrepository = \"https://github.com/tramontane-rs/tramontane\"\n"
             ),
         )
         .unwrap();
@@ -337,17 +356,67 @@ fn a_tampered_tarball_is_refused_and_nothing_is_installed() {
 }
 
 #[test]
-fn a_release_without_an_asset_for_the_platform_is_built_from_source() {
+fn a_release_that_does_not_exist_is_refused_saying_what_to_do() {
+    let server = ReleaseServer::start();
+    let job = Job::new(&server);
+    let ran = job.step("download", &[]);
+    assert_ne!(ran.status.code(), Some(0));
+    let error = stderr(&ran);
+    let base = format!("{}/v{VERSION}", server.base());
+    for said in [
+        format!(
+            "::error::There is no release v{VERSION}: {base}/{}",
+            asset(LINUX_X64)
+        ),
+        format!("This action is at version {VERSION}"),
+        "nothing was installed".to_owned(),
+        "Pin the action to the commit of a release that exists".to_owned(),
+        "set the input from-source to true".to_owned(),
+        "cargo install --locked --path crates/tramontane-cli".to_owned(),
+    ] {
+        assert!(error.contains(&said), "{said:?} not in {error}");
+    }
+    assert_eq!(
+        server.requests(),
+        [asset(LINUX_X64), "SHA256SUMS".to_owned()]
+    );
+    assert!(job.path().is_empty());
+    assert_eq!(job.output("source"), None, "no silent fallback to a build");
+    assert!(binaries_under(&job.temp()).is_empty());
+
+    // A release that exists, without this platform's asset.
+    let server = ReleaseServer::start();
+    let other = tarball("aarch64-apple-darwin", &format!("tramontane {VERSION}"));
+    server.publish(&asset("aarch64-apple-darwin"), &other);
+    server.publish(
+        "SHA256SUMS",
+        sums(&[(&asset("aarch64-apple-darwin"), &other)]).as_bytes(),
+    );
+    let job = Job::new(&server);
+    let ran = job.step("download", &[]);
+    assert_ne!(ran.status.code(), Some(0));
+    let error = stderr(&ran);
+    assert!(
+        error.contains(&format!(
+            "The release v{VERSION} exists at {}/v{VERSION} but has no {} (HTTP 404), so there is no tramontane {VERSION} for {LINUX_X64}.",
+            server.base(),
+            asset(LINUX_X64)
+        )),
+        "{error}"
+    );
+    assert!(error.contains("from-source to true"), "{error}");
+    assert!(job.path().is_empty());
+    assert_eq!(job.output("source"), None, "no silent fallback to a build");
+}
+
+#[test]
+fn a_source_build_is_keyed_by_its_source_and_put_on_the_path() {
     let server = ReleaseServer::start();
     let job = Job::new(&server);
 
-    let ran = job.step("download", &[]);
+    let ran = job.step("download", &[("INPUT_FROM_SOURCE", "true")]);
     assert!(ran.status.success(), "{}", stderr(&ran));
-    assert_eq!(server.requests(), [asset(LINUX_X64)]);
-    assert!(
-        String::from_utf8_lossy(&ran.stdout).contains("(404)"),
-        "{ran:?}"
-    );
+    assert!(server.requests().is_empty());
     assert!(job.path().is_empty());
     assert_eq!(job.output("source").as_deref(), Some("build"));
     let key = job.output("key").unwrap();
@@ -523,7 +592,7 @@ fn an_unverifiable_or_unreachable_release_is_refused_not_built() {
                     sums(&[(&asset("aarch64-apple-darwin"), &other)]).as_bytes(),
                 );
             }),
-            "does not list",
+            "Neither action/checksums.txt at the action's commit nor",
         ),
         (
             "a server error",
@@ -635,4 +704,156 @@ fn the_action_runs_the_installer_steps_in_order() {
     let handed_over = "if: steps.release.outputs.source == 'build'";
     assert_eq!(action.matches(handed_over).count(), 3, "{action}");
     assert!(action.contains("uses: actions/cache@"));
+}
+
+/// The runner platform of the machine the tests run on, and the target the release script
+/// names its archive after, where a release binary is built for it.
+fn this_runner() -> Option<(&'static str, &'static str, &'static str)> {
+    match (std::env::consts::OS, std::env::consts::ARCH) {
+        ("linux", "x86_64") => Some(("Linux", "X64", "x86_64-unknown-linux-gnu")),
+        ("linux", "aarch64") => Some(("Linux", "ARM64", "aarch64-unknown-linux-gnu")),
+        ("macos", "x86_64") => Some(("macOS", "X64", "x86_64-apple-darwin")),
+        ("macos", "aarch64") => Some(("macOS", "ARM64", "aarch64-apple-darwin")),
+        _ => None,
+    }
+}
+
+/// Cutting a release, rehearsed: scripts/release packs the tramontane binary these tests
+/// run (so nothing is compiled) into a directory served over loopback as `release-url`,
+/// and the action installs and verifies it from there, then refuses it tampered or absent.
+#[test]
+fn a_release_cut_by_the_script_is_installed_through_release_url() {
+    let Some((os, arch, target)) = this_runner() else {
+        eprintln!("no release binary is built for this platform; nothing to rehearse");
+        return;
+    };
+    let version = env!("CARGO_PKG_VERSION");
+    let server = ReleaseServer::start();
+    let served = tempfile::tempdir().unwrap();
+    server.serve_dir(served.path());
+    let out = served.path().join(format!("v{version}"));
+    let job = Job::at(&server, version).on(os, arch);
+    job.pin("# the action's pinned checksums\n");
+    let pinned = job.action().join("action/checksums.txt");
+
+    let release = |args: &[&Path]| {
+        Command::new("bash")
+            .arg(repo_root().join("scripts/release"))
+            .arg(version)
+            .arg("--binary")
+            .arg(env!("CARGO_BIN_EXE_tramontane"))
+            .arg("--out")
+            .arg(&out)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let cut = release(&[Path::new("--pin"), &pinned]);
+    assert!(cut.status.success(), "{}", stderr(&cut));
+    let name = format!("tramontane-{version}-{target}.tar.gz");
+    let archive = out.join(&name);
+    let digest = sha256_hex(&std::fs::read(&archive).unwrap());
+    let line = format!("{digest}  {name}");
+    assert_eq!(read_lines(&out.join("SHA256SUMS")), [line.clone()]);
+    assert_eq!(
+        read_lines(&pinned),
+        ["# the action's pinned checksums".to_owned(), line.clone()]
+    );
+    // Cut again, the pin is replaced, not repeated.
+    let again = release(&[Path::new("--pin"), &pinned]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let repinned = read_lines(&pinned);
+    assert_eq!(repinned.len(), 2, "{repinned:?}");
+    let line = repinned[1].clone();
+
+    // Installed and verified against the pinned checksum, and it runs.
+    let ran = job.step("download", &[("INPUT_RELEASE_URL", &server.base())]);
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    assert!(
+        String::from_utf8_lossy(&ran.stdout)
+            .contains("as action/checksums.txt at the action's commit expects"),
+        "{ran:?}"
+    );
+    let path = job.path();
+    assert_eq!(path.len(), 1, "{path:?}");
+    assert_eq!(version_of(&path[0]), format!("tramontane {version}"));
+    assert_eq!(job.output("source").as_deref(), Some("release"));
+
+    // Unpinned, the release's own SHA256SUMS verifies it.
+    let unpinned = Job::at(&server, version).on(os, arch);
+    let ran = unpinned.step("download", &[("INPUT_RELEASE_URL", &server.base())]);
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    assert_eq!(
+        version_of(&unpinned.path()[0]),
+        format!("tramontane {version}")
+    );
+
+    // A tampered archive is refused: nothing installed, no build.
+    let mut bytes = std::fs::read(&archive).unwrap();
+    bytes.extend_from_slice(b"tampered");
+    std::fs::write(&archive, &bytes).unwrap();
+    let tampered = Job::at(&server, version).on(os, arch);
+    tampered.pin(&format!("{line}\n"));
+    let ran = tampered.step("download", &[("INPUT_RELEASE_URL", &server.base())]);
+    assert_ne!(ran.status.code(), Some(0));
+    let error = stderr(&ran);
+    assert!(
+        error.contains(&format!("::error::Checksum mismatch for {name}")),
+        "{error}"
+    );
+    assert!(tampered.path().is_empty());
+    assert_eq!(tampered.output("source"), None);
+    assert!(binaries_under(&tampered.temp()).is_empty());
+
+    // No checksum anywhere for it: neither pinned nor in a SHA256SUMS.
+    std::fs::remove_file(out.join("SHA256SUMS")).unwrap();
+    let unverifiable = Job::at(&server, version).on(os, arch);
+    let ran = unverifiable.step("download", &[("INPUT_RELEASE_URL", &server.base())]);
+    assert_ne!(ran.status.code(), Some(0));
+    let error = stderr(&ran);
+    assert!(
+        error.contains(&format!(
+            "action/checksums.txt at the action's commit does not list {name} (tramontane {version} for {target})"
+        )),
+        "{error}"
+    );
+    assert!(unverifiable.path().is_empty());
+
+    // The release not published at all: which version, where, and what to do.
+    std::fs::remove_dir_all(&out).unwrap();
+    let missing = Job::at(&server, version).on(os, arch);
+    let ran = missing.step("download", &[("INPUT_RELEASE_URL", &server.base())]);
+    assert_ne!(ran.status.code(), Some(0));
+    let error = stderr(&ran);
+    assert!(
+        error.contains(&format!(
+            "::error::There is no release v{version}: {}/v{version}/{name}",
+            server.base()
+        )),
+        "{error}"
+    );
+    assert!(
+        error.contains("set the input from-source to true"),
+        "{error}"
+    );
+    assert!(missing.path().is_empty());
+    assert_eq!(
+        missing.output("source"),
+        None,
+        "no silent fallback to a build"
+    );
+
+    // The script refuses a binary that is not of the version it is asked to release.
+    let wrong = Command::new("bash")
+        .arg(repo_root().join("scripts/release"))
+        .arg("99.0.0")
+        .arg("--binary")
+        .arg(env!("CARGO_BIN_EXE_tramontane"))
+        .arg("--out")
+        .arg(served.path().join("wrong"))
+        .output()
+        .unwrap();
+    assert_ne!(wrong.status.code(), Some(0));
+    assert!(stderr(&wrong).contains("not 99.0.0"), "{}", stderr(&wrong));
+    assert!(!served.path().join("wrong").exists());
 }
