@@ -754,7 +754,10 @@ fn a_release_cut_by_the_script_is_installed_through_release_url() {
     let archive = out.join(&name);
     let digest = sha256_hex(&std::fs::read(&archive).unwrap());
     let line = format!("{digest}  {name}");
-    assert_eq!(read_lines(&out.join("SHA256SUMS")), [line.clone()]);
+    assert_eq!(
+        read_lines(&out.join("SHA256SUMS")),
+        std::slice::from_ref(&line)
+    );
     assert_eq!(
         read_lines(&pinned),
         ["# the action's pinned checksums".to_owned(), line.clone()]
