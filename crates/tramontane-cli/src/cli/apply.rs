@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use super::org::{LockArgs, OrgArgs};
 use super::planning::{Planned, make_plan};
 use super::show::read_plan;
-use super::{ClockArgs, ColorChoice, CommandError, ExitStatus};
+use super::{ClockArgs, ColorChoice, CommandError, ExitStatus, PoliciesArg};
 use tramontane::apply::audit::AuditLog;
 use tramontane::apply::journal::Journal;
 use tramontane::apply::{ApplyOptions, Status, apply_each, git_ignore};
@@ -21,9 +21,8 @@ pub struct Args {
     #[command(flatten)]
     pub org: OrgArgs,
 
-    /// Directory of policy files.
-    #[arg(long, short, default_value = "policies", env = "TRAMONTANE_POLICIES")]
-    pub policies: PathBuf,
+    #[command(flatten)]
+    pub policies: PoliciesArg,
 
     /// Apply without asking (required when not on a terminal).
     #[arg(long)]
@@ -207,7 +206,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         Some(path) => Some(read_plan(path)?),
         None => None,
     };
-    let root = RepositoryRoot::of_policies(&args.policies);
+    let root = RepositoryRoot::of_policies(&args.policies.dir);
     // Held from before the organization is read until the last change ends, so the plan
     // checked for staleness is the one applied.
     let _lock = args.lock.take(&args.org, &root, "another apply")?;
@@ -218,7 +217,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         plan: mut fresh,
         runtime,
     }) = make_plan(
-        &args.policies,
+        &args.policies.dir,
         &args.org,
         args.clock.now(),
         args.quiet,

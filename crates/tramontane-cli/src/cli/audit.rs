@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use clap::ValueEnum;
 
 use super::org::{OrgArgs, runtime};
-use super::{ColorChoice, CommandError, ExitStatus};
+use super::{ColorChoice, CommandError, ExitStatus, PoliciesArg};
 use tramontane::clock::day_of;
 use tramontane::hygiene::{
     self, AuditInput, Metering, PolicyLocator, Severity, UnmeteredTolerance,
@@ -27,15 +27,17 @@ use tramontane_gateway::store::redis::{RedisSettings, RedisStore};
 use tramontane_gateway::store::{Meter, month_of};
 
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("policies", |arg| arg.help(
+    "Directory of policy files: thresholds (`audit:`), which keys are managed, and the \
+     lines findings point at. Without it, keys are judged by the default thresholds and \
+     none is reported as unmanaged"
+)))]
 pub struct Args {
     #[command(flatten)]
     pub org: OrgArgs,
 
-    /// Directory of policy files: thresholds (`audit:`), which keys are managed, and the
-    /// lines findings point at. Without it, keys are judged by the default thresholds and
-    /// none is reported as unmanaged.
-    #[arg(long, short, default_value = "policies", env = "TRAMONTANE_POLICIES")]
-    pub policies: PathBuf,
+    #[command(flatten)]
+    pub policies: PoliciesArg,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
@@ -199,11 +201,11 @@ pub(super) fn load_policy(
 pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> {
     let now = args.clock.now();
     let today = day_of(now);
-    let loaded = load_policy(&args.policies, today, color)?;
+    let loaded = load_policy(&args.policies.dir, today, color)?;
     if loaded.is_none() {
         eprintln!(
             "note: no policy directory at `{}`: default thresholds, and no key is reported as unmanaged",
-            args.policies.to_string_lossy()
+            args.policies.dir.to_string_lossy()
         );
     }
     let desired: Option<&DesiredOrg> = loaded.as_ref().map(|loaded| &loaded.desired);
@@ -211,7 +213,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         .as_ref()
         .map(|loaded| PolicyLocator::new(&loaded.sources))
         .unwrap_or_default();
-    let root = RepositoryRoot::of_policies(&args.policies);
+    let root = RepositoryRoot::of_policies(&args.policies.dir);
     let store = meter_store(args)?;
     let (org, _label) = args.org.open(now, desired, &root)?;
     let applied = hygiene::read_applied(&root.resolve(&args.audit_log)).map_err(|error| {
@@ -258,7 +260,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
             &report,
             env!("CARGO_PKG_VERSION"),
             locator.first_file(),
-            tramontane::repository::RepositoryRoot::of_policies(&args.policies).path(),
+            tramontane::repository::RepositoryRoot::of_policies(&args.policies.dir).path(),
         ),
     };
     stdout.lock().write_all(text.as_bytes())?;
