@@ -6,7 +6,7 @@
 //! library as plain numbers.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::ValueEnum;
 
@@ -18,10 +18,8 @@ use tramontane::hygiene::{
 };
 use tramontane::model::activity::{MonthMeters, WorkspaceMeter};
 use tramontane::model::{DesiredOrg, Money};
-use tramontane::policy::{self, LoadOptions, LoadedPolicy};
 use tramontane::provider::Provider;
 use tramontane::provider::activity::read_activity;
-use tramontane::render::diagnostics;
 use tramontane::repository::RepositoryRoot;
 use tramontane_gateway::store::redis::{RedisSettings, RedisStore};
 use tramontane_gateway::store::{Meter, month_of};
@@ -170,38 +168,10 @@ impl FailOn {
     }
 }
 
-/// The policy when its directory exists; `Err` with diagnostics shown when it is invalid.
-pub(super) fn load_policy(
-    policies: &Path,
-    today: jiff::civil::Date,
-    color: ColorChoice,
-) -> Result<Option<LoadedPolicy>, CommandError> {
-    if !policies.exists() {
-        return Ok(None);
-    }
-    let loaded = policy::load(policies, &LoadOptions::new(today));
-    if !loaded.is_valid() {
-        let text = diagnostics::human(
-            &loaded,
-            &policies.to_string_lossy(),
-            color.enabled(std::io::stderr().is_terminal()),
-        );
-        std::io::stderr().write_all(text.as_bytes())?;
-        return Err(CommandError::Usage {
-            message: format!(
-                "the policies under `{}` are invalid",
-                policies.to_string_lossy()
-            ),
-            help: Some("fix the errors above (`tramontane validate`), then run again".into()),
-        });
-    }
-    Ok(Some(loaded))
-}
-
 pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> {
     let now = args.clock.now();
     let today = day_of(now);
-    let loaded = load_policy(&args.policies.dir, today, color)?;
+    let loaded = args.policies.load_if_present(today, color)?;
     if loaded.is_none() {
         eprintln!(
             "note: no policy directory at `{}`: default thresholds, and no key is reported as unmanaged",

@@ -16,6 +16,7 @@ mod models;
 pub mod org;
 pub(crate) mod plan;
 mod planning;
+mod policies;
 mod revoke;
 mod scan;
 mod schema;
@@ -24,12 +25,12 @@ mod store;
 mod usage;
 mod validate;
 
-use std::path::PathBuf;
-
 use clap::{Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use tramontane::clock::Clock;
+
+pub use policies::PoliciesArg;
 
 pub use command_error::{CommandError, ExitStatus};
 
@@ -112,24 +113,6 @@ impl ColorChoice {
             }
         }
     }
-}
-
-/// The directory of policy files, declared once for every command that reads it. A command
-/// whose use of it needs saying overrides the help line with
-/// `#[command(mut_arg("policies", |arg| arg.help(...)))]`; name, short, default and
-/// environment variable stay the same everywhere.
-#[derive(Debug, Clone, clap::Args)]
-pub struct PoliciesArg {
-    /// Directory of policy files.
-    #[arg(
-        id = "policies",
-        long = "policies",
-        short = 'p',
-        value_name = "POLICIES",
-        default_value = "policies",
-        env = "TRAMONTANE_POLICIES"
-    )]
-    pub dir: PathBuf,
 }
 
 /// The moment a command counts from: hidden flags (and their variables) for tests and

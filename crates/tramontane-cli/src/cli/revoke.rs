@@ -5,7 +5,6 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use super::audit::load_policy;
 use super::org::{LockArgs, OrgArgs, runtime};
 use super::{ColorChoice, CommandError, ExitStatus, PoliciesArg};
 use tramontane::apply::audit::{AuditLog, OutsidePlan};
@@ -101,7 +100,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         });
     }
     let now = args.clock.now();
-    let loaded = load_policy(&args.policies.dir, day_of(now), color)?;
+    let loaded = args.policies.load_if_present(day_of(now), color)?;
     let desired = loaded.as_ref().map(|loaded| &loaded.desired);
     let root = RepositoryRoot::of_policies(&args.policies.dir);
     // apply's own lock, held from before the read until the last delete: an apply running

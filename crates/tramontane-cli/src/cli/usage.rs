@@ -112,7 +112,7 @@ fn from_store(
     let mut settings = args.redis.settings(url)?;
     settings.timeout = READ_TIMEOUT;
     let today = tramontane::clock::day_of(now);
-    let Some(loaded) = super::audit::load_policy(&args.policies.dir, today, color)? else {
+    let Some(loaded) = args.policies.load_if_present(today, color)? else {
         return Err(CommandError::Usage {
             message: format!("no policy directory at `{}`", args.policies.dir.to_string_lossy()),
             help: Some("give --policies the directory `gateway serve` runs with: its rules are the ones read".into()),
