@@ -237,3 +237,81 @@ fn stale_policies(saved: &PolicyRef, now: &PolicyRef, difference: &ReviewDiffere
     ]));
     message
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Change, ChangeSpec, MemberSpec};
+
+    fn member_create(email: &str) -> Change {
+        let member = MemberSpec {
+            email: email.into(),
+            name: "A".into(),
+            roles: Default::default(),
+        };
+        Change::new(
+            format!("member.{email}"),
+            "",
+            ChangeSpec::MemberCreate(member),
+        )
+    }
+
+    fn plan(org: &str, emails: &[&str]) -> Plan {
+        let mut plan = Plan::of_changes(org, emails.iter().map(|e| member_create(e)).collect());
+        plan.policy.digest = "d".into();
+        plan
+    }
+
+    #[test]
+    fn a_reviewed_plan_passes_only_when_the_plan_made_now_changes_nothing_else() {
+        let reviewed = plan("sandbox:demo", &["a@x"]);
+        let path = Path::new("reviewed.json");
+        assert!(check_reviewed(&reviewed, path, &plan("sandbox:demo", &["a@x"])).is_ok());
+        let error =
+            check_reviewed(&reviewed, path, &plan("sandbox:demo", &["a@x", "b@x"])).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "refused: the plan made now is not the plan reviewed in reviewed.json\n  added since the review: member.b@x (create)"
+        );
+        let other = check_reviewed(&reviewed, path, &plan("sandbox:other", &["a@x"]));
+        assert!(matches!(
+            other,
+            Err(ReviewedPlanError::OtherOrganization { .. })
+        ));
+    }
+
+    #[test]
+    fn a_saved_plan_is_stale_when_the_organization_or_the_policies_changed() {
+        let saved = plan("sandbox:demo", &["a@x"]);
+        assert_eq!(check_saved(&saved, &saved.clone()).unwrap(), None);
+
+        let mut moved = saved.clone();
+        moved.policy.commit = Some("0123456789abcdef".into());
+        let note = check_saved(&saved, &moved).unwrap().unwrap();
+        assert_eq!(
+            note.to_string(),
+            "The plan was made from outside git; the policies are now commit 0123456789ab, with the same content."
+        );
+
+        let mut org_changed = saved.clone();
+        org_changed.live.fingerprint = "other".into();
+        let error = check_saved(&saved, &org_changed).unwrap_err();
+        assert!(matches!(error, SavedPlanError::OrganizationChanged { .. }));
+        assert_eq!(
+            error.help(),
+            "make a new plan and review it: `tramontane plan --org sandbox:demo --out plan.json`"
+        );
+
+        let mut policies_changed = plan("sandbox:demo", &["a@x", "b@x"]);
+        policies_changed.policy.digest = "e".into();
+        let error = check_saved(&saved, &policies_changed).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "stale plan: the policies changed since the plan was made\n  added since the plan: member.b@x (create)"
+        );
+
+        let edited = plan("sandbox:demo", &["a@x", "b@x"]);
+        let error = check_saved(&saved, &edited).unwrap_err();
+        assert!(matches!(error, SavedPlanError::ChangesDiffer { .. }));
+    }
+}
