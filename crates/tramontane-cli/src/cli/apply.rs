@@ -1,15 +1,17 @@
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::org::{LockArgs, OrgArgs};
 use super::planning::{Planned, make_plan};
 use super::show::read_plan;
-use super::{ClockArgs, ColorChoice, CommandError, ExitStatus};
+use super::{ClockArgs, ColorChoice, CommandError, ExitStatus, PoliciesArg};
 use tramontane::apply::audit::AuditLog;
 use tramontane::apply::journal::Journal;
-use tramontane::apply::{ApplyOptions, Status, apply_each, git_ignore};
+use tramontane::apply::{ApplyOptions, ApplyReport, Status, apply_each, git_ignore};
+use tramontane::model::{DesiredOrg, LiveOrg};
+use tramontane::plan::Plan;
 use tramontane::plan::guard::{self, GuardOptions};
-use tramontane::plan::{Plan, PolicyRef, review};
+use tramontane::plan::saved::{self, ReviewedPlanError, SavedPlanError};
 use tramontane::render::{apply as render_apply, plan as render, untrusted};
 use tramontane::repository::RepositoryRoot;
 
@@ -21,9 +23,8 @@ pub struct Args {
     #[command(flatten)]
     pub org: OrgArgs,
 
-    /// Directory of policy files.
-    #[arg(long, short, default_value = "policies", env = "TRAMONTANE_POLICIES")]
-    pub policies: PathBuf,
+    #[command(flatten)]
+    pub policies: PoliciesArg,
 
     /// Apply without asking (required when not on a terminal).
     #[arg(long)]
@@ -135,79 +136,21 @@ fn refuse(message: String, help: &str) -> CommandError {
     }
 }
 
-/// Where a plan's policies came from, for a message: `commit 1a2b3c4d5e6f`, with uncommitted
-/// edits when there were any, or `outside git`.
-fn describe_commit(policy: &PolicyRef) -> String {
-    match &policy.commit {
-        Some(commit) => format!(
-            "commit {}{}",
-            commit.get(..12).unwrap_or(commit),
-            if policy.dirty {
-                " with uncommitted edits"
-            } else {
-                ""
-            }
-        ),
-        None => "outside git".into(),
+/// A saved plan that no longer says what applying does is a mistake in what was passed,
+/// as any other: exit code 1.
+impl From<SavedPlanError> for CommandError {
+    fn from(error: SavedPlanError) -> CommandError {
+        CommandError::Usage {
+            message: error.to_string(),
+            help: Some(error.help()),
+        }
     }
-}
-
-/// `label: address` for each address of each group, in order: how a refusal lists what two
-/// plans differ in.
-fn labelled_addresses<'a>(
-    groups: [(&'a str, &'a [String]); 3],
-) -> impl Iterator<Item = String> + 'a {
-    groups.into_iter().flat_map(|(label, addresses)| {
-        addresses
-            .iter()
-            .map(move |address| format!("{label}: {}", untrusted::terminal(address)))
-    })
-}
-
-/// Why a saved plan no longer matches the policies: where each came from, and which
-/// addresses the plan made now changes differently.
-fn stale_policy_message(saved: &Plan, fresh: &Plan) -> String {
-    let mut message = "stale plan: the policies changed since the plan was made".to_owned();
-    if saved.policy.commit.is_some() || fresh.policy.commit.is_some() {
-        message.push_str(&format!(
-            " (made from {}, now {})",
-            describe_commit(&saved.policy),
-            describe_commit(&fresh.policy)
-        ));
-    }
-    let difference = review::compare(saved, fresh);
-    // `altered` words its detail for a review (`update reviewed, update now`): the address
-    // alone says what a stale plan needs to.
-    let altered: Vec<String> = difference
-        .altered
-        .iter()
-        .map(|entry| {
-            entry
-                .split_once(" (")
-                .map_or(entry.as_str(), |(address, _)| address)
-                .to_owned()
-        })
-        .collect();
-    for line in labelled_addresses([
-        ("added since the plan", &difference.added),
-        ("no longer in the plan", &difference.removed),
-        ("changed since the plan", &altered),
-    ]) {
-        message.push_str(&format!("\n  {line}"));
-    }
-    message
 }
 
 pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> {
-    let saved = match &args.plan {
-        Some(path) => Some(read_plan(path)?),
-        None => None,
-    };
-    let reviewed = match &args.reviewed_plan {
-        Some(path) => Some(read_plan(path)?),
-        None => None,
-    };
-    let root = RepositoryRoot::of_policies(&args.policies);
+    let saved = args.plan.as_ref().map(read_plan).transpose()?;
+    let reviewed = args.reviewed_plan.as_ref().map(read_plan).transpose()?;
+    let root = RepositoryRoot::of_policies(&args.policies.dir);
     // Held from before the organization is read until the last change ends, so the plan
     // checked for staleness is the one applied.
     let _lock = args.lock.take(&args.org, &root, "another apply")?;
@@ -218,7 +161,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         plan: mut fresh,
         runtime,
     }) = make_plan(
-        &args.policies,
+        &args.policies.dir,
         &args.org,
         args.clock.now(),
         args.quiet,
@@ -227,173 +170,32 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
     else {
         return Ok(ExitStatus::Invalid);
     };
-    let replan = format!("tramontane plan --org {} --out plan.json", fresh.live.org);
-    if let (Some(reviewed), Some(path)) = (&reviewed, &args.reviewed_plan) {
-        if reviewed.live.org != fresh.live.org {
-            return Err(refuse(
-                format!(
-                    "the reviewed plan was made against `{}`, not `{}`",
-                    reviewed.live.org, fresh.live.org
-                ),
-                "pass the plan reviewed for this organization",
-            ));
-        }
-        let difference = review::compare(reviewed, &fresh);
-        if !difference.is_empty() {
-            let mut stderr = std::io::stderr().lock();
-            writeln!(
-                stderr,
-                "error: refused: the plan made now is not the plan reviewed in {}",
-                path.display()
-            )?;
-            for line in labelled_addresses([
-                ("added since the review", &difference.added),
-                ("no longer in the plan", &difference.removed),
-                ("changed since the review", &difference.altered),
-            ]) {
-                writeln!(stderr, "  {line}")?;
-            }
-            writeln!(
-                stderr,
-                "help: the policies or the organization changed after the review: plan again on the pull request (or a new one), review it, and merge that"
-            )?;
-            writeln!(stderr, "Nothing applied.")?;
-            return Ok(ExitStatus::Refused);
-        }
-        eprintln!(
-            "The plan made now is the plan reviewed in {} (changes {}).",
-            path.display(),
-            fresh.review_digest()
-        );
+    if let (Some(reviewed), Some(path)) = (&reviewed, &args.reviewed_plan)
+        && let Some(refused) = check_reviewed(reviewed, path, &fresh)?
+    {
+        return Ok(refused);
     }
-    let plan: Plan = match saved {
+    let plan = match saved {
         Some(saved) => {
-            if saved.live.org != fresh.live.org {
-                return Err(refuse(
-                    format!(
-                        "the plan was made against `{}`, not `{}`",
-                        saved.live.org, fresh.live.org
-                    ),
-                    "apply a plan to the organization it was made against",
-                ));
-            }
-            if saved.live.fingerprint != fresh.live.fingerprint {
-                return Err(refuse(
-                    "stale plan: the organization changed since the plan was made".into(),
-                    &format!("make a new plan and review it: `{replan}`"),
-                ));
-            }
-            // The plan binds the policy's content, not where it was read from: a plan made
-            // from another directory, another clone or before an unrelated commit applies
-            // when the policies it was made from are the ones loaded now.
-            if saved.policy.digest != fresh.policy.digest {
-                return Err(refuse(
-                    stale_policy_message(&saved, &fresh),
-                    &format!("make a new plan and review it: `{replan}`"),
-                ));
-            }
-            if saved.policy.commit != fresh.policy.commit {
-                eprintln!(
-                    "The plan was made from {}; the policies are now {}, with the same content.",
-                    describe_commit(&saved.policy),
-                    describe_commit(&fresh.policy)
-                );
-            }
-            if saved.changes != fresh.changes {
-                return Err(refuse(
-                    "the plan file does not match what these policies and this organization give; it was edited, or a rotation's overlap or a key's expiry passed since it was made".into(),
-                    &format!("make a new plan: `{replan}`"),
-                ));
-            }
-            if !args.auto_approve
-                && saved.summary.applicable() > 0
-                && !std::io::stdin().is_terminal()
-            {
-                return Err(refuse(
-                    "not on a terminal, so nothing can be confirmed".into(),
-                    "pass --auto-approve to apply the saved plan",
-                ));
-            }
+            check_saved(args, &saved, &fresh)?;
             // The fresh plan: the same changes, with where rotations stand now.
             narrow(&mut fresh, args.only);
             fresh
         }
         None => {
             narrow(&mut fresh, args.only);
-            let stdout = std::io::stdout();
-            stdout
-                .lock()
-                .write_all(render::human(&fresh, color.enabled(stdout.is_terminal())).as_bytes())?;
-            if fresh.summary.applicable() > 0 && !args.auto_approve {
-                if !std::io::stdin().is_terminal() {
-                    return Err(refuse(
-                        "not on a terminal, so nothing can be confirmed".into(),
-                        "review the plan, then pass --auto-approve (or apply a saved plan with --auto-approve)",
-                    ));
-                }
-                let question = format!(
-                    "\nApply these changes to {}? Only `yes` is accepted: ",
-                    fresh.live.org
-                );
-                if let Some(declined) = ask(&mut std::io::stdout(), &question)? {
-                    eprintln!("Apply cancelled: only `yes` confirms. Nothing applied.");
-                    return Ok(declined);
-                }
+            if let Some(declined) = confirm(args, &fresh, color)? {
+                return Ok(declined);
             }
             fresh
         }
     };
-
-    let options = GuardOptions {
-        allow_workspace_destroy: args.allow_destroy.contains(&Destroyable::Workspace),
-        max_delete_ratio: args.max_delete_ratio,
-        allow_empty: args.allow_empty,
-    };
-    let tripped = guard::check(&plan, &desired, &live, &options);
-    if !tripped.is_empty() {
-        let mut stderr = std::io::stderr().lock();
-        for guard in &tripped {
-            writeln!(
-                stderr,
-                "error: refused: {}\nhelp: if this is intended, pass {}",
-                untrusted::terminal(&guard.message),
-                guard.flag
-            )?;
-        }
-        writeln!(stderr, "Nothing applied.")?;
+    if refused_by_guards(args, &plan, &desired, &live)? {
         return Ok(ExitStatus::Refused);
     }
-    for file in git_ignore::unignored_secret_files(&desired, root.path()) {
-        if let Some(link) = &file.through_link {
-            eprintln!(
-                "warning: the secret file `{}` lies behind the symbolic link `{}`; its secret will not be written there",
-                untrusted::terminal(&file.path),
-                untrusted::terminal(link)
-            );
-            continue;
-        }
-        eprintln!(
-            "warning: the secret file `{}` is inside a git work tree and not ignored; add `{}` to .gitignore so it is never committed",
-            untrusted::terminal(&file.path),
-            untrusted::terminal(&file.ignore_line)
-        );
-    }
-    // Put in force by an apply that completes and that was not narrowed to some changes.
-    let record_runtime = |plan: &Plan| -> Result<(), CommandError> {
-        match args.org.lock_identity(&root) {
-            Some(identity) if args.only.is_none() => {
-                tramontane::planning::runtime_record(&args.org.config(), &root)
-                    .write(&identity, &plan.runtime.effective)
-                    .map_err(|error| CommandError::Usage {
-                        message: error.to_string(),
-                        help: Some(error.help().to_owned()),
-                    })
-            }
-            _ => Ok(()),
-        }
-    };
+    warn_of_secret_files(&desired, &root);
     if plan.summary.applicable() == 0 {
-        record_runtime(&plan)?;
+        record_runtime(args, &root, &plan)?;
         println!("Nothing to apply.");
         return Ok(ExitStatus::Success);
     }
@@ -424,9 +226,154 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         .write_all(render_apply::report(&plan, &report).as_bytes())?;
     audit.finish()?;
     if report.succeeded() {
-        record_runtime(&plan)?;
+        record_runtime(args, &root, &plan)?;
         return Ok(ExitStatus::Success);
     }
+    report_failures(&report)?;
+    Ok(ExitStatus::Failed)
+}
+
+/// With `--reviewed-plan`: says the plan made now is the one reviewed, or why not.
+/// `Some(Refused)` when it changes anything else, after saying what.
+fn check_reviewed(
+    reviewed: &Plan,
+    path: &Path,
+    fresh: &Plan,
+) -> Result<Option<ExitStatus>, CommandError> {
+    match saved::check_reviewed(reviewed, path, fresh) {
+        Ok(()) => {
+            eprintln!(
+                "The plan made now is the plan reviewed in {} (changes {}).",
+                path.display(),
+                fresh.review_digest()
+            );
+            Ok(None)
+        }
+        Err(error @ ReviewedPlanError::NotReviewed { .. }) => {
+            writeln!(
+                std::io::stderr().lock(),
+                "error: {error}\nhelp: {}\nNothing applied.",
+                error.help()
+            )?;
+            Ok(Some(ExitStatus::Refused))
+        }
+        Err(error @ ReviewedPlanError::OtherOrganization { .. }) => {
+            Err(refuse(error.to_string(), error.help()))
+        }
+    }
+}
+
+/// A saved plan is applied only when it still says what applying does, and, with changes
+/// to make, only when confirmed (by `--auto-approve`: a saved plan is not asked about).
+fn check_saved(args: &Args, saved: &Plan, fresh: &Plan) -> Result<(), CommandError> {
+    if let Some(moved) = saved::check_saved(saved, fresh)? {
+        eprintln!("{moved}");
+    }
+    if !args.auto_approve && saved.summary.applicable() > 0 && !std::io::stdin().is_terminal() {
+        return Err(refuse(
+            "not on a terminal, so nothing can be confirmed".into(),
+            "pass --auto-approve to apply the saved plan",
+        ));
+    }
+    Ok(())
+}
+
+/// Shows the plan made now and, with changes to make and no `--auto-approve`, asks;
+/// `Some` when the answer declines.
+fn confirm(
+    args: &Args,
+    fresh: &Plan,
+    color: ColorChoice,
+) -> Result<Option<ExitStatus>, CommandError> {
+    let stdout = std::io::stdout();
+    stdout
+        .lock()
+        .write_all(render::human(fresh, color.enabled(stdout.is_terminal())).as_bytes())?;
+    if fresh.summary.applicable() == 0 || args.auto_approve {
+        return Ok(None);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(refuse(
+            "not on a terminal, so nothing can be confirmed".into(),
+            "review the plan, then pass --auto-approve (or apply a saved plan with --auto-approve)",
+        ));
+    }
+    let question = format!(
+        "\nApply these changes to {}? Only `yes` is accepted: ",
+        fresh.live.org
+    );
+    let declined = ask(&mut std::io::stdout(), &question)?;
+    if declined.is_some() {
+        eprintln!("Apply cancelled: only `yes` confirms. Nothing applied.");
+    }
+    Ok(declined)
+}
+
+/// Whether a safety guard refuses the plan, after saying which and how to allow it.
+fn refused_by_guards(
+    args: &Args,
+    plan: &Plan,
+    desired: &DesiredOrg,
+    live: &LiveOrg,
+) -> Result<bool, CommandError> {
+    let options = GuardOptions {
+        allow_workspace_destroy: args.allow_destroy.contains(&Destroyable::Workspace),
+        max_delete_ratio: args.max_delete_ratio,
+        allow_empty: args.allow_empty,
+    };
+    let tripped = guard::check(plan, desired, live, &options);
+    if tripped.is_empty() {
+        return Ok(false);
+    }
+    let mut stderr = std::io::stderr().lock();
+    for guard in &tripped {
+        writeln!(
+            stderr,
+            "error: refused: {}\nhelp: if this is intended, pass {}",
+            untrusted::terminal(&guard.message),
+            guard.flag
+        )?;
+    }
+    writeln!(stderr, "Nothing applied.")?;
+    Ok(true)
+}
+
+/// Secret files apply would write where git could commit them, or not write at all.
+fn warn_of_secret_files(desired: &DesiredOrg, root: &RepositoryRoot) {
+    for file in git_ignore::unignored_secret_files(desired, root.path()) {
+        if let Some(link) = &file.through_link {
+            eprintln!(
+                "warning: the secret file `{}` lies behind the symbolic link `{}`; its secret will not be written there",
+                untrusted::terminal(&file.path),
+                untrusted::terminal(link)
+            );
+            continue;
+        }
+        eprintln!(
+            "warning: the secret file `{}` is inside a git work tree and not ignored; add `{}` to .gitignore so it is never committed",
+            untrusted::terminal(&file.path),
+            untrusted::terminal(&file.ignore_line)
+        );
+    }
+}
+
+/// Puts the plan's runtime section in force: only by an apply that completes and that was
+/// not narrowed to some changes.
+fn record_runtime(args: &Args, root: &RepositoryRoot, plan: &Plan) -> Result<(), CommandError> {
+    match args.org.lock_identity(root) {
+        Some(identity) if args.only.is_none() => {
+            tramontane::planning::runtime_record(&args.org.config(), root)
+                .write(&identity, &plan.runtime.effective)
+                .map_err(|error| CommandError::Usage {
+                    message: error.to_string(),
+                    help: Some(error.help().to_owned()),
+                })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn report_failures(report: &ApplyReport) -> Result<(), CommandError> {
     let mut stderr = std::io::stderr().lock();
     for result in &report.changes {
         if let Status::Failed(error) = &result.status {
@@ -441,7 +388,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         stderr,
         "help: fix the cause and run apply again; it carries on from where the organization now is"
     )?;
-    Ok(ExitStatus::Failed)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,36 +6,36 @@
 //! library as plain numbers.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::ValueEnum;
 
 use super::org::{OrgArgs, runtime};
-use super::{ColorChoice, CommandError, ExitStatus};
+use super::{ColorChoice, CommandError, ExitStatus, PoliciesArg};
 use tramontane::clock::day_of;
 use tramontane::hygiene::{
     self, AuditInput, Metering, PolicyLocator, Severity, UnmeteredTolerance,
 };
 use tramontane::model::activity::{MonthMeters, WorkspaceMeter};
 use tramontane::model::{DesiredOrg, Money};
-use tramontane::policy::{self, LoadOptions, LoadedPolicy};
 use tramontane::provider::Provider;
 use tramontane::provider::activity::read_activity;
-use tramontane::render::diagnostics;
 use tramontane::repository::RepositoryRoot;
 use tramontane_gateway::store::redis::{RedisSettings, RedisStore};
 use tramontane_gateway::store::{Meter, month_of};
 
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("policies", |arg| arg.help(
+    "Directory of policy files: thresholds (`audit:`), which keys are managed, and the \
+     lines findings point at. Without it, keys are judged by the default thresholds and \
+     none is reported as unmanaged"
+)))]
 pub struct Args {
     #[command(flatten)]
     pub org: OrgArgs,
 
-    /// Directory of policy files: thresholds (`audit:`), which keys are managed, and the
-    /// lines findings point at. Without it, keys are judged by the default thresholds and
-    /// none is reported as unmanaged.
-    #[arg(long, short, default_value = "policies", env = "TRAMONTANE_POLICIES")]
-    pub policies: PathBuf,
+    #[command(flatten)]
+    pub policies: PoliciesArg,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
@@ -168,42 +168,14 @@ impl FailOn {
     }
 }
 
-/// The policy when its directory exists; `Err` with diagnostics shown when it is invalid.
-pub(super) fn load_policy(
-    policies: &Path,
-    today: jiff::civil::Date,
-    color: ColorChoice,
-) -> Result<Option<LoadedPolicy>, CommandError> {
-    if !policies.exists() {
-        return Ok(None);
-    }
-    let loaded = policy::load(policies, &LoadOptions::new(today));
-    if !loaded.is_valid() {
-        let text = diagnostics::human(
-            &loaded,
-            &policies.to_string_lossy(),
-            color.enabled(std::io::stderr().is_terminal()),
-        );
-        std::io::stderr().write_all(text.as_bytes())?;
-        return Err(CommandError::Usage {
-            message: format!(
-                "the policies under `{}` are invalid",
-                policies.to_string_lossy()
-            ),
-            help: Some("fix the errors above (`tramontane validate`), then run again".into()),
-        });
-    }
-    Ok(Some(loaded))
-}
-
 pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> {
     let now = args.clock.now();
     let today = day_of(now);
-    let loaded = load_policy(&args.policies, today, color)?;
+    let loaded = args.policies.load_if_present(today, color)?;
     if loaded.is_none() {
         eprintln!(
             "note: no policy directory at `{}`: default thresholds, and no key is reported as unmanaged",
-            args.policies.to_string_lossy()
+            args.policies.dir.to_string_lossy()
         );
     }
     let desired: Option<&DesiredOrg> = loaded.as_ref().map(|loaded| &loaded.desired);
@@ -211,7 +183,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         .as_ref()
         .map(|loaded| PolicyLocator::new(&loaded.sources))
         .unwrap_or_default();
-    let root = RepositoryRoot::of_policies(&args.policies);
+    let root = RepositoryRoot::of_policies(&args.policies.dir);
     let store = meter_store(args)?;
     let (org, _label) = args.org.open(now, desired, &root)?;
     let applied = hygiene::read_applied(&root.resolve(&args.audit_log)).map_err(|error| {
@@ -258,7 +230,7 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
             &report,
             env!("CARGO_PKG_VERSION"),
             locator.first_file(),
-            tramontane::repository::RepositoryRoot::of_policies(&args.policies).path(),
+            tramontane::repository::RepositoryRoot::of_policies(&args.policies.dir).path(),
         ),
     };
     stdout.lock().write_all(text.as_bytes())?;

@@ -4,12 +4,15 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::{CommandError, ExitStatus};
+use super::{CommandError, ExitStatus, PoliciesArg};
 use tramontane::github::client::DEFAULT_API_URL;
 use tramontane::github::comment::{self, Extras, Target};
 use tramontane::github::{GitHub, GitHubError, RepoName, summary};
 
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("policies", |arg| arg.help(
+    "The policy directory the plan is of: each directory has its own comment"
+)))]
 pub struct Args {
     /// The repository, as OWNER/NAME.
     #[arg(long, env = "GITHUB_REPOSITORY")]
@@ -28,9 +31,8 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["plan", "append"])]
     pub failed: bool,
 
-    /// The policy directory the plan is of: each directory has its own comment.
-    #[arg(long, short, default_value = "policies", env = "TRAMONTANE_POLICIES")]
-    pub policies: String,
+    #[command(flatten)]
+    pub policies: PoliciesArg,
 
     /// A markdown file to show below the plan, such as `tramontane diff --format markdown`.
     /// May be repeated.
@@ -73,7 +75,7 @@ pub fn run(args: &Args) -> Result<ExitStatus, CommandError> {
             })
         })
         .collect::<Result<Vec<String>, CommandError>>()?;
-    let dir = comment::comment_dir(&args.policies);
+    let dir = comment::comment_dir(&args.policies.dir.to_string_lossy());
     let extras = Extras {
         appendices: &appendices,
         details_url: args.details_url.as_deref(),

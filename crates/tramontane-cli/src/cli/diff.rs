@@ -1,10 +1,9 @@
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 
 use clap::ValueEnum;
 use jiff::civil::Date;
 
-use super::{ColorChoice, CommandError, ExitStatus};
+use super::{ColorChoice, CommandError, ExitStatus, PoliciesArg};
 use tramontane::access::{self, Access, AccessDiff, render};
 use tramontane::model::DesiredOrg;
 use tramontane::policy::git::PolicyRepository;
@@ -13,6 +12,10 @@ use tramontane::render::diagnostics;
 use tramontane::runtime::Runtime;
 
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("policies", |arg| arg.help(
+    "Directory of policy files, in the working tree; the same path is read at each \
+     revision"
+)))]
 pub struct Args {
     /// The revision to compare from: a branch, tag, commit or expression such as `HEAD^1`.
     #[arg(long)]
@@ -22,9 +25,8 @@ pub struct Args {
     #[arg(long)]
     pub head: Option<String>,
 
-    /// Directory of policy files, in the working tree; the same path is read at each revision.
-    #[arg(long, short, default_value = "policies", env = "TRAMONTANE_POLICIES")]
-    pub policies: PathBuf,
+    #[command(flatten)]
+    pub policies: PoliciesArg,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
@@ -65,13 +67,13 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
             .date()
     });
     let options = LoadOptions::new(today);
-    let repo = PolicyRepository::open(&args.policies)?;
+    let repo = PolicyRepository::open(&args.policies.dir)?;
     let base = at_revision(&repo, &args.base, &options)?;
     let head = match &args.head {
         Some(rev) => at_revision(&repo, rev, &options)?,
-        None => in_working_tree(&args.policies, &options),
+        None => in_working_tree(&args.policies.dir, &options),
     };
-    let policies = args.policies.to_string_lossy().replace('\\', "/");
+    let policies = args.policies.dir.to_string_lossy().replace('\\', "/");
     if base.loaded.is_none() && head.loaded.is_none() {
         return Err(CommandError::Usage {
             message: format!(

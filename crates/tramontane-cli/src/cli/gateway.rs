@@ -8,7 +8,7 @@ use jiff::SignedDuration;
 use jiff::civil::Date;
 use tramontane_gateway::{AuditTarget, GatewayConfig, RequestLimits, StoreChoice, UpstreamChoice};
 
-use super::{CommandError, ExitStatus};
+use super::{CommandError, ExitStatus, PoliciesArg};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -44,9 +44,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     pub upstream_keys: Option<PathBuf>,
 
-    /// Directory of policy files.
-    #[arg(long, short, default_value = "policies", env = "TRAMONTANE_POLICIES")]
-    pub policies: PathBuf,
+    #[command(flatten)]
+    pub policies: PoliciesArg,
 
     /// The organization's billing currency: what prices and spend guards count in (Mistral's
     /// published list prices in it; a model with no price in it is refused under a spend
@@ -131,7 +130,7 @@ fn config(args: &ServeArgs) -> Result<GatewayConfig, CommandError> {
     } else {
         UpstreamChoice::Url(args.upstream.clone())
     };
-    let mut config = GatewayConfig::new(args.listen, upstream, args.policies.clone());
+    let mut config = GatewayConfig::new(args.listen, upstream, args.policies.dir.clone());
     config.admin_listen = match args.admin_listen.as_str() {
         "off" => None,
         address => Some(address.parse().map_err(|_| CommandError::Usage {

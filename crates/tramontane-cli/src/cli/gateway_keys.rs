@@ -12,7 +12,7 @@ use jiff::ToSpan;
 use jiff::civil::Date;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{ColorChoice, CommandError, ExitStatus};
+use super::{ColorChoice, CommandError, ExitStatus, PoliciesArg};
 use tramontane::gateway_key::{self, policy_file};
 use tramontane::model::{GatewayKey, GatewayKeyId, Holder, SecretSink};
 use tramontane::policy::{self, LoadOptions, LoadedPolicy, PolicyText};
@@ -38,6 +38,10 @@ pub enum GatewayCommand {
 
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("holder").required(true).args(["member", "key"])))]
+#[command(mut_arg("policies", |arg| arg.help(
+    "Directory of policy files; the entry goes into the file that holds `gateway_keys`, \
+     or a new `gateway-keys.yaml` there"
+)))]
 pub struct IssueArgs {
     /// The member the key is for, by email; the gateway forwards with the workspace's
     /// `gateway.upstream_key`.
@@ -71,10 +75,8 @@ pub struct IssueArgs {
     #[arg(long, value_name = "file:PATH|command:...")]
     pub sink: Option<String>,
 
-    /// Directory of policy files; the entry goes into the file that holds `gateway_keys`, or a
-    /// new `gateway-keys.yaml` there.
-    #[arg(long, short, default_value = "policies", env = "TRAMONTANE_POLICIES")]
-    pub policies: PathBuf,
+    #[command(flatten)]
+    pub policies: PoliciesArg,
 
     #[command(flatten)]
     pub clock: super::ClockArgs,
@@ -86,9 +88,8 @@ pub struct RevokeArgs {
     #[arg(value_name = "PUBLIC_ID")]
     pub id: String,
 
-    /// Directory of policy files.
-    #[arg(long, short, default_value = "policies", env = "TRAMONTANE_POLICIES")]
-    pub policies: PathBuf,
+    #[command(flatten)]
+    pub policies: PoliciesArg,
 }
 
 pub fn run(command: &GatewayCommand, color: ColorChoice) -> Result<ExitStatus, CommandError> {
@@ -119,9 +120,9 @@ fn issue(args: &IssueArgs, color: ColorChoice) -> Result<ExitStatus, CommandErro
     let today = tramontane::clock::day_of(args.clock.now());
     let expires = expiry(args, today)?;
     let (holder, workspace) = holder_and_workspace(args)?;
-    let shown_dir = args.policies.to_string_lossy().into_owned();
+    let shown_dir = args.policies.dir.to_string_lossy().into_owned();
     let options = LoadOptions::new(today);
-    let loaded = policy::load(&args.policies, &options);
+    let loaded = policy::load(&args.policies.dir, &options);
     if !loaded.is_valid() {
         report_diagnostics(&loaded, &shown_dir, color)?;
         return Err(usage(
@@ -138,7 +139,7 @@ fn issue(args: &IssueArgs, color: ColorChoice) -> Result<ExitStatus, CommandErro
         expires,
         description: args.description.clone(),
     };
-    let target = entry_file(&args.policies, &loaded)?;
+    let target = entry_file(&args.policies.dir, &loaded)?;
     let edited = match &target.text {
         Some(text) => policy_file::insert(text, &target.display, &id, &entry),
         None => Ok(policy_file::new_file(&id, &entry)),
@@ -451,7 +452,7 @@ fn write_file(path: &Path, text: &str) -> Result<(), CommandError> {
 }
 
 fn revoke(args: &RevokeArgs) -> Result<ExitStatus, CommandError> {
-    let shown_dir = args.policies.to_string_lossy().into_owned();
+    let shown_dir = args.policies.dir.to_string_lossy().into_owned();
     let id = GatewayKeyId::parse(&args.id).map_err(|error| {
         usage(
             format!("`{}` is not a gateway key id: {error}", args.id),
@@ -460,7 +461,7 @@ fn revoke(args: &RevokeArgs) -> Result<ExitStatus, CommandError> {
     })?;
     // Revoking must work on a policy with unrelated errors too: access is taken away first.
     let today = tramontane::clock::day_of(jiff::Timestamp::now());
-    let loaded = policy::load(&args.policies, &LoadOptions::new(today));
+    let loaded = policy::load(&args.policies.dir, &LoadOptions::new(today));
     let mut edits = Vec::new();
     for (_, source) in loaded.sources.iter() {
         match policy_file::remove(&source.text, &source.display, &id) {

@@ -16,6 +16,7 @@ mod models;
 pub mod org;
 pub(crate) mod plan;
 mod planning;
+mod policies;
 mod revoke;
 mod scan;
 mod schema;
@@ -28,6 +29,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use tramontane::clock::Clock;
+
+pub use policies::PoliciesArg;
 
 pub use command_error::{CommandError, ExitStatus};
 

@@ -5,7 +5,7 @@ use clap::ValueEnum;
 
 use super::org::OrgArgs;
 use super::planning::make_plan;
-use super::{ClockArgs, ColorChoice, CommandError, ExitStatus};
+use super::{ClockArgs, ColorChoice, CommandError, ExitStatus, PoliciesArg};
 use tramontane::plan::Plan;
 use tramontane::render::plan as render;
 
@@ -14,9 +14,8 @@ pub struct Args {
     #[command(flatten)]
     pub org: OrgArgs,
 
-    /// Directory of policy files.
-    #[arg(long, short, default_value = "policies", env = "TRAMONTANE_POLICIES")]
-    pub policies: PathBuf,
+    #[command(flatten)]
+    pub policies: PoliciesArg,
 
     /// Also save the plan as JSON here, for `tramontane apply` and `tramontane show`.
     #[arg(long)]
@@ -56,7 +55,7 @@ pub enum Format {
 
 pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> {
     let Some(planned) = make_plan(
-        &args.policies,
+        &args.policies.dir,
         &args.org,
         args.clock.now(),
         args.quiet,

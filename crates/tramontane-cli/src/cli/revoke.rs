@@ -5,9 +5,8 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use super::audit::load_policy;
 use super::org::{LockArgs, OrgArgs, runtime};
-use super::{ColorChoice, CommandError, ExitStatus};
+use super::{ColorChoice, CommandError, ExitStatus, PoliciesArg};
 use tramontane::apply::audit::{AuditLog, OutsidePlan};
 use tramontane::apply::lock;
 use tramontane::clock::day_of;
@@ -18,6 +17,9 @@ use tramontane::render::untrusted;
 use tramontane::repository::RepositoryRoot;
 
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("policies", |arg| arg.help(
+    "Directory of policy files, to find the key's entry"
+)))]
 pub struct Args {
     /// The key: `workspace.WORKSPACE.key.NAME` (as `plan` and `audit` show it), by the live
     /// workspace and key names for a key no policy declares.
@@ -34,9 +36,8 @@ pub struct Args {
     #[command(flatten)]
     pub org: OrgArgs,
 
-    /// Directory of policy files, to find the key's entry.
-    #[arg(long, short, default_value = "policies", env = "TRAMONTANE_POLICIES")]
-    pub policies: PathBuf,
+    #[command(flatten)]
+    pub policies: PoliciesArg,
 
     /// Where the revocation is appended, with apply's changes. Relative to the policy
     /// repository.
@@ -99,9 +100,9 @@ pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> 
         });
     }
     let now = args.clock.now();
-    let loaded = load_policy(&args.policies, day_of(now), color)?;
+    let loaded = args.policies.load_if_present(day_of(now), color)?;
     let desired = loaded.as_ref().map(|loaded| &loaded.desired);
-    let root = RepositoryRoot::of_policies(&args.policies);
+    let root = RepositoryRoot::of_policies(&args.policies.dir);
     // apply's own lock, held from before the read until the last delete: an apply running
     // now could otherwise recreate the key, or act on a list this revoke is changing.
     let _lock = take_lock(args, &root)?;

@@ -15,13 +15,15 @@ use tramontane_gateway::ledger::{self, UsageReadError};
 use tramontane_gateway::store::redis::RedisStore;
 
 use super::org::runtime;
-use super::{ColorChoice, CommandError, ExitStatus};
+use super::{ColorChoice, CommandError, ExitStatus, PoliciesArg};
 
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("policies", |arg| arg.help(
+    "Directory of policy files: the rules whose counters are read (with --store)"
+)))]
 pub struct Args {
-    /// Directory of policy files: the rules whose counters are read (with --store).
-    #[arg(long, short, default_value = "policies", env = "TRAMONTANE_POLICIES")]
-    pub policies: PathBuf,
+    #[command(flatten)]
+    pub policies: PoliciesArg,
 
     /// The gateway's Redis store (`redis://HOST:PORT[/DB]`, as `gateway serve --store`).
     #[arg(
@@ -110,9 +112,9 @@ fn from_store(
     let mut settings = args.redis.settings(url)?;
     settings.timeout = READ_TIMEOUT;
     let today = tramontane::clock::day_of(now);
-    let Some(loaded) = super::audit::load_policy(&args.policies, today, color)? else {
+    let Some(loaded) = args.policies.load_if_present(today, color)? else {
         return Err(CommandError::Usage {
-            message: format!("no policy directory at `{}`", args.policies.to_string_lossy()),
+            message: format!("no policy directory at `{}`", args.policies.dir.to_string_lossy()),
             help: Some("give --policies the directory `gateway serve` runs with: its rules are the ones read".into()),
         });
     };

@@ -1,17 +1,18 @@
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 
 use clap::ValueEnum;
 
-use super::{ColorChoice, CommandError, ExitStatus};
+use super::{ColorChoice, CommandError, ExitStatus, PoliciesArg};
 use tramontane::policy::{self, LoadOptions};
 use tramontane::render::diagnostics;
 
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("policies", |arg| arg.help(
+    "Directory of policy files; every *.yaml and *.yml under it is read"
+)))]
 pub struct Args {
-    /// Directory of policy files; every *.yaml and *.yml under it is read.
-    #[arg(long, short, default_value = "policies", env = "TRAMONTANE_POLICIES")]
-    pub policies: PathBuf,
+    #[command(flatten)]
+    pub policies: PoliciesArg,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
@@ -33,8 +34,8 @@ pub enum Format {
 
 pub fn run(args: &Args, color: ColorChoice) -> Result<ExitStatus, CommandError> {
     let today = args.clock.clock().today();
-    let loaded = policy::load(&args.policies, &LoadOptions::new(today));
-    let shown = args.policies.to_string_lossy();
+    let loaded = policy::load(&args.policies.dir, &LoadOptions::new(today));
+    let shown = args.policies.dir.to_string_lossy();
     let stdout = std::io::stdout();
     let text = match args.format {
         Format::Human => diagnostics::human(&loaded, &shown, color.enabled(stdout.is_terminal())),

@@ -15,6 +15,7 @@ mod effect;
 pub mod guard;
 pub mod review;
 mod runtime_section;
+pub mod saved;
 mod wire;
 
 use serde::{Deserialize, Serialize};
