@@ -11,12 +11,12 @@ use super::send::Repeat;
 use super::{API_KEYS_PAGE_SIZE, Client};
 use crate::provider::mistral::api::*;
 use crate::provider::mistral::error::ApiError;
-use crate::provider::mistral::paging::Collected;
+use crate::provider::mistral::paging::{OffsetRead, PAGES_PER_BATCH};
 use crate::provider::mistral::transport::transport_cause;
 
 impl Client {
-    /// Offset paging without a total: page after page until an empty one, since the server
-    /// may serve fewer than the `limit` asked.
+    /// Offset paging without a total, read ahead ([`OffsetRead`]): after the first page, as
+    /// many pages at once as requests may be in flight, until the first short one.
     pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyExtendedOut>, ApiError> {
         self.list_api_keys_matching(None).await
     }
@@ -27,21 +27,34 @@ impl Client {
         &self,
         name: Option<&str>,
     ) -> Result<Vec<ApiKeyExtendedOut>, ApiError> {
-        let mut keys = Collected::new("GET /v1/admin/api-keys".to_owned());
+        let path = "/v1/admin/api-keys";
+        let mut keys = OffsetRead::new(format!("GET {path}"), API_KEYS_PAGE_SIZE);
         loop {
-            let mut query = vec![
-                ("limit", API_KEYS_PAGE_SIZE.to_string()),
-                ("offset", keys.len().to_string()),
-            ];
-            if let Some(name) = name {
-                query.push(("name", name.to_owned()));
+            let window = keys.window(self.window().clamp(1, PAGES_PER_BATCH));
+            if window.is_empty() {
+                return keys.finish();
             }
-            let page: ApiKeysExtendedOut = self.get("/v1/admin/api-keys", &query).await?;
-            if page.keys.is_empty() {
-                return keys.finish(None);
+            let answers = crate::provider::mistral::join_all(
+                window
+                    .iter()
+                    .map(|&(offset, limit)| {
+                        let mut query =
+                            vec![("limit", limit.to_string()), ("offset", offset.to_string())];
+                        if let Some(name) = name {
+                            query.push(("name", name.to_owned()));
+                        }
+                        async move { self.get::<ApiKeysExtendedOut>(path, &query).await }
+                    })
+                    .collect(),
+            )
+            .await;
+            for (&(offset, _), answer) in window.iter().zip(answers) {
+                match answer {
+                    Ok(page) => keys.take(offset, page.keys)?,
+                    Err(_) if keys.failed_past_end() => {}
+                    Err(error) => return Err(error),
+                }
             }
-            // A page served again (or forever) repeats its ids, and ends the read there.
-            keys.add(page.keys)?;
         }
     }
 
