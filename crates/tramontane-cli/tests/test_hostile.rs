@@ -147,7 +147,7 @@ fn a_server_serving_pages_of_100_still_reads_the_whole_org() {
     for read in [
         "GET /v1/admin/users?page=21&page_size=100",
         "GET /v1/admin/user-groups?page=2&page_size=100",
-        "GET /v1/admin/api-keys?limit=1000&offset=1000",
+        "GET /v1/admin/api-keys?limit=100&offset=1000",
     ] {
         assert!(log.iter().any(|line| line == read), "no `{read}`");
     }
@@ -252,6 +252,46 @@ fn the_same_page_served_forever_ends_the_read() {
     assert!(
         run.stderr.contains(
             "GET /v1/admin/api-keys: `k-0` was listed twice: the list changed while it was read: re-run"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+/// The offset a key-list request asks, 0 when absent.
+fn offset_of(uri: &Uri) -> usize {
+    uri.query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("offset="))
+        .and_then(|offset| offset.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_key_page_that_shrinks_and_grows_again_is_an_error() {
+    let fake = demo_fake();
+    let hostile = Hostile::in_front_of(&fake, "/v1/admin/api-keys", |uri: Uri| async move {
+        // Pages of 10, except the third, which holds 5: the list seems to end at 25, yet
+        // the page at 30 is full. Keys 25 to 29 were never served.
+        let offset = offset_of(&uri);
+        let served = match offset {
+            20 => 20..25,
+            _ if offset < 60 => offset..offset + 10,
+            _ => 0..0,
+        };
+        axum::Json(json!({"keys": served.map(listed_key).collect::<Vec<_>>()}))
+    });
+    let run = plan_against(
+        &hostile.url,
+        &example_policies(),
+        &[],
+        Duration::from_secs(60),
+    );
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stderr.contains(
+            "GET /v1/admin/api-keys: the page at offset 30 holds 10 items past the end at 25: a page shrank and grew again"
         ),
         "{}",
         run.stderr

@@ -2,9 +2,12 @@
 //! starts fast, and on 429s slows every request and settles under the limit, making few
 //! refused requests and never acting twice.
 
+use std::collections::HashSet;
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
+use secrecy::SecretString;
+use tramontane::provider::mistral::client::{Client, ClientConfig};
 use tramontane::provider::sandbox::SandboxOrg;
 use tramontane::provider::{Operation, Outcome};
 use tramontane_testkit::fake_api::{FakeApi, RetryAfter, ServerLimit};
@@ -206,4 +209,75 @@ fn an_apply_of_many_creates_under_a_server_limit_converges_without_duplicates() 
         .run()
         .json();
     assert_eq!(plan["summary"]["create"], 0, "{}", plan["summary"]);
+}
+
+/// The demo org with `count` more keys in one workspace.
+fn org_with_keys(count: usize) -> SandboxOrg {
+    let mut org = orgs::demo();
+    let workspace = org.workspaces.keys().next().cloned().unwrap();
+    let user = org.users.keys().next().cloned().unwrap();
+    for i in 0..count {
+        org.perform(
+            Operation::CreateKey {
+                workspace: workspace.clone(),
+                user: user.clone(),
+                name: format!("bulk-{i}"),
+                expiration: None,
+                known: Vec::new(),
+            },
+            "2026-05-01T12:00:00Z",
+        )
+        .unwrap();
+    }
+    org
+}
+
+/// The key list has no total, so it is read ahead: after the first page shows the server's
+/// clamp (and a second that it is a clamp, not the end), a window of as many pages as may be
+/// in flight at a time, until the first short page. Pages asked past it are bounded (fewer
+/// than a window) and discarded.
+#[test]
+fn a_key_list_without_a_total_is_read_a_window_at_a_time() {
+    const CLAMP: usize = 100;
+    const IN_FLIGHT: usize = 8;
+    let latency = Duration::from_millis(50);
+    let api = FakeApi::start(org_with_keys(10_000), KEY, latency, "2026-05-01");
+    let count = api.org().keys.len();
+    api.clamp_pages(Some(CLAMP));
+    let mut config = ClientConfig::new(api.url.parse().unwrap(), SecretString::from(KEY));
+    config.concurrency = IN_FLIGHT;
+    let client = Client::new(config).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    let started = Instant::now();
+    let keys = runtime.block_on(client.list_api_keys()).unwrap();
+    let took = started.elapsed();
+
+    let ids: HashSet<_> = keys.iter().map(|key| key.key_id.clone()).collect();
+    assert_eq!((keys.len(), ids.len()), (count, count), "every key, once");
+    // The pages the list needs: the full ones and the short one that ends it.
+    let pages = count / CLAMP + 1;
+    let requests = client.requests() as usize;
+    let log = api.log();
+    for offset in (CLAMP..count).step_by(CLAMP) {
+        let page = format!("GET /v1/admin/api-keys?limit={CLAMP}&offset={offset}");
+        assert!(log.contains(&page), "no `{page}`");
+    }
+    assert!(
+        (pages..pages + IN_FLIGHT).contains(&requests),
+        "{requests} requests for {pages} pages"
+    );
+    // Windows after the first two pages, each one round trip; the second page tells the
+    // clamp from the end. Read one page at a time, it took `pages` round trips.
+    let round_trips = 2 + (pages - 2).div_ceil(IN_FLIGHT);
+    let bound = latency * round_trips as u32 + Duration::from_millis(500);
+    eprintln!(
+        "{count} keys at {CLAMP} a page: {requests} requests for {pages} pages in {took:.2?} \
+         (bound {bound:.2?}, one at a time {:.2?})",
+        latency * pages as u32
+    );
+    assert!(took < bound, "{took:?} for {count} keys, bound {bound:?}");
 }
