@@ -69,15 +69,24 @@ pub async fn read(headers: &HeaderMap, body: &Bytes) -> Result<Fields, Refusal> 
     {
         return form(content_type, body.clone()).await;
     }
-    let entries = request::top_level(body).map_err(|refusal| match refusal {
+    // Read as raw entries first only to refuse a key given twice, which a map would hide.
+    request::top_level(body).map_err(|refusal| match refusal {
         Refusal::MalformedJson { detail } => Refusal::UnreadableBody { detail },
         other => other,
     })?;
-    let model = request::string_field(&entries, "model")?;
-    let agent_id = request::string_field(&entries, "agent_id")?;
-    let json = serde_json::from_slice(body).map_err(|error| Refusal::UnreadableBody {
-        detail: error.to_string(),
-    })?;
+    let json: Map<String, Value> =
+        serde_json::from_slice(body).map_err(|error| Refusal::UnreadableBody {
+            detail: error.to_string(),
+        })?;
+    let name = |field: &'static str| match json.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(Refusal::InvalidField {
+            field,
+            detail: "must be a string".into(),
+        }),
+    };
+    let (model, agent_id) = (name("model")?, name("agent_id")?);
     Ok(Fields {
         model,
         agent_id,
