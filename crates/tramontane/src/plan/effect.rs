@@ -42,6 +42,15 @@ impl Change {
             ChangeSpec::GatewayKey { id, before, after } => {
                 Some(gateway_key_effect(id, before.as_ref(), after.as_ref()))
             }
+            ChangeSpec::Workload {
+                name,
+                before,
+                after,
+            } => Some(super::workload_effect::workload_effect(
+                name,
+                before.as_ref(),
+                after.as_ref(),
+            )),
             _ => None,
         }
     }
@@ -200,7 +209,7 @@ fn gateway_key_effect(
 }
 
 /// The models gained and lost and each limit that moves, between two sides of one caller.
-fn changed_limits(
+pub(super) fn changed_limits(
     effect: &mut AccessEffect,
     subject: &str,
     workspace: &str,
@@ -282,7 +291,7 @@ fn changed_limits(
 }
 
 /// What a new caller may do in `workspace`: its models, then each limit it has.
-fn grant_phrase(limits: &Limits, workspace: &str, own: &RuleScope) -> String {
+pub(super) fn grant_phrase(limits: &Limits, workspace: &str, own: &RuleScope) -> String {
     let mut phrase = format!(
         "can call {} in workspace {workspace}",
         models_phrase(&limits.models)
@@ -304,7 +313,7 @@ fn grant_phrase(limits: &Limits, workspace: &str, own: &RuleScope) -> String {
     phrase
 }
 
-fn models_phrase(models: &Models) -> String {
+pub(super) fn models_phrase(models: &Models) -> String {
     match models {
         Models::Every => "every model".into(),
         Models::Only(names) if names.is_empty() => "no model".into(),
@@ -312,7 +321,7 @@ fn models_phrase(models: &Models) -> String {
     }
 }
 
-fn model_names(models: &Models) -> Vec<String> {
+pub(super) fn model_names(models: &Models) -> Vec<String> {
     match models {
         Models::Every => vec![ALL_MODELS.to_owned()],
         Models::Only(names) => names.iter().cloned().collect(),

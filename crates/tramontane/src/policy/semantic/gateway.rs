@@ -356,6 +356,17 @@ impl Checker<'_> {
                 }
             }
         }
+        for (name, workload) in &self.desired.workloads {
+            if let Some(guard) = workload.spend_guard {
+                guards.push((
+                    Section::Workloads,
+                    name.clone(),
+                    Vec::new(),
+                    format!("workload `{name}`"),
+                    guard,
+                ));
+            }
+        }
         for (section, name, prefix, owner, guard) in guards {
             for (window, decoded) in guard.windows() {
                 let mut path: Vec<&str> = prefix.iter().map(String::as_str).collect();
