@@ -636,5 +636,30 @@ fn workloads_show_the_token_they_must_present_and_their_limits() {
         .args(["diff", "--base", "HEAD~1", "--head", "HEAD"])
         .expect_code(0)
         .run();
-    insta::assert_snapshot!(run.stdout, @"");
+    insta::assert_snapshot!(run.stdout, @r"
+    Access changes in `policies` from `HEAD~1` (eaeea01e9ea9) to `HEAD` (026d58af860b):
+
+    + workload docs-bot
+        token: aud https://github.com/acme, aud tramontane, issuer github, sub repo:acme/docs:ref:refs/heads/main
+        workspace: dev
+        models: codestral-latest, mistral-small-latest
+        max_tokens_per_request: no limit
+        rules: `workspace:dev:requests:minute`: 60 requests a minute for workspace `dev` together
+
+    - workload nightly
+        token: aud tramontane, issuer github, sub repo:acme/app:ref:refs/heads/main
+        workspace: dev
+        models: codestral-latest, mistral-small-latest
+        max_tokens_per_request: no limit
+        rules: `workspace:dev:requests:minute`: 60 requests a minute for workspace `dev` together
+
+    ~ workload release-notes
+        ~ token:
+            + aud https://github.com/acme
+        ~ rules:
+            + `workload:release-notes:tokens:day`: 100000 tokens a day for workload `release-notes`
+
+    Maximum monthly spend exposure: 1000, unchanged (the organization's spend limit).
+    Access: 1 added, 1 changed, 1 removed.
+    ");
 }
