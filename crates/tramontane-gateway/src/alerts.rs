@@ -396,7 +396,8 @@ fn spawn_check(
         return;
     };
     runtime.spawn(async move {
-        let asked: Vec<ThresholdCheck> = checks.iter().map(|watched| watched.check.clone()).collect();
+        let asked: Vec<ThresholdCheck> =
+            checks.iter().map(|watched| watched.check.clone()).collect();
         match store.claim_thresholds(&asked, Timestamp::now()).await {
             Ok(claimed) => {
                 for claim in claimed {
@@ -414,8 +415,10 @@ fn spawn_check(
                 }
             }
             Err(error) => {
-                gateway.metrics.store_error();
-                tracing::warn!(%error, "cannot check alert thresholds; they are checked again with the next request");
+                // Checked again with the next request.
+                gateway
+                    .metrics
+                    .store_failed("claim alert thresholds", &error);
             }
         }
     });
