@@ -523,7 +523,7 @@ async fn deliver(gateway: &Gateway, client: &Client, destination: &Destination, 
     }
     gateway.metrics.alert_failed();
     tracing::warn!(destination = %destination.name, rule = %alert.rule.id, threshold = alert.threshold, reason = %last, "an alert could not be delivered");
-    gateway.audit.write_alert(&AlertAuditRecord {
+    gateway.audit.write_alert(AlertAuditRecord {
         time: tramontane::model::timestamp(Timestamp::now()),
         kind: "alert",
         decision: "failed",

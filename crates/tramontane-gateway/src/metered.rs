@@ -173,7 +173,7 @@ impl Answer {
 /// was refused or answered: once per request, when nothing about it can change any more.
 pub fn conclude(gateway: &Gateway, record: AuditRecord) {
     gateway.metrics.decision(record.decision, record.reason);
-    gateway.audit.write(&record);
+    gateway.audit.write(record);
 }
 
 /// Everything needed to close one exchange.

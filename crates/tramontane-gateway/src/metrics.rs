@@ -41,6 +41,7 @@ pub struct Metrics {
     /// Store failures in the log, at most one warning per period.
     store_failure_log: crate::store::failure_log::FailureLog,
     store_fallbacks: Counter,
+    audit_lines_dropped: Counter,
     alerts_failed: Counter,
     alerts_dropped: Counter,
     rule_limit: Family<Labels, Gauge>,
@@ -229,6 +230,12 @@ impl Default for Metrics {
             "Spend charged to the workspace's requests, in micro-units of the billing currency, by workspace",
             workspace_spend.clone(),
         );
+        let audit_lines_dropped = Counter::default();
+        registry.register(
+            "audit_lines_dropped",
+            "Audit lines dropped because the writer's queue was full (a request never waits for the audit log)",
+            audit_lines_dropped.clone(),
+        );
         let alerts_failed = Counter::default();
         registry.register(
             "alerts_failed",
@@ -262,6 +269,7 @@ impl Default for Metrics {
             workspace_spend,
             series: ArcSwap::default(),
             loading: Mutex::new(()),
+            audit_lines_dropped,
             alerts_failed,
             alerts_dropped,
         }
@@ -435,6 +443,11 @@ impl Metrics {
 
     pub fn store_fallback(&self) {
         self.store_fallbacks.inc();
+    }
+
+    /// The counter the audit log's queue counts dropped lines in.
+    pub fn audit_lines_dropped(&self) -> Counter {
+        self.audit_lines_dropped.clone()
     }
 
     pub fn alert_failed(&self) {
