@@ -396,7 +396,8 @@ fn spawn_check(
         return;
     };
     runtime.spawn(async move {
-        let asked: Vec<ThresholdCheck> = checks.iter().map(|watched| watched.check.clone()).collect();
+        let asked: Vec<ThresholdCheck> =
+            checks.iter().map(|watched| watched.check.clone()).collect();
         match store.claim_thresholds(&asked, Timestamp::now()).await {
             Ok(claimed) => {
                 for claim in claimed {
@@ -414,8 +415,10 @@ fn spawn_check(
                 }
             }
             Err(error) => {
-                gateway.metrics.store_error();
-                tracing::warn!(%error, "cannot check alert thresholds; they are checked again with the next request");
+                // Checked again with the next request.
+                gateway
+                    .metrics
+                    .store_failed("claim alert thresholds", &error);
             }
         }
     });
@@ -520,7 +523,7 @@ async fn deliver(gateway: &Gateway, client: &Client, destination: &Destination, 
     }
     gateway.metrics.alert_failed();
     tracing::warn!(destination = %destination.name, rule = %alert.rule.id, threshold = alert.threshold, reason = %last, "an alert could not be delivered");
-    gateway.audit.write_alert(&AlertAuditRecord {
+    gateway.audit.write_alert(AlertAuditRecord {
         time: tramontane::model::timestamp(Timestamp::now()),
         kind: "alert",
         decision: "failed",

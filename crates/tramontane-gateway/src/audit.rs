@@ -1,14 +1,21 @@
 //! One JSON line per request: who asked for what, what the gateway decided and why, what it
 //! cost. Never a prompt, a completion or a key: a caller is named by the public id of their
 //! gateway key and its holder.
+//!
+//! Lines are written off the request's path: a request queues its record ([`AuditLog`]) and
+//! one task ([`AuditWriter`]) serializes and writes them in batches. A full queue drops the
+//! line and counts it rather than make a request wait; at shutdown the writer empties the
+//! queue before the process ends.
 
 use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
-use std::io::{LineWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
+use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::AuditTarget;
 
@@ -121,16 +128,35 @@ impl AuditRecord {
     }
 }
 
+/// Lines waiting for the writer at most: past this a line is dropped and counted
+/// (`tramontane_gateway_audit_lines_dropped_total`), never waited for by a request.
+pub const QUEUE: usize = 16 * 1024;
+/// Most lines one write to the sink takes.
+const BATCH: usize = 512;
+
+/// One line on its way to the writer: serialized there, off the request's path.
+enum Line {
+    Request(Box<AuditRecord>),
+    Alert(Box<crate::alerts::AlertAuditRecord>),
+}
+
 enum Sink {
     Stdout,
-    File {
-        path: PathBuf,
-        writer: Mutex<LineWriter<File>>,
-    },
+    File { path: PathBuf, file: File },
     Off,
 }
 
+/// The request path's end of the audit log: a bounded queue to [`AuditWriter`].
 pub struct AuditLog {
+    /// `None` when the log is off: nothing is queued.
+    queue: Option<mpsc::Sender<Line>>,
+    dropped: Counter,
+}
+
+/// The task's end of the audit log: takes the queued lines in batches, each batch one write
+/// to the sink, until the log is closed; then writes what is left.
+pub struct AuditWriter {
+    lines: mpsc::Receiver<Line>,
     sink: Sink,
 }
 
@@ -148,48 +174,97 @@ impl AuditOpenError {
 }
 
 impl AuditLog {
-    pub fn open(target: &AuditTarget) -> Result<AuditLog, AuditOpenError> {
+    /// The log and its writer, which the caller runs ([`AuditWriter::run`]); `dropped`
+    /// counts lines a full queue turned away.
+    pub fn open(
+        target: &AuditTarget,
+        dropped: Counter,
+    ) -> Result<(AuditLog, AuditWriter), AuditOpenError> {
+        AuditLog::with_queue(target, dropped, QUEUE)
+    }
+
+    fn with_queue(
+        target: &AuditTarget,
+        dropped: Counter,
+        queue: usize,
+    ) -> Result<(AuditLog, AuditWriter), AuditOpenError> {
         let sink = match target {
             AuditTarget::Stdout => Sink::Stdout,
             AuditTarget::Off => Sink::Off,
             AuditTarget::File(path) => Sink::File {
                 path: path.clone(),
-                writer: Mutex::new(LineWriter::new(open_append(path)?)),
+                file: open_append(path)?,
             },
         };
-        Ok(AuditLog { sink })
+        let (sender, lines) = mpsc::channel(queue);
+        let queue = (!matches!(sink, Sink::Off)).then_some(sender);
+        Ok((AuditLog { queue, dropped }, AuditWriter { lines, sink }))
     }
 
-    pub fn write(&self, record: &AuditRecord) {
-        let Ok(line) = serde_json::to_string(&*record.bounded()) else {
-            return;
-        };
-        self.write_line(line);
+    pub fn write(&self, record: AuditRecord) {
+        self.enqueue(Line::Request(Box::new(record)));
     }
 
     /// An alert that could not be delivered: a line of its own kind (`"kind": "alert"`), in
     /// the same log as the requests whose use it reports.
-    pub fn write_alert(&self, record: &crate::alerts::AlertAuditRecord) {
-        if let Ok(line) = serde_json::to_string(record) {
-            self.write_line(line);
+    pub fn write_alert(&self, record: crate::alerts::AlertAuditRecord) {
+        self.enqueue(Line::Alert(Box::new(record)));
+    }
+
+    fn enqueue(&self, line: Line) {
+        let Some(queue) = &self.queue else {
+            return;
+        };
+        // A full queue (or a writer gone at shutdown) drops the line: a request never
+        // waits on the audit log's disk.
+        if queue.try_send(line).is_err() {
+            self.dropped.inc();
+        }
+    }
+}
+
+impl AuditWriter {
+    /// Writes lines as they come, in batches, until `stop`; then closes the queue, writes
+    /// every line already in it, and returns.
+    pub async fn run(mut self, stop: CancellationToken) {
+        let mut batch = Vec::with_capacity(BATCH);
+        // Reused for every batch: a line is serialized into it, not into a string of its own.
+        let mut buffer = Vec::with_capacity(64 * 1024);
+        loop {
+            let received = tokio::select! {
+                received = self.lines.recv_many(&mut batch, BATCH) => received,
+                () = stop.cancelled() => break,
+            };
+            if received == 0 {
+                return;
+            }
+            self.write(&mut batch, &mut buffer);
+        }
+        self.lines.close();
+        while self.lines.recv_many(&mut batch, BATCH).await > 0 {
+            self.write(&mut batch, &mut buffer);
         }
     }
 
-    fn write_line(&self, mut line: String) {
-        line.push('\n');
-        match &self.sink {
+    fn write(&mut self, batch: &mut Vec<Line>, buffer: &mut Vec<u8>) {
+        buffer.clear();
+        for line in batch.drain(..) {
+            let written = match line {
+                Line::Request(record) => serde_json::to_writer(&mut *buffer, &*record.bounded()),
+                Line::Alert(record) => serde_json::to_writer(&mut *buffer, &*record),
+            };
+            if written.is_ok() {
+                buffer.push(b'\n');
+            }
+        }
+        match &mut self.sink {
             Sink::Off => {}
             Sink::Stdout => {
                 let mut stdout = std::io::stdout().lock();
-                let _ = stdout.write_all(line.as_bytes());
-                let _ = stdout.flush();
+                let _ = stdout.write_all(buffer).and_then(|()| stdout.flush());
             }
-            Sink::File { path, writer } => {
-                let written = writer
-                    .lock()
-                    .map_err(|_| std::io::Error::other("poisoned"))
-                    .and_then(|mut writer| writer.write_all(line.as_bytes()));
-                if let Err(error) = written {
+            Sink::File { path, file } => {
+                if let Err(error) = file.write_all(buffer) {
                     tracing::error!(path = %path.display(), %error, "cannot write the audit log");
                 }
             }
@@ -212,11 +287,84 @@ fn open_append(path: &Path) -> Result<File, AuditOpenError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_text_field_is_bounded_with_a_marker() {
+    /// What the writer puts in a file for `records` written with a queue of `queue`, once
+    /// shut down; and how many lines were dropped.
+    async fn written(records: &[AuditRecord], queue: usize) -> (String, u64) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
-        let log = AuditLog::open(&AuditTarget::File(path.clone())).unwrap();
+        let dropped = Counter::default();
+        let (log, writer) =
+            AuditLog::with_queue(&AuditTarget::File(path.clone()), dropped.clone(), queue).unwrap();
+        // No writer runs yet: every write returns at once, queued or dropped.
+        for record in records {
+            log.write(record.clone());
+        }
+        let stop = CancellationToken::new();
+        stop.cancel();
+        writer.run(stop).await;
+        (std::fs::read_to_string(&path).unwrap(), dropped.get())
+    }
+
+    fn record(id: usize) -> AuditRecord {
+        AuditRecord {
+            time: "2026-11-26T10:00:00Z".into(),
+            request_id: format!("r{id}"),
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            decision: "admitted",
+            reason: "completed",
+            ..AuditRecord::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_lines_and_counts_them_without_waiting() {
+        let records: Vec<AuditRecord> = (0..5).map(record).collect();
+        let (text, dropped) = written(&records, 2).await;
+        assert_eq!(dropped, 3);
+        let ids: Vec<String> = text
+            .lines()
+            .map(|line| {
+                serde_json::from_str::<serde_json::Value>(line).unwrap()["request_id"].to_string()
+            })
+            .collect();
+        assert_eq!(ids, [r#""r0""#, r#""r1""#]);
+    }
+
+    #[tokio::test]
+    async fn shutdown_writes_every_queued_line_in_order() {
+        let records: Vec<AuditRecord> = (0..2000).map(record).collect();
+        let (text, dropped) = written(&records, QUEUE).await;
+        assert_eq!(dropped, 0);
+        assert_eq!(text.lines().count(), 2000);
+        assert!(
+            text.lines()
+                .last()
+                .unwrap()
+                .contains(r#""request_id":"r1999""#)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_running_writer_writes_lines_as_they_come() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let (log, writer) =
+            AuditLog::open(&AuditTarget::File(path.clone()), Counter::default()).unwrap();
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(writer.run(stop.clone()));
+        log.write(record(1));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_to_string(&path).unwrap().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "never written");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        stop.cancel();
+        running.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn every_text_field_is_bounded_with_a_marker() {
         let long = "é".repeat(30_000);
         let record = AuditRecord {
             time: "2026-11-26T10:00:00Z".into(),
@@ -231,8 +379,7 @@ mod tests {
             reason: "missing_key",
             ..AuditRecord::default()
         };
-        log.write(&record);
-        let text = std::fs::read_to_string(&path).unwrap();
+        let (text, _) = written(&[record], QUEUE).await;
         assert!(
             text.len() < 6 * (MAX_FIELD_BYTES + 40),
             "{} bytes",
@@ -246,11 +393,8 @@ mod tests {
         assert_eq!(line["request_id"], "r1");
     }
 
-    #[test]
-    fn a_record_is_one_json_line_without_empty_fields() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let log = AuditLog::open(&AuditTarget::File(path.clone())).unwrap();
+    #[tokio::test]
+    async fn a_record_is_one_json_line_without_empty_fields() {
         let record = AuditRecord {
             time: "2026-11-26T10:00:00Z".into(),
             request_id: "r1".into(),
@@ -262,9 +406,7 @@ mod tests {
             status: Some(403),
             ..AuditRecord::default()
         };
-        log.write(&record);
-        log.write(&record);
-        let text = std::fs::read_to_string(&path).unwrap();
+        let (text, _) = written(&[record.clone(), record], QUEUE).await;
         assert_eq!(text.lines().count(), 2);
         let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
         assert_eq!(line["reason"], "model_not_allowed");

@@ -45,6 +45,28 @@ pub struct Worst {
     pub tier_percent: u64,
 }
 
+/// The one model check, whatever the path named it (an inference body, a model card's
+/// path, an opened path's body): refused with the names the caller may use.
+pub fn check_model(grant: &Grant, model: &str, models: &ModelDirectory) -> Result<(), Refusal> {
+    if grant.allows_model(model, models) {
+        return Ok(());
+    }
+    Err(Refusal::ModelNotAllowed {
+        model: model.to_owned(),
+        allowed: grant.allowed_models(models).unwrap_or_default(),
+    })
+}
+
+/// The one agent check.
+pub fn check_agent(grant: &Grant, agent: &str) -> Result<(), Refusal> {
+    if grant.agents.contains(agent) {
+        return Ok(());
+    }
+    Err(Refusal::AgentNotAllowed {
+        agent: agent.to_owned(),
+    })
+}
+
 /// Checks what the body asks for against the grant, and puts the cap on `max_tokens`.
 pub fn check_request(
     grant: &Grant,
@@ -53,21 +75,13 @@ pub fn check_request(
     models: &ModelDirectory,
     max_choices: u64,
 ) -> Result<Bytes, Refusal> {
-    if let Some(model) = &request.model
-        && !grant.allows_model(model, models)
-    {
-        return Err(Refusal::ModelNotAllowed {
-            model: model.clone(),
-            allowed: grant.allowed_models(models).unwrap_or_default(),
-        });
+    if let Some(model) = &request.model {
+        check_model(grant, model, models)?;
     }
     if let Some(agent) = &request.agent_id
         && request.endpoint == crate::request::Endpoint::Agents
-        && !grant.agents.contains(agent)
     {
-        return Err(Refusal::AgentNotAllowed {
-            agent: agent.clone(),
-        });
+        check_agent(grant, agent)?;
     }
     if request.choices > max_choices {
         return Err(Refusal::TooManyChoices {
@@ -366,6 +380,25 @@ mod tests {
         let (request, body) = chat(r#"{"model":"mistral-small-2603","messages":[]}"#);
         let forwarded = check_request(&grant(), &request, &body, &models, 8).unwrap();
         assert!(forwarded.starts_with(br#"{"max_tokens":100,"#));
+    }
+
+    #[test]
+    fn one_model_check_resolves_aliases_and_names_what_is_allowed() {
+        let models = ModelDirectory::bundled();
+        assert_eq!(check_model(&grant(), "mistral-small-2603", &models), Ok(()));
+        assert_eq!(
+            check_model(&grant(), "mistral-large-latest", &models),
+            Err(Refusal::ModelNotAllowed {
+                model: "mistral-large-latest".into(),
+                allowed: vec!["mistral-small-latest".into()],
+            })
+        );
+        assert_eq!(
+            check_agent(&grant(), "ag_1"),
+            Err(Refusal::AgentNotAllowed {
+                agent: "ag_1".into()
+            })
+        );
     }
 
     /// Prices a chat completion asking for 100 tokens, at 10:30, and admits it under `id` as

@@ -141,7 +141,9 @@ pub async fn serve_on(
             )?))
         }
     };
-    let audit = audit::AuditLog::open(&config.audit)?;
+    let metrics = metrics::Metrics::default();
+    let (audit, audit_writer) =
+        audit::AuditLog::open(&config.audit, metrics.audit_lines_dropped())?;
     let today = config.today.unwrap_or_else(|| {
         jiff::Timestamp::now()
             .to_zoned(jiff::tz::TimeZone::UTC)
@@ -156,7 +158,6 @@ pub async fn serve_on(
     policy.warn_alert_problems();
     policy.upstream_keys.warn_problems();
     let keys = policy.callers.len();
-    let metrics = metrics::Metrics::default();
     metrics.policy(&policy);
     let gateway = Arc::new(Gateway {
         policy: ArcSwapOption::from_pointee(policy),
@@ -198,6 +199,11 @@ pub async fn serve_on(
     }
     let _watcher = reload::spawn(gateway.clone());
     reload::spawn_model_refresh(gateway.clone());
+    let stop_writing = tokio_util::sync::CancellationToken::new();
+    let writing = tokio::spawn(audit_writer.run(stop_writing.clone()));
     server::run(listeners, gateway, shutdown).await;
+    // Last: every line queued until now is written before the process ends.
+    stop_writing.cancel();
+    let _ = writing.await;
     Ok(())
 }

@@ -132,6 +132,50 @@ impl Ending {
     }
 }
 
+/// An upstream answer on its way back, before it is metered: what [`MeteredBody`] needs
+/// besides the request's audit record.
+pub struct Answer {
+    pub head: http::response::Parts,
+    pub body: UpstreamBody,
+    /// What the request holds; `None` for an answer that settles nothing (an error, a model
+    /// list).
+    pub accounting: Option<Accounting>,
+    /// Whether to read the answer for what it used (a metered success).
+    pub scan: bool,
+    /// Whether it is a server-sent event stream.
+    pub stream: bool,
+    pub upstream_ok: bool,
+}
+
+impl Answer {
+    /// The answer as the caller gets it: its body metered and closed once, however it ends,
+    /// which writes the request's audit line.
+    pub fn into_response(
+        self,
+        gateway: Arc<Gateway>,
+        record: AuditRecord,
+        started: Instant,
+    ) -> http::Response<axum::body::Body> {
+        let idle_timeout = gateway.config.limits.stream_idle_timeout;
+        let closing = Closing {
+            gateway,
+            record,
+            accounting: self.accounting,
+            started,
+            upstream_ok: self.upstream_ok,
+        };
+        let body = MeteredBody::new(self.body, self.scan, self.stream, idle_timeout, closing);
+        http::Response::from_parts(self.head, axum::body::Body::new(body))
+    }
+}
+
+/// The one place a request's audit line is written and its decision counted, whether it
+/// was refused or answered: once per request, when nothing about it can change any more.
+pub fn conclude(gateway: &Gateway, record: AuditRecord) {
+    gateway.metrics.decision(record.decision, record.reason);
+    gateway.audit.write(record);
+}
+
 /// Everything needed to close one exchange.
 pub struct Closing {
     pub gateway: Arc<Gateway>,
@@ -150,78 +194,20 @@ impl Closing {
             started,
             upstream_ok,
         } = self;
+        // The time to the last byte, not to the settle after it.
         record.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         record.reason = ending.reason(upstream_ok);
         if observed.model.is_some() {
             record.model_resolved = observed.model.clone();
         }
+        // Nothing to settle: the line is written now, without a task.
+        let Some(accounting) = accounting else {
+            conclude(&gateway, record);
+            return;
+        };
         let task = async move {
-            if let Some(accounting) = accounting {
-                let answered_by = observed.model.as_ref().map(|model| {
-                    let models = gateway.models.load();
-                    match accounting.prices.price(model, &models) {
-                        Some(prices) => TokenPricesLookup::Priced(prices),
-                        None => TokenPricesLookup::Unpriced,
-                    }
-                });
-                let charge = Charge::of(observed.usage, answered_by, accounting.worst);
-                let used: Vec<u64> = accounting
-                    .lines
-                    .iter()
-                    .map(|kind| match kind {
-                        LineKind::Tokens => charge.tokens,
-                        LineKind::Spend => charge.cost,
-                    })
-                    .collect();
-                if let Some(reservation) = accounting.reservation
-                    && let Err(error) = reservation.settle(used).await
-                {
-                    gateway.metrics.store_error();
-                    tracing::error!(%error, request_id = %record.request_id, "cannot settle a reservation");
-                }
-                gateway.alerts.settled(&gateway, &record.request_id);
-                // What the workspace was metered, for `tramontane audit` to set against its
-                // bill; a failure costs the request nothing.
-                if let Some(workspace) = &record.workspace {
-                    let model = record
-                        .model_resolved
-                        .as_ref()
-                        .or(record.model_asked.as_ref());
-                    let entry = MeterEntry::settled(
-                        workspace,
-                        model.map_or("", String::as_str),
-                        charge.counts.prompt,
-                        charge.counts.completion,
-                        charge.cost,
-                        jiff::Timestamp::now(),
-                    );
-                    if let Err(error) = gateway.store.meter(&entry).await {
-                        gateway.metrics.store_error();
-                        tracing::error!(%error, request_id = %record.request_id, "cannot meter a request");
-                    }
-                }
-                gateway
-                    .metrics
-                    .usage(charge.counts.prompt, charge.counts.completion, charge.cost);
-                gateway.metrics.settled(
-                    record.key_id.as_deref(),
-                    record.workspace.as_deref(),
-                    charge.tokens,
-                    charge.cost,
-                );
-                record.prompt_tokens = Some(charge.counts.prompt);
-                record.completion_tokens = Some(charge.counts.completion);
-                record.cached_tokens = Some(charge.counts.cached).filter(|&cached| cached > 0);
-                record.tier = Some(if charge.tier_percent > STANDARD_PERCENT {
-                    "priority"
-                } else {
-                    "standard"
-                });
-                record.charged_reservation = charge.whole_reservation;
-                record.cost_micros = Some(charge.cost);
-            }
-            gateway.metrics.decision(record.decision, record.reason);
-            gateway.audit.write(&record);
+            settle(&gateway, &mut record, accounting, observed).await;
+            conclude(&gateway, record);
         };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
@@ -232,6 +218,76 @@ impl Closing {
             }
         }
     }
+}
+
+/// Charges an answer: settles its reservation, adds it to its workspace's meter, counts it,
+/// and fills in the record's tokens and cost.
+async fn settle(
+    gateway: &Arc<Gateway>,
+    record: &mut AuditRecord,
+    accounting: Accounting,
+    observed: Observed,
+) {
+    let answered_by = observed.model.as_ref().map(|model| {
+        let models = gateway.models.load();
+        match accounting.prices.price(model, &models) {
+            Some(prices) => TokenPricesLookup::Priced(prices),
+            None => TokenPricesLookup::Unpriced,
+        }
+    });
+    let charge = Charge::of(observed.usage, answered_by, accounting.worst);
+    let used: Vec<u64> = accounting
+        .lines
+        .iter()
+        .map(|kind| match kind {
+            LineKind::Tokens => charge.tokens,
+            LineKind::Spend => charge.cost,
+        })
+        .collect();
+    if let Some(reservation) = accounting.reservation
+        && let Err(error) = reservation.settle(used).await
+    {
+        gateway.metrics.store_failed("settle", &error);
+    }
+    gateway.alerts.settled(gateway, &record.request_id);
+    // What the workspace was metered, for `tramontane audit` to set against its bill; a
+    // failure costs the request nothing.
+    if let Some(workspace) = &record.workspace {
+        let model = record
+            .model_resolved
+            .as_ref()
+            .or(record.model_asked.as_ref());
+        let entry = MeterEntry::settled(
+            workspace,
+            model.map_or("", String::as_str),
+            charge.counts.prompt,
+            charge.counts.completion,
+            charge.cost,
+            jiff::Timestamp::now(),
+        );
+        if let Err(error) = gateway.store.meter(&entry).await {
+            gateway.metrics.store_failed("meter", &error);
+        }
+    }
+    gateway
+        .metrics
+        .usage(charge.counts.prompt, charge.counts.completion, charge.cost);
+    gateway.metrics.settled(
+        record.key_id.as_deref(),
+        record.workspace.as_deref(),
+        charge.tokens,
+        charge.cost,
+    );
+    record.prompt_tokens = Some(charge.counts.prompt);
+    record.completion_tokens = Some(charge.counts.completion);
+    record.cached_tokens = Some(charge.counts.cached).filter(|&cached| cached > 0);
+    record.tier = Some(if charge.tier_percent > STANDARD_PERCENT {
+        "priority"
+    } else {
+        "standard"
+    });
+    record.charged_reservation = charge.whole_reservation;
+    record.cost_micros = Some(charge.cost);
 }
 
 enum Scanner {

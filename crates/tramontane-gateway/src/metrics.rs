@@ -38,7 +38,10 @@ pub struct Metrics {
     reloads: Family<Labels, Counter>,
     keys: Gauge,
     store_errors: Counter,
+    /// Store failures in the log, at most one warning per period.
+    store_failure_log: crate::store::failure_log::FailureLog,
     store_fallbacks: Counter,
+    audit_lines_dropped: Counter,
     alerts_failed: Counter,
     alerts_dropped: Counter,
     rule_limit: Family<Labels, Gauge>,
@@ -227,6 +230,12 @@ impl Default for Metrics {
             "Spend charged to the workspace's requests, in micro-units of the billing currency, by workspace",
             workspace_spend.clone(),
         );
+        let audit_lines_dropped = Counter::default();
+        registry.register(
+            "audit_lines_dropped",
+            "Audit lines dropped because the writer's queue was full (a request never waits for the audit log)",
+            audit_lines_dropped.clone(),
+        );
         let alerts_failed = Counter::default();
         registry.register(
             "alerts_failed",
@@ -251,6 +260,7 @@ impl Default for Metrics {
             reloads,
             keys,
             store_errors,
+            store_failure_log: crate::store::failure_log::FailureLog::new(),
             store_fallbacks,
             rule_limit,
             rule_used,
@@ -259,6 +269,7 @@ impl Default for Metrics {
             workspace_spend,
             series: ArcSwap::default(),
             loading: Mutex::new(()),
+            audit_lines_dropped,
             alerts_failed,
             alerts_dropped,
         }
@@ -423,12 +434,20 @@ impl Metrics {
         }
     }
 
-    pub fn store_error(&self) {
+    /// The store failed `operation`: counted every time, logged at most once per period
+    /// (while Redis is away every request fails the same way). Returns whether it was logged.
+    pub fn store_failed(&self, operation: &'static str, error: &crate::store::StoreError) -> bool {
         self.store_errors.inc();
+        self.store_failure_log.warn(operation, error)
     }
 
     pub fn store_fallback(&self) {
         self.store_fallbacks.inc();
+    }
+
+    /// The counter the audit log's queue counts dropped lines in.
+    pub fn audit_lines_dropped(&self) -> Counter {
+        self.audit_lines_dropped.clone()
     }
 
     pub fn alert_failed(&self) {
@@ -474,6 +493,23 @@ mod tests {
         assert!(text.contains("tramontane_gateway_reservations_open 3"));
         assert!(text.contains("tramontane_gateway_cost_micros_total 42"));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn every_store_failure_is_counted_and_a_burst_logged_once() {
+        let metrics = Metrics::default();
+        let error = crate::store::StoreError("Redis settle: connection refused".into());
+        assert!(metrics.store_failed("admit and reserve", &error));
+        for _ in 0..9 {
+            assert!(!metrics.store_failed("settle", &error));
+        }
+        assert!(
+            metrics
+                .render(0)
+                .contains("tramontane_gateway_store_errors_total 10")
+        );
+        // Another gateway in the same process has a log of its own.
+        assert!(Metrics::default().store_failed("settle", &error));
     }
 
     #[test]

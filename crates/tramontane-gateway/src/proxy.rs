@@ -18,7 +18,7 @@ use crate::access::{Caller, Grant};
 use crate::audit::AuditRecord;
 use crate::enforce::{self, Admitted};
 use crate::identity;
-use crate::metered::{Accounting, Closing, MeteredBody};
+use crate::metered::{self, Accounting, Answer};
 use crate::opened;
 use crate::refusal::Refusal;
 use crate::request::{Endpoint, InferenceRequest};
@@ -157,13 +157,16 @@ fn decision_of(refusal: &Refusal) -> &'static str {
     }
 }
 
-/// The handler for every inference path.
+/// The handler for every inference path. Each cross-cutting step happens here once per
+/// request: the request metrics, the request id header, and the audit line and decision
+/// metric — through [`metered::conclude`], now for a refusal, or when the answer's body
+/// closes.
 pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request<Body>) -> Response<Body> {
     let started = Instant::now();
     let request_id = format!("gw-{}", uuid::Uuid::new_v4().simple());
     let mut record = AuditRecord {
         time: Timestamp::now().to_string(),
-        request_id: request_id.clone(),
+        request_id,
         method: request.method().to_string(),
         path: request.uri().path().to_owned(),
         decision: "admitted",
@@ -171,27 +174,30 @@ pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request<Body>)
     };
     let route = Route::of(request.method(), request.uri().path());
     let label = route.as_ref().map_or("other", Route::label);
-    let mut response = match route {
+    let outcome = match route {
         Ok(route) => proxy(&gateway, request, &mut record, started, route).await,
         Err(refusal) => Err(refusal),
-    }
-    .unwrap_or_else(|refusal| {
-        record.decision = decision_of(&refusal);
-        record.reason = refusal.reason();
-        if let Refusal::LimitReached { rule, .. } = &refusal {
-            record.rule = Some(rule.id.clone());
-        }
-        record.status = Some(refusal.status().as_u16());
-        record.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        gateway.metrics.decision(record.decision, record.reason);
-        gateway.audit.write(&record);
-        refusal.into_response()
-    });
-    gateway.metrics.request(label, response.status().as_u16());
+    };
     gateway
         .metrics
         .workspace_request(record.workspace.as_deref());
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    let header = HeaderValue::from_str(&record.request_id).ok();
+    let mut response = match outcome {
+        Ok(answer) => answer.into_response(gateway.clone(), record, started),
+        Err(refusal) => {
+            record.decision = decision_of(&refusal);
+            record.reason = refusal.reason();
+            if let Refusal::LimitReached { rule, .. } = &refusal {
+                record.rule = Some(rule.id.clone());
+            }
+            record.status = Some(refusal.status().as_u16());
+            record.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+            metered::conclude(&gateway, record);
+            refusal.into_response()
+        }
+    };
+    gateway.metrics.request(label, response.status().as_u16());
+    if let Some(value) = header {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     response
@@ -203,7 +209,7 @@ async fn proxy(
     record: &mut AuditRecord,
     started: Instant,
     route: Route,
-) -> Result<Response<Body>, Refusal> {
+) -> Result<Answer, Refusal> {
     let policy = gateway.policy.load_full().ok_or(Refusal::NotReady)?;
     let caller = identity::authenticate(&policy, request.headers(), gateway.today())?;
     check_content_encoding(request.headers())?;
@@ -219,18 +225,11 @@ async fn proxy(
         started,
         target,
     };
-    let grant = &caller.grant;
     match route {
         Route::Inference(endpoint) => inference(&mut call, endpoint, request).await,
         Route::Models => models(&mut call, request).await,
         Route::Model(id) => {
-            let directory = gateway.models.load();
-            if !grant.allows_model(&id, &directory) {
-                return Err(Refusal::ModelNotAllowed {
-                    model: id,
-                    allowed: grant.allowed_models(&directory).unwrap_or_default(),
-                });
-            }
+            enforce::check_model(call.grant(), &id, &gateway.models.load())?;
             call.record.model_asked = Some(id);
             let key = call.upstream_key()?;
             let (parts, _) = request.into_parts();
@@ -352,8 +351,8 @@ async fn count(
         }
         Err(enforce::Admit::Refused(refusal)) => Err(refusal),
         Err(enforce::Admit::StoreFailed(error)) => {
-            crate::store::failure_log::STORE_FAILURES.warn("admit and reserve", &error);
-            store_failed(gateway, grant)?;
+            gateway.metrics.store_failed("admit and reserve", &error);
+            fail_open_or_closed(gateway, grant)?;
             let now = Timestamp::now();
             match enforce::admit(&gateway.fallback, grant, request_id, lines, now).await {
                 Ok(reservation) => {
@@ -363,7 +362,12 @@ async fn count(
                     Ok(reservation)
                 }
                 Err(enforce::Admit::Refused(refusal)) => Err(refusal),
-                Err(enforce::Admit::StoreFailed(_)) => Err(Refusal::StoreUnavailable),
+                Err(enforce::Admit::StoreFailed(error)) => {
+                    gateway
+                        .metrics
+                        .store_failed("admit and reserve in-process", &error);
+                    Err(Refusal::StoreUnavailable)
+                }
             }
         }
     };
@@ -373,10 +377,9 @@ async fn count(
     counted
 }
 
-/// A store failure: refused for a `fail_closed` workspace, let through to the fallback
-/// store for a `fail_open` one; counted either way.
-fn store_failed(gateway: &Gateway, grant: &Grant) -> Result<(), Refusal> {
-    gateway.metrics.store_error();
+/// After a store failure: refused for a `fail_closed` workspace, let through to the
+/// fallback store for a `fail_open` one.
+fn fail_open_or_closed(gateway: &Gateway, grant: &Grant) -> Result<(), Refusal> {
     match grant.store_failure {
         tramontane::model::StoreFailure::FailOpen => {
             gateway.metrics.store_fallback();
@@ -390,7 +393,7 @@ async fn inference(
     call: &mut Call<'_>,
     endpoint: Endpoint,
     request: Request<Body>,
-) -> Result<Response<Body>, Refusal> {
+) -> Result<Answer, Refusal> {
     let (gateway, grant) = (call.gateway, &call.caller.grant);
     let record = &mut *call.record;
     let (parts, body) = request.into_parts();
@@ -435,7 +438,7 @@ async fn forward(
     body: Bytes,
     key: secrecy::SecretString,
     accounting: Option<Accounting>,
-) -> Result<Response<Body>, Refusal> {
+) -> Result<Answer, Refusal> {
     let gateway = call.gateway;
     let upstream_request = UpstreamRequest {
         method: parts.method,
@@ -469,26 +472,18 @@ async fn forward(
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.starts_with("text/event-stream"));
-    let scan = upstream_ok && accounting.is_some();
-    let closing = Closing {
-        gateway: gateway.clone(),
-        record: record.clone(),
-        accounting,
-        started: call.started,
-        upstream_ok,
-    };
-    let body = MeteredBody::new(
+    Ok(Answer {
+        head,
         body,
-        scan,
+        scan: upstream_ok && accounting.is_some(),
+        accounting,
         stream,
-        gateway.config.limits.stream_idle_timeout,
-        closing,
-    );
-    Ok(Response::from_parts(head, Body::new(body)))
+        upstream_ok,
+    })
 }
 
 /// `GET /v1/models`, filtered to the models the caller may use (aliases kept on each card).
-async fn models(call: &mut Call<'_>, request: Request<Body>) -> Result<Response<Body>, Refusal> {
+async fn models(call: &mut Call<'_>, request: Request<Body>) -> Result<Answer, Refusal> {
     let key = call.upstream_key()?;
     let (gateway, grant) = (call.gateway, &call.caller.grant);
     let (parts, _) = request.into_parts();
@@ -515,12 +510,8 @@ async fn models(call: &mut Call<'_>, request: Request<Body>) -> Result<Response<
         };
     record.upstream_status = Some(head.status.as_u16());
     record.status = Some(head.status.as_u16());
-    record.reason = if head.status.is_success() {
-        "completed"
-    } else {
-        "upstream_error"
-    };
-    let body = if head.status.is_success() {
+    let upstream_ok = head.status.is_success();
+    let body = if upstream_ok {
         let directory = gateway.models.load();
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(mut list) => {
@@ -540,10 +531,21 @@ async fn models(call: &mut Call<'_>, request: Request<Body>) -> Result<Response<
     } else {
         scrub_bytes(bytes, &key)
     };
-    record.duration_ms = call.started.elapsed().as_secs_f64() * 1000.0;
-    gateway.metrics.decision(record.decision, record.reason);
-    gateway.audit.write(record);
-    Ok(Response::from_parts(head, Body::from(body)))
+    Ok(Answer {
+        head,
+        body: whole_body(body),
+        accounting: None,
+        scan: false,
+        stream: false,
+        upstream_ok,
+    })
+}
+
+/// A body already read whole, as the answer type the metered body passes on.
+fn whole_body(bytes: Bytes) -> crate::upstream::UpstreamBody {
+    http_body_util::Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// A whole error body with the key it was sent with masked, as [`ScrubbedBody`] does for a
@@ -572,10 +574,7 @@ fn scrub_bytes(bytes: Bytes, key: &secrecy::SecretString) -> Bytes {
 /// neither is refused), and where a token budget or spend guard applies the call is reserved
 /// at its unit price (OCR pages, speech characters) or, for a path the gateway cannot price,
 /// refused unless the entry says `unmetered: true`.
-async fn opened_path(
-    call: &mut Call<'_>,
-    request: Request<Body>,
-) -> Result<Response<Body>, Refusal> {
+async fn opened_path(call: &mut Call<'_>, request: Request<Body>) -> Result<Answer, Refusal> {
     let (gateway, grant) = (call.gateway, &call.caller.grant);
     let path = request.uri().path().to_owned();
     let entry = opened::entry(&grant.paths, request.method(), &path)?;
@@ -585,20 +584,10 @@ async fn opened_path(
     call.record.model_asked = fields.model.clone();
     call.record.agent_id = fields.agent_id.clone();
     if let Some(model) = &fields.model {
-        let directory = gateway.models.load();
-        if !grant.allows_model(model, &directory) {
-            return Err(Refusal::ModelNotAllowed {
-                model: model.clone(),
-                allowed: grant.allowed_models(&directory).unwrap_or_default(),
-            });
-        }
+        enforce::check_model(grant, model, &gateway.models.load())?;
     }
-    if let Some(agent) = &fields.agent_id
-        && !grant.agents.contains(agent)
-    {
-        return Err(Refusal::AgentNotAllowed {
-            agent: agent.clone(),
-        });
+    if let Some(agent) = &fields.agent_id {
+        enforce::check_agent(grant, agent)?;
     }
     let budgeted = grant.budgeted();
     let key = call.upstream_key()?;

@@ -1,5 +1,7 @@
 //! Store failures in the log without flooding it: while Redis is away every request fails
 //! the same way, so one warning per period says so, with how many were left out since.
+//! Each gateway owns its log (in its [`crate::metrics::Metrics`], beside the failure count),
+//! so two gateways in one process never silence each other.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -17,9 +19,6 @@ struct LogState {
     last: Option<Instant>,
     suppressed: u64,
 }
-
-/// The log the gateway's store failures share.
-pub static STORE_FAILURES: FailureLog = FailureLog::new();
 
 impl FailureLog {
     pub const fn new() -> FailureLog {
