@@ -25,8 +25,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Map, Value, json};
 
-use crate::fake_issuer_keys::SigningKey;
 pub use crate::fake_issuer_keys::KeyKind;
+use crate::fake_issuer_keys::SigningKey;
 
 /// The audience tokens carry unless a test says otherwise.
 pub const AUDIENCE: &str = "tramontane";
@@ -105,12 +105,12 @@ impl FakeIssuerBuilder {
             .enable_all()
             .build()
             .expect("a runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(SocketAddr::from((
-                [127, 0, 0, 1],
-                0,
-            ))))
+        // Bound outside the runtime: `block_on` would panic inside an async test.
+        let listener = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .expect("a loopback port");
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking socket");
         let url = format!("http://{}", listener.local_addr().expect("an address"));
         let keys: Vec<Arc<SigningKey>> = self
             .kinds
@@ -127,10 +127,14 @@ impl FakeIssuerBuilder {
             jwks_failing: Mutex::new(false),
         });
         let app = axum::Router::new()
-            .route("/.well-known/openid-configuration", axum::routing::get(discovery))
+            .route(
+                "/.well-known/openid-configuration",
+                axum::routing::get(discovery),
+            )
             .route("/jwks", axum::routing::get(jwks))
             .with_state(state.clone());
         runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
             let _ = axum::serve(listener, app).await;
         });
         FakeIssuer {
@@ -252,7 +256,10 @@ impl FakeIssuer {
         claims.insert("aud".into(), json!(AUDIENCE));
         claims.insert("iat".into(), json!(now));
         claims.insert("exp".into(), json!(now + LIFETIME.as_secs() as i64));
-        claims.insert("jti".into(), json!(format!("jti-{}", rand::random::<u64>())));
+        claims.insert(
+            "jti".into(),
+            json!(format!("jti-{}", rand::random::<u64>())),
+        );
         TokenBuilder {
             every: self.state.every.lock().unwrap().clone(),
             key,

@@ -41,9 +41,8 @@ impl SigningKey {
         let random = ring::rand::SystemRandom::new();
         match kind {
             KeyKind::P256 => {
-                let pkcs8 =
-                    EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &random)
-                        .expect("a P-256 key");
+                let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &random)
+                    .expect("a P-256 key");
                 let pair = EcdsaKeyPair::from_pkcs8(
                     &ECDSA_P256_SHA256_FIXED_SIGNING,
                     pkcs8.as_ref(),
@@ -112,9 +111,18 @@ impl SigningKey {
     /// The base64url signature of `message` with the key's own algorithm.
     pub fn sign(&self, message: &[u8]) -> String {
         let (key, algorithm) = match self.kind {
-            KeyKind::Rsa => (EncodingKey::from_rsa_der(&self.private_der), Algorithm::RS256),
-            KeyKind::P256 => (EncodingKey::from_ec_der(&self.private_der), Algorithm::ES256),
-            KeyKind::Ed25519 => (EncodingKey::from_ed_der(&self.private_der), Algorithm::EdDSA),
+            KeyKind::Rsa => (
+                EncodingKey::from_rsa_der(&self.private_der),
+                Algorithm::RS256,
+            ),
+            KeyKind::P256 => (
+                EncodingKey::from_ec_der(&self.private_der),
+                Algorithm::ES256,
+            ),
+            KeyKind::Ed25519 => (
+                EncodingKey::from_ed_der(&self.private_der),
+                Algorithm::EdDSA,
+            ),
         };
         jsonwebtoken::crypto::sign(message, &key, algorithm).expect("a signature")
     }

@@ -15,7 +15,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
-use super::jwks::{Keys, JwksError};
+use super::jwks::{JwksError, Keys};
 use super::settings::{IssuerSettingsError, KeyCacheSettings, KeySource, fetchable};
 
 /// Why an issuer's keys could not be read: said in the gateway's log, never to a caller.
@@ -70,7 +70,12 @@ impl KeyFetcher {
     }
 
     /// The keys an issuer publishes now.
-    pub async fn keys(&self, name: &str, issuer: &str, source: &KeySource) -> Result<Keys, FetchError> {
+    pub async fn keys(
+        &self,
+        name: &str,
+        issuer: &str,
+        source: &KeySource,
+    ) -> Result<Keys, FetchError> {
         let (from, body) = match source {
             KeySource::JwksUrl(url) => (url.to_string(), self.get(url.as_str()).await?),
             KeySource::Discovery => {
@@ -103,7 +108,8 @@ impl KeyFetcher {
             .get("jwks_uri")
             .and_then(Value::as_str)
             .ok_or_else(|| problem("has no jwks_uri"))?;
-        fetchable(name, jwks_uri).map_err(|error| FetchError::JwksUri(jwks_uri.to_owned(), error))?;
+        fetchable(name, jwks_uri)
+            .map_err(|error| FetchError::JwksUri(jwks_uri.to_owned(), error))?;
         Ok(jwks_uri.to_owned())
     }
 
@@ -120,38 +126,39 @@ impl KeyFetcher {
             url: url.to_owned(),
             seconds: self.timeout.as_secs().max(1),
         };
-        let exchange = async {
-            let response = self.client.request(request).await.map_err(|error| {
-                FetchError::Unreachable {
-                    url: url.to_owned(),
-                    reason: if error.is_connect() {
-                        "cannot connect"
-                    } else {
-                        "the request failed"
-                    },
-                }
-            })?;
-            if response.status() != StatusCode::OK {
-                return Err(FetchError::Status {
-                    url: url.to_owned(),
-                    status: response.status().as_u16(),
-                });
-            }
-            let limited = Limited::new(response.into_body(), self.max_body_bytes);
-            match limited.collect().await {
-                Ok(collected) => Ok(collected.to_bytes()),
-                Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-                    Err(FetchError::TooLarge {
+        let exchange =
+            async {
+                let response = self.client.request(request).await.map_err(|error| {
+                    FetchError::Unreachable {
                         url: url.to_owned(),
-                        limit: self.max_body_bytes,
-                    })
+                        reason: if error.is_connect() {
+                            "cannot connect"
+                        } else {
+                            "the request failed"
+                        },
+                    }
+                })?;
+                if response.status() != StatusCode::OK {
+                    return Err(FetchError::Status {
+                        url: url.to_owned(),
+                        status: response.status().as_u16(),
+                    });
                 }
-                Err(_) => Err(FetchError::Unreachable {
-                    url: url.to_owned(),
-                    reason: "the answer was cut off",
-                }),
-            }
-        };
+                let limited = Limited::new(response.into_body(), self.max_body_bytes);
+                match limited.collect().await {
+                    Ok(collected) => Ok(collected.to_bytes()),
+                    Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+                        Err(FetchError::TooLarge {
+                            url: url.to_owned(),
+                            limit: self.max_body_bytes,
+                        })
+                    }
+                    Err(_) => Err(FetchError::Unreachable {
+                        url: url.to_owned(),
+                        reason: "the answer was cut off",
+                    }),
+                }
+            };
         tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| timeout())?
@@ -172,7 +179,10 @@ impl KeyFetcher {
             .await
             .map_err(|error| failed(error.to_string()))?;
         if body.len() > self.max_body_bytes {
-            return Err(failed(format!("it is larger than {} bytes", self.max_body_bytes)));
+            return Err(failed(format!(
+                "it is larger than {} bytes",
+                self.max_body_bytes
+            )));
         }
         Ok(Bytes::from(body))
     }

@@ -100,10 +100,14 @@ fn usable(jwk: &Jwk) -> Option<VerificationKey> {
             (Algorithm::RS256, key)
         }
         AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
-            let coordinate = |text: &str| URL_SAFE_NO_PAD.decode(text).ok().filter(|c| c.len() == 32);
+            let coordinate =
+                |text: &str| URL_SAFE_NO_PAD.decode(text).ok().filter(|c| c.len() == 32);
             coordinate(&ec.x)?;
             coordinate(&ec.y)?;
-            (Algorithm::ES256, DecodingKey::from_ec_components(&ec.x, &ec.y).ok()?)
+            (
+                Algorithm::ES256,
+                DecodingKey::from_ec_components(&ec.x, &ec.y).ok()?,
+            )
         }
         // The library's Ed25519 verifier slices the first 32 bytes of the key: anything
         // but exactly 32 is refused here first, or a bad JWKS could crash the gateway.
@@ -112,7 +116,10 @@ fn usable(jwk: &Jwk) -> Option<VerificationKey> {
                 .decode(&okp.x)
                 .ok()
                 .filter(|x| x.len() == 32)?;
-            (Algorithm::EdDSA, DecodingKey::from_ed_components(&okp.x).ok()?)
+            (
+                Algorithm::EdDSA,
+                DecodingKey::from_ed_components(&okp.x).ok()?,
+            )
         }
         _ => return None,
     };

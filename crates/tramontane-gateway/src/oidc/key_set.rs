@@ -80,12 +80,16 @@ impl KeySet {
         self.refresh_unless_recent(generation(&seen), fetcher, cache)
             .await;
         match self.cached.load_full() {
-            Some(snapshot) => snapshot.keys.find(kid).cloned().ok_or_else(|| {
-                TokenRefusal::KeyUnknown {
-                    issuer: self.settings.name.clone(),
-                    kid: kid.map(str::to_owned),
-                }
-            }),
+            Some(snapshot) => {
+                snapshot
+                    .keys
+                    .find(kid)
+                    .cloned()
+                    .ok_or_else(|| TokenRefusal::KeyUnknown {
+                        issuer: self.settings.name.clone(),
+                        kid: kid.map(str::to_owned),
+                    })
+            }
             None => Err(TokenRefusal::IssuerUnavailable {
                 issuer: self.settings.name.clone(),
             }),
@@ -112,7 +116,11 @@ impl KeySet {
 
     /// Starts a refresh of stale keys unless one runs or ran within the interval; the
     /// request that noticed goes on with the keys it has.
-    fn refresh_in_background(self: &Arc<Self>, fetcher: &Arc<KeyFetcher>, cache: &KeyCacheSettings) {
+    fn refresh_in_background(
+        self: &Arc<Self>,
+        fetcher: &Arc<KeyFetcher>,
+        cache: &KeyCacheSettings,
+    ) {
         let Ok(mut last_attempt) = self.last_attempt.clone().try_lock_owned() else {
             return;
         };

@@ -23,3 +23,6 @@ pub use refusal::TokenRefusal;
 pub use settings::{IssuerSettings, IssuerSettingsError, KeyCacheSettings, KeySource};
 pub use token::{CLOCK_SKEW, MAX_TOKEN_BYTES, VerifiedToken};
 pub use verify::Verifier;
+
+#[cfg(test)]
+mod tests;

@@ -18,14 +18,19 @@ pub enum TokenRefusal {
     #[error("issuer `{issuer}` publishes no key {}", kid_shown(kid))]
     KeyUnknown { issuer: String, kid: Option<String> },
     /// `none`, an HMAC, or an algorithm other than the one the key's type allows.
-    #[error("the algorithm `{algorithm}` is not accepted{}", expected_shown(expected))]
+    #[error(
+        "the algorithm `{algorithm}` is not accepted{}",
+        expected_shown(expected)
+    )]
     AlgorithmRefused {
         algorithm: String,
         expected: Option<&'static str>,
     },
     #[error("the token's signature does not verify with issuer `{issuer}`'s key")]
     SignatureInvalid { issuer: String },
-    #[error("the token is not for this gateway: its `aud` is none of issuer `{issuer}`'s accepted audiences")]
+    #[error(
+        "the token is not for this gateway: its `aud` is none of issuer `{issuer}`'s accepted audiences"
+    )]
     AudienceRefused { issuer: String },
     #[error("the token has no `{claim}` claim")]
     ClaimMissing { claim: &'static str },
@@ -81,7 +86,9 @@ impl TokenRefusal {
             TokenRefusal::AudienceRefused { .. } => {
                 "request the token for one of the audiences the policy lists for this issuer"
             }
-            TokenRefusal::Expired { .. } => "request a new token; projected tokens are refreshed by the kubelet, read the file again",
+            TokenRefusal::Expired { .. } => {
+                "request a new token; projected tokens are refreshed by the kubelet, read the file again"
+            }
             TokenRefusal::NotYetValid { .. } => {
                 "check the clocks of the issuer and the gateway, or wait until the token is valid"
             }

@@ -123,7 +123,11 @@ pub(crate) fn check(issuers: &[IssuerSettings]) -> Result<(), IssuerSettingsErro
                 second: name.clone(),
             });
         }
-        if settings.audiences.iter().all(|audience| audience.is_empty()) {
+        if settings
+            .audiences
+            .iter()
+            .all(|audience| audience.is_empty())
+        {
             return Err(IssuerSettingsError::NoAudience { name: name.clone() });
         }
         if settings.max_lifetime.is_zero() {

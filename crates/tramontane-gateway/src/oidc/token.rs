@@ -214,7 +214,12 @@ fn timestamp(seconds: i64) -> Result<jiff::Timestamp, TokenRefusal> {
     })
 }
 
-fn flatten(claims: &Map<String, Value>, prefix: &str, depth: usize, into: &mut BTreeMap<String, String>) {
+fn flatten(
+    claims: &Map<String, Value>,
+    prefix: &str,
+    depth: usize,
+    into: &mut BTreeMap<String, String>,
+) {
     for (name, value) in claims {
         let escaped = name.replace('~', "~0").replace('/', "~1");
         let path = if prefix.is_empty() {

@@ -72,8 +72,8 @@ impl Verifier {
         let issuers = issuers
             .into_iter()
             .map(|settings| {
-                let keys = kept(&settings)
-                    .unwrap_or_else(|| Arc::new(KeySet::new(settings.clone())));
+                let keys =
+                    kept(&settings).unwrap_or_else(|| Arc::new(KeySet::new(settings.clone())));
                 (settings.issuer.clone(), Issuer { settings, keys })
             })
             .collect();
