@@ -125,10 +125,10 @@ fn usable(jwk: &Jwk) -> Option<VerificationKey> {
     };
     // A key whose `alg` names another algorithm is one its issuer signs with that: the
     // gateway does not accept those tokens, so it does not keep the key.
-    if let Some(declared) = jwk.common.key_algorithm {
-        if Algorithm::try_from(declared).ok() != Some(algorithm) {
-            return None;
-        }
+    if let Some(declared) = jwk.common.key_algorithm
+        && Algorithm::try_from(declared).ok() != Some(algorithm)
+    {
+        return None;
     }
     Some(VerificationKey { algorithm, key })
 }

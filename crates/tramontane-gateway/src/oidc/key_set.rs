@@ -69,13 +69,13 @@ impl KeySet {
         cache: &KeyCacheSettings,
     ) -> Result<VerificationKey, TokenRefusal> {
         let seen = self.cached.load_full();
-        if let Some(snapshot) = &seen {
-            if let Some(key) = snapshot.keys.find(kid) {
-                if snapshot.read_at.elapsed() >= cache.max_age {
-                    self.refresh_in_background(fetcher, cache);
-                }
-                return Ok(key.clone());
+        if let Some(snapshot) = &seen
+            && let Some(key) = snapshot.keys.find(kid)
+        {
+            if snapshot.read_at.elapsed() >= cache.max_age {
+                self.refresh_in_background(fetcher, cache);
             }
+            return Ok(key.clone());
         }
         self.refresh_unless_recent(generation(&seen), fetcher, cache)
             .await;
