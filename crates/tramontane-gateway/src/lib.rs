@@ -23,6 +23,7 @@ pub mod ledger;
 pub mod metered;
 pub mod metrics;
 pub mod models;
+pub mod oidc;
 pub mod opened;
 pub mod prices;
 pub mod proxy;

@@ -103,6 +103,8 @@ pub enum Refusal {
     UpstreamUnreachable,
     UpstreamTimeout,
     NotReady,
+    /// A workload token in `Authorization: Bearer` that does not verify.
+    Token(crate::oidc::TokenRefusal),
 }
 
 impl Refusal {
@@ -112,6 +114,11 @@ impl Refusal {
             | Refusal::MalformedKey
             | Refusal::UnknownKey
             | Refusal::ExpiredKey { .. } => StatusCode::UNAUTHORIZED,
+            // The issuer's keys cannot be read: the token may be good, so try again later.
+            Refusal::Token(crate::oidc::TokenRefusal::IssuerUnavailable { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Refusal::Token(_) => StatusCode::UNAUTHORIZED,
             Refusal::PathNotFound { .. } => StatusCode::NOT_FOUND,
             Refusal::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Refusal::InvalidPath { .. } => StatusCode::BAD_REQUEST,
@@ -176,6 +183,7 @@ impl Refusal {
             Refusal::UpstreamUnreachable => "upstream_unreachable",
             Refusal::UpstreamTimeout => "upstream_timeout",
             Refusal::NotReady => "not_ready",
+            Refusal::Token(refusal) => refusal.code(),
         }
     }
 
@@ -247,6 +255,7 @@ impl Refusal {
             Refusal::UpstreamUnreachable => "The gateway could not reach the upstream API.".into(),
             Refusal::UpstreamTimeout => "The upstream API did not answer in time.".into(),
             Refusal::NotReady => "The gateway has not loaded a policy yet.".into(),
+            Refusal::Token(refusal) => refusal.message(),
         }
     }
 
