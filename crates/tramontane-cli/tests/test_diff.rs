@@ -623,8 +623,14 @@ fn workloads_show_the_token_they_must_present_and_their_limits() {
         .write("policies/identity.yaml", WORKLOADS);
     repo.commit("workloads");
     let head = WORKLOADS
-        .replace("audiences: [tramontane]", "audiences: [tramontane, https://github.com/acme]")
-        .replace("    rpm: 10\n", "    rpm: 10\n    daily_token_budget: 100000\n")
+        .replace(
+            "audiences: [tramontane]",
+            "audiences: [tramontane, https://github.com/acme]",
+        )
+        .replace(
+            "    rpm: 10\n",
+            "    rpm: 10\n    daily_token_budget: 100000\n",
+        )
         .replace(
             "  nightly:\n    issuer: github\n    subject: repo:acme/app:ref:refs/heads/main\n",
             "  docs-bot:\n    issuer: github\n    subject: repo:acme/docs:ref:refs/heads/main\n",

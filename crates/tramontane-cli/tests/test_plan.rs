@@ -668,8 +668,8 @@ fn a_workload_and_a_change_to_its_issuer_say_who_gains_what() {
         .args(["apply", "--org", "sandbox:demo", "--auto-approve"])
         .expect_code(0)
         .run();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/runtime-change/workloads.yaml");
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runtime-change/workloads.yaml");
     let workloads = std::fs::read_to_string(fixture).unwrap();
     env.write("policies/workloads.yaml", &workloads);
     let added = plan_without_digests(&env, "human");
@@ -682,8 +682,14 @@ fn a_workload_and_a_change_to_its_issuer_say_who_gains_what() {
     env.write(
         "policies/workloads.yaml",
         workloads
-            .replace("audiences: [tramontane]", "audiences: [tramontane, https://github.com/acme]")
-            .replace("    claims: { repository: acme/app, environment: production }\n", "    claims: { repository: acme/app }\n"),
+            .replace(
+                "audiences: [tramontane]",
+                "audiences: [tramontane, https://github.com/acme]",
+            )
+            .replace(
+                "    claims: { repository: acme/app, environment: production }\n",
+                "    claims: { repository: acme/app }\n",
+            ),
     );
     let widened = plan_without_digests(&env, "human");
     for line in [

@@ -334,7 +334,7 @@ impl Metrics {
         self.keys(policy.callers.len());
         let previous = self.series.load_full();
         let mut next = PolicySeries::default();
-        for (key_id, caller) in policy.callers.iter() {
+        for caller in policy.callers.iter() {
             let mut budgets = Vec::new();
             for rule in &caller.grant.rules {
                 let meter = next
@@ -357,7 +357,7 @@ impl Metrics {
                     budgets.push(meter);
                 }
             }
-            next.budgets.insert(key_id.to_owned(), budgets);
+            next.budgets.insert(caller.meter_name(), budgets);
         }
         for name in policy.desired.workspaces.keys() {
             let counters = previous.workspaces.get(name).cloned().unwrap_or_else(|| {

@@ -191,7 +191,10 @@ impl Access {
         }
 
         for (name, workload) in &runtime.workloads {
-            let mut token = vec![format!("issuer {}", workload.issuer), format!("sub {}", workload.subject)];
+            let mut token = vec![
+                format!("issuer {}", workload.issuer),
+                format!("sub {}", workload.subject),
+            ];
             token.extend(
                 workload
                     .claims
@@ -199,7 +202,12 @@ impl Access {
                     .map(|(claim, value)| format!("{claim} {value}")),
             );
             if let Some(trust) = &workload.trust {
-                token.extend(trust.audiences.iter().map(|audience| format!("aud {audience}")));
+                token.extend(
+                    trust
+                        .audiences
+                        .iter()
+                        .map(|audience| format!("aud {audience}")),
+                );
             }
             let mut attributes = vec![
                 ("token", Value::set(token)),
@@ -214,13 +222,16 @@ impl Access {
                     ),
                     (
                         "rules",
-                        rules(limits, &workload.workspace, &RuleScope::Workload(name.clone())),
+                        rules(
+                            limits,
+                            &workload.workspace,
+                            &RuleScope::Workload(name.clone()),
+                        ),
                     ),
                 ]),
-                None => attributes.push((
-                    "models",
-                    Value::text("none: the workspace is not defined"),
-                )),
+                None => {
+                    attributes.push(("models", Value::text("none: the workspace is not defined")))
+                }
             }
             subjects.insert(subject(SubjectKind::Workload, name), attributes);
         }

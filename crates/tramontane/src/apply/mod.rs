@@ -266,9 +266,7 @@ fn wave(change: &Change) -> Option<u8> {
         ChangeSpec::Runtime { .. }
         | ChangeSpec::GatewayKey { .. }
         | ChangeSpec::Workload { .. }
-        | ChangeSpec::Alerts { .. } => {
-            10
-        }
+        | ChangeSpec::Alerts { .. } => 10,
     })
 }
 

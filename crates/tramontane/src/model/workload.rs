@@ -113,12 +113,10 @@ impl Workload {
     pub fn overlaps(&self, other: &Workload) -> bool {
         self.issuer == other.issuer
             && self.subject == other.subject
-            && self.claims.iter().all(|(name, value)| {
-                other
-                    .claims
-                    .get(name)
-                    .is_none_or(|theirs| theirs == value)
-            })
+            && self
+                .claims
+                .iter()
+                .all(|(name, value)| other.claims.get(name).is_none_or(|theirs| theirs == value))
     }
 
     /// Whether a token carrying `claim` with `value` (`None`: absent or not a string) could
@@ -169,7 +167,10 @@ mod tests {
 
     #[test]
     fn workloads_overlap_unless_a_claim_tells_them_apart() {
-        let main = workload("repo:acme/app:ref:refs/heads/main", &[("environment", "prod")]);
+        let main = workload(
+            "repo:acme/app:ref:refs/heads/main",
+            &[("environment", "prod")],
+        );
         let any = workload("repo:acme/app:ref:refs/heads/main", &[]);
         let staging = workload(
             "repo:acme/app:ref:refs/heads/main",
@@ -183,7 +184,10 @@ mod tests {
 
     #[test]
     fn keys_are_read_over_https_or_from_loopback() {
-        assert_eq!(untrusted_key_url("https://token.actions.githubusercontent.com/.well-known/jwks"), None);
+        assert_eq!(
+            untrusted_key_url("https://token.actions.githubusercontent.com/.well-known/jwks"),
+            None
+        );
         assert_eq!(untrusted_key_url("http://127.0.0.1:8080/jwks"), None);
         assert_eq!(untrusted_key_url("http://[::1]/jwks"), None);
         assert_eq!(untrusted_key_url("http://localhost/jwks"), None);

@@ -8,9 +8,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use super::change::{
-    ArchivedWorkspace, CallerSide, Change, ChangeSpec, DeletedTeam, GatewayKeySide, KeySpec, WorkloadSide,
+    ArchivedWorkspace, CallerSide, Change, ChangeSpec, DeletedTeam, GatewayKeySide, KeySpec,
     LiveKeyRef, MemberSpec, NewTeam, NewWorkspace, RolesSide, SpendLimitSide, TeamState,
-    WorkspaceState,
+    WorkloadSide, WorkspaceState,
 };
 use super::{AccessEffect, Action};
 use crate::model::{Budget, Enforcement, Kind};
@@ -181,8 +181,10 @@ fn decode(wire: &WireChange) -> Result<ChangeSpec, String> {
         (Kind::Runtime, action @ (Action::Create | Action::Update | Action::Delete))
             if has_caller(wire, "workload") =>
         {
-            let before = tagged_side::<WorkloadSide>(&wire.before, "before", action != Action::Create)?;
-            let after = tagged_side::<WorkloadSide>(&wire.after, "after", action != Action::Delete)?;
+            let before =
+                tagged_side::<WorkloadSide>(&wire.before, "before", action != Action::Create)?;
+            let after =
+                tagged_side::<WorkloadSide>(&wire.after, "after", action != Action::Delete)?;
             let name = one_subject(
                 before.as_ref().map(|side| &side.name),
                 after.as_ref().map(|side| &side.name),

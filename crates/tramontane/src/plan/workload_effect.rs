@@ -27,10 +27,7 @@ pub(super) fn workload_effect(
                     effect.gains = model_names(&limits.models);
                     grant_phrase(limits, &new.workspace, &own)
                 }
-                None => format!(
-                    "grants nothing: workspace {} is not defined",
-                    new.workspace
-                ),
+                None => format!("grants nothing: workspace {} is not defined", new.workspace),
             };
             effect.summary.push(format!("{subject} added: {grant}"));
             effect
@@ -120,16 +117,10 @@ fn token_changes(
     new: &WorkloadAccess,
 ) {
     if old.issuer != new.issuer {
-        summary.push(format!(
-            "{subject}: issuer {} → {}",
-            old.issuer, new.issuer
-        ));
+        summary.push(format!("{subject}: issuer {} → {}", old.issuer, new.issuer));
     }
     if old.subject != new.subject {
-        summary.push(format!(
-            "{subject}: sub {} → {}",
-            old.subject, new.subject
-        ));
+        summary.push(format!("{subject}: sub {} → {}", old.subject, new.subject));
     }
     let claims: BTreeSet<&String> = old.claims.keys().chain(new.claims.keys()).collect();
     for claim in claims {
@@ -137,9 +128,9 @@ fn token_changes(
             (Some(before), Some(after)) if before != after => {
                 summary.push(format!("{subject}: claim {claim} {before} → {after}"));
             }
-            (None, Some(after)) => summary.push(format!(
-                "{subject}: tokens must also carry {claim} {after}"
-            )),
+            (None, Some(after)) => {
+                summary.push(format!("{subject}: tokens must also carry {claim} {after}"))
+            }
             (Some(before), None) => summary.push(format!(
                 "{subject}: tokens need no longer carry {claim} {before}: more tokens match"
             )),

@@ -2,9 +2,9 @@
 //! every workload names a defined issuer and workspace, could match some token, and shares no
 //! token with another workload.
 
+use super::super::Section;
 use super::super::diagnostic::{Code, Diagnostic, closest};
 use super::super::source::Span;
-use super::super::Section;
 use super::Checker;
 use crate::model::workload::{REGISTERED_CLAIMS, untrusted_key_url};
 use crate::model::{Issuer, Workload};
@@ -29,9 +29,15 @@ impl Checker<'_> {
         .collect();
         if sources.len() != 1 {
             let (message, at) = match sources.as_slice() {
-                [] => (format!("{subject} names no source of signing keys"), span(&[])),
+                [] => (
+                    format!("{subject} names no source of signing keys"),
+                    span(&[]),
+                ),
                 [_, second, ..] => (
-                    format!("{subject} names its signing keys twice ({})", sources.join(", ")),
+                    format!(
+                        "{subject} names its signing keys twice ({})",
+                        sources.join(", ")
+                    ),
                     span(&[second]),
                 ),
                 [_] => unreachable!("one source is the valid case"),
@@ -116,7 +122,10 @@ impl Checker<'_> {
 
     fn workload_workspace(&mut self, name: &str, workload: &Workload) {
         let subject = format!("workload `{name}`");
-        if !self.origins.is_known(Section::Workspaces, &workload.workspace) {
+        if !self
+            .origins
+            .is_known(Section::Workspaces, &workload.workspace)
+        {
             let help = match closest(
                 &workload.workspace,
                 self.desired.workspaces.keys().map(String::as_str),
