@@ -86,6 +86,7 @@ pub fn load(
     let tokens = crate::workloads::verifier_of(
         &loaded.desired,
         previous.and_then(|previous| previous.tokens.as_deref()),
+        gateway_config.issuer_keys_refresh,
     )?;
     let catalog =
         tramontane::policy::catalog::Catalog::bundled().with_declared(&loaded.desired.models);

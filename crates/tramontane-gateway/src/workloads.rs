@@ -123,6 +123,7 @@ impl WorkloadTable {
 pub fn verifier_of(
     desired: &DesiredOrg,
     previous: Option<&Verifier>,
+    refresh_interval: Duration,
 ) -> Result<Option<Arc<Verifier>>, IssuerSettingsError> {
     if desired.issuers.is_empty() {
         return Ok(None);
@@ -149,7 +150,13 @@ pub fn verifier_of(
         .collect();
     let verifier = match previous {
         Some(previous) => previous.reconfigured(issuers)?,
-        None => Verifier::new(issuers, KeyCacheSettings::default())?,
+        None => Verifier::new(
+            issuers,
+            KeyCacheSettings {
+                refresh_interval,
+                ..KeyCacheSettings::default()
+            },
+        )?,
     };
     Ok(Some(Arc::new(verifier)))
 }
