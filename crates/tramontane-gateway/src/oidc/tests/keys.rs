@@ -85,7 +85,8 @@ async fn requests_arriving_together_share_the_first_fetch() {
         .keys(&[KeyKind::P256])
         .jwks_delay(Duration::from_millis(300))
         .start();
-    let verifier = verifier(&issuer);
+    // No interval: only the sharing keeps the waiting requests from fetching again.
+    let verifier = verifier_with(&issuer, quick(Duration::ZERO));
     let tokens: Vec<String> = (0..10).map(|_| issuer.token().mint()).collect();
     let verified =
         futures_util::future::join_all(tokens.iter().map(|t| verifier.verify(t, now()))).await;
