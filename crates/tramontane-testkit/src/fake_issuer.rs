@@ -245,8 +245,9 @@ impl FakeIssuer {
         }
     }
 
-    /// A token signed by the default key of the first kind the issuer holds, from this
-    /// issuer, for [`AUDIENCE`] and [`SUBJECT`], issued now and living [`LIFETIME`].
+    /// A token signed by the newest published key (of any kind: say which with
+    /// [`TokenBuilder::key`]), from this issuer, for [`AUDIENCE`] and [`SUBJECT`], issued now
+    /// and living [`LIFETIME`], with a fresh `jti`.
     pub fn token(&self) -> TokenBuilder {
         let key = self.state.published.lock().unwrap()[0].clone();
         let now = jiff::Timestamp::now().as_second();

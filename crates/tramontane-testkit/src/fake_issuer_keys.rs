@@ -1,7 +1,9 @@
 //! The fake issuer's signing keys, made at run time so no private key sits in the source for
 //! a secret scanner to report: P-256 and Ed25519 by ring, RSA by the `rsa` crate (ring only
 //! signs with RSA keys, it does not make them). A 2048-bit RSA key takes a moment to find,
-//! so the process makes each of its first few once and hands them out in turn.
+//! so the process makes its first few once and hands them out in turn: two RSA keys of one
+//! test process may be the same key under two `kid`s. A test that needs a signature by one
+//! key to fail under another's `kid` uses P-256 or Ed25519 keys, which are all new.
 
 use std::sync::{Mutex, OnceLock};
 

@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 
 use super::fetch::KeyFetcher;
 use super::jwks::{Keys, VerificationKey};
-use super::refusal::TokenRefusal;
+use super::refusal::{TokenRefusal, shown};
 use super::settings::{IssuerSettings, KeyCacheSettings};
 
 /// How often an issuer's keys were read, for tests and metrics.
@@ -87,7 +87,7 @@ impl KeySet {
                     .cloned()
                     .ok_or_else(|| TokenRefusal::KeyUnknown {
                         issuer: self.settings.name.clone(),
-                        kid: kid.map(str::to_owned),
+                        kid: kid.map(shown),
                     })
             }
             None => Err(TokenRefusal::IssuerUnavailable {

@@ -34,10 +34,10 @@ pub enum TokenRefusal {
     AudienceRefused { issuer: String },
     #[error("the token has no `{claim}` claim")]
     ClaimMissing { claim: &'static str },
-    #[error("the token expired at {expired} (Unix seconds)")]
+    #[error("the token expired at {}", when(*expired))]
     Expired { expired: i64 },
     /// `nbf` or `iat` later than now, beyond the clock skew allowed.
-    #[error("the token is not valid before {valid_from} (Unix seconds)")]
+    #[error("the token is not valid before {}", when(*valid_from))]
     NotYetValid { valid_from: i64 },
     #[error("the token lives {lifetime} s, longer than issuer `{issuer}`'s limit of {limit} s")]
     LifetimeTooLong {
@@ -121,10 +121,18 @@ fn kid_shown(kid: &Option<String>) -> String {
     }
 }
 
+/// A NumericDate as a time a person reads, or as the number when it is out of range.
+fn when(seconds: i64) -> String {
+    jiff::Timestamp::from_second(seconds).map_or_else(
+        |_| format!("{seconds} (Unix seconds)"),
+        |time| time.to_string(),
+    )
+}
+
 fn expected_shown(expected: &Option<&'static str>) -> String {
     match expected {
         Some(algorithm) => format!(" for this key, which signs with `{algorithm}` only"),
-        None => ": tokens are signed with RS256, ES256 or EdDSA".to_owned(),
+        None => String::new(),
     }
 }
 
@@ -165,6 +173,13 @@ mod tests {
             assert!(message.starts_with(char::is_uppercase), "{message}");
             assert!(message.ends_with('.'), "{message}");
         }
+        assert_eq!(
+            TokenRefusal::Expired {
+                expired: 1_796_000_000
+            }
+            .to_string(),
+            "the token expired at 2026-11-30T00:53:20Z"
+        );
         assert_eq!(
             TokenRefusal::AlgorithmRefused {
                 algorithm: "HS256".into(),

@@ -68,6 +68,9 @@ pub enum IssuerSettingsError {
         "issuer `{name}`: `{url}` is plain http to a host that is not loopback; its keys could be swapped on the way"
     )]
     PlainHttp { name: String, url: String },
+    /// Not repeated: what it holds is a secret.
+    #[error("issuer `{name}`: its key URL holds a user name or password")]
+    CredentialsInUrl { name: String },
     #[error("issuer `{name}` accepts no audience, so no token could be for this gateway")]
     NoAudience { name: String },
     #[error("issuer `{name}` has a longest token lifetime of zero")]
@@ -89,6 +92,9 @@ impl IssuerSettingsError {
         match self {
             IssuerSettingsError::NotAUrl { .. } | IssuerSettingsError::PlainHttp { .. } => {
                 "give the issuer's keys an https:// URL (plain http only to 127.0.0.1, [::1] or localhost), or copy its JWKS to a file"
+            }
+            IssuerSettingsError::CredentialsInUrl { .. } => {
+                "a JWKS is public: give its URL without credentials (they would show in the gateway's log)"
             }
             IssuerSettingsError::NoAudience { .. } => {
                 "list the audience the workloads request their tokens for, e.g. the gateway's URL"
@@ -149,6 +155,11 @@ pub(crate) fn fetchable(name: &str, url: &str) -> Result<(), IssuerSettingsError
         url: url.to_owned(),
     };
     let parsed = Url::parse(url).map_err(|_| not_a_url())?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(IssuerSettingsError::CredentialsInUrl {
+            name: name.to_owned(),
+        });
+    }
     let host = parsed.host_str().ok_or_else(not_a_url)?;
     match parsed.scheme() {
         "https" => Ok(()),
@@ -196,6 +207,12 @@ mod tests {
             ok(url("http://k8s.example/jwks")),
             Err(IssuerSettingsError::PlainHttp { .. })
         ));
+        let with_password = ok(url("https://user:hunter2@k8s.example/jwks")).unwrap_err();
+        assert!(matches!(
+            with_password,
+            IssuerSettingsError::CredentialsInUrl { .. }
+        ));
+        assert!(!with_password.to_string().contains("hunter2"));
         assert!(matches!(
             ok(url("file:///etc/jwks.json")),
             Err(IssuerSettingsError::NotAUrl { .. })

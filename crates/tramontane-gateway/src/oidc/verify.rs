@@ -103,6 +103,11 @@ impl Verifier {
         without
     }
 
+    /// The issuers trusted, in no particular order: to say at start what is trusted.
+    pub fn issuers(&self) -> impl Iterator<Item = &IssuerSettings> {
+        self.issuers.values().map(|issuer| &issuer.settings)
+    }
+
     /// How often the issuer named `name` had its keys read.
     pub fn fetch_counts(&self, name: &str) -> Option<KeyFetchCounts> {
         self.issuers

@@ -41,7 +41,8 @@ async fn a_rotated_key_is_fetched_once() {
 #[tokio::test]
 async fn a_burst_of_unknown_kids_refreshes_once_per_interval() {
     let issuer = FakeIssuer::builder().keys(&[KeyKind::Ed25519]).start();
-    let verifier = verifier_with(&issuer, quick(Duration::from_millis(600)));
+    // Long enough that a loaded machine finishes the first burst inside it.
+    let verifier = verifier_with(&issuer, quick(Duration::from_secs(2)));
     verifier
         .verify(&issuer.token().mint(), now())
         .await
@@ -59,7 +60,7 @@ async fn a_burst_of_unknown_kids_refreshes_once_per_interval() {
             .all(|r| matches!(r, Err(TokenRefusal::KeyUnknown { .. })))
     );
     assert_eq!(issuer.jwks_fetches(), 1);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     // Past the interval: the burst, all at once, shares one fetch.
     let refusals =
         futures_util::future::join_all(made_up.iter().map(|t| verifier.verify(t, now()))).await;
@@ -74,23 +75,56 @@ async fn a_burst_of_unknown_kids_refreshes_once_per_interval() {
         refused(&verifier, &rotated).await.code(),
         "token_key_unknown"
     );
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     verifier.verify(&rotated, now()).await.unwrap();
     assert_eq!(issuer.jwks_fetches(), 3);
 }
 
-#[tokio::test]
+// On several threads, as the gateway runs: the requests really do arrive together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_arriving_together_share_the_first_fetch() {
     let issuer = FakeIssuer::builder()
         .keys(&[KeyKind::P256])
         .jwks_delay(Duration::from_millis(300))
         .start();
-    let verifier = verifier(&issuer);
-    let tokens: Vec<String> = (0..10).map(|_| issuer.token().mint()).collect();
-    let verified =
-        futures_util::future::join_all(tokens.iter().map(|t| verifier.verify(t, now()))).await;
-    assert!(verified.iter().all(Result::is_ok));
+    // No interval: only the sharing keeps the waiting requests from fetching again.
+    let verifier = std::sync::Arc::new(verifier_with(&issuer, quick(Duration::ZERO)));
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let verifier = verifier.clone();
+            let token = issuer.token().mint();
+            tokio::spawn(async move { verifier.verify(&token, now()).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
     assert_eq!(issuer.jwks_fetches(), 1);
+}
+
+#[tokio::test]
+async fn stale_keys_are_read_again_without_holding_requests_up() {
+    let mut issuer = FakeIssuer::builder().keys(&[KeyKind::Ed25519]).start();
+    let cache = KeyCacheSettings {
+        max_age: Duration::ZERO,
+        fetch_timeout: Duration::from_secs(3),
+        ..quick(Duration::ZERO)
+    };
+    let verifier = verifier_with(&issuer, cache);
+    let token = issuer.token().mint();
+    verifier.verify(&token, now()).await.unwrap();
+    // A JWKS that now answers slowly: the stale keys serve while it is read.
+    issuer.set_jwks_delay(Duration::from_secs(2));
+    let started = std::time::Instant::now();
+    verifier.verify(&token, now()).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    eventually(|| issuer.jwks_fetches() == 2).await;
+    // Gone: the background read fails, the cached keys still serve.
+    issuer.stop();
+    eventually(|| verifier.fetch_counts(NAME).unwrap().attempts == 2).await;
+    verifier.verify(&token, now()).await.unwrap();
+    eventually(|| verifier.fetch_counts(NAME).unwrap().failures >= 1).await;
+    verifier.verify(&token, now()).await.unwrap();
 }
 
 #[tokio::test]

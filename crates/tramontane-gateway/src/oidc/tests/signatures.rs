@@ -168,6 +168,12 @@ async fn a_kid_is_required_unless_the_issuer_has_one_key() {
             kid: None
         }
     );
+    // A made-up `kid` is repeated cut short.
+    let long = many.token().header("kid", "k".repeat(5000)).mint();
+    match refused(&verifier_of_many, &long).await {
+        TokenRefusal::KeyUnknown { kid: Some(kid), .. } => assert!(kid.len() < 200, "{kid}"),
+        other => panic!("{other:?}"),
+    }
     let one = FakeIssuer::builder().keys(&[KeyKind::Ed25519]).start();
     let token = one.token().without_header("kid").mint();
     assert!(verifier(&one).verify(&token, now()).await.is_ok());
