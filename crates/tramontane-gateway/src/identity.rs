@@ -18,8 +18,8 @@ use crate::state::PolicyState;
 use crate::workloads::Unmatched;
 
 /// Longest Authorization header read: a gateway key is well under 100 bytes, a Kubernetes
-/// or GitHub Actions token one or two kilobytes.
-const MAX_CREDENTIAL_BYTES: usize = 8 * 1024;
+/// or GitHub Actions token one or two kilobytes; the verifier's own bound, and the scheme.
+const MAX_CREDENTIAL_BYTES: usize = crate::oidc::MAX_TOKEN_BYTES + "Bearer ".len();
 
 /// What a request presents in its `Authorization: Bearer` header.
 enum Credential<'h> {
@@ -218,7 +218,7 @@ mod tests {
             Refusal::MalformedKey
         );
         assert_eq!(
-            refuse(&format!("Bearer {}", "x.".repeat(5000))),
+            refuse(&format!("Bearer {}", "x.".repeat(9000))),
             Refusal::MalformedKey
         );
         // A token where no issuer is trusted: refused as such, not as a broken key.
