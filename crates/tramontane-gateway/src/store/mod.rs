@@ -133,6 +133,24 @@ pub trait LimitStore: Send + Sync + 'static {
     /// was reserved. Settling an unknown id (already settled or released) does nothing.
     fn settle<'a>(&'a self, id: &'a ReservationId, used: &'a [u64]) -> StoreResult<'a, ()>;
 
+    /// Settles a reservation as [`LimitStore::settle`] does and adds the request to its
+    /// workspace's meter as [`LimitStore::meter`] does, in one operation: a shared store
+    /// settles an answer in one round trip. The meter is added even when the reservation
+    /// is unknown (it lapsed): it counts what the answer used. This default does one, then
+    /// the other, and fails when either did.
+    fn settle_and_meter<'a>(
+        &'a self,
+        id: &'a ReservationId,
+        used: &'a [u64],
+        entry: &'a MeterEntry,
+    ) -> StoreResult<'a, ()> {
+        Box::pin(async move {
+            let settled = self.settle(id, used).await;
+            let metered = self.meter(entry).await;
+            settled.and(metered)
+        })
+    }
+
     /// Gives a reservation back whole. Releasing an unknown id does nothing.
     fn release<'a>(&'a self, id: &'a ReservationId) -> StoreResult<'a, ()>;
 
@@ -243,6 +261,24 @@ impl Reservation {
             return Ok(());
         }
         self.store.settle(&self.id, &used).await
+    }
+
+    /// Whether this reservation is held in `store` (rather than in the in-process fallback).
+    pub fn is_in(&self, store: &Arc<dyn LimitStore>) -> bool {
+        Arc::ptr_eq(&self.store, store)
+    }
+
+    /// Settles the reservation and meters the request in its store, in one operation.
+    pub async fn settle_and_meter(
+        mut self,
+        used: Vec<u64>,
+        entry: &MeterEntry,
+    ) -> Result<(), StoreError> {
+        self.finish();
+        if self.lines == 0 {
+            return self.store.meter(entry).await;
+        }
+        self.store.settle_and_meter(&self.id, &used, entry).await
     }
 
     pub async fn release(mut self) -> Result<(), StoreError> {
