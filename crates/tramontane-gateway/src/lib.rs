@@ -170,6 +170,8 @@ pub async fn serve_on(
         metrics,
         audit,
         alerts: alerts::Alerts::default(),
+        tasks: tokio_util::task::TaskTracker::new(),
+        stopping: tokio_util::sync::CancellationToken::new(),
         config,
     });
     alerts::spawn_delivery(gateway.clone());
@@ -197,13 +199,33 @@ pub async fn serve_on(
             "models callers may use have no price: requests for them are refused under a spend guard"
         );
     }
-    let _watcher = reload::spawn(gateway.clone());
-    reload::spawn_model_refresh(gateway.clone());
     let stop_writing = tokio_util::sync::CancellationToken::new();
     let writing = tokio::spawn(audit_writer.run(stop_writing.clone()));
-    server::run(listeners, gateway, shutdown).await;
-    // Last: every line queued until now is written before the process ends.
+    let watcher = reload::spawn(gateway.clone());
+    reload::spawn_model_refresh(gateway.clone());
+    server::run(listeners, gateway.clone(), shutdown).await;
+    drop(watcher);
+    drain_background(&gateway).await;
+    // Last: every line queued until now, the settles' included, is written before the
+    // process ends.
     stop_writing.cancel();
     let _ = writing.await;
     Ok(())
+}
+
+/// Once no request is in flight: ends the gateway's loops and waits, up to the grace
+/// period, for every task it started — settles, answers read on for callers who left,
+/// releases, alert checks and deliveries.
+async fn drain_background(gateway: &Gateway) {
+    gateway.stopping.cancel();
+    gateway.tasks.close();
+    let grace = gateway.config.shutdown_grace;
+    match tokio::time::timeout(grace, gateway.tasks.wait()).await {
+        Ok(()) => tracing::info!("background tasks drained"),
+        Err(_) => tracing::warn!(
+            tasks = gateway.tasks.len(),
+            ?grace,
+            "background tasks still running after the grace period are cut"
+        ),
+    }
 }

@@ -205,13 +205,14 @@ impl Closing {
             conclude(&gateway, record);
             return;
         };
+        let tasks = gateway.tasks.clone();
         let task = async move {
             settle(&gateway, &mut record, accounting, observed).await;
             conclude(&gateway, record);
         };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(task);
+                tasks.spawn_on(task, &runtime);
             }
             Err(_) => {
                 tracing::error!("an exchange ended outside the runtime; its audit line is lost")
@@ -440,7 +441,11 @@ impl Drop for MeteredBody {
                 let inner = std::mem::replace(&mut self.inner, empty_body());
                 let scanner = std::mem::replace(&mut self.scanner, Scanner::Off);
                 let limit = closing.gateway.config.limits.upstream_timeout;
-                runtime.spawn(drain(inner, scanner, closing, limit, self.idle_timeout));
+                let tasks = closing.gateway.tasks.clone();
+                tasks.spawn_on(
+                    drain(inner, scanner, closing, limit, self.idle_timeout),
+                    &runtime,
+                );
             }
             _ => closing.close(Ending::ClientGone, self.scanner.finish()),
         }

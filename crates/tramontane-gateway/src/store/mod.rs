@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use jiff::Timestamp;
+use tokio_util::task::TaskTracker;
 
 /// Why the store could not answer.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -217,6 +218,9 @@ pub struct Reservation {
     finished: bool,
     /// Renews the lease while the request runs (a store with leases only).
     renewal: Option<tokio::task::JoinHandle<()>>,
+    /// Where the renewal and a release on drop run: the gateway's tasks, which shutdown
+    /// waits for.
+    tasks: TaskTracker,
 }
 
 impl std::fmt::Debug for Reservation {
@@ -226,11 +230,16 @@ impl std::fmt::Debug for Reservation {
 }
 
 impl Reservation {
-    pub fn new(store: Arc<dyn LimitStore>, id: ReservationId, lines: usize) -> Reservation {
+    pub fn new(
+        store: Arc<dyn LimitStore>,
+        id: ReservationId,
+        lines: usize,
+        tasks: &TaskTracker,
+    ) -> Reservation {
         let renewal = match (store.lease(), lines) {
             (Some(lease), 1..) => tokio::runtime::Handle::try_current()
                 .ok()
-                .map(|runtime| runtime.spawn(renew(store.clone(), id.clone(), lease))),
+                .map(|runtime| tasks.spawn_on(renew(store.clone(), id.clone(), lease), &runtime)),
             _ => None,
         };
         Reservation {
@@ -239,6 +248,7 @@ impl Reservation {
             lines,
             finished: false,
             renewal,
+            tasks: tasks.clone(),
         }
     }
 
@@ -324,11 +334,11 @@ impl Drop for Reservation {
         let id = self.id.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(async move {
+                self.tasks.spawn_on(async move {
                     if let Err(error) = store.release(&id).await {
                         tracing::error!(reservation = %id.0, %error, "could not release a reservation");
                     }
-                });
+                }, &runtime);
             }
             Err(_) => {
                 tracing::error!(reservation = %self.id.0, "a reservation was dropped outside the runtime and stays open")
@@ -365,7 +375,7 @@ mod tests {
                 .unwrap(),
             Admission::Admitted
         );
-        let reservation = Reservation::new(store.clone(), id, 1);
+        let reservation = Reservation::new(store.clone(), id, 1, &TaskTracker::new());
         assert_eq!(store.open_reservations().await.unwrap(), 1);
         drop(reservation);
         for _ in 0..100 {
