@@ -16,6 +16,7 @@
 pub mod access;
 pub mod alerts;
 pub mod audit;
+pub mod body_scan;
 pub mod config;
 pub mod enforce;
 pub mod identity;
