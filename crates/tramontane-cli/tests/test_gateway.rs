@@ -828,6 +828,39 @@ fn sigterm_lets_a_stream_in_flight_finish() {
 }
 
 #[test]
+fn sigterm_waits_for_an_abandoned_stream_to_be_read_settled_and_audited() {
+    let fake = FakeInference::start();
+    fake.set_stream_pause(Duration::from_millis(150));
+    let env = write_env(&policy(1_000_000, ""));
+    let mut running = Running::start(&env, &fake.url, &[]);
+    let chat = running.url("/v1/chat/completions");
+    runtime().block_on(async {
+        let client = client();
+        let mut response = client
+            .post(&chat)
+            .header("authorization", format!("Bearer {}", gateway_key("bobkey")))
+            .body(r#"{"model":"mistral-small-latest","stream":true,"max_tokens":20,"messages":[]}"#)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.chunk().await.unwrap().is_some());
+    });
+    // The caller is gone and no request is in flight, but the answer is still being read
+    // upstream for its usage (about 3 s more): shutdown waits for it, its settle and its
+    // audit line.
+    running.terminate();
+    assert_eq!(running.wait(Duration::from_secs(20)), Some(0));
+    assert!(
+        running.logs().contains("background tasks drained"),
+        "{}",
+        running.logs()
+    );
+    let gone = running.audit_line(|line| line["reason"] == "client_disconnected");
+    assert_eq!(gone["completion_tokens"], 20, "{gone}");
+    assert!(gone.get("charged_reservation").is_none(), "{gone}");
+}
+
+#[test]
 fn the_sandbox_answers_chat_streams_embeddings_and_models_without_an_account() {
     let env = write_env(&policy(1_000_000, ""));
     let running = Running::start(&env, "sandbox", &[]);

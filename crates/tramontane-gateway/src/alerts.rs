@@ -395,36 +395,44 @@ fn spawn_check(
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    runtime.spawn(async move {
-        let asked: Vec<ThresholdCheck> =
-            checks.iter().map(|watched| watched.check.clone()).collect();
-        match store.claim_thresholds(&asked, Timestamp::now()).await {
-            Ok(claimed) => {
-                for claim in claimed {
-                    let Some(watched) = checks.get(claim.check) else {
-                        continue;
-                    };
-                    let alert = Alert {
-                        rule: watched.rule.clone(),
-                        window: watched.check.window.clone(),
-                        window_start: window_start(watched.rule.window, watched.check.window_end),
-                        threshold: claim.threshold,
-                        used: claim.held,
-                    };
-                    gateway.alerts.enqueue(&gateway, alert, targets.clone());
+    let tasks = gateway.tasks.clone();
+    tasks.spawn_on(
+        async move {
+            let asked: Vec<ThresholdCheck> =
+                checks.iter().map(|watched| watched.check.clone()).collect();
+            match store.claim_thresholds(&asked, Timestamp::now()).await {
+                Ok(claimed) => {
+                    for claim in claimed {
+                        let Some(watched) = checks.get(claim.check) else {
+                            continue;
+                        };
+                        let alert = Alert {
+                            rule: watched.rule.clone(),
+                            window: watched.check.window.clone(),
+                            window_start: window_start(
+                                watched.rule.window,
+                                watched.check.window_end,
+                            ),
+                            threshold: claim.threshold,
+                            used: claim.held,
+                        };
+                        gateway.alerts.enqueue(&gateway, alert, targets.clone());
+                    }
+                }
+                Err(error) => {
+                    // Checked again with the next request.
+                    gateway
+                        .metrics
+                        .store_failed("claim alert thresholds", &error);
                 }
             }
-            Err(error) => {
-                // Checked again with the next request.
-                gateway
-                    .metrics
-                    .store_failed("claim alert thresholds", &error);
-            }
-        }
-    });
+        },
+        &runtime,
+    );
 }
 
-/// Starts the task that delivers queued alerts; runs until the process ends.
+/// Starts the task that delivers queued alerts; runs until the gateway stops, then
+/// delivers what is already queued.
 pub fn spawn_delivery(gateway: Arc<Gateway>) {
     let Some(mut receiver) = gateway
         .alerts
@@ -444,8 +452,20 @@ pub fn spawn_delivery(gateway: Arc<Gateway>) {
         }
     };
     let slots = Arc::new(Semaphore::new(CONCURRENT));
-    tokio::spawn(async move {
-        while let Some(delivery) = receiver.recv().await {
+    let tasks = gateway.tasks.clone();
+    tasks.spawn(async move {
+        let stopping = gateway.stopping.clone();
+        loop {
+            let delivery = tokio::select! {
+                delivery = receiver.recv() => delivery,
+                () = stopping.cancelled() => {
+                    receiver.close();
+                    receiver.recv().await
+                }
+            };
+            let Some(delivery) = delivery else {
+                return;
+            };
             for (index, destination) in delivery.targets.destinations.iter().enumerate() {
                 let Ok(slot) = slots.clone().acquire_owned().await else {
                     return;
@@ -455,7 +475,7 @@ pub fn spawn_delivery(gateway: Arc<Gateway>) {
                 let targets = delivery.targets.clone();
                 let alert = delivery.alert.clone();
                 let name = destination.name.clone();
-                tokio::spawn(async move {
+                gateway.tasks.clone().spawn(async move {
                     let destination = &targets.destinations[index];
                     deliver(&gateway, &client, destination, &alert).await;
                     drop((slot, name));

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use jiff::Timestamp;
+use tokio_util::task::TaskTracker;
 
 use crate::access::Grant;
 use crate::models::ModelDirectory;
@@ -126,13 +127,14 @@ pub async fn admit(
     request_id: &str,
     lines: &[BudgetLine],
     now: Timestamp,
+    tasks: &TaskTracker,
 ) -> Result<Option<Reservation>, Admit> {
     let hits = rate_hits(grant);
     let id = ReservationId(request_id.to_owned());
     match store.admit_and_reserve(&hits, &id, lines, now).await {
-        Ok(Admission::Admitted) => {
-            Ok((!lines.is_empty()).then(|| Reservation::new(store.clone(), id, lines.len())))
-        }
+        Ok(Admission::Admitted) => Ok(
+            (!lines.is_empty()).then(|| Reservation::new(store.clone(), id, lines.len(), tasks))
+        ),
         Ok(refused) => {
             let (rule, retry_after) = refused.refused_by(&hits, lines).ok_or_else(|| {
                 Admit::StoreFailed(StoreError(
@@ -417,7 +419,7 @@ mod tests {
         );
         let (_, lines) = worst_case(grant, &request, Bytes::new(), &models, &prices, now)
             .expect("a priced model with nothing fetched");
-        admit(store, grant, id, &lines, now).await
+        admit(store, grant, id, &lines, now, &TaskTracker::new()).await
     }
 
     #[tokio::test]
@@ -455,10 +457,10 @@ mod tests {
         let store: Arc<dyn LimitStore> = Arc::new(MemoryStore::default());
         let now = Timestamp::now();
         assert!(matches!(
-            admit(&store, &grant(), "r1", &[], now).await,
+            admit(&store, &grant(), "r1", &[], now, &TaskTracker::new()).await,
             Ok(None)
         ));
-        let (rule, _) = refused(admit(&store, &grant(), "r2", &[], now).await);
+        let (rule, _) = refused(admit(&store, &grant(), "r2", &[], now, &TaskTracker::new()).await);
         assert_eq!(rule.id, "key:x:requests:minute");
         assert_eq!(rule.limit, 1);
     }

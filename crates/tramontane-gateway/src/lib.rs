@@ -16,6 +16,7 @@
 pub mod access;
 pub mod alerts;
 pub mod audit;
+pub mod body_scan;
 pub mod config;
 pub mod enforce;
 pub mod identity;
@@ -172,6 +173,8 @@ pub async fn serve_on(
         metrics,
         audit,
         alerts: alerts::Alerts::default(),
+        tasks: tokio_util::task::TaskTracker::new(),
+        stopping: tokio_util::sync::CancellationToken::new(),
         config,
     });
     alerts::spawn_delivery(gateway.clone());
@@ -205,22 +208,45 @@ pub async fn serve_on(
         .as_ref()
         .and_then(|p| p.tokens.clone());
     if let Some(tokens) = tokens {
-        let without = tokens.warm().await;
-        if !without.is_empty() {
-            tracing::warn!(
-                issuers = %without.join(", "),
-                help = "check the issuer's `jwks_url`, discovery or `jwks_file`; the gateway reads the keys again when a token asks for them",
-                "issuers' signing keys cannot be read: their workloads' tokens are refused until they can"
-            );
-        }
+        // In the background: an issuer that does not answer must not hold up the listener.
+        gateway.tasks.spawn(async move {
+            let without = tokens.warm().await;
+            if !without.is_empty() {
+                tracing::warn!(
+                    issuers = %without.join(", "),
+                    help = "check the issuer's `jwks_url`, discovery or `jwks_file`; the gateway reads the keys again when a token asks for them",
+                    "issuers' signing keys cannot be read: their workloads' tokens are refused until they can"
+                );
+            }
+        });
     }
-    let _watcher = reload::spawn(gateway.clone());
-    reload::spawn_model_refresh(gateway.clone());
     let stop_writing = tokio_util::sync::CancellationToken::new();
     let writing = tokio::spawn(audit_writer.run(stop_writing.clone()));
-    server::run(listeners, gateway, shutdown).await;
-    // Last: every line queued until now is written before the process ends.
+    let watcher = reload::spawn(gateway.clone());
+    reload::spawn_model_refresh(gateway.clone());
+    server::run(listeners, gateway.clone(), shutdown).await;
+    drop(watcher);
+    drain_background(&gateway).await;
+    // Last: every line queued until now, the settles' included, is written before the
+    // process ends.
     stop_writing.cancel();
     let _ = writing.await;
     Ok(())
+}
+
+/// Once no request is in flight: ends the gateway's loops and waits, up to the grace
+/// period, for every task it started — settles, answers read on for callers who left,
+/// releases, alert checks and deliveries.
+async fn drain_background(gateway: &Gateway) {
+    gateway.stopping.cancel();
+    gateway.tasks.close();
+    let grace = gateway.config.shutdown_grace;
+    match tokio::time::timeout(grace, gateway.tasks.wait()).await {
+        Ok(()) => tracing::info!("background tasks drained"),
+        Err(_) => tracing::warn!(
+            tasks = gateway.tasks.len(),
+            ?grace,
+            "background tasks still running after the grace period are cut"
+        ),
+    }
 }

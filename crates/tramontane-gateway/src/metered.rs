@@ -205,13 +205,14 @@ impl Closing {
             conclude(&gateway, record);
             return;
         };
+        let tasks = gateway.tasks.clone();
         let task = async move {
             settle(&gateway, &mut record, accounting, observed).await;
             conclude(&gateway, record);
         };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(task);
+                tasks.spawn_on(task, &runtime);
             }
             Err(_) => {
                 tracing::error!("an exchange ended outside the runtime; its audit line is lost")
@@ -244,31 +245,47 @@ async fn settle(
             LineKind::Spend => charge.cost,
         })
         .collect();
-    if let Some(reservation) = accounting.reservation
-        && let Err(error) = reservation.settle(used).await
-    {
-        gateway.metrics.store_failed("settle", &error);
-    }
-    gateway.alerts.settled(gateway, &record.request_id);
-    // What the workspace was metered, for `tramontane audit` to set against its bill; a
-    // failure costs the request nothing.
-    if let Some(workspace) = &record.workspace {
+    // What the workspace was metered, for `tramontane audit` to set against its bill.
+    let entry = record.workspace.as_ref().map(|workspace| {
         let model = record
             .model_resolved
             .as_ref()
             .or(record.model_asked.as_ref());
-        let entry = MeterEntry::settled(
+        MeterEntry::settled(
             workspace,
             model.map_or("", String::as_str),
             charge.counts.prompt,
             charge.counts.completion,
             charge.cost,
             jiff::Timestamp::now(),
-        );
-        if let Err(error) = gateway.store.meter(&entry).await {
-            gateway.metrics.store_failed("meter", &error);
+        )
+    });
+    // One operation when the reservation is in the shared store (one round trip to Redis);
+    // a reservation in the fallback store settles there, and the meter goes to the shared
+    // one. A failure costs the request nothing.
+    let (settled, metered) = match (accounting.reservation, &entry) {
+        (Some(reservation), Some(entry)) if reservation.is_in(&gateway.store) => {
+            (reservation.settle_and_meter(used, entry).await, Ok(()))
         }
+        (reservation, entry) => {
+            let settled = match reservation {
+                Some(reservation) => reservation.settle(used).await,
+                None => Ok(()),
+            };
+            let metered = match entry {
+                Some(entry) => gateway.store.meter(entry).await,
+                None => Ok(()),
+            };
+            (settled, metered)
+        }
+    };
+    if let Err(error) = settled {
+        gateway.metrics.store_failed("settle", &error);
     }
+    if let Err(error) = metered {
+        gateway.metrics.store_failed("meter", &error);
+    }
+    gateway.alerts.settled(gateway, &record.request_id);
     gateway
         .metrics
         .usage(charge.counts.prompt, charge.counts.completion, charge.cost);
@@ -424,7 +441,11 @@ impl Drop for MeteredBody {
                 let inner = std::mem::replace(&mut self.inner, empty_body());
                 let scanner = std::mem::replace(&mut self.scanner, Scanner::Off);
                 let limit = closing.gateway.config.limits.upstream_timeout;
-                runtime.spawn(drain(inner, scanner, closing, limit, self.idle_timeout));
+                let tasks = closing.gateway.tasks.clone();
+                tasks.spawn_on(
+                    drain(inner, scanner, closing, limit, self.idle_timeout),
+                    &runtime,
+                );
             }
             _ => closing.close(Ending::ClientGone, self.scanner.finish()),
         }

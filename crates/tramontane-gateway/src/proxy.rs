@@ -343,8 +343,16 @@ async fn count(
     request_id: &str,
     lines: &[BudgetLine],
 ) -> Result<Option<Reservation>, Refusal> {
-    let counted = match enforce::admit(&gateway.store, grant, request_id, lines, Timestamp::now())
-        .await
+    let now = Timestamp::now();
+    let counted = match enforce::admit(
+        &gateway.store,
+        grant,
+        request_id,
+        lines,
+        now,
+        &gateway.tasks,
+    )
+    .await
     {
         Ok(reservation) => {
             // Off the request's path: a task of its own checks the alert thresholds.
@@ -357,8 +365,8 @@ async fn count(
         Err(enforce::Admit::StoreFailed(error)) => {
             gateway.metrics.store_failed("admit and reserve", &error);
             fail_open_or_closed(gateway, grant)?;
-            let now = Timestamp::now();
-            match enforce::admit(&gateway.fallback, grant, request_id, lines, now).await {
+            let fallback = &gateway.fallback;
+            match enforce::admit(fallback, grant, request_id, lines, now, &gateway.tasks).await {
                 Ok(reservation) => {
                     gateway
                         .alerts

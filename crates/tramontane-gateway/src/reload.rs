@@ -135,21 +135,30 @@ pub fn reload(gateway: &Gateway, why: &str) {
     }
 }
 
-/// Runs until the process ends: reloads on file changes, SIGHUP and the poll interval.
+/// Runs until the gateway stops: reloads on file changes, SIGHUP and the poll interval. The
+/// tasks are the gateway's (shutdown waits for them); the file watcher is the caller's to
+/// keep for as long as reloads should follow file changes.
 pub fn spawn(gateway: Arc<Gateway>) -> Option<notify::RecommendedWatcher> {
     let (trigger, mut triggers) = mpsc::unbounded_channel::<&'static str>();
     let watcher = watch(&gateway, trigger.clone());
+    let (tasks, stopping) = (gateway.tasks.clone(), gateway.stopping.clone());
 
     #[cfg(unix)]
     {
         let trigger = trigger.clone();
-        tokio::spawn(async move {
+        let stopping = stopping.clone();
+        tasks.spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
             let Ok(mut hangups) = signal(SignalKind::hangup()) else {
                 tracing::warn!("cannot listen for SIGHUP; reloads follow file changes only");
                 return;
             };
-            while hangups.recv().await.is_some() {
+            while stopping
+                .run_until_cancelled(hangups.recv())
+                .await
+                .flatten()
+                .is_some()
+            {
                 if trigger.send("sighup").is_err() {
                     return;
                 }
@@ -160,11 +169,11 @@ pub fn spawn(gateway: Arc<Gateway>) -> Option<notify::RecommendedWatcher> {
     let poll = gateway.config.reload_poll;
     if !poll.is_zero() {
         let trigger = trigger.clone();
-        tokio::spawn(async move {
+        let stopping = stopping.clone();
+        tasks.spawn(async move {
             let mut ticks = tokio::time::interval(poll);
             ticks.tick().await;
-            loop {
-                ticks.tick().await;
+            while stopping.run_until_cancelled(ticks.tick()).await.is_some() {
                 if trigger.send("poll").is_err() {
                     return;
                 }
@@ -172,8 +181,8 @@ pub fn spawn(gateway: Arc<Gateway>) -> Option<notify::RecommendedWatcher> {
         });
     }
 
-    tokio::spawn(async move {
-        while let Some(first) = triggers.recv().await {
+    tasks.spawn(async move {
+        while let Some(Some(first)) = stopping.run_until_cancelled(triggers.recv()).await {
             // Editors write a file in several steps: wait for the burst to end.
             tokio::time::sleep(SETTLE).await;
             let mut why = first;
@@ -219,14 +228,19 @@ fn watch(
     Some(watcher)
 }
 
-/// Reads the upstream's model list now and every `models_refresh` after; until a read
-/// succeeds the bundled catalog stands in.
+/// Reads the upstream's model list now and every `models_refresh` after, until the gateway
+/// stops; until a read succeeds the bundled catalog stands in.
 pub fn spawn_model_refresh(gateway: Arc<Gateway>) {
-    tokio::spawn(async move {
-        loop {
-            refresh_models(&gateway).await;
-            tokio::time::sleep(gateway.config.models_refresh).await;
-        }
+    let tasks = gateway.tasks.clone();
+    tasks.spawn(async move {
+        let stopping = gateway.stopping.clone();
+        let refreshing = async {
+            loop {
+                refresh_models(&gateway).await;
+                tokio::time::sleep(gateway.config.models_refresh).await;
+            }
+        };
+        stopping.run_until_cancelled(refreshing).await;
     });
 }
 

@@ -12,6 +12,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::body_scan::Scalar;
 use crate::refusal::Refusal;
 
 /// The inference endpoints the gateway understands.
@@ -60,7 +61,7 @@ impl Endpoint {
 pub const IMAGE_TOKENS_MAX: u64 = 64 * (64 + 1) + 1;
 /// Tokens of framing (role markers, separators, control tokens) counted for every object and
 /// every array item in the request: the chat template adds a few per message or tool.
-const TOKENS_PER_OBJECT: u64 = 8;
+pub(crate) const TOKENS_PER_OBJECT: u64 = 8;
 
 /// The capacity a request asks to be served on (`service_tier`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -132,29 +133,20 @@ pub(crate) fn top_level(body: &[u8]) -> Result<Entries<'_>, Refusal> {
     Ok(entries)
 }
 
-pub(crate) fn field<'a>(entries: &'a Entries<'_>, name: &str) -> Option<&'a RawValue> {
-    entries
-        .0
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| *value)
-}
-
 /// A field's value. The raw value is known to be JSON; this fails only where it nests deeper
 /// than the parser's recursion limit, which no real request does.
+#[cfg(test)]
 pub(crate) fn parse_value(raw: &RawValue) -> Result<Value, Refusal> {
     serde_json::from_str(raw.get()).map_err(|error| Refusal::MalformedJson {
         detail: error.to_string(),
     })
 }
 
-pub(crate) fn string_field(
-    entries: &Entries<'_>,
-    name: &'static str,
-) -> Result<Option<String>, Refusal> {
-    match field(entries, name).map(parse_value).transpose()? {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text)),
+/// A string field read by the scan, `None` when absent or `null`.
+fn text_of(value: Option<Scalar<'_>>, name: &'static str) -> Result<Option<String>, Refusal> {
+    match value {
+        None | Some(Scalar::Null) => Ok(None),
+        Some(Scalar::Text(text)) => Ok(Some(text.into_string())),
         Some(_) => Err(Refusal::InvalidField {
             field: name,
             detail: "must be a string".into(),
@@ -162,14 +154,11 @@ pub(crate) fn string_field(
     }
 }
 
-/// A non-negative integer, `None` when absent or `null`.
-fn count_field(entries: &Entries<'_>, name: &'static str) -> Result<Option<u64>, Refusal> {
-    match field(entries, name).map(parse_value).transpose()? {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(number)) => number.as_u64().map(Some).ok_or(Refusal::InvalidField {
-            field: name,
-            detail: "must be a non-negative integer".into(),
-        }),
+/// A non-negative integer read by the scan, `None` when absent or `null`.
+fn count_of(value: Option<Scalar<'_>>, name: &'static str) -> Result<Option<u64>, Refusal> {
+    match value {
+        None | Some(Scalar::Null) => Ok(None),
+        Some(Scalar::Count(count)) => Ok(Some(count)),
         Some(_) => Err(Refusal::InvalidField {
             field: name,
             detail: "must be a non-negative integer".into(),
@@ -178,10 +167,17 @@ fn count_field(entries: &Entries<'_>, name: &'static str) -> Result<Option<u64>,
 }
 
 impl InferenceRequest {
+    /// Reads what enforcement needs and bounds the prompt, in one pass over the body
+    /// ([`crate::body_scan`]).
     pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<InferenceRequest, Refusal> {
-        let entries = top_level(body)?;
-        let model = string_field(&entries, "model")?;
-        let agent_id = string_field(&entries, "agent_id")?;
+        let scanned = crate::body_scan::scan(body).map_err(|error| Refusal::MalformedJson {
+            detail: error.to_string(),
+        })?;
+        if let Some(field) = scanned.duplicate {
+            return Err(Refusal::DuplicateField { field });
+        }
+        let model = text_of(scanned.model, "model")?;
+        let agent_id = text_of(scanned.agent_id, "agent_id")?;
         match endpoint {
             Endpoint::Agents if agent_id.is_none() => {
                 return Err(Refusal::MissingField { field: "agent_id" });
@@ -196,12 +192,9 @@ impl InferenceRequest {
                 detail: "is empty".into(),
             });
         }
-        let max_tokens = count_field(&entries, "max_tokens")?;
-        let max_tokens_is_null = matches!(
-            field(&entries, "max_tokens").map(parse_value).transpose()?,
-            Some(Value::Null)
-        );
-        let choices = match count_field(&entries, "n")? {
+        let max_tokens_is_null = matches!(scanned.max_tokens, Some(Scalar::Null));
+        let max_tokens = count_of(scanned.max_tokens, "max_tokens")?;
+        let choices = match count_of(scanned.n, "n")? {
             Some(0) => {
                 return Err(Refusal::InvalidField {
                     field: "n",
@@ -211,9 +204,9 @@ impl InferenceRequest {
             Some(n) => n,
             None => 1,
         };
-        let stream = match field(&entries, "stream").map(parse_value).transpose()? {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(stream)) => stream,
+        let stream = match scanned.stream {
+            None | Some(Scalar::Null) => false,
+            Some(Scalar::Bool(stream)) => stream,
             Some(_) => {
                 return Err(Refusal::InvalidField {
                     field: "stream",
@@ -221,12 +214,11 @@ impl InferenceRequest {
                 });
             }
         };
-        let tier = match field(&entries, "service_tier")
-            .map(parse_value)
-            .transpose()?
-        {
-            Some(Value::String(tier)) if tier == "standard_only" => RequestedTier::StandardOnly,
-            None | Some(Value::Null | Value::String(_)) => RequestedTier::Auto,
+        let tier = match scanned.service_tier {
+            Some(Scalar::Text(tier)) if tier.as_str() == "standard_only" => {
+                RequestedTier::StandardOnly
+            }
+            None | Some(Scalar::Null | Scalar::Text(_)) => RequestedTier::Auto,
             Some(_) => {
                 return Err(Refusal::InvalidField {
                     field: "service_tier",
@@ -234,19 +226,11 @@ impl InferenceRequest {
                 });
             }
         };
-        let mut bound = PromptBound::default();
-        for (key, raw) in &entries.0 {
-            if matches!(key.as_str(), "model" | "agent_id" | "service_tier") {
-                continue;
-            }
-            bound.key(key);
-            bound.value(&parse_value(raw)?);
-        }
+        let mut fetched_items = scanned.fetched_items;
         // An agent's instructions and tools are kept upstream and billed as prompt.
         if endpoint == Endpoint::Agents {
-            bound.fetched_items += 1;
+            fetched_items += 1;
         }
-        let (prompt_estimate, fetched_items) = (bound.tokens, bound.fetched_items);
         Ok(InferenceRequest {
             endpoint,
             model,
@@ -255,7 +239,7 @@ impl InferenceRequest {
             max_tokens_is_null,
             choices,
             stream,
-            prompt_estimate,
+            prompt_estimate: scanned.tokens,
             fetched_items,
             tier,
         })
@@ -305,14 +289,34 @@ impl InferenceRequest {
     }
 }
 
-/// An upper bound on the prompt's tokens, walked over every value of the request.
+/// The bound as it was taken before the one-pass scan, over a tree of values: what the
+/// property tests hold the scan to.
+#[cfg(test)]
 #[derive(Default)]
-struct PromptBound {
+pub(crate) struct PromptBound {
     tokens: u64,
     fetched_items: u64,
 }
 
+#[cfg(test)]
 impl PromptBound {
+    /// The old parse's bound of a body: its tokens and fetched items, `None` where it refused.
+    pub(crate) fn of(endpoint: Endpoint, body: &[u8]) -> Option<(u64, u64)> {
+        let entries = top_level(body).ok()?;
+        let mut bound = PromptBound::default();
+        for (key, raw) in &entries.0 {
+            if matches!(key.as_str(), "model" | "agent_id" | "service_tier") {
+                continue;
+            }
+            bound.key(key);
+            bound.value(&parse_value(raw).ok()?);
+        }
+        if endpoint == Endpoint::Agents {
+            bound.fetched_items += 1;
+        }
+        Some((bound.tokens, bound.fetched_items))
+    }
+
     fn add(&mut self, tokens: u64) {
         self.tokens = self.tokens.saturating_add(tokens);
     }

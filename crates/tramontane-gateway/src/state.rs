@@ -7,6 +7,8 @@ use std::sync::Arc;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use jiff::civil::Date;
 use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tramontane::model::DesiredOrg;
 
 use crate::access::CallerTable;
@@ -77,6 +79,13 @@ pub struct Gateway {
     pub audit: AuditLog,
     /// Threshold alerts: the requests watched and the delivery queue.
     pub alerts: crate::alerts::Alerts,
+    /// Every task the gateway starts beside its connections — settles, answers read on for
+    /// a caller who left, releases, lease renewals, alert checks and deliveries, the reload
+    /// and model-refresh loops — so that shutdown waits for them instead of cutting them.
+    pub tasks: TaskTracker,
+    /// Cancelled at shutdown: the loops that would run forever (reloads, model refresh,
+    /// alert delivery) end.
+    pub stopping: CancellationToken,
 }
 
 impl Gateway {

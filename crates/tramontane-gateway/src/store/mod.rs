@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use jiff::Timestamp;
+use tokio_util::task::TaskTracker;
 
 /// Why the store could not answer.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -133,6 +134,24 @@ pub trait LimitStore: Send + Sync + 'static {
     /// was reserved. Settling an unknown id (already settled or released) does nothing.
     fn settle<'a>(&'a self, id: &'a ReservationId, used: &'a [u64]) -> StoreResult<'a, ()>;
 
+    /// Settles a reservation as [`LimitStore::settle`] does and adds the request to its
+    /// workspace's meter as [`LimitStore::meter`] does, in one operation: a shared store
+    /// settles an answer in one round trip. The meter is added even when the reservation
+    /// is unknown (it lapsed): it counts what the answer used. This default does one, then
+    /// the other, and fails when either did.
+    fn settle_and_meter<'a>(
+        &'a self,
+        id: &'a ReservationId,
+        used: &'a [u64],
+        entry: &'a MeterEntry,
+    ) -> StoreResult<'a, ()> {
+        Box::pin(async move {
+            let settled = self.settle(id, used).await;
+            let metered = self.meter(entry).await;
+            settled.and(metered)
+        })
+    }
+
     /// Gives a reservation back whole. Releasing an unknown id does nothing.
     fn release<'a>(&'a self, id: &'a ReservationId) -> StoreResult<'a, ()>;
 
@@ -199,6 +218,9 @@ pub struct Reservation {
     finished: bool,
     /// Renews the lease while the request runs (a store with leases only).
     renewal: Option<tokio::task::JoinHandle<()>>,
+    /// Where the renewal and a release on drop run: the gateway's tasks, which shutdown
+    /// waits for.
+    tasks: TaskTracker,
 }
 
 impl std::fmt::Debug for Reservation {
@@ -208,11 +230,16 @@ impl std::fmt::Debug for Reservation {
 }
 
 impl Reservation {
-    pub fn new(store: Arc<dyn LimitStore>, id: ReservationId, lines: usize) -> Reservation {
+    pub fn new(
+        store: Arc<dyn LimitStore>,
+        id: ReservationId,
+        lines: usize,
+        tasks: &TaskTracker,
+    ) -> Reservation {
         let renewal = match (store.lease(), lines) {
             (Some(lease), 1..) => tokio::runtime::Handle::try_current()
                 .ok()
-                .map(|runtime| runtime.spawn(renew(store.clone(), id.clone(), lease))),
+                .map(|runtime| tasks.spawn_on(renew(store.clone(), id.clone(), lease), &runtime)),
             _ => None,
         };
         Reservation {
@@ -221,6 +248,7 @@ impl Reservation {
             lines,
             finished: false,
             renewal,
+            tasks: tasks.clone(),
         }
     }
 
@@ -243,6 +271,24 @@ impl Reservation {
             return Ok(());
         }
         self.store.settle(&self.id, &used).await
+    }
+
+    /// Whether this reservation is held in `store` (rather than in the in-process fallback).
+    pub fn is_in(&self, store: &Arc<dyn LimitStore>) -> bool {
+        Arc::ptr_eq(&self.store, store)
+    }
+
+    /// Settles the reservation and meters the request in its store, in one operation.
+    pub async fn settle_and_meter(
+        mut self,
+        used: Vec<u64>,
+        entry: &MeterEntry,
+    ) -> Result<(), StoreError> {
+        self.finish();
+        if self.lines == 0 {
+            return self.store.meter(entry).await;
+        }
+        self.store.settle_and_meter(&self.id, &used, entry).await
     }
 
     pub async fn release(mut self) -> Result<(), StoreError> {
@@ -288,11 +334,11 @@ impl Drop for Reservation {
         let id = self.id.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(async move {
+                self.tasks.spawn_on(async move {
                     if let Err(error) = store.release(&id).await {
                         tracing::error!(reservation = %id.0, %error, "could not release a reservation");
                     }
-                });
+                }, &runtime);
             }
             Err(_) => {
                 tracing::error!(reservation = %self.id.0, "a reservation was dropped outside the runtime and stays open")
@@ -329,7 +375,7 @@ mod tests {
                 .unwrap(),
             Admission::Admitted
         );
-        let reservation = Reservation::new(store.clone(), id, 1);
+        let reservation = Reservation::new(store.clone(), id, 1, &TaskTracker::new());
         assert_eq!(store.open_reservations().await.unwrap(), 1);
         drop(reservation);
         for _ in 0..100 {

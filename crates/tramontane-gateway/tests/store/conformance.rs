@@ -49,6 +49,7 @@ conformance! {
     a_request_refused_for_a_rate_opens_no_reservation => rate_refusal_reserves_nothing;
     meters_add_up_per_workspace_month_and_model => meters_add_up;
     racing_meters_lose_nothing => meters_race;
+    settle_and_meter_is_a_settle_and_a_meter => settle_and_meter;
     usage_reads_what_is_used_or_reserved_and_the_last_minute_of_a_rate => usage_reads;
 }
 
@@ -586,6 +587,50 @@ async fn meters_add_up(store: Arc<dyn LimitStore>) {
     let may = store.meters("2026-05").await.unwrap();
     assert_eq!(may.len(), 1);
     assert_eq!(may[0].total, counts(1, 7, 7, 7));
+}
+
+async fn settle_and_meter(store: Arc<dyn LimitStore>) {
+    let now = Timestamp::now();
+    let month = month_of(now);
+    let lines = [line("a", 100, 80), line("b", 1000, 80)];
+    assert_eq!(
+        store.reserve(&id("1"), &lines, now).await.unwrap(),
+        Admission::Admitted
+    );
+    let answered = entry("w", &month, "mistral-small-2506", (20, 10), 50);
+    store
+        .settle_and_meter(&id("1"), &[30, 50], &answered)
+        .await
+        .unwrap();
+    assert_eq!(store.open_reservations().await.unwrap(), 0);
+    // 30 used of a: 71 does not fit, 70 fits exactly.
+    assert!(matches!(
+        store
+            .reserve(&id("2"), &[line("a", 100, 71)], now)
+            .await
+            .unwrap(),
+        Admission::BudgetRefused { index: 0, .. }
+    ));
+    assert_eq!(
+        store
+            .reserve(&id("3"), &[line("b", 1000, 950)], now)
+            .await
+            .unwrap(),
+        Admission::Admitted
+    );
+    // A reservation already gone (lapsed, released) still meters what its answer used.
+    store
+        .settle_and_meter(&id("gone"), &[1, 1], &answered)
+        .await
+        .unwrap();
+    let meters = store.meters(&month).await.unwrap();
+    assert_eq!(meters.len(), 1);
+    assert_eq!(meters[0].total, counts(2, 40, 20, 100));
+    assert_eq!(
+        meters[0].models.get("mistral-small-2506"),
+        Some(&counts(2, 40, 20, 100))
+    );
+    assert_eq!(meters[0].days.values().sum::<u64>(), 100);
 }
 
 async fn meters_race(store: Arc<dyn LimitStore>) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use tramontane_gateway::store::{Admission, LimitStore};
+use tramontane_gateway::store::{Admission, LimitStore, MeterEntry};
 use tramontane_testkit::redis_server::Reply;
 
 use crate::support::{OneSide, TestRedis, eventually, hit, id, line};
@@ -369,6 +369,71 @@ async fn a_request_costs_one_round_trip_to_admit_one_to_reserve_and_one_to_settl
     let per_request = sent as f64 / 10.0;
     eprintln!("Redis round trips per request (admit + reserve + settle): {per_request}");
     assert_eq!(per_request, 3.0, "{info}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metered_request_costs_one_round_trip_in_and_one_to_settle_and_meter() {
+    let mut redis = TestRedis::private();
+    let store = redis.store();
+    let hits = [hit("rpm:workspace:w", 100), hit("rpm:key:k", 100)];
+    let lines = [line("tokens:t", 1000, 10), line("spend:s", 1000, 10)];
+    let month = tramontane_gateway::store::month_of(Timestamp::now());
+    let answered = MeterEntry {
+        workspace: "w".into(),
+        month: month.clone(),
+        day: format!("{month}-01"),
+        model: "m".into(),
+        requests: 1,
+        prompt_tokens: 1,
+        completion_tokens: 1,
+        cost_micros: 1,
+    };
+    // Warm up: connect and load the scripts.
+    store
+        .admit_and_reserve(&hits, &id("0"), &lines, Timestamp::now())
+        .await
+        .unwrap();
+    store
+        .settle_and_meter(&id("0"), &[1, 1], &answered)
+        .await
+        .unwrap();
+    redis.server().command(&["CONFIG", "RESETSTAT"]);
+    for i in 1..=10 {
+        let name = i.to_string();
+        store
+            .admit_and_reserve(&hits, &id(&name), &lines, Timestamp::now())
+            .await
+            .unwrap();
+        store
+            .settle_and_meter(&id(&name), &[1, 1], &answered)
+            .await
+            .unwrap();
+    }
+    let per_request = client_commands(&mut redis) as f64 / 10.0;
+    eprintln!("Redis round trips per metered request: {per_request}");
+    assert_eq!(per_request, 2.0);
+    assert_eq!(store.meters(&month).await.unwrap()[0].total.requests, 11);
+}
+
+/// Commands clients sent since the last `CONFIG RESETSTAT`: a script's own calls are counted
+/// under their names, so only what a client can send counts (EVALSHA, EVAL after NOSCRIPT,
+/// SCRIPT).
+fn client_commands(redis: &mut TestRedis) -> u64 {
+    let Reply::Bulk(Some(info)) = redis.server().command(&["INFO", "commandstats"]) else {
+        panic!("INFO did not answer");
+    };
+    String::from_utf8_lossy(&info)
+        .lines()
+        .filter(|line| {
+            ["cmdstat_evalsha:", "cmdstat_eval:", "cmdstat_script"]
+                .iter()
+                .any(|name| line.starts_with(name))
+        })
+        .filter_map(|line| {
+            let calls = line.split_once("calls=")?.1;
+            calls.split(',').next()?.parse::<u64>().ok()
+        })
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

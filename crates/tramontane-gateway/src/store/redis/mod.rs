@@ -2,8 +2,8 @@
 //! all of them together.
 //!
 //! Each operation is one Lua script (`scripts/*.lua`), so each costs one round trip: a
-//! request is admitted and reserved in one (`admit_and_reserve.lua`) and settled or
-//! released in another (`finish.lua`), plus a lease renewal every third of a lease while it
+//! request is admitted and reserved in one (`admit_and_reserve.lua`) and settled and
+//! metered, or released, in another (`finish.lua`), plus a lease renewal every third of a lease while it
 //! runs. Each script is atomic on the server and timed by Redis's own clock (`TIME`), so
 //! replicas whose clocks drift still share one window. Every
 //! key expires after its window (rates a minute after their last admission, budget counters
@@ -279,6 +279,42 @@ impl LimitStore for RedisStore {
                 invocation.arg((*amount).min(LARGEST_AMOUNT));
             }
             let _: i64 = self.run("settle", invocation).await?;
+            Ok(())
+        })
+    }
+
+    fn settle_and_meter<'a>(
+        &'a self,
+        id: &'a ReservationId,
+        used: &'a [u64],
+        entry: &'a MeterEntry,
+    ) -> StoreResult<'a, ()> {
+        Box::pin(async move {
+            let mut invocation = self.scripts.finish.prepare_invoke();
+            invocation
+                .key(self.record(id))
+                .key(self.index())
+                .key(format!(
+                    "{}{}",
+                    self.meter_prefix(&entry.month),
+                    entry.workspace
+                ))
+                .key(self.meter_index(&entry.month));
+            invocation
+                .arg(&id.0)
+                .arg("settle")
+                .arg(&entry.workspace)
+                .arg(&entry.model)
+                .arg(METER_RETENTION.as_secs());
+            for (_, amount) in MeterCounts::fields(entry) {
+                // HINCRBY counts in signed 64 bits.
+                invocation.arg(amount.min(i64::MAX as u64));
+            }
+            invocation.arg(&entry.day);
+            for amount in used {
+                invocation.arg((*amount).min(LARGEST_AMOUNT));
+            }
+            let _: i64 = self.run("settle and meter", invocation).await?;
             Ok(())
         })
     }
