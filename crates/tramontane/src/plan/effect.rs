@@ -177,39 +177,52 @@ fn gateway_key_effect(
                     "{subject} re-issued: the key it had stops working, the new one works"
                 ));
             }
-            match (&old.limits, &new.limits) {
-                (Some(old_limits), Some(new_limits)) => changed_limits(
-                    &mut effect,
-                    &subject,
-                    &new.workspace,
-                    &RuleScope::holder(&new.holder),
-                    old_limits,
-                    new_limits,
-                ),
-                (None, Some(limits)) => {
-                    effect.gains = model_names(&limits.models);
-                    effect.summary.push(format!(
-                        "{subject} gains access: {}",
-                        grant_phrase(limits, &new.workspace, &RuleScope::holder(&new.holder))
-                    ));
-                }
-                (Some(limits), None) => {
-                    effect.loses = model_names(&limits.models);
-                    effect.summary.push(format!(
-                        "{subject} grants nothing any more: its holder does not reach workspace {}",
-                        new.workspace
-                    ));
-                }
-                (None, None) => {}
-            }
+            limits_moved(
+                &mut effect,
+                &subject,
+                &new.workspace,
+                &RuleScope::holder(&new.holder),
+                (old.limits.as_ref(), new.limits.as_ref()),
+                "its holder does not reach workspace",
+            );
         }
         (None, None) => {}
     }
     effect
 }
 
+/// What a change does to a caller whose access may be none on either side: none before is
+/// access gained, none after is access lost (`why_none`, followed by the workspace, says why),
+/// and otherwise each limit that moves.
+pub(super) fn limits_moved(
+    effect: &mut AccessEffect,
+    subject: &str,
+    workspace: &str,
+    own: &RuleScope,
+    (old, new): (Option<&Limits>, Option<&Limits>),
+    why_none: &str,
+) {
+    match (old, new) {
+        (Some(old), Some(new)) => changed_limits(effect, subject, workspace, own, old, new),
+        (None, Some(limits)) => {
+            effect.gains = model_names(&limits.models);
+            effect.summary.push(format!(
+                "{subject} gains access: {}",
+                grant_phrase(limits, workspace, own)
+            ));
+        }
+        (Some(limits), None) => {
+            effect.loses = model_names(&limits.models);
+            effect.summary.push(format!(
+                "{subject} grants nothing any more: {why_none} {workspace}"
+            ));
+        }
+        (None, None) => {}
+    }
+}
+
 /// The models gained and lost and each limit that moves, between two sides of one caller.
-pub(super) fn changed_limits(
+fn changed_limits(
     effect: &mut AccessEffect,
     subject: &str,
     workspace: &str,

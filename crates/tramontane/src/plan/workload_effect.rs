@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::effect::{AccessEffect, changed_limits, grant_phrase, model_names, models_phrase};
+use super::effect::{AccessEffect, grant_phrase, limits_moved, model_names, models_phrase};
 use crate::runtime::{RuleScope, WorkloadAccess};
 
 pub(super) fn workload_effect(
@@ -55,31 +55,14 @@ pub(super) fn workload_effect(
                     old.workspace, new.workspace
                 ));
             }
-            match (&old.limits, &new.limits) {
-                (Some(old_limits), Some(new_limits)) => changed_limits(
-                    &mut effect,
-                    &subject,
-                    &new.workspace,
-                    &own,
-                    old_limits,
-                    new_limits,
-                ),
-                (None, Some(limits)) => {
-                    effect.gains = model_names(&limits.models);
-                    effect.summary.push(format!(
-                        "{subject} gains access: {}",
-                        grant_phrase(limits, &new.workspace, &own)
-                    ));
-                }
-                (Some(limits), None) => {
-                    effect.loses = model_names(&limits.models);
-                    effect.summary.push(format!(
-                        "{subject} grants nothing any more: workspace {} is not defined",
-                        new.workspace
-                    ));
-                }
-                (None, None) => {}
-            }
+            limits_moved(
+                &mut effect,
+                &subject,
+                &new.workspace,
+                &own,
+                (old.limits.as_ref(), new.limits.as_ref()),
+                "no such workspace:",
+            );
         }
         (None, None) => {}
     }

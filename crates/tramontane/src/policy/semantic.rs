@@ -50,6 +50,18 @@ pub(super) fn check(
     checker.found
 }
 
+/// `did you mean …?` when a candidate is close to `name`, else `otherwise`.
+fn did_you_mean<'c>(
+    name: &str,
+    candidates: impl Iterator<Item = &'c str>,
+    otherwise: impl FnOnce() -> String,
+) -> String {
+    match closest(name, candidates) {
+        Some(suggestion) => format!("did you mean `{suggestion}`?"),
+        None => otherwise(),
+    }
+}
+
 impl Checker<'_> {
     fn push(&mut self, span: Option<Span>, diagnostic: Diagnostic) {
         // Every entity checked here was loaded from a file, so a span exists; the fallback

@@ -3,9 +3,9 @@
 //! token with another workload.
 
 use super::super::Section;
-use super::super::diagnostic::{Code, Diagnostic, closest};
+use super::super::diagnostic::{Code, Diagnostic};
 use super::super::source::Span;
-use super::Checker;
+use super::{Checker, did_you_mean};
 use crate::model::workload::{REGISTERED_CLAIMS, untrusted_key_url};
 use crate::model::{Issuer, Workload};
 
@@ -96,16 +96,16 @@ impl Checker<'_> {
         if self.origins.is_known(Section::Issuers, &workload.issuer) {
             return;
         }
-        let help = match closest(
+        let help = did_you_mean(
             &workload.issuer,
             self.desired.issuers.keys().map(String::as_str),
-        ) {
-            Some(suggestion) => format!("did you mean `{suggestion}`?"),
-            None => format!(
-                "define `{}` under `issuers`, with its `issuer`, signing keys and `audiences`",
-                workload.issuer
-            ),
-        };
+            || {
+                format!(
+                    "define `{}` under `issuers`, with its `issuer`, signing keys and `audiences`",
+                    workload.issuer
+                )
+            },
+        );
         self.push(
             self.workload_span(name, &["issuer"]),
             Diagnostic::new(
@@ -126,13 +126,11 @@ impl Checker<'_> {
             .origins
             .is_known(Section::Workspaces, &workload.workspace)
         {
-            let help = match closest(
+            let help = did_you_mean(
                 &workload.workspace,
                 self.desired.workspaces.keys().map(String::as_str),
-            ) {
-                Some(suggestion) => format!("did you mean `{suggestion}`?"),
-                None => format!("define `{}` under `workspaces`", workload.workspace),
-            };
+                || format!("define `{}` under `workspaces`", workload.workspace),
+            );
             self.push(
                 self.workload_span(name, &["workspace"]),
                 Diagnostic::new(
