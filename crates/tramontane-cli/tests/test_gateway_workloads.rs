@@ -122,6 +122,20 @@ fn a_workload_token_gets_through_with_its_workloads_limits() {
             limited.body
         );
         seen.push(limited.body.clone());
+        // Metrics count workloads apart from gateway keys, and refusals by their code.
+        let metrics = client
+            .get(running.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("tramontane_gateway_workloads 2"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("tramontane_gateway_keys 1"), "{metrics}");
         // A gateway key works beside tokens, with its own limits.
         let answer = post(
             &client,

@@ -126,7 +126,7 @@ pub fn reload(gateway: &Gateway, why: &str) {
             gateway.policy.store(Some(Arc::new(state)));
             gateway.join_models();
             gateway.metrics.reload(true);
-            tracing::info!(trigger = why, gateway_keys = keys, "policy reloaded");
+            tracing::info!(trigger = why, callers = keys, "policy reloaded");
         }
         Err(error) => {
             gateway.metrics.reload(false);
