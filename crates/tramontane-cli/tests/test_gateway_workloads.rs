@@ -136,6 +136,10 @@ fn a_workload_token_gets_through_with_its_workloads_limits() {
             "{metrics}"
         );
         assert!(metrics.contains("tramontane_gateway_keys 1"), "{metrics}");
+        assert!(
+            metrics.contains("tramontane_gateway_issuer_keys_held{issuer=\"cluster\"} 1"),
+            "{metrics}"
+        );
         // A gateway key works beside tokens, with its own limits.
         let answer = post(
             &client,
@@ -374,6 +378,18 @@ fn an_issuer_that_never_answered_refuses_its_tokens_until_it_does() {
         assert_eq!(ready.status(), 200);
         let text = ready.text().await.unwrap();
         assert!(text.contains("no signing keys for cluster"), "{text}");
+        let metrics = client
+            .get(running.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("tramontane_gateway_issuer_keys_held{issuer=\"cluster\"} 0"),
+            "{metrics}"
+        );
     });
     assert_eq!(fake.inference_requests().len(), 1);
     assert!(

@@ -60,6 +60,10 @@ pub struct Metrics {
     workspace_requests: Family<Labels, Counter>,
     workspace_tokens: Family<Labels, Counter>,
     workspace_spend: Family<Labels, Counter>,
+    /// Per issuer of the policy in force, read from its verifier when scraped.
+    issuer_keys_held: Family<Labels, Gauge>,
+    issuer_key_reads: Family<Labels, Gauge>,
+    issuer_key_read_failures: Family<Labels, Gauge>,
     /// The series of the policy in force, swapped whole when a policy is loaded.
     series: ArcSwap<PolicySeries>,
     /// Loads one at a time: each reads the series the previous one left.
@@ -249,6 +253,24 @@ impl Default for Metrics {
             "Spend charged to the workspace's requests, in micro-units of the billing currency, by workspace",
             workspace_spend.clone(),
         );
+        let issuer_keys_held = Family::<Labels, Gauge>::default();
+        registry.register(
+            "issuer_keys_held",
+            "1 when the issuer's signing keys are held, 0 when none could be read yet (its workloads' tokens are refused), by issuer",
+            issuer_keys_held.clone(),
+        );
+        let issuer_key_reads = Family::<Labels, Gauge>::default();
+        registry.register(
+            "issuer_key_reads",
+            "Reads of the issuer's signing keys since its key source was loaded, by issuer",
+            issuer_key_reads.clone(),
+        );
+        let issuer_key_read_failures = Family::<Labels, Gauge>::default();
+        registry.register(
+            "issuer_key_read_failures",
+            "Reads of the issuer's signing keys that brought no usable key set, by issuer",
+            issuer_key_read_failures.clone(),
+        );
         let audit_lines_dropped = Counter::default();
         registry.register(
             "audit_lines_dropped",
@@ -287,6 +309,9 @@ impl Default for Metrics {
             workspace_requests,
             workspace_tokens,
             workspace_spend,
+            issuer_keys_held,
+            issuer_key_reads,
+            issuer_key_read_failures,
             series: ArcSwap::default(),
             loading: Mutex::new(()),
             audit_lines_dropped,
@@ -475,6 +500,32 @@ impl Metrics {
     }
 
     /// The exposition text, with the open reservations as the store counts them now.
+    /// The issuers of the policy in force as `tokens` holds them, set just before a scrape:
+    /// an issuer the policy dropped loses its series.
+    pub fn issuers(&self, tokens: Option<&crate::oidc::Verifier>) {
+        self.issuer_keys_held.clear();
+        self.issuer_key_reads.clear();
+        self.issuer_key_read_failures.clear();
+        let Some(tokens) = tokens else {
+            return;
+        };
+        for issuer in tokens.issuers() {
+            let labels = vec![("issuer", issuer.name.clone())];
+            let held = tokens.holds_keys(&issuer.name).unwrap_or(false);
+            self.issuer_keys_held
+                .get_or_create(&labels)
+                .set(i64::from(held));
+            if let Some(counts) = tokens.fetch_counts(&issuer.name) {
+                self.issuer_key_reads
+                    .get_or_create(&labels)
+                    .set(saturating_i64(counts.attempts));
+                self.issuer_key_read_failures
+                    .get_or_create(&labels)
+                    .set(saturating_i64(counts.failures));
+            }
+        }
+    }
+
     pub fn render(&self, reservations_open: u64) -> String {
         self.reservations_open
             .set(i64::try_from(reservations_open).unwrap_or(i64::MAX));

@@ -140,6 +140,10 @@ async fn metrics(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
             0
         }
     };
+    let policy = gateway.policy.load_full();
+    gateway
+        .metrics
+        .issuers(policy.as_ref().and_then(|policy| policy.tokens.as_deref()));
     (
         [(
             CONTENT_TYPE,

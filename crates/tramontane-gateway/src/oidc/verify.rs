@@ -108,6 +108,14 @@ impl Verifier {
         self.issuers.values().map(|issuer| &issuer.settings)
     }
 
+    /// Whether the issuer named `name` holds signing keys now: `false` refuses its tokens.
+    pub fn holds_keys(&self, name: &str) -> Option<bool> {
+        self.issuers
+            .values()
+            .find(|issuer| issuer.settings.name == name)
+            .map(|issuer| issuer.keys.has_keys())
+    }
+
     /// How often the issuer named `name` had its keys read.
     pub fn fetch_counts(&self, name: &str) -> Option<KeyFetchCounts> {
         self.issuers
