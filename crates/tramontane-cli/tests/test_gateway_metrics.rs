@@ -74,11 +74,36 @@ struct Served {
     gateway: GatewayProcess,
 }
 
+/// A workspace whose callers are workloads, trusting an issuer that never answers: its
+/// series (`issuer_keys_held` at 0) are exported.
+const IDENTITY: &str = "version: 1
+workspaces:
+  tokens:
+    admin: ada@acme.example
+    gateway: { upstream_key: svc }
+    keys:
+      svc: { owner: ada@acme.example, secret: { file: secrets/tokens.key } }
+issuers:
+  cluster:
+    issuer: http://127.0.0.1:9
+    jwks_url: http://127.0.0.1:9/jwks
+    audiences: [tramontane]
+workloads:
+  batch: { issuer: cluster, subject: 'system:serviceaccount:team:app', workspace: tokens }
+";
+
 impl Served {
     fn start() -> Served {
+        Served::start_with(&[])
+    }
+
+    fn start_with(files: &[(&str, &str)]) -> Served {
         let fake = FakeInference::start();
         let env = TestDir::new();
         env.write("policies/org.yaml", policy(true));
+        for (path, text) in files {
+            env.write(path, text);
+        }
         env.write("upstream-keys/workspace.dev.key.svc", SVC_UPSTREAM);
         let gateway = GatewayProcess::start(
             &env,
@@ -465,7 +490,7 @@ fn expressions(panels: &[Value], into: &mut Vec<(String, String)>) {
 
 #[test]
 fn the_dashboard_and_the_alerts_read_only_metrics_the_gateway_exports() {
-    let served = Served::start();
+    let served = Served::start_with(&[("policies/identity.yaml", IDENTITY)]);
     served.traffic(1);
     let names = exported(&served.scrape());
     assert!(names.contains("tramontane_gateway_rule_used"), "{names:?}");
