@@ -107,7 +107,9 @@ impl Mode {
     async fn run(self, target: &Target) -> Measured {
         match self {
             Mode::Serial => load::serial(target, SERIAL_REQUESTS).await,
-            Mode::Rate(rate) => load::open_loop(target, rate, RATE_DURATION, OPEN_CONNECTIONS).await,
+            Mode::Rate(rate) => {
+                load::open_loop(target, rate, RATE_DURATION, OPEN_CONNECTIONS).await
+            }
             Mode::Ceiling => load::closed_loop(target, CEILING_DURATION, CEILING_CONNECTIONS).await,
             Mode::FirstByte => {
                 let streamed = Target {
@@ -123,7 +125,7 @@ impl Mode {
     fn latency_target(self) -> Option<(&'static str, f64, f64)> {
         match self {
             Mode::Serial => Some(("added p50", 0.5, SERIAL_ADDED_P50)),
-            Mode::Rate(rate) if rate == 5_000.0 => Some(("added p99", 0.99, RATE_5K_ADDED_P99)),
+            Mode::Rate(5_000.0) => Some(("added p99", 0.99, RATE_5K_ADDED_P99)),
             _ => None,
         }
     }
@@ -251,7 +253,7 @@ impl Row {
 fn header() {
     println!(
         "{:<20} {:<14} {:>7} {:>7} {:>7} {:>7} {:>6} {:>7} | {:>15} | {:>14} |",
-        "", "", "", "", "", "", "", "mock", "added", "CPU µs/req", ""
+        "", "", "", "", "", "", "", "mock", "added", "CPU µs/req"
     );
     println!(
         "{:<20} {:<14} {:>7} {:>7} {:>7} {:>7} {:>6} {:>7} | {:>7} {:>7} | {:>7} {:>6} | targets",
@@ -388,7 +390,10 @@ fn main() {
             step(&format!("checking and warming up {}", path.name));
             if let Err(error) = load::check(&path.target).await {
                 // A peer that refuses is shown refusing: its rows count the errors.
-                eprintln!("gateway bench: {} refused the bench's request: {error}", path.name);
+                eprintln!(
+                    "gateway bench: {} refused the bench's request: {error}",
+                    path.name
+                );
                 assert!(!path.must_answer, "the bench's own paths must answer");
             }
             load::serial(&path.target, WARM_UP_REQUESTS).await;
@@ -421,10 +426,13 @@ fn main() {
         row.print();
     }
     for entry in &mut memory {
-        let peak = entry.peak.take().map_or(f64::NAN, procfs::PeakSampler::finish);
-        let verdict = entry
-            .target
-            .map_or_else(String::new, |bound| format!(" ({})", verdict("idle", entry.idle, bound)));
+        let peak = entry
+            .peak
+            .take()
+            .map_or(f64::NAN, procfs::PeakSampler::finish);
+        let verdict = entry.target.map_or_else(String::new, |bound| {
+            format!(" ({})", verdict("idle", entry.idle, bound))
+        });
         println!(
             "{} memory (RSS, MiB): idle after start {:.1}{verdict}, peak under load {peak:.1}",
             entry.name, entry.idle
@@ -526,9 +534,10 @@ fn shared_store(
             }
         }
     });
-    for row in in_process.iter().filter(|row| {
-        matches!(row.mode, Mode::Rate(rate) if STORE_RATES.contains(&rate))
-    }) {
+    for row in in_process
+        .iter()
+        .filter(|row| matches!(row.mode, Mode::Rate(rate) if STORE_RATES.contains(&rate)))
+    {
         Row {
             mode: row.mode,
             label: format!("in-process, {}", row.label),

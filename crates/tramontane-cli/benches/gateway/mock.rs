@@ -116,7 +116,9 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Body>, Infallible
         "/v1/models" => full(StatusCode::OK, "application/json", MODELS),
         "/bench/answered" => Response::builder()
             .header("content-type", "text/plain")
-            .body(Full::new(Bytes::from(ANSWERED.load(Ordering::Relaxed).to_string())).boxed_unsync())
+            .body(
+                Full::new(Bytes::from(ANSWERED.load(Ordering::Relaxed).to_string())).boxed_unsync(),
+            )
             .expect("a response"),
         "/v1/chat/completions" => {
             ANSWERED.fetch_add(1, Ordering::Relaxed);

@@ -39,10 +39,14 @@ pub struct Peer {
 /// The peer `TRAMONTANE_BENCH_PEER` asks for, started in front of `mock`: `None` when none
 /// is asked, an error when it is unknown or does not start.
 pub fn from_env(mock: SocketAddr) -> Option<Result<Peer, String>> {
-    let name = std::env::var(PEER_VARIABLE).ok().filter(|s| !s.is_empty())?;
+    let name = std::env::var(PEER_VARIABLE)
+        .ok()
+        .filter(|s| !s.is_empty())?;
     Some(match name.as_str() {
         "litellm" => litellm(mock),
-        other => Err(format!("{PEER_VARIABLE}={other}: the known peer is `litellm`")),
+        other => Err(format!(
+            "{PEER_VARIABLE}={other}: the known peer is `litellm`"
+        )),
     })
 }
 
@@ -126,7 +130,10 @@ general_settings:
             return Ok(peer);
         }
         if let Ok(Some(status)) = peer.child.try_wait() {
-            return Err(format!("litellm exited ({status}) before it listened:\n{}", peer.log_tail()));
+            return Err(format!(
+                "litellm exited ({status}) before it listened:\n{}",
+                peer.log_tail()
+            ));
         }
         if started.elapsed() > START_TIMEOUT {
             return Err(format!(

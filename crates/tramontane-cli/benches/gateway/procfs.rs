@@ -98,7 +98,10 @@ impl Processes {
 
     /// Resident memory now, in MiB.
     pub fn resident_mib(&self) -> f64 {
-        let pages: u64 = tree(&self.roots).iter().map(|(_, s)| s.resident_pages).sum();
+        let pages: u64 = tree(&self.roots)
+            .iter()
+            .map(|(_, s)| s.resident_pages)
+            .sum();
         (pages * self.page_bytes) as f64 / (1024.0 * 1024.0)
     }
 
