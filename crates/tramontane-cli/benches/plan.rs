@@ -8,7 +8,8 @@
 //! whatever is asked (the key list, without a total, cannot tell the clamp from its end by
 //! one page), beside the bound of pages of that size.
 //!
-//! Run with `cargo bench --bench plan` (it builds and times the release binary).
+//! Run with `cargo bench --bench plan` (cargo builds the binary with the optimized bench
+//! profile).
 
 use tramontane_testkit::fake_api::{FakeApi, RetryAfter, ServerLimit};
 
@@ -178,13 +179,9 @@ fn bound_of((fewest, chain): (usize, usize)) -> Duration {
 }
 
 fn main() {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "--bin", "tramontane"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let binary =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/tramontane");
+    // The binary cargo built for this bench, with the optimized bench profile: a second
+    // `cargo build --release` would build the whole tree again under the release profile.
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_tramontane"));
 
     let started = Instant::now();
     let org = big_org();
@@ -205,19 +202,19 @@ fn main() {
     let fake = FakeApi::start(org, KEY, LATENCY, TODAY);
     let (fewest, chain) = lower_bound(None);
     let bound = bound_of((fewest, chain));
-    let free = plan(&binary, dir.path(), &fake);
+    let free = plan(binary, dir.path(), &fake);
     println!("plan: {}", free.last_line);
 
     // Pages clamped: the server serves at most PAGE_CLAMP items whatever is asked, so the
     // key list, which has no total, is read without knowing its length or the page size.
     fake.clamp_pages(Some(PAGE_CLAMP));
     let clamped_bound = lower_bound(Some(PAGE_CLAMP));
-    let clamped = plan(&binary, dir.path(), &fake);
+    let clamped = plan(binary, dir.path(), &fake);
     fake.clamp_pages(None);
 
     let limit = ServerLimit::per_second(SERVER_LIMIT, RetryAfter::Absent);
     fake.set_server_limit(Some(limit));
-    let limited = plan(&binary, dir.path(), &fake);
+    let limited = plan(binary, dir.path(), &fake);
     let allowed = Duration::from_secs_f64((fewest as f64 - limit.burst) / limit.per_second);
 
     println!(

@@ -7,8 +7,8 @@
 //! latency counts from that due time, so a request that waited for a free connection
 //! behind a slow one is charged for the wait (as `oha -q N --latency-correction` or wrk2 do).
 //! A path that falls far behind is not waited for without end: requests still unsent
-//! [`DRAIN_LIMIT`] after the last was due count as errors, so a slow proxy's row shows the
-//! requests it could not serve rather than a run of minutes.
+//! [`DRAIN_LIMIT`] after the last was due are counted apart, as unsent, so a slow proxy's
+//! row shows the requests it could not serve rather than a run of minutes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +40,8 @@ pub struct Target {
 pub struct Measured {
     pub latencies: Vec<Duration>,
     pub errors: usize,
+    /// Open loop only: requests still unsent when the drain limit passed.
+    pub unsent: usize,
     /// From the first due time to the last answer.
     pub elapsed: Duration,
 }
@@ -48,6 +50,12 @@ impl Measured {
     fn merge(&mut self, other: Measured) {
         self.latencies.extend(other.latencies);
         self.errors += other.errors;
+        self.unsent += other.unsent;
+    }
+
+    /// Requests that were sent, answered or not.
+    pub fn sent(&self) -> usize {
+        self.latencies.len() + self.errors
     }
 
     /// The latency below which `fraction` of the requests answered (nearest rank).
@@ -200,7 +208,7 @@ pub async fn open_loop(
                     let due = due_rx.lock().await.recv().await;
                     let Some(due) = due else { break };
                     if Instant::now() > drained_by {
-                        measured.errors += 1;
+                        measured.unsent += 1;
                         continue;
                     }
                     match connection.exchange(&target).await {

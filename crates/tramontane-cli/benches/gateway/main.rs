@@ -56,6 +56,8 @@ const WARM_UP_REQUESTS: usize = 2_000;
 const REPLICAS: usize = 3;
 /// How long the store rows wait after their load for the last settles to reach the store.
 const SETTLE_GRACE: Duration = Duration::from_millis(500);
+/// How long the processes are left idle to read what they spend doing nothing.
+const IDLE_SPAN: Duration = Duration::from_secs(2);
 /// How often memory is sampled under load.
 const MEMORY_PERIOD: Duration = Duration::from_millis(20);
 
@@ -144,12 +146,6 @@ struct Sample {
     cpu_target: Option<f64>,
 }
 
-impl Sample {
-    fn sent(&self) -> usize {
-        self.measured.latencies.len() + self.measured.errors
-    }
-}
-
 /// Runs `mode` on `path`, reading the mock's count and both CPU times around it.
 async fn sample(mode: Mode, path: &Path, mock: &Mock, mock_processes: &Processes) -> Sample {
     let proxy_before = path.proxy.as_ref().map(Processes::cpu_time);
@@ -157,7 +153,7 @@ async fn sample(mode: Mode, path: &Path, mock: &Mock, mock_processes: &Processes
     let answered_before = mock.answered();
     let measured = mode.run(&path.target).await;
     let answered = mock.answered() - answered_before;
-    let sent = (measured.latencies.len() + measured.errors).max(1) as f64;
+    let sent = measured.sent().max(1) as f64;
     let per_request = |spent: Duration| spent.div_f64(sent);
     Sample {
         path: path.name.clone(),
@@ -207,6 +203,9 @@ impl Row {
                     && !matches!(self.mode, Mode::FirstByte)
                 {
                     notes.push(verdict("CPU", micros(cpu), bound));
+                }
+                if m.unsent > 0 {
+                    notes.push(format!("{} unsent (fell behind)", m.unsent));
                 }
                 // Every answer a proxy gave must have come from the mock.
                 if (m.latencies.len() as u64) > sample.mock_answered {
@@ -309,6 +308,22 @@ struct Memory {
     target: Option<f64>,
 }
 
+/// CPU time per second each of `processes` spends over [`IDLE_SPAN`] with no load.
+fn idle_cpu(processes: Vec<(String, Processes)>) -> Vec<(String, Duration)> {
+    let before: Vec<Duration> = processes.iter().map(|(_, p)| p.cpu_time()).collect();
+    std::thread::sleep(IDLE_SPAN);
+    processes
+        .into_iter()
+        .zip(before)
+        .map(|((name, p), before)| {
+            (
+                name,
+                (p.cpu_time() - before).div_f64(IDLE_SPAN.as_secs_f64()),
+            )
+        })
+        .collect()
+}
+
 fn main() {
     if std::env::var(mock::ROLE_VARIABLE).as_deref() == Ok(mock::ROLE) {
         mock::serve();
@@ -376,6 +391,16 @@ fn main() {
         })
         .collect();
 
+    // What each process spends with no request at all (timers, housekeeping): at a low
+    // rate it is a share of every request's CPU time.
+    let idle_cpu = idle_cpu(
+        paths
+            .iter()
+            .filter_map(|path| Some((path.name.clone(), path.proxy.clone()?)))
+            .chain([("mock".to_owned(), mock_processes.clone())])
+            .collect(),
+    );
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -438,6 +463,15 @@ fn main() {
             entry.name, entry.idle
         );
     }
+    println!(
+        "CPU while idle, over {}s before the load (ms per second): {}",
+        IDLE_SPAN.as_secs(),
+        idle_cpu
+            .iter()
+            .map(|(name, per_second)| format!("{name} {:.1}", per_second.as_secs_f64() * 1e3))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!(
         "load average (1, 5, 15 min) before the run {load_before}, after {}",
         load_average()
@@ -519,7 +553,7 @@ fn shared_store(
                 let gateway = sample(mode, &through, mock, mock_processes).await;
                 // A settle follows its answer's last byte: let the last ones land.
                 tokio::time::sleep(SETTLE_GRACE).await;
-                let requests = gateway.sent().max(1) as f64;
+                let requests = gateway.measured.sent().max(1) as f64;
                 let round_trips = match (before, round_trips_so_far(store)) {
                     (Some(before), Some(after)) => Some((after - before) as f64 / requests),
                     _ => None,
