@@ -477,7 +477,7 @@ fn main() {
         load_average()
     );
     println!(
-        "open loop: requests due at t0 + i/rate over {OPEN_CONNECTIONS} keep-alive connections, latency from the due time, requests unsent {}s after the last was due counted as errors; {}s per rate; CPU per request sent, from /proc/PID/stat (utime + stime); the load generator, the mock and the proxies share this machine's {} cores",
+        "open loop: requests due at t0 + i/rate over {OPEN_CONNECTIONS} keep-alive connections, latency from the due time, requests still unsent {}s after the last was due counted apart (unsent); {}s per rate; CPU per request sent, from /proc/PID/stat (utime + stime); the load generator, the mock and the proxies share this machine's {} cores",
         load::DRAIN_LIMIT.as_secs(),
         RATE_DURATION.as_secs(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
