@@ -14,7 +14,8 @@
 //! Each row has the latencies, the answers per second, the errors, how many chat
 //! completions the mock answered during it (a proxy that errors or answers on its own
 //! shows here), the difference to the straight path, and the CPU time per request of the
-//! proxy and of the mock, from `/proc/PID/stat` (procfs.rs). Memory is read idle after
+//! proxy and of the mock, from `/proc/PID/stat`, and the proxy's context switches per
+//! request (procfs.rs). Memory is read idle after
 //! start and, sampled, under load.
 //!
 //! `TRAMONTANE_BENCH_STORE=redis://...` (or `local`, for a private `redis-server`) adds
@@ -142,6 +143,9 @@ struct Sample {
     mock_answered: u64,
     /// Per request sent, of the proxy and of the mock.
     proxy_cpu: Option<Duration>,
+    /// The proxy's context switches per request sent: a thread put to sleep and woken
+    /// again costs CPU that a busier proxy shares between requests.
+    proxy_switches: Option<f64>,
     mock_cpu: Duration,
     cpu_target: Option<f64>,
 }
@@ -149,6 +153,7 @@ struct Sample {
 /// Runs `mode` on `path`, reading the mock's count and both CPU times around it.
 async fn sample(mode: Mode, path: &Path, mock: &Mock, mock_processes: &Processes) -> Sample {
     let proxy_before = path.proxy.as_ref().map(Processes::cpu_time);
+    let switches_before = path.proxy.as_ref().map(Processes::context_switches);
     let mock_before = mock_processes.cpu_time();
     let answered_before = mock.answered();
     let measured = mode.run(&path.target).await;
@@ -162,6 +167,11 @@ async fn sample(mode: Mode, path: &Path, mock: &Mock, mock_processes: &Processes
             .as_ref()
             .zip(proxy_before)
             .map(|(proxy, before)| per_request(proxy.cpu_time() - before)),
+        proxy_switches: path
+            .proxy
+            .as_ref()
+            .zip(switches_before)
+            .map(|(proxy, before)| (proxy.context_switches() - before) as f64 / sent),
         mock_cpu: per_request(mock_processes.cpu_time() - mock_before),
         mock_answered: answered,
         measured,
@@ -228,7 +238,7 @@ impl Row {
                 notes.push(format!("{trips:.2} store RTT/req"));
             }
             println!(
-                "{:<20} {:<14} {:>7.0} {:>7.0} {:>7.0} {:>7.0} {:>6} {:>7} | {:>7} {:>7} | {:>7} {:>6.1} | {}",
+                "{:<20} {:<14} {:>7.0} {:>7.0} {:>7.0} {:>7.0} {:>6} {:>7} | {:>7} {:>7} | {:>7} {:>6.1} | {:>8} | {}",
                 label,
                 sample.path,
                 micros(m.percentile(0.5)),
@@ -243,6 +253,9 @@ impl Row {
                     .proxy_cpu
                     .map_or_else(String::new, |cpu| format!("{:.1}", micros(cpu))),
                 micros(sample.mock_cpu),
+                sample
+                    .proxy_switches
+                    .map_or_else(String::new, |switches| format!("{switches:.1}")),
                 notes.join("; ")
             );
         }
@@ -251,11 +264,11 @@ impl Row {
 
 fn header() {
     println!(
-        "{:<20} {:<14} {:>7} {:>7} {:>7} {:>7} {:>6} {:>7} | {:>15} | {:>14} |",
-        "", "", "", "", "", "", "", "mock", "added", "CPU µs/req"
+        "{:<20} {:<14} {:>7} {:>7} {:>7} {:>7} {:>6} {:>7} | {:>15} | {:>14} | {:>8} |",
+        "", "", "", "", "", "", "", "mock", "added", "CPU µs/req", "switches"
     );
     println!(
-        "{:<20} {:<14} {:>7} {:>7} {:>7} {:>7} {:>6} {:>7} | {:>7} {:>7} | {:>7} {:>6} | targets",
+        "{:<20} {:<14} {:>7} {:>7} {:>7} {:>7} {:>6} {:>7} | {:>7} {:>7} | {:>7} {:>6} | {:>8} | targets",
         "load (latency in µs)",
         "path",
         "p50",
@@ -268,6 +281,7 @@ fn header() {
         "p99",
         "proxy",
         "mock",
+        "/req",
     );
 }
 

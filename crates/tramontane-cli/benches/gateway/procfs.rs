@@ -1,5 +1,6 @@
 //! What a process and the processes it started cost, read from `/proc`: CPU time from
-//! `/proc/PID/stat` (utime + stime, every thread, in clock ticks) and resident memory.
+//! `/proc/PID/stat` (utime + stime, every thread, in clock ticks), context switches from
+//! each thread's status, and resident memory.
 //! A whole tree rather than one process, because a peer proxy may serve from workers it
 //! forks (a Python server's workers); the gateway and the mock are one process each, where
 //! the tree is that process alone.
@@ -94,6 +95,28 @@ impl Processes {
     pub fn cpu_time(&self) -> Duration {
         let ticks: u64 = tree(&self.roots).iter().map(|(_, s)| s.ticks).sum();
         self.tick * ticks as u32
+    }
+
+    /// Context switches of every thread so far, voluntary (it slept: waited for a socket, a
+    /// lock, a timer) and not: how often the processes went to sleep and were woken.
+    pub fn context_switches(&self) -> u64 {
+        tree(&self.roots)
+            .iter()
+            .flat_map(|(pid, _)| {
+                std::fs::read_dir(format!("/proc/{pid}/task"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
+            .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+            .flat_map(|status| {
+                status
+                    .lines()
+                    .filter(|line| line.contains("ctxt_switches:"))
+                    .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .sum()
     }
 
     /// Resident memory now, in MiB.
