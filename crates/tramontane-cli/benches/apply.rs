@@ -5,7 +5,8 @@
 //! read. Then the same apply against a server that limits requests to 100 per second and
 //! answers 429 beyond, beside what that limit allows.
 //!
-//! Run with `cargo bench --bench apply` (it builds and times the release binary).
+//! Run with `cargo bench --bench apply` (cargo builds the binary with the optimized bench
+//! profile).
 
 use tramontane_testkit::fake_api::{FakeApi, RetryAfter, ServerLimit};
 
@@ -92,17 +93,13 @@ fn run(binary: &std::path::Path, dir: &std::path::Path, url: &str, args: &[&str]
 }
 
 fn main() {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "--bin", "tramontane"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let binary =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/tramontane");
+    // The binary cargo built for this bench, with the optimized bench profile: a second
+    // `cargo build --release` would build the whole tree again under the release profile.
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_tramontane"));
 
-    let free = apply(&binary, None);
+    let free = apply(binary, None);
     let limit = ServerLimit::per_second(SERVER_LIMIT, RetryAfter::Absent);
-    let limited = apply(&binary, Some(limit));
+    let limited = apply(binary, Some(limit));
 
     let creates = WORKSPACES * KEYS_PER_WORKSPACE;
     let write_bound = LATENCY.mul_f64(creates.div_ceil(CONCURRENCY) as f64);

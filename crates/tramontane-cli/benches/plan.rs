@@ -4,8 +4,12 @@
 //! the lower bound: the fewest requests the API's page sizes allow, at the default
 //! concurrency, times the latency. Then the same plan against a server that limits
 //! requests to 100 per second and answers 429 beyond, beside what that limit allows.
+//! Between the two, the same plan against a server that serves at most 100 items a page
+//! whatever is asked (the key list, without a total, cannot tell the clamp from its end by
+//! one page), beside the bound of pages of that size.
 //!
-//! Run with `cargo bench --bench plan` (it builds and times the release binary).
+//! Run with `cargo bench --bench plan` (cargo builds the binary with the optimized bench
+//! profile).
 
 use tramontane_testkit::fake_api::{FakeApi, RetryAfter, ServerLimit};
 
@@ -27,6 +31,8 @@ const CONCURRENCY: usize = 8;
 /// The server-side limit of the second run, in requests per second.
 const SERVER_LIMIT: f64 = 100.0;
 const TODAY: &str = "2026-06-01";
+/// The most items a page holds in the clamped run, whatever the client asks.
+const PAGE_CLAMP: usize = 100;
 
 fn created(outcome: Outcome) -> String {
     match outcome {
@@ -134,19 +140,20 @@ fn big_org() -> SandboxOrg {
     org
 }
 
-/// The fewest requests the API's page sizes allow for this org, and how many must run one
-/// after another.
-fn lower_bound() -> (usize, usize) {
+/// The fewest requests the API's page sizes allow for this org, each page at most `clamp`
+/// items when the server serves fewer than asked, and how many must run one after another.
+fn lower_bound(clamp: Option<usize>) -> (usize, usize) {
     use tramontane::provider::mistral::client::{
         API_KEYS_PAGE_SIZE, GROUP_MEMBERS_PAGE_SIZE, GROUP_WORKSPACES_PAGE_SIZE, GROUPS_PAGE_SIZE,
         USERS_PAGE_SIZE, WORKSPACES_PAGE_SIZE,
     };
-    let pages = |items: usize, size: usize| items.div_ceil(size).max(1);
+    let served = |asked: usize| clamp.map_or(asked, |clamp| asked.min(clamp));
+    let pages = |items: usize, asked: usize| items.div_ceil(served(asked)).max(1);
     let users = pages(MEMBERS, USERS_PAGE_SIZE);
     let groups = pages(TEAMS, GROUPS_PAGE_SIZE);
     let per_group = pages(25, GROUP_MEMBERS_PAGE_SIZE) + pages(2, GROUP_WORKSPACES_PAGE_SIZE);
     // Offset paging has no total: reading to the end takes one page past the last full one.
-    let keys = KEYS / API_KEYS_PAGE_SIZE + 1;
+    let keys = KEYS / served(API_KEYS_PAGE_SIZE) + 1;
     let requests = 1
         + users
         + pages(WORKSPACES, WORKSPACES_PAGE_SIZE)
@@ -156,18 +163,25 @@ fn lower_bound() -> (usize, usize) {
         + keys
         + 2;
     // The longest chain: the keys, read ahead (the first page, then windows of as many
-    // pages as may be in flight until the short one).
-    (requests, 1 + (keys - 1).div_ceil(CONCURRENCY))
+    // pages as may be in flight until the short one). A first page short of the size asked
+    // may be the whole list or the clamp: one more page alone tells which.
+    let chain = match clamp {
+        Some(clamp) if clamp < API_KEYS_PAGE_SIZE => 2 + (keys - 2).div_ceil(CONCURRENCY),
+        _ => 1 + (keys - 1).div_ceil(CONCURRENCY),
+    };
+    (requests, chain)
+}
+
+/// The bound of a plan at the default concurrency: the requests spread over it, or the
+/// longest chain where that is longer.
+fn bound_of((fewest, chain): (usize, usize)) -> Duration {
+    LATENCY.mul_f64((fewest as f64 / CONCURRENCY as f64).max(chain as f64))
 }
 
 fn main() {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "--bin", "tramontane"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let binary =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/tramontane");
+    // The binary cargo built for this bench, with the optimized bench profile: a second
+    // `cargo build --release` would build the whole tree again under the release profile.
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_tramontane"));
 
     let started = Instant::now();
     let org = big_org();
@@ -186,33 +200,58 @@ fn main() {
     std::fs::write(dir.path().join("policies/org.yaml"), to_yaml(&desired)).unwrap();
 
     let fake = FakeApi::start(org, KEY, LATENCY, TODAY);
-    let (fewest, chain) = lower_bound();
-    let bound = LATENCY.mul_f64((fewest as f64 / CONCURRENCY as f64).max(chain as f64));
-    let free = plan(&binary, dir.path(), &fake);
+    let (fewest, chain) = lower_bound(None);
+    let bound = bound_of((fewest, chain));
+    let free = plan(binary, dir.path(), &fake);
     println!("plan: {}", free.last_line);
+
+    // Pages clamped: the server serves at most PAGE_CLAMP items whatever is asked, so the
+    // key list, which has no total, is read without knowing its length or the page size.
+    fake.clamp_pages(Some(PAGE_CLAMP));
+    let clamped_bound = lower_bound(Some(PAGE_CLAMP));
+    let clamped = plan(binary, dir.path(), &fake);
+    fake.clamp_pages(None);
 
     let limit = ServerLimit::per_second(SERVER_LIMIT, RetryAfter::Absent);
     fake.set_server_limit(Some(limit));
-    let limited = plan(&binary, dir.path(), &fake);
+    let limited = plan(binary, dir.path(), &fake);
     let allowed = Duration::from_secs_f64((fewest as f64 - limit.burst) / limit.per_second);
 
     println!(
         "{:<30} {:>9} {:>6} {:>9} {:>9} {:>7} {:>10}",
         "", "requests", "429s", "wall (s)", "bound (s)", "ratio", "peak (MB)"
     );
-    println!(
-        "{:<30} {:>9} {:>6} {:>9} {:>9} {:>7} {:>10}",
-        "lower bound",
-        fewest,
-        "",
-        "",
-        format!("{:.2}", bound.as_secs_f64()),
-        "",
-        ""
-    );
+    for (name, requests, ideal) in [
+        ("lower bound".to_owned(), fewest, bound),
+        (
+            format!("lower bound, pages of {PAGE_CLAMP}"),
+            clamped_bound.0,
+            bound_of(clamped_bound),
+        ),
+    ] {
+        println!(
+            "{:<30} {:>9} {:>6} {:>9} {:>9} {:>7} {:>10}",
+            name,
+            requests,
+            "",
+            "",
+            format!("{:.2}", ideal.as_secs_f64()),
+            "",
+            ""
+        );
+    }
     for (name, run, ideal) in [
-        ("tramontane plan", &free, bound),
-        ("  server limit 100/s, 429s", &limited, bound.max(allowed)),
+        ("tramontane plan".to_owned(), &free, bound),
+        (
+            format!("  pages clamped to {PAGE_CLAMP}"),
+            &clamped,
+            bound_of(clamped_bound),
+        ),
+        (
+            "  server limit 100/s, 429s".to_owned(),
+            &limited,
+            bound.max(allowed),
+        ),
     ] {
         println!(
             "{:<30} {:>9} {:>6} {:>9.2} {:>9.2} {:>6.2}x {:>10}",

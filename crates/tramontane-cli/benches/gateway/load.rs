@@ -6,6 +6,9 @@
 //! whatever happened before it, a thread of its own releases it at that time, and its
 //! latency counts from that due time, so a request that waited for a free connection
 //! behind a slow one is charged for the wait (as `oha -q N --latency-correction` or wrk2 do).
+//! A path that falls far behind is not waited for without end: requests still unsent
+//! [`DRAIN_LIMIT`] after the last was due are counted apart, as unsent, so a slow proxy's
+//! row shows the requests it could not serve rather than a run of minutes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +23,8 @@ use hyper_util::rt::TokioIo;
 
 /// Longest wait for one answer before it counts as an error, so a stuck path ends the run.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long after the last due time the open loop still sends what is queued.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 /// What one request is: where it goes and what it carries.
 #[derive(Clone)]
@@ -31,10 +36,12 @@ pub struct Target {
 }
 
 /// Latencies of the requests that succeeded, and how many did not.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Measured {
     pub latencies: Vec<Duration>,
     pub errors: usize,
+    /// Open loop only: requests still unsent when the drain limit passed.
+    pub unsent: usize,
     /// From the first due time to the last answer.
     pub elapsed: Duration,
 }
@@ -43,6 +50,12 @@ impl Measured {
     fn merge(&mut self, other: Measured) {
         self.latencies.extend(other.latencies);
         self.errors += other.errors;
+        self.unsent += other.unsent;
+    }
+
+    /// Requests that were sent, answered or not.
+    pub fn sent(&self) -> usize {
+        self.latencies.len() + self.errors
     }
 
     /// The latency below which `fraction` of the requests answered (nearest rank).
@@ -169,6 +182,7 @@ pub async fn open_loop(
         ));
     }
     let t0 = Instant::now() + Duration::from_millis(20);
+    let drained_by = t0 + duration + DRAIN_LIMIT;
     // A thread rather than a tokio timer: tokio's timers tick in milliseconds, which would
     // release 10 requests at once at 10k/s and charge each up to a millisecond of lateness.
     let releaser = std::thread::spawn(move || {
@@ -193,6 +207,10 @@ pub async fn open_loop(
                 loop {
                     let due = due_rx.lock().await.recv().await;
                     let Some(due) = due else { break };
+                    if Instant::now() > drained_by {
+                        measured.unsent += 1;
+                        continue;
+                    }
                     match connection.exchange(&target).await {
                         Ok(()) => measured.latencies.push(due.elapsed()),
                         Err(_) => {

@@ -1,12 +1,20 @@
 //! A loopback stand-in for Mistral's inference API that is cheap enough not to be what is
-//! measured: precomputed bodies, no JSON parsing, nothing recorded. Chat completions answer
+//! measured: precomputed bodies, no JSON parsing, one counter. It runs as a process of its
+//! own (this bench binary started again with [`ROLE_VARIABLE`] set), so its CPU time is
+//! neither the gateway's nor the load generator's and is read apart from both; one thread,
+//! so it takes at most one core from them. Chat completions answer
 //! with a fixed completion and `usage`; `"stream":true` answers with a fixed SSE stream whose
 //! first chunk is sent at once and the rest after short pauses, so the first byte is
 //! distinguishable from the whole stream. `/v1/models` answers the model list the gateway
-//! reads at start.
+//! reads at start. `GET /bench/answered` answers how many chat completions it has served,
+//! so each row can show that a proxy's answers came from the mock and not from an error
+//! path or a cache of its own.
 
 use std::convert::Infallible;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,6 +32,13 @@ const STREAM_CHUNKS: usize = 5;
 pub const STREAM_PAUSE: Duration = Duration::from_millis(1);
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// Set in the environment of the bench binary started as the mock.
+pub const ROLE_VARIABLE: &str = "TRAMONTANE_BENCH_ROLE";
+pub const ROLE: &str = "mock";
+
+/// Chat completions answered so far, streamed or not.
+static ANSWERED: AtomicU64 = AtomicU64::new(0);
 
 const MODELS: &str = r#"{"object":"list","data":[{"id":"mistral-small-2506","object":"model","created":1764633600,"owned_by":"mistralai","capabilities":{"completion_chat":true,"completion_fim":false,"function_calling":true,"fine_tuning":false,"vision":false,"classification":false},"max_context_length":131072,"aliases":["mistral-small-latest"],"type":"base"},{"id":"mistral-small-latest","object":"model","created":1764633600,"owned_by":"mistralai","capabilities":{"completion_chat":true,"completion_fim":false,"function_calling":true,"fine_tuning":false,"vision":false,"classification":false},"max_context_length":131072,"aliases":["mistral-small-2506"],"type":"base"}]}"#;
 
@@ -75,6 +90,20 @@ fn stream() -> Response<Body> {
         .expect("a response")
 }
 
+/// Whether a request body holds `"stream": true`, compact as the bench sends it or spaced
+/// as a proxy may pass it on; a scan rather than a parse keeps the mock cheap.
+fn asks_for_stream(body: &[u8]) -> bool {
+    const KEY: &[u8] = b"\"stream\"";
+    body.windows(KEY.len())
+        .enumerate()
+        .filter(|(_, window)| *window == KEY)
+        .any(|(at, _)| {
+            let rest = body[at + KEY.len()..].trim_ascii_start();
+            rest.strip_prefix(b":")
+                .is_some_and(|value| value.trim_ascii_start().starts_with(b"true"))
+        })
+}
+
 async fn answer(request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let path = request.uri().path().to_owned();
     let body = request
@@ -85,10 +114,15 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Body>, Infallible
         .unwrap_or_default();
     Ok(match path.as_str() {
         "/v1/models" => full(StatusCode::OK, "application/json", MODELS),
+        "/bench/answered" => Response::builder()
+            .header("content-type", "text/plain")
+            .body(
+                Full::new(Bytes::from(ANSWERED.load(Ordering::Relaxed).to_string())).boxed_unsync(),
+            )
+            .expect("a response"),
         "/v1/chat/completions" => {
-            // The bench's own request bodies, so a substring is enough to tell them apart.
-            let streamed = body.windows(13).any(|w| w == b"\"stream\":true");
-            if streamed {
+            ANSWERED.fetch_add(1, Ordering::Relaxed);
+            if asks_for_stream(&body) {
                 stream()
             } else {
                 full(StatusCode::OK, "application/json", COMPLETION)
@@ -102,32 +136,92 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Body>, Infallible
     })
 }
 
-/// Serves on a free loopback port from one thread of its own, for the life of the process.
-pub fn start() -> SocketAddr {
+/// The mock's role: serves on a free loopback port from one thread, writes the address on
+/// stdout, and exits when stdin closes, so a bench that dies takes its mock with it.
+pub fn serve() {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("a loopback port");
     listener
         .set_nonblocking(true)
         .expect("a non-blocking socket");
     let address = listener.local_addr().expect("an address");
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(async move {
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service_fn(answer))
-                        .await;
-                });
-            }
-        });
+    println!("{address}");
+    std::io::stdout().flush().expect("the address written");
+    std::thread::spawn(|| {
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        std::process::exit(0);
     });
-    address
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service_fn(answer))
+                    .await;
+            });
+        }
+    });
+}
+
+/// The mock process, stopped when dropped.
+pub struct Mock {
+    child: Child,
+    pub address: SocketAddr,
+}
+
+impl Mock {
+    /// Starts this bench binary again as the mock and waits for its address.
+    pub fn start() -> Mock {
+        let mut child = Command::new(std::env::current_exe().expect("the bench binary"))
+            .env(ROLE_VARIABLE, ROLE)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the mock starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the mock's address");
+        Mock {
+            address: line.trim().parse().expect("a socket address"),
+            child,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Chat completions the mock has answered so far.
+    pub fn answered(&self) -> u64 {
+        let ask = || -> std::io::Result<u64> {
+            let mut stream = std::net::TcpStream::connect(self.address)?;
+            stream.write_all(
+                b"GET /bench/answered HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n",
+            )?;
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer)?;
+            answer
+                .rsplit("\r\n\r\n")
+                .next()
+                .and_then(|body| body.trim().parse().ok())
+                .ok_or_else(|| std::io::Error::other("no count in the answer"))
+        };
+        ask().expect("the mock's count")
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
