@@ -21,6 +21,7 @@ mod test_gateway_metrics;
 mod test_gateway_money;
 mod test_gateway_paths;
 mod test_gateway_replicas;
+mod test_gateway_workloads;
 mod test_hostile;
 mod test_init;
 mod test_mistral;

@@ -586,3 +586,86 @@ fn gateway_keys_show_their_holder_workspace_expiry_and_limits_and_never_a_digest
         ]
     );
 }
+
+const WORKLOADS: &str = "\
+version: 1
+issuers:
+  github:
+    issuer: https://token.actions.githubusercontent.com
+    discovery: true
+    audiences: [tramontane]
+    max_lifetime_minutes: 15
+workloads:
+  release-notes:
+    issuer: github
+    subject: repo:acme/app:environment:production
+    claims: { repository: acme/app }
+    workspace: dev
+    models: [mistral-small-latest]
+    rpm: 10
+  nightly:
+    issuer: github
+    subject: repo:acme/app:ref:refs/heads/main
+    workspace: dev
+";
+
+/// Workloads between two commits: one gains an audience through its issuer and a daily
+/// budget, one is removed, one added. Each shows the token it must present and its limits.
+#[test]
+fn workloads_show_the_token_they_must_present_and_their_limits() {
+    let repo = Repo::new();
+    let dev = DEV.replace(
+        "    keys:\n",
+        "    gateway: { upstream_key: ci }\n    keys:\n",
+    );
+    repo.write("policies/org.yaml", BASE)
+        .write("policies/workspaces/dev.yaml", &dev)
+        .write("policies/identity.yaml", WORKLOADS);
+    repo.commit("workloads");
+    let head = WORKLOADS
+        .replace(
+            "audiences: [tramontane]",
+            "audiences: [tramontane, https://github.com/acme]",
+        )
+        .replace(
+            "    rpm: 10\n",
+            "    rpm: 10\n    daily_token_budget: 100000\n",
+        )
+        .replace(
+            "  nightly:\n    issuer: github\n    subject: repo:acme/app:ref:refs/heads/main\n",
+            "  docs-bot:\n    issuer: github\n    subject: repo:acme/docs:ref:refs/heads/main\n",
+        );
+    repo.write("policies/identity.yaml", &head);
+    repo.commit("widen, budget, replace");
+    let run = repo
+        .test()
+        .args(["diff", "--base", "HEAD~1", "--head", "HEAD"])
+        .expect_code(0)
+        .run();
+    insta::assert_snapshot!(run.stdout, @r"
+    Access changes in `policies` from `HEAD~1` (eaeea01e9ea9) to `HEAD` (026d58af860b):
+
+    + workload docs-bot
+        token: aud https://github.com/acme, aud tramontane, issuer github, sub repo:acme/docs:ref:refs/heads/main
+        workspace: dev
+        models: codestral-latest, mistral-small-latest
+        max_tokens_per_request: no limit
+        rules: `workspace:dev:requests:minute`: 60 requests a minute for workspace `dev` together
+
+    - workload nightly
+        token: aud tramontane, issuer github, sub repo:acme/app:ref:refs/heads/main
+        workspace: dev
+        models: codestral-latest, mistral-small-latest
+        max_tokens_per_request: no limit
+        rules: `workspace:dev:requests:minute`: 60 requests a minute for workspace `dev` together
+
+    ~ workload release-notes
+        ~ token:
+            + aud https://github.com/acme
+        ~ rules:
+            + `workload:release-notes:tokens:day`: 100000 tokens a day for workload `release-notes`
+
+    Maximum monthly spend exposure: 1000, unchanged (the organization's spend limit).
+    Access: 1 added, 1 changed, 1 removed.
+    ");
+}

@@ -658,3 +658,62 @@ fn a_runtime_change_in_the_pull_request_comment_and_the_plan_file() {
         .collect();
     insta::assert_json_snapshot!("runtime_change_as_json", runtime_changes);
 }
+
+/// A workload added, then its issuer widened: each plan says which tokens are the workload
+/// and what they may do, and the plan file reads back as it was written.
+#[test]
+fn a_workload_and_a_change_to_its_issuer_say_who_gains_what() {
+    let env = TestDir::with_example_policies();
+    env.test()
+        .args(["apply", "--org", "sandbox:demo", "--auto-approve"])
+        .expect_code(0)
+        .run();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runtime-change/workloads.yaml");
+    let workloads = std::fs::read_to_string(fixture).unwrap();
+    env.write("policies/workloads.yaml", &workloads);
+    let added = plan_without_digests(&env, "human");
+    insta::assert_snapshot!("workload_added_for_people", added);
+
+    env.test()
+        .args(["apply", "--org", "sandbox:demo", "--auto-approve"])
+        .expect_code(0)
+        .run();
+    env.write(
+        "policies/workloads.yaml",
+        workloads
+            .replace(
+                "audiences: [tramontane]",
+                "audiences: [tramontane, https://github.com/acme]",
+            )
+            .replace(
+                "    claims: { repository: acme/app, environment: production }\n",
+                "    claims: { repository: acme/app }\n",
+            ),
+    );
+    let widened = plan_without_digests(&env, "human");
+    for line in [
+        "» workload release-notes: tokens need no longer carry environment production: more tokens match",
+        "» workload release-notes: tokens for audience https://github.com/acme are accepted too",
+    ] {
+        assert!(widened.contains(line), "{line:?} not in\n{widened}");
+    }
+    insta::assert_snapshot!("workload_widened_for_people", widened);
+    let json = plan_without_digests(&env, "json");
+    env.write("plan.json", &json);
+    let shown = env
+        .test()
+        .args(["show", "plan.json", "--format", "json"])
+        .expect_code(0)
+        .run();
+    assert_eq!(shown.stdout, json);
+    let plan: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let change = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|change| change["address"] == "runtime.workload.release-notes")
+        .unwrap();
+    assert_eq!(change["action"], "update");
+    assert_eq!(change["after"]["caller"], "workload");
+}

@@ -33,6 +33,8 @@ use serde_json::{Map, Value};
 
 use tramontane_testkit::{Test, TestDir, repo_root};
 
+mod workload_identity;
+
 /// A scratch copy of the example policy repository, for one scenario.
 struct Scratch {
     env: TestDir,
@@ -99,11 +101,23 @@ struct Scenario {
     exits: &'static [i32],
     /// For a JSON block: the command whose answer the block abridges.
     json_of: Option<&'static [&'static str]>,
-    /// For code: a gateway on the sandbox upstream runs before it, with a key in
-    /// `TRAMONTANE_KEY`.
-    gateway: bool,
+    /// For code: the gateway on the sandbox upstream that runs before it, and who calls it.
+    /// A workload scenario's YAML is policy lines added to the example's.
+    gateway: Gateway,
     /// For code: what its output must hold.
     prints: &'static [&'static str],
+}
+
+/// Which gateway a code sample runs against.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Gateway {
+    None,
+    /// A key for Alice in `TRAMONTANE_KEY`.
+    Key,
+    /// The example with the workloads of docs/workload-identity.md trusting a local issuer:
+    /// a Kubernetes token in the file `TRAMONTANE_TOKEN_FILE` names, and GitHub's token
+    /// endpoint at `ACTIONS_ID_TOKEN_REQUEST_URL`; the gateway's URL in `TRAMONTANE_URL`.
+    Workload,
 }
 
 /// The two mistakes the quickstart makes in the example to show what `validate` says.
@@ -125,7 +139,7 @@ const SCENARIOS: &[Scenario] = &[
         setup: nothing,
         exits: &[1],
         json_of: None,
-        gateway: false,
+        gateway: Gateway::None,
         prints: &[],
     },
     Scenario {
@@ -133,7 +147,7 @@ const SCENARIOS: &[Scenario] = &[
         setup: nothing,
         exits: &[0],
         json_of: None,
-        gateway: false,
+        gateway: Gateway::None,
         prints: &[],
     },
     Scenario {
@@ -141,7 +155,7 @@ const SCENARIOS: &[Scenario] = &[
         setup: break_the_example,
         exits: &[1],
         json_of: None,
-        gateway: false,
+        gateway: Gateway::None,
         prints: &[],
     },
     Scenario {
@@ -149,7 +163,7 @@ const SCENARIOS: &[Scenario] = &[
         setup: break_the_example,
         exits: &[1],
         json_of: None,
-        gateway: false,
+        gateway: Gateway::None,
         prints: &[],
     },
     Scenario {
@@ -157,7 +171,7 @@ const SCENARIOS: &[Scenario] = &[
         setup: nothing,
         exits: &[0],
         json_of: None,
-        gateway: false,
+        gateway: Gateway::None,
         prints: &[],
     },
     Scenario {
@@ -165,7 +179,7 @@ const SCENARIOS: &[Scenario] = &[
         setup: nothing,
         exits: &[0],
         json_of: None,
-        gateway: false,
+        gateway: Gateway::None,
         prints: &[],
     },
     Scenario {
@@ -173,7 +187,7 @@ const SCENARIOS: &[Scenario] = &[
         setup: nothing,
         exits: &[0],
         json_of: None,
-        gateway: false,
+        gateway: Gateway::None,
         prints: &[],
     },
     Scenario {
@@ -183,7 +197,7 @@ const SCENARIOS: &[Scenario] = &[
         },
         exits: &[0, 0],
         json_of: None,
-        gateway: false,
+        gateway: Gateway::None,
         prints: &[],
     },
     Scenario {
@@ -203,7 +217,7 @@ const SCENARIOS: &[Scenario] = &[
         },
         exits: &[0],
         json_of: None,
-        gateway: false,
+        gateway: Gateway::None,
         prints: &[],
     },
     Scenario {
@@ -211,7 +225,7 @@ const SCENARIOS: &[Scenario] = &[
         setup: nothing,
         exits: &[0],
         json_of: Some(&["plan", "--org", "sandbox:demo", "--format", "json"]),
-        gateway: false,
+        gateway: Gateway::None,
         prints: &[],
     },
     Scenario {
@@ -219,7 +233,7 @@ const SCENARIOS: &[Scenario] = &[
         setup: nothing,
         exits: &[0, 0, 0],
         json_of: None,
-        gateway: false,
+        gateway: Gateway::None,
         prints: &[],
     },
     Scenario {
@@ -244,7 +258,7 @@ const SCENARIOS: &[Scenario] = &[
         },
         exits: &[0],
         json_of: None,
-        gateway: false,
+        gateway: Gateway::None,
         prints: &[],
     },
     Scenario {
@@ -252,7 +266,7 @@ const SCENARIOS: &[Scenario] = &[
         setup: nothing,
         exits: &[0],
         json_of: None,
-        gateway: false,
+        gateway: Gateway::None,
         prints: &["\"code\":\"model_not_allowed\"", "mistral-small-latest"],
     },
     Scenario {
@@ -260,7 +274,39 @@ const SCENARIOS: &[Scenario] = &[
         setup: nothing,
         exits: &[0],
         json_of: None,
-        gateway: true,
+        gateway: Gateway::Key,
+        prints: &["Sandbox answer from mistral-small-latest"],
+    },
+    Scenario {
+        name: "workload-kubernetes-policy",
+        setup: nothing,
+        exits: &[0],
+        json_of: None,
+        gateway: Gateway::Workload,
+        prints: &[],
+    },
+    Scenario {
+        name: "workload-kubernetes-python",
+        setup: workload_identity::trust_the_local_issuer,
+        exits: &[0],
+        json_of: None,
+        gateway: Gateway::Workload,
+        prints: &["Sandbox answer from mistral-small-latest"],
+    },
+    Scenario {
+        name: "workload-github-policy",
+        setup: nothing,
+        exits: &[0],
+        json_of: None,
+        gateway: Gateway::Workload,
+        prints: &[],
+    },
+    Scenario {
+        name: "workload-github-python",
+        setup: workload_identity::trust_the_local_issuer,
+        exits: &[0],
+        json_of: None,
+        gateway: Gateway::Workload,
         prints: &["Sandbox answer from mistral-small-latest"],
     },
     Scenario {
@@ -268,7 +314,7 @@ const SCENARIOS: &[Scenario] = &[
         setup: nothing,
         exits: &[0],
         json_of: None,
-        gateway: true,
+        gateway: Gateway::Key,
         prints: &["\"choices\"", "\"mistral-small"],
     },
 ];
@@ -526,7 +572,11 @@ fn cut_to_shape(shape: &Value, real: &Value, at: &str, problems: &mut Vec<String
 
 /// A policy sample is what `validate` accepts; it stays as the document shows it.
 fn validated_policy(sample: &Sample, scenario: &Scenario) -> Result<String, String> {
-    let env = TestDir::new();
+    let env = if scenario.gateway == Gateway::Workload {
+        TestDir::with_example_policies()
+    } else {
+        TestDir::new()
+    };
     env.write("policies/sample.yaml", &sample.content);
     let (code, printed) = run_together(env.path(), &["validate".to_owned()]);
     if code != scenario.exits[0] {
@@ -592,7 +642,7 @@ fn ran_code(sample: &Sample, scenario: &Scenario, scratch: &Scratch) -> Result<S
     };
     let mut _gateway = None;
     let mut key = String::new();
-    if scenario.gateway {
+    if scenario.gateway == Gateway::Key {
         scratch.tramontane(&[
             "gateway",
             "issue",
@@ -607,6 +657,8 @@ fn ran_code(sample: &Sample, scenario: &Scenario, scratch: &Scratch) -> Result<S
             .unwrap()
             .trim_end()
             .to_owned();
+    }
+    if scenario.gateway != Gateway::None {
         let mut serve = with_env(std::process::Command::new(binary_run.get_program()));
         serve
             .args(["gateway", "serve", "--upstream", "sandbox"])
@@ -649,8 +701,27 @@ fn ran_code(sample: &Sample, scenario: &Scenario, scratch: &Scratch) -> Result<S
             .env("PATH", path);
         bash
     };
-    if scenario.gateway {
-        command.env("TRAMONTANE_KEY", &key);
+    match scenario.gateway {
+        Gateway::None => {}
+        Gateway::Key => {
+            command.env("TRAMONTANE_KEY", &key);
+        }
+        Gateway::Workload => {
+            command
+                .env(
+                    "TRAMONTANE_TOKEN_FILE",
+                    scratch.path().join(workload_identity::TOKEN_FILE),
+                )
+                .env("TRAMONTANE_URL", format!("http://{address}"))
+                .env(
+                    "ACTIONS_ID_TOKEN_REQUEST_URL",
+                    workload_identity::token_request_url(),
+                )
+                .env(
+                    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+                    workload_identity::REQUEST_TOKEN,
+                );
+        }
     }
     let output = command
         .stdin(std::process::Stdio::null())

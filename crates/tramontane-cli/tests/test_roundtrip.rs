@@ -177,6 +177,8 @@ pub(crate) fn org() -> impl Strategy<Value = DesiredOrg> {
                         teams,
                         workspaces,
                         gateway_keys,
+                        issuers: BTreeMap::new(),
+                        workloads: BTreeMap::new(),
                         models: BTreeMap::new(),
                         audit: Default::default(),
                         alerts: Default::default(),

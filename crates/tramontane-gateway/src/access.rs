@@ -31,22 +31,50 @@ use tramontane::runtime::{
 
 use crate::models::ModelDirectory;
 
-/// Everyone who may call the gateway, by public key id.
+/// Everyone who may call the gateway: gateway keys by public id, and workloads.
 #[derive(Clone, Debug, Default)]
 pub struct CallerTable {
     callers: BTreeMap<String, Caller>,
+    workloads: crate::workloads::WorkloadTable,
 }
 
-/// One gateway key and what it grants.
+/// One caller and what it grants: a gateway key's holder, or a workload.
 #[derive(Clone, Debug)]
 pub struct Caller {
-    pub id: GatewayKeyId,
-    pub digest: KeyDigest,
-    pub holder: Holder,
+    pub principal: Principal,
     pub workspace: String,
-    /// The last day (UTC) the key works.
-    pub expires: Date,
     pub grant: Grant,
+}
+
+/// Who a caller is.
+#[derive(Clone, Debug)]
+pub enum Principal {
+    /// The holder of a gateway key.
+    Key {
+        id: GatewayKeyId,
+        digest: KeyDigest,
+        holder: Holder,
+        /// The last day (UTC) the key works.
+        expires: Date,
+    },
+    /// A workload, by its name under `workloads:`, presenting a token of `issuer`.
+    Workload { name: String, issuer: String },
+}
+
+impl Caller {
+    /// The name this caller's counted limits are metered under, unique across keys and
+    /// workloads: a key's public id (never with `:`), or `workload:<name>`.
+    pub fn meter_name(&self) -> String {
+        match &self.principal {
+            Principal::Key { id, .. } => id.as_str().to_owned(),
+            Principal::Workload { name, .. } => workload_meter_name(name),
+        }
+    }
+}
+
+/// The name a workload's counted limits are metered under.
+pub fn workload_meter_name(name: &str) -> String {
+    format!("workload:{name}")
 }
 
 /// A caller's effective limits.
@@ -142,15 +170,19 @@ impl CallerTable {
         self.callers.get(id)
     }
 
+    /// How many gateway keys and workloads may call.
     pub fn len(&self) -> usize {
-        self.callers.len()
+        self.callers.len() + self.workloads.len()
     }
 
-    /// Every caller, by public key id.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Caller)> {
-        self.callers
-            .iter()
-            .map(|(id, caller)| (id.as_str(), caller))
+    /// The workloads, for matching a verified token.
+    pub fn workloads(&self) -> &crate::workloads::WorkloadTable {
+        &self.workloads
+    }
+
+    /// Every caller, gateway keys and workloads.
+    pub fn iter(&self) -> impl Iterator<Item = &Caller> {
+        self.callers.values().chain(self.workloads.callers())
     }
 
     /// Every model name some caller's grant lists, each once; `every` is true when some
@@ -158,7 +190,7 @@ impl CallerTable {
     pub fn named_models(&self) -> (std::collections::BTreeSet<&str>, bool) {
         let mut names = std::collections::BTreeSet::new();
         let mut every = false;
-        for caller in self.callers.values() {
+        for caller in self.iter() {
             let rules = &caller.grant.model_rules;
             every |= rules.iter().all(|rule| *rule == Models::Every);
             for rule in rules {
@@ -171,7 +203,7 @@ impl CallerTable {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.callers.is_empty()
+        self.callers.is_empty() && self.workloads.len() == 0
     }
 
     /// Every key of the policy and its grant, read from the policy's effective access as the
@@ -215,17 +247,36 @@ impl CallerTable {
                 Some((
                     id.as_str().to_owned(),
                     Caller {
-                        id: id.clone(),
-                        digest: entry.digest,
-                        holder: entry.holder.clone(),
+                        principal: Principal::Key {
+                            id: id.clone(),
+                            digest: entry.digest,
+                            holder: entry.holder.clone(),
+                            expires: entry.expires,
+                        },
                         workspace: entry.workspace.clone(),
-                        expires: entry.expires,
                         grant: grant.with_settings(workspace),
                     },
                 ))
             })
             .collect();
-        CallerTable { callers }
+        let workloads = crate::workloads::WorkloadTable::of(desired, |name, workload| {
+            let workspace = desired.workspaces.get(&workload.workspace)?;
+            let access = runtime.workspaces.get(&workload.workspace)?;
+            let limits = runtime.workloads.get(name)?.limits.as_ref()?;
+            let own = RuleScope::Workload(name.to_owned());
+            Some(
+                Grant {
+                    upstream_key: workspace
+                        .gateway
+                        .as_ref()
+                        .and_then(|gateway| gateway.upstream_key.as_deref())
+                        .map(|key| key_address(&workload.workspace, key)),
+                    ..Grant::of(&workload.workspace, access, limits, &own)
+                }
+                .with_settings(workspace),
+            )
+        });
+        CallerTable { callers, workloads }
     }
 }
 

@@ -1,6 +1,7 @@
 //! One JSON line per request: who asked for what, what the gateway decided and why, what it
-//! cost. Never a prompt, a completion or a key: a caller is named by the public id of their
-//! gateway key and its holder.
+//! cost. Never a prompt, a completion, a key or a token: a caller is named by the public id
+//! of their gateway key and its holder, or by its workload, issuer, the token's subject and
+//! its `jti`.
 //!
 //! Lines are written off the request's path: a request queues its record ([`AuditLog`]) and
 //! one task ([`AuditWriter`]) serializes and writes them in batches. A full queue drops the
@@ -30,6 +31,16 @@ pub struct AuditRecord {
     pub key_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub holder: Option<String>,
+    /// The workload a verified token was (`workloads:`), its issuer (`issuers:`), the
+    /// token's `sub` and its `jti`: never the token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workspace: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -90,12 +101,26 @@ pub fn bounded(text: &str, max: usize) -> Cow<'_, str> {
 }
 
 impl AuditRecord {
+    /// The name the caller's counted limits are metered under (see
+    /// [`crate::access::Caller::meter_name`]); `None` before a caller is known.
+    pub fn meter_name(&self) -> Option<Cow<'_, str>> {
+        match (&self.key_id, &self.workload) {
+            (Some(id), _) => Some(Cow::Borrowed(id)),
+            (None, Some(name)) => Some(Cow::Owned(crate::access::workload_meter_name(name))),
+            (None, None) => None,
+        }
+    }
+
     /// The record with every text field at most [`MAX_FIELD_BYTES`].
     fn bounded(&self) -> Cow<'_, AuditRecord> {
         let fields = [&self.time, &self.request_id, &self.method, &self.path];
         let optional = [
             &self.key_id,
             &self.holder,
+            &self.workload,
+            &self.issuer,
+            &self.subject,
+            &self.token_id,
             &self.workspace,
             &self.model_asked,
             &self.model_resolved,
@@ -119,6 +144,10 @@ impl AuditRecord {
             path: cut(&self.path),
             key_id: cut_some(&self.key_id),
             holder: cut_some(&self.holder),
+            workload: cut_some(&self.workload),
+            issuer: cut_some(&self.issuer),
+            subject: cut_some(&self.subject),
+            token_id: cut_some(&self.token_id),
             workspace: cut_some(&self.workspace),
             model_asked: cut_some(&self.model_asked),
             model_resolved: cut_some(&self.model_resolved),

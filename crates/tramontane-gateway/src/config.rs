@@ -59,6 +59,9 @@ pub struct GatewayConfig {
     /// How often the policy files are re-read even without a change notification (on
     /// file systems where notifications are missed).
     pub reload_poll: Duration,
+    /// At most one read of an issuer's signing keys in this long: a token naming a key the
+    /// gateway does not hold (a rotation, or a forgery) asks for one.
+    pub issuer_keys_refresh: Duration,
     /// How long in-flight requests and streams may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
     /// The UTC day policy validation and key expiry count from; today when unset.
@@ -161,6 +164,7 @@ impl GatewayConfig {
             limits: RequestLimits::default(),
             models_refresh: Duration::from_secs(600),
             reload_poll: Duration::from_secs(30),
+            issuer_keys_refresh: crate::oidc::KeyCacheSettings::default().refresh_interval,
             shutdown_grace: Duration::from_secs(30),
             today: None,
         }

@@ -24,6 +24,7 @@ pub mod ledger;
 pub mod metered;
 pub mod metrics;
 pub mod models;
+pub mod oidc;
 pub mod opened;
 pub mod prices;
 pub mod proxy;
@@ -38,6 +39,7 @@ pub mod telemetry;
 pub mod upstream;
 pub mod upstream_keys;
 pub mod usage;
+pub mod workloads;
 
 use std::sync::Arc;
 
@@ -184,7 +186,7 @@ pub async fn serve_on(
         admin_address = %admin_address.map_or_else(|| "off".into(), |a| a.to_string()),
         max_connections = gateway.config.connections.max_connections,
         upstream = %gateway.upstream.describe(),
-        gateway_keys = keys,
+        callers = keys,
         currency = %gateway.currency,
         prices = %format!(
             "Mistral's model records of {}, and the policy's declared models",
@@ -199,6 +201,24 @@ pub async fn serve_on(
             help = "declare their prices in the policy's `models:` section, or keep them out of spend-guarded workspaces",
             "models callers may use have no price: requests for them are refused under a spend guard"
         );
+    }
+    let tokens = gateway
+        .policy
+        .load()
+        .as_ref()
+        .and_then(|p| p.tokens.clone());
+    if let Some(tokens) = tokens {
+        // In the background: an issuer that does not answer must not hold up the listener.
+        gateway.tasks.spawn(async move {
+            let without = tokens.warm().await;
+            if !without.is_empty() {
+                tracing::warn!(
+                    issuers = %without.join(", "),
+                    help = "check the issuer's `jwks_url`, discovery or `jwks_file`; the gateway reads the keys again when a token asks for them",
+                    "issuers' signing keys cannot be read: their workloads' tokens are refused until they can"
+                );
+            }
+        });
     }
     let stop_writing = tokio_util::sync::CancellationToken::new();
     let writing = tokio::spawn(audit_writer.run(stop_writing.clone()));

@@ -290,7 +290,7 @@ async fn settle(
         .metrics
         .usage(charge.counts.prompt, charge.counts.completion, charge.cost);
     gateway.metrics.settled(
-        record.key_id.as_deref(),
+        record.meter_name().as_deref(),
         record.workspace.as_deref(),
         charge.tokens,
         charge.cost,

@@ -47,6 +47,7 @@ pub struct Metrics {
     reservations_open: Gauge,
     reloads: Family<Labels, Counter>,
     keys: Gauge,
+    workloads: Gauge,
     store_errors: Counter,
     /// Store failures in the log, at most one warning per period.
     store_failure_log: crate::store::failure_log::FailureLog,
@@ -200,6 +201,12 @@ impl Default for Metrics {
         );
         let keys = Gauge::default();
         registry.register("keys", "Gateway keys in the policy in force", keys.clone());
+        let workloads = Gauge::default();
+        registry.register(
+            "workloads",
+            "Workloads (callers with an issuer's token) in the policy in force",
+            workloads.clone(),
+        );
         let store_errors = Counter::default();
         registry.register(
             "store_errors",
@@ -271,6 +278,7 @@ impl Default for Metrics {
             reservations_open,
             reloads,
             keys,
+            workloads,
             store_errors,
             store_failure_log: crate::store::failure_log::FailureLog::new(),
             store_fallbacks,
@@ -337,10 +345,12 @@ impl Metrics {
     /// its series, and one it dropped loses them.
     pub fn policy(&self, policy: &PolicyState) {
         let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
-        self.keys(policy.callers.len());
+        self.keys(policy.callers.len() - policy.callers.workloads().len());
+        self.workloads
+            .set(i64::try_from(policy.callers.workloads().len()).unwrap_or(i64::MAX));
         let previous = self.series.load_full();
         let mut next = PolicySeries::default();
-        for (key_id, caller) in policy.callers.iter() {
+        for caller in policy.callers.iter() {
             let mut budgets = Vec::new();
             for rule in &caller.grant.rules {
                 let meter = next
@@ -363,7 +373,7 @@ impl Metrics {
                     budgets.push(meter);
                 }
             }
-            next.budgets.insert(key_id.to_owned(), budgets);
+            next.budgets.insert(caller.meter_name(), budgets);
         }
         for name in policy.desired.workspaces.keys() {
             let counters = previous.workspaces.get(name).cloned().unwrap_or_else(|| {

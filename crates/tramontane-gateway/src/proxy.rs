@@ -211,12 +211,16 @@ async fn proxy(
     route: Route,
 ) -> Result<Answer, Refusal> {
     let policy = gateway.policy.load_full().ok_or(Refusal::NotReady)?;
-    let caller = identity::authenticate(&policy, request.headers(), gateway.today())?;
+    let caller = identity::authenticate(
+        &policy,
+        request.headers(),
+        gateway.today(),
+        jiff::Timestamp::now(),
+        record,
+    )
+    .await?;
     check_content_encoding(request.headers())?;
     let target = route.upstream_target(request.uri().path(), request.uri().query());
-    record.key_id = Some(caller.id.to_string());
-    record.holder = Some(caller.holder.to_string());
-    record.workspace = Some(caller.workspace.clone());
     let mut call = Call {
         gateway,
         policy: &policy,

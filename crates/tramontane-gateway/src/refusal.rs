@@ -20,6 +20,17 @@ pub enum Refusal {
     ExpiredKey {
         expired: String,
     },
+    /// A workload's token that does not verify: its own code says why.
+    Token(crate::oidc::TokenRefusal),
+    /// A verified token that no workload of the policy is.
+    NoWorkload {
+        issuer: String,
+        subject: String,
+    },
+    /// A verified token several workloads could be: none is picked.
+    AmbiguousWorkload {
+        workloads: Vec<String>,
+    },
     PathNotFound {
         path: String,
     },
@@ -112,6 +123,12 @@ impl Refusal {
             | Refusal::MalformedKey
             | Refusal::UnknownKey
             | Refusal::ExpiredKey { .. } => StatusCode::UNAUTHORIZED,
+            // The issuer's keys cannot be read: the token may be good, so try again later.
+            Refusal::Token(crate::oidc::TokenRefusal::IssuerUnavailable { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Refusal::Token(_) => StatusCode::UNAUTHORIZED,
+            Refusal::NoWorkload { .. } | Refusal::AmbiguousWorkload { .. } => StatusCode::FORBIDDEN,
             Refusal::PathNotFound { .. } => StatusCode::NOT_FOUND,
             Refusal::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Refusal::InvalidPath { .. } => StatusCode::BAD_REQUEST,
@@ -147,6 +164,9 @@ impl Refusal {
             Refusal::MalformedKey => "malformed_key",
             Refusal::UnknownKey => "unknown_key",
             Refusal::ExpiredKey { .. } => "expired_key",
+            Refusal::Token(refusal) => refusal.code(),
+            Refusal::NoWorkload { .. } => "token_no_workload",
+            Refusal::AmbiguousWorkload { .. } => "token_ambiguous_workload",
             Refusal::PathNotFound { .. } => "path_not_found",
             Refusal::MethodNotAllowed { .. } => "method_not_allowed",
             Refusal::InvalidPath { .. } => "invalid_path",
@@ -213,7 +233,10 @@ impl Refusal {
     pub fn message(&self) -> String {
         match self {
             Refusal::MissingKey => "No gateway key: send `Authorization: Bearer tmt_...` with the key you were issued (`tramontane gateway issue`).".into(),
-            Refusal::MalformedKey => "The Authorization header does not hold a gateway key of the form `tmt_<id>_<secret>`; a Mistral key is not accepted here.".into(),
+            Refusal::MalformedKey => "The Authorization header does not hold a gateway key of the form `tmt_<id>_<secret>` nor a workload's token (a JWT); a Mistral key is not accepted here.".into(),
+            Refusal::Token(refusal) => refusal.message(),
+            Refusal::NoWorkload { issuer, subject } => format!("The token of issuer `{}` for `{}` verifies, but no workload of the policy is this token: its operator can declare one under `workloads:` with this issuer and subject (and the claims that tell it apart).", shown(issuer), shown(subject)),
+            Refusal::AmbiguousWorkload { workloads } => format!("The token could be any of the workloads {}, so the gateway picks none: its operator must tell them apart by a claim.", workloads.join(", ")),
             Refusal::UnknownKey => "This gateway key is unknown or was revoked; ask for a new one.".into(),
             Refusal::ExpiredKey { expired } => format!("This gateway key expired on {expired}; ask for a new one."),
             Refusal::InvalidPath { path } => format!("`{}` holds a dot segment, an empty segment or an encoded separator (`%2e`, `%2f`, `%5c`, `%25` or a backslash); the gateway forwards only plain paths.", shown(path)),

@@ -26,6 +26,8 @@ pub enum PolicyLoadError {
     Invalid { dir: String, report: String },
     #[error(transparent)]
     UpstreamKeys(#[from] UpstreamKeysError),
+    #[error(transparent)]
+    Issuers(#[from] crate::oidc::IssuerSettingsError),
 }
 
 impl PolicyLoadError {
@@ -35,17 +37,19 @@ impl PolicyLoadError {
                 "fix the errors shown (`tramontane validate` shows them too); a running gateway keeps its last valid policy meanwhile"
             }
             PolicyLoadError::UpstreamKeys(error) => error.help(),
+            PolicyLoadError::Issuers(error) => error.help(),
         }
     }
 }
 
 /// Loads and checks the policy and the upstream keys into a state ready to swap in.
-/// `previous` holds the keys in force on a reload: if the key directory cannot be read at
-/// all then, they stay, so a revocation in the policy still takes effect.
+/// `previous` is the state in force on a reload: if the key directory cannot be read at all
+/// then, its upstream keys stay, so a revocation in the policy still takes effect; and the
+/// issuers' signing keys it cached are kept where the issuer's key source did not change.
 pub fn load(
     gateway_config: &crate::config::GatewayConfig,
     today: jiff::civil::Date,
-    previous: Option<&UpstreamKeys>,
+    previous: Option<&PolicyState>,
 ) -> Result<PolicyState, PolicyLoadError> {
     let dir = &gateway_config.policies;
     let loaded = policy::load(dir, &LoadOptions::new(today));
@@ -72,13 +76,18 @@ pub fn load(
             (Ok(keys), _) => keys,
             (Err(error), Some(previous)) => {
                 tracing::error!(%error, help = error.help(), "the upstream keys read before stay in force; the policy is reloaded");
-                previous.clone()
+                previous.upstream_keys.clone()
             }
             (Err(error), None) => return Err(error.into()),
         },
         None => UpstreamKeys::default(),
     };
     let callers = CallerTable::of(&loaded.desired);
+    let tokens = crate::workloads::verifier_of(
+        &loaded.desired,
+        previous.and_then(|previous| previous.tokens.as_deref()),
+        gateway_config.issuer_keys_refresh,
+    )?;
     let catalog =
         tramontane::policy::catalog::Catalog::bundled().with_declared(&loaded.desired.models);
     let prices = crate::prices::PriceTable::from_catalog(&catalog, gateway_config.currency);
@@ -88,6 +97,7 @@ pub fn load(
         alert_problems,
         desired: loaded.desired,
         callers,
+        tokens,
         upstream_keys,
         expired,
         prices: Arc::new(prices),
@@ -98,8 +108,7 @@ pub fn load(
 /// Loads the policy again and swaps it in if it validates and differs.
 pub fn reload(gateway: &Gateway, why: &str) {
     let current = gateway.policy.load_full();
-    let previous = current.as_ref().map(|current| &current.upstream_keys);
-    match load(&gateway.config, gateway.today(), previous) {
+    match load(&gateway.config, gateway.today(), current.as_deref()) {
         Ok(state) => {
             let unchanged = current.as_ref().is_some_and(|current| {
                 current.desired == state.desired
@@ -117,7 +126,7 @@ pub fn reload(gateway: &Gateway, why: &str) {
             gateway.policy.store(Some(Arc::new(state)));
             gateway.join_models();
             gateway.metrics.reload(true);
-            tracing::info!(trigger = why, gateway_keys = keys, "policy reloaded");
+            tracing::info!(trigger = why, callers = keys, "policy reloaded");
         }
         Err(error) => {
             gateway.metrics.reload(false);

@@ -108,7 +108,28 @@ async fn readyz(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
             unpriced.join(", ")
         )
     };
-    (StatusCode::OK, format!("ready\n{store}{prices}"))
+    // An issuer whose keys cannot be read refuses its workloads' tokens (fail closed); the
+    // gateway still serves gateway keys and every other issuer, so it stays ready.
+    let issuers = match gateway
+        .policy
+        .load()
+        .as_ref()
+        .and_then(|p| p.tokens.clone())
+    {
+        None => String::new(),
+        Some(tokens) => {
+            let without = tokens.warm().await;
+            if without.is_empty() {
+                "issuers: every issuer's signing keys are read\n".to_owned()
+            } else {
+                format!(
+                    "issuers: no signing keys for {} (their tokens are refused)\n",
+                    without.join(", ")
+                )
+            }
+        }
+    };
+    (StatusCode::OK, format!("ready\n{store}{prices}{issuers}"))
 }
 
 async fn metrics(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {

@@ -6,6 +6,8 @@
 pub mod fake_api;
 pub mod fake_github;
 pub mod fake_inference;
+pub mod fake_issuer;
+mod fake_issuer_keys;
 pub mod gateway;
 pub mod gateway_client;
 pub mod orgs;

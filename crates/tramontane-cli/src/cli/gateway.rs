@@ -85,6 +85,11 @@ pub struct ServeArgs {
     #[arg(long, default_value = "30s")]
     pub reload_poll: SignedDuration,
 
+    /// At most one read of an issuer's signing keys in this long; a token with a key the
+    /// gateway does not hold asks for one.
+    #[arg(long, default_value = "30s")]
+    pub issuer_keys_refresh: SignedDuration,
+
     /// How long requests in flight may take to finish after SIGTERM or ctrl-c.
     #[arg(long, default_value = "30s")]
     pub shutdown_grace: SignedDuration,
@@ -169,6 +174,8 @@ fn config(args: &ServeArgs) -> Result<GatewayConfig, CommandError> {
     config.models_refresh =
         duration("models-refresh", args.models_refresh)?.max(Duration::from_secs(1));
     config.reload_poll = duration("reload-poll", args.reload_poll)?;
+    config.issuer_keys_refresh =
+        duration("issuer-keys-refresh", args.issuer_keys_refresh)?.max(Duration::from_secs(1));
     config.shutdown_grace = duration("shutdown-grace", args.shutdown_grace)?;
     config.today = args.today;
     config.store = store(args)?;

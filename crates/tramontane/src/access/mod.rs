@@ -24,6 +24,7 @@ pub enum SubjectKind {
     Workspace,
     Key,
     GatewayKey,
+    Workload,
     Team,
     Member,
 }
@@ -35,6 +36,7 @@ impl SubjectKind {
             SubjectKind::Workspace => "workspace",
             SubjectKind::Key => "key",
             SubjectKind::GatewayKey => "gateway key",
+            SubjectKind::Workload => "workload",
             SubjectKind::Team => "team",
             SubjectKind::Member => "member",
         }
@@ -186,6 +188,52 @@ impl Access {
                 )),
             }
             subjects.insert(subject(SubjectKind::GatewayKey, id), attributes);
+        }
+
+        for (name, workload) in &runtime.workloads {
+            let mut token = vec![
+                format!("issuer {}", workload.issuer),
+                format!("sub {}", workload.subject),
+            ];
+            token.extend(
+                workload
+                    .claims
+                    .iter()
+                    .map(|(claim, value)| format!("{claim} {value}")),
+            );
+            if let Some(trust) = &workload.trust {
+                token.extend(
+                    trust
+                        .audiences
+                        .iter()
+                        .map(|audience| format!("aud {audience}")),
+                );
+            }
+            let mut attributes = vec![
+                ("token", Value::set(token)),
+                ("workspace", Value::text(workload.workspace.clone())),
+            ];
+            match &workload.limits {
+                Some(limits) => attributes.extend([
+                    ("models", models(&limits.models)),
+                    (
+                        "max_tokens_per_request",
+                        limit(limits.max_tokens_per_request, "no limit"),
+                    ),
+                    (
+                        "rules",
+                        rules(
+                            limits,
+                            &workload.workspace,
+                            &RuleScope::Workload(name.clone()),
+                        ),
+                    ),
+                ]),
+                None => {
+                    attributes.push(("models", Value::text("none: the workspace is not defined")))
+                }
+            }
+            subjects.insert(subject(SubjectKind::Workload, name), attributes);
         }
 
         for (name, team) in &runtime.teams {

@@ -255,6 +255,7 @@ impl<P: Provider> Engine<'_, P> {
             // `runtime_record`).
             ChangeSpec::Runtime { .. }
             | ChangeSpec::GatewayKey { .. }
+            | ChangeSpec::Workload { .. }
             | ChangeSpec::Alerts { .. } => {}
         }
         Ok(None)

@@ -263,9 +263,10 @@ fn wave(change: &Change) -> Option<u8> {
         ChangeSpec::KeyDelete(_) => 6,
         // After every platform change, so a caller's limits are put in force only by an
         // apply that got that far.
-        ChangeSpec::Runtime { .. } | ChangeSpec::GatewayKey { .. } | ChangeSpec::Alerts { .. } => {
-            10
-        }
+        ChangeSpec::Runtime { .. }
+        | ChangeSpec::GatewayKey { .. }
+        | ChangeSpec::Workload { .. }
+        | ChangeSpec::Alerts { .. } => 10,
     })
 }
 

@@ -23,6 +23,7 @@ mod kind;
 pub mod live;
 pub mod money;
 pub mod price;
+pub mod workload;
 pub use alerts::{AlertDestination, AlertKind, Alerts, SecretSource};
 pub use budget::Budget;
 pub use declared::{DeclaredModel, DeclaredPrices};
@@ -35,6 +36,7 @@ pub use kind::{Enforcement, Kind};
 pub use live::{LiveInvite, LiveKey, LiveMember, LiveOrg, LiveTeam, LiveWorkspace, RateLimits};
 pub use money::{Money, SpendGuard};
 pub use price::{Currency, ModelPrices, PriceUnit, TierPrices};
+pub use workload::{Issuer, IssuerKeys, Workload};
 
 /// An instant as plans, journals and the sandbox show it: UTC, to the second.
 pub fn timestamp(at: jiff::Timestamp) -> String {
@@ -58,6 +60,12 @@ pub struct DesiredOrg {
     /// Keys callers present to the gateway, by public id: only their digests are here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub gateway_keys: BTreeMap<GatewayKeyId, GatewayKey>,
+    /// OIDC issuers whose tokens the gateway verifies, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub issuers: BTreeMap<String, Issuer>,
+    /// Workloads that call the gateway with an issuer's token, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub workloads: BTreeMap<String, Workload>,
     /// Models the policy declares beside the bundled catalog, by API id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub models: BTreeMap<String, DeclaredModel>,
@@ -76,6 +84,8 @@ impl DesiredOrg {
             && self.teams.is_empty()
             && self.workspaces.is_empty()
             && self.gateway_keys.is_empty()
+            && self.issuers.is_empty()
+            && self.workloads.is_empty()
             && self.organization.is_default()
     }
 }

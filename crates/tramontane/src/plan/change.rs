@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::Action;
 use crate::model::{Alerts, Budget, Enforcement, Kind};
-use crate::runtime::{Caller, GatewayKeyAccess, Limits};
+use crate::runtime::{Caller, GatewayKeyAccess, Limits, WorkloadAccess};
 
 /// One change: where it applies, why, and what it does.
 ///
@@ -148,6 +148,13 @@ pub enum ChangeSpec {
         before: Option<GatewayKeyAccess>,
         after: Option<GatewayKeyAccess>,
     },
+    /// A workload (who a verified token is) against what the last apply put in force:
+    /// `None` before for a new workload, `None` after for one removed.
+    Workload {
+        name: String,
+        before: Option<WorkloadAccess>,
+        after: Option<WorkloadAccess>,
+    },
     /// The gateway's threshold alerts: `None` on a side without an `alerts` section.
     Alerts {
         before: Option<Alerts>,
@@ -175,6 +182,7 @@ impl ChangeSpec {
             | ChangeSpec::KeyDelete(_) => Kind::ApiKey,
             ChangeSpec::Runtime { .. }
             | ChangeSpec::GatewayKey { .. }
+            | ChangeSpec::Workload { .. }
             | ChangeSpec::Alerts { .. } => Kind::Runtime,
         }
     }
@@ -198,6 +206,7 @@ impl ChangeSpec {
             ChangeSpec::WorkspaceSpendLimit { .. } => Action::Manual,
             ChangeSpec::Runtime { before, after, .. } => sides_action(before, after),
             ChangeSpec::GatewayKey { before, after, .. } => sides_action(before, after),
+            ChangeSpec::Workload { before, after, .. } => sides_action(before, after),
             ChangeSpec::Alerts { before, after } => sides_action(before, after),
         }
     }
@@ -210,6 +219,7 @@ impl ChangeSpec {
             ChangeSpec::WorkspaceSpendLimit { .. } => Enforcement::Console,
             ChangeSpec::Runtime { .. }
             | ChangeSpec::GatewayKey { .. }
+            | ChangeSpec::Workload { .. }
             | ChangeSpec::Alerts { .. } => Enforcement::Runtime,
             _ => Enforcement::Platform,
         }
@@ -274,6 +284,20 @@ impl ChangeSpec {
                 };
                 (side(before), side(after))
             }
+            ChangeSpec::Workload {
+                name,
+                before,
+                after,
+            } => {
+                let side = |access: &Option<WorkloadAccess>| {
+                    value(&WorkloadSide {
+                        caller: WorkloadTag::Workload,
+                        name: name.clone(),
+                        access: access.clone()?,
+                    })
+                };
+                (side(before), side(after))
+            }
             ChangeSpec::Alerts { before, after } => {
                 let side = |alerts: &Option<Alerts>| {
                     value(&AlertsSide {
@@ -311,6 +335,23 @@ pub(super) struct GatewayKeySide {
 #[serde(rename_all = "snake_case")]
 pub(super) enum GatewayKeyTag {
     GatewayKey,
+}
+
+/// A workload and its access: one side of a workload change. `caller` is `workload`, as a
+/// runtime caller's side names its kind.
+#[derive(Serialize, Deserialize)]
+pub(super) struct WorkloadSide {
+    pub caller: WorkloadTag,
+    /// The workload's name under `workloads:`.
+    pub name: String,
+    #[serde(flatten)]
+    pub access: WorkloadAccess,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum WorkloadTag {
+    Workload,
 }
 
 /// The gateway's alerts: one side of an alerts change. `caller` is `alerts`, as a runtime

@@ -42,6 +42,15 @@ impl Change {
             ChangeSpec::GatewayKey { id, before, after } => {
                 Some(gateway_key_effect(id, before.as_ref(), after.as_ref()))
             }
+            ChangeSpec::Workload {
+                name,
+                before,
+                after,
+            } => Some(super::workload_effect::workload_effect(
+                name,
+                before.as_ref(),
+                after.as_ref(),
+            )),
             _ => None,
         }
     }
@@ -168,35 +177,48 @@ fn gateway_key_effect(
                     "{subject} re-issued: the key it had stops working, the new one works"
                 ));
             }
-            match (&old.limits, &new.limits) {
-                (Some(old_limits), Some(new_limits)) => changed_limits(
-                    &mut effect,
-                    &subject,
-                    &new.workspace,
-                    &RuleScope::holder(&new.holder),
-                    old_limits,
-                    new_limits,
-                ),
-                (None, Some(limits)) => {
-                    effect.gains = model_names(&limits.models);
-                    effect.summary.push(format!(
-                        "{subject} gains access: {}",
-                        grant_phrase(limits, &new.workspace, &RuleScope::holder(&new.holder))
-                    ));
-                }
-                (Some(limits), None) => {
-                    effect.loses = model_names(&limits.models);
-                    effect.summary.push(format!(
-                        "{subject} grants nothing any more: its holder does not reach workspace {}",
-                        new.workspace
-                    ));
-                }
-                (None, None) => {}
-            }
+            limits_moved(
+                &mut effect,
+                &subject,
+                &new.workspace,
+                &RuleScope::holder(&new.holder),
+                (old.limits.as_ref(), new.limits.as_ref()),
+                "its holder does not reach workspace",
+            );
         }
         (None, None) => {}
     }
     effect
+}
+
+/// What a change does to a caller whose access may be none on either side: none before is
+/// access gained, none after is access lost (`why_none`, followed by the workspace, says why),
+/// and otherwise each limit that moves.
+pub(super) fn limits_moved(
+    effect: &mut AccessEffect,
+    subject: &str,
+    workspace: &str,
+    own: &RuleScope,
+    (old, new): (Option<&Limits>, Option<&Limits>),
+    why_none: &str,
+) {
+    match (old, new) {
+        (Some(old), Some(new)) => changed_limits(effect, subject, workspace, own, old, new),
+        (None, Some(limits)) => {
+            effect.gains = model_names(&limits.models);
+            effect.summary.push(format!(
+                "{subject} gains access: {}",
+                grant_phrase(limits, workspace, own)
+            ));
+        }
+        (Some(limits), None) => {
+            effect.loses = model_names(&limits.models);
+            effect.summary.push(format!(
+                "{subject} grants nothing any more: {why_none} {workspace}"
+            ));
+        }
+        (None, None) => {}
+    }
 }
 
 /// The models gained and lost and each limit that moves, between two sides of one caller.
@@ -282,7 +304,7 @@ fn changed_limits(
 }
 
 /// What a new caller may do in `workspace`: its models, then each limit it has.
-fn grant_phrase(limits: &Limits, workspace: &str, own: &RuleScope) -> String {
+pub(super) fn grant_phrase(limits: &Limits, workspace: &str, own: &RuleScope) -> String {
     let mut phrase = format!(
         "can call {} in workspace {workspace}",
         models_phrase(&limits.models)
@@ -304,7 +326,7 @@ fn grant_phrase(limits: &Limits, workspace: &str, own: &RuleScope) -> String {
     phrase
 }
 
-fn models_phrase(models: &Models) -> String {
+pub(super) fn models_phrase(models: &Models) -> String {
     match models {
         Models::Every => "every model".into(),
         Models::Only(names) if names.is_empty() => "no model".into(),
@@ -312,7 +334,7 @@ fn models_phrase(models: &Models) -> String {
     }
 }
 
-fn model_names(models: &Models) -> Vec<String> {
+pub(super) fn model_names(models: &Models) -> Vec<String> {
     match models {
         Models::Every => vec![ALL_MODELS.to_owned()],
         Models::Only(names) => names.iter().cloned().collect(),

@@ -17,6 +17,7 @@ pub mod review;
 mod runtime_section;
 pub mod saved;
 mod wire;
+mod workload_effect;
 
 use serde::{Deserialize, Serialize};
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::change::{
     ArchivedWorkspace, CallerSide, Change, ChangeSpec, DeletedTeam, GatewayKeySide, KeySpec,
     LiveKeyRef, MemberSpec, NewTeam, NewWorkspace, RolesSide, SpendLimitSide, TeamState,
-    WorkspaceState,
+    WorkloadSide, WorkspaceState,
 };
 use super::{AccessEffect, Action};
 use crate::model::{Budget, Enforcement, Kind};
@@ -178,6 +178,24 @@ fn decode(wire: &WireChange) -> Result<ChangeSpec, String> {
                 after: after.map(|side| side.access),
             }
         }
+        (Kind::Runtime, action @ (Action::Create | Action::Update | Action::Delete))
+            if has_caller(wire, "workload") =>
+        {
+            let before =
+                tagged_side::<WorkloadSide>(&wire.before, "before", action != Action::Create)?;
+            let after =
+                tagged_side::<WorkloadSide>(&wire.after, "after", action != Action::Delete)?;
+            let name = one_subject(
+                before.as_ref().map(|side| &side.name),
+                after.as_ref().map(|side| &side.name),
+                "workloads",
+            )?;
+            ChangeSpec::Workload {
+                name,
+                before: before.map(|side| side.access),
+                after: after.map(|side| side.access),
+            }
+        }
         (Kind::Runtime, action @ (Action::Create | Action::Update | Action::Delete)) => {
             let before = runtime_side(&wire.before, "before", action != Action::Create)?;
             let after = runtime_side(&wire.after, "after", action != Action::Delete)?;
@@ -267,10 +285,29 @@ fn alerts_side(
 }
 
 fn is_gateway_key(wire: &WireChange) -> bool {
+    has_caller(wire, "gateway_key")
+}
+
+/// Whether a side of a runtime change says `"caller": <tag>`.
+fn has_caller(wire: &WireChange, tag: &str) -> bool {
     [&wire.before, &wire.after]
         .into_iter()
         .flatten()
-        .any(|side| side.get("caller").and_then(Value::as_str) == Some("gateway_key"))
+        .any(|side| side.get("caller").and_then(Value::as_str) == Some(tag))
+}
+
+/// One side of a tagged runtime change: present exactly where the action says.
+fn tagged_side<T: DeserializeOwned>(
+    value: &Option<Value>,
+    which: &str,
+    wanted: bool,
+) -> Result<Option<T>, String> {
+    match (value, wanted) {
+        (Some(_), true) => side::<T>(value, which).map(Some),
+        (None, false) => Ok(None),
+        (None, true) => Err(format!("has no `{which}`")),
+        (Some(_), false) => Err(format!("has a `{which}`, which its action has none of")),
+    }
 }
 
 /// One side of a gateway key change: present exactly where the action says.

@@ -196,6 +196,25 @@ codes! {
          environment variable of the gateway) or `url: { file: /path/to/file }` (a file on \
          the gateway's machine). Move the URL there, and treat the one committed as leaked: \
          rotate it.";
+    UnknownIssuer = "E054", Error, "a workload names an issuer that is not defined",
+        "A workload is matched on tokens of one issuer, named under `issuers` with its `iss`, \
+         its signing keys and the audiences accepted. Define the issuer, or fix the name.";
+    IssuerKeySource = "E055", Error, "an issuer's signing keys cannot be read safely",
+        "The gateway verifies a token's signature with its issuer's public keys, read from \
+         exactly one of `jwks_url`, `discovery: true` (the issuer's \
+         `/.well-known/openid-configuration`) or `jwks_file`. A URL must be `https://`: keys \
+         read over plain HTTP could be replaced on the way, and anyone who can do that can \
+         mint tokens. Plain `http://` is accepted only to a loopback address.";
+    WorkloadUnmatchable = "E056", Error, "no token could match a workload",
+        "A workload matches a token by its issuer's `iss`, its exact `subject` and its exact \
+         `claims`. The registered claims (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`) are \
+         checked by the gateway itself and are not strings a workload can require: write the \
+         subject under `subject` and the audience under the issuer's `audiences`.";
+    WorkloadsOverlap = "E057", Error, "one token could match two workloads",
+        "Two workloads of one issuer with the same `subject` and no claim that tells them \
+         apart would both match one token, and the gateway cannot pick whose limits apply: it \
+         would refuse the token. Add a claim that differs (such as GitHub's `environment`), or \
+         merge the two workloads.";
     KeyNeverExpires = "W001", Warning, "a key never expires",
         "A key without `expires` or `expires_after_days` stays valid until someone deletes it. \
          Security teams usually want every key to expire and be rotated.";

@@ -274,6 +274,12 @@ fn decode_into(desired: &mut DesiredOrg, section: Section, name: &str, value: Js
         Section::Models => serde_json::from_value(value)
             .map(|v| desired.models.insert(name, v))
             .is_ok(),
+        Section::Issuers => serde_json::from_value(value)
+            .map(|v| desired.issuers.insert(name, v))
+            .is_ok(),
+        Section::Workloads => serde_json::from_value(value)
+            .map(|v| desired.workloads.insert(name, v))
+            .is_ok(),
         Section::GatewayKeys => match crate::model::GatewayKeyId::parse(&name) {
             Ok(id) => serde_json::from_value(value)
                 .map(|v| desired.gateway_keys.insert(id, v))

@@ -91,16 +91,20 @@ pub enum Section {
     Workspaces,
     GatewayKeys,
     Models,
+    Issuers,
+    Workloads,
 }
 
 impl Section {
-    const ALL: [Section; 6] = [
+    const ALL: [Section; 8] = [
         Section::Members,
         Section::Roles,
         Section::Teams,
         Section::Workspaces,
         Section::GatewayKeys,
         Section::Models,
+        Section::Issuers,
+        Section::Workloads,
     ];
 
     pub fn key(self) -> &'static str {
@@ -111,6 +115,8 @@ impl Section {
             Section::Workspaces => "workspaces",
             Section::GatewayKeys => "gateway_keys",
             Section::Models => "models",
+            Section::Issuers => "issuers",
+            Section::Workloads => "workloads",
         }
     }
 
@@ -122,6 +128,8 @@ impl Section {
             Section::Workspaces => "workspace",
             Section::GatewayKeys => "gateway key",
             Section::Models => "model",
+            Section::Issuers => "issuer",
+            Section::Workloads => "workload",
         }
     }
 }

@@ -77,6 +77,8 @@ impl PolicySchema {
             Context::Key(..) => &self.document["$defs"]["key"],
             Context::Secret(..) => &self.document["$defs"]["key"]["properties"]["secret"],
             Context::GatewayKey(_) => &self.document["$defs"]["gatewayKey"],
+            Context::Issuer(_) => &self.document["$defs"]["issuer"],
+            Context::Workload(_) => &self.document["$defs"]["workload"],
             Context::WorkspaceGateway(_) => &self.document["$defs"]["workspaceGateway"],
             Context::SpendGuard(_) => &self.document["$defs"]["spendGuard"],
             Context::Other => return Vec::new(),
@@ -94,6 +96,8 @@ impl PolicySchema {
             Context::Key(..) => &self.document["$defs"]["key"],
             Context::Workspace(_) => &self.document["$defs"]["workspace"],
             Context::GatewayKey(_) => &self.document["$defs"]["gatewayKey"],
+            Context::Issuer(_) => &self.document["$defs"]["issuer"],
+            Context::Workload(_) => &self.document["$defs"]["workload"],
             _ => return None,
         };
         definition["properties"][property]["description"].as_str()
@@ -460,6 +464,8 @@ enum Context {
     Key(String, String),
     Secret(String, String),
     GatewayKey(String),
+    Issuer(String),
+    Workload(String),
     WorkspaceGateway(String),
     /// A spend guard, described by what it guards.
     SpendGuard(String),
@@ -490,6 +496,8 @@ impl Context {
                 Context::Secret((*workspace).into(), (*key).into())
             }
             ["gateway_keys", id] => Context::GatewayKey((*id).into()),
+            ["issuers", name] => Context::Issuer((*name).into()),
+            ["workloads", name] => Context::Workload((*name).into()),
             ["workspaces", workspace, "gateway"] => Context::WorkspaceGateway((*workspace).into()),
             [owner @ .., "spend_guard"] if !owner.is_empty() => {
                 let owner_path: Vec<Segment> = path[..path.len() - 1].to_vec();
@@ -513,6 +521,8 @@ impl Context {
                 format!("the secret of key `{key}` in workspace `{workspace}`")
             }
             Context::GatewayKey(id) => format!("gateway key `{id}`"),
+            Context::Issuer(name) => format!("issuer `{name}`"),
+            Context::Workload(name) => format!("workload `{name}`"),
             Context::WorkspaceGateway(workspace) => {
                 format!("the `gateway` of workspace `{workspace}`")
             }

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 mod gateway;
 mod models;
+mod workloads;
 
 use models::model_diagnostic;
 
@@ -43,8 +44,22 @@ pub(super) fn check(
     checker.teams();
     checker.workspaces();
     checker.gateway_keys();
+    checker.issuers();
+    checker.workloads();
     checker.spend_guards(sources);
     checker.found
+}
+
+/// `did you mean …?` when a candidate is close to `name`, else `otherwise`.
+fn did_you_mean<'c>(
+    name: &str,
+    candidates: impl Iterator<Item = &'c str>,
+    otherwise: impl FnOnce() -> String,
+) -> String {
+    match closest(name, candidates) {
+        Some(suggestion) => format!("did you mean `{suggestion}`?"),
+        None => otherwise(),
+    }
 }
 
 impl Checker<'_> {
@@ -320,7 +335,7 @@ impl Checker<'_> {
                     self.key_models_subset(
                         name,
                         workspace.models.as_deref(),
-                        key_name,
+                        &format!("key `{key_name}`"),
                         models,
                         &key_item,
                     );
@@ -468,7 +483,7 @@ impl Checker<'_> {
         &mut self,
         workspace_name: &str,
         workspace_models: Option<&[String]>,
-        key_name: &str,
+        caller: &str,
         key_models: &[String],
         key_item: &dyn Fn(&[&str], usize) -> Option<Span>,
     ) {
@@ -506,12 +521,12 @@ impl Checker<'_> {
             let mut diagnostic = Diagnostic::new(
                 Code::KeyModelsNotSubset,
                 format!(
-                    "key `{key_name}` allows {what}, which workspace `{workspace_name}` does not"
+                    "{caller} allows {what}, which workspace `{workspace_name}` does not"
                 ),
             )
             .label("not in the workspace's models")
             .help(format!(
-                "the workspace allows: {}; remove this model from the key or add it to the workspace",
+                "the workspace allows: {}; remove this model from {caller} or add it to the workspace",
                 workspace_models.join(", ")
             ));
             if let Some(span) = workspace_span {

@@ -377,6 +377,10 @@ fn runtime_line(plan: &Plan) -> String {
     if gateway_keys > 0 {
         parts.push(format!("{gateway_keys} gateway key(s)"));
     }
+    let workloads = runtime.effective.workloads.len();
+    if workloads > 0 {
+        parts.push(format!("{workloads} workload(s)"));
+    }
     let last = parts.pop().unwrap_or_default();
     format!(
         "Runtime: {} and {last} are enforced by the gateway, not the platform; they travel in the plan's `runtime` section.",

@@ -1,5 +1,5 @@
 //! Spend guards as callers meet them: each guard counts the spending of one group (a
-//! workspace, a team, a service key), so a caller is held by every guard of every group it
+//! workspace, a team, a service key, a workload), so a caller is held by every guard of every group it
 //! spends for, and two callers of one group share that group's guard.
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,8 @@ pub enum GuardScope {
     Team(String),
     /// One service key, by address (`workspace.W.key.K`).
     Key(String),
+    /// One workload, by name.
+    Workload(String),
 }
 
 /// A spend guard and the group it counts for.

@@ -27,6 +27,7 @@ mod gateway_keys;
 mod guards;
 mod models;
 mod rule;
+mod workloads;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -37,6 +38,7 @@ pub use gateway_keys::{GatewayKeyAccess, fingerprint};
 pub use guards::{GuardScope, SharedGuard, key_address};
 pub use models::Models;
 pub use rule::{Measure, Rule, RuleScope, Window};
+pub use workloads::{IssuerTrust, WorkloadAccess};
 
 use crate::model::{
     AccessProfile, Budget, DesiredOrg, Expiry, OrganizationRole, SpendGuard, Workspace,
@@ -62,6 +64,9 @@ pub struct Runtime {
     /// Gateway keys by public id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub gateway_keys: BTreeMap<String, GatewayKeyAccess>,
+    /// Workloads (the policy's `workloads:`) by name, each with its issuer's trust.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub workloads: BTreeMap<String, WorkloadAccess>,
     /// The threshold alerts the gateway sends (the policy's `alerts`, URLs by where they are
     /// read, never themselves). Absent from records made before it was added.
     #[serde(default, skip_serializing_if = "crate::model::Alerts::is_default")]
@@ -138,6 +143,7 @@ impl Limits {
                 GuardScope::Workspace(name) => RuleScope::Workspace(name.clone()),
                 GuardScope::Team(name) => RuleScope::Team(name.clone()),
                 GuardScope::Key(address) => RuleScope::Key(address.clone()),
+                GuardScope::Workload(name) => RuleScope::Workload(name.clone()),
             };
             for (window, amount) in [
                 (Window::Hour, shared.guard.hour),
@@ -340,6 +346,8 @@ impl Runtime {
             .collect();
         let gateway_keys =
             gateway_keys::gateway_keys_of(&desired.gateway_keys, &workspaces, &members);
+        let workloads =
+            workloads::workloads_of(&desired.issuers, &desired.workloads, &workspaces, catalog);
         Runtime {
             organization: OrganizationAccess {
                 spend_limit: desired.organization.spend_limit.map(Budget::of),
@@ -349,6 +357,7 @@ impl Runtime {
             teams,
             members,
             gateway_keys,
+            workloads,
             alerts: desired.alerts.clone(),
         }
     }

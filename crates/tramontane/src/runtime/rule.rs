@@ -26,6 +26,8 @@ pub enum RuleScope {
     Team(String),
     /// Every caller of the workspace together.
     Workspace(String),
+    /// One workload (the policy's `workloads:`), by name, across every token it presents.
+    Workload(String),
 }
 
 impl RuleScope {
@@ -45,6 +47,7 @@ impl RuleScope {
             RuleScope::Member(_) => "member",
             RuleScope::Team(_) => "team",
             RuleScope::Workspace(_) => "workspace",
+            RuleScope::Workload(_) => "workload",
         }
     }
 
@@ -53,7 +56,8 @@ impl RuleScope {
             RuleScope::Key(name)
             | RuleScope::Member(name)
             | RuleScope::Team(name)
-            | RuleScope::Workspace(name) => name,
+            | RuleScope::Workspace(name)
+            | RuleScope::Workload(name) => name,
         }
     }
 }
@@ -154,6 +158,7 @@ impl Rule {
             (RuleScope::Team(_), Measure::Spend) => format!("team `{name}` together"),
             (RuleScope::Team(_), _) => format!("each member of team `{name}`"),
             (RuleScope::Workspace(_), _) => format!("workspace `{name}` together"),
+            (RuleScope::Workload(_), _) => format!("workload `{name}`"),
         }
     }
 }

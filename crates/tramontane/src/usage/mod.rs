@@ -91,8 +91,17 @@ pub struct Probe {
 pub fn probes(runtime: &Runtime, now: Timestamp) -> Vec<Probe> {
     let mut seen = BTreeSet::new();
     let mut probes = Vec::new();
-    for (caller, limits) in runtime.callers() {
-        for rule in limits.rules(caller.workspace(), &caller.own_scope()) {
+    let callers = runtime
+        .callers()
+        .into_iter()
+        .map(|(caller, limits)| limits.rules(caller.workspace(), &caller.own_scope()));
+    // A workload counts its own rules as a service key does, beside its workspace's.
+    let workloads = runtime.workloads.iter().filter_map(|(name, workload)| {
+        let limits = workload.limits.as_ref()?;
+        Some(limits.rules(&workload.workspace, &RuleScope::Workload(name.clone())))
+    });
+    for rules in callers.chain(workloads) {
+        for rule in rules {
             if matches!(rule.scope, RuleScope::Team(_)) && rule.measure != Measure::Spend {
                 continue;
             }

@@ -189,3 +189,29 @@ fn the_docs_show_the_table_as_rendered() {
         "docs/usage.md should show, after `<!-- usage-table -->`:\n{shown}"
     );
 }
+
+#[test]
+fn a_workloads_rules_are_probed_beside_the_callers() {
+    let desired: crate::model::DesiredOrg = serde_json::from_value(serde_json::json!({
+        "workspaces": {"prod": {"rpm": 60}},
+        "issuers": {"gh": {"issuer": "https://token.actions.githubusercontent.com",
+                           "discovery": true, "audiences": ["tramontane"]}},
+        "workloads": {"notes": {"issuer": "gh", "subject": "repo:acme/app:environment:prod",
+                                "workspace": "prod", "daily_token_budget": 1000,
+                                "spend_guard": {"day": 2}}}
+    }))
+    .unwrap();
+    let runtime = Runtime::of(&desired, crate::policy::catalog::Catalog::bundled());
+    let ids: Vec<String> = probes(&runtime, at("2026-11-26T10:15:00Z"))
+        .into_iter()
+        .map(|probe| probe.rule.id)
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "workload:notes:spend:day",
+            "workload:notes:tokens:day",
+            "workspace:prod:requests:minute"
+        ]
+    );
+}

@@ -98,6 +98,7 @@ pub fn diff_against(input: &PlanInput<'_>, recorded: Option<&Runtime>) -> Plan {
             runtime::runtime_changes(recorded, &effective)
                 .into_iter()
                 .chain(runtime::gateway_key_changes(recorded, &effective))
+                .chain(runtime::workload_changes(recorded, &effective))
                 .chain(runtime::alert_changes(recorded, &effective))
                 .partition(|change| change.action == Action::Delete);
         creates_and_updates.extend(rest);

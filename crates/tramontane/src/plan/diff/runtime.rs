@@ -66,6 +66,43 @@ pub(super) fn gateway_key_changes(recorded: &Runtime, effective: &Runtime) -> Ve
         .collect()
 }
 
+/// The workload changes from `recorded` to `effective`, one per workload added, removed, or
+/// changed in the token it must present (its issuer's trust included) or the access it gets.
+pub(super) fn workload_changes(recorded: &Runtime, effective: &Runtime) -> Vec<Change> {
+    let (before, after) = (&recorded.workloads, &effective.workloads);
+    let names: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let old = before.get(name);
+            let new = after.get(name);
+            let reason = match (old, new) {
+                (None, Some(_)) => {
+                    "a new workload: the gateway accepts its tokens once it loads this policy"
+                }
+                (Some(_), None) => {
+                    "removed: the gateway refuses this workload's tokens once it loads this policy"
+                }
+                (Some(old), Some(new)) if old != new => {
+                    "the policy changes which tokens are this workload, or what it may do"
+                }
+                _ => return None,
+            };
+            let spec = ChangeSpec::Workload {
+                name: name.clone(),
+                before: old.cloned(),
+                after: new.cloned(),
+            };
+            Some(Change::new(workload_address(name), reason, spec))
+        })
+        .collect()
+}
+
+/// Where a plan shows a change to a workload.
+pub(super) fn workload_address(name: &str) -> String {
+    format!("runtime.workload.{name}")
+}
+
 /// The change to the gateway's threshold alerts from `recorded` to `effective`, if any:
 /// alerts are the gateway's to send, so they change with the runtime record like a caller's
 /// limits.

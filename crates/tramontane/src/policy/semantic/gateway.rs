@@ -8,7 +8,7 @@ use jiff::ToSpan;
 use super::super::diagnostic::{Code, Diagnostic, closest};
 use super::super::source::{SourceSet, Span};
 use super::super::{Section, yaml};
-use super::Checker;
+use super::{Checker, did_you_mean};
 use crate::model::money::MoneyError;
 use crate::model::{GatewayKey, GatewayKeyId, Holder, KeyDigest, Money, SpendGuard};
 
@@ -51,16 +51,16 @@ impl Checker<'_> {
         if self.origins.is_known(Section::Workspaces, &entry.workspace) {
             return;
         }
-        let help = match closest(
+        let help = did_you_mean(
             &entry.workspace,
             self.desired.workspaces.keys().map(String::as_str),
-        ) {
-            Some(suggestion) => format!("did you mean `{suggestion}`?"),
-            None => format!(
-                "define `{}` under `workspaces`, or issue the key for an existing workspace",
-                entry.workspace
-            ),
-        };
+            || {
+                format!(
+                    "define `{}` under `workspaces`, or issue the key for an existing workspace",
+                    entry.workspace
+                )
+            },
+        );
         self.push(
             self.gateway_key_span(id, &["workspace"]),
             Diagnostic::new(
@@ -354,6 +354,17 @@ impl Checker<'_> {
                         guard,
                     ));
                 }
+            }
+        }
+        for (name, workload) in &self.desired.workloads {
+            if let Some(guard) = workload.spend_guard {
+                guards.push((
+                    Section::Workloads,
+                    name.clone(),
+                    Vec::new(),
+                    format!("workload `{name}`"),
+                    guard,
+                ));
             }
         }
         for (section, name, prefix, owner, guard) in guards {
