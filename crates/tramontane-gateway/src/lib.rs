@@ -206,7 +206,8 @@ pub async fn serve_on(
         .policy
         .load()
         .as_ref()
-        .and_then(|p| p.tokens.clone());
+        .map(|p| p.tokens.clone())
+        .filter(|tokens| tokens.issuers().next().is_some());
     if let Some(tokens) = tokens {
         // In the background: an issuer that does not answer must not hold up the listener.
         gateway.tasks.spawn(async move {

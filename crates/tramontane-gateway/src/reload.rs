@@ -85,7 +85,7 @@ pub fn load(
     let callers = CallerTable::of(&loaded.desired);
     let tokens = crate::workloads::verifier_of(
         &loaded.desired,
-        previous.and_then(|previous| previous.tokens.as_deref()),
+        previous.map(|previous| &*previous.tokens),
         gateway_config.issuer_keys_refresh,
     )?;
     let catalog =

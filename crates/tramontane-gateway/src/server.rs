@@ -110,12 +110,8 @@ async fn readyz(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
     };
     // An issuer whose keys cannot be read refuses its workloads' tokens (fail closed); the
     // gateway still serves gateway keys and every other issuer, so it stays ready.
-    let issuers = match gateway
-        .policy
-        .load()
-        .as_ref()
-        .and_then(|p| p.tokens.clone())
-    {
+    let tokens = gateway.policy.load().as_ref().map(|p| p.tokens.clone());
+    let issuers = match tokens.filter(|tokens| tokens.issuers().next().is_some()) {
         None => String::new(),
         Some(tokens) => {
             let without = tokens.warm().await;
@@ -143,7 +139,7 @@ async fn metrics(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
     let policy = gateway.policy.load_full();
     gateway
         .metrics
-        .issuers(policy.as_ref().and_then(|policy| policy.tokens.as_deref()));
+        .issuers(policy.as_ref().map(|policy| &*policy.tokens));
     (
         [(
             CONTENT_TYPE,

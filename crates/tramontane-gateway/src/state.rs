@@ -30,8 +30,8 @@ const SANDBOX_KEY: &str = "sandbox-upstream-key";
 pub struct PolicyState {
     pub desired: DesiredOrg,
     pub callers: CallerTable,
-    /// Verifies workloads' tokens against the policy's issuers; `None` without issuers.
-    pub tokens: Option<Arc<crate::oidc::Verifier>>,
+    /// Verifies workloads' tokens against the policy's issuers (none: every token refused).
+    pub tokens: Arc<crate::oidc::Verifier>,
     pub upstream_keys: UpstreamKeys,
     /// Validation's messages about gateway keys past their expiry: refused, not fatal.
     pub expired: Vec<String>,

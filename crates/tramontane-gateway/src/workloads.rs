@@ -119,15 +119,13 @@ impl WorkloadTable {
 }
 
 /// The verifier for the policy's issuers, keeping the cached keys of `previous` for every
-/// issuer whose key source did not change; `None` when the policy trusts no issuer.
+/// issuer whose key source did not change. A policy that trusts no issuer still gets one,
+/// which refuses every token by the `iss` it names.
 pub fn verifier_of(
     desired: &DesiredOrg,
     previous: Option<&Verifier>,
     refresh_interval: Duration,
-) -> Result<Option<Arc<Verifier>>, IssuerSettingsError> {
-    if desired.issuers.is_empty() {
-        return Ok(None);
-    }
+) -> Result<Arc<Verifier>, IssuerSettingsError> {
     let issuers: Vec<IssuerSettings> = desired
         .issuers
         .iter()
@@ -158,7 +156,7 @@ pub fn verifier_of(
             },
         )?,
     };
-    Ok(Some(Arc::new(verifier)))
+    Ok(Arc::new(verifier))
 }
 
 #[cfg(test)]

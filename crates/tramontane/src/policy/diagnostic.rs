@@ -215,6 +215,11 @@ codes! {
          apart would both match one token, and the gateway cannot pick whose limits apply: it \
          would refuse the token. Add a claim that differs (such as GitHub's `environment`), or \
          merge the two workloads.";
+    DuplicateIssuer = "E058", Error, "two issuers have the same `iss`",
+        "The gateway picks a token's issuer by its `iss`, so two entries of `issuers` with the \
+         same `issuer` would leave it to guess whose keys, audiences and lifetime apply. Keep \
+         one entry per `iss`: list every audience it accepts under that one entry's \
+         `audiences`.";
     KeyNeverExpires = "W001", Warning, "a key never expires",
         "A key without `expires` or `expires_after_days` stays valid until someone deletes it. \
          Security teams usually want every key to expire and be rotated.";

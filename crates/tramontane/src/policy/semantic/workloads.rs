@@ -11,9 +11,32 @@ use crate::model::{Issuer, Workload};
 
 impl Checker<'_> {
     pub(super) fn issuers(&mut self) {
+        let mut seen: Vec<(&str, &str)> = Vec::new();
         for (name, issuer) in &self.desired.issuers {
             self.issuer_keys(name, issuer);
+            match seen.iter().find(|(_, iss)| *iss == issuer.issuer) {
+                Some((first, _)) => self.same_iss(name, first, &issuer.issuer),
+                None => seen.push((name, &issuer.issuer)),
+            }
         }
+    }
+
+    fn same_iss(&mut self, name: &str, first: &str, iss: &str) {
+        let mut diagnostic = Diagnostic::new(
+            Code::DuplicateIssuer,
+            format!("issuers `{first}` and `{name}` both have the `iss` `{iss}`"),
+        )
+        .label(format!("the same `iss` as issuer `{first}`"))
+        .help(format!(
+            "keep one entry for `{iss}` and list every audience it accepts under its `audiences`"
+        ));
+        if let Some(span) = self.origins.span(Section::Issuers, first, &["issuer"]) {
+            diagnostic = diagnostic.note(span, format!("issuer `{first}`"));
+        }
+        self.push(
+            self.origins.span(Section::Issuers, name, &["issuer"]),
+            diagnostic,
+        );
     }
 
     fn issuer_keys(&mut self, name: &str, issuer: &Issuer) {
