@@ -178,7 +178,7 @@ fn read_url(destination: &str, source: &SecretSource) -> Result<SecretString, Al
         .ok()
         .is_some_and(|uri| match (uri.scheme_str(), uri.host()) {
             (Some("https"), Some(_)) => true,
-            (Some("http"), Some(host)) => is_loopback(host),
+            (Some("http"), Some(host)) => tramontane::tls::is_loopback_host(host),
             _ => false,
         });
     if !allowed {
@@ -188,14 +188,6 @@ fn read_url(destination: &str, source: &SecretSource) -> Result<SecretString, Al
         });
     }
     Ok(SecretString::from(url))
-}
-
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// One threshold reached, claimed by this replica.

@@ -163,21 +163,13 @@ pub(crate) fn fetchable(name: &str, url: &str) -> Result<(), IssuerSettingsError
     let host = parsed.host_str().ok_or_else(not_a_url)?;
     match parsed.scheme() {
         "https" => Ok(()),
-        "http" if is_loopback(host) => Ok(()),
+        "http" if tramontane::tls::is_loopback_host(host) => Ok(()),
         "http" => Err(IssuerSettingsError::PlainHttp {
             name: name.to_owned(),
             url: url.to_owned(),
         }),
         _ => Err(not_a_url()),
     }
-}
-
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ impl HttpUpstream {
             .ok_or_else(|| UpstreamUrlError::Invalid(base.clone()))?;
         match uri.scheme_str() {
             Some("https") => {}
-            Some("http") if is_loopback(host) => {}
+            Some("http") if tramontane::tls::is_loopback_host(host) => {}
             Some("http") => return Err(UpstreamUrlError::PlainHttp(base)),
             _ => return Err(UpstreamUrlError::Invalid(base)),
         }
@@ -110,14 +110,6 @@ impl HttpUpstream {
             .map_err(|error| UpstreamError::Unreachable(describe(&error)))?;
         Ok(response.map(|body| body.map_err(BodyError::new).boxed_unsync()))
     }
-}
-
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The error chain in a few words, never with a header.

@@ -144,12 +144,7 @@ pub fn untrusted_key_url(url: &str) -> Option<&'static str> {
 }
 
 fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(address)) => address.is_loopback(),
-        Some(url::Host::Ipv6(address)) => address.is_loopback(),
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
+    url.host_str().is_some_and(crate::tls::is_loopback_host)
 }
 
 #[cfg(test)]

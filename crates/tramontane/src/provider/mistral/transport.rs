@@ -52,12 +52,7 @@ pub fn may_carry_credentials(url: &url::Url) -> bool {
 }
 
 fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
+    url.host_str().is_some_and(crate::tls::is_loopback_host)
 }
 
 /// A URL as it may be shown: without the user and password it may carry.
