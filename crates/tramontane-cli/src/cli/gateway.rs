@@ -94,6 +94,11 @@ pub struct ServeArgs {
     #[arg(long, default_value = "30s")]
     pub shutdown_grace: SignedDuration,
 
+    /// Threads that serve requests; default one per CPU core. Fewer wake each other less
+    /// where the gateway shares its cores (docs/performance.md).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: Option<u16>,
+
     /// Where limits are counted: `memory` (this process; limits hold per replica) or
     /// `redis://HOST:PORT[/DB]` / `rediss://…` (shared by every replica).
     #[arg(
@@ -198,9 +203,11 @@ fn store(args: &ServeArgs) -> Result<StoreChoice, CommandError> {
 pub fn serve(args: &ServeArgs) -> Result<ExitStatus, CommandError> {
     let config = config(args)?;
     tramontane_gateway::telemetry::init_logging();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.worker_threads {
+        runtime.worker_threads(usize::from(threads));
+    }
+    let runtime = runtime.enable_all().build()?;
     runtime
         .block_on(tramontane_gateway::serve(config))
         .map_err(CommandError::from)?;
@@ -224,6 +231,25 @@ mod tests {
         let mut argv = vec!["serve", "--upstream", "sandbox"];
         argv.extend_from_slice(extra);
         store(&Serve::try_parse_from(argv).unwrap().args)
+    }
+
+    #[test]
+    fn worker_threads_are_a_count_of_at_least_one() {
+        let parse = |threads: &str| {
+            Serve::try_parse_from([
+                "serve",
+                "--upstream",
+                "sandbox",
+                "--worker-threads",
+                threads,
+            ])
+            .map(|serve| serve.args.worker_threads)
+        };
+        assert_eq!(parse("1").unwrap(), Some(1));
+        assert!(parse("0").is_err());
+        assert!(parse("-2").is_err());
+        let default = Serve::try_parse_from(["serve", "--upstream", "sandbox"]).unwrap();
+        assert_eq!(default.args.worker_threads, None);
     }
 
     fn usage(error: CommandError) -> (String, String) {
