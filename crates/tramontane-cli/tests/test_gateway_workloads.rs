@@ -11,7 +11,7 @@ use tramontane_testkit::TestDir;
 use tramontane_testkit::fake_inference::FakeInference;
 use tramontane_testkit::fake_issuer::{FakeIssuer, KeyKind, Rotation, SUBJECT};
 
-use super::test_gateway::{Running, client, digest, gateway_key, post, runtime, sdk_python};
+use super::test_gateway::{Running, client, digest, gateway_key, get, post, runtime, sdk_python};
 
 const WORKLOAD_UPSTREAM: &str = "sk-upstream-workloads-Q4mZ8tR2w";
 
@@ -123,14 +123,9 @@ fn a_workload_token_gets_through_with_its_workloads_limits() {
         );
         seen.push(limited.body.clone());
         // Metrics count workloads apart from gateway keys, and refusals by their code.
-        let metrics = client
-            .get(running.admin_url("/metrics"))
-            .send()
+        let metrics = get(&client, &running.admin_url("/metrics"), None)
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+            .body;
         assert!(
             metrics.contains("tramontane_gateway_workloads 2"),
             "{metrics}"
@@ -378,14 +373,9 @@ fn an_issuer_that_never_answered_refuses_its_tokens_until_it_does() {
         assert_eq!(ready.status(), 200);
         let text = ready.text().await.unwrap();
         assert!(text.contains("no signing keys for cluster"), "{text}");
-        let metrics = client
-            .get(running.admin_url("/metrics"))
-            .send()
+        let metrics = get(&client, &running.admin_url("/metrics"), None)
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+            .body;
         assert!(
             metrics.contains("tramontane_gateway_issuer_keys_held{issuer=\"cluster\"} 0"),
             "{metrics}"

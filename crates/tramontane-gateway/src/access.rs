@@ -223,11 +223,7 @@ impl CallerTable {
                         let limits = runtime.member(email, &entry.workspace)?;
                         let own = RuleScope::Member(email.to_lowercase());
                         Grant {
-                            upstream_key: workspace
-                                .gateway
-                                .as_ref()
-                                .and_then(|gateway| gateway.upstream_key.as_deref())
-                                .map(|key| key_address(&entry.workspace, key)),
+                            upstream_key: upstream_key_of(&entry.workspace, workspace),
                             ..Grant::of(&entry.workspace, access, &limits, &own)
                         }
                     }
@@ -266,11 +262,7 @@ impl CallerTable {
             let own = RuleScope::Workload(name.to_owned());
             Some(
                 Grant {
-                    upstream_key: workspace
-                        .gateway
-                        .as_ref()
-                        .and_then(|gateway| gateway.upstream_key.as_deref())
-                        .map(|key| key_address(&workload.workspace, key)),
+                    upstream_key: upstream_key_of(&workload.workspace, workspace),
                     ..Grant::of(&workload.workspace, access, limits, &own)
                 }
                 .with_settings(workspace),
@@ -278,6 +270,15 @@ impl CallerTable {
         });
         CallerTable { callers, workloads }
     }
+}
+
+/// The address of the key `workspace` forwards its members' and workloads' requests with.
+fn upstream_key_of(name: &str, workspace: &Workspace) -> Option<String> {
+    workspace
+        .gateway
+        .as_ref()
+        .and_then(|gateway| gateway.upstream_key.as_deref())
+        .map(|key| key_address(name, key))
 }
 
 #[cfg(test)]

@@ -19,7 +19,8 @@ use crate::access::{Caller, Grant, Principal};
 #[derive(Clone, Debug, Default)]
 pub struct WorkloadTable {
     callers: BTreeMap<String, Caller>,
-    by_subject: HashMap<(String, String), Vec<Candidate>>,
+    /// By issuer, then subject: looked up with the token's own strings.
+    by_subject: HashMap<String, HashMap<String, Vec<Candidate>>>,
 }
 
 /// One workload a token of some issuer and subject may be, and the claims that decide it.
@@ -63,7 +64,9 @@ impl WorkloadTable {
             );
             table
                 .by_subject
-                .entry((workload.issuer.clone(), workload.subject.clone()))
+                .entry(workload.issuer.clone())
+                .or_default()
+                .entry(workload.subject.clone())
                 .or_default()
                 .push(Candidate {
                     name: name.clone(),
@@ -97,8 +100,12 @@ impl WorkloadTable {
         subject: &str,
         claim: impl Fn(&str) -> Option<&'c str>,
     ) -> Result<&Caller, Unmatched> {
-        let key = (issuer.to_owned(), subject.to_owned());
-        let candidates = self.by_subject.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+        let candidates = self
+            .by_subject
+            .get(issuer)
+            .and_then(|subjects| subjects.get(subject))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         let matched: Vec<&Candidate> = candidates
             .iter()
             .filter(|candidate| {

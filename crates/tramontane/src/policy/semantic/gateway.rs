@@ -133,16 +133,7 @@ impl Checker<'_> {
                         ),
                     )
                     .label("no key to forward with")
-                    .help(match workspace.keys.keys().next() {
-                        Some(key) => format!(
-                            "add `gateway: {{ upstream_key: {key} }}` to workspace `{}` (or name another of its keys)",
-                            entry.workspace
-                        ),
-                        None => format!(
-                            "define a key under workspace `{}`'s `keys` and name it in `gateway: {{ upstream_key: … }}`",
-                            entry.workspace
-                        ),
-                    });
+                    .help(upstream_key_help(&entry.workspace, workspace));
                     if let Some(at) =
                         self.origins
                             .key_span(Section::Workspaces, &entry.workspace, &[])
@@ -387,6 +378,18 @@ impl Checker<'_> {
                 }
             }
         }
+    }
+}
+
+/// What to write so a workspace without a `gateway.upstream_key` gets one.
+pub(super) fn upstream_key_help(name: &str, workspace: &crate::model::Workspace) -> String {
+    match workspace.keys.keys().next() {
+        Some(key) => format!(
+            "add `gateway: {{ upstream_key: {key} }}` to workspace `{name}` (or name another of its keys)"
+        ),
+        None => format!(
+            "define a key under workspace `{name}`'s `keys` and name it in `gateway: {{ upstream_key: … }}`"
+        ),
     }
 }
 

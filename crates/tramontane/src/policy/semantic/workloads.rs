@@ -5,6 +5,7 @@
 use super::super::Section;
 use super::super::diagnostic::{Code, Diagnostic};
 use super::super::source::Span;
+use super::gateway::upstream_key_help;
 use super::{Checker, did_you_mean};
 use crate::model::workload::{REGISTERED_CLAIMS, untrusted_key_url};
 use crate::model::{Issuer, Workload};
@@ -201,16 +202,7 @@ impl Checker<'_> {
                     ),
                 )
                 .label("no key to forward with")
-                .help(match workspace.keys.keys().next() {
-                    Some(key) => format!(
-                        "add `gateway: {{ upstream_key: {key} }}` to workspace `{}` (or name another of its keys)",
-                        workload.workspace
-                    ),
-                    None => format!(
-                        "define a key under workspace `{}`'s `keys` and name it in `gateway: {{ upstream_key: … }}`",
-                        workload.workspace
-                    ),
-                }),
+                .help(upstream_key_help(&workload.workspace, workspace)),
             );
         }
     }
