@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use jiff::Timestamp;
-use tokio_util::task::TaskTracker;
 
 use crate::access::Grant;
 use crate::models::ModelDirectory;
@@ -14,7 +13,7 @@ use crate::prices::{PRIORITY_PERCENT, PriceTable, STANDARD_PERCENT, TokenCounts,
 use crate::refusal::Refusal;
 use crate::request::{InferenceRequest, RequestedTier};
 use crate::store::{
-    Admission, BudgetLine, LimitStore, RateHit, Reservation, ReservationId, StoreError,
+    Admission, BudgetLine, Leases, LimitStore, RateHit, Reservation, ReservationId, StoreError,
 };
 use tramontane::runtime::{Measure, Window};
 
@@ -127,13 +126,13 @@ pub async fn admit(
     request_id: &str,
     lines: &[BudgetLine],
     now: Timestamp,
-    tasks: &TaskTracker,
+    leases: &Leases,
 ) -> Result<Option<Reservation>, Admit> {
     let hits = rate_hits(grant);
     let id = ReservationId(request_id.to_owned());
     match store.admit_and_reserve(&hits, &id, lines, now).await {
         Ok(Admission::Admitted) => Ok(
-            (!lines.is_empty()).then(|| Reservation::new(store.clone(), id, lines.len(), tasks))
+            (!lines.is_empty()).then(|| Reservation::new(store.clone(), id, lines.len(), leases))
         ),
         Ok(refused) => {
             let (rule, retry_after) = refused.refused_by(&hits, lines).ok_or_else(|| {
@@ -287,6 +286,13 @@ mod tests {
     use crate::store::memory::MemoryStore;
     use tramontane::runtime::{Models, Rule, RuleScope};
 
+    fn no_leases() -> Leases {
+        Leases::new(
+            tokio_util::task::TaskTracker::new(),
+            tokio_util::sync::CancellationToken::new(),
+        )
+    }
+
     fn grant() -> Grant {
         Grant {
             model_rules: vec![Models::Only(["mistral-small-latest".to_owned()].into())],
@@ -419,7 +425,7 @@ mod tests {
         );
         let (_, lines) = worst_case(grant, &request, Bytes::new(), &models, &prices, now)
             .expect("a priced model with nothing fetched");
-        admit(store, grant, id, &lines, now, &TaskTracker::new()).await
+        admit(store, grant, id, &lines, now, &no_leases()).await
     }
 
     #[tokio::test]
@@ -457,10 +463,10 @@ mod tests {
         let store: Arc<dyn LimitStore> = Arc::new(MemoryStore::default());
         let now = Timestamp::now();
         assert!(matches!(
-            admit(&store, &grant(), "r1", &[], now, &TaskTracker::new()).await,
+            admit(&store, &grant(), "r1", &[], now, &no_leases()).await,
             Ok(None)
         ));
-        let (rule, _) = refused(admit(&store, &grant(), "r2", &[], now, &TaskTracker::new()).await);
+        let (rule, _) = refused(admit(&store, &grant(), "r2", &[], now, &no_leases()).await);
         assert_eq!(rule.id, "key:x:requests:minute");
         assert_eq!(rule.limit, 1);
     }

@@ -162,6 +162,10 @@ pub async fn serve_on(
     policy.upstream_keys.warn_problems();
     let keys = policy.callers.len();
     metrics.policy(&policy);
+    let (tasks, stopping) = (
+        tokio_util::task::TaskTracker::new(),
+        tokio_util::sync::CancellationToken::new(),
+    );
     let gateway = Arc::new(Gateway {
         policy: ArcSwapOption::from_pointee(policy),
         models: ArcSwap::from_pointee(models::ModelDirectory::bundled()),
@@ -173,8 +177,9 @@ pub async fn serve_on(
         metrics,
         audit,
         alerts: alerts::Alerts::default(),
-        tasks: tokio_util::task::TaskTracker::new(),
-        stopping: tokio_util::sync::CancellationToken::new(),
+        tasks: tasks.clone(),
+        stopping: stopping.clone(),
+        leases: store::Leases::new(tasks, stopping),
         config,
     });
     alerts::spawn_delivery(gateway.clone());

@@ -206,17 +206,21 @@ impl Closing {
             return;
         };
         let tasks = gateway.tasks.clone();
-        let task = async move {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!("an exchange ended outside the runtime; its audit line is lost");
+            return;
+        };
+        let mut task = Box::pin(async move {
             settle(&gateway, &mut record, accounting, observed).await;
             conclude(&gateway, record);
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                tasks.spawn_on(task, &runtime);
-            }
-            Err(_) => {
-                tracing::error!("an exchange ended outside the runtime; its audit line is lost")
-            }
+        });
+        // The in-process store settles without waiting: then it is done here, with no task
+        // spawned and no thread woken for it. A store that waits (Redis) has sent its script
+        // by now; the task waits for the answer, off the response's path (a future polled
+        // again registers the new task's waker, not this one's).
+        let mut first = Context::from_waker(std::task::Waker::noop());
+        if task.as_mut().poll(&mut first).is_pending() {
+            tasks.spawn_on(task, &runtime);
         }
     }
 }

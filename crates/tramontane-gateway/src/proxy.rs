@@ -350,7 +350,7 @@ async fn count(
         request_id,
         lines,
         now,
-        &gateway.tasks,
+        &gateway.leases,
     )
     .await
     {
@@ -366,7 +366,7 @@ async fn count(
             gateway.metrics.store_failed("admit and reserve", &error);
             fail_open_or_closed(gateway, grant)?;
             let fallback = &gateway.fallback;
-            match enforce::admit(fallback, grant, request_id, lines, now, &gateway.tasks).await {
+            match enforce::admit(fallback, grant, request_id, lines, now, &gateway.leases).await {
                 Ok(reservation) => {
                     gateway
                         .alerts

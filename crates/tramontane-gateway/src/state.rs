@@ -86,6 +86,8 @@ pub struct Gateway {
     /// Cancelled at shutdown: the loops that would run forever (reloads, model refresh,
     /// alert delivery) end.
     pub stopping: CancellationToken,
+    /// The leases of the reservations in flight, renewed by one task among `tasks`.
+    pub leases: crate::store::Leases,
 }
 
 impl Gateway {

@@ -29,6 +29,7 @@
 //! Run with `cargo bench --bench gateway` (cargo builds the binary with the optimized
 //! bench profile); `benches/gateway/litellm.sh` runs it with LiteLLM beside.
 
+mod bound;
 mod load;
 mod mock;
 mod peer;
@@ -68,6 +69,10 @@ const RATE_5K_ADDED_P99: f64 = 1_000.0;
 const CPU_IN_PROCESS: f64 = 50.0;
 const CPU_REDIS: f64 = 80.0;
 const IDLE_MIB: f64 = 30.0;
+
+/// The name of the bare pass-through proxy's rows (bound.rs), what a proxy's CPU is read
+/// against.
+const BOUND: &str = "bare proxy";
 
 const CHAT: &str = r#"{"model":"mistral-small-latest","messages":[{"role":"system","content":"You are a concise assistant."},{"role":"user","content":"Say hello to the benchmark in one short sentence."}],"max_tokens":64}"#;
 const CHAT_STREAM: &str = r#"{"model":"mistral-small-latest","messages":[{"role":"system","content":"You are a concise assistant."},{"role":"user","content":"Say hello to the benchmark in one short sentence."}],"max_tokens":64,"stream":true}"#;
@@ -213,6 +218,18 @@ impl Row {
                     && !matches!(self.mode, Mode::FirstByte)
                 {
                     notes.push(verdict("CPU", micros(cpu), bound));
+                    // What this proxy spends above a proxy that does nothing, in the same row.
+                    if let Some(floor) = self
+                        .samples
+                        .iter()
+                        .find(|other| other.path == BOUND)
+                        .and_then(|other| other.proxy_cpu)
+                    {
+                        notes.push(format!(
+                            "{:+.0} over the bare proxy",
+                            micros(cpu) - micros(floor)
+                        ));
+                    }
                 }
                 if m.unsent > 0 {
                     notes.push(format!("{} unsent (fell behind)", m.unsent));
@@ -343,6 +360,10 @@ fn main() {
         mock::serve();
         return;
     }
+    if std::env::var(mock::ROLE_VARIABLE).as_deref() == Ok(bound::ROLE) {
+        bound::serve();
+        return;
+    }
     // The binary cargo built for this bench, with the same optimized profile: building it
     // again with `--release` would relink it under the other profile's fingerprint.
     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_tramontane"));
@@ -356,6 +377,7 @@ fn main() {
     let mock = Mock::start();
     let mock_processes = Processes::new(vec![mock.pid()]);
     let gateway = Gateway::start(binary, dir.path(), mock.address, None, 0);
+    let bound = bound::Bound::start(mock.address, mock::ROLE_VARIABLE);
     let peer = match peer::from_env(mock.address) {
         Some(Ok(peer)) => Some(peer),
         Some(Err(error)) => {
@@ -372,6 +394,13 @@ fn main() {
             name: "mock (direct)".into(),
             target: chat(vec![mock.address], "Bearer bench-upstream-key".into()),
             proxy: None,
+            cpu_target: None,
+            must_answer: true,
+        },
+        Path {
+            name: BOUND.into(),
+            target: chat(vec![bound.address], "Bearer bench-upstream-key".into()),
+            proxy: Some(Processes::new(vec![bound.pid()])),
             cpu_target: None,
             must_answer: true,
         },
@@ -456,8 +485,14 @@ fn main() {
         }
     });
 
+    let flags = process::extra_flags();
+    let flags = if flags.is_empty() {
+        "default flags".to_owned()
+    } else {
+        format!("NOT the default flags: {}", flags.join(" "))
+    };
     println!(
-        "gateway: chat completions through `tramontane gateway serve` (in-process store, default flags, audit to stdout into a file){} vs straight to a mock process",
+        "gateway: chat completions through `tramontane gateway serve` (in-process store, {flags}, audit to stdout into a file){} and through a bare pass-through proxy (the bound) vs straight to a mock process",
         if peer.is_some() {
             " and through a peer proxy"
         } else {
@@ -506,6 +541,7 @@ fn main() {
     );
     drop(peer);
     drop(gateway);
+    drop(bound);
 
     if let Some(store) = store {
         // `local`: a private redis-server, nothing persisted, for as long as the bench runs.

@@ -49,6 +49,18 @@ gateway_keys:
     .expect("the upstream key");
 }
 
+/// The variable holding flags the bench adds to every gateway it starts.
+pub const FLAGS_VARIABLE: &str = "TRAMONTANE_BENCH_GATEWAY_FLAGS";
+
+/// The flags [`FLAGS_VARIABLE`] adds, split on whitespace; none by default.
+pub fn extra_flags() -> Vec<String> {
+    std::env::var(FLAGS_VARIABLE)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// A running gateway, stopped when dropped.
 pub struct Gateway {
     child: Child,
@@ -89,6 +101,9 @@ impl Gateway {
         if let Some(store) = store {
             command.args(["--store", store]);
         }
+        // Flags beside the defaults, to measure what one changes (`--worker-threads 1`,
+        // `--audit off`); the table is then not the default flags' and says so.
+        command.args(extra_flags());
         let mut child = command.spawn().expect("the gateway starts");
         let (tx, rx) = mpsc::channel();
         let stderr = child.stderr.take().expect("stderr");

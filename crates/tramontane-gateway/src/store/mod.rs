@@ -20,11 +20,13 @@
 
 pub mod claims;
 pub mod failure_log;
+pub mod leases;
 pub mod memory;
 pub mod meter;
 pub mod redis;
 
 pub use claims::{ThresholdCheck, ThresholdClaimed};
+pub use leases::Leases;
 pub use meter::{Meter, MeterCounts, MeterEntry, MeterReadError, month_of};
 
 use std::sync::Arc;
@@ -32,7 +34,6 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use jiff::Timestamp;
-use tokio_util::task::TaskTracker;
 
 /// Why the store could not answer.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -216,11 +217,10 @@ pub struct Reservation {
     id: ReservationId,
     lines: usize,
     finished: bool,
-    /// Renews the lease while the request runs (a store with leases only).
-    renewal: Option<tokio::task::JoinHandle<()>>,
-    /// Where the renewal and a release on drop run: the gateway's tasks, which shutdown
-    /// waits for.
-    tasks: TaskTracker,
+    /// Where its lease is kept while the request runs (a store with leases only), and
+    /// where a release on drop runs: the gateway's tasks, which shutdown waits for.
+    leases: Leases,
+    leased: bool,
 }
 
 impl std::fmt::Debug for Reservation {
@@ -234,28 +234,27 @@ impl Reservation {
         store: Arc<dyn LimitStore>,
         id: ReservationId,
         lines: usize,
-        tasks: &TaskTracker,
+        leases: &Leases,
     ) -> Reservation {
-        let renewal = match (store.lease(), lines) {
-            (Some(lease), 1..) => tokio::runtime::Handle::try_current()
-                .ok()
-                .map(|runtime| tasks.spawn_on(renew(store.clone(), id.clone(), lease), &runtime)),
-            _ => None,
-        };
+        let leased = lines > 0 && leases.hold(&store, &id);
         Reservation {
             store,
             id,
             lines,
             finished: false,
-            renewal,
-            tasks: tasks.clone(),
+            leases: leases.clone(),
+            leased,
         }
     }
 
     fn finish(&mut self) {
         self.finished = true;
-        if let Some(renewal) = self.renewal.take() {
-            renewal.abort();
+        self.let_go();
+    }
+
+    fn let_go(&mut self) {
+        if std::mem::take(&mut self.leased) {
+            self.leases.let_go(&self.id);
         }
     }
 
@@ -300,33 +299,9 @@ impl Reservation {
     }
 }
 
-/// Renews a lease three times per lease period for as long as the request holds it: a
-/// renewal that fails (Redis away for a moment) is tried again at the next tick, and the
-/// lease outlives two missed ones.
-async fn renew(store: Arc<dyn LimitStore>, id: ReservationId, lease: Duration) {
-    let period = (lease / 3).max(Duration::from_millis(10));
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        match store.renew(&id).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(reservation = %id.0, "a reservation's lease lapsed while its request ran; its budget was given back early");
-                return;
-            }
-            Err(error) => {
-                tracing::warn!(reservation = %id.0, %error, "could not renew a reservation's lease");
-            }
-        }
-    }
-}
-
 impl Drop for Reservation {
     fn drop(&mut self) {
-        if let Some(renewal) = self.renewal.take() {
-            renewal.abort();
-        }
+        self.let_go();
         if self.finished || self.lines == 0 {
             return;
         }
@@ -334,7 +309,7 @@ impl Drop for Reservation {
         let id = self.id.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                self.tasks.spawn_on(async move {
+                self.leases.tasks().spawn_on(async move {
                     if let Err(error) = store.release(&id).await {
                         tracing::error!(reservation = %id.0, %error, "could not release a reservation");
                     }
@@ -375,7 +350,8 @@ mod tests {
                 .unwrap(),
             Admission::Admitted
         );
-        let reservation = Reservation::new(store.clone(), id, 1, &TaskTracker::new());
+        let leases = Leases::new(tokio_util::task::TaskTracker::new(), tokio_util::sync::CancellationToken::new());
+        let reservation = Reservation::new(store.clone(), id, 1, &leases);
         assert_eq!(store.open_reservations().await.unwrap(), 1);
         drop(reservation);
         for _ in 0..100 {

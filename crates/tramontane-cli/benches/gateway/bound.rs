@@ -1,0 +1,198 @@
+//! The bound a proxy's cost is read against: a pass-through proxy on the gateway's own stack
+//! (hyper-util's server and pooled client, TCP_NODELAY, the request body read whole before
+//! it is forwarded, the answer passed through frame by frame) that checks nothing, counts
+//! nothing and writes nothing. Whatever it spends a request is what two loopback hops and
+//! the runtime's wake-ups cost on this machine; what the gateway spends above it is its own.
+//!
+//! It runs as a process of its own, this bench binary started again with the role
+//! [`ROLE`], with the same runtime the gateway gets by default: tokio's multi-threaded
+//! runtime, one worker per core.
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+
+pub const ROLE: &str = "bound";
+/// Where the bound proxy forwards to, in its environment.
+const UPSTREAM_VARIABLE: &str = "TRAMONTANE_BENCH_BOUND_UPSTREAM";
+
+type Body = UnsyncBoxBody<Bytes, hyper::Error>;
+type Upstream = Client<HttpConnector, Full<Bytes>>;
+
+async fn forward(
+    upstream: Upstream,
+    base: &'static str,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = body.collect().await.map(|body| body.to_bytes()) else {
+        return Ok(refusal(StatusCode::BAD_REQUEST));
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut outgoing = Request::builder()
+        .method(parts.method)
+        .uri(format!("{base}{path}"));
+    if let Some(headers) = outgoing.headers_mut() {
+        *headers = parts.headers;
+        headers.remove(hyper::header::HOST);
+    }
+    let Ok(outgoing) = outgoing.body(Full::new(body)) else {
+        return Ok(refusal(StatusCode::BAD_REQUEST));
+    };
+    Ok(match upstream.request(outgoing).await {
+        Ok(response) => response.map(BodyExt::boxed_unsync),
+        Err(_) => refusal(StatusCode::BAD_GATEWAY),
+    })
+}
+
+fn refusal(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(
+        Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response
+}
+
+/// The bound's role: forwards from a free loopback port to the mock, writes its address
+/// on stdout, and exits when stdin closes. `TRAMONTANE_BENCH_BOUND_RUNTIME=per-core` runs
+/// one single-threaded runtime per core instead, each accepting on its own socket of the
+/// same port (`SO_REUSEPORT`) with its own upstream pool, so a request never leaves the
+/// thread that accepted it.
+pub fn serve() {
+    let upstream_address = std::env::var(UPSTREAM_VARIABLE).expect("the mock's address");
+    let base: &'static str = format!("http://{upstream_address}").leak();
+    std::thread::spawn(|| {
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        std::process::exit(0);
+    });
+    if std::env::var("TRAMONTANE_BENCH_BOUND_RUNTIME").as_deref() == Ok("per-core") {
+        return per_core(base);
+    }
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("a loopback port");
+    listener
+        .set_nonblocking(true)
+        .expect("a non-blocking socket");
+    println!("{}", listener.local_addr().expect("an address"));
+    std::io::stdout().flush().expect("the address written");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(accept(listener, base));
+}
+
+async fn accept(listener: std::net::TcpListener, base: &'static str) {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let upstream: Upstream = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(64)
+        .build(connector);
+    let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let upstream = upstream.clone();
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |request| forward(upstream.clone(), base, request));
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn reuse_port_listener(address: SocketAddr) -> std::net::TcpListener {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_reuseport(true).expect("SO_REUSEPORT");
+    socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+    socket.bind(address).expect("the port");
+    let listener = socket.listen(1024).expect("listening");
+    listener.into_std().expect("a std listener")
+}
+
+fn per_core(base: &'static str) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Binding happens inside a runtime (tokio's socket registers with its driver), so the
+    // first socket is made on a throwaway runtime to learn the port.
+    let throwaway = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let first = throwaway.block_on(async { reuse_port_listener("127.0.0.1:0".parse().unwrap()) });
+    let address = first.local_addr().expect("an address");
+    let mut listeners = vec![first];
+    for _ in 1..cores {
+        listeners.push(throwaway.block_on(async { reuse_port_listener(address) }));
+    }
+    println!("{address}");
+    std::io::stdout().flush().expect("the address written");
+    let threads: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| {
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime");
+                runtime.block_on(accept(listener, base));
+            })
+        })
+        .collect();
+    for thread in threads {
+        let _ = thread.join();
+    }
+}
+
+/// The bound proxy's process, stopped when dropped.
+pub struct Bound {
+    child: Child,
+    pub address: SocketAddr,
+}
+
+impl Bound {
+    pub fn start(upstream: SocketAddr, role_variable: &str) -> Bound {
+        let mut child = Command::new(std::env::current_exe().expect("the bench binary"))
+            .env(role_variable, ROLE)
+            .env(UPSTREAM_VARIABLE, upstream.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the bound proxy starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the bound proxy's address");
+        Bound {
+            address: line.trim().parse().expect("a socket address"),
+            child,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Bound {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
