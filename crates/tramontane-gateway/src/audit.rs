@@ -162,6 +162,10 @@ impl AuditRecord {
 pub const QUEUE: usize = 16 * 1024;
 /// Most lines one write to the sink takes.
 const BATCH: usize = 512;
+/// How long the writer waits after a write that was not a full batch before it looks for
+/// lines again: at most this long before a line is written, and at most one wake-up of the
+/// writer per this long whatever the rate. The queue holds far more than comes meanwhile.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// One line on its way to the writer: serialized there, off the request's path.
 enum Line {
@@ -268,6 +272,14 @@ impl AuditWriter {
                 return;
             }
             self.write(&mut batch, &mut buffer);
+            // Lines that come meanwhile wait for this pause and go out in one write, instead
+            // of waking this task (another thread than the requests') once each.
+            if received < BATCH {
+                tokio::select! {
+                    () = tokio::time::sleep(LINGER) => {}
+                    () = stop.cancelled() => break,
+                }
+            }
         }
         self.lines.close();
         while self.lines.recv_many(&mut batch, BATCH).await > 0 {

@@ -64,6 +64,8 @@ pub struct GatewayConfig {
     pub issuer_keys_refresh: Duration,
     /// How long in-flight requests and streams may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Threads serving callers' connections ([`crate::workers`]); `None`: one per core.
+    pub workers: Option<usize>,
     /// The UTC day policy validation and key expiry count from; today when unset.
     pub today: Option<jiff::civil::Date>,
 }
@@ -166,6 +168,7 @@ impl GatewayConfig {
             reload_poll: Duration::from_secs(30),
             issuer_keys_refresh: crate::oidc::KeyCacheSettings::default().refresh_interval,
             shutdown_grace: Duration::from_secs(30),
+            workers: None,
             today: None,
         }
     }

@@ -131,9 +131,10 @@ pub async fn admit(
     let hits = rate_hits(grant);
     let id = ReservationId(request_id.to_owned());
     match store.admit_and_reserve(&hits, &id, lines, now).await {
-        Ok(Admission::Admitted) => Ok(
-            (!lines.is_empty()).then(|| Reservation::new(store.clone(), id, lines.len(), leases))
-        ),
+        Ok(Admission::Admitted) => {
+            Ok((!lines.is_empty())
+                .then(|| Reservation::new(store.clone(), id, lines.len(), leases)))
+        }
         Ok(refused) => {
             let (rule, retry_after) = refused.refused_by(&hits, lines).ok_or_else(|| {
                 Admit::StoreFailed(StoreError(

@@ -39,6 +39,7 @@ pub mod telemetry;
 pub mod upstream;
 pub mod upstream_keys;
 pub mod usage;
+pub mod workers;
 pub mod workloads;
 
 use std::sync::Arc;
@@ -73,6 +74,8 @@ pub enum GatewayError {
         "a real upstream needs --upstream-keys: the gateway never forwards a caller's credential"
     )]
     NoUpstreamKeys,
+    #[error(transparent)]
+    Workers(#[from] workers::WorkersError),
 }
 
 impl GatewayError {
@@ -93,6 +96,9 @@ impl GatewayError {
             }
             GatewayError::NoUpstreamKeys => {
                 "pass --upstream-keys DIR with one file per key address (workspace.W.key.K), or use --upstream sandbox"
+            }
+            GatewayError::Workers(_) => {
+                "lower --worker-threads, or raise the process's thread limit (ulimit -u)"
             }
         }
     }
@@ -132,6 +138,7 @@ pub async fn serve_on(
     config: GatewayConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), GatewayError> {
+    let worker_count = workers::Workers::default_count(config.workers);
     let upstream = match &config.upstream {
         UpstreamChoice::Sandbox => Upstream::Sandbox(upstream::sandbox::SandboxUpstream::default()),
         UpstreamChoice::Url(url) => {
@@ -141,6 +148,7 @@ pub async fn serve_on(
             Upstream::Http(Box::new(upstream::http::HttpUpstream::new(
                 url,
                 config.limits.connect_timeout,
+                worker_count,
             )?))
         }
     };
@@ -226,17 +234,21 @@ pub async fn serve_on(
             }
         });
     }
+    // Kept until the end: settles and releases spawned on a worker run on its runtime, and
+    // the background drain below waits for them.
+    let workers = Some(Arc::new(workers::Workers::start(worker_count)?));
     let stop_writing = tokio_util::sync::CancellationToken::new();
     let writing = tokio::spawn(audit_writer.run(stop_writing.clone()));
     let watcher = reload::spawn(gateway.clone());
     reload::spawn_model_refresh(gateway.clone());
-    server::run(listeners, gateway.clone(), shutdown).await;
+    server::run(listeners, gateway.clone(), workers.clone(), shutdown).await;
     drop(watcher);
     drain_background(&gateway).await;
     // Last: every line queued until now, the settles' included, is written before the
     // process ends.
     stop_writing.cancel();
     let _ = writing.await;
+    drop(workers);
     Ok(())
 }
 

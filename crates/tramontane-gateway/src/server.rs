@@ -29,6 +29,7 @@ use tower::ServiceExt;
 
 use crate::proxy;
 use crate::state::Gateway;
+use crate::workers::Workers;
 
 /// Connections the admin listener holds at once: a scraper and a probe or two.
 const ADMIN_MAX_CONNECTIONS: usize = 32;
@@ -185,7 +186,16 @@ pub struct Listeners {
 
 /// Serves until `shutdown` completes, then waits up to the grace period for what is in
 /// flight.
-pub async fn run(listeners: Listeners, gateway: Arc<Gateway>, shutdown: impl Future<Output = ()>) {
+///
+/// Callers' connections are served on `workers` when given (each connection on one thread,
+/// see [`crate::workers`]); the admin listener's, and all of them without workers, on the
+/// runtime this runs on.
+pub async fn run(
+    listeners: Listeners,
+    gateway: Arc<Gateway>,
+    workers: Option<Arc<Workers>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let (stop, stopped) = watch::channel(false);
     let limits = &gateway.config.connections;
     let main = Listener {
@@ -196,6 +206,7 @@ pub async fn run(listeners: Listeners, gateway: Arc<Gateway>, shutdown: impl Fut
         builder: Arc::new(builder(&gateway)),
         first_request: gateway.config.limits.client_timeout,
         idle: limits.idle_timeout,
+        workers,
     };
     let admin = listeners.admin.map(|listener| {
         let serving = Listener {
@@ -203,6 +214,7 @@ pub async fn run(listeners: Listeners, gateway: Arc<Gateway>, shutdown: impl Fut
             router: admin_router(gateway.clone()),
             connections: Arc::new(Semaphore::new(ADMIN_MAX_CONNECTIONS)),
             cap: ADMIN_MAX_CONNECTIONS,
+            workers: None,
             ..main.clone()
         };
         (
@@ -266,6 +278,8 @@ struct Listener {
     first_request: Duration,
     /// How long a connection may stay open with nothing in flight after a request.
     idle: Duration,
+    /// Where its connections are served; on this runtime when `None`.
+    workers: Option<Arc<Workers>>,
 }
 
 impl Listener {
@@ -331,10 +345,35 @@ impl Listener {
             let _ = stream.set_nodelay(true);
             let serving = self.clone();
             let stopped = stopped.clone();
-            tokio::spawn(async move {
-                serving.serve(stream, stopped).await;
+            let Some(workers) = &self.workers else {
+                tokio::spawn(async move {
+                    serving.serve(stream, stopped).await;
+                    drop(permit);
+                });
+                continue;
+            };
+            // Handed over as a plain socket: the worker's runtime registers it with its own
+            // driver, so its readiness wakes that thread only.
+            let stream = match stream.into_std() {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::debug!(%error, "an accepted connection could not be handed over");
+                    continue;
+                }
+            };
+            let taken = workers.dispatch(move || async move {
+                match tokio::net::TcpStream::from_std(stream) {
+                    Ok(stream) => serving.serve(stream, stopped).await,
+                    Err(error) => {
+                        tracing::debug!(%error, "a handed-over connection could not be served")
+                    }
+                }
                 drop(permit);
             });
+            if !taken {
+                // The workers are gone: the gateway is stopping.
+                return;
+            }
         }
     }
 

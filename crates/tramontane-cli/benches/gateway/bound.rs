@@ -5,8 +5,8 @@
 //! the runtime's wake-ups cost on this machine; what the gateway spends above it is its own.
 //!
 //! It runs as a process of its own, this bench binary started again with the role
-//! [`ROLE`], with the same runtime the gateway gets by default: tokio's multi-threaded
-//! runtime, one worker per core.
+//! [`ROLE`], and serves as the gateway does by default: one thread accepts, one thread per
+//! core serves each connection to its end.
 
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -22,6 +22,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use tramontane_gateway::workers::Workers;
 
 pub const ROLE: &str = "bound";
 /// Where the bound proxy forwards to, in its environment.
@@ -66,11 +67,22 @@ fn refusal(status: StatusCode) -> Response<Body> {
     response
 }
 
+thread_local! {
+    /// Each serving thread's own pool of connections to the mock, as the gateway has.
+    static UPSTREAM: Upstream = {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(64)
+            .build(connector)
+    };
+}
+
 /// The bound's role: forwards from a free loopback port to the mock, writes its address
-/// on stdout, and exits when stdin closes. `TRAMONTANE_BENCH_BOUND_RUNTIME=per-core` runs
-/// one single-threaded runtime per core instead, each accepting on its own socket of the
-/// same port (`SO_REUSEPORT`) with its own upstream pool, so a request never leaves the
-/// thread that accepted it.
+/// on stdout, and exits when stdin closes. It serves the way the gateway does: one thread
+/// accepts, and hands each connection to one of the gateway's own serving threads
+/// (`tramontane_gateway::workers`, one per core), which serves it to its end with its own
+/// upstream pool.
 pub fn serve() {
     let upstream_address = std::env::var(UPSTREAM_VARIABLE).expect("the mock's address");
     let base: &'static str = format!("http://{upstream_address}").leak();
@@ -78,85 +90,41 @@ pub fn serve() {
         let _ = std::io::stdin().read_to_end(&mut Vec::new());
         std::process::exit(0);
     });
-    if std::env::var("TRAMONTANE_BENCH_BOUND_RUNTIME").as_deref() == Ok("per-core") {
-        return per_core(base);
-    }
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("a loopback port");
     listener
         .set_nonblocking(true)
         .expect("a non-blocking socket");
     println!("{}", listener.local_addr().expect("an address"));
     std::io::stdout().flush().expect("the address written");
+    let workers = Workers::start(Workers::default_count(None)).expect("serving threads");
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .expect("a runtime");
-    runtime.block_on(accept(listener, base));
-}
-
-async fn accept(listener: std::net::TcpListener, base: &'static str) {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let upstream: Upstream = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(64)
-        .build(connector);
-    let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let upstream = upstream.clone();
-        tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |request| forward(upstream.clone(), base, request));
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
-fn reuse_port_listener(address: SocketAddr) -> std::net::TcpListener {
-    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
-    socket.set_reuseport(true).expect("SO_REUSEPORT");
-    socket.set_reuseaddr(true).expect("SO_REUSEADDR");
-    socket.bind(address).expect("the port");
-    let listener = socket.listen(1024).expect("listening");
-    listener.into_std().expect("a std listener")
-}
-
-fn per_core(base: &'static str) {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // Binding happens inside a runtime (tokio's socket registers with its driver), so the
-    // first socket is made on a throwaway runtime to learn the port.
-    let throwaway = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let first = throwaway.block_on(async { reuse_port_listener("127.0.0.1:0".parse().unwrap()) });
-    let address = first.local_addr().expect("an address");
-    let mut listeners = vec![first];
-    for _ in 1..cores {
-        listeners.push(throwaway.block_on(async { reuse_port_listener(address) }));
-    }
-    println!("{address}");
-    std::io::stdout().flush().expect("the address written");
-    let threads: Vec<_> = listeners
-        .into_iter()
-        .map(|listener| {
-            std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime");
-                runtime.block_on(accept(listener, base));
-            })
-        })
-        .collect();
-    for thread in threads {
-        let _ = thread.join();
-    }
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let Ok(stream) = stream.into_std() else {
+                continue;
+            };
+            workers.dispatch(move || async move {
+                let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+                    return;
+                };
+                let service = hyper::service::service_fn(move |request| {
+                    forward(UPSTREAM.with(Clone::clone), base, request)
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
 }
 
 /// The bound proxy's process, stopped when dropped.

@@ -94,8 +94,8 @@ pub struct ServeArgs {
     #[arg(long, default_value = "30s")]
     pub shutdown_grace: SignedDuration,
 
-    /// Threads that serve requests; default one per CPU core. Fewer wake each other less
-    /// where the gateway shares its cores (docs/performance.md).
+    /// Threads that serve callers' connections, each connection on one thread; default one
+    /// per CPU core (docs/performance.md).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub worker_threads: Option<u16>,
 
@@ -182,6 +182,7 @@ fn config(args: &ServeArgs) -> Result<GatewayConfig, CommandError> {
     config.issuer_keys_refresh =
         duration("issuer-keys-refresh", args.issuer_keys_refresh)?.max(Duration::from_secs(1));
     config.shutdown_grace = duration("shutdown-grace", args.shutdown_grace)?;
+    config.workers = args.worker_threads.map(usize::from);
     config.today = args.today;
     config.store = store(args)?;
     Ok(config)
@@ -203,11 +204,12 @@ fn store(args: &ServeArgs) -> Result<StoreChoice, CommandError> {
 pub fn serve(args: &ServeArgs) -> Result<ExitStatus, CommandError> {
     let config = config(args)?;
     tramontane_gateway::telemetry::init_logging();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = args.worker_threads {
-        runtime.worker_threads(usize::from(threads));
-    }
-    let runtime = runtime.enable_all().build()?;
+    // Callers' connections are served on the gateway's own threads (`--worker-threads`); this
+    // runtime accepts them and runs the admin listener, reloads and other background work.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     runtime
         .block_on(tramontane_gateway::serve(config))
         .map_err(CommandError::from)?;

@@ -255,7 +255,11 @@ mod tests {
         fn meters<'a>(&'a self, month: &'a str) -> Answer<'a, Vec<crate::store::Meter>> {
             self.inner.meters(month)
         }
-        fn usage<'a>(&'a self, counters: &'a [UsageCounter], now: Timestamp) -> Answer<'a, Vec<u64>> {
+        fn usage<'a>(
+            &'a self,
+            counters: &'a [UsageCounter],
+            now: Timestamp,
+        ) -> Answer<'a, Vec<u64>> {
             self.inner.usage(counters, now)
         }
         fn claim_thresholds<'a>(
@@ -332,7 +336,11 @@ mod tests {
         store.expired.lock().unwrap().push(id.clone());
         leases.hold(&dyn_store, &id);
         tokio::time::sleep(Duration::from_secs(3)).await;
-        assert_eq!(leases.held(), 0, "a lease the store no longer holds is not renewed");
+        assert_eq!(
+            leases.held(),
+            0,
+            "a lease the store no longer holds is not renewed"
+        );
         stopping.cancel();
         tasks.close();
         tokio::time::timeout(Duration::from_secs(1), tasks.wait())

@@ -350,7 +350,10 @@ mod tests {
                 .unwrap(),
             Admission::Admitted
         );
-        let leases = Leases::new(tokio_util::task::TaskTracker::new(), tokio_util::sync::CancellationToken::new());
+        let leases = Leases::new(
+            tokio_util::task::TaskTracker::new(),
+            tokio_util::sync::CancellationToken::new(),
+        );
         let reservation = Reservation::new(store.clone(), id, 1, &leases);
         assert_eq!(store.open_reservations().await.unwrap(), 1);
         drop(reservation);

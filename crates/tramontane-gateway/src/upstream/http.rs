@@ -39,11 +39,19 @@ impl UpstreamUrlError {
 
 pub struct HttpUpstream {
     base: String,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// One connection pool per serving thread ([`crate::workers`]), so a request's upstream
+    /// connection is driven by the thread that serves it, and the first for every other
+    /// thread (the model list read at start): a connection made there is driven there, and
+    /// a worker sharing its pool would wake that thread for every request.
+    clients: Box<[Client<HttpsConnector<HttpConnector>, Full<Bytes>>]>,
 }
 
 impl HttpUpstream {
-    pub fn new(base: &str, connect_timeout: Duration) -> Result<HttpUpstream, UpstreamUrlError> {
+    pub fn new(
+        base: &str,
+        connect_timeout: Duration,
+        workers: usize,
+    ) -> Result<HttpUpstream, UpstreamUrlError> {
         let base = base.trim_end_matches('/').to_owned();
         let uri: Uri = base
             .parse()
@@ -72,11 +80,15 @@ impl HttpUpstream {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
-            .build(connector);
-        Ok(HttpUpstream { base, client })
+        let clients = (0..=workers)
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .pool_max_idle_per_host(64)
+                    .build(connector.clone())
+            })
+            .collect();
+        Ok(HttpUpstream { base, clients })
     }
 
     pub fn base(&self) -> &str {
@@ -104,7 +116,10 @@ impl HttpUpstream {
         let outgoing = builder
             .body(Full::new(request.body))
             .map_err(|error| UpstreamError::Unreachable(error.to_string()))?;
-        let response = tokio::time::timeout(timeout, self.client.request(outgoing))
+        let client = crate::workers::current()
+            .and_then(|worker| self.clients.get(worker + 1))
+            .unwrap_or(&self.clients[0]);
+        let response = tokio::time::timeout(timeout, client.request(outgoing))
             .await
             .map_err(|_| UpstreamError::Timeout(timeout))?
             .map_err(|error| UpstreamError::Unreachable(describe(&error)))?;
@@ -131,20 +146,20 @@ mod tests {
     #[test]
     fn plain_http_is_for_loopback_only() {
         let timeout = Duration::from_secs(1);
-        assert!(HttpUpstream::new("https://api.mistral.ai", timeout).is_ok());
-        assert!(HttpUpstream::new("https://api.mistral.ai/", timeout).is_ok());
-        assert!(HttpUpstream::new("http://127.0.0.1:9000", timeout).is_ok());
-        assert!(HttpUpstream::new("http://[::1]:9000", timeout).is_ok());
+        assert!(HttpUpstream::new("https://api.mistral.ai", timeout, 1).is_ok());
+        assert!(HttpUpstream::new("https://api.mistral.ai/", timeout, 1).is_ok());
+        assert!(HttpUpstream::new("http://127.0.0.1:9000", timeout, 1).is_ok());
+        assert!(HttpUpstream::new("http://[::1]:9000", timeout, 1).is_ok());
         assert!(matches!(
-            HttpUpstream::new("http://api.mistral.ai", timeout),
+            HttpUpstream::new("http://api.mistral.ai", timeout, 1),
             Err(UpstreamUrlError::PlainHttp(_))
         ));
         assert!(matches!(
-            HttpUpstream::new("ftp://x", timeout),
+            HttpUpstream::new("ftp://x", timeout, 1),
             Err(UpstreamUrlError::Invalid(_))
         ));
         assert!(matches!(
-            HttpUpstream::new("https://api.mistral.ai/v1", timeout),
+            HttpUpstream::new("https://api.mistral.ai/v1", timeout, 1),
             Err(UpstreamUrlError::Invalid(_))
         ));
     }
