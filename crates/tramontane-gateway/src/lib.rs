@@ -162,7 +162,9 @@ pub async fn serve_on(
     });
     let store: Arc<dyn store::LimitStore> = match &config.store {
         StoreChoice::Memory => Arc::new(store::memory::MemoryStore::default()),
-        StoreChoice::Redis(settings) => Arc::new(store::redis::RedisStore::new(settings)?),
+        StoreChoice::Redis(settings) => {
+            Arc::new(store::redis::RedisStore::new(settings)?.per_worker(worker_count))
+        }
     };
     let policy = reload::load(&config, today, None)?;
     policy.warn_expired();

@@ -21,6 +21,7 @@
 //! A standalone Redis (or a primary with replicas for failover): the budget scripts touch
 //! keys they read from a reservation record, which Redis Cluster does not allow.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -58,7 +59,14 @@ static CLAIM_THRESHOLDS: std::sync::LazyLock<Script> =
     std::sync::LazyLock::new(|| Script::new(include_str!("../scripts/claim_thresholds.lua")));
 
 pub struct RedisStore {
+    /// The multiplexed connection of every thread that is not a serving one.
     connection: ConnectionManager,
+    /// One connection per serving thread ([`crate::workers`]), made on that thread's first
+    /// operation so its driver runs there: a worker sharing another thread's connection
+    /// wakes that thread for every script it sends.
+    per_worker: Box<[OnceLock<ConnectionManager>]>,
+    client: Client,
+    config: redis::aio::ConnectionManagerConfig,
     /// Set when an operation is refused for want of the right password, cleared when one
     /// succeeds.
     refused_credentials: AtomicBool,
@@ -100,10 +108,15 @@ impl RedisStore {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(1))
             .set_number_of_retries(2);
-        let connection =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(invalid)?;
+        // Made now, so a configuration the client refuses fails at start; the others are made
+        // the same way.
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+            .map_err(invalid)?;
         Ok(RedisStore {
             connection,
+            per_worker: Box::new([]),
+            client,
+            config,
             refused_credentials: AtomicBool::new(false),
             scripts: Scripts {
                 admit_and_reserve: Script::new(include_str!("../scripts/admit_and_reserve.lua")),
@@ -161,7 +174,7 @@ impl RedisStore {
         operation: &'static str,
         invocation: redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection)).await {
             Ok(Ok(value)) => {
                 self.refused_credentials.store(false, Ordering::Relaxed);
@@ -178,6 +191,27 @@ impl RedisStore {
                 "Redis {operation}: no answer within {} ms",
                 self.timeout.as_millis()
             ))),
+        }
+    }
+
+    /// A connection of its own for each of `workers` serving threads.
+    pub fn per_worker(mut self, workers: usize) -> RedisStore {
+        self.per_worker = (0..workers).map(|_| OnceLock::new()).collect();
+        self
+    }
+
+    /// The calling thread's connection.
+    fn connection(&self) -> ConnectionManager {
+        let Some(slot) = crate::workers::current().and_then(|w| self.per_worker.get(w)) else {
+            return self.connection.clone();
+        };
+        if let Some(connection) = slot.get() {
+            return connection.clone();
+        }
+        // The same configuration was accepted at start; should it not be now, share.
+        match ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone()) {
+            Ok(made) => slot.get_or_init(|| made).clone(),
+            Err(_) => self.connection.clone(),
         }
     }
 
