@@ -492,9 +492,9 @@ fn main() {
         format!("NOT the default flags: {}", flags.join(" "))
     };
     println!(
-        "gateway: chat completions through `tramontane gateway serve` (in-process store, {flags}, audit to stdout into a file){} and through a bare pass-through proxy (the bound) vs straight to a mock process",
+        "gateway: chat completions through `tramontane gateway serve` (in-process store, {flags}, audit to stdout into a file), through a bare pass-through proxy (the bound){} and straight to a mock process",
         if peer.is_some() {
-            " and through a peer proxy"
+            ", through a peer proxy"
         } else {
             ""
         }
@@ -633,7 +633,14 @@ fn shared_store(
         Row {
             mode: row.mode,
             label: format!("in-process, {}", row.label),
-            samples: row.samples.iter().take(2).cloned().collect(),
+            // The straight path and the gateway's, not the bound's or a peer's.
+            samples: row
+                .samples
+                .iter()
+                .enumerate()
+                .filter(|(index, sample)| *index == 0 || sample.path == "tramontane")
+                .map(|(_, sample)| sample.clone())
+                .collect(),
             round_trips: None,
         }
         .print();
