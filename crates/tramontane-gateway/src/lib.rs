@@ -238,7 +238,7 @@ pub async fn serve_on(
     }
     // Kept until the end: settles and releases spawned on a worker run on its runtime, and
     // the background drain below waits for them.
-    let workers = Some(Arc::new(workers::Workers::start(worker_count)?));
+    let workers = Arc::new(workers::Workers::start(worker_count)?);
     let stop_writing = tokio_util::sync::CancellationToken::new();
     let writing = tokio::spawn(audit_writer.run(stop_writing.clone()));
     let watcher = reload::spawn(gateway.clone());

@@ -187,13 +187,12 @@ pub struct Listeners {
 /// Serves until `shutdown` completes, then waits up to the grace period for what is in
 /// flight.
 ///
-/// Callers' connections are served on `workers` when given (each connection on one thread,
-/// see [`crate::workers`]); the admin listener's, and all of them without workers, on the
-/// runtime this runs on.
+/// Callers' connections are served on `workers` (each connection on one thread, see
+/// [`crate::workers`]); the admin listener's on the runtime this runs on.
 pub async fn run(
     listeners: Listeners,
     gateway: Arc<Gateway>,
-    workers: Option<Arc<Workers>>,
+    workers: Arc<Workers>,
     shutdown: impl Future<Output = ()>,
 ) {
     let (stop, stopped) = watch::channel(false);
@@ -206,7 +205,7 @@ pub async fn run(
         builder: Arc::new(builder(&gateway)),
         first_request: gateway.config.limits.client_timeout,
         idle: limits.idle_timeout,
-        workers,
+        workers: Some(workers),
     };
     let admin = listeners.admin.map(|listener| {
         let serving = Listener {

@@ -9,10 +9,9 @@
 //! core serves each connection to its end.
 
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 
+use crate::role::RoleProcess;
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
@@ -86,16 +85,7 @@ thread_local! {
 pub fn serve() {
     let upstream_address = std::env::var(UPSTREAM_VARIABLE).expect("the mock's address");
     let base: &'static str = format!("http://{upstream_address}").leak();
-    std::thread::spawn(|| {
-        let _ = std::io::stdin().read_to_end(&mut Vec::new());
-        std::process::exit(0);
-    });
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("a loopback port");
-    listener
-        .set_nonblocking(true)
-        .expect("a non-blocking socket");
-    println!("{}", listener.local_addr().expect("an address"));
-    std::io::stdout().flush().expect("the address written");
+    let listener = crate::role::listen();
     let workers = Workers::start(Workers::default_count(None)).expect("serving threads");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -127,40 +117,7 @@ pub fn serve() {
     });
 }
 
-/// The bound proxy's process, stopped when dropped.
-pub struct Bound {
-    child: Child,
-    pub address: SocketAddr,
-}
-
-impl Bound {
-    pub fn start(upstream: SocketAddr, role_variable: &str) -> Bound {
-        let mut child = Command::new(std::env::current_exe().expect("the bench binary"))
-            .env(role_variable, ROLE)
-            .env(UPSTREAM_VARIABLE, upstream.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the bound proxy starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the bound proxy's address");
-        Bound {
-            address: line.trim().parse().expect("a socket address"),
-            child,
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Bound {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts the bound proxy's process in front of `upstream`.
+pub fn start(upstream: SocketAddr) -> RoleProcess {
+    RoleProcess::start(ROLE, &[(UPSTREAM_VARIABLE, upstream.to_string())])
 }

@@ -35,6 +35,7 @@ mod mock;
 mod peer;
 mod process;
 mod procfs;
+mod role;
 
 use std::time::Duration;
 
@@ -356,11 +357,11 @@ fn idle_cpu(processes: Vec<(String, Processes)>) -> Vec<(String, Duration)> {
 }
 
 fn main() {
-    if std::env::var(mock::ROLE_VARIABLE).as_deref() == Ok(mock::ROLE) {
+    if std::env::var(role::ROLE_VARIABLE).as_deref() == Ok(mock::ROLE) {
         mock::serve();
         return;
     }
-    if std::env::var(mock::ROLE_VARIABLE).as_deref() == Ok(bound::ROLE) {
+    if std::env::var(role::ROLE_VARIABLE).as_deref() == Ok(bound::ROLE) {
         bound::serve();
         return;
     }
@@ -377,7 +378,7 @@ fn main() {
     let mock = Mock::start();
     let mock_processes = Processes::new(vec![mock.pid()]);
     let gateway = Gateway::start(binary, dir.path(), mock.address, None, 0);
-    let bound = bound::Bound::start(mock.address, mock::ROLE_VARIABLE);
+    let bound = bound::start(mock.address);
     let peer = match peer::from_env(mock.address) {
         Some(Ok(peer)) => Some(peer),
         Some(Err(error)) => {

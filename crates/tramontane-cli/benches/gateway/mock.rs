@@ -11,12 +11,12 @@
 //! path or a cache of its own.
 
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::role::RoleProcess;
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -33,8 +33,7 @@ pub const STREAM_PAUSE: Duration = Duration::from_millis(1);
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
-/// Set in the environment of the bench binary started as the mock.
-pub const ROLE_VARIABLE: &str = "TRAMONTANE_BENCH_ROLE";
+/// The mock's role ([`crate::role`]).
 pub const ROLE: &str = "mock";
 
 /// Chat completions answered so far, streamed or not.
@@ -139,17 +138,7 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Body>, Infallible
 /// The mock's role: serves on a free loopback port from one thread, writes the address on
 /// stdout, and exits when stdin closes, so a bench that dies takes its mock with it.
 pub fn serve() {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("a loopback port");
-    listener
-        .set_nonblocking(true)
-        .expect("a non-blocking socket");
-    let address = listener.local_addr().expect("an address");
-    println!("{address}");
-    std::io::stdout().flush().expect("the address written");
-    std::thread::spawn(|| {
-        let _ = std::io::stdin().read_to_end(&mut Vec::new());
-        std::process::exit(0);
-    });
+    let listener = crate::role::listen();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -172,32 +161,22 @@ pub fn serve() {
 
 /// The mock process, stopped when dropped.
 pub struct Mock {
-    child: Child,
+    process: RoleProcess,
     pub address: SocketAddr,
 }
 
 impl Mock {
     /// Starts this bench binary again as the mock and waits for its address.
     pub fn start() -> Mock {
-        let mut child = Command::new(std::env::current_exe().expect("the bench binary"))
-            .env(ROLE_VARIABLE, ROLE)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the mock starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the mock's address");
+        let process = RoleProcess::start(ROLE, &[]);
         Mock {
-            address: line.trim().parse().expect("a socket address"),
-            child,
+            address: process.address,
+            process,
         }
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// Chat completions the mock has answered so far.
@@ -216,12 +195,5 @@ impl Mock {
                 .ok_or_else(|| std::io::Error::other("no count in the answer"))
         };
         ask().expect("the mock's count")
-    }
-}
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
